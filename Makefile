@@ -1,0 +1,168 @@
+# bwq: bandwidth-aware activation quantization for NPUs.
+#
+#   make demo    run the main job (installs what is missing first)
+#   make check   build everything and run every test
+#   make bench   benchmarks, each figure against a peer in the same run
+#   make fuzz    longer fuzzing runs
+#   make install DESTDIR=... PREFIX=...
+#   make deps    install the Debian packages the project needs (as root)
+#
+# SANITIZE=1 builds with ASan and UBSan (into build-san/).
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+B ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+B ?= build
+SANFLAGS :=
+endif
+
+CXX ?= g++
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+FUZZ_SECONDS ?= 20
+
+PKGS := libdrm liburing
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+
+CPPFLAGS += -Iuapi -Idriver/libnpu/include -Idriver/npuref -Idriver/libnpu $(PKG_CFLAGS)
+WARN := -Wall -Wextra -Wno-missing-field-initializers
+# No FMA contraction: every instruction set must round the same way.
+OPT ?= -O2 -g
+CXXFLAGS += -std=c++20 $(OPT) $(WARN) -fPIC -ffp-contract=off -fno-math-errno $(SANFLAGS)
+CFLAGS += -std=c11 $(OPT) $(WARN) -ffp-contract=off $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+
+NPUREF_SRC := driver/npuref/quant.cpp driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
+	driver/npuref/kernels_avx512.cpp driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
+	driver/npuref/execute.cpp driver/npuref/device.cpp
+LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/reference.cpp \
+	driver/libnpu/model.cpp driver/libnpu/calibrate.cpp
+OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
+
+$(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
+$(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vnni
+
+LIBNPU_SO := $(B)/libnpu.so.1
+LIBNPU_A := $(B)/libnpu.a
+NPU_RUN := $(B)/npu-run
+
+UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops
+UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
+CONFORMANCE := $(B)/tests/test_onnx_conformance
+BENCH_BIN := $(B)/bench/bench_npu
+
+.PHONY: all check demo bench fuzz install deps clean unit-tests conformance fuzz-smoke manlint
+
+all: deps $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN)
+
+deps:
+	@sh scripts/deps.sh
+
+$(B)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBNPU_A): $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBNPU_SO): $(OBJ) driver/libnpu/libnpu.map
+	$(CXX) -shared -Wl,-soname,libnpu.so.1 -Wl,--version-script=driver/libnpu/libnpu.map \
+		$(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -pthread
+	ln -sf libnpu.so.1 $(B)/libnpu.so
+
+$(NPU_RUN): $(B)/driver/tools/npu_run.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
+
+# ---- tests ----------------------------------------------------------------
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/test_util.o $(LIBNPU_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
+
+ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
+$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/unit/test_util.o $(LIBNPU_A)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
+
+$(B)/tests/conformance/onnx_conformance.o: CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx
+
+unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
+	@fail=0; for t in $(UNIT_BINS); do \
+		echo "== $$t"; $$t || fail=1; \
+	done; \
+	echo "== tests/npu_run_test.sh"; B=$(B) sh tests/npu_run_test.sh || fail=1; \
+	echo "== tests/exports_test.sh"; B=$(B) sh tests/exports_test.sh || fail=1; \
+	exit $$fail
+
+conformance: $(CONFORMANCE)
+	@echo "== $(CONFORMANCE)"; $(CONFORMANCE)
+
+manlint:
+	@echo "== mandoc -Tlint man/*"; mandoc -Tlint -W warning man/* && echo "man pages: 0 warnings"
+
+check: all
+	@$(MAKE) --no-print-directory unit-tests
+	@$(MAKE) --no-print-directory conformance
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory manlint
+
+# ---- fuzzing (clang libFuzzer) -------------------------------------------------
+FUZZ_B := build-fuzz
+FUZZ_SRC := $(filter-out driver/npuref/device.cpp,$(NPUREF_SRC))
+FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -ffp-contract=off -fno-math-errno
+$(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h uapi/*.h)
+	@mkdir -p $(FUZZ_B)
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx512f -mavx512bw -mavx512vnni -o $(FUZZ_B)/kernels_avx512.o -c driver/npuref/kernels_avx512.cpp
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_job.cpp \
+		$(filter-out %kernels_avx2.cpp %kernels_avx512.cpp,$(FUZZ_SRC)) \
+		$(FUZZ_B)/kernels_avx2.o $(FUZZ_B)/kernels_avx512.o -pthread
+
+fuzz-smoke: deps $(FUZZ_B)/fuzz_job
+	@echo "== fuzz_job (short run: 15 s)"
+	@mkdir -p $(FUZZ_B)/corpus-job
+	$(FUZZ_B)/fuzz_job -max_total_time=15 -max_len=8192 -print_final_stats=1 $(FUZZ_B)/corpus-job tests/fuzz/seeds-job 2>&1 | tail -n 12
+	@echo "fuzz_job: no crash"
+
+fuzz: deps $(FUZZ_B)/fuzz_job
+	@mkdir -p $(FUZZ_B)/corpus-job
+	$(FUZZ_B)/fuzz_job -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 $(FUZZ_B)/corpus-job tests/fuzz/seeds-job
+
+# ---- demo and bench -------------------------------------------------------
+demo: all
+	@sh scripts/demo.sh $(B)
+
+$(BENCH_BIN): $(B)/bench/bench_npu.o $(LIBNPU_A)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -ldnnl -pthread
+
+bench: all $(BENCH_BIN)
+	@$(BENCH_BIN)
+
+# ---- install --------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/npu \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 0755 $(NPU_RUN) $(DESTDIR)$(BINDIR)/npu-run
+	install -m 0755 $(LIBNPU_SO) $(DESTDIR)$(LIBDIR)/libnpu.so.1
+	ln -sf libnpu.so.1 $(DESTDIR)$(LIBDIR)/libnpu.so
+	install -m 0644 driver/libnpu/include/npu/npu.h $(DESTDIR)$(INCLUDEDIR)/npu/npu.h
+	install -m 0644 uapi/npu_accel.h uapi/bwq_page.h $(DESTDIR)$(INCLUDEDIR)/npu/
+	install -m 0644 man/npu-run.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/libnpu.3 $(DESTDIR)$(MANDIR)/man3/
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,273 @@
+// The graph builder: shapes are checked as layers are added, so a graph
+// that builds is one the device accepts.
+#include <errno.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "internal.h"
+
+using npu::GraphLayer;
+using npu::GraphTensor;
+
+namespace {
+
+constexpr uint32_t kMaxDim = 1u << 16;
+constexpr uint32_t kMaxWindow = 256;
+
+bool valid_tensor(const npu_graph *g, int t) { return g && t >= 0 && size_t(t) < g->tensors.size(); }
+
+int add_layer(npu_graph *g, GraphLayer &&L, GraphTensor out)
+{
+        if (g->layers.size() >= 1024 || g->tensors.size() >= 2048)
+                return -E2BIG;
+        if (out.elements() == 0 || out.elements() > (1ull << 30))
+                return -EINVAL;
+        out.producer = int(g->layers.size());
+        g->tensors.push_back(out);
+        L.output = int(g->tensors.size() - 1);
+        g->layers.push_back(std::move(L));
+        return int(g->tensors.size() - 1);
+}
+
+bool all_finite(const float *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!std::isfinite(v[i]))
+                        return false;
+        return true;
+}
+
+uint32_t or_one(uint32_t v) { return v ? v : 1; }
+
+// Output extent of a window along one axis, 0 if the window does not fit.
+uint32_t out_extent(uint32_t in, uint32_t k, uint32_t s, uint32_t d, uint32_t p0, uint32_t p1)
+{
+        uint64_t span = uint64_t(d) * (k - 1) + 1, padded = uint64_t(in) + p0 + p1;
+        if (padded < span)
+                return 0;
+        return uint32_t((padded - span) / s + 1);
+}
+
+bool window_ok(uint32_t kh, uint32_t kw, uint32_t sh, uint32_t sw, uint32_t dh, uint32_t dw, uint32_t pt,
+               uint32_t pl, uint32_t pb, uint32_t pr)
+{
+        for (uint32_t v : {kh, kw, sh, sw, dh, dw})
+                if (v == 0 || v > kMaxWindow)
+                        return false;
+        return pt < kh * dh && pb < kh * dh && pl < kw * dw && pr < kw * dw;
+}
+
+int pool_layer(npu_graph *g, int input, const npu_pool_params *p, uint16_t op)
+{
+        if (!valid_tensor(g, input) || !p)
+                return -EINVAL;
+        npu_pool_params q = *p;
+        q.stride_h = or_one(q.stride_h);
+        q.stride_w = or_one(q.stride_w);
+        if (!window_ok(q.kernel_h, q.kernel_w, q.stride_h, q.stride_w, 1, 1, q.pad_top, q.pad_left, q.pad_bottom,
+                       q.pad_right))
+                return -EINVAL;
+        const GraphTensor x = g->tensors[input];
+        uint32_t oh = out_extent(x.h, q.kernel_h, q.stride_h, 1, q.pad_top, q.pad_bottom);
+        uint32_t ow = out_extent(x.w, q.kernel_w, q.stride_w, 1, q.pad_left, q.pad_right);
+        if (!oh || !ow)
+                return -EINVAL;
+        GraphLayer L{};
+        L.op = op;
+        L.act = NPU_ACT_NONE;
+        L.inputs = {input};
+        L.pool = q;
+        return add_layer(g, std::move(L), {x.n, oh, ow, x.c, 0});
+}
+
+} // namespace
+
+extern "C" int npu_graph_new(npu_graph **ret)
+{
+        if (!ret)
+                return -EINVAL;
+        *ret = new npu_graph;
+        return 0;
+}
+
+extern "C" void npu_graph_free(npu_graph *g) { delete g; }
+
+extern "C" int npu_graph_input(npu_graph *g, uint32_t n, uint32_t h, uint32_t w, uint32_t c)
+{
+        if (!g || !n || !h || !w || !c || n > kMaxDim || h > kMaxDim || w > kMaxDim || c > kMaxDim)
+                return -EINVAL;
+        if (g->input >= 0)
+                return -EEXIST;
+        GraphTensor t{n, h, w, c, -1};
+        if (t.elements() > (1ull << 30))
+                return -EINVAL;
+        g->tensors.push_back(t);
+        g->input = int(g->tensors.size() - 1);
+        return g->input;
+}
+
+extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params *p, const float *weights,
+                                const float *bias)
+{
+        if (!valid_tensor(g, input) || !p || !weights || p->activation > NPU_ACTIVATION_SIGMOID)
+                return -EINVAL;
+        npu_conv2d_params q = *p;
+        q.stride_h = or_one(q.stride_h);
+        q.stride_w = or_one(q.stride_w);
+        q.dilation_h = or_one(q.dilation_h);
+        q.dilation_w = or_one(q.dilation_w);
+        q.groups = or_one(q.groups);
+        const GraphTensor x = g->tensors[input];
+        if (!q.out_channels || q.out_channels > kMaxDim || x.c % q.groups || q.out_channels % q.groups)
+                return -EINVAL;
+        if (!window_ok(q.kernel_h, q.kernel_w, q.stride_h, q.stride_w, q.dilation_h, q.dilation_w, q.pad_top,
+                       q.pad_left, q.pad_bottom, q.pad_right))
+                return -EINVAL;
+        uint32_t oh = out_extent(x.h, q.kernel_h, q.stride_h, q.dilation_h, q.pad_top, q.pad_bottom);
+        uint32_t ow = out_extent(x.w, q.kernel_w, q.stride_w, q.dilation_w, q.pad_left, q.pad_right);
+        if (!oh || !ow)
+                return -EINVAL;
+        size_t nw = size_t(q.out_channels) * q.kernel_h * q.kernel_w * (x.c / q.groups);
+        if (!all_finite(weights, nw) || (bias && !all_finite(bias, q.out_channels)))
+                return -EINVAL;
+        GraphLayer L{};
+        L.op = NPU_OP_CONV2D;
+        L.act = uint8_t(q.activation);
+        L.inputs = {input};
+        L.conv = q;
+        L.weights.assign(weights, weights + nw);
+        L.bias = bias ? std::vector<float>(bias, bias + q.out_channels) : std::vector<float>(q.out_channels, 0.0f);
+        return add_layer(g, std::move(L), {x.n, oh, ow, q.out_channels, 0});
+}
+
+extern "C" int npu_graph_fully_connected(npu_graph *g, int input, uint32_t out_channels, const float *weights,
+                                         const float *bias, uint32_t activation)
+{
+        if (!valid_tensor(g, input) || !weights || !out_channels || out_channels > kMaxDim ||
+            activation > NPU_ACTIVATION_SIGMOID)
+                return -EINVAL;
+        const GraphTensor x = g->tensors[input];
+        size_t K = size_t(x.h) * x.w * x.c, nw = K * out_channels;
+        if (!all_finite(weights, nw) || (bias && !all_finite(bias, out_channels)))
+                return -EINVAL;
+        GraphLayer L{};
+        L.op = NPU_OP_FULLY_CONNECTED;
+        L.act = uint8_t(activation);
+        L.inputs = {input};
+        L.conv.out_channels = out_channels;
+        L.conv.groups = 1;
+        L.weights.assign(weights, weights + nw);
+        L.bias = bias ? std::vector<float>(bias, bias + out_channels) : std::vector<float>(out_channels, 0.0f);
+        return add_layer(g, std::move(L), {x.n, 1, 1, out_channels, 0});
+}
+
+static int binary(npu_graph *g, int a, int b, uint32_t activation, uint16_t op)
+{
+        if (!valid_tensor(g, a) || !valid_tensor(g, b) || activation > NPU_ACTIVATION_SIGMOID)
+                return -EINVAL;
+        const GraphTensor x = g->tensors[a], y = g->tensors[b];
+        bool same = x.n == y.n && x.h == y.h && x.w == y.w && x.c == y.c;
+        bool bcast = op == NPU_OP_MUL && y.n == x.n && y.h == 1 && y.w == 1 && y.c == x.c;
+        if (!same && !bcast)
+                return -EINVAL;
+        GraphLayer L{};
+        L.op = op;
+        L.act = uint8_t(activation);
+        L.inputs = {a, b};
+        return add_layer(g, std::move(L), {x.n, x.h, x.w, x.c, 0});
+}
+
+extern "C" int npu_graph_add(npu_graph *g, int a, int b, uint32_t activation)
+{
+        return binary(g, a, b, activation, NPU_OP_ADD);
+}
+
+extern "C" int npu_graph_mul(npu_graph *g, int a, int b, uint32_t activation)
+{
+        return binary(g, a, b, activation, NPU_OP_MUL);
+}
+
+extern "C" int npu_graph_maxpool(npu_graph *g, int input, const npu_pool_params *p)
+{
+        return pool_layer(g, input, p, NPU_OP_MAXPOOL);
+}
+
+extern "C" int npu_graph_avgpool(npu_graph *g, int input, const npu_pool_params *p)
+{
+        return pool_layer(g, input, p, NPU_OP_AVGPOOL);
+}
+
+extern "C" int npu_graph_global_avgpool(npu_graph *g, int input)
+{
+        if (!valid_tensor(g, input))
+                return -EINVAL;
+        const GraphTensor x = g->tensors[input];
+        GraphLayer L{};
+        L.op = NPU_OP_GLOBAL_AVGPOOL;
+        L.inputs = {input};
+        return add_layer(g, std::move(L), {x.n, 1, 1, x.c, 0});
+}
+
+extern "C" int npu_graph_concat(npu_graph *g, const int *inputs, unsigned count)
+{
+        if (!g || !inputs || count < 2 || count > NPU_MAX_INPUTS)
+                return -EINVAL;
+        uint64_t c = 0;
+        for (unsigned i = 0; i < count; i++) {
+                if (!valid_tensor(g, inputs[i]))
+                        return -EINVAL;
+                const GraphTensor &t = g->tensors[inputs[i]], &f = g->tensors[inputs[0]];
+                if (t.n != f.n || t.h != f.h || t.w != f.w)
+                        return -EINVAL;
+                c += t.c;
+        }
+        if (c > kMaxDim)
+                return -EINVAL;
+        const GraphTensor f = g->tensors[inputs[0]];
+        GraphLayer L{};
+        L.op = NPU_OP_CONCAT;
+        L.inputs.assign(inputs, inputs + count);
+        return add_layer(g, std::move(L), {f.n, f.h, f.w, uint32_t(c), 0});
+}
+
+static bool depth_ok(unsigned b) { return b == 4 || b == 6 || b == 8 || b == 16; }
+
+extern "C" int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsigned max_bits)
+{
+        if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0 || !depth_ok(min_bits) ||
+            !depth_ok(max_bits) || min_bits > max_bits)
+                return -EINVAL;
+        auto &L = g->layers[g->tensors[tensor].producer];
+        L.min_bits = min_bits;
+        L.max_bits = max_bits;
+        return 0;
+}
+
+extern "C" int npu_graph_set_output(npu_graph *g, int tensor)
+{
+        if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0)
+                return -EINVAL;
+        g->output = tensor;
+        return 0;
+}
+
+extern "C" int64_t npu_graph_tensor_elements(const npu_graph *g, int tensor)
+{
+        if (!valid_tensor(g, tensor))
+                return -EINVAL;
+        return int64_t(g->tensors[tensor].elements());
+}
+
+extern "C" int npu_graph_reference(const npu_graph *g, const float *input, int tensor, float *output, size_t count)
+{
+        if (!valid_tensor(g, tensor) || !input || !output || g->input < 0)
+                return -EINVAL;
+        if (count != g->tensors[tensor].elements())
+                return -EINVAL;
+        std::vector<std::vector<float>> values;
+        npu::reference_forward(*g, input, values);
+        std::memcpy(output, values[tensor].data(), count * sizeof(float));
+        return 0;
+}

@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libnpu: the userspace driver of bwq.  See libnpu(3).
+ *
+ * Every function that can fail returns 0 (or a non-negative id) on success
+ * and a negative errno value on failure; output parameters come last and
+ * are set only on success.  The library does not log.
+ */
+#ifndef NPU_NPU_H
+#define NPU_NPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct npu_device npu_device;
+typedef struct npu_bo npu_bo;
+typedef struct npu_graph npu_graph;
+typedef struct npu_model npu_model;
+
+/* ---- Device ---------------------------------------------------------------
+ * `name` NULL means $NPU_DEVICE, else "soft".  "soft" (optionally
+ * "soft:threads=N,isa=portable|avx2|avx512vnni") is the in-process software
+ * NPU; a path such as /dev/accel/accel0 opens a DRM accel node whose driver
+ * name is "npu" and drives it with drmIoctl. */
+int npu_device_open(const char *name, npu_device **ret);
+void npu_device_close(npu_device *dev);
+/* DRM_NPU_PARAM_* of uapi/npu_accel.h. */
+int npu_device_get_param(npu_device *dev, uint32_t param, uint64_t *ret);
+/* Generic ioctl line: DRM_IOCTL_NPU_* requests (and DRM_IOCTL_GEM_CLOSE). */
+int npu_ioctl(npu_device *dev, unsigned long request, void *arg);
+
+/* ---- Buffer objects -------------------------------------------------------- */
+int npu_bo_create(npu_device *dev, uint64_t size, npu_bo **ret);
+void npu_bo_free(npu_bo *bo);
+void *npu_bo_map(npu_bo *bo);          /* mapped read-write at creation */
+uint64_t npu_bo_size(const npu_bo *bo);
+uint32_t npu_bo_handle(const npu_bo *bo);
+
+/* ---- Graph builder ----------------------------------------------------------
+ * Tensors are NHWC float32 at the API.  Each builder call adds one layer and
+ * returns the id (>= 0) of its output tensor, or a negative errno. */
+enum npu_activation {
+	NPU_ACTIVATION_NONE = 0,
+	NPU_ACTIVATION_RELU = 1,
+	NPU_ACTIVATION_RELU6 = 2,
+	NPU_ACTIVATION_HARDSWISH = 3,
+	NPU_ACTIVATION_HARDSIGMOID = 4, /* max(0, min(1, x/6 + 1/2)) */
+	NPU_ACTIVATION_SIGMOID = 5,
+};
+
+struct npu_conv2d_params {
+	uint32_t out_channels;
+	uint32_t kernel_h, kernel_w;
+	uint32_t stride_h, stride_w;       /* 0 means 1 */
+	uint32_t dilation_h, dilation_w;   /* 0 means 1 */
+	uint32_t pad_top, pad_left, pad_bottom, pad_right;
+	uint32_t groups;                   /* 0 means 1; = channels for depthwise */
+	uint32_t activation;               /* enum npu_activation */
+};
+
+struct npu_pool_params {
+	uint32_t kernel_h, kernel_w;
+	uint32_t stride_h, stride_w;       /* 0 means 1 */
+	uint32_t pad_top, pad_left, pad_bottom, pad_right;
+};
+
+int npu_graph_new(npu_graph **ret);
+void npu_graph_free(npu_graph *g);
+int npu_graph_input(npu_graph *g, uint32_t n, uint32_t h, uint32_t w, uint32_t c);
+/* weights: float [out_channels][kernel_h][kernel_w][in_channels/groups];
+ * bias: float [out_channels] or NULL. */
+int npu_graph_conv2d(npu_graph *g, int input, const struct npu_conv2d_params *p, const float *weights,
+		     const float *bias);
+/* weights: float [out_channels][h*w*c of the input]; output [n,1,1,out]. */
+int npu_graph_fully_connected(npu_graph *g, int input, uint32_t out_channels, const float *weights,
+			      const float *bias, uint32_t activation);
+int npu_graph_add(npu_graph *g, int a, int b, uint32_t activation);
+/* b may be [n,1,1,c]: broadcast over h and w. */
+int npu_graph_mul(npu_graph *g, int a, int b, uint32_t activation);
+int npu_graph_maxpool(npu_graph *g, int input, const struct npu_pool_params *p);
+int npu_graph_avgpool(npu_graph *g, int input, const struct npu_pool_params *p);
+int npu_graph_global_avgpool(npu_graph *g, int input);
+int npu_graph_concat(npu_graph *g, const int *inputs, unsigned count);
+/* Per-layer activation depth clamp of the layer that writes `tensor`. */
+int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsigned max_bits);
+/* The model's output (default: the last layer's). */
+int npu_graph_set_output(npu_graph *g, int tensor);
+/* Float reference of the whole graph, for checks: output of `tensor`. */
+int npu_graph_reference(const npu_graph *g, const float *input, int tensor, float *output, size_t count);
+/* Elements of a tensor (n*h*w*c), or a negative errno. */
+int64_t npu_graph_tensor_elements(const npu_graph *g, int tensor);
+
+/* ---- Models ------------------------------------------------------------------ */
+enum npu_bits_mode {
+	NPU_MODE_FIXED = 0,      /* every activation at `bits` */
+	NPU_MODE_BWQ_MODEL = 1,  /* one depth per run: the decision when the run starts */
+	NPU_MODE_BWQ_LAYER = 2,  /* each layer reads the decision when it starts */
+};
+
+struct npu_compile_options {
+	/* Calibration input (one input tensor of floats); ranges of every
+	 * tensor are measured on it, clipped per depth at 4 and 6 bits. */
+	const float *calibration_input;
+};
+
+int npu_model_compile(npu_device *dev, const npu_graph *g, const struct npu_compile_options *opts,
+		      npu_model **ret);
+void npu_model_free(npu_model *m);
+/* Mode and model-wide clamps; `bits` is the depth of FIXED and the
+ * fallback depth of the BWQ modes when no decision is available. */
+int npu_model_set_mode(npu_model *m, uint32_t mode, unsigned bits, unsigned min_bits, unsigned max_bits);
+/* A bwq decision page (uapi/bwq_page.h) to take BWQ depths from; -1 drops it. */
+int npu_model_set_decision_page(npu_model *m, int page_fd);
+
+struct npu_run_stats {
+	uint32_t layer_count;
+	uint32_t flags;            /* NPU_RUN_* */
+	uint64_t ns;               /* device time of the job */
+	uint64_t activation_bytes; /* packed activations read and written by layers */
+	uint64_t weight_bytes;     /* weights, scales and bias read */
+	uint8_t model_bits;        /* BWQ_MODEL: the depth of this run; else 0 */
+	uint8_t min_layer_bits, max_layer_bits;
+	uint8_t pad[5];
+};
+#define NPU_RUN_FALLBACK (1u << 0) /* BWQ mode without a decision: fallback depth */
+
+struct npu_layer_stats {
+	uint32_t bits;
+	uint32_t op;               /* enum npu_op */
+	uint64_t bytes_read;       /* activations + parameters */
+	uint64_t act_bytes_read;
+	uint64_t bytes_written;
+	uint64_t ns;
+};
+
+/* Synchronous run: input and output are float NHWC of the graph's input
+ * and output tensors. */
+int npu_model_run(npu_model *m, const float *input, float *output, struct npu_run_stats *ret_stats);
+/* Asynchronous: submit, then wait for any number of models at once. */
+int npu_model_submit(npu_model *m, const float *input);
+/* Waits until every model in `models` has finished (io_uring on their
+ * completion eventfds), or until the absolute CLOCK_MONOTONIC deadline. */
+int npu_wait_many(npu_model *const *models, unsigned count, int64_t deadline_ns);
+int npu_model_result(npu_model *m, float *output, struct npu_run_stats *ret_stats);
+int npu_model_layer_stats(const npu_model *m, unsigned layer, struct npu_layer_stats *ret);
+uint64_t npu_model_output_elements(const npu_model *m);
+
+/* Name of a DRM_NPU_JOB_ERR_* code, and the code and layer of the last
+ * SUBMIT this device refused. */
+const char *npu_job_error_name(uint32_t code);
+int npu_device_last_job_error(const npu_device *dev, uint32_t *ret_code, uint32_t *ret_index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NPU_NPU_H */

@@ -1,0 +1,70 @@
+// libnpu internals shared by its translation units (not installed).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "npu/npu.h"
+#include "npu_accel.h"
+
+struct npuref_device;
+
+struct npu_device {
+        npuref_device *soft = nullptr;  // the in-process software NPU, or
+        int fd = -1;                    // a DRM accel node
+        uint32_t last_error = 0, last_error_index = 0;
+
+        int ioctl(unsigned long request, void *arg);
+        int map(uint64_t offset, size_t length, int prot, void **ret);
+};
+
+struct npu_bo {
+        npu_device *dev = nullptr;
+        uint32_t handle = 0;
+        uint64_t size = 0;
+        void *map = nullptr;
+};
+
+namespace npu {
+
+struct GraphTensor {
+        uint32_t n, h, w, c;
+        int producer;  // layer index, -1 for the graph input
+        uint64_t elements() const { return uint64_t(n) * h * w * c; }
+};
+
+struct GraphLayer {
+        uint16_t op;   // enum npu_op
+        uint8_t act;   // enum npu_act
+        std::vector<int> inputs;
+        int output = -1;
+        npu_conv2d_params conv{};   // CONV2D; FULLY_CONNECTED uses out_channels
+        npu_pool_params pool{};
+        std::vector<float> weights, bias;
+        unsigned min_bits = 4, max_bits = 16;
+};
+
+// Float forward pass of the graph; fills every tensor's values.
+void reference_forward(const npu_graph &g, const float *input, std::vector<std::vector<float>> &values);
+
+// Clipping range of a tensor at each depth (npu_bits_index order).
+struct Ranges {
+        float lo[NPU_BITS_COUNT], hi[NPU_BITS_COUNT];
+};
+Ranges calibrate_ranges(const std::vector<float> &values);
+
+// int8 symmetric per-channel weights in the device's layout.
+struct PackedWeights {
+        std::vector<int8_t> data;
+        std::vector<float> scale;
+};
+PackedWeights pack_weights(const GraphLayer &L, uint32_t in_channels);
+
+} // namespace npu
+
+struct npu_graph {
+        std::vector<npu::GraphTensor> tensors;
+        std::vector<npu::GraphLayer> layers;
+        int input = -1;
+        int output = -1;
+};

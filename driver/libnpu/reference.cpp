@@ -1,0 +1,119 @@
+// Float reference of a graph: the numbers the quantized device approximates.
+// Written independently of npuref's kernels so tests compare two codes.
+#include <algorithm>
+#include <cmath>
+
+#include "internal.h"
+
+namespace npu {
+
+static float act_ref(float v, uint8_t act)
+{
+        switch (act) {
+        case NPU_ACT_RELU: return std::max(v, 0.0f);
+        case NPU_ACT_RELU6: return std::min(std::max(v, 0.0f), 6.0f);
+        case NPU_ACT_HARDSWISH: return v * std::min(std::max(v + 3.0f, 0.0f), 6.0f) / 6.0f;
+        case NPU_ACT_HARDSIGMOID: return std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
+        case NPU_ACT_SIGMOID: return 1.0f / (1.0f + std::exp(-v));
+        default: return v;
+        }
+}
+
+void reference_forward(const npu_graph &g, const float *input, std::vector<std::vector<float>> &values)
+{
+        values.assign(g.tensors.size(), {});
+        const GraphTensor &in = g.tensors[g.input];
+        values[g.input].assign(input, input + in.elements());
+        for (const GraphLayer &L : g.layers) {
+                const GraphTensor &y = g.tensors[L.output];
+                const GraphTensor &x = g.tensors[L.inputs[0]];
+                const std::vector<float> &xv = values[L.inputs[0]];
+                std::vector<float> &out = values[L.output];
+                out.assign(y.elements(), 0.0f);
+                auto at = [&](const GraphTensor &t, const std::vector<float> &v, size_t b, int64_t iy, int64_t ix,
+                              size_t c) { return v[((b * t.h + size_t(iy)) * t.w + size_t(ix)) * t.c + c]; };
+                for (size_t b = 0; b < y.n; b++)
+                        for (size_t oy = 0; oy < y.h; oy++)
+                                for (size_t ox = 0; ox < y.w; ox++)
+                                        for (size_t co = 0; co < y.c; co++) {
+                                                double s = 0;
+                                                switch (L.op) {
+                                                case NPU_OP_CONV2D: {
+                                                        const auto &p = L.conv;
+                                                        size_t cig = x.c / p.groups, cog = y.c / p.groups, gi = co / cog;
+                                                        for (size_t ky = 0; ky < p.kernel_h; ky++)
+                                                                for (size_t kx = 0; kx < p.kernel_w; kx++) {
+                                                                        int64_t iy = int64_t(oy * p.stride_h + ky * p.dilation_h) - p.pad_top;
+                                                                        int64_t ix = int64_t(ox * p.stride_w + kx * p.dilation_w) - p.pad_left;
+                                                                        if (iy < 0 || iy >= x.h || ix < 0 || ix >= x.w)
+                                                                                continue;
+                                                                        for (size_t ci = 0; ci < cig; ci++)
+                                                                                s += double(at(x, xv, b, iy, ix, gi * cig + ci)) *
+                                                                                     L.weights[((co * p.kernel_h + ky) * p.kernel_w + kx) * cig + ci];
+                                                                }
+                                                        s += L.bias[co];
+                                                        break;
+                                                }
+                                                case NPU_OP_FULLY_CONNECTED: {
+                                                        size_t K = size_t(x.h) * x.w * x.c;
+                                                        for (size_t k = 0; k < K; k++)
+                                                                s += double(xv[b * K + k]) * L.weights[co * K + k];
+                                                        s += L.bias[co];
+                                                        break;
+                                                }
+                                                case NPU_OP_ADD:
+                                                        s = double(at(x, xv, b, oy, ox, co)) +
+                                                            at(y, values[L.inputs[1]], b, oy, ox, co);
+                                                        break;
+                                                case NPU_OP_MUL: {
+                                                        const GraphTensor &t = g.tensors[L.inputs[1]];
+                                                        bool bc = t.h == 1 && t.w == 1;
+                                                        s = double(at(x, xv, b, oy, ox, co)) *
+                                                            at(t, values[L.inputs[1]], b, bc ? 0 : oy, bc ? 0 : ox, co);
+                                                        break;
+                                                }
+                                                case NPU_OP_MAXPOOL:
+                                                case NPU_OP_AVGPOOL: {
+                                                        const auto &p = L.pool;
+                                                        double m = -INFINITY;
+                                                        size_t cnt = 0;
+                                                        for (size_t ky = 0; ky < p.kernel_h; ky++)
+                                                                for (size_t kx = 0; kx < p.kernel_w; kx++) {
+                                                                        int64_t iy = int64_t(oy * p.stride_h + ky) - p.pad_top;
+                                                                        int64_t ix = int64_t(ox * p.stride_w + kx) - p.pad_left;
+                                                                        if (iy < 0 || iy >= x.h || ix < 0 || ix >= x.w)
+                                                                                continue;
+                                                                        double v = at(x, xv, b, iy, ix, co);
+                                                                        m = std::max(m, v);
+                                                                        s += v;
+                                                                        cnt++;
+                                                                }
+                                                        s = L.op == NPU_OP_MAXPOOL ? m : s / double(cnt);
+                                                        break;
+                                                }
+                                                case NPU_OP_GLOBAL_AVGPOOL: {
+                                                        for (size_t iy = 0; iy < x.h; iy++)
+                                                                for (size_t ix = 0; ix < x.w; ix++)
+                                                                        s += at(x, xv, b, iy, ix, co);
+                                                        s /= double(x.h) * x.w;
+                                                        break;
+                                                }
+                                                case NPU_OP_CONCAT: {
+                                                        size_t cc = co;
+                                                        for (int t : L.inputs) {
+                                                                const GraphTensor &ti = g.tensors[t];
+                                                                if (cc < ti.c) {
+                                                                        s = at(ti, values[t], b, oy, ox, cc);
+                                                                        break;
+                                                                }
+                                                                cc -= ti.c;
+                                                        }
+                                                        break;
+                                                }
+                                                }
+                                                out[((b * y.h + oy) * y.w + ox) * y.c + co] = act_ref(float(s), L.act);
+                                        }
+        }
+}
+
+} // namespace npu

@@ -1,0 +1,453 @@
+// Execution of a validated job.  Each layer reads its packed inputs once,
+// computes, and writes its output packed at the depth resolved for it, so a
+// lower depth means fewer bytes moved, with no extra pass over memory.
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "bwq_page.h"
+#include "job.h"
+#include "kernels.h"
+#include "quant.h"
+#include "thread_pool.h"
+
+namespace npuref {
+
+namespace {
+
+// Pixels per work item: a multiple of 4, so that a tile's first element
+// starts a whole packing group at any depth and channel count.
+constexpr size_t kTile = 48;
+// K rows (of 4) per GEMM call: 65536 products of 255 x 127 fit in int32.
+constexpr size_t kKBlocks = 16384;
+
+uint64_t now_ns()
+{
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+struct Act {
+        unsigned bits;
+        QParams qp;
+};
+
+float activate(float v, uint8_t act)
+{
+        switch (act) {
+        case NPU_ACT_RELU:
+                return v > 0.0f ? v : 0.0f;
+        case NPU_ACT_RELU6:
+                return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+        case NPU_ACT_HARDSWISH: {
+                float t = std::min(std::max(v + 3.0f, 0.0f), 6.0f);
+                return v * t / 6.0f;
+        }
+        case NPU_ACT_HARDSIGMOID:
+                return std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
+        case NPU_ACT_SIGMOID:
+                return 1.0f / (1.0f + std::exp(-v));
+        default:
+                return v;
+        }
+}
+
+float load_float(const uint8_t *p)
+{
+        float f;
+        std::memcpy(&f, p, sizeof f);
+        return f;
+}
+
+// Grow-only scratch of one thread, kept across layers and jobs.
+template <typename T> T *scratch(std::vector<T> &v, size_t n)
+{
+        if (v.size() < n)
+                v.resize(n);
+        return v.data();
+}
+
+struct ThreadScratch {
+        std::vector<uint8_t> a;
+        std::vector<int32_t> c32;
+        std::vector<int64_t> c64;
+        std::vector<uint16_t> q;
+        std::vector<float> f;
+};
+thread_local ThreadScratch tls;
+
+// Unpacks a whole tensor to u16, in parallel chunks.
+void unpack_all(ThreadPool *pool, const uint8_t *src, unsigned bits, size_t count, uint16_t *dst)
+{
+        constexpr size_t chunk = 1 << 16;
+        parallel_for(pool, (count + chunk - 1) / chunk, [&](size_t i) {
+                size_t first = i * chunk;
+                unpack_u16(src, bits, first, std::min(chunk, count - first), dst + first);
+        });
+}
+
+// Writes one tile of quantized outputs and is the only writer of its groups.
+void store_tile(const uint16_t *q, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        pack(q, bits, first, count, dst);
+}
+
+struct Geometry {
+        uint32_t n, h, w, c;        // input
+        uint32_t oh, ow, oc;        // output
+        uint32_t kh, kw, sh, sw, dh, dw, pt, pl;
+        uint32_t groups;
+};
+
+Geometry geometry(const npu_layer_desc &L, const npu_tensor_desc &x, const npu_tensor_desc &y)
+{
+        Geometry g{};
+        if (L.op == NPU_OP_FULLY_CONNECTED) {
+                g = {x.n, 1, 1, x.h * x.w * x.c, 1, 1, y.c, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+                return g;
+        }
+        g = {x.n, x.h, x.w, x.c, y.h, y.w, y.c, L.kernel_h, L.kernel_w, L.stride_h, L.stride_w,
+             L.dilation_h, L.dilation_w, L.pad_top, L.pad_left, L.groups ? L.groups : 1};
+        return g;
+}
+
+struct LayerIO {
+        const uint8_t *x;
+        Act ax;
+        uint8_t *y;
+        Act ay;
+};
+
+// CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernel.
+void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                    const Kernels &k, ThreadPool *pool, std::vector<uint16_t> &xq)
+{
+        const size_t X = size_t(G.n) * G.h * G.w * G.c;
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const uint8_t *scales = params + L.scale_offset, *bias = params + L.bias_offset;
+        const uint32_t cin_g = G.c / G.groups, cout_g = G.oc / G.groups;
+        const size_t K = size_t(G.kh) * G.kw * cin_g, K4 = (K + 3) / 4 * 4, N16 = (cout_g + 15) / 16 * 16;
+        const size_t KB = K4 / 4;
+        const int32_t z = io.ax.qp.zero;
+
+        // Activations as one u8 plane (<= 8 bits) or two (16 bits: q = 256 hi + lo).
+        const bool wide = io.ax.bits == 16;
+        const int nplanes = wide ? 2 : 1;
+        std::vector<uint8_t> planes(X * nplanes);
+        unpack_all(pool, io.x, io.ax.bits, X, xq.data());
+        parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
+                size_t b = i * 65536, e = std::min(X, b + 65536);
+                if (wide)
+                        for (size_t j = b; j < e; j++) {
+                                planes[j] = uint8_t(xq[j] >> 8);
+                                planes[X + j] = uint8_t(xq[j]);
+                        }
+                else
+                        for (size_t j = b; j < e; j++)
+                                planes[j] = uint8_t(xq[j]);
+        });
+        const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
+        const int64_t plane_weight[2] = {wide ? 256 : 1, 1};
+
+        // Sum of each output channel's weights, for the zero-point term.
+        std::vector<int64_t> wsum(G.oc);
+        for (uint32_t g = 0; g < G.groups; g++)
+                for (uint32_t n = 0; n < cout_g; n++) {
+                        const int8_t *b = W + g * K4 * N16 + (n / 16) * K4 * 16 + (n % 16) * 4;
+                        int64_t s = 0;
+                        for (size_t kb = 0; kb < KB; kb++)
+                                for (int j = 0; j < 4; j++)
+                                        s += b[kb * 64 + j];
+                        wsum[g * cout_g + n] = s;
+                }
+
+        const bool direct = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
+                            G.groups == 1 && G.c % 4 == 0;
+        const size_t M = size_t(G.n) * G.oh * G.ow;
+        const double sa = io.ax.qp.scale;
+
+        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
+                const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
+                uint8_t *A = scratch(tls.a, kTile * K4);
+                int32_t *C32 = scratch(tls.c32, kTile * cout_g);
+                int64_t *C64 = scratch(tls.c64, kTile * cout_g);
+                uint16_t *Q = scratch(tls.q, kTile * G.oc);
+                for (uint32_t g = 0; g < G.groups; g++) {
+                        const int8_t *Bg = W + g * K4 * N16;
+                        std::fill(C64, C64 + mt * cout_g, 0);
+                        for (int p = 0; p < nplanes; p++) {
+                                const uint8_t *plane = planes.data() + p * X;
+                                const uint8_t *Ap;
+                                size_t lda;
+                                if (direct) {
+                                        Ap = plane + m0 * G.c;
+                                        lda = G.c;
+                                } else {
+                                        for (size_t r = 0; r < mt; r++) {
+                                                size_t m = m0 + r;
+                                                size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+                                                uint8_t *row = A + r * K4;
+                                                for (uint32_t ky = 0; ky < G.kh; ky++) {
+                                                        int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                                                        for (uint32_t kx = 0; kx < G.kw; kx++) {
+                                                                int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
+                                                                uint8_t *dst = row + (size_t(ky) * G.kw + kx) * cin_g;
+                                                                if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
+                                                                        std::memset(dst, pad_value[p], cin_g);
+                                                                else
+                                                                        std::memcpy(dst,
+                                                                                    plane + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c +
+                                                                                            size_t(g) * cin_g,
+                                                                                    cin_g);
+                                                        }
+                                                }
+                                                std::memset(row + K, 0, K4 - K);
+                                        }
+                                        Ap = A;
+                                        lda = K4;
+                                }
+                                for (size_t kb0 = 0; kb0 < KB; kb0 += kKBlocks) {
+                                        size_t kb1 = std::min(KB, kb0 + kKBlocks);
+                                        k.gemm_u8s8(Ap, lda, mt, Bg, K4, cout_g, kb0, kb1, C32, cout_g);
+                                        for (size_t i = 0; i < mt * cout_g; i++)
+                                                C64[i] += plane_weight[p] * C32[i];
+                                }
+                        }
+                        for (size_t r = 0; r < mt; r++)
+                                for (uint32_t n = 0; n < cout_g; n++) {
+                                        uint32_t c = g * cout_g + n;
+                                        int64_t acc = C64[r * cout_g + n] - int64_t(z) * wsum[c];
+                                        double v = sa * double(load_float(scales + 4 * c)) * double(acc) +
+                                                   double(load_float(bias + 4 * c));
+                                        float a = activate(float(v), L.act);
+                                        Q[r * G.oc + c] = uint16_t(quantize_one(a, io.ay.qp));
+                                }
+                }
+                store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
+        });
+}
+
+// Depthwise CONV2D: weights [kh][kw][c], one accumulator per channel.
+template <typename Acc>
+void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                   ThreadPool *pool, const uint16_t *xq)
+{
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const uint8_t *scales = params + L.scale_offset, *bias = params + L.bias_offset;
+        const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
+        const int32_t z = io.ax.qp.zero;
+        const double sa = io.ax.qp.scale;
+        std::vector<double> mul(C), add(C);
+        for (size_t c = 0; c < C; c++) {
+                mul[c] = sa * double(load_float(scales + 4 * c));
+                add[c] = double(load_float(bias + 4 * c));
+        }
+        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
+                const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
+                uint16_t *Q = scratch(tls.q, kTile * C);
+                std::vector<Acc> acc(C);
+                for (size_t r = 0; r < mt; r++) {
+                        size_t m = m0 + r;
+                        size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+                        std::fill(acc.begin(), acc.end(), Acc(0));
+                        for (uint32_t ky = 0; ky < G.kh; ky++) {
+                                int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                                if (iy < 0 || iy >= G.h)
+                                        continue;
+                                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                                        int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
+                                        if (ix < 0 || ix >= G.w)
+                                                continue;
+                                        const uint16_t *xs = xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C;
+                                        const int8_t *ws = W + (size_t(ky) * G.kw + kx) * C;
+                                        Acc *ac = acc.data();
+                                        for (size_t c = 0; c < C; c++)
+                                                ac[c] += Acc(int32_t(xs[c]) - z) * Acc(ws[c]);
+                                }
+                        }
+                        for (size_t c = 0; c < C; c++) {
+                                double v = mul[c] * double(acc[c]) + add[c];
+                                Q[r * C + c] = uint16_t(quantize_one(activate(float(v), L.act), io.ay.qp));
+                        }
+                }
+                store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
+        });
+}
+
+// Ops computed on dequantized values: pools, ADD, MUL, CONCAT.
+void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &in,
+                     const std::vector<const uint16_t *> &inq, const std::vector<Act> &inact,
+                     const npu_tensor_desc &y, const Act &ay, uint8_t *ydst, ThreadPool *pool)
+{
+        const npu_tensor_desc &x = *in[0];
+        const size_t M = size_t(y.n) * y.h * y.w, C = y.c;
+        auto deq = [&](int i, size_t e) { return dequantize_one(inq[i][e], inact[i].qp); };
+        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
+                const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
+                uint16_t *Q = scratch(tls.q, kTile * C);
+                for (size_t r = 0; r < mt; r++) {
+                        size_t m = m0 + r;
+                        size_t ox = m % y.w, oy = (m / y.w) % y.h, b = m / (size_t(y.w) * y.h);
+                        for (size_t c = 0; c < C; c++) {
+                                float v = 0.0f;
+                                switch (L.op) {
+                                case NPU_OP_ADD:
+                                        v = deq(0, m * C + c) + deq(1, m * C + c);
+                                        break;
+                                case NPU_OP_MUL: {
+                                        bool bcast = in[1]->h == 1 && in[1]->w == 1 && (y.h != 1 || y.w != 1);
+                                        v = deq(0, m * C + c) * deq(1, bcast ? b * C + c : m * C + c);
+                                        break;
+                                }
+                                case NPU_OP_GLOBAL_AVGPOOL: {
+                                        double s = 0;
+                                        size_t hw = size_t(x.h) * x.w;
+                                        for (size_t p = 0; p < hw; p++)
+                                                s += deq(0, (b * hw + p) * C + c);
+                                        v = float(s / double(hw));
+                                        break;
+                                }
+                                case NPU_OP_MAXPOOL:
+                                case NPU_OP_AVGPOOL: {
+                                        bool isMax = L.op == NPU_OP_MAXPOOL;
+                                        uint32_t best = 0;
+                                        double s = 0;
+                                        size_t cnt = 0;
+                                        for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
+                                                int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
+                                                if (iy < 0 || iy >= x.h)
+                                                        continue;
+                                                for (uint32_t kx = 0; kx < L.kernel_w; kx++) {
+                                                        int64_t ix = int64_t(ox * L.stride_w) - L.pad_left + kx;
+                                                        if (ix < 0 || ix >= x.w)
+                                                                continue;
+                                                        size_t e = ((b * x.h + size_t(iy)) * x.w + size_t(ix)) * C + c;
+                                                        // The scale is positive: the largest q dequantizes largest.
+                                                        if (isMax)
+                                                                best = std::max<uint32_t>(best, inq[0][e]);
+                                                        else
+                                                                s += deq(0, e);
+                                                        cnt++;
+                                                }
+                                        }
+                                        v = isMax ? dequantize_one(best, inact[0].qp) : float(s / double(cnt));
+                                        break;
+                                }
+                                case NPU_OP_CONCAT: {
+                                        size_t cc = c;
+                                        for (size_t i = 0; i < in.size(); i++) {
+                                                if (cc < in[i]->c) {
+                                                        v = deq(int(i), m * in[i]->c + cc);
+                                                        break;
+                                                }
+                                                cc -= in[i]->c;
+                                        }
+                                        break;
+                                }
+                                }
+                                Q[r * C + c] = uint16_t(quantize_one(activate(v, L.act), ay.qp));
+                        }
+                }
+                store_tile(Q, ay.bits, m0 * C, mt * C, ydst);
+        });
+}
+
+// The depth a layer writes its output at.
+unsigned resolve_bits(const npu_layer_desc &L, const bwq_page *page)
+{
+        if (L.policy == NPU_POLICY_FIXED)
+                return L.bits;
+        bwq_decision d;
+        unsigned want = L.max_bits;  // an unreadable page keeps full quality
+        if (page && bwq_page_read(page, &d) == 0)
+                want = d.act_bits;
+        want = std::clamp<unsigned>(want, L.min_bits, L.max_bits);
+        // Largest supported depth not above the request.
+        for (unsigned b : {16u, 8u, 6u, 4u})
+                if (b <= want && b >= L.min_bits)
+                        return b;
+        return L.min_bits;
+}
+
+Act make_act(const npu_tensor_desc &t, unsigned bits)
+{
+        int i = bits_index(bits);
+        return {bits, qparams(t.lo[i], t.hi[i], bits)};
+}
+
+} // namespace
+
+int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, const Kernels &k, ThreadPool *pool)
+{
+        const uint64_t t_job = now_ns();
+        const npu_job_header &h = job.header;
+        uint8_t *rbase = bos[h.result_bo_index].data + h.result_offset;
+        std::vector<Act> act(job.tensors.size(), Act{0, {}});
+        for (size_t i = 0; i < job.tensors.size(); i++)
+                if (job.tensors[i].bits)
+                        act[i] = make_act(job.tensors[i], job.tensors[i].bits);
+
+        std::vector<uint16_t> xq;
+        std::vector<std::vector<uint16_t>> inq_store(NPU_MAX_INPUTS);
+        for (size_t l = 0; l < job.layers.size(); l++) {
+                const npu_layer_desc &L = job.layers[l];
+                const uint64_t t0 = now_ns();
+                const npu_tensor_desc &y = job.tensors[L.output];
+                act[L.output] = make_act(y, resolve_bits(L, page));
+                uint8_t *ydst = bos[y.bo_index].data + y.offset;
+
+                npu_layer_result r{};
+                r.bits = uint8_t(act[L.output].bits);
+                for (unsigned i = 0; i < L.input_count; i++)
+                        r.act_bytes_read += packed_bytes(tensor_elements(job.tensors[L.inputs[i]]), act[L.inputs[i]].bits);
+                r.bytes_written = packed_bytes(tensor_elements(y), act[L.output].bits);
+
+                if (L.op == NPU_OP_CONV2D || L.op == NPU_OP_FULLY_CONNECTED) {
+                        const npu_tensor_desc &x = job.tensors[L.inputs[0]];
+                        Geometry G = geometry(L, x, y);
+                        LayerIO io{bos[x.bo_index].data + x.offset, act[L.inputs[0]], ydst, act[L.output]};
+                        const uint8_t *params = bos[L.param_bo_index].data;
+                        r.param_bytes_read = L.weight_size + 8ull * y.c;
+                        xq.resize(tensor_elements(x));
+                        bool depthwise = L.op == NPU_OP_CONV2D && G.groups > 1 && G.groups == G.c && G.groups == G.oc;
+                        if (depthwise) {
+                                unpack_all(pool, io.x, io.ax.bits, xq.size(), xq.data());
+                                if (io.ax.bits > 8)
+                                        run_depthwise<int64_t>(L, G, io, params, pool, xq.data());
+                                else
+                                        run_depthwise<int32_t>(L, G, io, params, pool, xq.data());
+                        } else {
+                                run_gemm_layer(L, G, io, params, k, pool, xq);
+                        }
+                } else {
+                        std::vector<const npu_tensor_desc *> in;
+                        std::vector<const uint16_t *> inq;
+                        std::vector<Act> inact;
+                        for (unsigned i = 0; i < L.input_count; i++) {
+                                const npu_tensor_desc &t = job.tensors[L.inputs[i]];
+                                inq_store[i].resize(tensor_elements(t));
+                                unpack_all(pool, bos[t.bo_index].data + t.offset, act[L.inputs[i]].bits,
+                                           inq_store[i].size(), inq_store[i].data());
+                                in.push_back(&t);
+                                inq.push_back(inq_store[i].data());
+                                inact.push_back(act[L.inputs[i]]);
+                        }
+                        run_float_layer(L, in, inq, inact, y, act[L.output], ydst, pool);
+                }
+                r.ns = now_ns() - t0;
+                std::memcpy(rbase + sizeof(npu_job_result) + l * sizeof(npu_layer_result), &r, sizeof r);
+        }
+
+        npu_job_result jr{};
+        jr.magic = NPU_RESULT_MAGIC;
+        jr.layer_count = uint32_t(job.layers.size());
+        jr.ns = now_ns() - t_job;
+        std::memcpy(rbase, &jr, sizeof jr);
+        return 0;
+}
+
+} // namespace npuref

@@ -1,0 +1,59 @@
+#include "kernels.h"
+
+namespace npuref {
+
+void gemm_u8s8_portable(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
+                        size_t kb0, size_t kb1, int32_t *C, size_t ldc)
+{
+        for (size_t m = 0; m < M; m++) {
+                const uint8_t *a = A + m * lda;
+                for (size_t n = 0; n < N; n++) {
+                        const int8_t *b = B + (n / 16) * K4 * 16 + (n % 16) * 4;
+                        int32_t acc = 0;
+                        for (size_t kb = kb0; kb < kb1; kb++)
+                                for (size_t j = 0; j < 4; j++)
+                                        acc += int32_t(a[4 * kb + j]) * int32_t(b[kb * 64 + j]);
+                        C[m * ldc + n] = acc;
+                }
+        }
+}
+
+bool isa_supported(Isa isa)
+{
+        switch (isa) {
+        case Isa::Portable:
+                return true;
+        case Isa::Avx2:
+                return __builtin_cpu_supports("avx2");
+        case Isa::Avx512Vnni:
+                return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vnni");
+        }
+        return false;
+}
+
+Isa isa_best()
+{
+        if (isa_supported(Isa::Avx512Vnni))
+                return Isa::Avx512Vnni;
+        if (isa_supported(Isa::Avx2))
+                return Isa::Avx2;
+        return Isa::Portable;
+}
+
+const Kernels &kernels_for(Isa isa)
+{
+        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable};
+        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2};
+        static const Kernels avx512 = {Isa::Avx512Vnni, "avx512vnni", gemm_u8s8_avx512vnni};
+        switch (isa) {
+        case Isa::Avx512Vnni:
+                return avx512;
+        case Isa::Avx2:
+                return avx2;
+        default:
+                return portable;
+        }
+}
+
+} // namespace npuref

@@ -1,0 +1,223 @@
+#include "quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace npuref {
+
+int bits_index(unsigned bits)
+{
+        switch (bits) {
+        case 4: return 0;
+        case 6: return 1;
+        case 8: return 2;
+        case 16: return 3;
+        default: return -1;
+        }
+}
+
+QParams qparams(float lo, float hi, unsigned bits)
+{
+        QParams p;
+        p.qmax = int32_t((1u << bits) - 1);
+        p.scale = (hi - lo) / float(p.qmax);
+        // A zero-width range would divide by zero; any scale maps it to z.
+        if (!(p.scale > 0.0f))
+                p.scale = 1.0f;
+        float z = std::nearbyint(-lo / p.scale);
+        p.zero = int32_t(std::clamp(z, 0.0f, float(p.qmax)));
+        return p;
+}
+
+uint32_t quantize_one(float x, const QParams &p)
+{
+        float q = std::nearbyint(x / p.scale) + float(p.zero);
+        if (!(q >= 0.0f)) // also NaN
+                return 0;
+        return q > float(p.qmax) ? uint32_t(p.qmax) : uint32_t(q);
+}
+
+// Multiversioned: the loops vectorise, and every clone computes the same
+// IEEE division and round-half-even, so results are bit-identical.
+#define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+NPU_CLONES
+static void quantize_u16(const float *src, size_t n, float scale, float zero, float qmax, uint16_t *dst)
+{
+        for (size_t i = 0; i < n; i++) {
+                float q = std::nearbyint(src[i] / scale) + zero;
+                q = !(q >= 0.0f) ? 0.0f : q > qmax ? qmax : q; // NaN -> 0
+                dst[i] = uint16_t(q);
+        }
+}
+
+NPU_CLONES
+static void quantize_u8(const float *src, size_t n, float scale, float zero, float qmax, uint8_t *dst)
+{
+        for (size_t i = 0; i < n; i++) {
+                float q = std::nearbyint(src[i] / scale) + zero;
+                q = !(q >= 0.0f) ? 0.0f : q > qmax ? qmax : q; // NaN -> 0
+                dst[i] = uint8_t(q);
+        }
+}
+
+NPU_CLONES
+static void pack4_from_u8(const uint8_t *q, size_t pairs, uint8_t *dst)
+{
+        for (size_t i = 0; i < pairs; i++)
+                dst[i] = uint8_t((q[2 * i] & 0xf) | (q[2 * i + 1] << 4));
+}
+
+NPU_CLONES
+static void pack6_from_u8(const uint8_t *q, size_t quads, uint8_t *dst)
+{
+        for (size_t i = 0; i < quads; i++) {
+                uint32_t w = uint32_t(q[4 * i] & 63) | uint32_t(q[4 * i + 1] & 63) << 6 |
+                             uint32_t(q[4 * i + 2] & 63) << 12 | uint32_t(q[4 * i + 3] & 63) << 18;
+                dst[3 * i] = uint8_t(w);
+                dst[3 * i + 1] = uint8_t(w >> 8);
+                dst[3 * i + 2] = uint8_t(w >> 16);
+        }
+}
+
+void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst)
+{
+        const float zero = float(p.zero), qmax = float(p.qmax);
+        if (bits == 16) {
+                // Little-endian hosts store u16 as the packed format itself.
+                uint16_t tmp[1024];
+                for (size_t i = 0; i < count; i += 1024) {
+                        size_t n = std::min<size_t>(1024, count - i);
+                        quantize_u16(src + i, n, p.scale, zero, qmax, tmp);
+                        std::memcpy(dst + 2 * i, tmp, 2 * n);
+                }
+                return;
+        }
+        if (bits == 8) {
+                quantize_u8(src, count, p.scale, zero, qmax, dst);
+                return;
+        }
+        // 4 and 6 bits: quantize a block to bytes, then pack whole groups.
+        uint8_t tmp[1024];
+        for (size_t i = 0; i < count; i += 1024) {
+                size_t n = std::min<size_t>(1024, count - i);
+                quantize_u8(src + i, n, p.scale, zero, qmax, tmp);
+                size_t g = pack_group(bits);
+                size_t whole = n / g;
+                if (bits == 4)
+                        pack4_from_u8(tmp, whole, dst + i / 2);
+                else
+                        pack6_from_u8(tmp, whole, dst + i / 4 * 3);
+                if (whole * g < n) {
+                        uint16_t rest[4] = {0, 0, 0, 0};
+                        for (size_t k = whole * g; k < n; k++)
+                                rest[k - whole * g] = tmp[k];
+                        pack(rest, bits, i + whole * g, n - whole * g, dst);
+                }
+        }
+}
+
+void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        switch (bits) {
+        case 8:
+                std::memcpy(dst, src + first, count);
+                return;
+        case 4:
+                for (size_t i = 0; i < count; i++) {
+                        size_t e = first + i;
+                        dst[i] = uint8_t((src[e >> 1] >> ((e & 1) * 4)) & 0xf);
+                }
+                return;
+        case 6: {
+                size_t i = 0;
+                // Head up to a group boundary, whole groups, then the tail.
+                for (; i < count && ((first + i) & 3); i++) {
+                        size_t e = first + i, b = e / 4 * 3;
+                        uint32_t w = src[b] | uint32_t(src[b + 1]) << 8 | uint32_t(src[b + 2]) << 16;
+                        dst[i] = uint8_t((w >> (6 * (e & 3))) & 63);
+                }
+                for (; i + 4 <= count; i += 4) {
+                        size_t b = (first + i) / 4 * 3;
+                        uint32_t w = src[b] | uint32_t(src[b + 1]) << 8 | uint32_t(src[b + 2]) << 16;
+                        dst[i] = uint8_t(w & 63);
+                        dst[i + 1] = uint8_t((w >> 6) & 63);
+                        dst[i + 2] = uint8_t((w >> 12) & 63);
+                        dst[i + 3] = uint8_t((w >> 18) & 63);
+                }
+                for (; i < count; i++) {
+                        size_t e = first + i, b = e / 4 * 3;
+                        uint32_t w = src[b] | uint32_t(src[b + 1]) << 8 | uint32_t(src[b + 2]) << 16;
+                        dst[i] = uint8_t((w >> (6 * (e & 3))) & 63);
+                }
+                return;
+        }
+        default: // 16 bits do not fit; callers use unpack_u16
+                std::memset(dst, 0, count);
+        }
+}
+
+void unpack_u16(const uint8_t *src, unsigned bits, size_t first, size_t count, uint16_t *dst)
+{
+        if (bits == 16) {
+                std::memcpy(dst, src + 2 * first, 2 * count);
+                return;
+        }
+        uint8_t tmp[1024];
+        for (size_t i = 0; i < count; i += 1024) {
+                size_t n = std::min<size_t>(1024, count - i);
+                unpack_u8(src, bits, first + i, n, tmp);
+                for (size_t k = 0; k < n; k++)
+                        dst[i + k] = tmp[k];
+        }
+}
+
+void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        switch (bits) {
+        case 16:
+                std::memcpy(dst + 2 * first, src, 2 * count);
+                return;
+        case 8:
+                for (size_t i = 0; i < count; i++)
+                        dst[first + i] = uint8_t(src[i]);
+                return;
+        case 4:
+                for (size_t i = 0; i < count; i++) {
+                        size_t e = first + i;
+                        uint8_t &b = dst[e >> 1];
+                        if (e & 1)
+                                b = uint8_t((b & 0x0f) | (src[i] & 0xf) << 4);
+                        else
+                                b = uint8_t((b & 0xf0) | (src[i] & 0xf));
+                }
+                return;
+        case 6:
+                for (size_t i = 0; i < count; i++) {
+                        size_t e = first + i, b = e / 4 * 3;
+                        uint32_t w = dst[b] | uint32_t(dst[b + 1]) << 8 | uint32_t(dst[b + 2]) << 16;
+                        unsigned sh = 6 * (e & 3);
+                        w = (w & ~(63u << sh)) | uint32_t(src[i] & 63) << sh;
+                        dst[b] = uint8_t(w);
+                        dst[b + 1] = uint8_t(w >> 8);
+                        dst[b + 2] = uint8_t(w >> 16);
+                }
+                return;
+        default:
+                return;
+        }
+}
+
+void unpack_dequantize(const uint8_t *src, size_t count, const QParams &p, unsigned bits, float *dst)
+{
+        uint16_t tmp[1024];
+        for (size_t i = 0; i < count; i += 1024) {
+                size_t n = std::min<size_t>(1024, count - i);
+                unpack_u16(src, bits, i, n, tmp);
+                for (size_t k = 0; k < n; k++)
+                        dst[i + k] = dequantize_one(tmp[k], p);
+        }
+}
+
+} // namespace npuref

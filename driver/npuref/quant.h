@@ -1,0 +1,44 @@
+// Activation quantization and bit packing (DESIGN §5.3).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace npuref {
+
+// Bytes of a tensor of `elements` activations at `bits`.
+constexpr uint64_t packed_bytes(uint64_t elements, unsigned bits) { return (elements * bits + 7) / 8; }
+
+constexpr bool bits_supported(unsigned bits) { return bits == 4 || bits == 6 || bits == 8 || bits == 16; }
+
+// Index into npu_tensor_desc lo/hi, or -1.
+int bits_index(unsigned bits);
+
+// Unsigned affine parameters of a range [lo, hi] (lo <= 0 <= hi) at `bits`.
+struct QParams {
+        float scale;
+        int32_t zero;
+        int32_t qmax;
+};
+QParams qparams(float lo, float hi, unsigned bits);
+
+// q = clamp(round_half_even(x / s) + z, 0, qmax).
+uint32_t quantize_one(float x, const QParams &p);
+inline float dequantize_one(uint32_t q, const QParams &p) { return p.scale * float(int32_t(q) - p.zero); }
+
+// Unpack elements [first, first + count) of a packed tensor.
+void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst);
+void unpack_u16(const uint8_t *src, unsigned bits, size_t first, size_t count, uint16_t *dst);
+// Pack count values into elements [first, first + count); `first` must be a
+// multiple of the packing group (2 at 4 bits, 4 at 6 bits) unless count
+// reaches the end, and groups are only written whole by their owner.
+void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst);
+
+// Elements per indivisible packing group.
+constexpr size_t pack_group(unsigned bits) { return bits == 4 ? 2 : bits == 6 ? 4 : 1; }
+
+// Quantize and pack float values (the host's input path).
+void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst);
+void unpack_dequantize(const uint8_t *src, size_t count, const QParams &p, unsigned bits, float *dst);
+
+} // namespace npuref

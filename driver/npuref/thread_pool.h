@@ -1,0 +1,40 @@
+// A fixed set of compute threads that split one layer's work.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace npuref {
+
+class ThreadPool {
+public:
+        explicit ThreadPool(unsigned threads);
+        ~ThreadPool();
+        ThreadPool(const ThreadPool &) = delete;
+        ThreadPool &operator=(const ThreadPool &) = delete;
+
+        unsigned threads() const { return unsigned(workers_.size()) + 1; }
+        // Calls fn(i) for i in [0, n), spread over the pool and the caller;
+        // returns when all calls have returned.
+        void parallel_for(size_t n, const std::function<void(size_t)> &fn);
+
+private:
+        void run(unsigned id);
+
+        std::vector<std::thread> workers_;
+        std::mutex mu_;
+        std::condition_variable start_cv_, done_cv_;
+        const std::function<void(size_t)> *fn_ = nullptr;
+        size_t n_ = 0, next_ = 0, busy_ = 0;
+        unsigned long generation_ = 0;
+        bool stop_ = false;
+};
+
+// parallel_for without a pool: runs inline.
+void parallel_for(ThreadPool *pool, size_t n, const std::function<void(size_t)> &fn);
+
+} // namespace npuref

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian packages bwq needs to build, test and run, when missing.
+# Idempotent and non-interactive; run as root (make deps does).
+set -eu
+
+PACKAGES="
+g++ make pkg-config
+clang libclang-rt-14-dev
+libdrm-dev liburing-dev libsystemd-dev libcmocka-dev
+libdnnl-dev
+libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
+mandoc
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages:$missing; run 'make deps' as root" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bwq_page.h: the decision page of bwqd (DESIGN §4.5).
+ *
+ * One 4 KiB sealed memfd, written only by bwqd, mapped read-only by clients.
+ * Updates use a sequence lock: `seq` is odd while the writer is inside;
+ * readers retry while it is odd or changed under them.
+ */
+#ifndef BWQ_PAGE_H
+#define BWQ_PAGE_H
+
+#include <linux/types.h>
+
+#if defined(__cplusplus)
+extern "C" {
+#endif
+
+#define BWQ_PAGE_MAGIC 0x31515742u /* "BWQ1" */
+#define BWQ_PAGE_VERSION 1
+#define BWQ_PAGE_SIZE 4096
+
+#define BWQ_PAGE_STALE   (1u << 0) /* no valid sample for three intervals */
+#define BWQ_PAGE_STOPPED (1u << 1) /* bwqd has stopped; the depth is the last one */
+
+struct bwq_page {
+	__u32 magic;
+	__u32 version;
+	__u32 seq;
+	__u32 flags;
+	__u64 timestamp_ns;    /* CLOCK_MONOTONIC of the decision */
+	__u64 max_bps;         /* bytes per second */
+	__u64 used_bps;
+	__u64 available_bps;
+	__u8 act_bits;         /* 4, 6, 8 or 16 */
+	__u8 pad0[3];
+	__u32 section;         /* FIG. 5 section, 1 = highest bandwidth */
+	char source[16];       /* NUL-terminated source name */
+	__u32 table_generation;
+	__u32 pad1;
+	__u64 reserved[8];
+};
+
+/* A consistent copy of the page. */
+struct bwq_decision {
+	__u32 flags;
+	__u8 act_bits;
+	__u8 pad[3];
+	__u32 section;
+	__u32 table_generation;
+	__u64 timestamp_ns;
+	__u64 max_bps, used_bps, available_bps;
+	char source[16];
+};
+
+/* Copy a consistent decision out of the page.  Returns 0, -EPROTO for a page
+ * that is not a bwq page, or -EAGAIN if the writer kept it busy for too long. */
+static inline int bwq_page_read(const struct bwq_page *p, struct bwq_decision *ret)
+{
+	unsigned tries;
+
+	if (__atomic_load_n(&p->magic, __ATOMIC_RELAXED) != BWQ_PAGE_MAGIC ||
+	    __atomic_load_n(&p->version, __ATOMIC_RELAXED) != BWQ_PAGE_VERSION)
+		return -71; /* EPROTO */
+	for (tries = 0; tries < 1000000; tries++) {
+		struct bwq_decision d;
+		unsigned i;
+		__u32 s1 = __atomic_load_n(&p->seq, __ATOMIC_ACQUIRE);
+
+		if (s1 & 1u)
+			continue;
+		d.flags = __atomic_load_n(&p->flags, __ATOMIC_RELAXED);
+		d.act_bits = __atomic_load_n(&p->act_bits, __ATOMIC_RELAXED);
+		d.pad[0] = d.pad[1] = d.pad[2] = 0;
+		d.section = __atomic_load_n(&p->section, __ATOMIC_RELAXED);
+		d.table_generation = __atomic_load_n(&p->table_generation, __ATOMIC_RELAXED);
+		d.timestamp_ns = __atomic_load_n(&p->timestamp_ns, __ATOMIC_RELAXED);
+		d.max_bps = __atomic_load_n(&p->max_bps, __ATOMIC_RELAXED);
+		d.used_bps = __atomic_load_n(&p->used_bps, __ATOMIC_RELAXED);
+		d.available_bps = __atomic_load_n(&p->available_bps, __ATOMIC_RELAXED);
+		for (i = 0; i < sizeof d.source; i++)
+			d.source[i] = __atomic_load_n(&p->source[i], __ATOMIC_RELAXED);
+		d.source[sizeof d.source - 1] = 0;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s1) {
+			*ret = d;
+			return 0;
+		}
+	}
+	return -11; /* EAGAIN */
+}
+
+/* Writer side, for bwqd (and tests): begin and end one update. */
+static inline void bwq_page_write_begin(struct bwq_page *p)
+{
+	__atomic_store_n(&p->seq, p->seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void bwq_page_write_end(struct bwq_page *p)
+{
+	__atomic_store_n(&p->seq, p->seq + 1, __ATOMIC_RELEASE);
+}
+
+#if defined(__cplusplus)
+}
+#endif
+
+#endif /* BWQ_PAGE_H */
