@@ -1,0 +1,123 @@
+// Quantization and packing (DESIGN §5.3).
+#include <cmath>
+#include <cstring>
+
+#include "quant.h"
+#include "test_util.h"
+
+using namespace npuref;
+
+// ONNX DynamicQuantizeLinear's own example: x = [0, 2, -3, -2.5, 1.34, 0.5]
+// gives scale 0.019607844, zero point 153, y = [153, 255, 0, 26, 221, 179].
+static void dynamic_quantize_linear_example(void **)
+{
+        const float x[] = {0.0f, 2.0f, -3.0f, -2.5f, 1.34f, 0.5f};
+        QParams p = qparams(-3.0f, 2.0f, 8);
+        assert_int_equal(p.zero, 153);
+        assert_true(std::fabs(p.scale - 0.019607844f) < 1e-9f);
+        const uint32_t want[] = {153, 255, 0, 26, 221, 179};
+        for (int i = 0; i < 6; i++)
+                assert_int_equal(quantize_one(x[i], p), want[i]);
+}
+
+static void packed_sizes(void **)
+{
+        assert_int_equal(packed_bytes(1, 4), 1);
+        assert_int_equal(packed_bytes(3, 4), 2);
+        assert_int_equal(packed_bytes(5, 6), 4);  // 30 bits
+        assert_int_equal(packed_bytes(4, 6), 3);
+        assert_int_equal(packed_bytes(7, 8), 7);
+        assert_int_equal(packed_bytes(7, 16), 14);
+}
+
+// Every depth: values survive pack/unpack at odd offsets and lengths, and
+// the layout is the documented one.
+static void pack_roundtrip(void **)
+{
+        test::Rng rng{7};
+        for (unsigned bits : {4u, 6u, 8u, 16u}) {
+                const size_t n = 1001;
+                std::vector<uint16_t> v(n), back(n);
+                for (auto &x : v)
+                        x = uint16_t(rng.next() & ((1u << bits) - 1));
+                std::vector<uint8_t> buf(packed_bytes(n, bits) + 8, 0xa5);
+                pack(v.data(), bits, 0, n, buf.data());
+                unpack_u16(buf.data(), bits, 0, n, back.data());
+                assert_memory_equal(v.data(), back.data(), n * 2);
+                for (size_t first : {1ul, 3ul, 5ul, 998ul}) {
+                        size_t cnt = n - first;
+                        std::vector<uint16_t> part(cnt);
+                        unpack_u16(buf.data(), bits, first, cnt, part.data());
+                        assert_memory_equal(part.data(), v.data() + first, cnt * 2);
+                        if (bits <= 8) {
+                                std::vector<uint8_t> p8(cnt);
+                                unpack_u8(buf.data(), bits, first, cnt, p8.data());
+                                for (size_t i = 0; i < cnt; i++)
+                                        assert_int_equal(p8[i], v[first + i]);
+                        }
+                }
+                // Bytes past the tensor are untouched.
+                assert_int_equal(buf[packed_bytes(n, bits) + 7], 0xa5);
+        }
+        // Layout: 4-bit even element in the low nibble; 6-bit 24-bit LE words.
+        uint16_t v4[2] = {0x3, 0xc};
+        uint8_t b4 = 0;
+        pack(v4, 4, 0, 2, &b4);
+        assert_int_equal(b4, 0xc3);
+        uint16_t v6[4] = {1, 2, 3, 63};
+        uint8_t b6[3] = {0, 0, 0};
+        pack(v6, 6, 0, 4, b6);
+        uint32_t w = b6[0] | b6[1] << 8 | b6[2] << 16;
+        assert_int_equal(w, 1u | 2u << 6 | 3u << 12 | 63u << 18);
+}
+
+// The vectorised host path equals the scalar definition, at every depth.
+static void quantize_pack_matches_scalar(void **)
+{
+        test::Rng rng{11};
+        const size_t n = 4099;
+        std::vector<float> x(n);
+        for (auto &v : x)
+                v = rng.uniform(-4.0f, 3.0f);
+        x[5] = NAN;
+        x[6] = INFINITY;
+        x[7] = -INFINITY;
+        for (unsigned bits : {4u, 6u, 8u, 16u}) {
+                QParams p = qparams(-3.0f, 2.5f, bits);
+                std::vector<uint8_t> buf(packed_bytes(n, bits));
+                quantize_pack(x.data(), n, p, bits, buf.data());
+                std::vector<uint16_t> q(n);
+                unpack_u16(buf.data(), bits, 0, n, q.data());
+                for (size_t i = 0; i < n; i++)
+                        assert_int_equal(q[i], quantize_one(x[i], p));
+                assert_int_equal(q[5], 0);                 // NaN
+                assert_int_equal(q[6], p.qmax);            // +inf saturates
+                assert_int_equal(q[7], 0);                 // -inf saturates
+        }
+}
+
+// Quantization error is at most half a step inside the range.
+static void quantize_error_bound(void **)
+{
+        test::Rng rng{3};
+        for (unsigned bits : {4u, 6u, 8u, 16u}) {
+                QParams p = qparams(-2.0f, 5.0f, bits);
+                for (int i = 0; i < 10000; i++) {
+                        float x = rng.uniform(-2.0f, 5.0f);
+                        float e = std::fabs(dequantize_one(quantize_one(x, p), p) - x);
+                        assert_true(e <= p.scale * 0.5f * 1.0001f + 1e-6f);
+                }
+                // Zero is exact: padding contributes a real zero.
+                assert_true(dequantize_one(quantize_one(0.0f, p), p) == 0.0f);
+        }
+}
+
+int main()
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(dynamic_quantize_linear_example), cmocka_unit_test(packed_sizes),
+                cmocka_unit_test(pack_roundtrip), cmocka_unit_test(quantize_pack_matches_scalar),
+                cmocka_unit_test(quantize_error_bound),
+        };
+        return cmocka_run_group_tests_name("quant", tests, nullptr, nullptr);
+}

@@ -1,0 +1,59 @@
+// Helpers shared by the unit tests: raw jobs at the uapi level, random data.
+#pragma once
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" {
+#include <cmocka.h>
+}
+
+#include <vector>
+
+#include "npu/npu.h"
+#include "bwq_page.h"
+#include "npu_accel.h"
+
+namespace test {
+
+struct Rng {
+        uint64_t s;
+        uint64_t next();
+        float uniform(float lo, float hi);
+        uint32_t below(uint32_t n) { return uint32_t(next() % n); }
+};
+
+// A job built field by field, as a command buffer.
+struct RawJob {
+        npu_job_header h{};
+        std::vector<npu_tensor_desc> t;
+        std::vector<npu_layer_desc> l;
+
+        RawJob();
+        std::vector<uint8_t> bytes() const;
+        // A tensor of `bo` at `off`, room for 16 bits, range [-1, 1]; `bits`
+        // nonzero makes it a job input.
+        uint32_t tensor(uint32_t bo, uint64_t off, uint32_t n, uint32_t h, uint32_t w, uint32_t c, unsigned bits = 0);
+        // A layer with one input, FIXED at `bits`.
+        npu_layer_desc &layer(uint16_t op, uint32_t in, uint32_t out, unsigned bits = 8);
+};
+
+// Memory of a raw job's BOs for validate_job(): `count` buffers of `size`.
+struct Buffers {
+        std::vector<std::vector<uint8_t>> mem;
+        std::vector<uint8_t *> data;
+        Buffers(size_t count, size_t size);
+};
+
+// A decision page in a memfd, writable by the test (as bwqd would be).
+struct Page {
+        int fd = -1;
+        bwq_page *p = nullptr;
+        Page();
+        ~Page();
+        void set_bits(unsigned bits);
+};
+
+} // namespace test
