@@ -27,13 +27,13 @@ endif
 CXX ?= g++
 CC ?= gcc
 PKG_CONFIG ?= pkg-config
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 300
 
 PKGS := libdrm liburing
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 
-CPPFLAGS += -Iuapi -Idriver/libnpu/include -Idriver/npuref -Idriver/libnpu $(PKG_CFLAGS)
+CPPFLAGS += -Iuapi -Idriver/libnpu/include -Idriver/npuref -Idriver/libnpu -Idriver/tools $(PKG_CFLAGS)
 WARN := -Wall -Wextra -Wno-missing-field-initializers
 # No FMA contraction: every instruction set must round the same way.
 OPT ?= -O2 -g
@@ -88,15 +88,15 @@ $(NPU_RUN): $(B)/driver/tools/npu_run.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
 
 # ---- tests ----------------------------------------------------------------
-$(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/test_util.o $(LIBNPU_A)
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
 
 ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
-$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/unit/test_util.o $(LIBNPU_A)
+$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(LIBNPU_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
 
-$(B)/tests/conformance/onnx_conformance.o: CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx
+$(B)/tests/conformance/onnx_conformance.o: CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx -Itests/unit
 
 unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
 	@fail=0; for t in $(UNIT_BINS); do \
@@ -130,15 +130,26 @@ $(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref
 		$(filter-out %kernels_avx2.cpp %kernels_avx512.cpp,$(FUZZ_SRC)) \
 		$(FUZZ_B)/kernels_avx2.o $(FUZZ_B)/kernels_avx512.o -pthread
 
-fuzz-smoke: deps $(FUZZ_B)/fuzz_job
-	@echo "== fuzz_job (short run: 15 s)"
+FUZZ_SEEDS := $(FUZZ_B)/seeds-job
+$(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/unit/test_util.h uapi/npu_accel.h
+	@mkdir -p $(FUZZ_SEEDS)
+	$(CXX) -std=c++20 $(CPPFLAGS) -o $(FUZZ_B)/make_seeds tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp \
+		$(shell $(PKG_CONFIG) --libs cmocka)
+	$(FUZZ_B)/make_seeds $(FUZZ_SEEDS)
+	@touch $@
+
+fuzz-smoke: deps $(FUZZ_B)/fuzz_job $(FUZZ_SEEDS)/.stamp
+	@echo "== fuzz_job (short run: 20 s)"
 	@mkdir -p $(FUZZ_B)/corpus-job
-	$(FUZZ_B)/fuzz_job -max_total_time=15 -max_len=8192 -print_final_stats=1 $(FUZZ_B)/corpus-job tests/fuzz/seeds-job 2>&1 | tail -n 12
+	@$(FUZZ_B)/fuzz_job -max_total_time=20 -max_len=8192 -timeout=30 -print_final_stats=1 \
+		$(FUZZ_B)/corpus-job $(FUZZ_SEEDS) > $(FUZZ_B)/fuzz_job.log 2>&1 || { tail -n 60 $(FUZZ_B)/fuzz_job.log; exit 1; }
+	@grep -E "^stat::(number_of_executed_units|peak_rss_mb)|^Done" $(FUZZ_B)/fuzz_job.log
 	@echo "fuzz_job: no crash"
 
-fuzz: deps $(FUZZ_B)/fuzz_job
+fuzz: deps $(FUZZ_B)/fuzz_job $(FUZZ_SEEDS)/.stamp
 	@mkdir -p $(FUZZ_B)/corpus-job
-	$(FUZZ_B)/fuzz_job -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -print_final_stats=1 $(FUZZ_B)/corpus-job tests/fuzz/seeds-job
+	$(FUZZ_B)/fuzz_job -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=30 -print_final_stats=1 \
+		$(FUZZ_B)/corpus-job $(FUZZ_SEEDS)
 
 # ---- demo and bench -------------------------------------------------------
 demo: all

@@ -53,7 +53,7 @@ Ranges calibrate_ranges(const std::vector<float> &values)
         return r;
 }
 
-PackedWeights pack_weights(const GraphLayer &L, uint32_t in_channels)
+PackedWeights pack_weights(const GraphLayer &L, uint32_t in_channels, const float *scales)
 {
         const auto &p = L.conv;
         const uint32_t cout = p.out_channels, groups = p.groups ? p.groups : 1;
@@ -69,7 +69,7 @@ PackedWeights pack_weights(const GraphLayer &L, uint32_t in_channels)
                 float m = 0.0f;
                 for (size_t k = 0; k < K; k++)
                         m = std::max(m, std::fabs(row[k]));
-                float s = m > 0.0f ? m / 127.0f : 1.0f;
+                float s = scales ? scales[c] : m > 0.0f ? m / 127.0f : 1.0f;
                 w.scale[c] = s;
                 for (size_t k = 0; k < K; k++)
                         q[c * K + k] = int8_t(std::clamp(std::nearbyint(row[k] / s), -127.0f, 127.0f));

@@ -53,12 +53,13 @@ struct Ranges {
 };
 Ranges calibrate_ranges(const std::vector<float> &values);
 
-// int8 symmetric per-channel weights in the device's layout.
+// int8 symmetric per-channel weights in the device's layout, with
+// s_w[c] = max|W[c]| / 127, or the given scales (weights already integral).
 struct PackedWeights {
         std::vector<int8_t> data;
         std::vector<float> scale;
 };
-PackedWeights pack_weights(const GraphLayer &L, uint32_t in_channels);
+PackedWeights pack_weights(const GraphLayer &L, uint32_t in_channels, const float *scales = nullptr);
 
 } // namespace npu
 

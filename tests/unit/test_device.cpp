@@ -1,0 +1,364 @@
+// The ioctl line of the software device: params, buffer objects, submit,
+// fences and wait, decision pages, and the errors of each.
+#include <poll.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "test_util.h"
+
+namespace {
+
+npu_device *open_dev()
+{
+        npu_device *d;
+        assert_int_equal(npu_device_open("soft:threads=2", &d), 0);
+        return d;
+}
+
+int64_t now_ns()
+{
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return int64_t(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
+}
+
+// BOs and a valid one-layer job (1x1 conv, 8 -> 16 channels) in them.
+struct Setup {
+        npu_device *dev;
+        npu_bo *job, *act, *par;
+        std::vector<uint8_t> cmd;
+        explicit Setup(npu_device *d) : dev(d)
+        {
+                test::RawJob j;
+                uint32_t x = j.tensor(1, 0, 1, 4, 4, 8, 8);
+                uint32_t y = j.tensor(1, 4096, 1, 4, 4, 16);
+                auto &L = j.layer(NPU_OP_CONV2D, x, y, 8);
+                L.kernel_h = L.kernel_w = L.stride_h = L.stride_w = L.dilation_h = L.dilation_w = 1;
+                L.groups = 1;
+                L.param_bo_index = 2;
+                L.weight_size = 8 * 16;
+                L.scale_offset = 256;
+                L.bias_offset = 512;
+                j.h.result_offset = 0;
+                cmd = j.bytes();
+                assert_int_equal(npu_bo_create(dev, 8192, &job), 0);
+                assert_int_equal(npu_bo_create(dev, 8192, &act), 0);
+                assert_int_equal(npu_bo_create(dev, 4096, &par), 0);
+                std::memcpy(static_cast<uint8_t *>(npu_bo_map(job)) + 1024, cmd.data(), cmd.size());
+        }
+        drm_npu_submit submit_args(uint32_t *handles) const
+        {
+                handles[0] = npu_bo_handle(job);
+                handles[1] = npu_bo_handle(act);
+                handles[2] = npu_bo_handle(par);
+                drm_npu_submit s{};
+                s.bo_handles = uint64_t(uintptr_t(handles));
+                s.bo_handle_count = 3;
+                s.cmd_offset = 1024;
+                s.cmd_size = cmd.size();
+                return s;
+        }
+        ~Setup()
+        {
+                npu_bo_free(job);
+                npu_bo_free(act);
+                npu_bo_free(par);
+        }
+};
+
+} // namespace
+
+static void get_param(void **)
+{
+        npu_device *d = open_dev();
+        uint64_t v;
+        assert_int_equal(npu_device_get_param(d, DRM_NPU_PARAM_API_VERSION, &v), 0);
+        assert_int_equal(v, NPU_ACCEL_API_VERSION);
+        assert_int_equal(npu_device_get_param(d, DRM_NPU_PARAM_BIT_DEPTHS, &v), 0);
+        assert_int_equal(v, (1u << 4) | (1u << 6) | (1u << 8) | (1u << 16));
+        assert_int_equal(npu_device_get_param(d, DRM_NPU_PARAM_THREADS, &v), 0);
+        assert_int_equal(v, 2);
+        assert_int_equal(npu_device_get_param(d, 999, &v), -EINVAL);
+        drm_npu_param p{};
+        p.param = DRM_NPU_PARAM_MAX_LAYERS;
+        p.pad = 1;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_GET_PARAM, &p), -EINVAL);
+        assert_int_equal(npu_ioctl(d, 0x1234, &p), -ENOTTY);
+        npu_device_close(d);
+}
+
+static void buffer_objects(void **)
+{
+        npu_device *d = open_dev();
+        npu_bo *bo;
+        assert_int_equal(npu_bo_create(d, 0, &bo), -EINVAL);
+        assert_int_equal(npu_bo_create(d, (1ull << 30) + 1, &bo), -E2BIG);
+        assert_int_equal(npu_bo_create(d, 100, &bo), 0);
+        // The device and the host see the same memory.
+        std::memset(npu_bo_map(bo), 0x5a, 100);
+        drm_npu_bo_info info{};
+        info.handle = npu_bo_handle(bo);
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_INFO, &info), 0);
+        assert_int_equal(info.size, 100);
+        drm_npu_bo_create bad{};
+        bad.size = 64;
+        bad.fd = -1;
+        bad.flags = 0x80;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &bad), -EINVAL);
+        bad.flags = 0;
+        bad.pad = 1;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &bad), -EINVAL);
+        uint32_t h = npu_bo_handle(bo);
+        npu_bo_free(bo);
+        drm_gem_close gc{h, 0};
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_GEM_CLOSE, &gc), -ENOENT);  // already freed
+        info.handle = h;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_INFO, &info), -ENOENT);
+        npu_device_close(d);
+}
+
+static void submit_fence_wait(void **)
+{
+        npu_device *d = open_dev();
+        {
+                Setup s(d);
+                uint32_t handles[3];
+                drm_npu_submit a = s.submit_args(handles);
+                a.flags = DRM_NPU_SUBMIT_FENCE_FD;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+                assert_true(a.job_id != 0);
+                assert_true(a.out_fence_fd >= 0);
+                pollfd p{a.out_fence_fd, POLLIN, 0};
+                assert_int_equal(poll(&p, 1, 10000), 1);  // the fence fires
+                drm_npu_wait w{};
+                w.job_id = a.job_id;
+                w.timeout_ns = 0;  // done: no wait needed
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+                assert_int_equal(w.job_status, 0);
+                close(a.out_fence_fd);
+                npu_job_result jr;
+                std::memcpy(&jr, npu_bo_map(s.job), sizeof jr);
+                assert_int_equal(jr.magic, NPU_RESULT_MAGIC);
+                assert_int_equal(jr.layer_count, 1);
+                // A reaped job is gone; unknown flags are refused.
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), -ENOENT);
+                w.flags = 1;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), -EINVAL);
+                a = s.submit_args(handles);
+                a.flags = 0x100;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -EINVAL);
+        }
+        npu_device_close(d);
+}
+
+static void bad_and_freed_handles(void **)
+{
+        npu_device *d = open_dev();
+        {
+                Setup s(d);
+                uint32_t handles[3];
+                drm_npu_submit a = s.submit_args(handles);
+                handles[2] = 4242;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -ENOENT);
+                uint32_t code, index;
+                assert_int_equal(npu_device_last_job_error(d, &code, &index), 0);
+                assert_int_equal(code, DRM_NPU_JOB_ERR_BAD_HANDLE);
+                assert_int_equal(index, 2);
+                assert_string_equal(npu_job_error_name(code), "bad buffer object handle");
+                // A freed handle is as unknown as one never created.
+                npu_bo *tmp;
+                assert_int_equal(npu_bo_create(d, 64, &tmp), 0);
+                uint32_t freed = npu_bo_handle(tmp);
+                npu_bo_free(tmp);
+                a = s.submit_args(handles);
+                handles[1] = freed;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -ENOENT);
+                assert_int_equal(a.error, DRM_NPU_JOB_ERR_BAD_HANDLE);
+                assert_int_equal(a.error_index, 1);
+                // The command buffer past the end of its BO.
+                a = s.submit_args(handles);
+                a.cmd_offset = 8192 - 16;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -EINVAL);
+                assert_int_equal(a.error, DRM_NPU_JOB_ERR_OUT_OF_BOUNDS);
+                a = s.submit_args(handles);
+                a.cmd_bo_index = 3;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -EINVAL);
+                assert_int_equal(a.error, DRM_NPU_JOB_ERR_BAD_BO_INDEX);
+                a = s.submit_args(handles);
+                a.bo_handle_count = 300;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -E2BIG);
+        }
+        npu_device_close(d);
+}
+
+// Freeing a BO while a job uses it is safe: the job holds its own reference.
+static void free_during_job(void **)
+{
+        npu_device *d = open_dev();
+        Setup *s = new Setup(d);
+        uint32_t handles[3];
+        drm_npu_submit a = s->submit_args(handles);
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+        npu_bo_free(s->act);
+        npu_bo_free(s->par);
+        s->act = s->par = nullptr;
+        drm_npu_wait w{};
+        w.job_id = a.job_id;
+        w.timeout_ns = now_ns() + 10000000000ll;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+        assert_int_equal(w.job_status, 0);
+        delete s;
+        npu_device_close(d);
+}
+
+static void decision_pages(void **)
+{
+        npu_device *d = open_dev();
+        // A memfd that is not a decision page is refused.
+        int fd = memfd_create("not-a-page", MFD_CLOEXEC);
+        assert_int_equal(ftruncate(fd, 4096), 0);
+        drm_npu_bo_create c{};
+        c.flags = DRM_NPU_BO_IMPORT_DECISION_PAGE;
+        c.fd = fd;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -EPROTO);
+        close(fd);
+        c.fd = -1;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -EINVAL);
+        {
+                test::Page page;
+                c.fd = page.fd;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), 0);
+                uint32_t ph = c.handle;
+                // Read-only for everyone but bwqd, and not a buffer a job may name.
+                Setup s(d);
+                uint32_t handles[3];
+                drm_npu_submit a = s.submit_args(handles);
+                handles[1] = ph;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -EINVAL);
+                assert_int_equal(a.error, DRM_NPU_JOB_ERR_BAD_HANDLE);
+                a = s.submit_args(handles);
+                a.page_handle = npu_bo_handle(s.act);  // not a page
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), -EINVAL);
+                assert_int_equal(a.error, DRM_NPU_JOB_ERR_BAD_PAGE);
+                drm_gem_close gc{ph, 0};
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_GEM_CLOSE, &gc), 0);
+        }
+        npu_device_close(d);
+}
+
+// DYNAMIC layers take the page's depth, clamped to their [min, max].
+static void dynamic_layers_follow_page(void **)
+{
+        npu_device *d = open_dev();
+        test::Page page;
+        drm_npu_bo_create c{};
+        c.flags = DRM_NPU_BO_IMPORT_DECISION_PAGE;
+        c.fd = page.fd;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), 0);
+        // Three 1x1 convs: DYNAMIC [4,16], [6,8], [8,16].
+        test::RawJob j;
+        uint32_t t0 = j.tensor(1, 0, 1, 4, 4, 8, 8), t1 = j.tensor(1, 1024, 1, 4, 4, 16),
+                 t2 = j.tensor(1, 2048, 1, 4, 4, 16), t3 = j.tensor(1, 3072, 1, 4, 4, 16);
+        const uint8_t ranges[3][2] = {{4, 16}, {6, 8}, {8, 16}};
+        uint32_t ins[3] = {t0, t1, t2}, outs[3] = {t1, t2, t3};
+        for (int i = 0; i < 3; i++) {
+                auto &L = j.layer(NPU_OP_CONV2D, ins[i], outs[i], 0);
+                L.policy = NPU_POLICY_DYNAMIC;
+                L.min_bits = ranges[i][0];
+                L.max_bits = ranges[i][1];
+                L.kernel_h = L.kernel_w = L.stride_h = L.stride_w = L.dilation_h = L.dilation_w = 1;
+                L.groups = 1;
+                L.param_bo_index = 2;
+                L.weight_offset = 0;
+                L.weight_size = i == 0 ? 8 * 16 : 16 * 16;
+                L.scale_offset = 1024;
+                L.bias_offset = 1536;
+        }
+        j.h.result_offset = 0;
+        auto cmd = j.bytes();
+        npu_bo *jb, *ab, *pb;
+        assert_int_equal(npu_bo_create(d, 8192, &jb), 0);
+        assert_int_equal(npu_bo_create(d, 8192, &ab), 0);
+        assert_int_equal(npu_bo_create(d, 4096, &pb), 0);
+        std::memcpy(static_cast<uint8_t *>(npu_bo_map(jb)) + 1024, cmd.data(), cmd.size());
+        const unsigned page_bits[] = {4, 6, 8, 16};
+        const unsigned want[4][3] = {{4, 6, 8}, {6, 6, 8}, {8, 8, 8}, {16, 8, 16}};
+        for (int k = 0; k < 4; k++) {
+                page.set_bits(page_bits[k]);
+                uint32_t handles[3] = {npu_bo_handle(jb), npu_bo_handle(ab), npu_bo_handle(pb)};
+                drm_npu_submit a{};
+                a.bo_handles = uint64_t(uintptr_t(handles));
+                a.bo_handle_count = 3;
+                a.cmd_offset = 1024;
+                a.cmd_size = cmd.size();
+                a.page_handle = c.handle;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+                drm_npu_wait w{};
+                w.job_id = a.job_id;
+                w.timeout_ns = INT64_MAX;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+                const uint8_t *res = static_cast<const uint8_t *>(npu_bo_map(jb));
+                for (int l = 0; l < 3; l++) {
+                        npu_layer_result lr;
+                        std::memcpy(&lr, res + sizeof(npu_job_result) + l * sizeof lr, sizeof lr);
+                        assert_int_equal(lr.bits, want[k][l]);
+                        assert_int_equal(lr.bytes_written, (256 * want[k][l] + 7) / 8);
+                }
+        }
+        // A page with a depth the NPU lacks (5) takes the largest supported
+        // depth below it within the clamp.
+        page.set_bits(5);
+        uint32_t handles[3] = {npu_bo_handle(jb), npu_bo_handle(ab), npu_bo_handle(pb)};
+        drm_npu_submit a{};
+        a.bo_handles = uint64_t(uintptr_t(handles));
+        a.bo_handle_count = 3;
+        a.cmd_offset = 1024;
+        a.cmd_size = cmd.size();
+        a.page_handle = c.handle;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+        drm_npu_wait w{};
+        w.job_id = a.job_id;
+        w.timeout_ns = INT64_MAX;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+        npu_layer_result lr;
+        std::memcpy(&lr, static_cast<const uint8_t *>(npu_bo_map(jb)) + sizeof(npu_job_result), sizeof lr);
+        assert_int_equal(lr.bits, 4);
+        npu_bo_free(jb);
+        npu_bo_free(ab);
+        npu_bo_free(pb);
+        npu_device_close(d);
+}
+
+static void device_names(void **)
+{
+        npu_device *d;
+        assert_int_equal(npu_device_open("soft:threads=0", &d), -EINVAL);
+        assert_int_equal(npu_device_open("soft:isa=sse9", &d), -EINVAL);
+        assert_int_equal(npu_device_open("soft:bogus", &d), -EINVAL);
+        // Not a DRM node: refused by name check, not crashed on.
+        assert_int_equal(npu_device_open("/dev/null", &d), -ENODEV);
+        assert_int_equal(npu_device_open("/nonexistent/accel0", &d), -ENOENT);
+        setenv("NPU_DEVICE", "soft:threads=1,isa=portable", 1);
+        assert_int_equal(npu_device_open(nullptr, &d), 0);
+        uint64_t isa;
+        assert_int_equal(npu_device_get_param(d, DRM_NPU_PARAM_ISA, &isa), 0);
+        assert_int_equal(isa, DRM_NPU_ISA_PORTABLE);
+        npu_device_close(d);
+        unsetenv("NPU_DEVICE");
+}
+
+int main()
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(get_param),         cmocka_unit_test(buffer_objects),
+                cmocka_unit_test(submit_fence_wait), cmocka_unit_test(bad_and_freed_handles),
+                cmocka_unit_test(free_during_job),   cmocka_unit_test(decision_pages),
+                cmocka_unit_test(dynamic_layers_follow_page), cmocka_unit_test(device_names),
+        };
+        return cmocka_run_group_tests_name("device", tests, nullptr, nullptr);
+}

@@ -1,0 +1,287 @@
+// The driver's public API: graph builder errors, bit-depth modes with a
+// decision page written by the test, fallback, waiting on many models with
+// io_uring, traffic per depth, and ISA-independent results end to end.
+#include <time.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "mobilenet.h"
+#include "test_util.h"
+
+namespace {
+
+int64_t now_ns()
+{
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return int64_t(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
+}
+
+struct Net {
+        npu_device *dev = nullptr;
+        npu_graph *g = nullptr;
+        npu_model *m = nullptr;
+        std::vector<float> input, out;
+        Net(const char *device, uint32_t size)
+        {
+                MobileNetOptions o;
+                o.size = size;
+                o.width = 0.5f;
+                o.classes = 10;
+                assert_int_equal(npu_device_open(device, &dev), 0);
+                assert_int_equal(mobilenet_v2_build(o, &g), 0);
+                input = mobilenet_v2_input(o);
+                npu_compile_options co{input.data()};
+                assert_int_equal(npu_model_compile(dev, g, &co, &m), 0);
+                out.resize(npu_model_output_elements(m));
+        }
+        ~Net()
+        {
+                npu_model_free(m);
+                npu_graph_free(g);
+                npu_device_close(dev);
+        }
+        npu_run_stats run()
+        {
+                npu_run_stats st;
+                assert_int_equal(npu_model_run(m, input.data(), out.data(), &st), 0);
+                return st;
+        }
+};
+
+} // namespace
+
+static void graph_builder_errors(void **)
+{
+        npu_graph *g;
+        assert_int_equal(npu_graph_new(&g), 0);
+        float w[16 * 9] = {};
+        npu_conv2d_params p{};
+        p.out_channels = 4;
+        p.kernel_h = p.kernel_w = 3;
+        assert_int_equal(npu_graph_conv2d(g, 0, &p, w, nullptr), -EINVAL);  // no tensor 0 yet
+        int x = npu_graph_input(g, 1, 8, 8, 4);
+        assert_int_equal(x, 0);
+        assert_int_equal(npu_graph_input(g, 1, 8, 8, 4), -EEXIST);
+        assert_int_equal(npu_graph_input(nullptr, 1, 1, 1, 1), -EINVAL);
+        p.groups = 3;  // 4 channels do not split in 3
+        assert_int_equal(npu_graph_conv2d(g, x, &p, w, nullptr), -EINVAL);
+        p.groups = 1;
+        p.kernel_h = 0;
+        assert_int_equal(npu_graph_conv2d(g, x, &p, w, nullptr), -EINVAL);
+        p.kernel_h = 3;
+        p.pad_top = 3;  // a window of nothing but padding
+        assert_int_equal(npu_graph_conv2d(g, x, &p, w, nullptr), -EINVAL);
+        p.pad_top = 1;
+        float bad[4 * 9 * 4];
+        std::fill(bad, bad + 4 * 9 * 4, 0.0f);
+        bad[7] = NAN;
+        assert_int_equal(npu_graph_conv2d(g, x, &p, bad, nullptr), -EINVAL);
+        p.kernel_w = 9;  // wider than 8 + padding
+        assert_int_equal(npu_graph_conv2d(g, x, &p, w, nullptr), -EINVAL);
+        npu_pool_params pp{};
+        pp.kernel_h = pp.kernel_w = 2;
+        int y = npu_graph_maxpool(g, x, &pp);
+        assert_true(y > 0);
+        assert_int_equal(npu_graph_add(g, x, y, 0), -EINVAL);  // [8,8] + [7,7]
+        int cat[2] = {x, y};
+        assert_int_equal(npu_graph_concat(g, cat, 2), -EINVAL);
+        assert_int_equal(npu_graph_concat(g, cat, 1), -EINVAL);
+        assert_int_equal(npu_graph_set_bits_range(g, y, 8, 6), -EINVAL);
+        assert_int_equal(npu_graph_set_bits_range(g, y, 5, 8), -EINVAL);
+        assert_int_equal(npu_graph_set_bits_range(g, x, 4, 8), -EINVAL);  // the input has no layer
+        assert_int_equal(npu_graph_set_bits_range(g, y, 6, 8), 0);
+        assert_int_equal(npu_graph_tensor_elements(g, y), 7 * 7 * 4);
+        npu_graph_free(g);
+}
+
+// Activation traffic is ceil(elements * bits / 8) per tensor: at 4 bits a
+// quarter of 16 bits, exactly; weights stay the same at every depth.
+static void traffic_per_depth(void **)
+{
+        Net n("soft:threads=2", 64);
+        npu_run_stats st[4];
+        const unsigned depths[4] = {4, 6, 8, 16};
+        for (int i = 0; i < 4; i++) {
+                assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_FIXED, depths[i], 4, 16), 0);
+                st[i] = n.run();
+                assert_int_equal(st[i].min_layer_bits, depths[i]);
+                assert_int_equal(st[i].max_layer_bits, depths[i]);
+                uint64_t act = 0;
+                for (unsigned l = 0; l < st[i].layer_count; l++) {
+                        npu_layer_stats ls;
+                        assert_int_equal(npu_model_layer_stats(n.m, l, &ls), 0);
+                        act += ls.act_bytes_read + ls.bytes_written;
+                }
+                assert_int_equal(act, st[i].activation_bytes);
+        }
+        assert_int_equal(st[0].activation_bytes * 4, st[3].activation_bytes);
+        assert_int_equal(st[2].activation_bytes * 2, st[3].activation_bytes);
+        for (int i = 1; i < 4; i++)
+                assert_int_equal(st[i].weight_bytes, st[0].weight_bytes);
+        print_message("activation bytes per run: 4b %llu, 6b %llu, 8b %llu, 16b %llu\n",
+                      (unsigned long long)st[0].activation_bytes, (unsigned long long)st[1].activation_bytes,
+                      (unsigned long long)st[2].activation_bytes, (unsigned long long)st[3].activation_bytes);
+}
+
+// The whole network against its float reference: close at 16 bits, and the
+// error grows as the depth falls.
+static void accuracy_by_depth(void **)
+{
+        Net n("soft:threads=2", 64);
+        std::vector<float> ref(n.out.size());
+        int out_tensor = -1;
+        for (int t = 0; npu_graph_tensor_elements(n.g, t) >= 0; t++)
+                out_tensor = t;
+        assert_int_equal(npu_graph_reference(n.g, n.input.data(), out_tensor, ref.data(), ref.size()), 0);
+        double norm = 0;
+        for (float v : ref)
+                norm += double(v) * v;
+        norm = std::sqrt(norm / ref.size());
+        double rel[4];
+        const unsigned depths[4] = {4, 6, 8, 16};
+        for (int i = 0; i < 4; i++) {
+                assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_FIXED, depths[i], 4, 16), 0);
+                n.run();
+                double e = 0;
+                for (size_t k = 0; k < ref.size(); k++)
+                        e += double(n.out[k] - ref[k]) * (n.out[k] - ref[k]);
+                rel[i] = std::sqrt(e / ref.size()) / norm;
+                print_message("%2u-bit activations: output RMS error / RMS = %.4f\n", depths[i], rel[i]);
+        }
+        // 16 bits is limited by the int8 weights alone.
+        assert_true(rel[3] < 0.05);
+        assert_true(rel[2] < 0.15);
+        assert_true(rel[0] > rel[3]);
+}
+
+static void modes_follow_page(void **)
+{
+        Net n("soft:threads=2", 64);
+        test::Page page;
+        // No page yet: BWQ modes run at the fallback depth and say so.
+        assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_BWQ_LAYER, 8, 4, 16), 0);
+        npu_run_stats st = n.run();
+        assert_true(st.flags & NPU_RUN_FALLBACK);
+        assert_int_equal(st.min_layer_bits, 8);
+        assert_int_equal(st.max_layer_bits, 8);
+
+        assert_int_equal(npu_model_set_decision_page(n.m, page.fd), 0);
+        for (unsigned bits : {4u, 6u, 8u, 16u}) {
+                page.set_bits(bits);
+                st = n.run();
+                assert_false(st.flags & NPU_RUN_FALLBACK);
+                assert_int_equal(st.min_layer_bits, bits);
+                assert_int_equal(st.max_layer_bits, bits);
+        }
+        // Model clamps: [6, 8].
+        assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_BWQ_LAYER, 8, 6, 8), 0);
+        page.set_bits(4);
+        st = n.run();
+        assert_int_equal(st.min_layer_bits, 6);
+        page.set_bits(16);
+        st = n.run();
+        assert_int_equal(st.max_layer_bits, 8);
+
+        // BWQ_MODEL: one depth for the whole run, reported.
+        assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_BWQ_MODEL, 8, 4, 16), 0);
+        page.set_bits(6);
+        st = n.run();
+        assert_int_equal(st.model_bits, 6);
+        assert_int_equal(st.min_layer_bits, 6);
+        assert_int_equal(st.max_layer_bits, 6);
+
+        // A per-layer clamp holds in BWQ_LAYER: the first layer at [16, 16].
+        npu_graph *g = n.g;
+        assert_int_equal(npu_graph_set_bits_range(g, 1, 16, 16), 0);
+        npu_model *m2;
+        npu_compile_options co{n.input.data()};
+        assert_int_equal(npu_model_compile(n.dev, g, &co, &m2), 0);
+        assert_int_equal(npu_model_set_mode(m2, NPU_MODE_BWQ_LAYER, 8, 4, 16), 0);
+        assert_int_equal(npu_model_set_decision_page(m2, page.fd), 0);
+        page.set_bits(4);
+        assert_int_equal(npu_model_run(m2, n.input.data(), n.out.data(), &st), 0);
+        npu_layer_stats ls;
+        assert_int_equal(npu_model_layer_stats(m2, 0, &ls), 0);
+        assert_int_equal(ls.bits, 16);
+        assert_int_equal(npu_model_layer_stats(m2, 1, &ls), 0);
+        assert_int_equal(ls.bits, 4);
+        npu_model_free(m2);
+
+        // Dropping the page returns to the fallback.
+        assert_int_equal(npu_model_set_decision_page(n.m, -1), 0);
+        st = n.run();
+        assert_true(st.flags & NPU_RUN_FALLBACK);
+        assert_int_equal(npu_model_set_mode(n.m, 7, 8, 4, 16), -EINVAL);
+        assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_FIXED, 5, 4, 16), -EINVAL);
+}
+
+static void wait_many(void **)
+{
+        npu_device *dev;
+        assert_int_equal(npu_device_open("soft:threads=2", &dev), 0);
+        MobileNetOptions o;
+        o.size = 48;
+        o.width = 0.5f;
+        o.classes = 10;
+        npu_graph *g;
+        assert_int_equal(mobilenet_v2_build(o, &g), 0);
+        std::vector<float> in = mobilenet_v2_input(o);
+        npu_compile_options co{in.data()};
+        npu_model *ms[3];
+        for (auto &m : ms) {
+                assert_int_equal(npu_model_compile(dev, g, &co, &m), 0);
+                assert_int_equal(npu_model_set_mode(m, NPU_MODE_FIXED, 8, 4, 16), 0);
+        }
+        for (int round = 0; round < 3; round++) {
+                for (auto *m : ms)
+                        assert_int_equal(npu_model_submit(m, in.data()), 0);
+                assert_int_equal(npu_model_submit(ms[0], in.data()), -EBUSY);  // one job per model
+                assert_int_equal(npu_wait_many(ms, 3, now_ns() + 30000000000ll), 0);
+                std::vector<float> out(npu_model_output_elements(ms[0])), first(out.size());
+                for (int i = 0; i < 3; i++) {
+                        npu_run_stats st;
+                        assert_int_equal(npu_model_result(ms[i], out.data(), &st), 0);
+                        assert_int_equal(st.min_layer_bits, 8);
+                        if (i == 0)
+                                first = out;
+                        else
+                                assert_memory_equal(first.data(), out.data(), out.size() * 4);
+                }
+        }
+        // A deadline in the past times out while jobs are still queued.
+        for (auto *m : ms)
+                assert_int_equal(npu_model_submit(m, in.data()), 0);
+        int r = npu_wait_many(ms, 3, now_ns() - 1);
+        assert_int_equal(r, -ETIME);
+        assert_int_equal(npu_wait_many(ms, 3, now_ns() + 30000000000ll), 0);
+        for (auto *m : ms)
+                npu_model_free(m);
+        npu_graph_free(g);
+        npu_device_close(dev);
+}
+
+// Portable kernels and the best ISA give the same bytes through a network.
+static void isa_identical_end_to_end(void **)
+{
+        Net best("soft:threads=2", 64), portable("soft:threads=1,isa=portable", 64);
+        for (unsigned bits : {4u, 6u, 8u, 16u}) {
+                assert_int_equal(npu_model_set_mode(best.m, NPU_MODE_FIXED, bits, 4, 16), 0);
+                assert_int_equal(npu_model_set_mode(portable.m, NPU_MODE_FIXED, bits, 4, 16), 0);
+                best.run();
+                portable.run();
+                assert_memory_equal(best.out.data(), portable.out.data(), best.out.size() * 4);
+        }
+}
+
+int main()
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(graph_builder_errors), cmocka_unit_test(traffic_per_depth),
+                cmocka_unit_test(accuracy_by_depth),    cmocka_unit_test(modes_follow_page),
+                cmocka_unit_test(wait_many),            cmocka_unit_test(isa_identical_end_to_end),
+        };
+        return cmocka_run_group_tests_name("libnpu", tests, nullptr, nullptr);
+}
