@@ -36,14 +36,14 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 CPPFLAGS += -Iuapi -Idriver/libnpu/include -Idriver/npuref -Idriver/libnpu -Idriver/tools $(PKG_CFLAGS)
 WARN := -Wall -Wextra -Wno-missing-field-initializers
 # No FMA contraction: every instruction set must round the same way.
-OPT ?= -O2 -g
+OPT ?= -O3 -g
 CXXFLAGS += -std=c++20 $(OPT) $(WARN) -fPIC -ffp-contract=off -fno-math-errno $(SANFLAGS)
 CFLAGS += -std=c11 $(OPT) $(WARN) -ffp-contract=off $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
 
 NPUREF_SRC := driver/npuref/quant.cpp driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
 	driver/npuref/kernels_avx512.cpp driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
-	driver/npuref/execute.cpp driver/npuref/device.cpp
+	driver/npuref/execute.cpp driver/npuref/epilogue.cpp driver/npuref/device.cpp
 LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/reference.cpp \
 	driver/libnpu/model.cpp driver/libnpu/calibrate.cpp
 OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
@@ -155,8 +155,8 @@ fuzz: deps $(FUZZ_B)/fuzz_job $(FUZZ_SEEDS)/.stamp
 demo: all
 	@sh scripts/demo.sh $(B)
 
-$(BENCH_BIN): $(B)/bench/bench_npu.o $(LIBNPU_A)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -ldnnl -pthread
+$(BENCH_BIN): $(B)/bench/bench_npu.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
+	$(CXX) $(LDFLAGS) -fopenmp -o $@ $^ $(PKG_LIBS) -ldnnl -pthread
 
 bench: all $(BENCH_BIN)
 	@$(BENCH_BIN)
@@ -177,3 +177,4 @@ clean:
 	rm -rf build build-san build-fuzz
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+$(B)/bench/bench_npu.o: CXXFLAGS += -fopenmp

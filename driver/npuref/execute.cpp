@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "bwq_page.h"
+#include "epilogue.h"
 #include "job.h"
 #include "kernels.h"
 #include "quant.h"
@@ -35,26 +36,6 @@ struct Act {
         unsigned bits;
         QParams qp;
 };
-
-float activate(float v, uint8_t act)
-{
-        switch (act) {
-        case NPU_ACT_RELU:
-                return v > 0.0f ? v : 0.0f;
-        case NPU_ACT_RELU6:
-                return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
-        case NPU_ACT_HARDSWISH: {
-                float t = std::min(std::max(v + 3.0f, 0.0f), 6.0f);
-                return v * t / 6.0f;
-        }
-        case NPU_ACT_HARDSIGMOID:
-                return std::min(std::max(v / 6.0f + 0.5f, 0.0f), 1.0f);
-        case NPU_ACT_SIGMOID:
-                return 1.0f / (1.0f + std::exp(-v));
-        default:
-                return v;
-        }
-}
 
 float load_float(const uint8_t *p)
 {
@@ -122,69 +103,88 @@ struct LayerIO {
         Act ay;
 };
 
+// Per-output-channel epilogue constants: y = float(acc) * mul[c] + add[c].
+struct ChannelScale {
+        std::vector<float> mul, add;
+        ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa) : mul(n), add(n)
+        {
+                for (uint32_t c = 0; c < n; c++) {
+                        mul[c] = sa * load_float(scales + 4 * c);
+                        add[c] = load_float(bias + 4 * c);
+                }
+        }
+};
+
 // CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernel.
 void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
-                    const Kernels &k, ThreadPool *pool, std::vector<uint16_t> &xq)
+                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
 {
         const size_t X = size_t(G.n) * G.h * G.w * G.c;
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
-        const uint8_t *scales = params + L.scale_offset, *bias = params + L.bias_offset;
         const uint32_t cin_g = G.c / G.groups, cout_g = G.oc / G.groups;
         const size_t K = size_t(G.kh) * G.kw * cin_g, K4 = (K + 3) / 4 * 4, N16 = (cout_g + 15) / 16 * 16;
         const size_t KB = K4 / 4;
         const int32_t z = io.ax.qp.zero;
 
-        // Activations as one u8 plane (<= 8 bits) or two (16 bits: q = 256 hi + lo).
+        // Activations as one u8 plane (<= 8 bits; at 8 bits the tensor itself)
+        // or two (16 bits: q = 256 hi + lo).
         const bool wide = io.ax.bits == 16;
         const int nplanes = wide ? 2 : 1;
-        std::vector<uint8_t> planes(X * nplanes);
-        unpack_all(pool, io.x, io.ax.bits, X, xq.data());
-        parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
-                size_t b = i * 65536, e = std::min(X, b + 65536);
-                if (wide)
-                        for (size_t j = b; j < e; j++) {
-                                planes[j] = uint8_t(xq[j] >> 8);
-                                planes[X + j] = uint8_t(xq[j]);
-                        }
-                else
-                        for (size_t j = b; j < e; j++)
-                                planes[j] = uint8_t(xq[j]);
-        });
+        const uint8_t *plane[2] = {io.x, nullptr};
+        if (io.ax.bits != 8) {
+                planes.resize(X * nplanes);
+                parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
+                        size_t b = i * 65536, e = std::min(X, b + 65536);
+                        if (wide)
+                                for (size_t j = b; j < e; j++) {
+                                        planes[j] = io.x[2 * j + 1];
+                                        planes[X + j] = io.x[2 * j];
+                                }
+                        else
+                                unpack_u8(io.x, io.ax.bits, b, e - b, planes.data() + b);
+                });
+                plane[0] = planes.data();
+                plane[1] = planes.data() + X;
+        }
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
-        const int64_t plane_weight[2] = {wide ? 256 : 1, 1};
 
         // Sum of each output channel's weights, for the zero-point term.
         std::vector<int64_t> wsum(G.oc);
+        std::vector<int32_t> zw(G.oc);
         for (uint32_t g = 0; g < G.groups; g++)
-                for (uint32_t n = 0; n < cout_g; n++) {
-                        const int8_t *b = W + g * K4 * N16 + (n / 16) * K4 * 16 + (n % 16) * 4;
-                        int64_t s = 0;
-                        for (size_t kb = 0; kb < KB; kb++)
-                                for (int j = 0; j < 4; j++)
-                                        s += b[kb * 64 + j];
-                        wsum[g * cout_g + n] = s;
+                for (size_t nb = 0; nb < N16 / 16; nb++) {
+                        int64_t lanes[64];
+                        block_column_sums(W + g * K4 * N16 + nb * K4 * 16, KB, lanes);
+                        for (uint32_t j = 0; j < 16 && nb * 16 + j < cout_g; j++)
+                                wsum[g * cout_g + nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
                 }
+        // One plane and one K block: the accumulator and z * wsum fit int32.
+        const bool narrow = nplanes == 1 && KB <= kKBlocks;
+        if (narrow)
+                for (uint32_t c = 0; c < G.oc; c++)
+                        zw[c] = int32_t(z * wsum[c]);
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
 
         const bool direct = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
                             G.groups == 1 && G.c % 4 == 0;
         const size_t M = size_t(G.n) * G.oh * G.ow;
-        const double sa = io.ax.qp.scale;
 
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint8_t *A = scratch(tls.a, kTile * K4);
                 int32_t *C32 = scratch(tls.c32, kTile * cout_g);
-                int64_t *C64 = scratch(tls.c64, kTile * cout_g);
+                int64_t *C64 = scratch(tls.c64, narrow ? 0 : kTile * cout_g);
                 uint16_t *Q = scratch(tls.q, kTile * G.oc);
+                float *Y = scratch(tls.f, cout_g);
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const int8_t *Bg = W + g * K4 * N16;
-                        std::fill(C64, C64 + mt * cout_g, 0);
+                        if (!narrow)
+                                std::fill(C64, C64 + mt * cout_g, 0);
                         for (int p = 0; p < nplanes; p++) {
-                                const uint8_t *plane = planes.data() + p * X;
                                 const uint8_t *Ap;
                                 size_t lda;
                                 if (direct) {
-                                        Ap = plane + m0 * G.c;
+                                        Ap = plane[p] + m0 * G.c;
                                         lda = G.c;
                                 } else {
                                         for (size_t r = 0; r < mt; r++) {
@@ -200,7 +200,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                                                         std::memset(dst, pad_value[p], cin_g);
                                                                 else
                                                                         std::memcpy(dst,
-                                                                                    plane + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c +
+                                                                                    plane[p] + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c +
                                                                                             size_t(g) * cin_g,
                                                                                     cin_g);
                                                         }
@@ -210,22 +210,31 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                         Ap = A;
                                         lda = K4;
                                 }
+                                const int64_t weight = wide && p == 0 ? 256 : 1;
                                 for (size_t kb0 = 0; kb0 < KB; kb0 += kKBlocks) {
                                         size_t kb1 = std::min(KB, kb0 + kKBlocks);
                                         k.gemm_u8s8(Ap, lda, mt, Bg, K4, cout_g, kb0, kb1, C32, cout_g);
-                                        for (size_t i = 0; i < mt * cout_g; i++)
-                                                C64[i] += plane_weight[p] * C32[i];
+                                        if (!narrow)
+                                                for (size_t i = 0; i < mt * cout_g; i++)
+                                                        C64[i] += weight * C32[i];
                                 }
                         }
-                        for (size_t r = 0; r < mt; r++)
-                                for (uint32_t n = 0; n < cout_g; n++) {
-                                        uint32_t c = g * cout_g + n;
-                                        int64_t acc = C64[r * cout_g + n] - int64_t(z) * wsum[c];
-                                        double v = sa * double(load_float(scales + 4 * c)) * double(acc) +
-                                                   double(load_float(bias + 4 * c));
-                                        float a = activate(float(v), L.act);
-                                        Q[r * G.oc + c] = uint16_t(quantize_one(a, io.ay.qp));
+                        const uint32_t c0 = g * cout_g;
+                        for (size_t r = 0; r < mt; r++) {
+                                if (narrow) {
+                                        int32_t *acc = C32 + r * cout_g;
+                                        for (uint32_t n = 0; n < cout_g; n++)
+                                                acc[n] -= zw[c0 + n];
+                                        scale_row(acc, cs.mul.data() + c0, cs.add.data() + c0, cout_g, Y);
+                                } else {
+                                        int64_t *acc = C64 + r * cout_g;
+                                        for (uint32_t n = 0; n < cout_g; n++)
+                                                acc[n] -= int64_t(z) * wsum[c0 + n];
+                                        scale_row64(acc, cs.mul.data() + c0, cs.add.data() + c0, cout_g, Y);
                                 }
+                                activate_row(Y, cout_g, L.act);
+                                quantize_row(Y, cout_g, io.ay.qp, Q + r * G.oc + c0);
+                        }
                 }
                 store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
         });
@@ -237,18 +246,13 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                    ThreadPool *pool, const uint16_t *xq)
 {
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
-        const uint8_t *scales = params + L.scale_offset, *bias = params + L.bias_offset;
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
         const int32_t z = io.ax.qp.zero;
-        const double sa = io.ax.qp.scale;
-        std::vector<double> mul(C), add(C);
-        for (size_t c = 0; c < C; c++) {
-                mul[c] = sa * double(load_float(scales + 4 * c));
-                add[c] = double(load_float(bias + 4 * c));
-        }
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);
+                float *Y = scratch(tls.f, C);
                 std::vector<Acc> acc(C);
                 for (size_t r = 0; r < mt; r++) {
                         size_t m = m0 + r;
@@ -262,17 +266,16 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                                         int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
                                         if (ix < 0 || ix >= G.w)
                                                 continue;
-                                        const uint16_t *xs = xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C;
-                                        const int8_t *ws = W + (size_t(ky) * G.kw + kx) * C;
-                                        Acc *ac = acc.data();
-                                        for (size_t c = 0; c < C; c++)
-                                                ac[c] += Acc(int32_t(xs[c]) - z) * Acc(ws[c]);
+                                        depthwise_tap(xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C,
+                                                      W + (size_t(ky) * G.kw + kx) * C, z, C, acc.data());
                                 }
                         }
-                        for (size_t c = 0; c < C; c++) {
-                                double v = mul[c] * double(acc[c]) + add[c];
-                                Q[r * C + c] = uint16_t(quantize_one(activate(float(v), L.act), io.ay.qp));
-                        }
+                        if constexpr (sizeof(Acc) == 4)
+                                scale_row(acc.data(), cs.mul.data(), cs.add.data(), C, Y);
+                        else
+                                scale_row64(acc.data(), cs.mul.data(), cs.add.data(), C, Y);
+                        activate_row(Y, C, L.act);
+                        quantize_row(Y, C, io.ay.qp, Q + r * C);
                 }
                 store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
         });
@@ -289,6 +292,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);
+                float *Y = scratch(tls.f, C);
                 for (size_t r = 0; r < mt; r++) {
                         size_t m = m0 + r;
                         size_t ox = m % y.w, oy = (m / y.w) % y.h, b = m / (size_t(y.w) * y.h);
@@ -349,8 +353,10 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                         break;
                                 }
                                 }
-                                Q[r * C + c] = uint16_t(quantize_one(activate(v, L.act), ay.qp));
+                                Y[c] = v;
                         }
+                        activate_row(Y, C, L.act);
+                        quantize_row(Y, C, ay.qp, Q + r * C);
                 }
                 store_tile(Q, ay.bits, m0 * C, mt * C, ydst);
         });
@@ -392,6 +398,7 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                         act[i] = make_act(job.tensors[i], job.tensors[i].bits);
 
         std::vector<uint16_t> xq;
+        std::vector<uint8_t> planes;
         std::vector<std::vector<uint16_t>> inq_store(NPU_MAX_INPUTS);
         for (size_t l = 0; l < job.layers.size(); l++) {
                 const npu_layer_desc &L = job.layers[l];
@@ -412,16 +419,16 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                         LayerIO io{bos[x.bo_index].data + x.offset, act[L.inputs[0]], ydst, act[L.output]};
                         const uint8_t *params = bos[L.param_bo_index].data;
                         r.param_bytes_read = L.weight_size + 8ull * y.c;
-                        xq.resize(tensor_elements(x));
                         bool depthwise = L.op == NPU_OP_CONV2D && G.groups > 1 && G.groups == G.c && G.groups == G.oc;
                         if (depthwise) {
+                                xq.resize(tensor_elements(x));
                                 unpack_all(pool, io.x, io.ax.bits, xq.size(), xq.data());
                                 if (io.ax.bits > 8)
                                         run_depthwise<int64_t>(L, G, io, params, pool, xq.data());
                                 else
                                         run_depthwise<int32_t>(L, G, io, params, pool, xq.data());
                         } else {
-                                run_gemm_layer(L, G, io, params, k, pool, xq);
+                                run_gemm_layer(L, G, io, params, k, pool, planes);
                         }
                 } else {
                         std::vector<const npu_tensor_desc *> in;

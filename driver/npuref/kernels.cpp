@@ -18,6 +18,39 @@ void gemm_u8s8_portable(const uint8_t *A, size_t lda, size_t M, const int8_t *B,
         }
 }
 
+#define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+NPU_CLONES
+void depthwise_tap(const uint16_t *__restrict x, const int8_t *__restrict w, int32_t z, size_t C, int32_t *__restrict acc)
+{
+        for (size_t c = 0; c < C; c++)
+                acc[c] += (int32_t(x[c]) - z) * int32_t(w[c]);
+}
+
+NPU_CLONES
+void depthwise_tap(const uint16_t *__restrict x, const int8_t *__restrict w, int32_t z, size_t C, int64_t *__restrict acc)
+{
+        for (size_t c = 0; c < C; c++)
+                acc[c] += int64_t(int32_t(x[c]) - z) * w[c];
+}
+
+NPU_CLONES
+void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64])
+{
+        // int32 partial sums: 2^16 blocks of |w| <= 128 cannot overflow.
+        for (int j = 0; j < 64; j++)
+                lanes[j] = 0;
+        for (size_t kb0 = 0; kb0 < KB; kb0 += 65536) {
+                int32_t part[64] = {};
+                size_t kb1 = KB - kb0 < 65536 ? KB : kb0 + 65536;
+                for (size_t kb = kb0; kb < kb1; kb++)
+                        for (int j = 0; j < 64; j++)
+                                part[j] += block[kb * 64 + j];
+                for (int j = 0; j < 64; j++)
+                        lanes[j] += part[j];
+        }
+}
+
 bool isa_supported(Isa isa)
 {
         switch (isa) {

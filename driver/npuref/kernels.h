@@ -37,4 +37,12 @@ void gemm_u8s8_avx2(const uint8_t *A, size_t lda, size_t M, const int8_t *B, siz
 void gemm_u8s8_avx512vnni(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
                           size_t kb0, size_t kb1, int32_t *C, size_t ldc);
 
+// lanes[j] = sum over kb < KB of block[kb * 64 + j]: per-byte sums of one
+// 16-channel block of the blocked weight layout.
+void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64]);
+
+// acc[c] += (x[c] - z) * w[c] for c < C: one tap of a depthwise window.
+void depthwise_tap(const uint16_t *x, const int8_t *w, int32_t z, size_t C, int32_t *acc);
+void depthwise_tap(const uint16_t *x, const int8_t *w, int32_t z, size_t C, int64_t *acc);
+
 } // namespace npuref

@@ -14,7 +14,7 @@ static inline void tile(const uint8_t *A, size_t lda, const int8_t *B, size_t K4
         const int8_t *b1 = b0 + K4 * 16;
         const bool two = n0 + 16 < N;
         __m512i acc0[MR], acc1[MR];
-        for (int r = 0; r < MR; r++) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
                 acc0[r] = _mm512_setzero_si512();
                 acc1[r] = _mm512_setzero_si512();
         }
@@ -22,7 +22,7 @@ static inline void tile(const uint8_t *A, size_t lda, const int8_t *B, size_t K4
                 for (size_t kb = kb0; kb < kb1; kb++) {
                         __m512i w0 = _mm512_loadu_si512(b0 + kb * 64);
                         __m512i w1 = _mm512_loadu_si512(b1 + kb * 64);
-                        for (int r = 0; r < MR; r++) {
+                        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
                                 int32_t a4;
                                 __builtin_memcpy(&a4, A + r * lda + 4 * kb, 4);
                                 __m512i a = _mm512_set1_epi32(a4);
@@ -33,7 +33,7 @@ static inline void tile(const uint8_t *A, size_t lda, const int8_t *B, size_t K4
         } else {
                 for (size_t kb = kb0; kb < kb1; kb++) {
                         __m512i w0 = _mm512_loadu_si512(b0 + kb * 64);
-                        for (int r = 0; r < MR; r++) {
+                        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
                                 int32_t a4;
                                 __builtin_memcpy(&a4, A + r * lda + 4 * kb, 4);
                                 acc0[r] = _mm512_dpbusd_epi32(acc0[r], _mm512_set1_epi32(a4), w0);
@@ -43,7 +43,7 @@ static inline void tile(const uint8_t *A, size_t lda, const int8_t *B, size_t K4
         size_t left = N - n0;
         __mmask16 m0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
         __mmask16 m1 = left >= 32 ? __mmask16(0xffff) : left > 16 ? __mmask16((1u << (left - 16)) - 1) : 0;
-        for (int r = 0; r < MR; r++) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
                 _mm512_mask_storeu_epi32(C + r * ldc + n0, m0, acc0[r]);
                 if (two)
                         _mm512_mask_storeu_epi32(C + r * ldc + n0 + 16, m1, acc1[r]);
@@ -54,13 +54,15 @@ void gemm_u8s8_avx512vnni(const uint8_t *A, size_t lda, size_t M, const int8_t *
                           size_t kb0, size_t kb1, int32_t *C, size_t ldc)
 {
         constexpr int MR = 6;
-        size_t m = 0;
-        for (; m + MR <= M; m += MR)
-                for (size_t n0 = 0; n0 < N; n0 += 32)
+        // Columns outer: a 32-column slice of B stays in cache while the rows
+        // of A stream past it.
+        for (size_t n0 = 0; n0 < N; n0 += 32) {
+                size_t m = 0;
+                for (; m + MR <= M; m += MR)
                         tile<MR>(A + m * lda, lda, B, K4, N, n0, kb0, kb1, C + m * ldc, ldc);
-        for (; m < M; m++)
-                for (size_t n0 = 0; n0 < N; n0 += 32)
+                for (; m < M; m++)
                         tile<1>(A + m * lda, lda, B, K4, N, n0, kb0, kb1, C + m * ldc, ldc);
+        }
 }
 
 } // namespace npuref

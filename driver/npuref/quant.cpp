@@ -173,29 +173,42 @@ void unpack_u16(const uint8_t *src, unsigned bits, size_t first, size_t count, u
         }
 }
 
-void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
+NPU_CLONES
+static void pack8(const uint16_t *q, size_t n, uint8_t *dst)
 {
-        switch (bits) {
-        case 16:
-                std::memcpy(dst + 2 * first, src, 2 * count);
-                return;
-        case 8:
-                for (size_t i = 0; i < count; i++)
-                        dst[first + i] = uint8_t(src[i]);
-                return;
-        case 4:
-                for (size_t i = 0; i < count; i++) {
-                        size_t e = first + i;
+        for (size_t i = 0; i < n; i++)
+                dst[i] = uint8_t(q[i]);
+}
+
+NPU_CLONES
+static void pack4(const uint16_t *q, size_t pairs, uint8_t *dst)
+{
+        for (size_t i = 0; i < pairs; i++)
+                dst[i] = uint8_t((q[2 * i] & 0xf) | (q[2 * i + 1] & 0xf) << 4);
+}
+
+NPU_CLONES
+static void pack6(const uint16_t *q, size_t quads, uint8_t *dst)
+{
+        for (size_t i = 0; i < quads; i++) {
+                uint32_t w = uint32_t(q[4 * i] & 63) | uint32_t(q[4 * i + 1] & 63) << 6 |
+                             uint32_t(q[4 * i + 2] & 63) << 12 | uint32_t(q[4 * i + 3] & 63) << 18;
+                dst[3 * i] = uint8_t(w);
+                dst[3 * i + 1] = uint8_t(w >> 8);
+                dst[3 * i + 2] = uint8_t(w >> 16);
+        }
+}
+
+// Element by element, keeping the neighbours that share a byte.
+static void pack_slow(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        for (size_t i = 0; i < count; i++) {
+                size_t e = first + i;
+                if (bits == 4) {
                         uint8_t &b = dst[e >> 1];
-                        if (e & 1)
-                                b = uint8_t((b & 0x0f) | (src[i] & 0xf) << 4);
-                        else
-                                b = uint8_t((b & 0xf0) | (src[i] & 0xf));
-                }
-                return;
-        case 6:
-                for (size_t i = 0; i < count; i++) {
-                        size_t e = first + i, b = e / 4 * 3;
+                        b = (e & 1) ? uint8_t((b & 0x0f) | (src[i] & 0xf) << 4) : uint8_t((b & 0xf0) | (src[i] & 0xf));
+                } else {
+                        size_t b = e / 4 * 3;
                         uint32_t w = dst[b] | uint32_t(dst[b + 1]) << 8 | uint32_t(dst[b + 2]) << 16;
                         unsigned sh = 6 * (e & 3);
                         w = (w & ~(63u << sh)) | uint32_t(src[i] & 63) << sh;
@@ -203,7 +216,32 @@ void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_
                         dst[b + 1] = uint8_t(w >> 8);
                         dst[b + 2] = uint8_t(w >> 16);
                 }
+        }
+}
+
+void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        switch (bits) {
+        case 16:
+                std::memcpy(dst + 2 * first, src, 2 * count);
                 return;
+        case 8:
+                pack8(src, count, dst + first);
+                return;
+        case 4:
+        case 6: {
+                // Head up to a group boundary, whole groups, then the tail.
+                size_t g = pack_group(bits), head = std::min(count, (g - first % g) % g);
+                pack_slow(src, bits, first, head, dst);
+                size_t whole = (count - head) / g;
+                if (bits == 4)
+                        pack4(src + head, whole, dst + (first + head) / 2);
+                else
+                        pack6(src + head, whole, dst + (first + head) / 4 * 3);
+                size_t done = head + whole * g;
+                pack_slow(src + done, bits, first + done, count - done, dst);
+                return;
+        }
         default:
                 return;
         }

@@ -1,0 +1,293 @@
+// make bench: the driver side.  Every figure is measured in this run against
+// a peer on the same data and printed as a ratio; times are medians.
+//
+//   1. quantize-and-pack per depth against memcpy of the same float buffer
+//   2. npuref at 8 bits against oneDNN's int8 primitives (u8 x s8, u8 out
+//      with per-channel scales): GEMM, 1x1, 3x3 and depthwise convolution,
+//      on 1 and 2 threads
+//   3. the 4-, 6- and 16-bit paths against the 8-bit path
+//   4. npu-run's network: latency per depth
+#include <omp.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <vector>
+
+#include "mobilenet.h"
+#include "npu/npu.h"
+#include "quant.h"
+
+namespace {
+
+double now_s()
+{
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+double median(std::vector<double> v)
+{
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+}
+
+// Median seconds of fn over `reps` runs after `warm` runs.
+double time_median(const std::function<void()> &fn, int reps, int warm = 2)
+{
+        for (int i = 0; i < warm; i++)
+                fn();
+        std::vector<double> t;
+        for (int i = 0; i < reps; i++) {
+                double t0 = now_s();
+                fn();
+                t.push_back(now_s() - t0);
+        }
+        return median(t);
+}
+
+struct Rng {
+        uint64_t s;
+        uint64_t next()
+        {
+                uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+                z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+                z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+                return z ^ (z >> 31);
+        }
+        float uniform(float a) { return a * (float(next() >> 40) / float(1 << 24) * 2.0f - 1.0f); }
+};
+
+void bench_quantize()
+{
+        const size_t n = size_t(16) << 20;  // 64 MiB of floats: far past the caches
+        std::vector<float> src(n), dst(n);
+        Rng rng{1};
+        for (auto &x : src)
+                x = rng.uniform(3.0f);
+        std::vector<uint8_t> packed(n * 2);
+        double tm = time_median([&] { std::memcpy(dst.data(), src.data(), n * 4); }, 9);
+        printf("\n1. quantize-and-pack vs memcpy of the same %zu MiB float buffer (median of 9)\n", n * 4 >> 20);
+        printf("   memcpy: %.2f GB/s of floats\n", n * 4 / tm / 1e9);
+        printf("   %5s %14s %14s %10s\n", "bits", "GB/s floats", "Gelem/s", "vs memcpy");
+        for (unsigned bits : {4u, 6u, 8u, 16u}) {
+                npuref::QParams p = npuref::qparams(-3.0f, 3.0f, bits);
+                double tq = time_median([&] { npuref::quantize_pack(src.data(), n, p, bits, packed.data()); }, 9);
+                printf("   %5u %14.2f %14.2f %10.2f   (goal >= 0.7)\n", bits, n * 4 / tq / 1e9, n / tq / 1e9, tm / tq);
+        }
+}
+
+// One layer on npuref: the median device time of its job.
+struct NpuLayer {
+        npu_device *dev = nullptr;
+        npu_graph *g = nullptr;
+        npu_model *m = nullptr;
+        std::vector<float> in, out;
+        ~NpuLayer()
+        {
+                npu_model_free(m);
+                npu_graph_free(g);
+                npu_device_close(dev);
+        }
+        double median_ns(unsigned bits, int reps)
+        {
+                npu_model_set_mode(m, NPU_MODE_FIXED, bits, 4, 16);
+                std::vector<double> t;
+                for (int i = 0; i < reps + 2; i++) {
+                        npu_run_stats st;
+                        if (npu_model_run(m, in.data(), out.data(), &st) < 0) {
+                                fprintf(stderr, "bench: run failed\n");
+                                exit(1);
+                        }
+                        if (i >= 2)
+                                t.push_back(double(st.ns));
+                }
+                return median(t);
+        }
+};
+
+struct Shape {
+        const char *name;
+        bool fc;
+        uint32_t n, h, w, c, oc, k, s, pad, groups;
+};
+
+std::unique_ptr<NpuLayer> npu_layer(const Shape &sh, unsigned threads)
+{
+        auto L = std::make_unique<NpuLayer>();
+        std::string dev = "soft:threads=" + std::to_string(threads);
+        if (npu_device_open(dev.c_str(), &L->dev) < 0 || npu_graph_new(&L->g) < 0)
+                exit(1);
+        Rng rng{7};
+        int x = npu_graph_input(L->g, sh.n, sh.h, sh.w, sh.c);
+        size_t K = sh.fc ? size_t(sh.h) * sh.w * sh.c : size_t(sh.k) * sh.k * (sh.c / sh.groups);
+        std::vector<float> w(K * sh.oc), b(sh.oc);
+        for (auto &v : w)
+                v = rng.uniform(0.1f);
+        for (auto &v : b)
+                v = rng.uniform(0.1f);
+        int y;
+        if (sh.fc) {
+                y = npu_graph_fully_connected(L->g, x, sh.oc, w.data(), b.data(), NPU_ACTIVATION_NONE);
+        } else {
+                npu_conv2d_params p{};
+                p.out_channels = sh.oc;
+                p.kernel_h = p.kernel_w = sh.k;
+                p.stride_h = p.stride_w = sh.s;
+                p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = sh.pad;
+                p.groups = sh.groups;
+                y = npu_graph_conv2d(L->g, x, &p, w.data(), b.data());
+        }
+        if (y < 0)
+                exit(1);
+        L->in.resize(size_t(sh.n) * sh.h * sh.w * sh.c);
+        for (auto &v : L->in)
+                v = rng.uniform(1.0f);
+        npu_compile_options co{L->in.data()};
+        if (npu_model_compile(L->dev, L->g, &co, &L->m) < 0)
+                exit(1);
+        L->out.resize(npu_model_output_elements(L->m));
+        return L;
+}
+
+// The same layer on oneDNN: u8 source, s8 weights, f32 bias, u8 destination
+// with per-output-channel scales (what npuref computes at 8 bits).
+double dnnl_layer_ns(const Shape &sh, int reps)
+{
+        using namespace dnnl;
+        using dt = memory::data_type;
+        using tag = memory::format_tag;
+        engine eng(engine::kind::cpu, 0);
+        stream s(eng);
+        std::vector<float> scales(sh.oc, 0.01f);
+        primitive_attr attr;
+        attr.set_output_scales(2, scales);
+        std::unique_ptr<primitive> prim;
+        std::unordered_map<int, memory> args;
+        if (sh.fc) {
+                memory::dim M = sh.n, K = memory::dim(sh.h) * sh.w * sh.c, N = sh.oc;
+                memory::desc a_md({M, K}, dt::u8, tag::ab), w_md({K, N}, dt::s8, tag::any), b_md({1, N}, dt::f32, tag::ab),
+                        d_md({M, N}, dt::u8, tag::ab);
+                matmul::primitive_desc pd(matmul::desc(a_md, w_md, b_md, d_md), attr, eng);
+                memory wu({{K, N}, dt::s8, tag::ab}, eng), w(pd.weights_desc(), eng);
+                std::memset(wu.get_data_handle(), 1, K * N);
+                reorder(wu, w).execute(s, wu, w);
+                args = {{DNNL_ARG_SRC, memory(a_md, eng)}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, memory(b_md, eng)},
+                        {DNNL_ARG_DST, memory(d_md, eng)}};
+                prim = std::make_unique<matmul>(pd);
+        } else {
+                memory::dim N = sh.n, C = sh.c, H = sh.h, W = sh.w, OC = sh.oc, KK = sh.k, G = sh.groups;
+                memory::dim OH = (H + 2 * sh.pad - KK) / sh.s + 1, OW = (W + 2 * sh.pad - KK) / sh.s + 1;
+                memory::desc src({N, C, H, W}, dt::u8, tag::nhwc), dst({N, OC, OH, OW}, dt::u8, tag::nhwc),
+                        bias({OC}, dt::f32, tag::x);
+                memory::dims wdims = G > 1 ? memory::dims{G, OC / G, C / G, KK, KK} : memory::dims{OC, C, KK, KK};
+                memory::desc wany(wdims, dt::s8, tag::any);
+                convolution_forward::desc cd(prop_kind::forward_inference, algorithm::convolution_direct, src, wany, bias,
+                                             dst, {sh.s, sh.s}, {sh.pad, sh.pad}, {sh.pad, sh.pad});
+                convolution_forward::primitive_desc pd(cd, attr, eng);
+                memory wu({wdims, dt::s8, G > 1 ? tag::goihw : tag::oihw}, eng), w(pd.weights_desc(), eng);
+                std::memset(wu.get_data_handle(), 1, wu.get_desc().get_size());
+                reorder(wu, w).execute(s, wu, w);
+                args = {{DNNL_ARG_SRC, memory(pd.src_desc(), eng)}, {DNNL_ARG_WEIGHTS, w},
+                        {DNNL_ARG_BIAS, memory(bias, eng)}, {DNNL_ARG_DST, memory(pd.dst_desc(), eng)}};
+                prim = std::make_unique<convolution_forward>(pd);
+        }
+        s.wait();
+        return time_median([&] {
+                prim->execute(s, args);
+                s.wait();
+        }, reps, 3) * 1e9;
+}
+
+void bench_layers()
+{
+        const Shape shapes[] = {
+                {"GEMM 256x1024x1024", true, 256, 1, 1, 1024, 1024, 1, 1, 0, 1},
+                {"conv 1x1 56x56 64->64", false, 1, 56, 56, 64, 64, 1, 1, 0, 1},
+                {"conv 1x1 28x28 32->192", false, 1, 28, 28, 32, 192, 1, 1, 0, 1},
+                {"conv 3x3 56x56 32->32", false, 1, 56, 56, 32, 32, 3, 1, 1, 1},
+                {"depthwise 3x3 56x56x144", false, 1, 56, 56, 144, 144, 3, 1, 1, 144},
+        };
+        const int reps = 15;
+        printf("\n2. npuref at 8 bits vs oneDNN int8 (u8 x s8 -> u8, per-channel scales), median of %d\n", reps);
+        printf("   %-26s %3s %12s %12s %10s\n", "shape", "thr", "npuref_us", "onednn_us", "ratio");
+        std::vector<std::unique_ptr<NpuLayer>> keep;
+        for (unsigned threads : {1u, 2u}) {
+                omp_set_num_threads(int(threads));
+                for (const Shape &sh : shapes) {
+                        auto L = npu_layer(sh, threads);
+                        double ours = L->median_ns(8, reps);
+                        double theirs = dnnl_layer_ns(sh, reps);
+                        printf("   %-26s %3u %12.1f %12.1f %10.2f   (onednn/npuref; goal >= 0.8)\n", sh.name, threads,
+                               ours / 1e3, theirs / 1e3, theirs / ours);
+                        if (threads == 1)
+                                keep.push_back(std::move(L));
+                }
+        }
+        printf("\n3. other depths vs the 8-bit path (npuref, 1 thread, median of %d)\n", reps);
+        printf("   %-26s %10s %10s %10s %10s\n", "shape", "8b_us", "4b/8b", "6b/8b", "16b/8b");
+        for (size_t i = 0; i < keep.size(); i++) {
+                double t8 = keep[i]->median_ns(8, reps);
+                double t4 = keep[i]->median_ns(4, reps), t6 = keep[i]->median_ns(6, reps), t16 = keep[i]->median_ns(16, reps);
+                printf("   %-26s %10.1f %10.2f %10.2f %10.2f   (time ratios)\n", shapes[i].name, t8 / 1e3, t4 / t8, t6 / t8,
+                       t16 / t8);
+        }
+}
+
+void bench_network()
+{
+        const int reps = 9;
+        printf("\n4. npu-run's network (MobileNet-V2 shape, 224x224, 64 layers), 2 threads, median of %d\n", reps);
+        npu_device *dev;
+        npu_graph *g;
+        npu_model *m;
+        MobileNetOptions o;
+        if (npu_device_open("soft:threads=2", &dev) < 0 || mobilenet_v2_build(o, &g) < 0)
+                exit(1);
+        std::vector<float> in = mobilenet_v2_input(o);
+        npu_compile_options co{in.data()};
+        if (npu_model_compile(dev, g, &co, &m) < 0)
+                exit(1);
+        std::vector<float> out(npu_model_output_elements(m));
+        printf("   %5s %12s %18s %12s\n", "bits", "latency_ms", "activation_bytes", "vs_16bit");
+        double t16 = 0;
+        std::vector<std::pair<unsigned, double>> rows;
+        std::vector<uint64_t> bytes;
+        for (unsigned bits : {16u, 8u, 6u, 4u}) {
+                npu_model_set_mode(m, NPU_MODE_FIXED, bits, 4, 16);
+                std::vector<double> t;
+                npu_run_stats st{};
+                for (int i = 0; i < reps + 1; i++) {
+                        if (npu_model_run(m, in.data(), out.data(), &st) < 0)
+                                exit(1);
+                        if (i)
+                                t.push_back(double(st.ns));
+                }
+                double med = median(t);
+                if (bits == 16)
+                        t16 = med;
+                printf("   %5u %12.2f %18llu %12.2f   (latency ratio to 16 bits)\n", bits, med / 1e6,
+                       (unsigned long long)st.activation_bytes, med / t16);
+        }
+        npu_model_free(m);
+        npu_graph_free(g);
+        npu_device_close(dev);
+}
+
+} // namespace
+
+int main()
+{
+        printf("bwq bench (driver side): medians; this machine is shared, so figures move between runs.\n");
+        bench_quantize();
+        bench_layers();
+        bench_network();
+        return 0;
+}

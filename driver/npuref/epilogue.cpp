@@ -1,0 +1,93 @@
+#include "epilogue.h"
+
+#include <cmath>
+
+#include "npu_accel.h"
+
+namespace npuref {
+
+#define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+NPU_CLONES
+void scale_row(const int32_t *acc, const float *mul, const float *add, size_t n, float *y)
+{
+        for (size_t i = 0; i < n; i++)
+                y[i] = float(acc[i]) * mul[i] + add[i];
+}
+
+NPU_CLONES
+void scale_row64(const int64_t *acc, const float *mul, const float *add, size_t n, float *y)
+{
+        for (size_t i = 0; i < n; i++)
+                y[i] = float(acc[i]) * mul[i] + add[i];
+}
+
+NPU_CLONES
+static void relu(float *y, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+NPU_CLONES
+static void relu6(float *y, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                float v = y[i] > 0.0f ? y[i] : 0.0f;
+                y[i] = v < 6.0f ? v : 6.0f;
+        }
+}
+
+NPU_CLONES
+static void hardswish(float *y, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                float t = y[i] + 3.0f;
+                t = t > 0.0f ? t : 0.0f;
+                t = t < 6.0f ? t : 6.0f;
+                y[i] = y[i] * t / 6.0f;
+        }
+}
+
+NPU_CLONES
+static void hardsigmoid(float *y, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                float t = y[i] / 6.0f + 0.5f;
+                t = t > 0.0f ? t : 0.0f;
+                y[i] = t < 1.0f ? t : 1.0f;
+        }
+}
+
+void activate_row(float *y, size_t n, uint8_t act)
+{
+        switch (act) {
+        case NPU_ACT_RELU: relu(y, n); return;
+        case NPU_ACT_RELU6: relu6(y, n); return;
+        case NPU_ACT_HARDSWISH: hardswish(y, n); return;
+        case NPU_ACT_HARDSIGMOID: hardsigmoid(y, n); return;
+        case NPU_ACT_SIGMOID:
+                // Scalar libm exp: the same in every path.
+                for (size_t i = 0; i < n; i++)
+                        y[i] = 1.0f / (1.0f + std::exp(-y[i]));
+                return;
+        default: return;
+        }
+}
+
+NPU_CLONES
+static void quantize_row_impl(const float *y, size_t n, float scale, float zero, float qmax, uint16_t *q)
+{
+        for (size_t i = 0; i < n; i++) {
+                float v = std::nearbyint(y[i] / scale) + zero;
+                v = !(v >= 0.0f) ? 0.0f : v > qmax ? qmax : v; // NaN -> 0
+                q[i] = uint16_t(v);
+        }
+}
+
+void quantize_row(const float *y, size_t n, const QParams &p, uint16_t *q)
+{
+        quantize_row_impl(y, n, p.scale, float(p.zero), float(p.qmax), q);
+}
+
+} // namespace npuref

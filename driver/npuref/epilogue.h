@@ -1,0 +1,22 @@
+// Row epilogues shared by every instruction set: accumulators to floats,
+// the fused activation, and quantization to the output depth.  One
+// definition for all paths, so results are bit-identical; the clones only
+// change vector width, never the arithmetic.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "quant.h"
+
+namespace npuref {
+
+// y[i] = float(acc[i]) * mul[i] + add[i]
+void scale_row(const int32_t *acc, const float *mul, const float *add, size_t n, float *y);
+void scale_row64(const int64_t *acc, const float *mul, const float *add, size_t n, float *y);
+// y[i] = act(y[i]), enum npu_act
+void activate_row(float *y, size_t n, uint8_t act);
+// q[i] = clamp(round_half_even(y[i] / s) + z, 0, qmax)
+void quantize_row(const float *y, size_t n, const QParams &p, uint16_t *q);
+
+} // namespace npuref
