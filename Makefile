@@ -55,6 +55,34 @@ LIBNPU_SO := $(B)/libnpu.so.1
 LIBNPU_A := $(B)/libnpu.a
 NPU_RUN := $(B)/npu-run
 
+# ---- bwqd and bwqctl --------------------------------------------------------
+DAEMON_CORE_SRC := daemon/units.cpp daemon/config.cpp daemon/policy.cpp daemon/replay_source.cpp \
+	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/decision_page.cpp \
+	daemon/log.cpp daemon/service.cpp
+DAEMON_CORE_OBJ = $(patsubst %.cpp,$(B)/%.o,$(DAEMON_CORE_SRC))
+DAEMON_A := $(B)/libbwqd.a
+BWQD := $(B)/bwqd
+BWQCTL := $(B)/bwqctl
+SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
+
+$(B)/gen/org_bwq1_xml.inc: uapi/org.bwq1.xml
+	@mkdir -p $(dir $@)
+	{ printf 'R"BWQXML('; cat $<; printf ')BWQXML"\n'; } > $@
+
+$(B)/daemon/bwqd.o: $(B)/gen/org_bwq1_xml.inc
+$(B)/daemon/%.o: CPPFLAGS += -Idaemon -I$(B)/gen $(SYSTEMD_CFLAGS)
+
+$(DAEMON_A): $(DAEMON_CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BWQD): $(B)/daemon/bwqd.o $(DAEMON_A)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
+
+$(BWQCTL): $(B)/daemon/bwqctl.o $(DAEMON_A)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
+
 UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops
 UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 CONFORMANCE := $(B)/tests/test_onnx_conformance
@@ -62,7 +90,7 @@ BENCH_BIN := $(B)/bench/bench_npu
 
 .PHONY: all check demo bench fuzz install deps clean unit-tests conformance fuzz-smoke manlint
 
-all: deps $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN)
+all: deps $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(BWQD) $(BWQCTL)
 
 deps:
 	@sh scripts/deps.sh

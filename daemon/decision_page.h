@@ -1,0 +1,32 @@
+// The decision page (DESIGN §4.5): a 4 KiB memfd sealed against shrinking,
+// growing and new writable mappings, written by bwqd under a seqlock.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "bwq_page.h"
+
+namespace bwq {
+
+struct Decision;
+
+class DecisionPage {
+public:
+        DecisionPage() = default;
+        ~DecisionPage();
+        DecisionPage(const DecisionPage &) = delete;
+        DecisionPage &operator=(const DecisionPage &) = delete;
+
+        // Returns 0 or a negative errno.
+        int create();
+        int fd() const { return fd_; }
+        void publish(const Decision &d, const std::string &source, uint32_t table_generation, uint32_t flags);
+        void set_flags(uint32_t flags);
+
+private:
+        int fd_ = -1;
+        bwq_page *page_ = nullptr;
+};
+
+} // namespace bwq

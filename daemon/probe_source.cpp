@@ -1,0 +1,232 @@
+// The probe source, for machines without counters: bwqd measures how fast
+// it can itself move memory and infers what the others use from the drop.
+//
+// Two probes are calibrated at start: a streaming read burst (the achieved
+// rate falls as others stream) and loaded latency (a pointer chase over a
+// buffer larger than the LLC, on huge pages where the kernel gives them).
+// With Method=auto each is measured idle and against a short antagonist
+// that bwqd runs on another CPU; the probe whose change stands furthest
+// above its own idle noise wins, and the antagonist's own rate calibrates
+// the slope from probe change to bytes per second used by others.
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "source.h"
+
+namespace bwq {
+
+namespace {
+
+constexpr size_t kBurstBytes = 8u << 20;  // one stream sample
+constexpr unsigned kChaseLoads = 2000;    // one latency sample
+
+double median(std::vector<double> v)
+{
+        std::sort(v.begin(), v.end());
+        return v[v.size() / 2];
+}
+
+// Relative spread of idle samples: median absolute deviation / median.
+double spread(const std::vector<double> &v)
+{
+        double m = median(v);
+        std::vector<double> d;
+        for (double x : v)
+                d.push_back(std::fabs(x - m));
+        return m > 0 ? std::max(median(d) / m, 1e-3) : 1;
+}
+
+class ProbeSource : public Source {
+public:
+        ProbeSource(const Config &c, Clock clock, uint64_t max_bps)
+                : bytes_(c.probe_buffer_bytes), method_cfg_(c.probe_method), clock_(std::move(clock)), max_bps_(max_bps)
+        {
+        }
+        ~ProbeSource() override
+        {
+                if (buf_)
+                        munmap(buf_, bytes_);
+        }
+        const char *name() const override { return "probe"; }
+
+        int start(std::string *why) override
+        {
+                void *m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+                huge_ = m != MAP_FAILED;
+                if (!huge_) {
+                        m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                        if (m == MAP_FAILED) {
+                                int e = errno;
+                                *why = "cannot map the " + std::to_string(bytes_ >> 20) + " MiB probe buffer: " + strerror(e);
+                                return -e;
+                        }
+                        // Transparent huge pages where the kernel allows them.
+                        (void)madvise(m, bytes_, MADV_HUGEPAGE);
+                }
+                buf_ = static_cast<uint8_t *>(m);
+                build_chase();
+                calibrate();
+                last_ = clock_();
+                return 0;
+        }
+
+        Reading read() override
+        {
+                Reading r;
+                double x = measure(method_);
+                r.t_ns = clock_();
+                r.interval_ns = r.t_ns - last_;
+                last_ = r.t_ns;
+                double change = method_ == ProbeMethod::Stream ? 1.0 - x / idle_ : x / idle_ - 1.0;
+                if (change < 0) {
+                        // Faster than the idle baseline: the baseline was contended.
+                        idle_ = x;
+                        change = 0;
+                }
+                double used = std::min(double(max_bps_), slope_ * change);
+                last_used_ = uint64_t(used);
+                r.total_bytes = uint64_t(used * double(r.interval_ns) / 1e9);
+                r.valid = r.interval_ns > 0;
+                return r;
+        }
+
+        std::string detail() const override { return detail_; }
+
+private:
+        // A random cycle over the buffer, one pointer per cache line.
+        void build_chase()
+        {
+                size_t lines = bytes_ / 64;
+                std::vector<uint32_t> order(lines);
+                for (size_t i = 0; i < lines; i++)
+                        order[i] = uint32_t(i);
+                std::mt19937 rng(12345);
+                std::shuffle(order.begin() + 1, order.end(), rng);
+                for (size_t i = 0; i < lines; i++) {
+                        uint64_t next = uint64_t(order[(i + 1) % lines]) * 64;
+                        std::memcpy(buf_ + uint64_t(order[i]) * 64, &next, sizeof next);
+                }
+        }
+
+        // Stream: bytes/s of one read burst.  Latency: ns per dependent load.
+        double measure(ProbeMethod m)
+        {
+                if (m == ProbeMethod::Stream) {
+                        const uint64_t *p = reinterpret_cast<const uint64_t *>(buf_ + offset_);
+                        offset_ = (offset_ + kBurstBytes) % (bytes_ - kBurstBytes + 1) / 4096 * 4096;
+                        uint64_t t0 = monotonic_ns(), s = 0;
+                        for (size_t i = 0; i < kBurstBytes / 8; i += 8)
+                                s += p[i] ^ p[i + 1] ^ p[i + 2] ^ p[i + 3] ^ p[i + 4] ^ p[i + 5] ^ p[i + 6] ^ p[i + 7];
+                        sink_ += s;
+                        uint64_t dt = std::max<uint64_t>(monotonic_ns() - t0, 1);
+                        return double(kBurstBytes) * 1e9 / double(dt);
+                }
+                uint64_t t0 = monotonic_ns();
+                for (unsigned i = 0; i < kChaseLoads; i++)
+                        std::memcpy(&chase_, buf_ + chase_, sizeof chase_);
+                return double(monotonic_ns() - t0) / kChaseLoads;
+        }
+
+        std::vector<double> samples(ProbeMethod m, int n)
+        {
+                std::vector<double> v;
+                for (int i = 0; i < n; i++)
+                        v.push_back(measure(m));
+                return v;
+        }
+
+        void calibrate()
+        {
+                const int n = 15;
+                double idle_stream = median(samples(ProbeMethod::Stream, n));
+                double noise_stream = spread(samples(ProbeMethod::Stream, n));
+                double idle_lat = median(samples(ProbeMethod::Latency, n));
+                double noise_lat = spread(samples(ProbeMethod::Latency, n));
+                double drop_stream = 0, rise_lat = 0, antagonist_bps = 0;
+                bool loaded = std::thread::hardware_concurrency() > 1;
+                if (loaded) {
+                        // A short antagonist on another CPU, reporting its own rate.
+                        std::atomic<bool> stop{false};
+                        std::atomic<uint64_t> moved{0};
+                        uint64_t ta0 = monotonic_ns(), ta1 = 0;
+                        std::thread ant([&] {
+                                std::vector<uint8_t> a(64u << 20, 1), b(64u << 20);
+                                while (!stop.load(std::memory_order_relaxed)) {
+                                        std::memcpy(b.data(), a.data(), a.size());
+                                        moved += 2 * a.size();
+                                }
+                        });
+                        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                        uint64_t m0 = moved.load();
+                        ta0 = monotonic_ns();
+                        double loaded_stream = median(samples(ProbeMethod::Stream, n));
+                        double loaded_lat = median(samples(ProbeMethod::Latency, n));
+                        ta1 = monotonic_ns();
+                        antagonist_bps = double(moved.load() - m0) * 1e9 / double(ta1 - ta0);
+                        stop = true;
+                        ant.join();
+                        drop_stream = std::max(0.0, 1.0 - loaded_stream / idle_stream);
+                        rise_lat = std::max(0.0, loaded_lat / idle_lat - 1.0);
+                }
+                double snr_stream = drop_stream / noise_stream, snr_lat = rise_lat / noise_lat;
+                char buf[512];
+                if (method_cfg_ == ProbeMethod::Auto)
+                        method_ = !loaded || snr_stream >= snr_lat ? ProbeMethod::Stream : ProbeMethod::Latency;
+                else
+                        method_ = method_cfg_;
+                bool stream = method_ == ProbeMethod::Stream;
+                idle_ = stream ? idle_stream : idle_lat;
+                double change = stream ? drop_stream : rise_lat;
+                // Slope from probe change to bytes/s used by others; without a
+                // measured antagonist, the whole change stands for the maximum.
+                slope_ = loaded && change > 0.01 ? antagonist_bps / change : double(max_bps_);
+                snprintf(buf, sizeof buf,
+                         "probe: %s (%s); stream burst %.2f GB/s idle, -%.0f%% under a %.2f GB/s antagonist, noise %.1f%% "
+                         "(signal/noise %.1f); pointer chase %.0f ns idle, +%.0f%%, noise %.1f%% (signal/noise %.1f); "
+                         "%s pages; slope %.2f GB/s per unit change",
+                         stream ? "stream" : "latency",
+                         method_cfg_ != ProbeMethod::Auto ? "configured" : loaded ? "larger signal/noise" : "one CPU: no antagonist",
+                         idle_stream / 1e9, drop_stream * 100, antagonist_bps / 1e9, noise_stream * 100, snr_stream, idle_lat,
+                         rise_lat * 100, noise_lat * 100, snr_lat, huge_ ? "2 MiB huge" : "transparent huge (if granted)",
+                         slope_ / 1e9);
+                detail_ = buf;
+        }
+
+        uint64_t bytes_;
+        ProbeMethod method_cfg_, method_ = ProbeMethod::Stream;
+        Clock clock_;
+        uint64_t max_bps_;
+        uint8_t *buf_ = nullptr;
+        bool huge_ = false;
+        size_t offset_ = 0;
+        uint64_t chase_ = 0, sink_ = 0;
+        double idle_ = 1, slope_ = 0;
+        uint64_t last_ = 0, last_used_ = 0;
+        std::string detail_;
+};
+
+} // namespace
+
+std::unique_ptr<Source> make_probe_source(const Config &c, Clock clock, uint64_t max_bps)
+{
+        return std::make_unique<ProbeSource>(c, std::move(clock), max_bps);
+}
+
+uint64_t monotonic_ns()
+{
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+} // namespace bwq

@@ -1,0 +1,149 @@
+// The replay source: a CSV trace of t_ms,used_Bps[,npu_Bps], for tests,
+// demos and what-if runs.  Time 0 is when the source starts; the last row
+// holds after the trace ends.
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "source.h"
+
+namespace bwq {
+
+namespace {
+
+bool parse_u64(const std::string &s, uint64_t *ret)
+{
+        if (s.empty() || s.size() > 20)
+                return false;
+        uint64_t v = 0;
+        for (char c : s) {
+                if (c < '0' || c > '9')
+                        return false;
+                if (v > (UINT64_MAX - uint64_t(c - '0')) / 10)
+                        return false;
+                v = v * 10 + uint64_t(c - '0');
+        }
+        *ret = v;
+        return true;
+}
+
+std::string trim(const std::string &s)
+{
+        size_t b = s.find_first_not_of(" \t\r"), e = s.find_last_not_of(" \t\r");
+        return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+class ReplaySource : public Source {
+public:
+        ReplaySource(const Config &c, Clock clock) : path_(c.replay_path), clock_(std::move(clock)) {}
+        const char *name() const override { return "replay"; }
+
+        int start(std::string *why) override
+        {
+                if (path_.empty()) {
+                        *why = "no trace: set [Replay] Path=";
+                        return -ENOENT;
+                }
+                std::ifstream f(path_);
+                if (!f) {
+                        int e = errno ? errno : ENOENT;
+                        *why = path_ + ": " + strerror(e);
+                        return -e;
+                }
+                std::ostringstream ss;
+                ss << f.rdbuf();
+                if (int r = parse_replay(ss.str(), path_, &rows_, why); r < 0)
+                        return r;
+                t0_ = clock_();
+                last_ = t0_;
+                return 0;
+        }
+
+        Reading read() override
+        {
+                Reading r;
+                r.t_ns = clock_();
+                r.interval_ns = r.t_ns - last_;
+                last_ = r.t_ns;
+                uint64_t t_ms = (r.t_ns - t0_) / 1000000;
+                // The row in force: the last with t_ms <= now.
+                size_t i = 0;
+                while (i + 1 < rows_.size() && rows_[i + 1].t_ms <= t_ms)
+                        i++;
+                const ReplayRow &row = rows_[i];
+                if (r.interval_ns == 0) {
+                        r.note = "no time has passed";
+                        return r;
+                }
+                // Bytes in the interval at the row's rates.
+                r.total_bytes = uint64_t((unsigned __int128)row.used_bps * r.interval_ns / 1000000000u);
+                r.npu_bytes = uint64_t((unsigned __int128)row.npu_bps * r.interval_ns / 1000000000u);
+                r.valid = true;
+                return r;
+        }
+
+        std::string detail() const override { return path_ + " (" + std::to_string(rows_.size()) + " rows)"; }
+
+private:
+        std::string path_;
+        Clock clock_;
+        std::vector<ReplayRow> rows_;
+        uint64_t t0_ = 0, last_ = 0;
+};
+
+} // namespace
+
+int parse_replay(const std::string &text, const std::string &name, std::vector<ReplayRow> *ret, std::string *ret_error)
+{
+        std::istringstream in(text);
+        std::string line;
+        unsigned lineno = 0;
+        std::vector<ReplayRow> rows;
+        while (std::getline(in, line)) {
+                lineno++;
+                std::string l = trim(line);
+                if (l.empty() || l[0] == '#')
+                        continue;
+                if (lineno == 1 && l.rfind("t_ms", 0) == 0)
+                        continue;  // header
+                std::vector<std::string> f;
+                std::stringstream ls(l);
+                std::string cell;
+                while (std::getline(ls, cell, ','))
+                        f.push_back(trim(cell));
+                ReplayRow row{0, 0, 0};
+                auto fail = [&](const std::string &why) {
+                        *ret_error = name + ":" + std::to_string(lineno) + ": " + why;
+                        return -EINVAL;
+                };
+                if (f.size() < 2 || f.size() > 3)
+                        return fail("expected t_ms,used_Bps[,npu_Bps], got " + std::to_string(f.size()) + " fields");
+                if (!parse_u64(f[0], &row.t_ms))
+                        return fail("t_ms '" + f[0] + "' is not a whole number of milliseconds");
+                if (!parse_u64(f[1], &row.used_bps))
+                        return fail("used_Bps '" + f[1] + "' is not a whole number of bytes per second");
+                if (f.size() == 3 && !parse_u64(f[2], &row.npu_bps))
+                        return fail("npu_Bps '" + f[2] + "' is not a whole number of bytes per second");
+                if (row.npu_bps > row.used_bps)
+                        return fail("npu_Bps is larger than used_Bps, which includes it");
+                if (!rows.empty() && row.t_ms <= rows.back().t_ms)
+                        return fail("t_ms must increase from row to row");
+                rows.push_back(row);
+                if (rows.size() > 1000000)
+                        return fail("more than 1000000 rows");
+        }
+        if (rows.empty()) {
+                *ret_error = name + ": no rows";
+                return -EINVAL;
+        }
+        *ret = std::move(rows);
+        return 0;
+}
+
+std::unique_ptr<Source> make_replay_source(const Config &c, Clock clock)
+{
+        return std::make_unique<ReplaySource>(c, std::move(clock));
+}
+
+} // namespace bwq

@@ -1,0 +1,255 @@
+// The resctrl source: MBM total-bytes counters of every monitoring domain.
+// The system total is the default group plus every other control group
+// (a CTRL_MON group's counters include its MON groups); the NPU clients are
+// the bwq-npu MON group of the default group, which bwqd creates.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "source.h"
+
+namespace bwq {
+
+namespace {
+
+std::vector<std::string> list_dir(const std::string &path, const std::string &prefix)
+{
+        std::vector<std::string> out;
+        if (DIR *d = opendir(path.c_str())) {
+                while (dirent *de = readdir(d)) {
+                        std::string n = de->d_name;
+                        if (n != "." && n != ".." && n.rfind(prefix, 0) == 0)
+                                out.push_back(n);
+                }
+                closedir(d);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+}
+
+bool is_dir(const std::string &p)
+{
+        struct stat st;
+        return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+enum class Value { Ok, Unavailable, Error, Unassigned, Missing, Garbled };
+
+const char *value_name(Value v)
+{
+        switch (v) {
+        case Value::Ok: return "ok";
+        case Value::Unavailable: return "Unavailable";
+        case Value::Error: return "Error";
+        case Value::Unassigned: return "Unassigned";
+        case Value::Missing: return "missing";
+        case Value::Garbled: return "garbled";
+        }
+        return "?";
+}
+
+// One counter file: a decimal number, or a word the kernel uses instead.
+Value read_counter(const std::string &path, uint64_t *ret)
+{
+        int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return Value::Missing;
+        char buf[64];
+        ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+                return Value::Garbled;
+        buf[n] = 0;
+        std::string s(buf);
+        while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+                s.pop_back();
+        if (s == "Unavailable")
+                return Value::Unavailable;
+        if (s == "Error")
+                return Value::Error;
+        if (s == "Unassigned")
+                return Value::Unassigned;
+        if (s.empty() || s.size() > 20)
+                return Value::Garbled;
+        uint64_t v = 0;
+        for (char c : s) {
+                if (c < '0' || c > '9')
+                        return Value::Garbled;
+                if (v > (UINT64_MAX - uint64_t(c - '0')) / 10)
+                        return Value::Garbled;
+                v = v * 10 + uint64_t(c - '0');
+        }
+        *ret = v;
+        return Value::Ok;
+}
+
+class ResctrlSource : public Source {
+public:
+        ResctrlSource(const Config &c, Clock clock) : root_(c.resctrl_path), group_(c.resctrl_group), clock_(std::move(clock)) {}
+        const char *name() const override { return "resctrl"; }
+
+        int start(std::string *why) override
+        {
+                if (!is_dir(root_ + "/mon_data")) {
+                        *why = "no resctrl monitoring at " + root_ + " (no mon_data; mount -t resctrl resctrl " + root_ +
+                               " on a CPU with MBM)";
+                        return -ENOENT;
+                }
+                std::ifstream features(root_ + "/info/L3_MON/mon_features");
+                std::string f, all;
+                bool total = false;
+                while (features >> f) {
+                        all += f + " ";
+                        total |= f == "mbm_total_bytes";
+                }
+                if (!total) {
+                        *why = root_ + "/info/L3_MON/mon_features does not list mbm_total_bytes" +
+                               (all.empty() ? std::string() : " (it lists: " + all + ")");
+                        return -EOPNOTSUPP;
+                }
+                std::string g = root_ + "/mon_groups/" + group_;
+                if (mkdir(g.c_str(), 0755) < 0 && errno != EEXIST) {
+                        int e = errno;
+                        *why = "cannot create the monitoring group " + g + ": " + strerror(e);
+                        return -e;
+                }
+                last_ = clock_();
+                (void)read();  // the first values are the baseline
+                return 0;
+        }
+
+        Reading read() override
+        {
+                Reading r;
+                r.t_ns = clock_();
+                r.interval_ns = r.t_ns - last_;
+                last_ = r.t_ns;
+                uint64_t total = 0, npu = 0;
+                unsigned used = 0, skipped = 0;
+                std::string notes;
+                status_.clear();
+                // Everything: the default group and every other control group.
+                std::vector<std::string> groups = {root_};
+                for (const auto &n : list_dir(root_, ""))
+                        if (n != "info" && n != "mon_groups" && n != "mon_data" && is_dir(root_ + "/" + n + "/mon_data"))
+                                groups.push_back(root_ + "/" + n);
+                for (const auto &g : groups)
+                        total += sum_group(g, &used, &skipped, &notes);
+                unsigned nu = 0, ns = 0;
+                npu = sum_group(root_ + "/mon_groups/" + group_, &nu, &ns, &notes);
+                skipped += ns;
+                if (used == 0) {
+                        r.note = "no domain gave a usable value" + (notes.empty() ? std::string() : ": " + notes);
+                        return r;
+                }
+                r.total_bytes = total;
+                r.npu_bytes = std::min(npu, total);
+                r.valid = r.interval_ns > 0;
+                if (skipped)
+                        r.note = "skipped " + std::to_string(skipped) + " domain(s): " + notes;
+                return r;
+        }
+
+        int add_client(pid_t pid, std::string *why) override { return move_tasks(pid, root_ + "/mon_groups/" + group_ + "/tasks", why); }
+
+        void remove_client(pid_t pid) override
+        {
+                std::string why;
+                (void)move_tasks(pid, root_ + "/tasks", &why);
+        }
+
+        std::string detail() const override { return status_; }
+
+private:
+        // Sums the deltas of one group's domains into *used/*skipped.
+        uint64_t sum_group(const std::string &group, unsigned *used, unsigned *skipped, std::string *notes)
+        {
+                uint64_t sum = 0;
+                std::string md = group + "/mon_data";
+                for (const auto &dom : list_dir(md, "mon_L3_")) {
+                        std::string d = md + "/" + dom;
+                        // SNC: a domain may only have per-sub-NUMA-node files.
+                        std::vector<std::string> files;
+                        if (access((d + "/mbm_total_bytes").c_str(), F_OK) == 0)
+                                files.push_back(d + "/mbm_total_bytes");
+                        else
+                                for (const auto &sub : list_dir(d, "mon_sub_L3_"))
+                                        files.push_back(d + "/" + sub + "/mbm_total_bytes");
+                        if (files.empty())
+                                files.push_back(d + "/mbm_total_bytes");
+                        for (const auto &f : files) {
+                                uint64_t v = 0, delta = 0;
+                                Value st = read_counter(f, &v);
+                                Counter &c = counters_[f];
+                                std::string rel = f.substr(root_.size() + 1);
+                                if (st != Value::Ok) {
+                                        // Never zero: skip the domain, and re-baseline later.
+                                        c.forget();
+                                        (*skipped)++;
+                                        *notes += rel + " " + value_name(st) + "; ";
+                                        status_ += rel + ": " + value_name(st) + "\n";
+                                        continue;
+                                }
+                                if (!c.update(v, &delta)) {
+                                        (*skipped)++;
+                                        *notes += rel + " baseline or reset; ";
+                                        status_ += rel + ": " + std::to_string(v) + " (baseline or reset)\n";
+                                        continue;
+                                }
+                                (*used)++;
+                                sum += delta;
+                                status_ += rel + ": " + std::to_string(v) + " (+" + std::to_string(delta) + ")\n";
+                        }
+                }
+                return sum;
+        }
+
+        static int move_tasks(pid_t pid, const std::string &tasks, std::string *why)
+        {
+                // Every thread of the process: resctrl moves one task per write.
+                auto tids = list_dir("/proc/" + std::to_string(pid) + "/task", "");
+                if (tids.empty()) {
+                        *why = "process " + std::to_string(pid) + " is gone";
+                        return -ESRCH;
+                }
+                int fd = open(tasks.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+                if (fd < 0) {
+                        int e = errno;
+                        *why = tasks + ": " + strerror(e);
+                        return -e;
+                }
+                int r = 0;
+                for (const auto &t : tids) {
+                        std::string line = t + "\n";
+                        if (write(fd, line.data(), line.size()) < 0 && errno != ESRCH) {
+                                r = -errno;
+                                *why = tasks + ": writing task " + t + ": " + strerror(errno);
+                        }
+                }
+                close(fd);
+                return r;
+        }
+
+        std::string root_, group_;
+        Clock clock_;
+        uint64_t last_ = 0;
+        std::map<std::string, Counter> counters_;
+        std::string status_;
+};
+
+} // namespace
+
+std::unique_ptr<Source> make_resctrl_source(const Config &c, Clock clock)
+{
+        return std::make_unique<ResctrlSource>(c, std::move(clock));
+}
+
+} // namespace bwq

@@ -1,0 +1,95 @@
+// bwqd's service: sources, policy and decision page on sd-event, published
+// on D-Bus (org.bwq1, DESIGN §4.4) with sd-bus.
+#pragma once
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config.h"
+#include "decision_page.h"
+#include "policy.h"
+#include "source.h"
+
+namespace bwq {
+
+// What the command line sets over the config file.
+struct Overrides {
+        std::optional<SourceKind> source;
+        std::string resctrl_root, sysfs_root, replay_path;
+};
+
+struct Client;
+
+class Service {
+public:
+        Service(std::string config_path, Overrides ov, std::string bus);
+        ~Service();
+        // Returns 0, or a negative errno after logging; -EINVAL for a bad
+        // config (the caller exits 78).
+        int setup();
+        int run();
+
+        // For sd-bus callbacks.
+        sd_bus *bus() { return bus_; }
+        const Decision &decision() const { return policy_.decision(); }
+        const std::string &source_name() const { return source_name_; }
+        uint64_t interval_usec() const { return cfg_.interval_usec; }
+        const Config &config() const { return cfg_; }
+        size_t client_count() const { return clients_.size(); }
+        const std::vector<uint64_t> &thresholds() const { return policy_.thresholds(); }
+        const std::vector<uint8_t> &table_bits() const { return policy_.bits(); }
+
+        int sample_now(bool rate_limited);
+        int register_client(sd_bus_message *m, sd_bus_error *error);
+        int unregister_client(sd_bus_message *m, const char *path, sd_bus_error *error);
+        int set_table(const std::vector<TableRow> &rows, sd_bus_error *error);
+        // Re-reads the config; on error keeps the old one and returns it in *why.
+        int reload(std::string *why);
+        std::string explain() const;
+        void drop_client(uint32_t id);
+
+private:
+        int load_config(Config *ret, std::string *why);
+        int apply_config(const Config &c, std::string *why);
+        int open_source(const Config &c, std::string *why);
+        uint64_t resolve_max(const Config &c, std::string *origin) const;
+        void tick();
+        void publish(const Decision &before);
+        void notify_status();
+        static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+        static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata);
+
+        std::string config_path_, bus_spec_;
+        Overrides ov_;
+        Config cfg_;
+        sd_event *event_ = nullptr;
+        sd_bus *bus_ = nullptr;
+        sd_event_source *timer_ = nullptr;
+        sd_bus_slot *manager_slot_ = nullptr;
+        std::unique_ptr<Source> source_;
+        std::string source_name_, source_choice_;
+        Smoother smoother_;
+        Policy policy_;
+        DecisionPage page_;
+        uint64_t max_bps_ = 0;
+        std::string max_origin_;
+        uint32_t table_generation_ = 1;
+        uint64_t last_sample_usec_ = 0;
+        struct Recent {
+                uint64_t t_usec, total_bps, npu_bps, used_bps;
+                bool valid;
+                std::string note;
+        };
+        std::deque<Recent> recent_;
+        std::map<uint32_t, std::unique_ptr<Client>> clients_;
+        std::map<std::string, unsigned> per_owner_;
+        uint32_t next_client_ = 1;
+};
+
+} // namespace bwq
