@@ -83,7 +83,7 @@ $(BWQD): $(B)/daemon/bwqd.o $(DAEMON_A)
 $(BWQCTL): $(B)/daemon/bwqctl.o $(DAEMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
 
-UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops
+UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops test_daemon
 UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
@@ -119,6 +119,11 @@ $(NPU_RUN): $(B)/driver/tools/npu_run.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
+
+$(B)/tests/test_daemon: $(B)/tests/unit/test_daemon.o $(B)/tests/unit/test_util.o $(DAEMON_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
+$(B)/tests/unit/test_daemon.o: CPPFLAGS += -Idaemon $(SYSTEMD_CFLAGS)
 
 ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
 $(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(LIBNPU_A)

@@ -558,7 +558,7 @@ int main(int argc, char **argv)
         double seconds = 2;
         std::string state_dir = "/var/lib/bwq";
         int c;
-        while ((c = getopt_long(argc, argv, "+jh", longopts, nullptr)) != -1) {
+        while ((c = getopt_long(argc, argv, "jh", longopts, nullptr)) != -1) {
                 switch (c) {
                 case OPT_BUS: bus_spec = optarg; break;
                 case 'j': json = true; break;

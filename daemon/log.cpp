@@ -3,7 +3,6 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 
 namespace bwq {
 
@@ -13,14 +12,12 @@ static void vlog(int priority, const char *fmt, va_list ap, const char *suffix)
         static const int max_level = getenv("BWQ_DEBUG") ? 7 : 6;
         if (priority > max_level)
                 return;
-        std::string line = journal ? "<" + std::to_string(priority) + ">" : std::string("bwqd: ");
         char buf[2048];
         vsnprintf(buf, sizeof buf, fmt, ap);
-        line += buf;
-        if (suffix)
-                line += std::string(": ") + suffix;
-        line += "\n";
-        fputs(line.c_str(), stderr);
+        if (journal)
+                fprintf(stderr, "<%d>%s%s%s\n", priority, buf, suffix ? ": " : "", suffix ? suffix : "");
+        else
+                fprintf(stderr, "bwqd: %s%s%s\n", buf, suffix ? ": " : "", suffix ? suffix : "");
 }
 
 void log_at(int priority, const char *fmt, ...)
