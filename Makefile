@@ -83,14 +83,25 @@ $(BWQD): $(B)/daemon/bwqd.o $(DAEMON_A)
 $(BWQCTL): $(B)/daemon/bwqctl.o $(DAEMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
 
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+UNITDIR ?= /lib/systemd/system
+DBUSDIR ?= /usr/share/dbus-1
+SYSTEMD_VERSION = $(shell $(PKG_CONFIG) --modversion libsystemd 2>/dev/null | cut -d. -f1)
+$(B)/bwqd.service: packaging/bwqd.service.in
+	@mkdir -p $(dir $@)
+	if [ "$(SYSTEMD_VERSION)" -ge 253 ] 2>/dev/null; then t=notify-reload; r=; \
+	else t=notify; r='ExecReload=/bin/kill -HUP $$MAINPID\n'; fi; \
+	sed -e "s|@TYPE@|$$t|" -e "s|@EXECRELOAD@|$$r|" -e "s|@SBINDIR@|$(SBINDIR)|" $< > $@
+
 UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops test_daemon
 UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
 
-.PHONY: all check demo bench fuzz install deps clean unit-tests conformance fuzz-smoke manlint
+.PHONY: all check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint
 
-all: deps $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(BWQD) $(BWQCTL)
+all: deps $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(BWQD) $(BWQCTL) $(B)/bwqd.service
 
 deps:
 	@sh scripts/deps.sh
@@ -125,6 +136,12 @@ $(B)/tests/test_daemon: $(B)/tests/unit/test_daemon.o $(B)/tests/unit/test_util.
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
 $(B)/tests/unit/test_daemon.o: CPPFLAGS += -Idaemon $(SYSTEMD_CFLAGS)
 
+TESTCLIENT := $(B)/tests/bwq_testclient
+$(TESTCLIENT): $(B)/tests/integration/bwq_testclient.o
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
+$(B)/tests/integration/bwq_testclient.o: CPPFLAGS += $(SYSTEMD_CFLAGS)
+
 ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
 $(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(LIBNPU_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
@@ -139,6 +156,9 @@ unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
 	echo "== tests/exports_test.sh"; B=$(B) sh tests/exports_test.sh || fail=1; \
 	exit $$fail
 
+integration: all $(TESTCLIENT)
+	@echo "== tests/integration/bwqd_test.sh"; B=$(B) bash tests/integration/bwqd_test.sh
+
 conformance: $(CONFORMANCE)
 	@echo "== $(CONFORMANCE)"; $(CONFORMANCE)
 
@@ -148,6 +168,7 @@ manlint:
 check: all
 	@$(MAKE) --no-print-directory unit-tests
 	@$(MAKE) --no-print-directory conformance
+	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory manlint
 

@@ -29,14 +29,11 @@ struct Client {
         std::string name, owner, path;
         uint32_t pid = 0;
         uint8_t min_bits = 4, max_bits = 16, bits = 0;
-        sd_bus_track *track = nullptr;
         sd_bus_slot *slot = nullptr;
-        ~Client()
-        {
-                sd_bus_slot_unref(slot);
-                sd_bus_track_unref(track);
-        }
+        ~Client() { sd_bus_slot_unref(slot); }
 };
+
+Service::Owner::~Owner() { sd_bus_track_unref(track); }
 
 static uint64_t now_usec()
 {
@@ -240,12 +237,23 @@ static const sd_bus_vtable client_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-static int on_client_gone(sd_bus_track *, void *userdata)
+int Service::on_owner_gone(sd_bus_track *, void *userdata)
 {
-        auto *c = static_cast<Client *>(userdata);
-        log_info("client %s (%s, pid %u) disconnected; unregistering", c->path.c_str(), c->name.c_str(), c->pid);
-        c->svc->drop_client(c->id);
+        auto *o = static_cast<Owner *>(userdata);
+        o->svc->drop_owner(o->name);
         return 0;
+}
+
+void Service::drop_owner(const std::string &owner)
+{
+        std::vector<uint32_t> ids;
+        for (auto &[id, c] : clients_)
+                if (c->owner == owner) {
+                        log_info("client %s (%s, pid %u) disconnected; unregistering", c->path.c_str(), c->name.c_str(), c->pid);
+                        ids.push_back(id);
+                }
+        for (uint32_t id : ids)
+                drop_client(id);
 }
 
 // ---- Service -----------------------------------------------------------------
@@ -258,6 +266,7 @@ Service::Service(std::string config_path, Overrides ov, std::string bus)
 Service::~Service()
 {
         clients_.clear();
+        owners_.clear();
         sd_bus_slot_unref(manager_slot_);
         sd_event_source_unref(timer_);
         sd_bus_flush_close_unref(bus_);
@@ -420,6 +429,8 @@ int Service::setup()
                 return log_errno(r, "cannot add %s", kManager);
         if ((r = sd_bus_add_object_manager(bus_, nullptr, kPath)) < 0)
                 return log_errno(r, "cannot add the object manager");
+        // A lost bus means exit, so that systemd restarts us.
+        (void)sd_bus_set_exit_on_disconnect(bus_, 1);
         if ((r = sd_bus_attach_event(bus_, event_, 0)) < 0)
                 return log_errno(r, "cannot attach the bus to the event loop");
         if ((r = sd_bus_request_name(bus_, "org.bwq1", 0)) < 0)
@@ -570,9 +581,10 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
         if (clients_.size() >= cfg_.clients_total)
                 return sd_bus_error_setf(error, kErrLimit, "bwqd has %zu clients, the most it takes ([Clients] Max=)",
                                          clients_.size());
-        if (per_owner_[owner] >= cfg_.clients_per_connection)
+        auto oit = owners_.find(owner);
+        if (oit != owners_.end() && oit->second->clients >= cfg_.clients_per_connection)
                 return sd_bus_error_setf(error, kErrLimit, "this connection has %u clients, the most it may ([Clients] MaxPerConnection=)",
-                                         per_owner_[owner]);
+                                         oit->second->clients);
         uint32_t pid = 0;
         sd_bus_creds *creds = nullptr;
         if (sd_bus_query_sender_creds(m, SD_BUS_CREDS_PID, &creds) >= 0) {
@@ -592,9 +604,15 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
         c->max_bits = hi;
         c->bits = clamp_bits(policy_.decision().bits, lo, hi);
         c->path = std::string(kPath) + "/client/" + std::to_string(c->id);
-        if ((r = sd_bus_track_new(bus_, &c->track, on_client_gone, c.get())) < 0 ||
-            (r = sd_bus_track_add_sender(c->track, m)) < 0)
-                return r;
+        if (oit == owners_.end()) {
+                auto o = std::make_unique<Owner>();
+                o->svc = this;
+                o->name = owner;
+                if ((r = sd_bus_track_new(bus_, &o->track, on_owner_gone, o.get())) < 0 ||
+                    (r = sd_bus_track_add_sender(o->track, m)) < 0)
+                        return sd_bus_error_set_errnof(error, r, "cannot track the calling connection: %m");
+                oit = owners_.emplace(owner, std::move(o)).first;
+        }
         if ((r = sd_bus_add_object_vtable(bus_, &c->slot, c->path.c_str(), kClientIface, client_vtable, c.get())) < 0)
                 return r;
         std::string why;
@@ -606,7 +624,7 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
                 return r;
         log_info("client %s registered: %s, pid %u, bits [%u, %u]", c->path.c_str(), name, pid, lo, hi);
         (void)sd_bus_emit_object_added(bus_, c->path.c_str());
-        per_owner_[owner]++;
+        oit->second->clients++;
         clients_[c->id] = std::move(c);
         (void)sd_bus_emit_properties_changed(bus_, kPath, kManager, "Clients", nullptr);
         return 1;
@@ -621,8 +639,12 @@ void Service::drop_client(uint32_t id)
         clients_.erase(it);
         if (c->pid)
                 source_->remove_client(pid_t(c->pid));
-        if (--per_owner_[c->owner] == 0)
-                per_owner_.erase(c->owner);
+        auto oit = owners_.find(c->owner);
+        if (oit != owners_.end() && --oit->second->clients == 0) {
+                // Not from inside the track's own callback: sd-bus holds a
+                // reference there, and the Owner is freed after we return.
+                owners_.erase(oit);
+        }
         (void)sd_bus_emit_object_removed(bus_, c->path.c_str());
         c.reset();
         (void)sd_bus_emit_properties_changed(bus_, kPath, kManager, "Clients", nullptr);

@@ -53,6 +53,7 @@ public:
         int reload(std::string *why);
         std::string explain() const;
         void drop_client(uint32_t id);
+        void drop_owner(const std::string &owner);
 
 private:
         int load_config(Config *ret, std::string *why);
@@ -88,7 +89,17 @@ private:
         };
         std::deque<Recent> recent_;
         std::map<uint32_t, std::unique_ptr<Client>> clients_;
-        std::map<std::string, unsigned> per_owner_;
+        // One sd_bus_track per client connection: a bus match each, not one
+        // per client.
+        struct Owner {
+                Service *svc = nullptr;
+                std::string name;
+                unsigned clients = 0;
+                sd_bus_track *track = nullptr;
+                ~Owner();
+        };
+        std::map<std::string, std::unique_ptr<Owner>> owners_;
+        static int on_owner_gone(sd_bus_track *t, void *userdata);
         uint32_t next_client_ = 1;
 };
 

@@ -8,6 +8,7 @@ g++ make pkg-config
 clang libclang-rt-14-dev
 libdrm-dev liburing-dev libsystemd-dev libcmocka-dev
 libdnnl-dev
+dbus-daemon systemd util-linux
 libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
 mandoc
 "

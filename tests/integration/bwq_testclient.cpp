@@ -1,0 +1,365 @@
+// A test client of bwqd for the integration tests.
+//
+//   bwq_testclient ADDRESS hold NAME MIN MAX
+//       register, print the page's depth and every change of the client
+//       object's BitDepth ("bitdepth N"), until SIGTERM
+//   bwq_testclient ADDRESS swarm CONNECTIONS PER_CONNECTION POLLS
+//       register CONNECTIONS x PER_CONNECTION clients at once, then poll
+//       GetDecision POLLS times on every connection; print latencies
+//   bwq_testclient ADDRESS contract XML
+//       compare the live introspection of /org/bwq1 and a client object
+//       with the interfaces in XML
+//   bwq_testclient - notify-sink PATH
+//       bind a datagram socket at PATH and print each message on a line
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bwq_page.h"
+
+namespace {
+
+int connect_bus(const char *address, sd_bus **ret)
+{
+        sd_bus *bus;
+        int r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, address);
+        if (r >= 0)
+                r = sd_bus_set_bus_client(bus, 1);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0) {
+                fprintf(stderr, "testclient: cannot connect to %s: %s\n", address, strerror(-r));
+                return r;
+        }
+        *ret = bus;
+        return 0;
+}
+
+int do_register(sd_bus *bus, const char *name, uint8_t lo, uint8_t hi, std::string *ret_path, int *ret_fd)
+{
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = nullptr;
+        int r = sd_bus_call_method(bus, "org.bwq1", "/org/bwq1", "org.bwq1.Manager", "RegisterClient", &e, &reply,
+                                   "syya{sv}", name, lo, hi, 0);
+        if (r < 0) {
+                fprintf(stderr, "testclient: RegisterClient: %s\n", e.message ? e.message : strerror(-r));
+                sd_bus_error_free(&e);
+                return r;
+        }
+        const char *path;
+        int fd;
+        r = sd_bus_message_read(reply, "oh", &path, &fd);
+        if (r >= 0) {
+                *ret_path = path;
+                *ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        }
+        sd_bus_message_unref(reply);
+        return r;
+}
+
+volatile sig_atomic_t stop_flag = 0;
+
+int on_props(sd_bus_message *m, void *, sd_bus_error *)
+{
+        const char *iface;
+        if (sd_bus_message_read(m, "s", &iface) < 0)
+                return 0;
+        if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                const char *name;
+                uint8_t b;
+                if (sd_bus_message_read(m, "s", &name) < 0)
+                        return 0;
+                if (strcmp(name, "BitDepth") == 0 && sd_bus_message_read(m, "v", "y", &b) >= 0)
+                        printf("bitdepth %u\n", b);
+                else
+                        sd_bus_message_skip(m, "v");
+                sd_bus_message_exit_container(m);
+        }
+        fflush(stdout);
+        return 0;
+}
+
+int cmd_hold(const char *address, const char *name, int lo, int hi)
+{
+        sd_bus *bus;
+        if (connect_bus(address, &bus) < 0)
+                return 1;
+        std::string path;
+        int fd;
+        if (do_register(bus, name, uint8_t(lo), uint8_t(hi), &path, &fd) < 0)
+                return 1;
+        void *m = mmap(nullptr, BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+                perror("testclient: mmap page");
+                return 1;
+        }
+        // The page is read-only for clients.
+        if (mmap(nullptr, BWQ_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) != MAP_FAILED) {
+                fprintf(stderr, "testclient: the decision page could be mapped writable\n");
+                return 1;
+        }
+        bwq_decision d;
+        if (bwq_page_read(static_cast<const bwq_page *>(m), &d) < 0) {
+                fprintf(stderr, "testclient: the decision page is not readable\n");
+                return 1;
+        }
+        printf("registered %s page_bits %u source %s\n", path.c_str(), d.act_bits, d.source);
+        std::string match = "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path='" + path + "'";
+        sd_bus_add_match(bus, nullptr, match.c_str(), on_props, nullptr);
+        uint8_t b;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        if (sd_bus_get_property_trivial(bus, "org.bwq1", path.c_str(), "org.bwq1.Client", "BitDepth", &e, 'y', &b) >= 0)
+                printf("bitdepth %u\n", b);
+        fflush(stdout);
+        signal(SIGTERM, [](int) { stop_flag = 1; });
+        while (!stop_flag) {
+                int r = sd_bus_process(bus, nullptr);
+                if (r < 0)
+                        return 1;
+                if (r == 0)
+                        sd_bus_wait(bus, 100000);
+        }
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
+uint64_t now_ns()
+{
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+}
+
+int cmd_swarm(const char *address, int conns, int per, int polls)
+{
+        rlimit rl{65536, 65536};
+        setrlimit(RLIMIT_NOFILE, &rl);
+        std::vector<sd_bus *> buses(conns);
+        for (auto &b : buses)
+                if (connect_bus(address, &b) < 0)
+                        return 1;
+        // Every registration in flight at once: async calls, then wait for all.
+        int pending = 0, failed = 0;
+        auto on_reply = [](sd_bus_message *m, void *userdata, sd_bus_error *) -> int {
+                auto *st = static_cast<std::pair<int *, int *> *>(userdata);
+                (*st->first)--;
+                if (sd_bus_message_is_method_error(m, nullptr)) {
+                        const sd_bus_error *e = sd_bus_message_get_error(m);
+                        fprintf(stderr, "testclient: RegisterClient failed: %s\n", e && e->message ? e->message : "?");
+                        (*st->second)++;
+                }
+                return 0;
+        };
+        std::pair<int *, int *> st{&pending, &failed};
+        for (int c = 0; c < conns; c++)
+                for (int i = 0; i < per; i++) {
+                        std::string name = "swarm-" + std::to_string(c) + "-" + std::to_string(i);
+                        int r = sd_bus_call_method_async(buses[c], nullptr, "org.bwq1", "/org/bwq1", "org.bwq1.Manager",
+                                                         "RegisterClient", on_reply, &st, "syya{sv}", name.c_str(), 4, 16, 0);
+                        if (r < 0) {
+                                fprintf(stderr, "testclient: cannot send RegisterClient: %s\n", strerror(-r));
+                                return 1;
+                        }
+                        pending++;
+                }
+        uint64_t t0 = now_ns();
+        while (pending > 0) {
+                if (now_ns() - t0 > 60000000000ull) {
+                        fprintf(stderr, "testclient: %d registrations unanswered after 60 s\n", pending);
+                        return 1;
+                }
+                for (auto *b : buses)
+                        while (sd_bus_process(b, nullptr) > 0) {
+                        }
+                std::vector<pollfd> pfd;
+                for (auto *b : buses)
+                        pfd.push_back({sd_bus_get_fd(b), short(sd_bus_get_events(b)), 0});
+                poll(pfd.data(), pfd.size(), 100);
+        }
+        double reg_ms = (now_ns() - t0) / 1e6;
+        printf("registered %d clients on %d connections in %.1f ms (%d failed)\n", conns * per - failed, conns, reg_ms, failed);
+        // Polling: each connection asks GetDecision in turn; latency per call.
+        std::vector<double> lat;
+        for (int p = 0; p < polls; p++)
+                for (auto *b : buses) {
+                        uint64_t a = now_ns();
+                        sd_bus_error e = SD_BUS_ERROR_NULL;
+                        sd_bus_message *reply = nullptr;
+                        int r = sd_bus_call_method(b, "org.bwq1", "/org/bwq1", "org.bwq1.Manager", "GetDecision", &e, &reply, "");
+                        if (r < 0) {
+                                fprintf(stderr, "testclient: GetDecision: %s\n", e.message ? e.message : strerror(-r));
+                                return 1;
+                        }
+                        sd_bus_message_unref(reply);
+                        lat.push_back((now_ns() - a) / 1e3);
+                }
+        std::sort(lat.begin(), lat.end());
+        printf("GetDecision with %d clients: %zu calls, median %.0f us, p99 %.0f us, max %.0f us\n", conns * per - failed,
+               lat.size(), lat[lat.size() / 2], lat[lat.size() * 99 / 100], lat.back());
+        fflush(stdout);
+        // Hold until told to go, so the caller can read bwqd's state.
+        if (getenv("SWARM_HOLD_FILE")) {
+                while (access(getenv("SWARM_HOLD_FILE"), F_OK) == 0)
+                        usleep(20000);
+        }
+        for (auto *b : buses)
+                sd_bus_flush_close_unref(b);
+        return failed ? 1 : 0;
+}
+
+// (kind name signature) triples of one interface in introspection XML.
+std::set<std::string> members(const std::string &xml, const std::string &iface)
+{
+        std::set<std::string> out;
+        size_t at = xml.find("<interface name=\"" + iface + "\"");
+        if (at == std::string::npos)
+                return out;
+        size_t end = xml.find("</interface>", at);
+        std::string body = xml.substr(at, end - at);
+        std::regex elem(R"re(<(method|signal|property) name="([^"]+)"([^>]*)>)re");
+        for (auto it = std::sregex_iterator(body.begin(), body.end(), elem); it != std::sregex_iterator(); ++it) {
+                std::string kind = (*it)[1], name = (*it)[2], rest = (*it)[3];
+                std::string sig;
+                if (kind == "property") {
+                        std::smatch t;
+                        std::regex_search(rest, t, std::regex(R"re(type="([^"]+)")re"));
+                        sig = t[1];
+                } else {
+                        // The <arg> elements up to the closing tag.
+                        size_t from = size_t(it->position()) + size_t(it->length());
+                        size_t close = body.find("</" + kind + ">", from);
+                        bool selfclosed = !rest.empty() && rest.back() == '/';
+                        std::string args = selfclosed ? "" : body.substr(from, close - from);
+                        std::regex arg(R"re(<arg ([^>]*)>)re");
+                        for (auto a = std::sregex_iterator(args.begin(), args.end(), arg); a != std::sregex_iterator(); ++a) {
+                                std::string attrs = (*a)[1];
+                                std::smatch t, d;
+                                std::regex_search(attrs, t, std::regex(R"re(type="([^"]+)")re"));
+                                bool out_arg = std::regex_search(attrs, d, std::regex(R"re(direction="out")re"));
+                                sig += (kind == "method" ? (out_arg ? "out:" : "in:") : "") + std::string(t[1]) + " ";
+                        }
+                }
+                out.insert(kind + " " + name + " " + sig);
+        }
+        return out;
+}
+
+std::string introspect(sd_bus *bus, const char *path)
+{
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = nullptr;
+        std::string xml;
+        if (sd_bus_call_method(bus, "org.bwq1", path, "org.freedesktop.DBus.Introspectable", "Introspect", &e, &reply, "") >= 0) {
+                const char *s;
+                if (sd_bus_message_read(reply, "s", &s) >= 0)
+                        xml = s;
+        }
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        return xml;
+}
+
+int cmd_contract(const char *address, const char *xml_path)
+{
+        std::ifstream f(xml_path);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        std::string want = ss.str();
+        sd_bus *bus;
+        if (connect_bus(address, &bus) < 0)
+                return 1;
+        std::string path;
+        int fd;
+        if (do_register(bus, "contract", 4, 16, &path, &fd) < 0)
+                return 1;
+        int bad = 0;
+        for (auto [iface, obj] : {std::pair<std::string, std::string>{"org.bwq1.Manager", "/org/bwq1"},
+                                  std::pair<std::string, std::string>{"org.bwq1.Client", path}}) {
+                auto a = members(want, iface), b = members(introspect(bus, obj.c_str()), iface);
+                if (a.empty()) {
+                        fprintf(stderr, "contract: %s is not in %s\n", iface.c_str(), xml_path);
+                        bad++;
+                }
+                for (const auto &m : a)
+                        if (!b.count(m)) {
+                                printf("contract: %s: documented but not served: %s\n", iface.c_str(), m.c_str());
+                                bad++;
+                        }
+                for (const auto &m : b)
+                        if (!a.count(m)) {
+                                printf("contract: %s: served but not documented: %s\n", iface.c_str(), m.c_str());
+                                bad++;
+                        }
+                printf("contract: %s: %zu members compared\n", iface.c_str(), a.size());
+        }
+        sd_bus_flush_close_unref(bus);
+        return bad ? 1 : 0;
+}
+
+int cmd_notify_sink(const char *path)
+{
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        unlink(path);
+        if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) < 0) {
+                perror("testclient: notify-sink");
+                return 1;
+        }
+        char buf[4096];
+        for (;;) {
+                ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return 1;
+                }
+                buf[n] = 0;
+                for (ssize_t i = 0; i < n; i++)
+                        if (buf[i] == '\n')
+                                buf[i] = ' ';
+                printf("%s\n", buf);
+                fflush(stdout);
+        }
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+        if (argc >= 6 && strcmp(argv[2], "hold") == 0)
+                return cmd_hold(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]));
+        if (argc >= 6 && strcmp(argv[2], "swarm") == 0)
+                return cmd_swarm(argv[1], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+        if (argc >= 4 && strcmp(argv[2], "contract") == 0)
+                return cmd_contract(argv[1], argv[3]);
+        if (argc >= 4 && strcmp(argv[2], "notify-sink") == 0)
+                return cmd_notify_sink(argv[3]);
+        fprintf(stderr, "usage: bwq_testclient ADDRESS hold NAME MIN MAX | swarm CONNS PER POLLS | contract XML\n"
+                        "       bwq_testclient - notify-sink PATH\n");
+        return 2;
+}
