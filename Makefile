@@ -175,7 +175,7 @@ check: all
 # ---- fuzzing (clang libFuzzer) -------------------------------------------------
 FUZZ_B := build-fuzz
 FUZZ_SRC := $(filter-out driver/npuref/device.cpp,$(NPUREF_SRC))
-FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -ffp-contract=off -fno-math-errno
+FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -ffp-contract=off -fno-math-errno
 $(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h uapi/*.h)
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
@@ -192,18 +192,28 @@ $(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/u
 	$(FUZZ_B)/make_seeds $(FUZZ_SEEDS)
 	@touch $@
 
-fuzz-smoke: deps $(FUZZ_B)/fuzz_job $(FUZZ_SEEDS)/.stamp
-	@echo "== fuzz_job (short run: 20 s)"
-	@mkdir -p $(FUZZ_B)/corpus-job
-	@$(FUZZ_B)/fuzz_job -max_total_time=20 -max_len=8192 -timeout=30 -print_final_stats=1 \
-		$(FUZZ_B)/corpus-job $(FUZZ_SEEDS) > $(FUZZ_B)/fuzz_job.log 2>&1 || { tail -n 60 $(FUZZ_B)/fuzz_job.log; exit 1; }
-	@grep -E "^stat::(number_of_executed_units|peak_rss_mb)|^Done" $(FUZZ_B)/fuzz_job.log
-	@echo "fuzz_job: no crash"
+FUZZ_CONFIG_SRC := daemon/config.cpp daemon/units.cpp daemon/replay_source.cpp
+$(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard daemon/*.h)
+	@mkdir -p $(FUZZ_B)
+	clang++ $(CPPFLAGS) -Idaemon $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)
 
-fuzz: deps $(FUZZ_B)/fuzz_job $(FUZZ_SEEDS)/.stamp
-	@mkdir -p $(FUZZ_B)/corpus-job
-	$(FUZZ_B)/fuzz_job -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=30 -print_final_stats=1 \
-		$(FUZZ_B)/corpus-job $(FUZZ_SEEDS)
+# run-fuzzer NAME SECONDS CORPUS-SEEDS
+define run_fuzzer
+	@mkdir -p $(FUZZ_B)/corpus-$(1)
+	@echo "== $(1) ($(2) s)"
+	@$(FUZZ_B)/$(1) -max_total_time=$(2) -max_len=8192 -timeout=30 -print_final_stats=1 \
+		$(FUZZ_B)/corpus-$(1) $(3) > $(FUZZ_B)/$(1).log 2>&1 || { tail -n 60 $(FUZZ_B)/$(1).log; exit 1; }
+	@grep -E "^stat::(number_of_executed_units|peak_rss_mb)|^Done" $(FUZZ_B)/$(1).log
+	@echo "$(1): no crash"
+endef
+
+fuzz-smoke: deps $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_SEEDS)/.stamp
+	$(call run_fuzzer,fuzz_job,20,$(FUZZ_SEEDS))
+	$(call run_fuzzer,fuzz_config,10,tests/fuzz/seeds-config)
+
+fuzz: deps $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_SEEDS)/.stamp
+	$(call run_fuzzer,fuzz_job,$(FUZZ_SECONDS),$(FUZZ_SEEDS))
+	$(call run_fuzzer,fuzz_config,$(FUZZ_SECONDS),tests/fuzz/seeds-config)
 
 # ---- demo and bench -------------------------------------------------------
 demo: all
@@ -217,15 +227,24 @@ bench: all $(BENCH_BIN)
 
 # ---- install --------------------------------------------------------------
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/npu \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
-	install -m 0755 $(NPU_RUN) $(DESTDIR)$(BINDIR)/npu-run
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/npu \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/bwq/bwqd.conf.d $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(DBUSDIR)/system.d $(DESTDIR)$(DBUSDIR)/system-services $(DESTDIR)$(DBUSDIR)/interfaces
+	install -m 0755 $(NPU_RUN) $(BWQCTL) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BWQD) $(DESTDIR)$(SBINDIR)/bwqd
 	install -m 0755 $(LIBNPU_SO) $(DESTDIR)$(LIBDIR)/libnpu.so.1
 	ln -sf libnpu.so.1 $(DESTDIR)$(LIBDIR)/libnpu.so
-	install -m 0644 driver/libnpu/include/npu/npu.h $(DESTDIR)$(INCLUDEDIR)/npu/npu.h
-	install -m 0644 uapi/npu_accel.h uapi/bwq_page.h $(DESTDIR)$(INCLUDEDIR)/npu/
-	install -m 0644 man/npu-run.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 driver/libnpu/include/npu/npu.h uapi/npu_accel.h uapi/bwq_page.h $(DESTDIR)$(INCLUDEDIR)/npu/
+	install -m 0644 man/npu-run.1 man/bwqctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/libnpu.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 man/bwqd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/bwqd.8 $(DESTDIR)$(MANDIR)/man8/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/bwq/bwqd.conf ] || install -m 0644 packaging/bwqd.conf $(DESTDIR)$(SYSCONFDIR)/bwq/bwqd.conf
+	sed "s|^ExecStart=.*|ExecStart=$(SBINDIR)/bwqd|" $(B)/bwqd.service > $(DESTDIR)$(UNITDIR)/bwqd.service
+	install -m 0644 packaging/org.bwq1.conf $(DESTDIR)$(DBUSDIR)/system.d/org.bwq1.conf
+	install -m 0644 packaging/org.bwq1.service $(DESTDIR)$(DBUSDIR)/system-services/org.bwq1.service
+	install -m 0644 uapi/org.bwq1.xml $(DESTDIR)$(DBUSDIR)/interfaces/org.bwq1.xml
 
 clean:
 	rm -rf build build-san build-fuzz
