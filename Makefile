@@ -222,8 +222,17 @@ demo: all
 $(BENCH_BIN): $(B)/bench/bench_npu.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
 	$(CXX) $(LDFLAGS) -fopenmp -o $@ $^ $(PKG_LIBS) -ldnnl -pthread
 
-bench: all $(BENCH_BIN)
+BENCHCLIENT := $(B)/bench/bwq_benchclient
+BWQ_STREAM := $(B)/bwq-stream
+$(BENCHCLIENT): $(B)/bench/bwq_benchclient.o
+	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
+$(B)/bench/bwq_benchclient.o: CPPFLAGS += $(SYSTEMD_CFLAGS)
+$(BWQ_STREAM): $(B)/bench/bwq_stream.o
+	$(CXX) $(LDFLAGS) -o $@ $^ -pthread
+
+bench: all $(BENCH_BIN) $(BENCHCLIENT) $(BWQ_STREAM)
 	@$(BENCH_BIN)
+	@B=$(B) bash bench/bench_bwqd.sh
 
 # ---- install --------------------------------------------------------------
 install: all

@@ -27,7 +27,7 @@ namespace bwq {
 
 namespace {
 
-constexpr size_t kBurstBytes = 8u << 20;  // one stream sample
+constexpr size_t kBurstBytes = 4u << 20;  // one stream sample: 4 MiB copied
 constexpr unsigned kChaseLoads = 2000;    // one latency sample
 
 double median(std::vector<double> v)
@@ -49,7 +49,8 @@ double spread(const std::vector<double> &v)
 class ProbeSource : public Source {
 public:
         ProbeSource(const Config &c, Clock clock, uint64_t max_bps)
-                : bytes_(c.probe_buffer_bytes), method_cfg_(c.probe_method), clock_(std::move(clock)), max_bps_(max_bps)
+                : bytes_(c.probe_buffer_bytes), method_cfg_(c.probe_method), clock_(std::move(clock)), max_bps_(max_bps),
+                  spacing_ms_(unsigned(std::clamp<uint64_t>(c.interval_usec / 1000, 1, 20)))
         {
         }
         ~ProbeSource() override
@@ -74,6 +75,7 @@ public:
                         (void)madvise(m, bytes_, MADV_HUGEPAGE);
                 }
                 buf_ = static_cast<uint8_t *>(m);
+                std::memset(buf_ + bytes_ / 2, 1, bytes_ / 2);  // fault the copy region in now
                 build_chase();
                 calibrate();
                 last_ = clock_();
@@ -83,7 +85,7 @@ public:
         Reading read() override
         {
                 Reading r;
-                double x = measure(method_);
+                double x = best(method_);
                 r.t_ns = clock_();
                 r.interval_ns = r.t_ns - last_;
                 last_ = r.t_ns;
@@ -106,7 +108,7 @@ private:
         // A random cycle over the buffer, one pointer per cache line.
         void build_chase()
         {
-                size_t lines = bytes_ / 64;
+                size_t lines = bytes_ / 2 / 64;
                 std::vector<uint32_t> order(lines);
                 for (size_t i = 0; i < lines; i++)
                         order[i] = uint32_t(i);
@@ -122,14 +124,17 @@ private:
         double measure(ProbeMethod m)
         {
                 if (m == ProbeMethod::Stream) {
-                        const uint64_t *p = reinterpret_cast<const uint64_t *>(buf_ + offset_);
-                        offset_ = (offset_ + kBurstBytes) % (bytes_ - kBurstBytes + 1) / 4096 * 4096;
-                        uint64_t t0 = monotonic_ns(), s = 0;
-                        for (size_t i = 0; i < kBurstBytes / 8; i += 8)
-                                s += p[i] ^ p[i + 1] ^ p[i + 2] ^ p[i + 3] ^ p[i + 4] ^ p[i + 5] ^ p[i + 6] ^ p[i + 7];
-                        sink_ += s;
+                        // A copy between two far-apart parts of the buffer: it
+                        // both reads and writes, and misses every cache level.
+                        // The first half of the buffer holds the pointer chase;
+                        // the copy goes between the third and fourth quarters.
+                        const size_t q = bytes_ / 4;
+                        uint8_t *src = buf_ + 2 * q + offset_, *dst = buf_ + 3 * q + offset_;
+                        offset_ = (offset_ + kBurstBytes) % (q - kBurstBytes + 1) / 4096 * 4096;
+                        uint64_t t0 = monotonic_ns();
+                        std::memmove(dst, src, kBurstBytes);
                         uint64_t dt = std::max<uint64_t>(monotonic_ns() - t0, 1);
-                        return double(kBurstBytes) * 1e9 / double(dt);
+                        return 2.0 * double(kBurstBytes) * 1e9 / double(dt);
                 }
                 uint64_t t0 = monotonic_ns();
                 for (unsigned i = 0; i < kChaseLoads; i++)
@@ -137,17 +142,28 @@ private:
                 return double(monotonic_ns() - t0) / kChaseLoads;
         }
 
+        // One sample: the better of two back-to-back measurements, so a CPU
+        // waking from idle does not read as a busy memory system.
+        double best(ProbeMethod m)
+        {
+                double a = measure(m), b = measure(m);
+                return m == ProbeMethod::Stream ? std::max(a, b) : std::min(a, b);
+        }
+
+        // Spaced like samples in operation, so caches and clocks look the same.
         std::vector<double> samples(ProbeMethod m, int n)
         {
                 std::vector<double> v;
-                for (int i = 0; i < n; i++)
-                        v.push_back(measure(m));
+                for (int i = 0; i < n; i++) {
+                        std::this_thread::sleep_for(std::chrono::milliseconds(spacing_ms_));
+                        v.push_back(best(m));
+                }
                 return v;
         }
 
         void calibrate()
         {
-                const int n = 15;
+                const int n = 11;
                 double idle_stream = median(samples(ProbeMethod::Stream, n));
                 double noise_stream = spread(samples(ProbeMethod::Stream, n));
                 double idle_lat = median(samples(ProbeMethod::Latency, n));
@@ -161,16 +177,20 @@ private:
                         uint64_t ta0 = monotonic_ns(), ta1 = 0;
                         std::thread ant([&] {
                                 std::vector<uint8_t> a(64u << 20, 1), b(64u << 20);
-                                while (!stop.load(std::memory_order_relaxed)) {
-                                        std::memcpy(b.data(), a.data(), a.size());
-                                        moved += 2 * a.size();
-                                }
+                                while (!stop.load(std::memory_order_relaxed))
+                                        for (size_t off = 0; off < a.size(); off += 4u << 20) {
+                                                std::memcpy(b.data() + off, a.data() + off, 4u << 20);
+                                                moved += 8u << 20;
+                                        }
                         });
-                        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                        // Wait until it streams, then measure long enough for its rate.
+                        for (int i = 0; i < 2000 && moved.load() == 0; i++)
+                                std::this_thread::sleep_for(std::chrono::milliseconds(1));
                         uint64_t m0 = moved.load();
                         ta0 = monotonic_ns();
-                        double loaded_stream = median(samples(ProbeMethod::Stream, n));
-                        double loaded_lat = median(samples(ProbeMethod::Latency, n));
+                        double loaded_stream = median(samples(ProbeMethod::Stream, 2 * n));
+                        double loaded_lat = median(samples(ProbeMethod::Latency, 2 * n));
+                        std::this_thread::sleep_for(std::chrono::milliseconds(20));
                         ta1 = monotonic_ns();
                         antagonist_bps = double(moved.load() - m0) * 1e9 / double(ta1 - ta0);
                         stop = true;
@@ -206,10 +226,11 @@ private:
         ProbeMethod method_cfg_, method_ = ProbeMethod::Stream;
         Clock clock_;
         uint64_t max_bps_;
+        unsigned spacing_ms_;
         uint8_t *buf_ = nullptr;
         bool huge_ = false;
         size_t offset_ = 0;
-        uint64_t chase_ = 0, sink_ = 0;
+        uint64_t chase_ = 0;
         double idle_ = 1, slope_ = 0;
         uint64_t last_ = 0, last_used_ = 0;
         std::string detail_;

@@ -41,7 +41,7 @@ bool is_dir(const std::string &p)
         return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-enum class Value { Ok, Unavailable, Error, Unassigned, Missing, Garbled };
+enum class Value { Ok, Unavailable, Error, Unassigned, Missing, Garbled, Baseline };
 
 const char *value_name(Value v)
 {
@@ -52,23 +52,15 @@ const char *value_name(Value v)
         case Value::Unassigned: return "Unassigned";
         case Value::Missing: return "missing";
         case Value::Garbled: return "garbled";
+        case Value::Baseline: return "baseline or reset";
         }
         return "?";
 }
 
-// One counter file: a decimal number, or a word the kernel uses instead.
-Value read_counter(const std::string &path, uint64_t *ret)
+// The text of a counter file: a decimal number, or a word the kernel uses.
+Value parse_counter(const char *text, uint64_t *ret)
 {
-        int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return Value::Missing;
-        char buf[64];
-        ssize_t n = ::read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
-                return Value::Garbled;
-        buf[n] = 0;
-        std::string s(buf);
+        std::string s(text);
         while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
                 s.pop_back();
         if (s == "Unavailable")
@@ -94,6 +86,7 @@ Value read_counter(const std::string &path, uint64_t *ret)
 class ResctrlSource : public Source {
 public:
         ResctrlSource(const Config &c, Clock clock) : root_(c.resctrl_path), group_(c.resctrl_group), clock_(std::move(clock)) {}
+        ~ResctrlSource() override { close_files(); }
         const char *name() const override { return "resctrl"; }
 
         int start(std::string *why) override
@@ -132,29 +125,48 @@ public:
                 r.t_ns = clock_();
                 r.interval_ns = r.t_ns - last_;
                 last_ = r.t_ns;
+                // The layout of groups and domains is scanned once a second, or
+                // at once when a file fails; reads between use kept-open files.
+                if (files_.empty() || r.t_ns - scanned_ns_ >= 1000000000ull || rescan_)
+                        scan(r.t_ns);
                 uint64_t total = 0, npu = 0;
                 unsigned used = 0, skipped = 0;
-                std::string notes;
-                status_.clear();
-                // Everything: the default group and every other control group.
-                std::vector<std::string> groups = {root_};
-                for (const auto &n : list_dir(root_, ""))
-                        if (n != "info" && n != "mon_groups" && n != "mon_data" && is_dir(root_ + "/" + n + "/mon_data"))
-                                groups.push_back(root_ + "/" + n);
-                for (const auto &g : groups)
-                        total += sum_group(g, &used, &skipped, &notes);
-                unsigned nu = 0, ns = 0;
-                npu = sum_group(root_ + "/mon_groups/" + group_, &nu, &ns, &notes);
-                skipped += ns;
+                for (auto &f : files_) {
+                        uint64_t v = 0, delta = 0;
+                        f.state = read_counter(f, &v);
+                        if (f.state != Value::Ok) {
+                                // Never zero: skip the domain, and re-baseline later.
+                                f.counter.forget();
+                                if (f.state == Value::Missing)
+                                        rescan_ = true;
+                                skipped++;
+                                r.note += f.rel + " " + value_name(f.state) + "; ";
+                                continue;
+                        }
+                        f.value = v;
+                        if (!f.counter.update(v, &delta)) {
+                                f.state = Value::Baseline;
+                                skipped++;
+                                r.note += f.rel + " baseline or reset; ";
+                                continue;
+                        }
+                        f.delta = delta;
+                        if (f.npu)
+                                npu += delta;
+                        else {
+                                total += delta;
+                                used++;
+                        }
+                }
                 if (used == 0) {
-                        r.note = "no domain gave a usable value" + (notes.empty() ? std::string() : ": " + notes);
+                        r.note = "no domain gave a usable value" + (r.note.empty() ? std::string() : ": " + r.note);
                         return r;
                 }
                 r.total_bytes = total;
                 r.npu_bytes = std::min(npu, total);
                 r.valid = r.interval_ns > 0;
                 if (skipped)
-                        r.note = "skipped " + std::to_string(skipped) + " domain(s): " + notes;
+                        r.note = "skipped " + std::to_string(skipped) + " domain(s): " + r.note;
                 return r;
         }
 
@@ -166,50 +178,106 @@ public:
                 (void)move_tasks(pid, root_ + "/tasks", &why);
         }
 
-        std::string detail() const override { return status_; }
+        std::string detail() const override
+        {
+                std::string s;
+                for (const auto &f : files_) {
+                        s += f.rel + ": ";
+                        if (f.state == Value::Ok)
+                                s += std::to_string(f.value) + " (+" + std::to_string(f.delta) + ")";
+                        else if (f.state == Value::Baseline)
+                                s += std::to_string(f.value) + " (baseline or reset)";
+                        else
+                                s += value_name(f.state);
+                        s += "\n";
+                }
+                return s;
+        }
 
 private:
-        // Sums the deltas of one group's domains into *used/*skipped.
-        uint64_t sum_group(const std::string &group, unsigned *used, unsigned *skipped, std::string *notes)
+        struct File {
+                std::string path, rel;
+                bool npu = false;
+                int fd = -1;
+                Counter counter;
+                Value state = Value::Missing;
+                uint64_t value = 0, delta = 0;
+        };
+
+        // One counter file: a decimal number, or a word the kernel uses instead.
+        static Value read_counter(File &f, uint64_t *ret)
         {
-                uint64_t sum = 0;
+                if (f.fd < 0)
+                        f.fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+                if (f.fd < 0)
+                        return Value::Missing;
+                char buf[64];
+                ssize_t n = pread(f.fd, buf, sizeof buf - 1, 0);
+                if (n < 0) {
+                        close(f.fd);
+                        f.fd = -1;
+                        return Value::Missing;
+                }
+                buf[n] = 0;
+                return parse_counter(buf, ret);
+        }
+
+        void close_files()
+        {
+                for (auto &f : files_)
+                        if (f.fd >= 0)
+                                close(f.fd);
+        }
+
+        // Lists every counter file; keeps the counters of files still there.
+        void scan(uint64_t now)
+        {
+                std::map<std::string, File> old;
+                for (auto &f : files_) {
+                        if (f.fd >= 0)
+                                close(f.fd);
+                        f.fd = -1;
+                        old[f.path] = f;
+                }
+                files_.clear();
+                // Everything: the default group and every other control group.
+                std::vector<std::string> groups = {root_};
+                for (const auto &n : list_dir(root_, ""))
+                        if (n != "info" && n != "mon_groups" && n != "mon_data" && is_dir(root_ + "/" + n + "/mon_data"))
+                                groups.push_back(root_ + "/" + n);
+                for (const auto &g : groups)
+                        add_group(g, false, old);
+                add_group(root_ + "/mon_groups/" + group_, true, old);
+                scanned_ns_ = now;
+                rescan_ = false;
+        }
+
+        void add_group(const std::string &group, bool npu, std::map<std::string, File> &old)
+        {
                 std::string md = group + "/mon_data";
                 for (const auto &dom : list_dir(md, "mon_L3_")) {
                         std::string d = md + "/" + dom;
                         // SNC: a domain may only have per-sub-NUMA-node files.
-                        std::vector<std::string> files;
+                        std::vector<std::string> paths;
                         if (access((d + "/mbm_total_bytes").c_str(), F_OK) == 0)
-                                files.push_back(d + "/mbm_total_bytes");
+                                paths.push_back(d + "/mbm_total_bytes");
                         else
                                 for (const auto &sub : list_dir(d, "mon_sub_L3_"))
-                                        files.push_back(d + "/" + sub + "/mbm_total_bytes");
-                        if (files.empty())
-                                files.push_back(d + "/mbm_total_bytes");
-                        for (const auto &f : files) {
-                                uint64_t v = 0, delta = 0;
-                                Value st = read_counter(f, &v);
-                                Counter &c = counters_[f];
-                                std::string rel = f.substr(root_.size() + 1);
-                                if (st != Value::Ok) {
-                                        // Never zero: skip the domain, and re-baseline later.
-                                        c.forget();
-                                        (*skipped)++;
-                                        *notes += rel + " " + value_name(st) + "; ";
-                                        status_ += rel + ": " + value_name(st) + "\n";
-                                        continue;
-                                }
-                                if (!c.update(v, &delta)) {
-                                        (*skipped)++;
-                                        *notes += rel + " baseline or reset; ";
-                                        status_ += rel + ": " + std::to_string(v) + " (baseline or reset)\n";
-                                        continue;
-                                }
-                                (*used)++;
-                                sum += delta;
-                                status_ += rel + ": " + std::to_string(v) + " (+" + std::to_string(delta) + ")\n";
+                                        paths.push_back(d + "/" + sub + "/mbm_total_bytes");
+                        if (paths.empty())
+                                paths.push_back(d + "/mbm_total_bytes");
+                        for (const auto &p : paths) {
+                                File f;
+                                auto it = old.find(p);
+                                if (it != old.end())
+                                        f = it->second;
+                                f.path = p;
+                                f.rel = p.substr(root_.size() + 1);
+                                f.npu = npu;
+                                f.fd = -1;
+                                files_.push_back(f);
                         }
                 }
-                return sum;
         }
 
         static int move_tasks(pid_t pid, const std::string &tasks, std::string *why)
@@ -240,9 +308,9 @@ private:
 
         std::string root_, group_;
         Clock clock_;
-        uint64_t last_ = 0;
-        std::map<std::string, Counter> counters_;
-        std::string status_;
+        uint64_t last_ = 0, scanned_ns_ = 0;
+        bool rescan_ = false;
+        std::vector<File> files_;
 };
 
 } // namespace

@@ -22,6 +22,7 @@ static const char kErrLimit[] = "org.bwq1.Error.LimitExceeded";
 static const char kErrNoClient[] = "org.bwq1.Error.NoSuchClient";
 static const char kErrBadConfig[] = "org.bwq1.Error.BadConfig";
 static const unsigned kRecent = 16;
+static const uint64_t kBandwidthSignalUsec = 100000;
 
 struct Client {
         Service *svc = nullptr;
@@ -512,13 +513,23 @@ void Service::publish(const Decision &before)
         page_.publish(d, source_name_, table_generation_, 0);
         if (!bus_)
                 return;
+        // Depth, section and staleness are signalled at once; bandwidth-only
+        // changes at most every kBandwidthSignalUsec (the page and the
+        // properties are always current).
+        const uint64_t now = now_usec();
+        bool urgent = d.bits != before.bits || d.section != before.section || d.stale != before.stale ||
+                      d.max_bps != before.max_bps;
+        if (d.available_bps != before.available_bps || d.used_bps != before.used_bps)
+                bandwidth_pending_ = true;
         std::vector<const char *> changed;
+        if (bandwidth_pending_ && (urgent || now - bandwidth_signalled_usec_ >= kBandwidthSignalUsec)) {
+                changed.push_back("AvailableBandwidth");
+                changed.push_back("UsedBandwidth");
+                bandwidth_pending_ = false;
+                bandwidth_signalled_usec_ = now;
+        }
         if (d.bits != before.bits)
                 changed.push_back("ActivationBitDepth");
-        if (d.available_bps != before.available_bps)
-                changed.push_back("AvailableBandwidth");
-        if (d.used_bps != before.used_bps)
-                changed.push_back("UsedBandwidth");
         if (d.max_bps != before.max_bps)
                 changed.push_back("MaxBandwidth");
         if (d.section != before.section)

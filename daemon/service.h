@@ -82,6 +82,8 @@ private:
         std::string max_origin_;
         uint32_t table_generation_ = 1;
         uint64_t last_sample_usec_ = 0;
+        bool bandwidth_pending_ = false;
+        uint64_t bandwidth_signalled_usec_ = 0;
         struct Recent {
                 uint64_t t_usec, total_bps, npu_bps, used_bps;
                 bool valid;

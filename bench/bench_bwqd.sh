@@ -1,0 +1,115 @@
+#!/bin/bash
+# make bench, daemon side: CPU cost of sampling, decision latency, the
+# decision page against a D-Bus round trip, and the probe's estimate
+# against an antagonist's own reported bandwidth.  Medians; ratios.
+set -u
+B=${B:-build}
+ROOT=$(pwd)
+BWQD="$ROOT/$B/bwqd"
+BC="$ROOT/$B/bench/bwq_benchclient"
+STREAM="$ROOT/$B/bwq-stream"
+T=$(mktemp -d /tmp/bwq-bench-XXXXXX)
+chmod 755 "$T"
+ADDR="unix:path=$T/bus.sock"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 0.1; rm -rf "$T"; }
+trap cleanup EXIT
+wait_for() { local n=$(($1 * 20)); shift; while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done; return 1; }
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+
+cat > "$T/bus.conf" <<BUSCONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>bwq-bench</type><listen>$ADDR</listen><auth>EXTERNAL</auth>
+  <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/><allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/><allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/><allow receive_type="method_return"/><allow receive_type="error"/><allow receive_type="signal"/>
+  </policy></busconfig>
+BUSCONF
+dbus-daemon --config-file="$T/bus.conf" --fork --print-pid > "$T/bus.pid" || exit 1
+PIDS+=("$(cat "$T/bus.pid")")
+wait_for 5 test -S "$T/bus.sock"
+
+start() {
+	"$BWQD" --bus="$ADDR" "$@" > "$T/bwqd.log" 2>&1 &
+	BP=$!
+	PIDS+=("$BP")
+	wait_for 20 busctl --address="$ADDR" status org.bwq1 || { cat "$T/bwqd.log"; exit 1; }
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+echo
+echo "5. bwqd CPU cost of sampling (over 5 s; goal <= 1% of a core at 1 kHz)"
+printf '   %-36s %8s %9s %10s %11s %10s\n' source rate samples cpu_%core us/sample vs_goal
+R="$T/resctrl"
+mkdir -p "$R/info/L3_MON" "$R/mon_groups" "$R/mon_data/mon_L3_00" "$R/mon_data/mon_L3_01"
+echo mbm_total_bytes > "$R/info/L3_MON/mon_features"
+: > "$R/tasks"
+echo 1000 > "$R/mon_data/mon_L3_00/mbm_total_bytes"
+echo 1000 > "$R/mon_data/mon_L3_01/mbm_total_bytes"
+printf '0,20000000000,1000000000\n' > "$T/trace.csv"
+hz=$(getconf CLK_TCK)
+for src in replay resctrl; do
+	for iv in 100ms 1ms; do
+		printf '[Sampling]\nInterval=%s\nSmoothing=none\n[Replay]\nPath=%s\n' "$iv" "$T/trace.csv" > "$T/c.conf"
+		if [ $src = resctrl ]; then
+			start --config="$T/c.conf" --source=resctrl --resctrl-root="$R"
+			label="resctrl (fixture, 2 domains)"
+		else
+			start --config="$T/c.conf" --source=replay
+			label="replay (a signal every sample)"
+		fi
+		sleep 0.5
+		c0=$(cpu_ticks $BP); t0=$(date +%s%N)
+		sleep 5
+		c1=$(cpu_ticks $BP); t1=$(date +%s%N)
+		kill $BP; wait $BP 2>/dev/null
+		secs=$(calc "($t1 - $t0) / 1e9")
+		rate=$([ $iv = 1ms ] && echo 1000 || echo 10)
+		samples=$(calc "$secs * $rate")
+		cpu=$(calc "($c1 - $c0) / $hz / $secs * 100")
+		per=$(calc "($c1 - $c0) / $hz / $samples * 1e6")
+		[ $rate = 1000 ] && eval "cpu_$src=$cpu"
+		printf '   %-36s %5s Hz %9.0f %9.2f%% %11.1f %10s\n' "$label" $rate "$samples" "$cpu" "$per" \
+			"$([ $rate = 1000 ] && printf '%.2f' "$(calc "$cpu / 1")" || echo -)"
+	done
+done
+peer=$("$BC" - timerloop 1000 5)
+printf '   %-36s %5s Hz %9s %9.2f%% %11s %10s\n' "peer: bare timerfd+epoll loop" 1000 5000 "$peer" - -
+printf '   bwqd at 1 kHz against the bare wake-up loop: replay %.2fx, resctrl %.2fx\n' "$(calc "$cpu_replay / $peer")" "$(calc "$cpu_resctrl / $peer")"
+echo "   (vs_goal = cpu_%core / 1%; below 1 meets it.  The clock tick is 1/$hz s: 10 Hz figures are coarse)"
+
+echo
+echo "6. decision latency: counter change -> decision page -> PropertiesChanged (resctrl fixture, 20 ms interval)"
+printf '[Sampling]\nInterval=20ms\nSmoothing=none\n' > "$T/c.conf"
+start --config="$T/c.conf" --source=resctrl --resctrl-root="$R"
+mkdir -p "$R/mon_groups/bwq-npu/mon_data/mon_L3_00"
+"$BC" "$ADDR" latency "$R/mon_data/mon_L3_00/mbm_total_bytes" 20000 25 | sed 's/^/   /'
+echo "   (a change lands at a random point of the interval, so the page's median floor is 0.5 of it;"
+echo "    bandwidth-only PropertiesChanged are coalesced to at most 10 per second)"
+
+echo
+echo "7. reading the decision page against a GetDecision round trip"
+"$BC" "$ADDR" pageread 2000 | sed 's/^/   /'
+kill $BP
+wait $BP 2>/dev/null
+
+echo
+echo "8. the probe's estimate against an antagonist's own reported bandwidth"
+printf '[Sampling]\nInterval=100ms\nSmoothing=ewma:0.3\n' > "$T/c.conf"
+start --config="$T/c.conf" --source=probe
+busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | tr ';' '\n' | grep -E 'probe:|stream burst|pointer chase' | sed 's/^s "//; s/^ */   /'
+idle=$("$BC" "$ADDR" watch 2)
+printf '   %-28s %12s %14s %8s\n' load probe_GB/s antagonist_GB/s ratio
+printf '   %-28s %12s %14s %8s\n' "idle" "$idle" "-" "-"
+"$STREAM" --threads 1 --seconds 5 > "$T/stream.log" 2>&1 &
+SP=$!
+sleep 1
+est=$("$BC" "$ADDR" watch 3)
+wait $SP
+ant=$(grep -o 'mean [0-9.]*' "$T/stream.log" | awk '{print $2}')
+printf '   %-28s %12s %14s %8.2f\n' "bwq-stream, 1 thread" "$est" "$ant" "$(calc "$est / $ant")"
+kill $BP
+wait $BP 2>/dev/null
+echo "   (ratio = the probe's median estimate of the bandwidth others use / the antagonist's own mean;"
+echo "    the antagonist and the probe share this machine's two CPUs)"
