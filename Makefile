@@ -29,12 +29,12 @@ CC ?= gcc
 PKG_CONFIG ?= pkg-config
 FUZZ_SECONDS ?= 300
 
-PKGS := libdrm liburing
+PKGS := libdrm liburing libsystemd
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 
 CPPFLAGS += -Iuapi -Idriver/libnpu/include -Idriver/npuref -Idriver/libnpu -Idriver/tools $(PKG_CFLAGS)
-WARN := -Wall -Wextra -Wno-missing-field-initializers
+WARN := -Wall -Wextra -Wno-missing-field-initializers -Wno-restrict  # GCC 12 -Wrestrict misfires on std::string at -O3
 # No FMA contraction: every instruction set must round the same way.
 OPT ?= -O3 -g
 CXXFLAGS += -std=c++20 $(OPT) $(WARN) -fPIC -ffp-contract=off -fno-math-errno $(SANFLAGS)
@@ -45,7 +45,7 @@ NPUREF_SRC := driver/npuref/quant.cpp driver/npuref/kernels.cpp driver/npuref/ke
 	driver/npuref/kernels_avx512.cpp driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
 	driver/npuref/execute.cpp driver/npuref/epilogue.cpp driver/npuref/device.cpp
 LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/reference.cpp \
-	driver/libnpu/model.cpp driver/libnpu/calibrate.cpp
+	driver/libnpu/model.cpp driver/libnpu/calibrate.cpp driver/libnpu/bwq_link.cpp
 OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
 
 $(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2

@@ -10,11 +10,28 @@
 #include <string>
 #include <xf86drm.h>
 
+#include "bwq_link.h"
 #include "internal.h"
 #include "npuref.h"
 
 // Name the kernel driver of a real NPU reports through drmGetVersion().
 static const char kDrmDriverName[] = "npu";
+
+npu_device::npu_device() = default;
+npu_device::~npu_device() = default;
+
+npu::BwqLink *npu_device::bwq_link()
+{
+        std::lock_guard<std::mutex> lk(link_mu);
+        if (!link_tried) {
+                link_tried = true;
+                const char *bus = getenv("BWQ_BUS");
+                std::string spec = bus && *bus ? bus : "system";
+                if (spec != "none")
+                        link = std::make_unique<npu::BwqLink>(spec);
+        }
+        return link.get();
+}
 
 int npu_device::ioctl(unsigned long request, void *arg)
 {
@@ -112,6 +129,7 @@ extern "C" void npu_device_close(npu_device *dev)
 {
         if (!dev)
                 return;
+        dev->link.reset();  // unregisters the device's clients
         if (dev->soft)
                 npuref_close(dev->soft);
         if (dev->fd >= 0)

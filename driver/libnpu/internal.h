@@ -2,17 +2,30 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "npu/npu.h"
 #include "npu_accel.h"
 
 struct npuref_device;
+namespace npu {
+class BwqLink;
+}
 
 struct npu_device {
+        npu_device();
+        ~npu_device();
         npuref_device *soft = nullptr;  // the in-process software NPU, or
         int fd = -1;                    // a DRM accel node
         uint32_t last_error = 0, last_error_index = 0;
+        // The link to bwqd, made when a model first asks for a BWQ mode;
+        // null with BWQ_BUS=none.
+        std::mutex link_mu;
+        std::unique_ptr<npu::BwqLink> link;
+        bool link_tried = false;
+        npu::BwqLink *bwq_link();
 
         int ioctl(unsigned long request, void *arg);
         int map(uint64_t offset, size_t length, int prot, void **ret);

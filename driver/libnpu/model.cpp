@@ -9,9 +9,12 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <atomic>
 #include <memory>
+#include <string>
 #include <liburing.h>
 
+#include "bwq_link.h"
 #include "bwq_page.h"
 #include "internal.h"
 #include "job.h"
@@ -69,6 +72,10 @@ struct npu_model {
 
         uint32_t page_handle = 0;
         const bwq_page *page = nullptr;
+        bool page_explicit = false;  // set by npu_model_set_decision_page()
+        uint64_t page_generation = 0;  // of the link's page in use
+        std::string name = "npu-model";
+        uint64_t link_id = 0;
 
         // The job in flight, if any.
         uint32_t job_id = 0;
@@ -81,6 +88,8 @@ struct npu_model {
 
         ~npu_model()
         {
+                if (link_id && dev->link)
+                        dev->link->remove_client(link_id);
                 if (fence >= 0)
                         close(fence);
                 if (page)
@@ -102,6 +111,12 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                 return -EINVAL;
         auto m = std::make_unique<npu_model>();
         m->dev = dev;
+        if (opts->name) {
+                size_t n = strlen(opts->name);
+                if (n == 0 || n > 64)
+                        return -EINVAL;
+                m->name = opts->name;
+        }
         m->tensors = g->tensors;
         m->input = g->input;
         m->output = g->output >= 0 ? g->output : g->layers.back().output;
@@ -173,8 +188,21 @@ extern "C" int npu_model_set_mode(npu_model *m, uint32_t mode, unsigned bits, un
         m->bits = bits;
         m->min_bits = min_bits;
         m->max_bits = max_bits;
+        static std::atomic<uint64_t> next_id{1};
+        if (mode != NPU_MODE_FIXED) {
+                if (npu::BwqLink *link = m->dev->bwq_link()) {
+                        if (!m->link_id)
+                                m->link_id = next_id++;
+                        link->add_client(m->link_id, m->name, min_bits, max_bits);
+                }
+        } else if (m->link_id && m->dev->link) {
+                m->dev->link->remove_client(m->link_id);
+                m->link_id = 0;
+        }
         return 0;
 }
+
+static int attach_page(npu_model *m, int page_fd);
 
 extern "C" int npu_model_set_decision_page(npu_model *m, int page_fd)
 {
@@ -182,6 +210,17 @@ extern "C" int npu_model_set_decision_page(npu_model *m, int page_fd)
                 return -EINVAL;
         if (m->job_id)
                 return -EBUSY;
+        int r = attach_page(m, page_fd);
+        if (r >= 0) {
+                m->page_explicit = page_fd >= 0;
+                m->page_generation = 0;
+        }
+        return r;
+}
+
+// Maps and imports a decision page for the model (-1: none).
+static int attach_page(npu_model *m, int page_fd)
+{
         if (m->page) {
                 munmap(const_cast<bwq_page *>(m->page), BWQ_PAGE_SIZE);
                 m->page = nullptr;
@@ -292,8 +331,26 @@ extern "C" int npu_model_submit(npu_model *m, const float *input)
         if (m->job_id)
                 return -EBUSY;
         npu_run_stats st{};
+        // bwqd's page, renewed when the link's changed (bwqd came, went or restarted).
+        npu::BwqLink *link = m->mode != NPU_MODE_FIXED && !m->page_explicit && m->link_id ? m->dev->link.get() : nullptr;
+        if (link && link->generation() != m->page_generation) {
+                uint64_t gen;
+                int fd = link->page(&gen);
+                if (attach_page(m, fd) >= 0)
+                        m->page_generation = gen;
+                if (fd >= 0)
+                        close(fd);
+        }
+        // BWQ_MODEL: a fresh sample for this run (reference claim 3).
+        if (link && m->mode == NPU_MODE_BWQ_MODEL && m->page)
+                (void)link->sample(50);
         bwq_decision d;
-        bool have = m->mode != NPU_MODE_FIXED && m->page && bwq_page_read(m->page, &d) == 0;
+        bool have = m->mode != NPU_MODE_FIXED && m->page && bwq_page_read(m->page, &d) == 0 &&
+                    !(d.flags & BWQ_PAGE_STOPPED) && d.act_bits;
+        if (have) {
+                st.available_bps = d.available_bps;
+                st.section = d.section;
+        }
         unsigned input_bits;
         bool dynamic = false;
         unsigned fixed = m->bits;

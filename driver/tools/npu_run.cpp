@@ -1,6 +1,8 @@
 // npu-run: runs the MobileNet-V2-shaped network on an NPU at one or every
 // activation depth and prints per-layer bits, bytes and time.  See npu-run(1).
 #include <getopt.h>
+#include <signal.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -42,6 +44,14 @@ void usage(FILE *f)
                 "  -s, --size=N         input height and width (default: 224)\n"
                 "  -w, --width=F        channel multiplier (default: 1.0)\n"
                 "  -d, --device=NAME    NPU device (default: $NPU_DEVICE, else \"soft\")\n"
+                "  -m, --mode=MODE      fixed (default), bwq-model or bwq-layer: take the depth\n"
+                "                       from bwqd ($BWQ_BUS); --bits is then the fallback depth\n"
+                "      --min-bits=N     BWQ modes: the model's clamp (default: 4)\n"
+                "      --max-bits=N     (default: 16)\n"
+                "      --fps=N          run continuously at N frames per second (a deadline loop)\n"
+                "      --seconds=S      with --fps: stop after S seconds (default: until Ctrl-C)\n"
+                "      --live           with --fps: one line per frame\n"
+                "      --name=NAME      the model's name for bwqd (default: npu-run)\n"
                 "      --summary        totals only, no per-layer lines\n"
                 "  -j, --json           one JSON object: layers and totals (see npu-run(1))\n"
                 "  -h, --help           this text\n\n"
@@ -102,6 +112,91 @@ void print_json_run(const RunResult &r)
                (unsigned long long)r.median(), r.times.size());
 }
 
+volatile sig_atomic_t interrupted = 0;
+
+double now_s()
+{
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// "16:3 8:61": run-length bits of the layers.
+std::string bits_rle(npu_model *m, unsigned layers)
+{
+        std::string s;
+        unsigned prev = 0, run = 0;
+        for (unsigned l = 0; l <= layers; l++) {
+                npu_layer_stats ls{};
+                unsigned b = l < layers && npu_model_layer_stats(m, l, &ls) == 0 ? ls.bits : 0;
+                if (l < layers && b == prev) {
+                        run++;
+                        continue;
+                }
+                if (run)
+                        s += (s.empty() ? "" : " ") + std::to_string(prev) + ":" + std::to_string(run);
+                prev = b;
+                run = 1;
+        }
+        return s;
+}
+
+// A deadline loop at `fps` until `seconds` pass or Ctrl-C.
+int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &output, double fps, double seconds, bool live)
+{
+        signal(SIGINT, [](int) { interrupted = 1; });
+        signal(SIGTERM, [](int) { interrupted = 1; });
+        const double period = 1.0 / fps, t0 = now_s();
+        std::vector<double> lat;
+        unsigned misses = 0, fallback = 0;
+        uint64_t act_bytes = 0;
+        if (live) {
+                printf("%8s %10s %7s %-22s %10s %11s %s\n", "time_s", "avail_GB/s", "section", "bits(layer runs)", "frame_ms",
+                       "act_MB/frame", "");
+                fflush(stdout);
+        }
+        for (uint64_t frame = 0; !interrupted && (seconds <= 0 || now_s() - t0 < seconds); frame++) {
+                double start = t0 + frame * period;
+                double wait = start - now_s();
+                if (wait > 0) {
+                        timespec ts{time_t(wait), long((wait - double(time_t(wait))) * 1e9)};
+                        nanosleep(&ts, nullptr);
+                }
+                double a = now_s();
+                npu_run_stats st{};
+                int r = npu_model_run(m, input.data(), output.data(), &st);
+                double ms = (now_s() - a) * 1e3;
+                if (r < 0) {
+                        fprintf(stderr, "npu-run: frame %llu failed: %s\n", (unsigned long long)frame, strerror(-r));
+                        return 1;
+                }
+                bool miss = ms > period * 1e3;
+                misses += miss;
+                fallback += (st.flags & NPU_RUN_FALLBACK) != 0;
+                lat.push_back(ms);
+                act_bytes += st.activation_bytes;
+                if (live) {
+                        char avail[32] = "-", sect[16] = "-";
+                        if (!(st.flags & NPU_RUN_FALLBACK) && st.section) {
+                                snprintf(avail, sizeof avail, "%.2f", st.available_bps / 1e9);
+                                snprintf(sect, sizeof sect, "%u", st.section);
+                        }
+                        printf("%8.2f %10s %7s %-22s %10.2f %11.2f %s%s\n", a - t0, avail, sect, bits_rle(m, st.layer_count).c_str(),
+                               ms, st.activation_bytes / 1e6, miss ? "MISS " : "", st.flags & NPU_RUN_FALLBACK ? "fallback (no bwqd)" : "");
+                        fflush(stdout);
+                }
+        }
+        if (lat.empty())
+                return 0;
+        std::vector<double> sorted = lat;
+        std::sort(sorted.begin(), sorted.end());
+        printf("frames %zu at %.1f fps: deadline misses %u (%.1f%%), latency p50 %.2f ms p99 %.2f ms, "
+               "activation %.2f MB/frame, %u frames at the fallback depth\n",
+               lat.size(), fps, misses, 100.0 * misses / lat.size(), sorted[sorted.size() / 2],
+               sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)], act_bytes / 1e6 / lat.size(), fallback);
+        return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -111,22 +206,83 @@ int main(int argc, char **argv)
                 {"size", required_argument, nullptr, 's'},  {"width", required_argument, nullptr, 'w'},
                 {"device", required_argument, nullptr, 'd'}, {"summary", no_argument, nullptr, 'S'},
                 {"json", no_argument, nullptr, 'j'},        {"help", no_argument, nullptr, 'h'},
+                {"mode", required_argument, nullptr, 'm'},  {"min-bits", required_argument, nullptr, 1001},
+                {"max-bits", required_argument, nullptr, 1002}, {"fps", required_argument, nullptr, 1003},
+                {"seconds", required_argument, nullptr, 1004}, {"live", no_argument, nullptr, 1005},
+                {"name", required_argument, nullptr, 1006},
                 {nullptr, 0, nullptr, 0},
         };
         std::vector<unsigned> depths = {4, 6, 8, 16};
         unsigned long runs = 1, size = 224;
         MobileNetOptions mo;
         const char *device = nullptr;
-        bool json = false, summary = false;
+        bool json = false, summary = false, live = false, bits_given = false;
+        uint32_t mode = NPU_MODE_FIXED;
+        unsigned min_bits = 4, max_bits = 16;
+        double fps = 0, seconds = 0;
+        const char *name = "npu-run";
         int c;
-        while ((c = getopt_long(argc, argv, "b:r:s:w:d:jh", longopts, nullptr)) != -1) {
+        auto depth = [](const char *opt, const char *arg, unsigned *ret) {
+                unsigned long v;
+                if (parse_uint(arg, 1, 64, &v) && (v == 4 || v == 6 || v == 8 || v == 16)) {
+                        *ret = unsigned(v);
+                        return true;
+                }
+                fprintf(stderr, "npu-run: %s: '%s' is not 4, 6, 8 or 16\n", opt, arg);
+                return false;
+        };
+        while ((c = getopt_long(argc, argv, "b:r:s:w:d:m:jh", longopts, nullptr)) != -1) {
                 unsigned long v;
                 switch (c) {
+                case 'm':
+                        if (strcmp(optarg, "fixed") == 0)
+                                mode = NPU_MODE_FIXED;
+                        else if (strcmp(optarg, "bwq-model") == 0)
+                                mode = NPU_MODE_BWQ_MODEL;
+                        else if (strcmp(optarg, "bwq-layer") == 0)
+                                mode = NPU_MODE_BWQ_LAYER;
+                        else {
+                                fprintf(stderr, "npu-run: --mode: '%s' is not fixed, bwq-model or bwq-layer\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 1001:
+                        if (!depth("--min-bits", optarg, &min_bits))
+                                return 2;
+                        break;
+                case 1002:
+                        if (!depth("--max-bits", optarg, &max_bits))
+                                return 2;
+                        break;
+                case 1003:
+                case 1004: {
+                        char *e;
+                        errno = 0;
+                        double f = strtod(optarg, &e);
+                        if (errno || *e || e == optarg || !(f > 0 && f <= (c == 1003 ? 1000 : 86400))) {
+                                fprintf(stderr, "npu-run: %s: '%s' is not a number from 0 to %s\n", c == 1003 ? "--fps" : "--seconds",
+                                        optarg, c == 1003 ? "1000" : "86400");
+                                return 2;
+                        }
+                        (c == 1003 ? fps : seconds) = f;
+                        break;
+                }
+                case 1005:
+                        live = true;
+                        break;
+                case 1006:
+                        if (!*optarg || strlen(optarg) > 64) {
+                                fprintf(stderr, "npu-run: --name: 1 to 64 characters\n");
+                                return 2;
+                        }
+                        name = optarg;
+                        break;
                 case 'b':
                         if (strcmp(optarg, "all") == 0) {
                                 depths = {4, 6, 8, 16};
                         } else if (parse_uint(optarg, 1, 64, &v) && (v == 4 || v == 6 || v == 8 || v == 16)) {
                                 depths = {unsigned(v)};
+                                bits_given = true;
                         } else {
                                 fprintf(stderr, "npu-run: --bits: '%s' is not 4, 6, 8, 16 or all\n", optarg);
                                 return 2;
@@ -178,6 +334,20 @@ int main(int argc, char **argv)
                 return 2;
         }
         mo.size = uint32_t(size);
+        if (min_bits > max_bits) {
+                fprintf(stderr, "npu-run: --min-bits %u is above --max-bits %u\n", min_bits, max_bits);
+                return 2;
+        }
+        if ((live || seconds > 0) && fps <= 0) {
+                fprintf(stderr, "npu-run: --live and --seconds need --fps\n");
+                return 2;
+        }
+        if ((fps > 0 || mode != NPU_MODE_FIXED) && !bits_given)
+                depths = {mode == NPU_MODE_FIXED ? 16u : 8u};
+        if (fps > 0 && depths.size() != 1) {
+                fprintf(stderr, "npu-run: --fps runs one depth: give --bits N\n");
+                return 2;
+        }
 
         npu_device *dev;
         int r = npu_device_open(device, &dev);
@@ -194,7 +364,7 @@ int main(int argc, char **argv)
         }
         std::unique_ptr<npu_graph, void (*)(npu_graph *)> g_guard(g, npu_graph_free);
         std::vector<float> input = mobilenet_v2_input(mo);
-        npu_compile_options co{input.data()};
+        npu_compile_options co{input.data(), name};
         npu_model *m;
         if ((r = npu_model_compile(dev, g, &co, &m)) < 0) {
                 fprintf(stderr, "npu-run: cannot compile the network: %s\n", strerror(-r));
@@ -203,10 +373,17 @@ int main(int argc, char **argv)
         std::unique_ptr<npu_model, void (*)(npu_model *)> m_guard(m, npu_model_free);
         std::vector<float> output(npu_model_output_elements(m));
 
+        if (fps > 0) {
+                if ((r = npu_model_set_mode(m, mode, depths[0], min_bits, max_bits)) < 0) {
+                        fprintf(stderr, "npu-run: cannot set the mode: %s\n", strerror(-r));
+                        return 1;
+                }
+                return run_loop(m, input, output, fps, seconds, live);
+        }
         std::vector<RunResult> results;
         for (unsigned bits : depths) {
                 RunResult rr{bits, {}, {}, {}};
-                if ((r = npu_model_set_mode(m, NPU_MODE_FIXED, bits, 4, 16)) < 0) {
+                if ((r = npu_model_set_mode(m, mode, bits, min_bits, max_bits)) < 0) {
                         fprintf(stderr, "npu-run: cannot set %u-bit mode: %s\n", bits, strerror(-r));
                         return 1;
                 }

@@ -105,15 +105,22 @@ struct npu_compile_options {
 	/* Calibration input (one input tensor of floats); ranges of every
 	 * tensor are measured on it, clipped per depth at 4 and 6 bits. */
 	const float *calibration_input;
+	/* The model's name for bwqd (RegisterClient); NULL: "npu-model". */
+	const char *name;
 };
 
 int npu_model_compile(npu_device *dev, const npu_graph *g, const struct npu_compile_options *opts,
 		      npu_model **ret);
 void npu_model_free(npu_model *m);
 /* Mode and model-wide clamps; `bits` is the depth of FIXED and the
- * fallback depth of the BWQ modes when no decision is available. */
+ * fallback depth of the BWQ modes when no decision is available.  A BWQ
+ * mode registers the model with bwqd (on the bus $BWQ_BUS names: system,
+ * session, an address, or none; default system) with its [min, max] and
+ * takes the depth from bwqd's decision page; the driver reconnects by
+ * itself when bwqd starts or restarts. */
 int npu_model_set_mode(npu_model *m, uint32_t mode, unsigned bits, unsigned min_bits, unsigned max_bits);
-/* A bwq decision page (uapi/bwq_page.h) to take BWQ depths from; -1 drops it. */
+/* A bwq decision page (uapi/bwq_page.h) to take BWQ depths from instead
+ * of bwqd's; -1 drops it (and returns to bwqd's). */
 int npu_model_set_decision_page(npu_model *m, int page_fd);
 
 struct npu_run_stats {
@@ -125,6 +132,9 @@ struct npu_run_stats {
 	uint8_t model_bits;        /* BWQ_MODEL: the depth of this run; else 0 */
 	uint8_t min_layer_bits, max_layer_bits;
 	uint8_t pad[5];
+	uint64_t available_bps;    /* BWQ modes: the decision's available bandwidth at submit */
+	uint32_t section;          /* and its table section (0: none) */
+	uint32_t pad2;
 };
 #define NPU_RUN_FALLBACK (1u << 0) /* BWQ mode without a decision: fallback depth */
 

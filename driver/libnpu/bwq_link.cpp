@@ -1,0 +1,305 @@
+#include "bwq_link.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace npu {
+
+namespace {
+const char kDest[] = "org.bwq1";
+const char kPath[] = "/org/bwq1";
+const char kManager[] = "org.bwq1.Manager";
+} // namespace
+
+// The userdata of one asynchronous call, freed with its slot.
+struct LinkCall {
+        BwqLink *link;
+        uint64_t id;
+};
+
+BwqLink::BwqLink(std::string bus) : bus_spec_(std::move(bus))
+{
+        wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        thread_ = std::thread([this] { run(); });
+}
+
+BwqLink::~BwqLink()
+{
+        {
+                std::lock_guard<std::mutex> lk(mu_);
+                stop_ = true;
+        }
+        wake();
+        thread_.join();
+        if (page_fd_ >= 0)
+                close(page_fd_);
+        if (wake_fd_ >= 0)
+                close(wake_fd_);
+}
+
+void BwqLink::wake()
+{
+        uint64_t one = 1;
+        (void)!write(wake_fd_, &one, sizeof one);
+}
+
+void BwqLink::add_client(uint64_t id, const std::string &name, unsigned min_bits, unsigned max_bits)
+{
+        {
+                std::lock_guard<std::mutex> lk(mu_);
+                auto it = clients_.find(id);
+                if (it != clients_.end()) {
+                        if (it->second.lo == min_bits && it->second.hi == max_bits)
+                                return;
+                        if (!it->second.path.empty())
+                                unregister_.push_back(it->second.path);
+                }
+                clients_[id] = Client{name, min_bits, max_bits, ""};
+        }
+        wake();
+}
+
+void BwqLink::remove_client(uint64_t id)
+{
+        {
+                std::lock_guard<std::mutex> lk(mu_);
+                auto it = clients_.find(id);
+                if (it == clients_.end())
+                        return;
+                if (!it->second.path.empty())
+                        unregister_.push_back(it->second.path);
+                clients_.erase(it);
+        }
+        wake();
+}
+
+int BwqLink::page(uint64_t *ret_generation)
+{
+        std::lock_guard<std::mutex> lk(mu_);
+        *ret_generation = generation_;
+        return page_fd_ >= 0 ? fcntl(page_fd_, F_DUPFD_CLOEXEC, 3) : -1;
+}
+
+uint64_t BwqLink::generation()
+{
+        std::lock_guard<std::mutex> lk(mu_);
+        return generation_;
+}
+
+int BwqLink::sample(unsigned timeout_ms)
+{
+        std::unique_lock<std::mutex> lk(mu_);
+        if (!owner_)
+                return -ENOTCONN;
+        uint64_t want = ++samples_asked_;
+        lk.unlock();
+        wake();
+        lk.lock();
+        if (!cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return samples_done_ >= want || !owner_; }))
+                return -ETIME;
+        return owner_ ? 0 : -ENOTCONN;
+}
+
+bool BwqLink::connect_bus()
+{
+        sd_bus *bus = nullptr;
+        int r;
+        if (bus_spec_ == "system")
+                r = sd_bus_open_system(&bus);
+        else if (bus_spec_ == "session")
+                r = sd_bus_open_user(&bus);
+        else {
+                r = sd_bus_new(&bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(bus, bus_spec_.c_str());
+                if (r >= 0)
+                        r = sd_bus_set_bus_client(bus, 1);
+                if (r >= 0)
+                        r = sd_bus_start(bus);
+        }
+        if (r < 0) {
+                sd_bus_unref(bus);
+                return false;
+        }
+        auto on_owner_changed = [](sd_bus_message *m, void *userdata, sd_bus_error *) -> int {
+                const char *name, *old_owner, *new_owner;
+                if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, kDest) != 0)
+                        return 0;
+                auto *l = static_cast<BwqLink *>(userdata);
+                if (*old_owner)
+                        l->set_owner(false);  // gone, or replaced: start over
+                if (*new_owner)
+                        l->set_owner(true);
+                return 0;
+        };
+        r = sd_bus_match_signal(bus, nullptr, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                "NameOwnerChanged", on_owner_changed, this);
+        if (r < 0) {
+                sd_bus_flush_close_unref(bus);
+                return false;
+        }
+        bus_ = bus;
+        int has = 0;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = nullptr;
+        if (sd_bus_call_method(bus_, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+                               &e, &reply, "s", kDest) >= 0)
+                (void)sd_bus_message_read(reply, "b", &has);
+        sd_bus_message_unref(reply);
+        sd_bus_error_free(&e);
+        set_owner(has);
+        return true;
+}
+
+void BwqLink::drop_bus()
+{
+        sd_bus_flush_close_unref(bus_);
+        bus_ = nullptr;
+        set_owner(false);
+}
+
+// bwqd came or went: registrations and the page start over.
+void BwqLink::set_owner(bool present)
+{
+        std::lock_guard<std::mutex> lk(mu_);
+        if (owner_ == present && present)
+                return;
+        owner_ = present;
+        for (auto &[id, c] : clients_)
+                c.path.clear();
+        unregister_.clear();
+        if (page_fd_ >= 0) {
+                close(page_fd_);
+                page_fd_ = -1;
+                generation_++;
+        }
+        samples_sent_ = samples_done_ = samples_asked_;
+        cv_.notify_all();
+}
+
+void BwqLink::send_requests()
+{
+        std::unique_lock<std::mutex> lk(mu_);
+        if (!owner_)
+                return;
+        for (const auto &path : unregister_)
+                (void)sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kManager, "UnregisterClient", nullptr, nullptr,
+                                               "o", path.c_str());
+        unregister_.clear();
+        for (auto &[id, c] : clients_) {
+                if (!c.path.empty())
+                        continue;
+                c.path = "-";  // in flight
+                auto on_reply = [](sd_bus_message *m, void *userdata, sd_bus_error *) -> int {
+                        auto *call = static_cast<LinkCall *>(userdata);
+                        BwqLink *l = call->link;
+                        std::lock_guard<std::mutex> g(l->mu_);
+                        auto it = l->clients_.find(call->id);
+                        const char *path;
+                        int fd;
+                        if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read(m, "oh", &path, &fd) < 0) {
+                                if (it != l->clients_.end())
+                                        it->second.path = "!";  // refused: do not retry until bwqd restarts
+                                return 0;
+                        }
+                        if (it == l->clients_.end() || it->second.path != "-") {
+                                // Removed meanwhile: let bwqd forget it too.
+                                (void)sd_bus_call_method_async(l->bus_, nullptr, kDest, kPath, kManager, "UnregisterClient",
+                                                               nullptr, nullptr, "o", path);
+                                return 0;
+                        }
+                        it->second.path = path;
+                        if (l->page_fd_ < 0) {
+                                l->page_fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                                l->generation_++;
+                        }
+                        return 0;
+                };
+                sd_bus_slot *slot = nullptr;
+                auto *call = new LinkCall{this, id};
+                int r = sd_bus_call_method_async(bus_, &slot, kDest, kPath, kManager, "RegisterClient", on_reply, call,
+                                                 "syya{sv}", c.name.c_str(), uint8_t(c.lo), uint8_t(c.hi), 0);
+                if (r < 0) {
+                        delete call;
+                        c.path.clear();
+                        continue;
+                }
+                sd_bus_slot_set_destroy_callback(slot, [](void *p) { delete static_cast<LinkCall *>(p); });
+                sd_bus_slot_set_floating(slot, 1);
+                sd_bus_slot_unref(slot);
+        }
+        if (samples_asked_ > samples_sent_) {
+                uint64_t upto = samples_asked_;
+                samples_sent_ = upto;
+                auto on_sample = [](sd_bus_message *, void *userdata, sd_bus_error *) -> int {
+                        auto *call = static_cast<LinkCall *>(userdata);
+                        std::lock_guard<std::mutex> g(call->link->mu_);
+                        if (call->link->samples_done_ < call->id)
+                                call->link->samples_done_ = call->id;
+                        call->link->cv_.notify_all();
+                        return 0;
+                };
+                sd_bus_slot *slot = nullptr;
+                auto *call = new LinkCall{this, upto};
+                if (sd_bus_call_method_async(bus_, &slot, kDest, kPath, kManager, "Sample", on_sample, call, "") < 0) {
+                        delete call;
+                } else {
+                        sd_bus_slot_set_destroy_callback(slot, [](void *p) { delete static_cast<LinkCall *>(p); });
+                        sd_bus_slot_set_floating(slot, 1);
+                        sd_bus_slot_unref(slot);
+                }
+        }
+}
+
+void BwqLink::run()
+{
+        for (;;) {
+                {
+                        std::lock_guard<std::mutex> lk(mu_);
+                        if (stop_)
+                                break;
+                }
+                if (!bus_ && !connect_bus()) {
+                        // No bus yet: try again in a second, or when woken.
+                        pollfd p{wake_fd_, POLLIN, 0};
+                        (void)poll(&p, 1, 1000);
+                        uint64_t v;
+                        (void)!read(wake_fd_, &v, sizeof v);
+                        continue;
+                }
+                send_requests();
+                int r;
+                while ((r = sd_bus_process(bus_, nullptr)) > 0) {
+                }
+                if (r < 0) {
+                        drop_bus();
+                        continue;
+                }
+                uint64_t usec;
+                int timeout = -1;
+                if (sd_bus_get_timeout(bus_, &usec) >= 0 && usec != UINT64_MAX)
+                        timeout = 10;
+                pollfd p[2] = {{sd_bus_get_fd(bus_), short(sd_bus_get_events(bus_)), 0}, {wake_fd_, POLLIN, 0}};
+                (void)poll(p, 2, timeout < 0 ? 1000 : timeout);
+                uint64_t v;
+                (void)!read(wake_fd_, &v, sizeof v);
+        }
+        if (bus_) {
+                std::lock_guard<std::mutex> lk(mu_);
+                for (auto &[id, c] : clients_)
+                        if (!c.path.empty() && c.path[0] == '/')
+                                (void)sd_bus_call_method(bus_, kDest, kPath, kManager, "UnregisterClient", nullptr, nullptr, "o",
+                                                         c.path.c_str());
+        }
+        sd_bus_flush_close_unref(bus_);
+        bus_ = nullptr;
+}
+
+} // namespace npu
