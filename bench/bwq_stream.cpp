@@ -1,7 +1,7 @@
 // bwq-stream: a memory antagonist that reports its own bandwidth.
-//   bwq-stream [--threads N] [--seconds S] [--mbytes M] [--report-ms R]
+//   bwq-stream [--threads N] [--seconds S] [--mbytes M] [--report-ms R] [--duty PCT]
 // Each thread memcpy's between two M MiB buffers; every byte is counted
-// once read and once written.  Prints "stream: X.XX GB/s" every R ms (0:
+// once read and once written.  --duty streams PCT% of every 10 ms.  Prints "stream: X.XX GB/s" every R ms (0:
 // only at the end) and a final line with the mean.
 #include <getopt.h>
 #include <time.h>
@@ -22,25 +22,26 @@ static double now_s()
 
 int main(int argc, char **argv)
 {
-        unsigned threads = 1, mbytes = 128, report_ms = 0;
+        unsigned threads = 1, mbytes = 128, report_ms = 0, duty = 100;
         double seconds = 5;
         static const option o[] = {{"threads", required_argument, nullptr, 't'}, {"seconds", required_argument, nullptr, 's'},
                                    {"mbytes", required_argument, nullptr, 'm'},  {"report-ms", required_argument, nullptr, 'r'},
-                                   {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0}};
+                                   {"duty", required_argument, nullptr, 'u'},    {"help", no_argument, nullptr, 'h'},          {nullptr, 0, nullptr, 0}};
         int c;
-        while ((c = getopt_long(argc, argv, "t:s:m:r:h", o, nullptr)) != -1) {
+        while ((c = getopt_long(argc, argv, "t:s:m:r:u:h", o, nullptr)) != -1) {
                 switch (c) {
                 case 't': threads = unsigned(atoi(optarg)); break;
                 case 's': seconds = atof(optarg); break;
                 case 'm': mbytes = unsigned(atoi(optarg)); break;
                 case 'r': report_ms = unsigned(atoi(optarg)); break;
+                case 'u': duty = unsigned(atoi(optarg)); break;
                 default:
                         fprintf(c == 'h' ? stdout : stderr,
-                                "Usage: bwq-stream [--threads N] [--seconds S] [--mbytes M] [--report-ms R]\n");
+                                "Usage: bwq-stream [--threads N] [--seconds S] [--mbytes M] [--report-ms R] [--duty PCT]\n");
                         return c == 'h' ? 0 : 2;
                 }
         }
-        if (threads < 1 || threads > 256 || mbytes < 16 || !(seconds > 0)) {
+        if (threads < 1 || threads > 256 || mbytes < 16 || !(seconds > 0) || duty < 1 || duty > 100) {
                 fprintf(stderr, "bwq-stream: bad arguments\n");
                 return 2;
         }
@@ -51,11 +52,22 @@ int main(int argc, char **argv)
                 ts.emplace_back([&] {
                         size_t n = size_t(mbytes) << 20;
                         std::vector<char> a(n, 1), b(n, 2);
+                        size_t off = 0;
                         while (!stop.load(std::memory_order_relaxed)) {
-                                for (size_t off = 0; off < n && !stop.load(std::memory_order_relaxed); off += 4u << 20) {
-                                        size_t len = n - off < (4u << 20) ? n - off : (4u << 20);
+                                // Stream for duty% of a 10 ms slot, then rest.
+                                double slot = now_s(), busy = duty / 100.0 * 0.010;
+                                while (now_s() - slot < busy && !stop.load(std::memory_order_relaxed)) {
+                                        size_t len = n - off < (1u << 20) ? n - off : (1u << 20);
                                         std::memcpy(b.data() + off, a.data() + off, len);
                                         moved += 2 * len;
+                                        off = (off + len) % n;
+                                }
+                                if (duty < 100) {
+                                        double rest = 0.010 - (now_s() - slot);
+                                        if (rest > 0) {
+                                                timespec d = {0, long(rest * 1e9)};
+                                                nanosleep(&d, nullptr);
+                                        }
                                 }
                         }
                 });

@@ -1,15 +1,126 @@
-#!/bin/sh
-# make demo: the driver side of bwq on the software NPU.
-set -eu
+#!/bin/bash
+# make demo: bwqd decides, libnpu follows, a network runs at a fixed frame
+# rate while the memory bandwidth in use changes.
+#
+#   DEMO_SOURCE=auto (default)  bwqd picks its source (on a machine without
+#                               counters: the probe) while bwq-stream steps
+#                               through idle, moderate and heavy phases
+#   DEMO_SOURCE=replay          a trace walks through all four table sections
+#   DEMO_PHASE_SECONDS=6        length of each phase
+set -u
 B=${1:-build}
-cat <<'TXT'
-bwq demo: a MobileNet-V2-shaped network (224x224x3 input, 64 layers,
-synthetic int8 weights) runs on npuref, the software NPU, through libnpu's
-ioctl line, once at each activation depth.  Weights stay at 8 bits; only
-activations change depth.  Watch the activation bytes: every tensor is
-packed at its depth, so 4-bit activations move exactly a quarter of the
-bytes of 16-bit ones.  (The daemon bwqd, which chooses the depth from the
-memory bandwidth in use, is not part of this build yet.)
+ROOT=$(pwd)
+SOURCE=${DEMO_SOURCE:-auto}
+PHASE=${DEMO_PHASE_SECONDS:-6}
+FPS=${DEMO_FPS:-5}
+T=$(mktemp -d /tmp/bwq-demo-XXXXXX)
+chmod 755 "$T"
+ADDR="unix:path=$T/bus.sock"
+export BWQ_BUS="$ADDR"
+PIDS=()
 
+cleanup() {
+	trap - EXIT INT TERM
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.2
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'echo; echo "demo: interrupted, cleaning up"; exit 130' INT TERM
+wait_for() { local n=$(($1 * 20)); shift; while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done; return 1; }
+
+case "$SOURCE" in
+auto | replay) ;;
+*) echo "demo: DEMO_SOURCE must be auto or replay, not '$SOURCE'" >&2; exit 2 ;;
+esac
+
+cat <<TXT
+bwq demo
+  bwqd measures the memory bandwidth the rest of the machine uses and
+  decides how many bits the NPU's activations get (table: > 33 GB/s
+  available -> 16 bits, > 22 -> 8, > 11 -> 6, else 4, of 44 GB/s).
+  npu-run runs a MobileNet-V2-shaped network (224x224, 64 layers) on the
+  software NPU at $FPS frames/s in BWQ_LAYER mode: every layer reads the
+  decision when it starts.  Watch available bandwidth, section and the
+  layers' depths move together, and the activation bytes per frame with them.
 TXT
-"$B/npu-run" --bits all --summary --runs 5
+
+cat > "$T/bus.conf" <<BUSCONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>bwq-demo</type><listen>$ADDR</listen><auth>EXTERNAL</auth>
+  <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/><allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/><allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/><allow receive_type="method_return"/><allow receive_type="error"/><allow receive_type="signal"/>
+  </policy><include>$ROOT/packaging/org.bwq1.conf</include></busconfig>
+BUSCONF
+dbus-daemon --config-file="$T/bus.conf" --fork --print-pid > "$T/bus.pid" || { echo "demo: dbus-daemon did not start" >&2; exit 1; }
+PIDS+=("$(cat "$T/bus.pid")")
+wait_for 5 test -S "$T/bus.sock"
+
+if [ "$SOURCE" = replay ]; then
+	ms=$((PHASE * 1000))
+	{
+		echo "t_ms,used_Bps"
+		echo "0,5000000000"
+		echo "$ms,15000000000"
+		echo "$((2 * ms)),25000000000"
+		echo "$((3 * ms)),38000000000"
+		echo "$((4 * ms)),5000000000"
+	} > "$T/trace.csv"
+	printf '[Sampling]\nSource=replay\nInterval=50ms\n[Replay]\nPath=%s\n' "$T/trace.csv" > "$T/bwqd.conf"
+	TOTAL=$((4 * PHASE + PHASE / 2))
+else
+	printf '[Sampling]\nSource=auto\nInterval=100ms\nSmoothing=ewma:0.5\n[Policy]\nMinDwell=1s\n' > "$T/bwqd.conf"
+	TOTAL=$((4 * PHASE))
+fi
+echo
+echo "== starting bwqd (source: $SOURCE) on a private bus"
+"$ROOT/$B/bwqd" --bus="$ADDR" --config="$T/bwqd.conf" > "$T/bwqd.log" 2>&1 &
+PIDS+=($!)
+if ! wait_for 30 busctl --address="$ADDR" status org.bwq1; then
+	echo "demo: bwqd did not start:" >&2
+	cat "$T/bwqd.log" >&2
+	exit 1
+fi
+sed 's/^bwqd: /   /' "$T/bwqd.log"
+busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | tr ';' '\n' |
+	grep -E 'probe:|stream burst|pointer chase' | sed 's/^s "//; s/\\n/ /g; s/^ */   /'
+
+"$ROOT/$B/bwqctl" monitor > "$T/monitor.log" 2>&1 &
+PIDS+=($!)
+
+phases() {
+	if [ "$SOURCE" = replay ]; then
+		echo "== the trace: 5, 15, 25, 38, then 5 GB/s used by others, $PHASE s each"
+		sleep "$TOTAL"
+		return
+	fi
+	echo "== phase 1: idle ($PHASE s)"
+	sleep "$PHASE"
+	echo "== phase 2: moderate: bwq-stream, 1 thread, 40% duty ($PHASE s)"
+	"$ROOT/$B/bwq-stream" --threads 1 --duty 40 --seconds "$PHASE" > "$T/ant2.log" &
+	PIDS+=($!)
+	wait $!
+	echo "== phase 3: heavy: bwq-stream, 1 thread, all the time ($PHASE s)"
+	"$ROOT/$B/bwq-stream" --threads 1 --seconds "$PHASE" > "$T/ant3.log" &
+	PIDS+=($!)
+	wait $!
+	echo "== phase 4: idle again ($PHASE s)"
+	sleep "$PHASE"
+}
+
+"$ROOT/$B/npu-run" --mode bwq-layer --bits 8 --min-bits 4 --max-bits 16 --fps "$FPS" --seconds "$TOTAL" --live --name demo &
+NPU=$!
+PIDS+=("$NPU")
+phases
+wait "$NPU"
+echo
+if [ "$SOURCE" = auto ]; then
+	for f in ant2 ant3; do [ -s "$T/$f.log" ] && echo "antagonist ($f): $(tail -1 "$T/$f.log")"; done
+fi
+echo "== bwqctl monitor saw (the registered client with its clamped depth at the end of each line):"
+sed 's/^/   /' "$T/monitor.log" | grep -v 'was not provided'
+echo
+echo "demo: done; stopping bwqd and the private bus"
