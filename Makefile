@@ -142,6 +142,11 @@ $(TESTCLIENT): $(B)/tests/integration/bwq_testclient.o
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
 $(B)/tests/integration/bwq_testclient.o: CPPFLAGS += $(SYSTEMD_CFLAGS)
 
+E2E_CLIENT := $(B)/tests/e2e_client
+$(E2E_CLIENT): $(B)/tests/integration/e2e_client.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
+
 ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
 $(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(LIBNPU_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
@@ -156,8 +161,9 @@ unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
 	echo "== tests/exports_test.sh"; B=$(B) sh tests/exports_test.sh || fail=1; \
 	exit $$fail
 
-integration: all $(TESTCLIENT)
+integration: all $(TESTCLIENT) $(E2E_CLIENT)
 	@echo "== tests/integration/bwqd_test.sh"; B=$(B) bash tests/integration/bwqd_test.sh
+	@echo "== tests/integration/e2e_test.sh"; B=$(B) bash tests/integration/e2e_test.sh
 
 conformance: $(CONFORMANCE)
 	@echo "== $(CONFORMANCE)"; $(CONFORMANCE)

@@ -251,6 +251,7 @@ struct npu_layer_result {
 	__u64 param_bytes_read;/* weights, scales, bias */
 	__u64 bytes_written;   /* packed output */
 	__u64 ns;              /* CLOCK_MONOTONIC time of the layer */
+	__u64 start_ns;        /* CLOCK_MONOTONIC when the layer started (and read its depth) */
 };
 
 struct npu_job_result {

@@ -430,6 +430,7 @@ static int finish(npu_model *m, int64_t deadline)
                 ls.bytes_read = lr.act_bytes_read + lr.param_bytes_read;
                 ls.bytes_written = lr.bytes_written;
                 ls.ns = lr.ns;
+                ls.start_ns = lr.start_ns;
                 st.activation_bytes += lr.act_bytes_read + lr.bytes_written;
                 st.weight_bytes += lr.param_bytes_read;
                 st.min_layer_bits = std::min<uint8_t>(st.min_layer_bits, lr.bits);

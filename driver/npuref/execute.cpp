@@ -408,6 +408,7 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                 uint8_t *ydst = bos[y.bo_index].data + y.offset;
 
                 npu_layer_result r{};
+                r.start_ns = t0;
                 r.bits = uint8_t(act[L.output].bits);
                 for (unsigned i = 0; i < L.input_count; i++)
                         r.act_bytes_read += packed_bytes(tensor_elements(job.tensors[L.inputs[i]]), act[L.inputs[i]].bits);

@@ -145,6 +145,7 @@ struct npu_layer_stats {
 	uint64_t act_bytes_read;
 	uint64_t bytes_written;
 	uint64_t ns;
+	uint64_t start_ns;         /* CLOCK_MONOTONIC when the layer started and read its depth */
 };
 
 /* Synchronous run: input and output are float NHWC of the graph's input
