@@ -113,3 +113,30 @@ kill $BP
 wait $BP 2>/dev/null
 echo "   (ratio = the probe's median estimate of the bandwidth others use / the antagonist's own mean;"
 echo "    the antagonist and the probe share this machine's two CPUs)"
+
+echo
+echo "9. QoS: the MobileNet-V2-shaped network at 30 frames/s on CPU 0, bwq-stream streaming on CPU 1"
+printf '[Sampling]\nInterval=50ms\nSmoothing=ewma:0.5\n[Policy]\nMinDwell=1s\n' > "$T/c.conf"
+start --config="$T/c.conf" --source=probe
+printf '   %-22s %8s %9s %9s %13s %10s %9s\n' mode miss_% p50_ms p99_ms act_MB/frame top1_% rel_rms
+for mode in fixed bwq-layer; do
+	taskset -c 1 "$STREAM" --threads 1 --seconds 12 > "$T/qos-stream.log" 2>&1 &
+	SP=$!
+	sleep 1
+	if [ $mode = fixed ]; then args="--bits 16"; else args="--mode bwq-layer --bits 8"; fi
+	NPU_DEVICE=soft:threads=1 BWQ_BUS="$ADDR" taskset -c 0 "$ROOT/$B/npu-run" $args --fps 30 --seconds 10 > "$T/qos.log" 2>&1
+	wait $SP
+	line=$(tail -1 "$T/qos.log")
+	miss=$(echo "$line" | sed -n 's/.*deadline misses [0-9]* (\([0-9.]*\)%).*/\1/p')
+	p50=$(echo "$line" | sed -n 's/.*p50 \([0-9.]*\) ms.*/\1/p')
+	p99=$(echo "$line" | sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p')
+	mb=$(echo "$line" | sed -n 's/.*activation \([0-9.]*\) MB.*/\1/p')
+	top=$(echo "$line" | sed -n 's/.*top-1 agreement \([0-9.]*\)%.*/\1/p')
+	rms=$(echo "$line" | sed -n 's/.*relative RMS error \([0-9.]*\).*/\1/p')
+	label=$([ $mode = fixed ] && echo "fixed 16 bits" || echo "BWQ_LAYER (bwqd probe)")
+	printf '   %-22s %8s %9s %9s %13s %10s %9s\n' "$label" "$miss" "$p50" "$p99" "$mb" "$top" "$rms"
+	echo "   antagonist: $(tail -1 "$T/qos-stream.log")"
+done
+kill $BP
+wait $BP 2>/dev/null
+echo "   (agreement: top-1 class and RMS error of each frame's output against the 16-bit output of the same input)"

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -141,9 +142,28 @@ std::string bits_rle(npu_model *m, unsigned layers)
         return s;
 }
 
-// A deadline loop at `fps` until `seconds` pass or Ctrl-C.
-int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &output, double fps, double seconds, bool live)
+size_t argmax(const std::vector<float> &v)
 {
+        return size_t(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// A deadline loop at `fps` until `seconds` pass or Ctrl-C.  Each output is
+// compared with the 16-bit result of the same input.
+int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &output, double fps, double seconds, bool live,
+             uint32_t mode, unsigned bits, unsigned min_bits, unsigned max_bits)
+{
+        std::vector<float> ref(output.size());
+        if (npu_model_set_mode(m, NPU_MODE_FIXED, 16, 4, 16) < 0 || npu_model_run(m, input.data(), ref.data(), nullptr) < 0 ||
+            npu_model_set_mode(m, mode, bits, min_bits, max_bits) < 0) {
+                fprintf(stderr, "npu-run: the 16-bit reference run failed\n");
+                return 1;
+        }
+        double ref_rms = 0;
+        for (float v : ref)
+                ref_rms += double(v) * v;
+        ref_rms = std::sqrt(ref_rms / ref.size());
+        double err_sum = 0;
+        unsigned top1 = 0;
         signal(SIGINT, [](int) { interrupted = 1; });
         signal(SIGTERM, [](int) { interrupted = 1; });
         const double period = 1.0 / fps, t0 = now_s();
@@ -175,6 +195,11 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
                 fallback += (st.flags & NPU_RUN_FALLBACK) != 0;
                 lat.push_back(ms);
                 act_bytes += st.activation_bytes;
+                double e = 0;
+                for (size_t i = 0; i < ref.size(); i++)
+                        e += double(output[i] - ref[i]) * (output[i] - ref[i]);
+                err_sum += ref_rms > 0 ? std::sqrt(e / ref.size()) / ref_rms : 0;
+                top1 += argmax(output) == argmax(ref);
                 if (live) {
                         char avail[32] = "-", sect[16] = "-";
                         if (!(st.flags & NPU_RUN_FALLBACK) && st.section) {
@@ -191,9 +216,11 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
         std::vector<double> sorted = lat;
         std::sort(sorted.begin(), sorted.end());
         printf("frames %zu at %.1f fps: deadline misses %u (%.1f%%), latency p50 %.2f ms p99 %.2f ms, "
-               "activation %.2f MB/frame, %u frames at the fallback depth\n",
+               "activation %.2f MB/frame, %u frames at the fallback depth; against 16 bits: top-1 agreement %.1f%%, "
+               "relative RMS error %.4f\n",
                lat.size(), fps, misses, 100.0 * misses / lat.size(), sorted[sorted.size() / 2],
-               sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)], act_bytes / 1e6 / lat.size(), fallback);
+               sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)], act_bytes / 1e6 / lat.size(), fallback,
+               100.0 * top1 / lat.size(), err_sum / lat.size());
         return 0;
 }
 
@@ -374,11 +401,7 @@ int main(int argc, char **argv)
         std::vector<float> output(npu_model_output_elements(m));
 
         if (fps > 0) {
-                if ((r = npu_model_set_mode(m, mode, depths[0], min_bits, max_bits)) < 0) {
-                        fprintf(stderr, "npu-run: cannot set the mode: %s\n", strerror(-r));
-                        return 1;
-                }
-                return run_loop(m, input, output, fps, seconds, live);
+                return run_loop(m, input, output, fps, seconds, live, mode, depths[0], min_bits, max_bits);
         }
         std::vector<RunResult> results;
         for (unsigned bits : depths) {
