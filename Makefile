@@ -57,14 +57,27 @@ NPU_RUN := $(B)/npu-run
 
 # ---- bwqd and bwqctl --------------------------------------------------------
 DAEMON_CORE_SRC := daemon/units.cpp daemon/config.cpp daemon/policy.cpp daemon/replay_source.cpp \
-	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/decision_page.cpp \
-	daemon/log.cpp daemon/service.cpp
+	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/ebpf_source.cpp \
+	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp
+
+# ---- eBPF: CO-RE against the running kernel's BTF (or BTF=file) ----------------
+BTF ?= /sys/kernel/btf/vmlinux
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+$(B)/bpf/vmlinux.h: $(BTF)
+	@mkdir -p $(dir $@)
+	bpftool btf dump file $(BTF) format c > $@.tmp && mv $@.tmp $@
+$(B)/bpf/%.bpf.o: bpf/%.bpf.c $(B)/bpf/vmlinux.h
+	clang -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(B)/bpf -c $< -o $@
+$(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
+	bpftool gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+$(B)/daemon/ebpf_source.o: $(B)/bpf/bwq_attrib.skel.h
+$(B)/daemon/ebpf_source.o: CPPFLAGS += -I$(B)/bpf
 DAEMON_CORE_OBJ = $(patsubst %.cpp,$(B)/%.o,$(DAEMON_CORE_SRC))
 DAEMON_A := $(B)/libbwqd.a
 BWQD := $(B)/bwqd
 BWQCTL := $(B)/bwqctl
 SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd)
-SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd)
+SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd libbpf)
 
 $(B)/gen/org_bwq1_xml.inc: uapi/org.bwq1.xml
 	@mkdir -p $(dir $@)
@@ -94,7 +107,7 @@ $(B)/bwqd.service: packaging/bwqd.service.in
 	else t=notify; r='ExecReload=/bin/kill -HUP $$MAINPID\n'; fi; \
 	sed -e "s|@TYPE@|$$t|" -e "s|@EXECRELOAD@|$$r|" -e "s|@SBINDIR@|$(SBINDIR)|" $< > $@
 
-UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops test_daemon
+UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops test_daemon test_ebpf
 UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
@@ -135,6 +148,10 @@ $(B)/tests/test_daemon: $(B)/tests/unit/test_daemon.o $(B)/tests/unit/test_util.
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
 $(B)/tests/unit/test_daemon.o: CPPFLAGS += -Idaemon $(SYSTEMD_CFLAGS)
+$(B)/tests/test_ebpf: $(B)/tests/unit/test_ebpf.o $(B)/tests/unit/test_util.o $(DAEMON_A)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
+$(B)/tests/unit/test_ebpf.o: CPPFLAGS += -Idaemon $(SYSTEMD_CFLAGS)
 
 TESTCLIENT := $(B)/tests/bwq_testclient
 $(TESTCLIENT): $(B)/tests/integration/bwq_testclient.o

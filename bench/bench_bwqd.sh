@@ -140,3 +140,30 @@ done
 kill $BP
 wait $BP 2>/dev/null
 echo "   (agreement: top-1 class and RMS error of each frame's output against the 16-bit output of the same input)"
+
+echo
+echo "10. the ebpf source: cost of its sched_switch program (page faults standing in for the missing LLC-miss counter)"
+if [ "$(id -u)" -ne 0 ] || ! command -v bpftool >/dev/null; then
+	echo "   skipped: needs root and bpftool"
+else
+	base=$("$BC" - pingpong 3)
+	old=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+	sysctl -qw kernel.bpf_stats_enabled=1
+	printf '[Sampling]\nInterval=100ms\n' > "$T/c.conf"
+	"$BWQD" --bus="$ADDR" --config="$T/c.conf" --source=ebpf --ebpf-test-event=page-faults > "$T/bwqd.log" 2>&1 &
+	BP=$!
+	PIDS+=("$BP")
+	if wait_for 20 busctl --address="$ADDR" status org.bwq1; then
+		with=$("$BC" - pingpong 3)
+		info=$(bpftool prog show name on_switch --json 2>/dev/null)
+		rt=$(echo "$info" | grep -o '"run_time_ns":[0-9]*' | head -1 | cut -d: -f2)
+		rc=$(echo "$info" | grep -o '"run_cnt":[0-9]*' | head -1 | cut -d: -f2)
+		printf '   sched_switch program: %s runs, %.0f ns per run (kernel BPF run-time stats)\n' "${rc:-0}" "$(calc "${rt:-0} / (${rc:-0} + 1e-9)")"
+		printf '   ping-pong context switches/s: %.0f without, %.0f with the program; ratio %.3f\n' "$base" "$with" "$(calc "$with / $base")"
+	else
+		echo "   skipped: bwqd's ebpf source did not start: $(cat "$T/bwqd.log")"
+	fi
+	kill $BP 2>/dev/null
+	wait $BP 2>/dev/null
+	sysctl -qw kernel.bpf_stats_enabled="$old"
+fi

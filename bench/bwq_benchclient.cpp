@@ -6,10 +6,15 @@
 //       a decision page read against a GetDecision round trip
 //   bwq_benchclient ADDRESS watch SECONDS
 //       UsedBandwidth every 100 ms; prints the median
+//   bwq_benchclient - pingpong SECONDS
+//       two processes pinned to CPU 0 pass a byte back and forth over pipes;
+//       prints context switches per second
 //   bwq_benchclient - timerloop HZ SECONDS
 //       the peer of bwqd's sampling cost: a bare timerfd + epoll loop at HZ
 //       that does nothing; prints its CPU time as % of a core
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/timerfd.h>
@@ -231,6 +236,36 @@ int timerloop(unsigned hz, double seconds)
         return 0;
 }
 
+int pingpong(double seconds)
+{
+        int a[2], b[2];
+        if (pipe(a) < 0 || pipe(b) < 0)
+                return 1;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(0, &set);
+        sched_setaffinity(0, sizeof set, &set);
+        pid_t pid = fork();
+        if (pid == 0) {
+                char c;
+                while (read(a[0], &c, 1) == 1 && c)
+                        (void)!write(b[1], &c, 1);
+                _exit(0);
+        }
+        char c = 1;
+        uint64_t n = 0, t0 = now_ns();
+        while (now_ns() - t0 < uint64_t(seconds * 1e9)) {
+                (void)!write(a[1], &c, 1);
+                (void)!read(b[0], &c, 1);
+                n++;
+        }
+        c = 0;
+        (void)!write(a[1], &c, 1);
+        waitpid(pid, nullptr, 0);
+        printf("%.0f\n", 2.0 * n / ((now_ns() - t0) / 1e9));
+        return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -241,6 +276,8 @@ int main(int argc, char **argv)
                 return pageread(argv[1], atoi(argv[3]));
         if (argc >= 4 && strcmp(argv[2], "watch") == 0)
                 return watch(argv[1], atof(argv[3]));
+        if (argc >= 4 && strcmp(argv[2], "pingpong") == 0)
+                return pingpong(atof(argv[3]));
         if (argc >= 5 && strcmp(argv[2], "timerloop") == 0)
                 return timerloop(unsigned(atoi(argv[3])), atof(argv[4]));
         fprintf(stderr, "usage: bwq_benchclient ADDRESS latency FILE INTERVAL_US N | pageread N | watch SECONDS\n");

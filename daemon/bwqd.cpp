@@ -26,6 +26,8 @@ static void usage(FILE *f)
                 "      --resctrl-root=PATH   resctrl mount ([Resctrl] Path=)\n"
                 "      --sysfs-root=PATH     sysfs root for PMU discovery ([Perf] SysfsRoot=)\n"
                 "      --replay=PATH         replay trace ([Replay] Path=)\n"
+                "      --ebpf-test-event=E   tests only: task-clock or page-faults stands in for\n"
+                "                            the ebpf source's memory-traffic counter\n"
                 "      --check-config        check the configuration and exit\n"
                 "      --bus-introspect      print the D-Bus interface (org.bwq1.xml) and exit\n"
                 "  -h, --help                this text\n\n"
@@ -34,12 +36,13 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-        enum { OPT_BUS = 256, OPT_SOURCE, OPT_RESCTRL, OPT_SYSFS, OPT_REPLAY, OPT_CHECK, OPT_INTROSPECT };
+        enum { OPT_BUS = 256, OPT_SOURCE, OPT_RESCTRL, OPT_SYSFS, OPT_REPLAY, OPT_CHECK, OPT_INTROSPECT, OPT_EBPF_TEST };
         static const option longopts[] = {
                 {"config", required_argument, nullptr, 'c'},     {"bus", required_argument, nullptr, OPT_BUS},
                 {"source", required_argument, nullptr, OPT_SOURCE}, {"resctrl-root", required_argument, nullptr, OPT_RESCTRL},
                 {"sysfs-root", required_argument, nullptr, OPT_SYSFS}, {"replay", required_argument, nullptr, OPT_REPLAY},
                 {"check-config", no_argument, nullptr, OPT_CHECK}, {"bus-introspect", no_argument, nullptr, OPT_INTROSPECT},
+                {"ebpf-test-event", required_argument, nullptr, OPT_EBPF_TEST},
                 {"help", no_argument, nullptr, 'h'},              {nullptr, 0, nullptr, 0},
         };
         std::string config = "/etc/bwq/bwqd.conf", bus = "system";
@@ -77,6 +80,17 @@ int main(int argc, char **argv)
                 case OPT_SYSFS: ov.sysfs_root = optarg; break;
                 case OPT_REPLAY: ov.replay_path = optarg; break;
                 case OPT_CHECK: check = true; break;
+                case OPT_EBPF_TEST:
+                        // Tests and benchmarks on machines without hardware counters.
+                        if (strcmp(optarg, "task-clock") == 0)
+                                ov.ebpf_test_event = bwq::EbpfEvent::TestTaskClock;
+                        else if (strcmp(optarg, "page-faults") == 0)
+                                ov.ebpf_test_event = bwq::EbpfEvent::TestPageFaults;
+                        else {
+                                fprintf(stderr, "bwqd: --ebpf-test-event: '%s' is not task-clock or page-faults\n", optarg);
+                                return 2;
+                        }
+                        break;
                 case OPT_INTROSPECT: fputs(kIntrospection, stdout); return 0;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;

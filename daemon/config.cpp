@@ -230,6 +230,34 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
                          : k == "Perf.SysfsRoot" ? c.sysfs_root
                          : k == "Replay.Path"    ? c.replay_path
                                                  : c.state_dir) = v;
+                } else if (k == "Ebpf.Event") {
+                        if (v == "auto")
+                                c.ebpf_event = EbpfEvent::Auto;
+                        else if (v == "llc-misses")
+                                c.ebpf_event = EbpfEvent::LlcMisses;
+                        else if (v == "llc-load-misses")
+                                c.ebpf_event = EbpfEvent::LlcLoadMisses;
+                        else if (v == "cycles" || v == "instructions" || v == "task-clock" || v == "page-faults" ||
+                                 v == "cpu-clock" || v == "branches")
+                                return fail(key, "'" + v + "' is not a memory-traffic event (auto, llc-misses, llc-load-misses)");
+                        else
+                                return fail(key, "'" + v + "' is not auto, llc-misses or llc-load-misses");
+                } else if (k == "Ebpf.LineSize") {
+                        if (parse_uint(v, 1, 4096, &n) < 0 || (n & (n - 1)))
+                                return fail(key, "'" + v + "' is not a power of two from 1 to 4096 bytes");
+                        c.ebpf_line_size = unsigned(n);
+                } else if (k == "Ebpf.MaxTasks") {
+                        if (parse_uint(v, 64, 1048576, &n) < 0)
+                                return fail(key, "'" + v + "' is not a number from 64 to 1048576");
+                        c.ebpf_max_tasks = unsigned(n);
+                } else if (k == "Ebpf.Cgroup") {
+                        if (v[0] != '/')
+                                return fail(key, "'" + v + "' is not an absolute path");
+                        c.ebpf_cgroup = v;
+                } else if (k == "Ebpf.Tick") {
+                        if (parse_duration(v, &u) < 0 || u < 1000 || u > 1000000)
+                                return fail(key, "'" + v + "' is not a duration from 1ms to 1s");
+                        c.ebpf_tick_usec = u;
                 } else if (k == "Resctrl.Group") {
                         if (v.size() > 64 || v.find('/') != std::string::npos || v == "." || v == "..")
                                 return fail(key, "'" + v + "' is not a group name");

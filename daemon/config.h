@@ -17,6 +17,9 @@ const char *source_kind_name(SourceKind k);
 enum class Smoothing { None, Ewma, Window };
 enum class OnStale { Keep, Min, Max, Bits };
 enum class ProbeMethod { Auto, Stream, Latency };
+// The ebpf source's counter: memory-traffic events, or (tests only, never
+// from the config) a software event standing in for one.
+enum class EbpfEvent { Auto, LlcMisses, LlcLoadMisses, TestTaskClock, TestPageFaults };
 
 // One row of the FIG. 5 table: available > threshold -> bits.  The last
 // row's threshold is 0 and takes everything below the others.
@@ -49,6 +52,12 @@ struct Config {
         // [Probe]
         ProbeMethod probe_method = ProbeMethod::Auto;
         uint64_t probe_buffer_bytes = 256ull << 20;
+        // [Ebpf]
+        EbpfEvent ebpf_event = EbpfEvent::Auto;
+        unsigned ebpf_line_size = 64;
+        unsigned ebpf_max_tasks = 16384;
+        std::string ebpf_cgroup;
+        uint64_t ebpf_tick_usec = 10000;
         // [Replay]
         std::string replay_path;
         // [Clients]

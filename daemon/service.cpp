@@ -287,6 +287,8 @@ int Service::load_config(Config *ret, std::string *why)
                 c.sysfs_root = ov_.sysfs_root;
         if (!ov_.replay_path.empty())
                 c.replay_path = ov_.replay_path;
+        if (ov_.ebpf_test_event)
+                c.ebpf_event = *ov_.ebpf_test_event;
         if (const char *sd = getenv("STATE_DIRECTORY"); sd && *sd && c.state_dir == Config().state_dir)
                 c.state_dir = sd;
         std::string origin;
@@ -328,7 +330,7 @@ int Service::open_source(const Config &c, std::string *why)
                 case SourceKind::Perf: s = make_perf_source(c, monotonic_ns, real_perf_sys()); break;
                 case SourceKind::Probe: s = make_probe_source(c, monotonic_ns, max_bps_); break;
                 case SourceKind::Replay: s = make_replay_source(c, monotonic_ns); break;
-                case SourceKind::Ebpf: reason = "not part of this build"; break;
+                case SourceKind::Ebpf: s = make_ebpf_source(c, monotonic_ns); break;
                 case SourceKind::Auto: break;
                 }
                 int r = s ? s->start(&reason) : -EOPNOTSUPP;
@@ -359,6 +361,9 @@ int Service::apply_config(const Config &c, std::string *why)
         bool source_changed = !source_ || c.source != cfg_.source || c.resctrl_path != cfg_.resctrl_path ||
                               c.sysfs_root != cfg_.sysfs_root || c.replay_path != cfg_.replay_path ||
                               c.probe_method != cfg_.probe_method || c.probe_buffer_bytes != cfg_.probe_buffer_bytes ||
+                              c.ebpf_event != cfg_.ebpf_event || c.ebpf_line_size != cfg_.ebpf_line_size ||
+                              c.ebpf_max_tasks != cfg_.ebpf_max_tasks || c.ebpf_cgroup != cfg_.ebpf_cgroup ||
+                              c.ebpf_tick_usec != cfg_.ebpf_tick_usec ||
                               (c.source == SourceKind::Probe && max != max_bps_);
         max_bps_ = max;
         if (source_changed) {

@@ -22,6 +22,7 @@ namespace bwq {
 struct Overrides {
         std::optional<SourceKind> source;
         std::string resctrl_root, sysfs_root, replay_path;
+        std::optional<EbpfEvent> ebpf_test_event;  // tests only: a software stand-in
 };
 
 struct Client;

@@ -70,6 +70,9 @@ PerfSys real_perf_sys();
 std::unique_ptr<Source> make_perf_source(const Config &c, Clock clock, PerfSys sys);
 std::unique_ptr<Source> make_probe_source(const Config &c, Clock clock, uint64_t max_bps);
 std::unique_ptr<Source> make_replay_source(const Config &c, Clock clock);
+std::unique_ptr<Source> make_ebpf_source(const Config &c, Clock clock);
+// Events the ebpf source charged to a tgid that is not a client (tests).
+uint64_t ebpf_events_of(Source *s, pid_t pid);
 
 // Replay traces: "t_ms,used_Bps[,npu_Bps]" rows.
 struct ReplayRow {

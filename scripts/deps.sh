@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="
 g++ make pkg-config
-clang libclang-rt-14-dev
+clang libclang-rt-14-dev libbpf-dev bpftool
 libdrm-dev liburing-dev libsystemd-dev libcmocka-dev
 libdnnl-dev
 dbus-daemon systemd util-linux

@@ -313,7 +313,40 @@ grep -q "bad.conf:2: \[Policy\] Table: the last row's threshold must be 0" "$T/b
 "$BWQD" --bus="$ADDR" --config="$T/a.conf" --source=replay --replay=/nonexistent.csv > "$T/nr.log" 2>&1; rc=$?
 [ $rc -eq 1 ] && grep -q "/nonexistent.csv: No such file or directory" "$T/nr.log" && ok "a missing replay trace: exit 1 naming it" || bad "missing trace (rc=$rc)"
 
-# ---- E: the systemd unit ---------------------------------------------------------------
+# ---- E: the ebpf source on this kernel, and auto passing it over -------------------
+if [ "$(id -u)" -eq 0 ]; then
+	if start_bwqd --config="$T/b.conf" --source=ebpf --ebpf-test-event=page-faults; then
+		ok "bwqd runs the ebpf source (page faults standing in for LLC misses)"
+		"$CLIENT" "$ADDR" hold ebpf-client 4 16 > "$T/eh.log" 2>&1 &
+		EH=$!
+		PIDS+=("$EH")
+		wait_for 5 grep -q registered "$T/eh.log"
+		bctl call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | grep -q "1 client tgid(s)" && ok "a registered client is given to the ebpf source" || bad "ebpf client tgid"
+		kill "$EH"
+		wait_for 5 sh -c "busctl --address='$ADDR' call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | grep -q '0 client tgid(s)'" && ok "and taken back when it goes" || bad "ebpf client removal"
+		stop_bwqd
+	else
+		bad "bwqd --source=ebpf with a test event ($(cat "$T/bwqd.log"))"
+	fi
+else
+	skip "the ebpf source needs root"
+fi
+"$BWQD" --bus="$ADDR" --config="$T/b.conf" --source=ebpf > "$T/eb.log" 2>&1; rc=$?
+if grep -q "ebpf: no hardware memory-traffic counter" "$T/eb.log"; then
+	[ $rc -eq 1 ] && ok "--source=ebpf without a hardware counter: exit 1 with the reason" || bad "--source=ebpf exit $rc"
+	if start_bwqd --config="$T/b.conf" --source=auto; then
+		src=$(prop Source)
+		bctl call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | grep -q "ebpf: no hardware memory-traffic counter" &&
+			ok "auto passes over ebpf with the reason and runs on $src" || bad "auto and ebpf ($src)"
+		stop_bwqd
+	else
+		bad "bwqd --source=auto"
+	fi
+else
+	skip "this machine has a hardware memory-traffic counter: the ebpf refusal cannot be shown"
+fi
+
+# ---- F: the systemd unit ---------------------------------------------------------------
 if command -v systemd-analyze >/dev/null; then
 	sed "s|^ExecStart=.*|ExecStart=$BWQD|" "$ROOT/$B/bwqd.service" > "$T/bwqd.service"
 	out=$(systemd-analyze verify --man=no "$T/bwqd.service" 2>&1) && ok "systemd-analyze verify passes on the unit" || bad "systemd-analyze verify: $out"
