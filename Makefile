@@ -58,7 +58,7 @@ NPU_RUN := $(B)/npu-run
 # ---- bwqd and bwqctl --------------------------------------------------------
 DAEMON_CORE_SRC := daemon/units.cpp daemon/config.cpp daemon/policy.cpp daemon/replay_source.cpp \
 	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/ebpf_source.cpp \
-	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp
+	daemon/decision_page.cpp daemon/log.cpp daemon/bus_open.cpp daemon/service.cpp
 
 # ---- eBPF: CO-RE against the running kernel's BTF (or BTF=file) ----------------
 BTF ?= /sys/kernel/btf/vmlinux

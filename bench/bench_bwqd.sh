@@ -17,18 +17,9 @@ trap cleanup EXIT
 wait_for() { local n=$(($1 * 20)); shift; while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done; return 1; }
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 
-cat > "$T/bus.conf" <<BUSCONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>bwq-bench</type><listen>$ADDR</listen><auth>EXTERNAL</auth>
-  <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/><allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/><allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/><allow receive_type="method_return"/><allow receive_type="error"/><allow receive_type="signal"/>
-  </policy></busconfig>
-BUSCONF
-dbus-daemon --config-file="$T/bus.conf" --fork --print-pid > "$T/bus.pid" || exit 1
-PIDS+=("$(cat "$T/bus.pid")")
-wait_for 5 test -S "$T/bus.sock"
+. "$ROOT/scripts/private_bus.sh"
+private_bus "$T" || exit 1
+PIDS+=("$BUS_PID")
 
 start() {
 	"$BWQD" --bus="$ADDR" "$@" > "$T/bwqd.log" 2>&1 &

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "bus_open.h"
 #include "config.h"
 #include "units.h"
 
@@ -56,30 +57,12 @@ void usage(FILE *f)
                 "reachable, 4 permission denied.\n");
 }
 
-int bus_open(const std::string &spec, sd_bus **ret)
+int connect(const std::string &spec, sd_bus **ret)
 {
-        sd_bus *bus = nullptr;
-        int r;
-        if (spec == "system")
-                r = sd_bus_open_system(&bus);
-        else if (spec == "session")
-                r = sd_bus_open_user(&bus);
-        else {
-                r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, spec.c_str());
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(bus, 1);
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-        }
-        if (r < 0) {
-                sd_bus_unref(bus);
+        int r = bwq::bus_open(spec, ret);
+        if (r < 0)
                 fprintf(stderr, "bwqctl: cannot connect to the %s bus: %s\n", spec.c_str(), strerror(-r));
-                return r;
-        }
-        *ret = bus;
-        return 0;
+        return r;
 }
 
 int error_exit(const char *what, const sd_bus_error *e, int r)
@@ -531,7 +514,7 @@ int cmd_calibrate(const std::string &bus_spec, unsigned threads, double seconds,
                        bwq::format_bandwidth(uint64_t(bps)).c_str(), threads, seconds, path.c_str());
         // bwqd takes it on its next reload when [Bandwidth] Max= is not set.
         sd_bus *bus = nullptr;
-        if (bus_open(bus_spec, &bus) == 0) {
+        if (connect(bus_spec, &bus) == 0) {
                 sd_bus_error e = SD_BUS_ERROR_NULL;
                 if (sd_bus_call_method(bus, kDest, kPath, kManager, "Reload", &e, nullptr, "") < 0)
                         fprintf(stderr, "bwqctl: calibrate: bwqd was not reloaded (%s); it reads %s when it next starts or reloads\n",
@@ -607,7 +590,7 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
         }
         sd_bus *bus;
-        if (bus_open(bus_spec, &bus) < 0)
+        if (connect(bus_spec, &bus) < 0)
                 return EXIT_NOBWQD;
         int r;
         if (cmd == "status") r = cmd_status(bus);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "bus_open.h"
 #include "log.h"
 
 namespace bwq {
@@ -416,20 +417,7 @@ int Service::setup()
                         return log_errno(r, "cannot watch signal %d", sig);
         (void)sd_event_set_watchdog(event_, true);
 
-        if (bus_spec_ == "system")
-                r = sd_bus_open_system(&bus_);
-        else if (bus_spec_ == "session")
-                r = sd_bus_open_user(&bus_);
-        else {
-                r = sd_bus_new(&bus_);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus_, bus_spec_.c_str());
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(bus_, 1);
-                if (r >= 0)
-                        r = sd_bus_start(bus_);
-        }
-        if (r < 0)
+        if ((r = bus_open(bus_spec_, &bus_)) < 0)
                 return log_errno(r, "cannot connect to the %s bus", bus_spec_.c_str());
         if ((r = sd_bus_add_object_vtable(bus_, &manager_slot_, kPath, kManager, manager_vtable, this)) < 0)
                 return log_errno(r, "cannot add %s", kManager);

@@ -46,18 +46,9 @@ bwq demo
   layers' depths move together, and the activation bytes per frame with them.
 TXT
 
-cat > "$T/bus.conf" <<BUSCONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>bwq-demo</type><listen>$ADDR</listen><auth>EXTERNAL</auth>
-  <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/><allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/><allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/><allow receive_type="method_return"/><allow receive_type="error"/><allow receive_type="signal"/>
-  </policy><include>$ROOT/packaging/org.bwq1.conf</include></busconfig>
-BUSCONF
-dbus-daemon --config-file="$T/bus.conf" --fork --print-pid > "$T/bus.pid" || { echo "demo: dbus-daemon did not start" >&2; exit 1; }
-PIDS+=("$(cat "$T/bus.pid")")
-wait_for 5 test -S "$T/bus.sock"
+. "$ROOT/scripts/private_bus.sh"
+private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "demo: dbus-daemon did not start" >&2; exit 1; }
+PIDS+=("$BUS_PID")
 
 if [ "$SOURCE" = replay ]; then
 	ms=$((PHASE * 1000))

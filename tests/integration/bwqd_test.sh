@@ -44,36 +44,9 @@ prop() { bctl get-property org.bwq1 /org/bwq1 org.bwq1.Manager "$1"; }
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
 # ---- the bus -----------------------------------------------------------------
-cat > "$T/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>bwq-test</type>
-  <listen>$ADDR</listen>
-  <auth>EXTERNAL</auth>
-  <limit name="max_connections_per_user">4096</limit>
-  <limit name="max_completed_connections">4096</limit>
-  <limit name="max_incomplete_connections">4096</limit>
-  <limit name="max_replies_per_connection">8192</limit>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-  </policy>
-  <include>$ROOT/packaging/org.bwq1.conf</include>
-</busconfig>
-EOF
-dbus-daemon --config-file="$T/bus.conf" --fork --print-pid > "$T/bus.pid" || { echo "not ok - dbus-daemon did not start"; echo "0 passed, 1 failed"; exit 1; }
-PIDS+=("$(cat "$T/bus.pid")")
-wait_for 5 test -S "$T/bus.sock"
-chmod 777 "$T/bus.sock"
+. "$ROOT/scripts/private_bus.sh"
+private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; echo "0 passed, 1 failed"; exit 1; }
+PIDS+=("$BUS_PID")
 
 start_bwqd() {
 	"$BWQD" --bus="$ADDR" "$@" > "$T/bwqd.log" 2>&1 &

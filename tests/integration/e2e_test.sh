@@ -19,18 +19,9 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 0.1; fo
 trap cleanup EXIT
 clients() { busctl --address="$ADDR" get-property org.bwq1 /org/bwq1 org.bwq1.Manager Clients; }
 
-cat > "$T/bus.conf" <<BUSCONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>bwq-e2e</type><listen>$ADDR</listen><auth>EXTERNAL</auth>
-  <policy context="default"><allow user="*"/><allow own="*"/><allow send_type="method_call"/><allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/><allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/><allow receive_type="method_return"/><allow receive_type="error"/><allow receive_type="signal"/>
-  </policy><include>$ROOT/packaging/org.bwq1.conf</include></busconfig>
-BUSCONF
-dbus-daemon --config-file="$T/bus.conf" --fork --print-pid > "$T/bus.pid" || { echo "not ok - dbus-daemon"; echo "0 passed, 1 failed"; exit 1; }
-PIDS+=("$(cat "$T/bus.pid")")
-wait_for 5 test -S "$T/bus.sock"
+. "$ROOT/scripts/private_bus.sh"
+private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon"; echo "0 passed, 1 failed"; exit 1; }
+PIDS+=("$BUS_PID")
 
 printf 't_ms,used_Bps\n0,5000000000\n' > "$T/trace.csv"
 printf '[Sampling]\nSource=replay\nInterval=20ms\nSmoothing=none\n[Policy]\nHysteresis=0\nMinDwell=0\n[Replay]\nPath=%s\n' "$T/trace.csv" > "$T/bwqd.conf"
