@@ -16,6 +16,14 @@ void scale_row(const int32_t *acc, const float *mul, const float *add, size_t n,
 }
 
 NPU_CLONES
+void scale_row_offset(const int32_t *__restrict acc, const int32_t *__restrict off, const float *__restrict mul,
+                      const float *__restrict add, size_t n, float *__restrict y)
+{
+        for (size_t i = 0; i < n; i++)
+                y[i] = float(acc[i] - off[i]) * mul[i] + add[i];
+}
+
+NPU_CLONES
 void scale_row64(const int64_t *acc, const float *mul, const float *add, size_t n, float *y)
 {
         for (size_t i = 0; i < n; i++)

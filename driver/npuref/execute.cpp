@@ -222,10 +222,8 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                         const uint32_t c0 = g * cout_g;
                         for (size_t r = 0; r < mt; r++) {
                                 if (narrow) {
-                                        int32_t *acc = C32 + r * cout_g;
-                                        for (uint32_t n = 0; n < cout_g; n++)
-                                                acc[n] -= zw[c0 + n];
-                                        scale_row(acc, cs.mul.data() + c0, cs.add.data() + c0, cout_g, Y);
+                                        scale_row_offset(C32 + r * cout_g, zw.data() + c0, cs.mul.data() + c0, cs.add.data() + c0,
+                                                         cout_g, Y);
                                 } else {
                                         int64_t *acc = C64 + r * cout_g;
                                         for (uint32_t n = 0; n < cout_g; n++)
