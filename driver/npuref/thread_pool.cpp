@@ -1,6 +1,17 @@
 #include "thread_pool.h"
 
+#include <chrono>
+
 namespace npuref {
+
+static inline void cpu_relax()
+{
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+}
 
 ThreadPool::ThreadPool(unsigned threads)
 {
@@ -13,6 +24,7 @@ ThreadPool::~ThreadPool()
         {
                 std::lock_guard<std::mutex> lk(mu_);
                 stop_ = true;
+                stopping_ = true;
         }
         start_cv_.notify_all();
         for (auto &t : workers_)
@@ -24,6 +36,17 @@ void ThreadPool::run(unsigned)
         unsigned long seen = 0;
         std::unique_lock<std::mutex> lk(mu_);
         for (;;) {
+                // A layer's batches come back to back: spin briefly before
+                // sleeping, since waking a sleeping thread costs more than a
+                // small batch.
+                if (!stop_ && generation_ == seen) {
+                        lk.unlock();
+                        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+                        while (published_.load(std::memory_order_acquire) == seen && !stopping_.load(std::memory_order_relaxed) &&
+                               std::chrono::steady_clock::now() < until)
+                                cpu_relax();
+                        lk.lock();
+                }
                 start_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
                 if (stop_)
                         return;
@@ -53,6 +76,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)> &fn)
         n_ = n;
         next_ = 0;
         generation_++;
+        published_.store(generation_, std::memory_order_release);
         busy_++;
         start_cv_.notify_all();
         while (next_ < n_) {

@@ -1,6 +1,7 @@
 // A fixed set of compute threads that split one layer's work.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -31,7 +32,10 @@ private:
         const std::function<void(size_t)> *fn_ = nullptr;
         size_t n_ = 0, next_ = 0, busy_ = 0;
         unsigned long generation_ = 0;
+        // Mirrors generation_ for workers spinning between batches.
+        std::atomic<unsigned long> published_{0};
         bool stop_ = false;
+        std::atomic<bool> stopping_{false};
 };
 
 // parallel_for without a pool: runs inline.
