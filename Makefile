@@ -70,6 +70,7 @@ $(B)/bpf/%.bpf.o: bpf/%.bpf.c $(B)/bpf/vmlinux.h
 	clang -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(B)/bpf -c $< -o $@
 $(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
 	bpftool gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+.SECONDARY: $(B)/bpf/bwq_attrib.bpf.o
 $(B)/daemon/ebpf_source.o: $(B)/bpf/bwq_attrib.skel.h
 $(B)/daemon/ebpf_source.o: CPPFLAGS += -I$(B)/bpf
 DAEMON_CORE_OBJ = $(patsubst %.cpp,$(B)/%.o,$(DAEMON_CORE_SRC))
