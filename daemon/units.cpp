@@ -46,31 +46,39 @@ int parse_number(std::string_view s, double *ret, std::string_view *ret_unit)
         return 0;
 }
 
-} // namespace
+struct Unit {
+        const char *name;
+        double mult;
+};
 
-int parse_bandwidth(std::string_view s, uint64_t *ret_bps)
+// A number with one of `units`, scaled, below `limit`.
+template <size_t N> int parse_scaled(std::string_view s, const Unit (&units)[N], double limit, uint64_t *ret)
 {
         double v;
         std::string_view unit;
         if (int r = parse_number(s, &v, &unit); r < 0)
                 return r;
-        static const struct {
-                const char *name;
-                double mult;
-        } units[] = {
+        for (const auto &u : units)
+                if (unit == u.name) {
+                        double x = v * u.mult;
+                        if (x >= limit)
+                                return -ERANGE;
+                        *ret = uint64_t(std::llround(x));
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+} // namespace
+
+int parse_bandwidth(std::string_view s, uint64_t *ret_bps)
+{
+        static const Unit units[] = {
                 {"", 1},           {"B/s", 1},        {"KB/s", 1e3},           {"MB/s", 1e6},
                 {"GB/s", 1e9},     {"TB/s", 1e12},    {"KiB/s", 1024.0},       {"MiB/s", 1048576.0},
                 {"GiB/s", 1073741824.0}, {"TiB/s", 1099511627776.0},
         };
-        for (const auto &u : units)
-                if (unit == u.name) {
-                        double b = v * u.mult;
-                        if (b >= 18446744073709551616.0)
-                                return -ERANGE;
-                        *ret_bps = uint64_t(std::llround(b));
-                        return 0;
-                }
-        return -EINVAL;
+        return parse_scaled(s, units, 18446744073709551616.0, ret_bps);
 }
 
 int parse_level(std::string_view s, Level *ret)
@@ -95,24 +103,9 @@ int parse_level(std::string_view s, Level *ret)
 
 int parse_duration(std::string_view s, uint64_t *ret_usec)
 {
-        double v;
-        std::string_view unit;
-        if (int r = parse_number(s, &v, &unit); r < 0)
-                return r;
-        static const struct {
-                const char *name;
-                double mult;
-        } units[] = {{"", 1e6}, {"s", 1e6}, {"sec", 1e6}, {"ms", 1e3}, {"msec", 1e3}, {"us", 1}, {"usec", 1},
-                     {"min", 6e7}};
-        for (const auto &u : units)
-                if (unit == u.name) {
-                        double us = v * u.mult;
-                        if (us >= 9.2e18)
-                                return -ERANGE;
-                        *ret_usec = uint64_t(std::llround(us));
-                        return 0;
-                }
-        return -EINVAL;
+        static const Unit units[] = {{"", 1e6}, {"s", 1e6}, {"sec", 1e6}, {"ms", 1e3}, {"msec", 1e3}, {"us", 1}, {"usec", 1},
+                                     {"min", 6e7}};
+        return parse_scaled(s, units, 9.2e18, ret_usec);
 }
 
 std::string format_bandwidth(uint64_t bps)

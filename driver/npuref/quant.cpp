@@ -62,15 +62,16 @@ static void quantize_u8(const float *src, size_t n, float scale, float zero, flo
         }
 }
 
-NPU_CLONES
-static void pack4_from_u8(const uint8_t *q, size_t pairs, uint8_t *dst)
+// Whole packing groups from one value per element (u8 or u16).
+template <typename Q>
+NPU_CLONES static void pack4(const Q *q, size_t pairs, uint8_t *dst)
 {
         for (size_t i = 0; i < pairs; i++)
-                dst[i] = uint8_t((q[2 * i] & 0xf) | (q[2 * i + 1] << 4));
+                dst[i] = uint8_t((q[2 * i] & 0xf) | (q[2 * i + 1] & 0xf) << 4);
 }
 
-NPU_CLONES
-static void pack6_from_u8(const uint8_t *q, size_t quads, uint8_t *dst)
+template <typename Q>
+NPU_CLONES static void pack6(const Q *q, size_t quads, uint8_t *dst)
 {
         for (size_t i = 0; i < quads; i++) {
                 uint32_t w = uint32_t(q[4 * i] & 63) | uint32_t(q[4 * i + 1] & 63) << 6 |
@@ -106,9 +107,9 @@ void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bi
                 size_t g = pack_group(bits);
                 size_t whole = n / g;
                 if (bits == 4)
-                        pack4_from_u8(tmp, whole, dst + i / 2);
+                        pack4(tmp, whole, dst + i / 2);
                 else
-                        pack6_from_u8(tmp, whole, dst + i / 4 * 3);
+                        pack6(tmp, whole, dst + i / 4 * 3);
                 if (whole * g < n) {
                         uint16_t rest[4] = {0, 0, 0, 0};
                         for (size_t k = whole * g; k < n; k++)
@@ -178,25 +179,6 @@ static void pack8(const uint16_t *q, size_t n, uint8_t *dst)
 {
         for (size_t i = 0; i < n; i++)
                 dst[i] = uint8_t(q[i]);
-}
-
-NPU_CLONES
-static void pack4(const uint16_t *q, size_t pairs, uint8_t *dst)
-{
-        for (size_t i = 0; i < pairs; i++)
-                dst[i] = uint8_t((q[2 * i] & 0xf) | (q[2 * i + 1] & 0xf) << 4);
-}
-
-NPU_CLONES
-static void pack6(const uint16_t *q, size_t quads, uint8_t *dst)
-{
-        for (size_t i = 0; i < quads; i++) {
-                uint32_t w = uint32_t(q[4 * i] & 63) | uint32_t(q[4 * i + 1] & 63) << 6 |
-                             uint32_t(q[4 * i + 2] & 63) << 12 | uint32_t(q[4 * i + 3] & 63) << 18;
-                dst[3 * i] = uint8_t(w);
-                dst[3 * i + 1] = uint8_t(w >> 8);
-                dst[3 * i + 2] = uint8_t(w >> 16);
-        }
 }
 
 // Element by element, keeping the neighbours that share a byte.
