@@ -63,15 +63,13 @@ static void quantize_u8(const float *src, size_t n, float scale, float zero, flo
 }
 
 // Whole packing groups from one value per element (u8 or u16).
-template <typename Q>
-NPU_CLONES static void pack4(const Q *q, size_t pairs, uint8_t *dst)
+template <typename Q> static inline void pack4_groups(const Q *q, size_t pairs, uint8_t *dst)
 {
         for (size_t i = 0; i < pairs; i++)
                 dst[i] = uint8_t((q[2 * i] & 0xf) | (q[2 * i + 1] & 0xf) << 4);
 }
 
-template <typename Q>
-NPU_CLONES static void pack6(const Q *q, size_t quads, uint8_t *dst)
+template <typename Q> static inline void pack6_groups(const Q *q, size_t quads, uint8_t *dst)
 {
         for (size_t i = 0; i < quads; i++) {
                 uint32_t w = uint32_t(q[4 * i] & 63) | uint32_t(q[4 * i + 1] & 63) << 6 |
@@ -81,6 +79,12 @@ NPU_CLONES static void pack6(const Q *q, size_t quads, uint8_t *dst)
                 dst[3 * i + 2] = uint8_t(w >> 16);
         }
 }
+
+// Multiversioned instances (clang multiversions no templates).
+NPU_CLONES static void pack4_u8(const uint8_t *q, size_t n, uint8_t *dst) { pack4_groups(q, n, dst); }
+NPU_CLONES static void pack4_u16(const uint16_t *q, size_t n, uint8_t *dst) { pack4_groups(q, n, dst); }
+NPU_CLONES static void pack6_u8(const uint8_t *q, size_t n, uint8_t *dst) { pack6_groups(q, n, dst); }
+NPU_CLONES static void pack6_u16(const uint16_t *q, size_t n, uint8_t *dst) { pack6_groups(q, n, dst); }
 
 void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst)
 {
@@ -107,9 +111,9 @@ void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bi
                 size_t g = pack_group(bits);
                 size_t whole = n / g;
                 if (bits == 4)
-                        pack4(tmp, whole, dst + i / 2);
+                        pack4_u8(tmp, whole, dst + i / 2);
                 else
-                        pack6(tmp, whole, dst + i / 4 * 3);
+                        pack6_u8(tmp, whole, dst + i / 4 * 3);
                 if (whole * g < n) {
                         uint16_t rest[4] = {0, 0, 0, 0};
                         for (size_t k = whole * g; k < n; k++)
@@ -217,9 +221,9 @@ void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_
                 pack_slow(src, bits, first, head, dst);
                 size_t whole = (count - head) / g;
                 if (bits == 4)
-                        pack4(src + head, whole, dst + (first + head) / 2);
+                        pack4_u16(src + head, whole, dst + (first + head) / 2);
                 else
-                        pack6(src + head, whole, dst + (first + head) / 4 * 3);
+                        pack6_u16(src + head, whole, dst + (first + head) / 4 * 3);
                 size_t done = head + whole * g;
                 pack_slow(src + done, bits, first + done, count - done, dst);
                 return;
