@@ -48,8 +48,7 @@ done < <("$ROOT/$B/tests/e2e_client" model 2>"$T/model.err")
 RUN=$!
 PIDS+=("$RUN")
 wait_for 10 grep -q ' 16:64 ' "$T/run.log"
-kill -9 "$BWQD_PID"
-wait "$BWQD_PID" 2>/dev/null
+{ kill -9 "$BWQD_PID"; wait "$BWQD_PID"; } 2>/dev/null
 sleep 1.5
 echo "== restart" >> "$T/run.log.mark"
 start_bwqd
