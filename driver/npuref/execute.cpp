@@ -241,7 +241,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
 // Depthwise CONV2D: weights [kh][kw][c], one accumulator per channel.
 template <typename Acc>
 void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
-                   ThreadPool *pool, const uint16_t *xq)
+                   const Kernels &k, ThreadPool *pool, const uint16_t *xq)
 {
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
@@ -252,10 +252,12 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                 uint16_t *Q = scratch(tls.q, kTile * C);
                 float *Y = scratch(tls.f, C);
                 std::vector<Acc> acc(C);
+                std::vector<const uint16_t *> xs(size_t(G.kh) * G.kw);
+                std::vector<const int8_t *> ws(xs.size());
                 for (size_t r = 0; r < mt; r++) {
                         size_t m = m0 + r;
                         size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
-                        std::fill(acc.begin(), acc.end(), Acc(0));
+                        unsigned taps = 0;
                         for (uint32_t ky = 0; ky < G.kh; ky++) {
                                 int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
                                 if (iy < 0 || iy >= G.h)
@@ -264,9 +266,17 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                                         int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
                                         if (ix < 0 || ix >= G.w)
                                                 continue;
-                                        depthwise_tap(xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C,
-                                                      W + (size_t(ky) * G.kw + kx) * C, z, C, acc.data());
+                                        xs[taps] = xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C;
+                                        ws[taps] = W + (size_t(ky) * G.kw + kx) * C;
+                                        taps++;
                                 }
+                        }
+                        if constexpr (sizeof(Acc) == 4) {
+                                k.depthwise_pixel(xs.data(), ws.data(), taps, z, C, acc.data());
+                        } else {
+                                std::fill(acc.begin(), acc.end(), Acc(0));
+                                for (unsigned t = 0; t < taps; t++)
+                                        depthwise_tap(xs[t], ws[t], z, C, acc.data());
                         }
                         if constexpr (sizeof(Acc) == 4)
                                 scale_row(acc.data(), cs.mul.data(), cs.add.data(), C, Y);
@@ -423,9 +433,9 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                                 xq.resize(tensor_elements(x));
                                 unpack_all(pool, io.x, io.ax.bits, xq.size(), xq.data());
                                 if (io.ax.bits > 8)
-                                        run_depthwise<int64_t>(L, G, io, params, pool, xq.data());
+                                        run_depthwise<int64_t>(L, G, io, params, k, pool, xq.data());
                                 else
-                                        run_depthwise<int32_t>(L, G, io, params, pool, xq.data());
+                                        run_depthwise<int32_t>(L, G, io, params, k, pool, xq.data());
                         } else {
                                 run_gemm_layer(L, G, io, params, k, pool, planes);
                         }

@@ -51,6 +51,15 @@ void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64])
         }
 }
 
+void depthwise_pixel_portable(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
+                              int32_t *acc)
+{
+        for (size_t c = 0; c < C; c++)
+                acc[c] = 0;
+        for (unsigned t = 0; t < taps; t++)
+                depthwise_tap(xs[t], ws[t], z, C, acc);
+}
+
 bool isa_supported(Isa isa)
 {
         switch (isa) {
@@ -60,7 +69,7 @@ bool isa_supported(Isa isa)
                 return __builtin_cpu_supports("avx2");
         case Isa::Avx512Vnni:
                 return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                       __builtin_cpu_supports("avx512vnni");
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
         }
         return false;
 }
@@ -76,9 +85,9 @@ Isa isa_best()
 
 const Kernels &kernels_for(Isa isa)
 {
-        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable};
-        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2};
-        static const Kernels avx512 = {Isa::Avx512Vnni, "avx512vnni", gemm_u8s8_avx512vnni};
+        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_pixel_portable};
+        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_pixel_portable};
+        static const Kernels avx512 = {Isa::Avx512Vnni, "avx512vnni", gemm_u8s8_avx512vnni, depthwise_pixel_avx512};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

@@ -18,10 +18,16 @@ enum class Isa { Portable = 0, Avx2 = 1, Avx512Vnni = 2 };
 using GemmU8S8Fn = void (*)(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4,
                             size_t N, size_t kb0, size_t kb1, int32_t *C, size_t ldc);
 
+// acc[c] = sum over t < taps of (xs[t][c] - z) * ws[t][c] for c < C, in
+// int32 (inputs of at most 8 bits): one output pixel of a depthwise window.
+using DepthwisePixelFn = void (*)(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
+                                  int32_t *acc);
+
 struct Kernels {
         Isa isa;
         const char *name;
         GemmU8S8Fn gemm_u8s8;
+        DepthwisePixelFn depthwise_pixel;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -34,6 +40,10 @@ void gemm_u8s8_portable(const uint8_t *A, size_t lda, size_t M, const int8_t *B,
                         size_t kb0, size_t kb1, int32_t *C, size_t ldc);
 void gemm_u8s8_avx2(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
                     size_t kb0, size_t kb1, int32_t *C, size_t ldc);
+void depthwise_pixel_portable(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
+                              int32_t *acc);
+void depthwise_pixel_avx512(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
+                            int32_t *acc);
 void gemm_u8s8_avx512vnni(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
                           size_t kb0, size_t kb1, int32_t *C, size_t ldc);
 

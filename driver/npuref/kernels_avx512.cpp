@@ -65,4 +65,23 @@ void gemm_u8s8_avx512vnni(const uint8_t *A, size_t lda, size_t M, const int8_t *
         }
 }
 
+// 16 channels per register, the taps summed in registers.
+void depthwise_pixel_avx512(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
+                            int32_t *acc)
+{
+        const __m512i zv = _mm512_set1_epi32(z);
+        for (size_t c = 0; c < C; c += 16) {
+                const size_t left = C - c;
+                const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+                __m512i a = _mm512_setzero_si512();
+                for (unsigned t = 0; t < taps; t++) {
+                        __m256i x16 = _mm256_maskz_loadu_epi16(m, xs[t] + c);
+                        __m128i w8 = _mm_maskz_loadu_epi8(m, ws[t] + c);
+                        __m512i x = _mm512_sub_epi32(_mm512_maskz_cvtepu16_epi32(m, x16), zv);
+                        a = _mm512_add_epi32(a, _mm512_mullo_epi32(x, _mm512_maskz_cvtepi8_epi32(m, w8)));
+                }
+                _mm512_mask_storeu_epi32(acc + c, m, a);
+        }
+}
+
 } // namespace npuref
