@@ -62,14 +62,15 @@ DAEMON_CORE_SRC := daemon/units.cpp daemon/config.cpp daemon/policy.cpp daemon/r
 
 # ---- eBPF: CO-RE against the running kernel's BTF (or BTF=file) ----------------
 BTF ?= /sys/kernel/btf/vmlinux
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
 BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 $(B)/bpf/vmlinux.h: $(BTF)
 	@mkdir -p $(dir $@)
-	bpftool btf dump file $(BTF) format c > $@.tmp && mv $@.tmp $@
+	$(BPFTOOL) btf dump file $(BTF) format c > $@.tmp && mv $@.tmp $@
 $(B)/bpf/%.bpf.o: bpf/%.bpf.c $(B)/bpf/vmlinux.h
 	clang -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I$(B)/bpf -c $< -o $@
 $(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
-	bpftool gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+	$(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
 .SECONDARY: $(B)/bpf/bwq_attrib.bpf.o
 $(B)/daemon/ebpf_source.o: $(B)/bpf/bwq_attrib.skel.h
 $(B)/daemon/ebpf_source.o: CPPFLAGS += -I$(B)/bpf

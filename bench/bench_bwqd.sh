@@ -134,7 +134,8 @@ echo "   (agreement: top-1 class and RMS error of each frame's output against th
 
 echo
 echo "10. the ebpf source: cost of its sched_switch program (page faults standing in for the missing LLC-miss counter)"
-if [ "$(id -u)" -ne 0 ] || ! command -v bpftool >/dev/null; then
+BPFTOOL=$(command -v bpftool || echo /usr/sbin/bpftool)
+if [ "$(id -u)" -ne 0 ] || [ ! -x "$BPFTOOL" ]; then
 	echo "   skipped: needs root and bpftool"
 else
 	base=$("$BC" - pingpong 3)
@@ -146,7 +147,7 @@ else
 	PIDS+=("$BP")
 	if wait_for 20 busctl --address="$ADDR" status org.bwq1; then
 		with=$("$BC" - pingpong 3)
-		info=$(bpftool prog show name on_switch --json 2>/dev/null)
+		info=$("$BPFTOOL" prog show name on_switch --json 2>/dev/null)
 		rt=$(echo "$info" | grep -o '"run_time_ns":[0-9]*' | head -1 | cut -d: -f2)
 		rc=$(echo "$info" | grep -o '"run_cnt":[0-9]*' | head -1 | cut -d: -f2)
 		printf '   sched_switch program: %s runs, %.0f ns per run (kernel BPF run-time stats)\n' "${rc:-0}" "$(calc "${rt:-0} / (${rc:-0} + 1e-9)")"
