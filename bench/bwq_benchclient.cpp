@@ -170,8 +170,8 @@ int pageread(const char *addr, int n)
                         sink += d.act_bits;
                 }
                 page_ns.push_back(double(now_ns() - t0) / reads);
-                static volatile uint64_t keep;  // the reads must not be optimised away
-                keep = sink;
+                // The reads must not be optimised away.
+                __asm__ volatile("" : : "r"(sink) : "memory");
         }
         std::vector<double> call_ns;
         for (int i = 0; i < n; i++) {
