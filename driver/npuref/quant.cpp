@@ -1,5 +1,7 @@
 #include "quant.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -80,6 +82,27 @@ template <typename Q> static inline void pack6_groups(const Q *q, size_t quads, 
         }
 }
 
+// 16 groups per instruction sequence: bytes a,b,c,d -> a | b<<6 | c<<12 |
+// d<<18 with two multiply-adds, then vpermb packs three bytes of each word.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void pack6_u8_vbmi(const uint8_t *q, size_t quads,
+                                                                                uint8_t *dst)
+{
+        alignas(64) uint8_t idx_bytes[64] = {};
+        for (int i = 0; i < 48; i++)
+                idx_bytes[i] = uint8_t(i / 3 * 4 + i % 3);
+        const __m512i idx = _mm512_load_si512(idx_bytes);
+        const __m512i six = _mm512_set1_epi8(63);
+        const __m512i mul1 = _mm512_set1_epi16(0x4001);      // (1, 64) per byte pair
+        const __m512i mul2 = _mm512_set1_epi32(0x10000001);  // (1, 4096) per 16-bit pair
+        size_t i = 0;
+        for (; i + 16 <= quads; i += 16) {
+                __m512i v = _mm512_and_si512(_mm512_loadu_si512(q + 4 * i), six);
+                __m512i w = _mm512_madd_epi16(_mm512_maddubs_epi16(v, mul1), mul2);
+                _mm512_mask_storeu_epi8(dst + 3 * i, 0xffffffffffffull, _mm512_maskz_permutexvar_epi8(~0ull, idx, w));
+        }
+        pack6_groups(q + 4 * i, quads - i, dst + 3 * i);
+}
+
 // Multiversioned instances (clang multiversions no templates).
 NPU_CLONES static void pack4_u8(const uint8_t *q, size_t n, uint8_t *dst) { pack4_groups(q, n, dst); }
 NPU_CLONES static void pack4_u16(const uint16_t *q, size_t n, uint8_t *dst) { pack4_groups(q, n, dst); }
@@ -88,6 +111,7 @@ NPU_CLONES static void pack6_u16(const uint16_t *q, size_t n, uint8_t *dst) { pa
 
 void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst)
 {
+        static const bool vbmi = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
         const float zero = float(p.zero), qmax = float(p.qmax);
         if (bits == 16) {
                 // Little-endian hosts store u16 as the packed format itself.
@@ -113,7 +137,7 @@ void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bi
                 if (bits == 4)
                         pack4_u8(tmp, whole, dst + i / 2);
                 else
-                        pack6_u8(tmp, whole, dst + i / 4 * 3);
+                        (vbmi ? pack6_u8_vbmi : pack6_u8)(tmp, whole, dst + i / 4 * 3);
                 if (whole * g < n) {
                         uint16_t rest[4] = {0, 0, 0, 0};
                         for (size_t k = whole * g; k < n; k++)
