@@ -84,23 +84,48 @@ template <typename Q> static inline void pack6_groups(const Q *q, size_t quads, 
 
 // 16 groups per instruction sequence: bytes a,b,c,d -> a | b<<6 | c<<12 |
 // d<<18 with two multiply-adds, then vpermb packs three bytes of each word.
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void pack6_u8_vbmi(const uint8_t *q, size_t quads,
-                                                                                uint8_t *dst)
+#define NPU_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+NPU_VBMI static inline void pack6_block_vbmi(__m512i v, uint8_t *dst)
 {
-        alignas(64) uint8_t idx_bytes[64] = {};
-        for (int i = 0; i < 48; i++)
-                idx_bytes[i] = uint8_t(i / 3 * 4 + i % 3);
+        alignas(64) static const uint8_t idx_bytes[64] = {0,  1,  2,  4,  5,  6,  8,  9,  10, 12, 13, 14, 16, 17, 18, 20,
+                                                          21, 22, 24, 25, 26, 28, 29, 30, 32, 33, 34, 36, 37, 38, 40, 41,
+                                                          42, 44, 45, 46, 48, 49, 50, 52, 53, 54, 56, 57, 58, 60, 61, 62};
         const __m512i idx = _mm512_load_si512(idx_bytes);
-        const __m512i six = _mm512_set1_epi8(63);
         const __m512i mul1 = _mm512_set1_epi16(0x4001);      // (1, 64) per byte pair
         const __m512i mul2 = _mm512_set1_epi32(0x10000001);  // (1, 4096) per 16-bit pair
+        v = _mm512_and_si512(v, _mm512_set1_epi8(63));
+        __m512i w = _mm512_madd_epi16(_mm512_maddubs_epi16(v, mul1), mul2);
+        _mm512_mask_storeu_epi8(dst, 0xffffffffffffull, _mm512_maskz_permutexvar_epi8(~0ull, idx, w));
+}
+
+NPU_VBMI static void pack6_u8_vbmi(const uint8_t *q, size_t quads, uint8_t *dst)
+{
+        size_t i = 0;
+        for (; i + 16 <= quads; i += 16)
+                pack6_block_vbmi(_mm512_loadu_si512(q + 4 * i), dst + 3 * i);
+        pack6_groups(q + 4 * i, quads - i, dst + 3 * i);
+}
+
+NPU_VBMI static void pack6_u16_vbmi(const uint16_t *q, size_t quads, uint8_t *dst)
+{
+        // The low bytes of 64 values of 16 bits (all below 64 at 6 bits).
+        alignas(64) static const uint8_t low_bytes[64] = {
+                0,  2,  4,  6,  8,  10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42,
+                44, 46, 48, 50, 52, 54, 56, 58, 60, 62, 64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86,
+                88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126};
+        const __m512i idx = _mm512_load_si512(low_bytes);
         size_t i = 0;
         for (; i + 16 <= quads; i += 16) {
-                __m512i v = _mm512_and_si512(_mm512_loadu_si512(q + 4 * i), six);
-                __m512i w = _mm512_madd_epi16(_mm512_maddubs_epi16(v, mul1), mul2);
-                _mm512_mask_storeu_epi8(dst + 3 * i, 0xffffffffffffull, _mm512_maskz_permutexvar_epi8(~0ull, idx, w));
+                __m512i a = _mm512_loadu_si512(q + 4 * i), b = _mm512_loadu_si512(q + 4 * i + 32);
+                pack6_block_vbmi(_mm512_permutex2var_epi8(a, idx, b), dst + 3 * i);
         }
         pack6_groups(q + 4 * i, quads - i, dst + 3 * i);
+}
+
+static bool have_vbmi()
+{
+        static const bool yes = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
+        return yes;
 }
 
 // Multiversioned instances (clang multiversions no templates).
@@ -111,7 +136,7 @@ NPU_CLONES static void pack6_u16(const uint16_t *q, size_t n, uint8_t *dst) { pa
 
 void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst)
 {
-        static const bool vbmi = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
+        const bool vbmi = have_vbmi();
         const float zero = float(p.zero), qmax = float(p.qmax);
         if (bits == 16) {
                 // Little-endian hosts store u16 as the packed format itself.
@@ -247,7 +272,7 @@ void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_
                 if (bits == 4)
                         pack4_u16(src + head, whole, dst + (first + head) / 2);
                 else
-                        pack6_u16(src + head, whole, dst + (first + head) / 4 * 3);
+                        (have_vbmi() ? pack6_u16_vbmi : pack6_u16)(src + head, whole, dst + (first + head) / 4 * 3);
                 size_t done = head + whole * g;
                 pack_slow(src + done, bits, first + done, count - done, dst);
                 return;
