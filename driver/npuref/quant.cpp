@@ -172,6 +172,34 @@ void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bi
         }
 }
 
+// One 6-bit element: bits 6e..6e+5 of the little-endian bit stream.  Only
+// the one or two bytes the element occupies are touched, never the bytes
+// past the tensor's ceil(elements * 6 / 8).
+static inline uint8_t get6(const uint8_t *src, size_t e)
+{
+        size_t byte = 6 * e / 8;
+        unsigned off = unsigned(6 * e % 8);
+        uint32_t w = src[byte];
+        if (off > 2)
+                w |= uint32_t(src[byte + 1]) << 8;
+        return uint8_t((w >> off) & 63);
+}
+
+static inline void put6(uint8_t *dst, size_t e, uint32_t v)
+{
+        size_t byte = 6 * e / 8;
+        unsigned off = unsigned(6 * e % 8);
+        v &= 63;
+        if (off <= 2) {
+                dst[byte] = uint8_t((dst[byte] & ~(63u << off)) | v << off);
+                return;
+        }
+        uint32_t w = dst[byte] | uint32_t(dst[byte + 1]) << 8;
+        w = (w & ~(63u << off)) | v << off;
+        dst[byte] = uint8_t(w);
+        dst[byte + 1] = uint8_t(w >> 8);
+}
+
 void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
         switch (bits) {
@@ -187,11 +215,8 @@ void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, ui
         case 6: {
                 size_t i = 0;
                 // Head up to a group boundary, whole groups, then the tail.
-                for (; i < count && ((first + i) & 3); i++) {
-                        size_t e = first + i, b = e / 4 * 3;
-                        uint32_t w = src[b] | uint32_t(src[b + 1]) << 8 | uint32_t(src[b + 2]) << 16;
-                        dst[i] = uint8_t((w >> (6 * (e & 3))) & 63);
-                }
+                for (; i < count && ((first + i) & 3); i++)
+                        dst[i] = get6(src, first + i);
                 for (; i + 4 <= count; i += 4) {
                         size_t b = (first + i) / 4 * 3;
                         uint32_t w = src[b] | uint32_t(src[b + 1]) << 8 | uint32_t(src[b + 2]) << 16;
@@ -200,11 +225,8 @@ void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, ui
                         dst[i + 2] = uint8_t((w >> 12) & 63);
                         dst[i + 3] = uint8_t((w >> 18) & 63);
                 }
-                for (; i < count; i++) {
-                        size_t e = first + i, b = e / 4 * 3;
-                        uint32_t w = src[b] | uint32_t(src[b + 1]) << 8 | uint32_t(src[b + 2]) << 16;
-                        dst[i] = uint8_t((w >> (6 * (e & 3))) & 63);
-                }
+                for (; i < count; i++)
+                        dst[i] = get6(src, first + i);
                 return;
         }
         default: // 16 bits do not fit; callers use unpack_u16
@@ -243,13 +265,7 @@ static void pack_slow(const uint16_t *src, unsigned bits, size_t first, size_t c
                         uint8_t &b = dst[e >> 1];
                         b = (e & 1) ? uint8_t((b & 0x0f) | (src[i] & 0xf) << 4) : uint8_t((b & 0xf0) | (src[i] & 0xf));
                 } else {
-                        size_t b = e / 4 * 3;
-                        uint32_t w = dst[b] | uint32_t(dst[b + 1]) << 8 | uint32_t(dst[b + 2]) << 16;
-                        unsigned sh = 6 * (e & 3);
-                        w = (w & ~(63u << sh)) | uint32_t(src[i] & 63) << sh;
-                        dst[b] = uint8_t(w);
-                        dst[b + 1] = uint8_t(w >> 8);
-                        dst[b + 2] = uint8_t(w >> 16);
+                        put6(dst, e, src[i]);
                 }
         }
 }
