@@ -98,6 +98,22 @@ int main(int argc, char **argv)
                 ap.pad_top = ap.pad_left = ap.pad_bottom = ap.pad_right = 1;
                 write_seed(dir, n++, 8, j);
         }
+        {
+                // Outputs at 6 and 4 bits whose last packing group is partial,
+                // ending exactly at the end of their buffer object.
+                test::RawJob j;
+                j.h.result_offset = 0;
+                uint32_t x = j.tensor(1, 0, 1, 2, 2, 61, 8);
+                uint32_t y = j.tensor(1, 16384 - 46, 1, 1, 1, 61);  // ceil(61 * 6 / 8) = 46
+                j.t[y].capacity = 46;
+                j.layer(NPU_OP_GLOBAL_AVGPOOL, x, y, 6);
+                uint32_t z = j.tensor(2, 16384 - 31, 1, 1, 1, 61);  // ceil(61 * 4 / 8) = 31
+                j.t[z].capacity = 31;
+                j.layer(NPU_OP_MAXPOOL, y, z, 4).kernel_h = 1;
+                auto &mp = j.l.back();
+                mp.kernel_w = mp.stride_h = mp.stride_w = mp.dilation_h = mp.dilation_w = 1;
+                write_seed(dir, n++, 8, j);
+        }
         printf("make_seeds: %d seeds in %s\n", n, dir.c_str());
         return 0;
 }
