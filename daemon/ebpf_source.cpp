@@ -166,10 +166,7 @@ public:
 
         Reading read() override
         {
-                Reading r;
-                r.t_ns = clock_();
-                r.interval_ns = r.t_ns - last_;
-                last_ = r.t_ns;
+                Reading r = stamped(clock_, &last_);
                 uint64_t total = 0, npu = 0;
                 std::vector<uint64_t> percpu(static_cast<size_t>(libbpf_num_possible_cpus()));
                 uint32_t zero = 0;

@@ -186,10 +186,7 @@ public:
 
         Reading read() override
         {
-                Reading r;
-                r.t_ns = clock_();
-                r.interval_ns = r.t_ns - last_;
-                last_ = r.t_ns;
+                Reading r = stamped(clock_, &last_);
                 double bytes = 0;
                 unsigned used = 0;
                 detail_.clear();

@@ -84,11 +84,8 @@ public:
 
         Reading read() override
         {
-                Reading r;
                 double x = best(method_);
-                r.t_ns = clock_();
-                r.interval_ns = r.t_ns - last_;
-                last_ = r.t_ns;
+                Reading r = stamped(clock_, &last_);
                 double change = method_ == ProbeMethod::Stream ? 1.0 - x / idle_ : x / idle_ - 1.0;
                 if (change < 0) {
                         // Faster than the idle baseline: the baseline was contended.
@@ -96,7 +93,6 @@ public:
                         change = 0;
                 }
                 double used = std::min(double(max_bps_), slope_ * change);
-                last_used_ = uint64_t(used);
                 r.total_bytes = uint64_t(used * double(r.interval_ns) / 1e9);
                 r.valid = r.interval_ns > 0;
                 return r;
@@ -232,7 +228,7 @@ private:
         size_t offset_ = 0;
         uint64_t chase_ = 0;
         double idle_ = 1, slope_ = 0;
-        uint64_t last_ = 0, last_used_ = 0;
+        uint64_t last_ = 0;
         std::string detail_;
 };
 

@@ -62,10 +62,7 @@ public:
 
         Reading read() override
         {
-                Reading r;
-                r.t_ns = clock_();
-                r.interval_ns = r.t_ns - last_;
-                last_ = r.t_ns;
+                Reading r = stamped(clock_, &last_);
                 uint64_t t_ms = (r.t_ns - t0_) / 1000000;
                 // The row in force: the last with t_ms <= now.
                 size_t i = 0;

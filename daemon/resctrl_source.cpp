@@ -121,10 +121,7 @@ public:
 
         Reading read() override
         {
-                Reading r;
-                r.t_ns = clock_();
-                r.interval_ns = r.t_ns - last_;
-                last_ = r.t_ns;
+                Reading r = stamped(clock_, &last_);
                 // The layout of groups and domains is scanned once a second, or
                 // at once when a file fails; reads between use kept-open files.
                 if (files_.empty() || r.t_ns - scanned_ns_ >= 1000000000ull || rescan_)

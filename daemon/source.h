@@ -27,6 +27,16 @@ struct Reading {
 using Clock = std::function<uint64_t()>;
 uint64_t monotonic_ns();
 
+// A reading stamped now, its interval the time since *last (then now).
+inline Reading stamped(const Clock &clock, uint64_t *last)
+{
+        Reading r;
+        r.t_ns = clock();
+        r.interval_ns = r.t_ns - *last;
+        *last = r.t_ns;
+        return r;
+}
+
 class Source {
 public:
         virtual ~Source() = default;
