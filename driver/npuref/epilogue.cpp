@@ -83,19 +83,4 @@ void activate_row(float *y, size_t n, uint8_t act)
         }
 }
 
-NPU_CLONES
-static void quantize_row_impl(const float *y, size_t n, float scale, float zero, float qmax, uint16_t *q)
-{
-        for (size_t i = 0; i < n; i++) {
-                float v = std::nearbyint(y[i] / scale) + zero;
-                v = !(v >= 0.0f) ? 0.0f : v > qmax ? qmax : v; // NaN -> 0
-                q[i] = uint16_t(v);
-        }
-}
-
-void quantize_row(const float *y, size_t n, const QParams &p, uint16_t *q)
-{
-        quantize_row_impl(y, n, p.scale, float(p.zero), float(p.qmax), q);
-}
-
 } // namespace npuref

@@ -1,5 +1,5 @@
-// Row epilogues shared by every instruction set: accumulators to floats,
-// the fused activation, and quantization to the output depth.  One
+// Row epilogues shared by every instruction set: accumulators to floats and
+// the fused activation (quantization to the output depth: quant.h).  One
 // definition for all paths, so results are bit-identical; the clones only
 // change vector width, never the arithmetic.
 #pragma once
@@ -18,7 +18,5 @@ void scale_row_offset(const int32_t *acc, const int32_t *off, const float *mul, 
 void scale_row64(const int64_t *acc, const float *mul, const float *add, size_t n, float *y);
 // y[i] = act(y[i]), enum npu_act
 void activate_row(float *y, size_t n, uint8_t act);
-// q[i] = clamp(round_half_even(y[i] / s) + z, 0, qmax)
-void quantize_row(const float *y, size_t n, const QParams &p, uint16_t *q);
 
 } // namespace npuref

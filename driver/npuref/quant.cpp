@@ -44,24 +44,30 @@ uint32_t quantize_one(float x, const QParams &p)
 // IEEE division and round-half-even, so results are bit-identical.
 #define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-NPU_CLONES
-static void quantize_u16(const float *src, size_t n, float scale, float zero, float qmax, uint16_t *dst)
+// quantize_one over a row, for any output width.
+template <typename T> static inline void quantize_to(const float *src, size_t n, float scale, float zero, float qmax, T *dst)
 {
         for (size_t i = 0; i < n; i++) {
                 float q = std::nearbyint(src[i] / scale) + zero;
                 q = !(q >= 0.0f) ? 0.0f : q > qmax ? qmax : q; // NaN -> 0
-                dst[i] = uint16_t(q);
+                dst[i] = T(q);
         }
 }
 
-NPU_CLONES
-static void quantize_u8(const float *src, size_t n, float scale, float zero, float qmax, uint8_t *dst)
+// Multiversioned instances (clang multiversions no templates).
+NPU_CLONES static void quantize_u16(const float *src, size_t n, float scale, float zero, float qmax, uint16_t *dst)
 {
-        for (size_t i = 0; i < n; i++) {
-                float q = std::nearbyint(src[i] / scale) + zero;
-                q = !(q >= 0.0f) ? 0.0f : q > qmax ? qmax : q; // NaN -> 0
-                dst[i] = uint8_t(q);
-        }
+        quantize_to(src, n, scale, zero, qmax, dst);
+}
+
+NPU_CLONES static void quantize_u8(const float *src, size_t n, float scale, float zero, float qmax, uint8_t *dst)
+{
+        quantize_to(src, n, scale, zero, qmax, dst);
+}
+
+void quantize_row(const float *y, size_t n, const QParams &p, uint16_t *q)
+{
+        quantize_u16(y, n, p.scale, float(p.zero), float(p.qmax), q);
 }
 
 // Whole packing groups from one value per element (u8 or u16).
