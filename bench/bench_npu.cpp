@@ -53,18 +53,6 @@ double time_median(const std::function<void()> &fn, int reps, int warm = 2)
         return median(t);
 }
 
-struct Rng {
-        uint64_t s;
-        uint64_t next()
-        {
-                uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-                z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-                z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-                return z ^ (z >> 31);
-        }
-        float uniform(float a) { return a * (float(next() >> 40) / float(1 << 24) * 2.0f - 1.0f); }
-};
-
 void bench_quantize()
 {
         const size_t n = size_t(16) << 20;  // 64 MiB of floats: far past the caches

@@ -6,19 +6,6 @@
 
 namespace {
 
-// splitmix64: small, fast and the same everywhere.
-struct Rng {
-        uint64_t s;
-        uint64_t next()
-        {
-                uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-                z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-                z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-                return z ^ (z >> 31);
-        }
-        float uniform(float a) { return a * (float(next() >> 40) / float(1 << 24) * 2.0f - 1.0f); }
-};
-
 struct Builder {
         npu_graph *g;
         Rng rng;
