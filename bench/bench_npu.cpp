@@ -97,6 +97,11 @@ struct NpuLayer {
                         if (i >= 2)
                                 t.push_back(double(st.ns));
                 }
+                if (getenv("BENCH_TRACE")) {
+                        for (double v : t)
+                                fprintf(stderr, " %.0f", v / 1e3);
+                        fprintf(stderr, "\n");
+                }
                 return median(t);
         }
 };
@@ -271,11 +276,28 @@ void bench_network()
 
 } // namespace
 
-int main()
+int main(int argc, char **argv)
 {
+        // Sections by name (quantize, layers, network); all without arguments.
+        auto want = [&](const char *name) {
+                if (argc < 2)
+                        return true;
+                for (int i = 1; i < argc; i++)
+                        if (!strcmp(argv[i], name))
+                                return true;
+                return false;
+        };
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "quantize") && strcmp(argv[i], "layers") && strcmp(argv[i], "network")) {
+                        fprintf(stderr, "usage: bench_npu [quantize] [layers] [network]\n");
+                        return 2;
+                }
         printf("bwq bench (driver side): medians; this machine is shared, so figures move between runs.\n");
-        bench_quantize();
-        bench_layers();
-        bench_network();
+        if (want("quantize"))
+                bench_quantize();
+        if (want("layers"))
+                bench_layers();
+        if (want("network"))
+                bench_network();
         return 0;
 }

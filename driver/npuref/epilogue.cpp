@@ -6,80 +6,117 @@
 
 namespace npuref {
 
+OutQuant out_quant(const QParams &p) { return {1.0f / p.scale, float(p.zero), float(p.qmax)}; }
+
+namespace {
+
+// Inlined into each clone, which compiles them for its own instruction set.
+#define NPU_INLINE inline __attribute__((always_inline))
+
+template <int ACT> NPU_INLINE float activate(float y)
+{
+        if constexpr (ACT == NPU_ACT_RELU) {
+                return y > 0.0f ? y : 0.0f;
+        } else if constexpr (ACT == NPU_ACT_RELU6) {
+                float v = y > 0.0f ? y : 0.0f;
+                return v < 6.0f ? v : 6.0f;
+        } else if constexpr (ACT == NPU_ACT_HARDSWISH) {
+                float t = y + 3.0f;
+                t = t > 0.0f ? t : 0.0f;
+                t = t < 6.0f ? t : 6.0f;
+                return y * t / 6.0f;
+        } else if constexpr (ACT == NPU_ACT_HARDSIGMOID) {
+                float t = y / 6.0f + 0.5f;
+                t = t > 0.0f ? t : 0.0f;
+                return t < 1.0f ? t : 1.0f;
+        } else if constexpr (ACT == NPU_ACT_SIGMOID) {
+                // Scalar libm exp: the same in every path.
+                return 1.0f / (1.0f + std::exp(-y));
+        } else {
+                return y;
+        }
+}
+
+NPU_INLINE float quantize(float y, float inv, float zero, float qmax)
+{
+        float q = std::nearbyint(y * inv) + zero;
+        return !(q >= 0.0f) ? 0.0f : q > qmax ? qmax : q; // NaN -> 0
+}
+
+template <int ACT, typename A, typename Q>
+NPU_INLINE void tile(const A *__restrict acc, size_t ldc, size_t rows, size_t n, const A *__restrict off,
+                 const float *__restrict mul, const float *__restrict add, const OutQuant &o, Q *__restrict q, size_t ldq)
+{
+        const float inv = o.inv, zero = o.zero, qmax = o.qmax;
+        for (size_t r = 0; r < rows; r++) {
+                const A *a = acc + r * ldc;
+                Q *d = q + r * ldq;
+                if (off)
+                        for (size_t c = 0; c < n; c++)
+                                d[c] = Q(int32_t(quantize(activate<ACT>(float(a[c] - off[c]) * mul[c] + add[c]), inv, zero, qmax)));
+                else
+                        for (size_t c = 0; c < n; c++)
+                                d[c] = Q(int32_t(quantize(activate<ACT>(float(a[c]) * mul[c] + add[c]), inv, zero, qmax)));
+        }
+}
+
+template <typename A, typename Q>
+NPU_INLINE void tile_act(const A *acc, size_t ldc, size_t rows, size_t n, const A *off, const float *mul, const float *add,
+                     uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+{
+        switch (act) {
+        case NPU_ACT_RELU: return tile<NPU_ACT_RELU>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_RELU6: return tile<NPU_ACT_RELU6>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_HARDSWISH: return tile<NPU_ACT_HARDSWISH>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_HARDSIGMOID: return tile<NPU_ACT_HARDSIGMOID>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_SIGMOID: return tile<NPU_ACT_SIGMOID>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        default: return tile<NPU_ACT_NONE>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        }
+}
+
+template <int ACT> NPU_INLINE void row_float(float *__restrict y, size_t n, const OutQuant &o, uint16_t *__restrict q)
+{
+        const float inv = o.inv, zero = o.zero, qmax = o.qmax;
+        for (size_t i = 0; i < n; i++)
+                q[i] = uint16_t(int32_t(quantize(activate<ACT>(y[i]), inv, zero, qmax)));
+}
+
+} // namespace
+
+// Multiversioned instances (clang multiversions no templates).
 #define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 NPU_CLONES
-void scale_row(const int32_t *acc, const float *mul, const float *add, size_t n, float *y)
+void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                   const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq)
 {
-        for (size_t i = 0; i < n; i++)
-                y[i] = float(acc[i]) * mul[i] + add[i];
+        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
 NPU_CLONES
-void scale_row_offset(const int32_t *__restrict acc, const int32_t *__restrict off, const float *__restrict mul,
-                      const float *__restrict add, size_t n, float *__restrict y)
+void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
 {
-        for (size_t i = 0; i < n; i++)
-                y[i] = float(acc[i] - off[i]) * mul[i] + add[i];
+        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
 NPU_CLONES
-void scale_row64(const int64_t *acc, const float *mul, const float *add, size_t n, float *y)
+void epilogue_tile(const int64_t *acc, size_t ldc, size_t rows, size_t n, const int64_t *off, const float *mul,
+                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
 {
-        for (size_t i = 0; i < n; i++)
-                y[i] = float(acc[i]) * mul[i] + add[i];
+        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
 NPU_CLONES
-static void relu(float *y, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-}
-
-NPU_CLONES
-static void relu6(float *y, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                float v = y[i] > 0.0f ? y[i] : 0.0f;
-                y[i] = v < 6.0f ? v : 6.0f;
-        }
-}
-
-NPU_CLONES
-static void hardswish(float *y, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                float t = y[i] + 3.0f;
-                t = t > 0.0f ? t : 0.0f;
-                t = t < 6.0f ? t : 6.0f;
-                y[i] = y[i] * t / 6.0f;
-        }
-}
-
-NPU_CLONES
-static void hardsigmoid(float *y, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                float t = y[i] / 6.0f + 0.5f;
-                t = t > 0.0f ? t : 0.0f;
-                y[i] = t < 1.0f ? t : 1.0f;
-        }
-}
-
-void activate_row(float *y, size_t n, uint8_t act)
+void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint16_t *q)
 {
         switch (act) {
-        case NPU_ACT_RELU: relu(y, n); return;
-        case NPU_ACT_RELU6: relu6(y, n); return;
-        case NPU_ACT_HARDSWISH: hardswish(y, n); return;
-        case NPU_ACT_HARDSIGMOID: hardsigmoid(y, n); return;
-        case NPU_ACT_SIGMOID:
-                // Scalar libm exp: the same in every path.
-                for (size_t i = 0; i < n; i++)
-                        y[i] = 1.0f / (1.0f + std::exp(-y[i]));
-                return;
-        default: return;
+        case NPU_ACT_RELU: return row_float<NPU_ACT_RELU>(y, n, o, q);
+        case NPU_ACT_RELU6: return row_float<NPU_ACT_RELU6>(y, n, o, q);
+        case NPU_ACT_HARDSWISH: return row_float<NPU_ACT_HARDSWISH>(y, n, o, q);
+        case NPU_ACT_HARDSIGMOID: return row_float<NPU_ACT_HARDSIGMOID>(y, n, o, q);
+        case NPU_ACT_SIGMOID: return row_float<NPU_ACT_SIGMOID>(y, n, o, q);
+        default: return row_float<NPU_ACT_NONE>(y, n, o, q);
         }
 }
 

@@ -115,7 +115,67 @@ struct ChannelScale {
         }
 };
 
+// The input of a convolution as u8 planes with its padding written out
+// (the zero point), so that every kernel tap of every output pixel reads
+// memory: one plane up to 8 bits, two at 16 (q = 256 hi + lo).  Rows
+// [0, hp) x columns [0, wp) hold input row py - pad_top, column px - pad_left.
+struct PaddedInput {
+        size_t hp, wp, c;
+        const uint8_t *plane[2];
+};
+
+PaddedInput pad_input(const Geometry &G, const LayerIO &io, ThreadPool *pool, std::vector<uint8_t> &store)
+{
+        PaddedInput P{};
+        P.hp = size_t(G.oh - 1) * G.sh + size_t(G.kh - 1) * G.dh + 1;
+        P.wp = size_t(G.ow - 1) * G.sw + size_t(G.kw - 1) * G.dw + 1;
+        P.c = G.c;
+        const bool wide = io.ax.bits == 16;
+        const size_t plane = size_t(G.n) * P.hp * P.wp * G.c;
+        store.resize(plane * (wide ? 2 : 1));
+        P.plane[0] = store.data();
+        P.plane[1] = store.data() + plane;
+        const int32_t z = io.ax.qp.zero;
+        const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
+        const size_t row = P.wp * G.c;
+        parallel_for(pool, size_t(G.n) * P.hp, [&](size_t i) {
+                const size_t b = i / P.hp, py = i % P.hp;
+                const int64_t iy = int64_t(py) - G.pt;
+                uint8_t *d0 = store.data() + i * row, *d1 = d0 + plane;
+                if (iy < 0 || iy >= int64_t(G.h)) {
+                        std::memset(d0, pad[0], row);
+                        if (wide)
+                                std::memset(d1, pad[1], row);
+                        return;
+                }
+                const size_t left = std::min<size_t>(G.pl, P.wp);
+                const size_t cols = std::min<size_t>(G.w, P.wp - left);
+                const size_t first = ((b * G.h + size_t(iy)) * G.w) * G.c, count = cols * G.c;
+                const size_t l = left * G.c, r = row - l - count;
+                std::memset(d0, pad[0], l);
+                std::memset(d0 + l + count, pad[0], r);
+                if (wide) {
+                        std::memset(d1, pad[1], l);
+                        std::memset(d1 + l + count, pad[1], r);
+                        const uint8_t *x = io.x + 2 * first;
+                        for (size_t j = 0; j < count; j++) {
+                                d0[l + j] = x[2 * j + 1];
+                                d1[l + j] = x[2 * j];
+                        }
+                } else if (io.ax.bits == 8) {
+                        std::memcpy(d0 + l, io.x + first, count);
+                } else {
+                        unpack_u8(io.x, io.ax.bits, first, count, d0 + l);
+                }
+        });
+        return P;
+}
+
 // CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernel.
+// Three ways to feed it: a 1x1 convolution or FC reads the activation rows
+// in place (or unpacked); a convolution whose groups hold whole 4-byte K
+// blocks reads a padded copy of its input tap by tap; anything else copies
+// each output pixel's window into a row (im2col).
 void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
                     const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
 {
@@ -125,13 +185,45 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const size_t K = size_t(G.kh) * G.kw * cin_g, K4 = (K + 3) / 4 * 4, N16 = (cout_g + 15) / 16 * 16;
         const size_t KB = K4 / 4;
         const int32_t z = io.ax.qp.zero;
-
-        // Activations as one u8 plane (<= 8 bits; at 8 bits the tensor itself)
-        // or two (16 bits: q = 256 hi + lo).
         const bool wide = io.ax.bits == 16;
         const int nplanes = wide ? 2 : 1;
+
+        // Sum of each output channel's weights, for the zero-point term.
+        std::vector<int64_t> wsum(G.oc);
+        for (uint32_t g = 0; g < G.groups; g++)
+                for (size_t nb = 0; nb < N16 / 16; nb++) {
+                        int64_t lanes[64];
+                        block_column_sums(W + g * K4 * N16 + nb * K4 * 16, KB, lanes);
+                        for (uint32_t j = 0; j < 16 && nb * 16 + j < cout_g; j++)
+                                wsum[g * cout_g + nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
+                }
+        // One plane and one K block: the accumulator and z * wsum fit int32.
+        const bool narrow = nplanes == 1 && KB <= kKBlocks;
+        std::vector<int32_t> zw(narrow ? G.oc : 0);
+        std::vector<int64_t> zw64(narrow ? 0 : G.oc);
+        for (uint32_t c = 0; c < G.oc; c++)
+                if (narrow)
+                        zw[c] = int32_t(z * wsum[c]);
+                else
+                        zw64[c] = int64_t(z) * wsum[c];
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
+        const OutQuant oq = out_quant(io.ay.qp);
+        const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
+
+        const bool pointwise = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
+                               G.groups == 1 && G.c % 4 == 0;
+        // Tap by tap: each tap's K blocks hold whole input channels, the
+        // K split is not needed and tiles of 4 pixels start packing groups.
+        const bool direct = !pointwise && cin_g % 4 == 0 && KB <= kKBlocks && (size_t(G.ow) * G.oc) % 4 == 0;
+        const size_t M = size_t(G.n) * G.oh * G.ow;
+
         const uint8_t *plane[2] = {io.x, nullptr};
-        if (io.ax.bits != 8) {
+        PaddedInput P{};
+        if (direct) {
+                P = pad_input(G, io, pool, planes);
+                plane[0] = P.plane[0];
+                plane[1] = P.plane[1];
+        } else if (io.ax.bits != 8) {
                 planes.resize(X * nplanes);
                 parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
                         size_t b = i * 65536, e = std::min(X, b + 65536);
@@ -148,51 +240,54 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         }
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
 
-        // Sum of each output channel's weights, for the zero-point term.
-        std::vector<int64_t> wsum(G.oc);
-        std::vector<int32_t> zw(G.oc);
-        for (uint32_t g = 0; g < G.groups; g++)
-                for (size_t nb = 0; nb < N16 / 16; nb++) {
-                        int64_t lanes[64];
-                        block_column_sums(W + g * K4 * N16 + nb * K4 * 16, KB, lanes);
-                        for (uint32_t j = 0; j < 16 && nb * 16 + j < cout_g; j++)
-                                wsum[g * cout_g + nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
+        // Direct tiles: one output row split into chunks of a multiple of 4 pixels.
+        const size_t chunks = (G.ow + kTile - 1) / kTile;
+        const size_t chunk = ((G.ow + chunks - 1) / chunks + 3) / 4 * 4;
+        const size_t row_chunks = (G.ow + chunk - 1) / chunk;
+        std::vector<ptrdiff_t> taps;
+        if (direct)
+                for (uint32_t ky = 0; ky < G.kh; ky++)
+                        for (uint32_t kx = 0; kx < G.kw; kx++)
+                                taps.push_back(ptrdiff_t((size_t(ky) * G.dh * P.wp + size_t(kx) * G.dw) * G.c));
+        const size_t items = direct ? size_t(G.n) * G.oh * row_chunks : (M + kTile - 1) / kTile;
+
+        parallel_for(pool, items, [&](size_t item) {
+                size_t m0, mt, b = 0, oy = 0, ox0 = 0;
+                if (direct) {
+                        const size_t rowi = item / row_chunks;
+                        b = rowi / G.oh, oy = rowi % G.oh, ox0 = (item % row_chunks) * chunk;
+                        m0 = rowi * G.ow + ox0;
+                        mt = std::min(chunk, size_t(G.ow) - ox0);
+                } else {
+                        m0 = item * kTile;
+                        mt = std::min(kTile, M - m0);
                 }
-        // One plane and one K block: the accumulator and z * wsum fit int32.
-        const bool narrow = nplanes == 1 && KB <= kKBlocks;
-        if (narrow)
-                for (uint32_t c = 0; c < G.oc; c++)
-                        zw[c] = int32_t(z * wsum[c]);
-        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
-
-        const bool direct = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
-                            G.groups == 1 && G.c % 4 == 0;
-        const size_t M = size_t(G.n) * G.oh * G.ow;
-
-        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
-                const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
-                uint8_t *A = scratch(tls.a, kTile * K4);
+                uint8_t *A = scratch(tls.a, direct || pointwise ? 0 : kTile * K4);
                 int32_t *C32 = scratch(tls.c32, kTile * cout_g);
                 int64_t *C64 = scratch(tls.c64, narrow ? 0 : kTile * cout_g);
-                uint16_t *Q = scratch(tls.q, kTile * G.oc);
-                float *Y = scratch(tls.f, cout_g);
+                uint16_t *Q = scratch(tls.q, out8 && narrow ? 0 : kTile * G.oc);
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const int8_t *Bg = W + g * K4 * N16;
                         if (!narrow)
                                 std::fill(C64, C64 + mt * cout_g, 0);
                         for (int p = 0; p < nplanes; p++) {
-                                const uint8_t *Ap;
-                                size_t lda;
+                                GemmA a{};
+                                ptrdiff_t off0 = 0;
                                 if (direct) {
-                                        Ap = plane[p] + m0 * G.c;
-                                        lda = G.c;
+                                        a.base = plane[p] + ((b * P.hp + oy * G.sh) * P.wp + ox0 * G.sw) * G.c + size_t(g) * cin_g;
+                                        a.lda = size_t(G.sw) * G.c;
+                                        a.tap_off = taps.data();
+                                        a.taps = unsigned(taps.size());
+                                        a.kbt = cin_g / 4;
+                                } else if (pointwise) {
+                                        a = {plane[p] + m0 * G.c, G.c, &off0, 1, KB};
                                 } else {
                                         for (size_t r = 0; r < mt; r++) {
                                                 size_t m = m0 + r;
-                                                size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+                                                size_t ox = m % G.ow, oyy = (m / G.ow) % G.oh, bb = m / (size_t(G.ow) * G.oh);
                                                 uint8_t *row = A + r * K4;
                                                 for (uint32_t ky = 0; ky < G.kh; ky++) {
-                                                        int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                                                        int64_t iy = int64_t(oyy * G.sh) - G.pt + int64_t(ky) * G.dh;
                                                         for (uint32_t kx = 0; kx < G.kw; kx++) {
                                                                 int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
                                                                 uint8_t *dst = row + (size_t(ky) * G.kw + kx) * cin_g;
@@ -200,41 +295,48 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                                                         std::memset(dst, pad_value[p], cin_g);
                                                                 else
                                                                         std::memcpy(dst,
-                                                                                    plane[p] + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c +
+                                                                                    plane[p] + ((bb * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c +
                                                                                             size_t(g) * cin_g,
                                                                                     cin_g);
                                                         }
                                                 }
                                                 std::memset(row + K, 0, K4 - K);
                                         }
-                                        Ap = A;
-                                        lda = K4;
+                                        a = {A, K4, &off0, 1, KB};
                                 }
                                 const int64_t weight = wide && p == 0 ? 256 : 1;
+                                if (direct) {
+                                        k.gemm_u8s8(a, mt, Bg, K4, cout_g, 0, C32, cout_g);
+                                        if (!narrow)
+                                                for (size_t i = 0; i < mt * cout_g; i++)
+                                                        C64[i] += weight * C32[i];
+                                        continue;
+                                }
+                                // Rows past 65536 bytes in int32 pieces.
                                 for (size_t kb0 = 0; kb0 < KB; kb0 += kKBlocks) {
                                         size_t kb1 = std::min(KB, kb0 + kKBlocks);
-                                        k.gemm_u8s8(Ap, lda, mt, Bg, K4, cout_g, kb0, kb1, C32, cout_g);
+                                        GemmA part = a;
+                                        ptrdiff_t off = off0 + ptrdiff_t(4 * kb0);
+                                        part.tap_off = &off;
+                                        part.kbt = kb1 - kb0;
+                                        k.gemm_u8s8(part, mt, Bg, K4, cout_g, kb0, C32, cout_g);
                                         if (!narrow)
                                                 for (size_t i = 0; i < mt * cout_g; i++)
                                                         C64[i] += weight * C32[i];
                                 }
                         }
                         const uint32_t c0 = g * cout_g;
-                        for (size_t r = 0; r < mt; r++) {
-                                if (narrow) {
-                                        scale_row_offset(C32 + r * cout_g, zw.data() + c0, cs.mul.data() + c0, cs.add.data() + c0,
-                                                         cout_g, Y);
-                                } else {
-                                        int64_t *acc = C64 + r * cout_g;
-                                        for (uint32_t n = 0; n < cout_g; n++)
-                                                acc[n] -= int64_t(z) * wsum[c0 + n];
-                                        scale_row64(acc, cs.mul.data() + c0, cs.add.data() + c0, cout_g, Y);
-                                }
-                                activate_row(Y, cout_g, L.act);
-                                quantize_row(Y, cout_g, io.ay.qp, Q + r * G.oc + c0);
-                        }
+                        const float *mul = cs.mul.data() + c0, *add = cs.add.data() + c0;
+                        if (!narrow)
+                                epilogue_tile(C64, cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
+                        else if (out8)
+                                k.epilogue_u8(C32, cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq,
+                                              io.y + m0 * G.oc + c0, G.oc);
+                        else
+                                k.epilogue_u16(C32, cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
                 }
-                store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
+                if (!out8 || !narrow)
+                        store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
         });
 }
 
@@ -247,10 +349,10 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
         const int32_t z = io.ax.qp.zero;
         const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
+        const OutQuant oq = out_quant(io.ay.qp);
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);
-                float *Y = scratch(tls.f, C);
                 std::vector<Acc> acc(C);
                 std::vector<const uint16_t *> xs(size_t(G.kh) * G.kw);
                 std::vector<const int8_t *> ws(xs.size());
@@ -279,11 +381,9 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                                         depthwise_tap(xs[t], ws[t], z, C, acc.data());
                         }
                         if constexpr (sizeof(Acc) == 4)
-                                scale_row(acc.data(), cs.mul.data(), cs.add.data(), C, Y);
+                                k.epilogue_u16(acc.data(), C, 1, C, nullptr, cs.mul.data(), cs.add.data(), L.act, oq, Q + r * C, C);
                         else
-                                scale_row64(acc.data(), cs.mul.data(), cs.add.data(), C, Y);
-                        activate_row(Y, C, L.act);
-                        quantize_row(Y, C, io.ay.qp, Q + r * C);
+                                epilogue_tile(acc.data(), C, 1, C, nullptr, cs.mul.data(), cs.add.data(), L.act, oq, Q + r * C, C);
                 }
                 store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
         });
@@ -297,6 +397,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         const npu_tensor_desc &x = *in[0];
         const size_t M = size_t(y.n) * y.h * y.w, C = y.c;
         auto deq = [&](int i, size_t e) { return dequantize_one(inq[i][e], inact[i].qp); };
+        const OutQuant oq = out_quant(ay.qp);
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);
@@ -363,8 +464,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                 }
                                 Y[c] = v;
                         }
-                        activate_row(Y, C, L.act);
-                        quantize_row(Y, C, ay.qp, Q + r * C);
+                        epilogue_float(Y, C, L.act, oq, Q + r * C);
                 }
                 store_tile(Q, ay.bits, m0 * C, mt * C, ydst);
         });

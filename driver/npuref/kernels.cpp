@@ -2,17 +2,20 @@
 
 namespace npuref {
 
-void gemm_u8s8_portable(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
-                        size_t kb0, size_t kb1, int32_t *C, size_t ldc)
+void gemm_u8s8_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
+                        size_t ldc)
 {
         for (size_t m = 0; m < M; m++) {
-                const uint8_t *a = A + m * lda;
                 for (size_t n = 0; n < N; n++) {
-                        const int8_t *b = B + (n / 16) * K4 * 16 + (n % 16) * 4;
+                        const int8_t *b = B + (n / 16) * K4 * 16 + (n % 16) * 4 + kb0 * 64;
                         int32_t acc = 0;
-                        for (size_t kb = kb0; kb < kb1; kb++)
-                                for (size_t j = 0; j < 4; j++)
-                                        acc += int32_t(a[4 * kb + j]) * int32_t(b[kb * 64 + j]);
+                        for (unsigned t = 0; t < A.taps; t++) {
+                                const uint8_t *a = A.base + m * A.lda + A.tap_off[t];
+                                const int8_t *bt = b + t * A.kbt * 64;
+                                for (size_t j = 0; j < A.kbt; j++)
+                                        for (size_t i = 0; i < 4; i++)
+                                                acc += int32_t(a[4 * j + i]) * int32_t(bt[j * 64 + i]);
+                        }
                         C[m * ldc + n] = acc;
                 }
         }
@@ -85,9 +88,13 @@ Isa isa_best()
 
 const Kernels &kernels_for(Isa isa)
 {
-        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_pixel_portable};
-        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_pixel_portable};
-        static const Kernels avx512 = {Isa::Avx512Vnni, "avx512vnni", gemm_u8s8_avx512vnni, depthwise_pixel_avx512};
+        // The generic epilogues are multiversioned by themselves.
+        static const EpilogueU8Fn e8 = epilogue_tile;
+        static const EpilogueU16Fn e16 = epilogue_tile;
+        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_pixel_portable, e8, e16};
+        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_pixel_portable, e8, e16};
+        static const Kernels avx512 = {Isa::Avx512Vnni,      "avx512vnni",        gemm_u8s8_avx512vnni,
+                                       depthwise_pixel_avx512, epilogue_u8_avx512, epilogue_u16_avx512};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

@@ -7,27 +7,50 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "epilogue.h"
+
 namespace npuref {
 
 enum class Isa { Portable = 0, Avx2 = 1, Avx512Vnni = 2 };
 
+// The activation operand of a GEMM call, read in K blocks of 4 bytes.  The
+// K blocks are split into `taps` runs of kbt blocks; block j of run t of
+// row m is at base + m * lda + tap_off[t] + 4 * j.  One run over a plain
+// matrix; a direct convolution has one run per kernel tap, each pointing at
+// the input pixel that tap reads (so no im2col copy).
+struct GemmA {
+        const uint8_t *base;
+        size_t lda;
+        const ptrdiff_t *tap_off;
+        unsigned taps;
+        size_t kbt;
+};
+
 // Weights of one group in the blocked layout [N16/16][K4/4][16][4] (int8).
-// C[m * ldc + n] = sum over k in [4*kb0, 4*kb1) of A[m * lda + k] * B(n, k)
-// for m < M, n < N.  A rows hold K4 bytes (padding may hold anything: its
-// weights are zero).
-using GemmU8S8Fn = void (*)(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4,
-                            size_t N, size_t kb0, size_t kb1, int32_t *C, size_t ldc);
+// C[m * ldc + n] = sum over the taps * kbt K blocks of A of A's bytes times
+// the weights of K blocks [kb0, kb0 + taps * kbt), for m < M, n < N.
+// Padding bytes of A may hold anything: their weights are zero.
+using GemmU8S8Fn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
+                            size_t ldc);
 
 // acc[c] = sum over t < taps of (xs[t][c] - z) * ws[t][c] for c < C, in
 // int32 (inputs of at most 8 bits): one output pixel of a depthwise window.
 using DepthwisePixelFn = void (*)(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
                                   int32_t *acc);
 
+// epilogue_tile (epilogue.h) for int32 accumulators.
+using EpilogueU8Fn = void (*)(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off,
+                              const float *mul, const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
+using EpilogueU16Fn = void (*)(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off,
+                               const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+
 struct Kernels {
         Isa isa;
         const char *name;
         GemmU8S8Fn gemm_u8s8;
         DepthwisePixelFn depthwise_pixel;
+        EpilogueU8Fn epilogue_u8;
+        EpilogueU16Fn epilogue_u16;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -36,16 +59,22 @@ const Kernels &kernels_for(Isa isa);
 bool isa_supported(Isa isa);
 Isa isa_best();
 
-void gemm_u8s8_portable(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
-                        size_t kb0, size_t kb1, int32_t *C, size_t ldc);
-void gemm_u8s8_avx2(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
-                    size_t kb0, size_t kb1, int32_t *C, size_t ldc);
+void gemm_u8s8_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
+                        size_t ldc);
+void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C, size_t ldc);
 void depthwise_pixel_portable(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
                               int32_t *acc);
 void depthwise_pixel_avx512(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
                             int32_t *acc);
-void gemm_u8s8_avx512vnni(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
-                          size_t kb0, size_t kb1, int32_t *C, size_t ldc);
+void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
+                          size_t ldc);
+
+// The epilogue written with AVX-512 intrinsics: the same IEEE operations in
+// the same order as epilogue_tile, so the same bytes.
+void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                        const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
+void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                         const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
 
 // lanes[j] = sum over kb < KB of block[kb * 64 + j]: per-byte sums of one
 // 16-channel block of the blocked weight layout.

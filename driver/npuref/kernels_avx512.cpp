@@ -2,15 +2,21 @@
 // activation bytes times 16 output channels x 4 weights per instruction.
 #include <immintrin.h>
 
+// GCC 12 warns that the masked loads' undefined pass-through vector "may be
+// used uninitialized" (it is never read: the zero-masking forms zero it).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include "kernels.h"
+#include "npu_accel.h"
 
 namespace npuref {
 
 template <int MR>
-static inline void tile(const uint8_t *A, size_t lda, const int8_t *B, size_t K4, size_t N, size_t n0,
-                        size_t kb0, size_t kb1, int32_t *C, size_t ldc)
+static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, size_t N, size_t n0, size_t kb0,
+                        int32_t *C, size_t ldc)
 {
-        const int8_t *b0 = B + (n0 / 16) * K4 * 16;
+        const size_t lda = A.lda;
+        const int8_t *b0 = B + (n0 / 16) * K4 * 16 + kb0 * 64;
         const int8_t *b1 = b0 + K4 * 16;
         const bool two = n0 + 16 < N;
         __m512i acc0[MR], acc1[MR];
@@ -18,40 +24,44 @@ static inline void tile(const uint8_t *A, size_t lda, const int8_t *B, size_t K4
                 acc0[r] = _mm512_setzero_si512();
                 acc1[r] = _mm512_setzero_si512();
         }
-        if (two) {
-                for (size_t kb = kb0; kb < kb1; kb++) {
-                        __m512i w0 = _mm512_loadu_si512(b0 + kb * 64);
-                        __m512i w1 = _mm512_loadu_si512(b1 + kb * 64);
-                        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                                int32_t a4;
-                                __builtin_memcpy(&a4, A + r * lda + 4 * kb, 4);
-                                __m512i a = _mm512_set1_epi32(a4);
-                                acc0[r] = _mm512_dpbusd_epi32(acc0[r], a, w0);
-                                acc1[r] = _mm512_dpbusd_epi32(acc1[r], a, w1);
+        for (unsigned t = 0; t < A.taps; t++) {
+                const uint8_t *a = A.base + m0 * lda + A.tap_off[t];
+                const size_t kt = t * A.kbt * 64;
+                if (two) {
+                        for (size_t kb = 0; kb < A.kbt; kb++) {
+                                __m512i w0 = _mm512_loadu_si512(b0 + kt + kb * 64);
+                                __m512i w1 = _mm512_loadu_si512(b1 + kt + kb * 64);
+                                _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
+                                        int32_t a4;
+                                        __builtin_memcpy(&a4, a + r * lda + 4 * kb, 4);
+                                        __m512i av = _mm512_set1_epi32(a4);
+                                        acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, w0);
+                                        acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, w1);
+                                }
                         }
-                }
-        } else {
-                for (size_t kb = kb0; kb < kb1; kb++) {
-                        __m512i w0 = _mm512_loadu_si512(b0 + kb * 64);
-                        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                                int32_t a4;
-                                __builtin_memcpy(&a4, A + r * lda + 4 * kb, 4);
-                                acc0[r] = _mm512_dpbusd_epi32(acc0[r], _mm512_set1_epi32(a4), w0);
+                } else {
+                        for (size_t kb = 0; kb < A.kbt; kb++) {
+                                __m512i w0 = _mm512_loadu_si512(b0 + kt + kb * 64);
+                                _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
+                                        int32_t a4;
+                                        __builtin_memcpy(&a4, a + r * lda + 4 * kb, 4);
+                                        acc0[r] = _mm512_dpbusd_epi32(acc0[r], _mm512_set1_epi32(a4), w0);
+                                }
                         }
                 }
         }
         size_t left = N - n0;
-        __mmask16 m0 = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-        __mmask16 m1 = left >= 32 ? __mmask16(0xffff) : left > 16 ? __mmask16((1u << (left - 16)) - 1) : 0;
+        __mmask16 m0k = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+        __mmask16 m1k = left >= 32 ? __mmask16(0xffff) : left > 16 ? __mmask16((1u << (left - 16)) - 1) : 0;
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                _mm512_mask_storeu_epi32(C + r * ldc + n0, m0, acc0[r]);
+                _mm512_mask_storeu_epi32(C + r * ldc + n0, m0k, acc0[r]);
                 if (two)
-                        _mm512_mask_storeu_epi32(C + r * ldc + n0 + 16, m1, acc1[r]);
+                        _mm512_mask_storeu_epi32(C + r * ldc + n0 + 16, m1k, acc1[r]);
         }
 }
 
-void gemm_u8s8_avx512vnni(const uint8_t *A, size_t lda, size_t M, const int8_t *B, size_t K4, size_t N,
-                          size_t kb0, size_t kb1, int32_t *C, size_t ldc)
+void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
+                          size_t ldc)
 {
         constexpr int MR = 6;
         // Columns outer: a 32-column slice of B stays in cache while the rows
@@ -59,9 +69,9 @@ void gemm_u8s8_avx512vnni(const uint8_t *A, size_t lda, size_t M, const int8_t *
         for (size_t n0 = 0; n0 < N; n0 += 32) {
                 size_t m = 0;
                 for (; m + MR <= M; m += MR)
-                        tile<MR>(A + m * lda, lda, B, K4, N, n0, kb0, kb1, C + m * ldc, ldc);
+                        tile<MR>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
                 for (; m < M; m++)
-                        tile<1>(A + m * lda, lda, B, K4, N, n0, kb0, kb1, C + m * ldc, ldc);
+                        tile<1>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
         }
 }
 
@@ -82,6 +92,102 @@ void depthwise_pixel_avx512(const uint16_t *const *xs, const int8_t *const *ws, 
                 }
                 _mm512_mask_storeu_epi32(acc + c, m, a);
         }
+}
+
+// The epilogue, 16 channels per register.  Each step is the IEEE operation
+// of epilogue.cpp's scalar expression: max/min select exactly as its
+// conditionals do (vmaxps returns its second operand for NaN), rounding uses
+// the current mode like nearbyint, no fused multiply-add.
+template <int ACT> static inline __m512 activate(__m512 y)
+{
+        const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+        if constexpr (ACT == NPU_ACT_RELU) {
+                return _mm512_max_ps(y, zero);
+        } else if constexpr (ACT == NPU_ACT_RELU6) {
+                return _mm512_min_ps(_mm512_max_ps(y, zero), six);
+        } else if constexpr (ACT == NPU_ACT_HARDSWISH) {
+                __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, _mm512_set1_ps(3.0f)), zero), six);
+                return _mm512_div_ps(_mm512_mul_ps(y, t), six);
+        } else if constexpr (ACT == NPU_ACT_HARDSIGMOID) {
+                __m512 t = _mm512_add_ps(_mm512_div_ps(y, six), _mm512_set1_ps(0.5f));
+                return _mm512_min_ps(_mm512_max_ps(t, zero), _mm512_set1_ps(1.0f));
+        } else {
+                return y;
+        }
+}
+
+static inline void store_q(uint8_t *d, __mmask16 m, bool full, __m512i q)
+{
+        if (full)
+                _mm_storeu_si128(reinterpret_cast<__m128i *>(d), _mm512_cvtusepi32_epi8(q));
+        else
+                _mm512_mask_cvtusepi32_storeu_epi8(d, m, q);
+}
+
+static inline void store_q(uint16_t *d, __mmask16 m, bool full, __m512i q)
+{
+        if (full)
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d), _mm512_cvtusepi32_epi16(q));
+        else
+                _mm512_mask_cvtusepi32_storeu_epi16(d, m, q);
+}
+
+template <int ACT, bool OFF, typename Q>
+static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                     const float *add, const OutQuant &o, Q *q, size_t ldq)
+{
+        const __m512 inv = _mm512_set1_ps(o.inv), zp = _mm512_set1_ps(o.zero), qmax = _mm512_set1_ps(o.qmax);
+        const __m512 zero = _mm512_setzero_ps();
+        for (size_t c = 0; c < n; c += 16) {
+                const bool full = n - c >= 16;
+                const __mmask16 m = full ? __mmask16(0xffff) : __mmask16((1u << (n - c)) - 1);
+                const __m512 mv = _mm512_maskz_loadu_ps(m, mul + c), av = _mm512_maskz_loadu_ps(m, add + c);
+                const __m512i ov = OFF ? _mm512_maskz_loadu_epi32(m, off + c) : _mm512_setzero_si512();
+                for (size_t r = 0; r < rows; r++) {
+                        __m512i a = _mm512_maskz_loadu_epi32(m, acc + r * ldc + c);
+                        if (OFF)
+                                a = _mm512_sub_epi32(a, ov);
+                        __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), mv), av);
+                        y = activate<ACT>(y);
+                        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(y, inv), _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
+                        v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zp), zero), qmax);
+                        store_q(q + r * ldq + c, m, full, _mm512_cvttps_epi32(v));
+                }
+        }
+}
+
+template <bool OFF, typename Q>
+static void epilogue_act(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+{
+        switch (act) {
+        case NPU_ACT_NONE: return epilogue<NPU_ACT_NONE, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_RELU: return epilogue<NPU_ACT_RELU, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_RELU6: return epilogue<NPU_ACT_RELU6, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_HARDSWISH: return epilogue<NPU_ACT_HARDSWISH, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_HARDSIGMOID:
+                return epilogue<NPU_ACT_HARDSIGMOID, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        default:  // sigmoid: libm's exp, in the generic loop
+                return epilogue_tile(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        }
+}
+
+void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                        const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq)
+{
+        if (off)
+                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        else
+                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+}
+
+void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                         const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+{
+        if (off)
+                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        else
+                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
 } // namespace npuref

@@ -65,11 +65,6 @@ NPU_CLONES static void quantize_u8(const float *src, size_t n, float scale, floa
         quantize_to(src, n, scale, zero, qmax, dst);
 }
 
-void quantize_row(const float *y, size_t n, const QParams &p, uint16_t *q)
-{
-        quantize_u16(y, n, p.scale, float(p.zero), float(p.qmax), q);
-}
-
 // Whole packing groups from one value per element (u8 or u16).
 template <typename Q> static inline void pack4_groups(const Q *q, size_t pairs, uint8_t *dst)
 {

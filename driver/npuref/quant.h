@@ -37,9 +37,6 @@ void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_
 // Elements per indivisible packing group.
 constexpr size_t pack_group(unsigned bits) { return bits == 4 ? 2 : bits == 6 ? 4 : 1; }
 
-// q[i] = quantize_one(y[i], p) for i < n, vectorised (the layers' outputs).
-void quantize_row(const float *y, size_t n, const QParams &p, uint16_t *q);
-
 // Quantize and pack float values (the host's input path).
 void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst);
 void unpack_dequantize(const uint8_t *src, size_t count, const QParams &p, unsigned bits, float *dst);

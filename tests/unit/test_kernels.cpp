@@ -1,5 +1,6 @@
 // GEMM kernels: every instruction set against the portable one, bit for bit.
 #include "kernels.h"
+#include "npu_accel.h"
 #include "test_util.h"
 
 using namespace npuref;
@@ -21,15 +22,31 @@ static void check_isa(Isa isa)
                 for (auto &b : B)
                         b = int8_t(int(rng.below(255)) - 127);
                 std::vector<int32_t> want(M * N, -1), got(M * N, -2);
-                gemm_u8s8_portable(A.data(), K4, M, B.data(), K4, N, 0, K4 / 4, want.data(), N);
-                kernels_for(isa).gemm_u8s8(A.data(), K4, M, B.data(), K4, N, 0, K4 / 4, got.data(), N);
+                const ptrdiff_t zero = 0;
+                GemmA a{A.data(), K4, &zero, 1, K4 / 4};
+                gemm_u8s8_portable(a, M, B.data(), K4, N, 0, want.data(), N);
+                kernels_for(isa).gemm_u8s8(a, M, B.data(), K4, N, 0, got.data(), N);
                 assert_memory_equal(want.data(), got.data(), want.size() * 4);
                 // A K sub-range, as the int32 split of long rows uses.
                 if (K4 >= 8) {
-                        gemm_u8s8_portable(A.data(), K4, M, B.data(), K4, N, 1, K4 / 4 - 1, want.data(), N);
-                        kernels_for(isa).gemm_u8s8(A.data(), K4, M, B.data(), K4, N, 1, K4 / 4 - 1, got.data(), N);
+                        const ptrdiff_t four = 4;
+                        GemmA sub{A.data(), K4, &four, 1, K4 / 4 - 2};
+                        gemm_u8s8_portable(sub, M, B.data(), K4, N, 1, want.data(), N);
+                        kernels_for(isa).gemm_u8s8(sub, M, B.data(), K4, N, 1, got.data(), N);
                         assert_memory_equal(want.data(), got.data(), want.size() * 4);
                 }
+                // Taps: K4 / 4 blocks in runs of one block read at scattered
+                // offsets (backwards), rows of stride 8 overlapping.
+                std::vector<uint8_t> X(M * 8 + 4 * K4);
+                for (auto &x : X)
+                        x = uint8_t(rng.next());
+                std::vector<ptrdiff_t> offs(K4 / 4);
+                for (size_t t = 0; t < offs.size(); t++)
+                        offs[t] = ptrdiff_t(4 * (offs.size() - 1 - t) * 3 % (4 * K4));
+                GemmA taps{X.data(), 8, offs.data(), unsigned(offs.size()), 1};
+                gemm_u8s8_portable(taps, M, B.data(), K4, N, 0, want.data(), N);
+                kernels_for(isa).gemm_u8s8(taps, M, B.data(), K4, N, 0, got.data(), N);
+                assert_memory_equal(want.data(), got.data(), want.size() * 4);
         }
 }
 
@@ -45,9 +62,61 @@ static void portable_definition(void **)
                 B[1 * 4 + j] = w1[j];
         }
         int32_t C[2];
-        gemm_u8s8_portable(A, 4, 1, B, 4, 2, 0, 1, C, 2);
+        const ptrdiff_t zero = 0;
+        gemm_u8s8_portable(GemmA{A, 4, &zero, 1, 1}, 1, B, 4, 2, 0, C, 2);
         assert_int_equal(C[0], -2);
         assert_int_equal(C[1], 1270);
+}
+
+// Each ISA's epilogue against the generic one, bit for bit: every
+// activation, both output widths, with and without the zero-point term,
+// row lengths with a masked tail, accumulators that saturate both ends.
+static void check_epilogue(Isa isa)
+{
+        const Kernels &k = kernels_for(isa);
+        test::Rng rng{99};
+        const size_t rows = 5, ldc = 70;
+        for (size_t n : {size_t(1), size_t(16), size_t(37), size_t(64)}) {
+                std::vector<int32_t> acc(rows * ldc), off(n);
+                std::vector<float> mul(n), add(n);
+                for (auto &a : acc)
+                        a = int32_t(rng.below(2000001)) - 1000000;
+                acc[0] = INT32_MAX / 2;
+                acc[1 % n] = -INT32_MAX / 2;
+                for (size_t c = 0; c < n; c++) {
+                        off[c] = int32_t(rng.below(20001)) - 10000;
+                        mul[c] = rng.uniform(1e-6f, 2e-5f);
+                        add[c] = rng.uniform(-1.0f, 1.0f);
+                }
+                for (unsigned bits : {4u, 8u, 16u}) {
+                        const OutQuant o = out_quant(qparams(-4.0f, 7.0f, bits));
+                        for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU, NPU_ACT_RELU6, NPU_ACT_HARDSWISH, NPU_ACT_HARDSIGMOID,
+                                            NPU_ACT_SIGMOID})
+                                for (const int32_t *of : {static_cast<const int32_t *>(off.data()), static_cast<const int32_t *>(nullptr)}) {
+                                        std::vector<uint8_t> w8(rows * n, 1), g8(rows * n, 2);
+                                        std::vector<uint16_t> w16(rows * n, 1), g16(rows * n, 2);
+                                        if (bits <= 8) {  // u8 output holds up to 8 bits
+                                                epilogue_tile(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, w8.data(), n);
+                                                k.epilogue_u8(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, g8.data(), n);
+                                                assert_memory_equal(w8.data(), g8.data(), w8.size());
+                                        }
+                                        epilogue_tile(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, w16.data(), n);
+                                        k.epilogue_u16(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, g16.data(), n);
+                                        assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
+                                }
+                }
+        }
+}
+
+static void epilogues(void **)
+{
+        for (Isa isa : {Isa::Avx2, Isa::Avx512Vnni}) {
+                if (!isa_supported(isa)) {
+                        print_message("epilogue: %s not on this CPU, not compared\n", kernels_for(isa).name);
+                        continue;
+                }
+                check_epilogue(isa);
+        }
 }
 
 static void avx2(void **) { check_isa(Isa::Avx2); }
@@ -59,6 +128,7 @@ int main()
                 cmocka_unit_test(portable_definition),
                 cmocka_unit_test(avx2),
                 cmocka_unit_test(avx512vnni),
+                cmocka_unit_test(epilogues),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }

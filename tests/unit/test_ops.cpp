@@ -64,7 +64,14 @@ static void conv2d(void **state)
         check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 5->7", rng, 5, 7, 3, 1, 1, 1, p1, NPU_ACT_NONE));
         check_case(d->best, d->portable, conv_case("conv 3x3 s2 asym pads relu", rng, 6, 18, 3, 2, 1, 1, pa, NPU_ACT_RELU));
         check_case(d->best, d->portable, conv_case("conv 3x3 dilation 2 relu6", rng, 4, 9, 3, 1, 2, 1, p2, NPU_ACT_RELU6));
-        check_case(d->best, d->portable, conv_case("conv 1x1 8->33 (direct)", rng, 8, 33, 1, 1, 1, 1, p0, NPU_ACT_NONE));
+        check_case(d->best, d->portable, conv_case("conv 1x1 8->33 (in place)", rng, 8, 33, 1, 1, 1, 1, p0, NPU_ACT_NONE));
+        // Whole 4-byte K blocks per tap: the padded input read tap by tap.
+        check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 8->12 (taps)", rng, 8, 12, 3, 1, 1, 1, p1, NPU_ACT_RELU6));
+        check_case(d->best, d->portable,
+                   conv_case("conv 3x3 s2 d2 groups 2 (taps)", rng, 8, 8, 3, 2, 2, 2, pa, NPU_ACT_HARDSWISH));
+        check_case(d->best, d->portable, conv_case("conv 1x1 s2 (taps)", rng, 12, 20, 1, 2, 1, 1, p0, NPU_ACT_RELU));
+        check_case(d->best, d->portable,
+                   conv_case("conv 3x3 61 wide (taps, 2 chunks)", rng, 4, 8, 3, 1, 1, 1, p1, NPU_ACT_NONE, 60));
         check_case(d->best, d->portable, conv_case("conv 3x3 groups 2", rng, 6, 4, 3, 1, 1, 2, p1, NPU_ACT_HARDSWISH));
         check_case(d->best, d->portable, conv_case("depthwise 3x3 s2", rng, 12, 12, 3, 2, 1, 12, p1, NPU_ACT_RELU6));
         check_case(d->best, d->portable, conv_case("depthwise 5x5 hardsigmoid", rng, 8, 8, 5, 1, 1, 8, p2, NPU_ACT_HARDSIGMOID));
