@@ -36,12 +36,14 @@ void ThreadPool::run(unsigned)
         unsigned long seen = 0;
         std::unique_lock<std::mutex> lk(mu_);
         for (;;) {
-                // A layer's batches come back to back: spin briefly before
-                // sleeping, since waking a sleeping thread costs more than a
-                // small batch.
+                // A layer's batches come back to back, and a model's jobs
+                // follow each other after the host's own work on the
+                // previous one: spin up to a millisecond before sleeping,
+                // since waking a sleeping thread (tens of microseconds in a
+                // VM) costs as much as a small layer.
                 if (!stop_ && generation_ == seen) {
                         lk.unlock();
-                        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+                        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(1000);
                         while (published_.load(std::memory_order_acquire) == seen && !stopping_.load(std::memory_order_relaxed) &&
                                std::chrono::steady_clock::now() < until)
                                 cpu_relax();
