@@ -340,10 +340,53 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         });
 }
 
-// Depthwise CONV2D: weights [kh][kw][c], one accumulator per channel.
-template <typename Acc>
+// Depthwise CONV2D up to 8-bit inputs: weights [kh][kw][c] read in place
+// over a padded u8 copy of the input, int32 accumulators, the zero-point
+// term (z * the sum of each channel's weights) folded into the epilogue.
+// Tiles of kTile output pixels (so they start whole packing groups) are cut
+// where output rows end.
 void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
-                   const Kernels &k, ThreadPool *pool, const uint16_t *xq)
+                   const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
+{
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
+        const PaddedInput P = pad_input(G, io, pool, planes);
+        std::vector<ptrdiff_t> taps;
+        for (uint32_t ky = 0; ky < G.kh; ky++)
+                for (uint32_t kx = 0; kx < G.kw; kx++)
+                        taps.push_back(ptrdiff_t((size_t(ky) * G.dh * P.wp + size_t(kx) * G.dw) * C));
+        std::vector<int32_t> zw(C, 0);
+        for (size_t t = 0; t < taps.size(); t++)
+                for (size_t c = 0; c < C; c++)
+                        zw[c] += W[t * C + c];
+        for (size_t c = 0; c < C; c++)
+                zw[c] *= io.ax.qp.zero;
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
+        const OutQuant oq = out_quant(io.ay.qp);
+        const bool out8 = io.ay.bits == 8;
+        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
+                const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
+                int32_t *acc = scratch(tls.c32, kTile * C);
+                for (size_t m = m0; m < m0 + mt;) {
+                        const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+                        const size_t len = std::min(m0 + mt - m, size_t(G.ow) - ox);
+                        const uint8_t *x = P.plane[0] + ((b * P.hp + oy * G.sh) * P.wp + ox * G.sw) * C;
+                        k.depthwise_rows(x, size_t(G.sw) * C, taps.data(), unsigned(taps.size()), W, C, len, acc + (m - m0) * C);
+                        m += len;
+                }
+                if (out8) {
+                        k.epilogue_u8(acc, C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, io.y + m0 * C, C);
+                } else {
+                        uint16_t *Q = scratch(tls.q, kTile * C);
+                        k.epilogue_u16(acc, C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
+                        store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
+                }
+        });
+}
+
+// Depthwise CONV2D in int64: 16-bit inputs, or more taps than int32 holds.
+void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                     ThreadPool *pool, const uint16_t *xq)
 {
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
@@ -353,13 +396,11 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);
-                std::vector<Acc> acc(C);
-                std::vector<const uint16_t *> xs(size_t(G.kh) * G.kw);
-                std::vector<const int8_t *> ws(xs.size());
+                int64_t *acc = scratch(tls.c64, C);
                 for (size_t r = 0; r < mt; r++) {
                         size_t m = m0 + r;
                         size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
-                        unsigned taps = 0;
+                        std::fill(acc, acc + C, int64_t(0));
                         for (uint32_t ky = 0; ky < G.kh; ky++) {
                                 int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
                                 if (iy < 0 || iy >= G.h)
@@ -368,22 +409,11 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                                         int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
                                         if (ix < 0 || ix >= G.w)
                                                 continue;
-                                        xs[taps] = xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C;
-                                        ws[taps] = W + (size_t(ky) * G.kw + kx) * C;
-                                        taps++;
+                                        depthwise_tap(xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C,
+                                                      W + (size_t(ky) * G.kw + kx) * C, z, C, acc);
                                 }
                         }
-                        if constexpr (sizeof(Acc) == 4) {
-                                k.depthwise_pixel(xs.data(), ws.data(), taps, z, C, acc.data());
-                        } else {
-                                std::fill(acc.begin(), acc.end(), Acc(0));
-                                for (unsigned t = 0; t < taps; t++)
-                                        depthwise_tap(xs[t], ws[t], z, C, acc.data());
-                        }
-                        if constexpr (sizeof(Acc) == 4)
-                                k.epilogue_u16(acc.data(), C, 1, C, nullptr, cs.mul.data(), cs.add.data(), L.act, oq, Q + r * C, C);
-                        else
-                                epilogue_tile(acc.data(), C, 1, C, nullptr, cs.mul.data(), cs.add.data(), L.act, oq, Q + r * C, C);
+                        epilogue_tile(acc, C, 1, C, nullptr, cs.mul.data(), cs.add.data(), L.act, oq, Q + r * C, C);
                 }
                 store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
         });
@@ -529,13 +559,12 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                         const uint8_t *params = bos[L.param_bo_index].data;
                         r.param_bytes_read = L.weight_size + 8ull * y.c;
                         bool depthwise = L.op == NPU_OP_CONV2D && G.groups > 1 && G.groups == G.c && G.groups == G.oc;
-                        if (depthwise) {
+                        if (depthwise && io.ax.bits <= 8 && uint64_t(G.kh) * G.kw <= kDepthwiseMaxTaps32) {
+                                run_depthwise(L, G, io, params, k, pool, planes);
+                        } else if (depthwise) {
                                 xq.resize(tensor_elements(x));
                                 unpack_all(pool, io.x, io.ax.bits, xq.size(), xq.data());
-                                if (io.ax.bits > 8)
-                                        run_depthwise<int64_t>(L, G, io, params, k, pool, xq.data());
-                                else
-                                        run_depthwise<int32_t>(L, G, io, params, k, pool, xq.data());
+                                run_depthwise64(L, G, io, params, pool, xq.data());
                         } else {
                                 run_gemm_layer(L, G, io, params, k, pool, planes);
                         }

@@ -24,13 +24,6 @@ void gemm_u8s8_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, si
 #define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 NPU_CLONES
-void depthwise_tap(const uint16_t *__restrict x, const int8_t *__restrict w, int32_t z, size_t C, int32_t *__restrict acc)
-{
-        for (size_t c = 0; c < C; c++)
-                acc[c] += (int32_t(x[c]) - z) * int32_t(w[c]);
-}
-
-NPU_CLONES
 void depthwise_tap(const uint16_t *__restrict x, const int8_t *__restrict w, int32_t z, size_t C, int64_t *__restrict acc)
 {
         for (size_t c = 0; c < C; c++)
@@ -54,13 +47,21 @@ void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64])
         }
 }
 
-void depthwise_pixel_portable(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
-                              int32_t *acc)
+NPU_CLONES
+void depthwise_rows_portable(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                             size_t C, size_t count, int32_t *acc)
 {
-        for (size_t c = 0; c < C; c++)
-                acc[c] = 0;
-        for (unsigned t = 0; t < taps; t++)
-                depthwise_tap(xs[t], ws[t], z, C, acc);
+        for (size_t j = 0; j < count; j++) {
+                int32_t *__restrict a = acc + j * C;
+                for (size_t c = 0; c < C; c++)
+                        a[c] = 0;
+                for (unsigned t = 0; t < taps; t++) {
+                        const uint8_t *__restrict xt = x + j * step + tap_off[t];
+                        const int8_t *__restrict wt = w + size_t(t) * C;
+                        for (size_t c = 0; c < C; c++)
+                                a[c] += int32_t(xt[c]) * int32_t(wt[c]);
+                }
+        }
 }
 
 bool isa_supported(Isa isa)
@@ -91,10 +92,10 @@ const Kernels &kernels_for(Isa isa)
         // The generic epilogues are multiversioned by themselves.
         static const EpilogueU8Fn e8 = epilogue_tile;
         static const EpilogueU16Fn e16 = epilogue_tile;
-        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_pixel_portable, e8, e16};
-        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_pixel_portable, e8, e16};
+        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_rows_portable, e8, e16};
+        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_rows_portable, e8, e16};
         static const Kernels avx512 = {Isa::Avx512Vnni,      "avx512vnni",        gemm_u8s8_avx512vnni,
-                                       depthwise_pixel_avx512, epilogue_u8_avx512, epilogue_u16_avx512};
+                                       depthwise_rows_avx512, epilogue_u8_avx512, epilogue_u16_avx512};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

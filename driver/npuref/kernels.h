@@ -33,10 +33,13 @@ struct GemmA {
 using GemmU8S8Fn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
                             size_t ldc);
 
-// acc[c] = sum over t < taps of (xs[t][c] - z) * ws[t][c] for c < C, in
-// int32 (inputs of at most 8 bits): one output pixel of a depthwise window.
-using DepthwisePixelFn = void (*)(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
-                                  int32_t *acc);
+// Depthwise rows: for j < count and c < C,
+//   acc[j * C + c] = sum over t < taps of x[j * step + tap_off[t] + c] * w[t * C + c]
+// count output pixels of one row of a depthwise window over a padded u8
+// input, weights [tap][C] int8; int32 holds up to 65536 taps.
+using DepthwiseRowsFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                                 size_t C, size_t count, int32_t *acc);
+constexpr unsigned kDepthwiseMaxTaps32 = 65536;
 
 // epilogue_tile (epilogue.h) for int32 accumulators.
 using EpilogueU8Fn = void (*)(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off,
@@ -48,7 +51,7 @@ struct Kernels {
         Isa isa;
         const char *name;
         GemmU8S8Fn gemm_u8s8;
-        DepthwisePixelFn depthwise_pixel;
+        DepthwiseRowsFn depthwise_rows;
         EpilogueU8Fn epilogue_u8;
         EpilogueU16Fn epilogue_u16;
 };
@@ -62,10 +65,10 @@ Isa isa_best();
 void gemm_u8s8_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
                         size_t ldc);
 void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C, size_t ldc);
-void depthwise_pixel_portable(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
-                              int32_t *acc);
-void depthwise_pixel_avx512(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
-                            int32_t *acc);
+void depthwise_rows_portable(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                             size_t C, size_t count, int32_t *acc);
+void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                           size_t C, size_t count, int32_t *acc);
 void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
                           size_t ldc);
 
@@ -80,8 +83,8 @@ void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, 
 // 16-channel block of the blocked weight layout.
 void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64]);
 
-// acc[c] += (x[c] - z) * w[c] for c < C: one tap of a depthwise window.
-void depthwise_tap(const uint16_t *x, const int8_t *w, int32_t z, size_t C, int32_t *acc);
+// acc[c] += (x[c] - z) * w[c] for c < C: one tap of a depthwise window, in
+// int64 (16-bit inputs, or more taps than int32 holds).
 void depthwise_tap(const uint16_t *x, const int8_t *w, int32_t z, size_t C, int64_t *acc);
 
 } // namespace npuref

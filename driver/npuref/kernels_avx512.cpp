@@ -75,22 +75,58 @@ void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         }
 }
 
-// 16 channels per register, the taps summed in registers.
-void depthwise_pixel_avx512(const uint16_t *const *xs, const int8_t *const *ws, unsigned taps, int32_t z, size_t C,
-                            int32_t *acc)
+// 16 channels per register, four output pixels at a time sharing each
+// tap's weights; the taps' weights widened to int32 once per channel block.
+void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                           size_t C, size_t count, int32_t *acc)
 {
-        const __m512i zv = _mm512_set1_epi32(z);
+        constexpr unsigned kChunk = 32;  // taps whose weights sit on the stack at once
+        alignas(64) int32_t wv[kChunk * 16];
         for (size_t c = 0; c < C; c += 16) {
                 const size_t left = C - c;
                 const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-                __m512i a = _mm512_setzero_si512();
-                for (unsigned t = 0; t < taps; t++) {
-                        __m256i x16 = _mm256_maskz_loadu_epi16(m, xs[t] + c);
-                        __m128i w8 = _mm_maskz_loadu_epi8(m, ws[t] + c);
-                        __m512i x = _mm512_sub_epi32(_mm512_maskz_cvtepu16_epi32(m, x16), zv);
-                        a = _mm512_add_epi32(a, _mm512_mullo_epi32(x, _mm512_maskz_cvtepi8_epi32(m, w8)));
+                auto load_x = [&](const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)); };
+                for (unsigned t0 = 0; t0 < taps; t0 += kChunk) {
+                        const unsigned nt = taps - t0 < kChunk ? taps - t0 : kChunk;
+                        for (unsigned t = 0; t < nt; t++)
+                                _mm512_store_si512(wv + 16 * t,
+                                                   _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + size_t(t0 + t) * C + c)));
+                        const ptrdiff_t *off = tap_off + t0;
+                        size_t j = 0;
+                        for (; j + 4 <= count; j += 4) {
+                                int32_t *a = acc + j * C + c;
+                                __m512i a0, a1, a2, a3;
+                                if (t0 == 0) {
+                                        a0 = a1 = a2 = a3 = _mm512_setzero_si512();
+                                } else {
+                                        a0 = _mm512_maskz_loadu_epi32(m, a);
+                                        a1 = _mm512_maskz_loadu_epi32(m, a + C);
+                                        a2 = _mm512_maskz_loadu_epi32(m, a + 2 * C);
+                                        a3 = _mm512_maskz_loadu_epi32(m, a + 3 * C);
+                                }
+                                const uint8_t *xj = x + j * step + c;
+                                for (unsigned t = 0; t < nt; t++) {
+                                        const __m512i wt = _mm512_load_si512(wv + 16 * t);
+                                        const uint8_t *p = xj + off[t];
+                                        a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(p), wt));
+                                        a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(load_x(p + step), wt));
+                                        a2 = _mm512_add_epi32(a2, _mm512_mullo_epi32(load_x(p + 2 * step), wt));
+                                        a3 = _mm512_add_epi32(a3, _mm512_mullo_epi32(load_x(p + 3 * step), wt));
+                                }
+                                _mm512_mask_storeu_epi32(a, m, a0);
+                                _mm512_mask_storeu_epi32(a + C, m, a1);
+                                _mm512_mask_storeu_epi32(a + 2 * C, m, a2);
+                                _mm512_mask_storeu_epi32(a + 3 * C, m, a3);
+                        }
+                        for (; j < count; j++) {
+                                int32_t *a = acc + j * C + c;
+                                __m512i a0 = t0 == 0 ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi32(m, a);
+                                const uint8_t *xj = x + j * step + c;
+                                for (unsigned t = 0; t < nt; t++)
+                                        a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(xj + off[t]), _mm512_load_si512(wv + 16 * t)));
+                                _mm512_mask_storeu_epi32(a, m, a0);
+                        }
                 }
-                _mm512_mask_storeu_epi32(acc + c, m, a);
         }
 }
 

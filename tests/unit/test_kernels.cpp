@@ -108,6 +108,43 @@ static void check_epilogue(Isa isa)
         }
 }
 
+// Depthwise rows against the portable kernel: channel counts with a masked
+// tail, pixel counts not a multiple of 4, more taps than one weight chunk.
+static void depthwise_rows(void **)
+{
+        if (!isa_supported(Isa::Avx512Vnni)) {
+                print_message("skipped: this CPU lacks avx512vnni\n");
+                skip();
+        }
+        test::Rng rng{5};
+        for (size_t C : {size_t(3), size_t(16), size_t(40)})
+                for (unsigned taps : {1u, 9u, 49u})
+                        for (size_t count : {size_t(1), size_t(7), size_t(12)}) {
+                                const size_t step = 2 * C;  // stride 2
+                                std::vector<ptrdiff_t> off(taps);
+                                for (unsigned t = 0; t < taps; t++)
+                                        off[t] = ptrdiff_t((t % 7) * C + (t / 7) * 20 * C);
+                                std::vector<uint8_t> x(count * step + 7 * C + 140 * C);
+                                std::vector<int8_t> w(taps * C);
+                                for (auto &v : x)
+                                        v = uint8_t(rng.next());
+                                for (auto &v : w)
+                                        v = int8_t(int(rng.below(256)) - 128);
+                                std::vector<int32_t> want(count * C, -1), got(count * C, -2);
+                                depthwise_rows_portable(x.data(), step, off.data(), taps, w.data(), C, count, want.data());
+                                kernels_for(Isa::Avx512Vnni)
+                                        .depthwise_rows(x.data(), step, off.data(), taps, w.data(), C, count, got.data());
+                                assert_memory_equal(want.data(), got.data(), want.size() * 4);
+                        }
+        // The definition on one hand-checked value: 255 * -128 + 1 * 127.
+        const uint8_t x[2] = {255, 1};
+        const int8_t w[2] = {-128, 127};
+        const ptrdiff_t off[2] = {0, 1};
+        int32_t a = 0;
+        depthwise_rows_portable(x, 1, off, 2, w, 1, 1, &a);
+        assert_int_equal(a, 255 * -128 + 127);
+}
+
 static void epilogues(void **)
 {
         for (Isa isa : {Isa::Avx2, Isa::Avx512Vnni}) {
@@ -129,6 +166,7 @@ int main()
                 cmocka_unit_test(avx2),
                 cmocka_unit_test(avx512vnni),
                 cmocka_unit_test(epilogues),
+                cmocka_unit_test(depthwise_rows),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
