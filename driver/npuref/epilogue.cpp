@@ -6,7 +6,28 @@
 
 namespace npuref {
 
-OutQuant out_quant(const QParams &p) { return {1.0f / p.scale, float(p.zero), float(p.qmax)}; }
+OutQuant out_quant(const QParams &p, uint8_t act)
+{
+        OutQuant o{1.0f / p.scale, float(p.zero), float(p.qmax), false, 0.0f, float(p.qmax)};
+        if (act == NPU_ACT_NONE || act == NPU_ACT_RELU || act == NPU_ACT_RELU6) {
+                o.folded = true;
+                if (act != NPU_ACT_NONE)
+                        o.lo = o.zero;
+                if (act == NPU_ACT_RELU6)
+                        o.hi = std::fmin(o.qmax, 6.0f * o.inv + o.zero);
+        }
+        return o;
+}
+
+void fold_channels(const OutQuant &o, float *mul, float *add, size_t n)
+{
+        if (!o.folded)
+                return;
+        for (size_t c = 0; c < n; c++) {
+                mul[c] = mul[c] * o.inv;
+                add[c] = add[c] * o.inv + o.zero;
+        }
+}
 
 namespace {
 
@@ -37,26 +58,38 @@ template <int ACT> NPU_INLINE float activate(float y)
         }
 }
 
-NPU_INLINE float quantize(float y, float inv, float zero, float qmax)
+// round(clamp(v, lo, hi)), NaN -> lo.
+NPU_INLINE int32_t round_clamped(float v, float lo, float hi)
 {
-        float q = std::nearbyint(y * inv) + zero;
-        return !(q >= 0.0f) ? 0.0f : q > qmax ? qmax : q; // NaN -> 0
+        v = !(v >= lo) ? lo : v > hi ? hi : v;
+        return int32_t(std::nearbyint(v));
+}
+
+// The quantized value of y = float(acc - off) * mul + add: kFolded for the
+// linear activations folded into mul and add, else the activation's own.
+constexpr int kFolded = -1;
+template <int ACT> NPU_INLINE int32_t finish(float y, const OutQuant &o)
+{
+        if constexpr (ACT == kFolded)
+                return round_clamped(y, o.lo, o.hi);
+        else
+                return round_clamped(activate<ACT>(y) * o.inv + o.zero, 0.0f, o.qmax);
 }
 
 template <int ACT, typename A, typename Q>
 NPU_INLINE void tile(const A *__restrict acc, size_t ldc, size_t rows, size_t n, const A *__restrict off,
-                 const float *__restrict mul, const float *__restrict add, const OutQuant &o, Q *__restrict q, size_t ldq)
+                     const float *__restrict mul, const float *__restrict add, const OutQuant &o, Q *__restrict q, size_t ldq)
 {
-        const float inv = o.inv, zero = o.zero, qmax = o.qmax;
+        const OutQuant oc = o;  // by value: no aliasing with the outputs
         for (size_t r = 0; r < rows; r++) {
                 const A *a = acc + r * ldc;
                 Q *d = q + r * ldq;
                 if (off)
                         for (size_t c = 0; c < n; c++)
-                                d[c] = Q(int32_t(quantize(activate<ACT>(float(a[c] - off[c]) * mul[c] + add[c]), inv, zero, qmax)));
+                                d[c] = Q(finish<ACT>(float(a[c] - off[c]) * mul[c] + add[c], oc));
                 else
                         for (size_t c = 0; c < n; c++)
-                                d[c] = Q(int32_t(quantize(activate<ACT>(float(a[c]) * mul[c] + add[c]), inv, zero, qmax)));
+                                d[c] = Q(finish<ACT>(float(a[c]) * mul[c] + add[c], oc));
         }
 }
 
@@ -64,6 +97,8 @@ template <typename A, typename Q>
 NPU_INLINE void tile_act(const A *acc, size_t ldc, size_t rows, size_t n, const A *off, const float *mul, const float *add,
                      uint8_t act, const OutQuant &o, Q *q, size_t ldq)
 {
+        if (o.folded)
+                return tile<kFolded>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
         switch (act) {
         case NPU_ACT_RELU: return tile<NPU_ACT_RELU>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
         case NPU_ACT_RELU6: return tile<NPU_ACT_RELU6>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
@@ -76,9 +111,9 @@ NPU_INLINE void tile_act(const A *acc, size_t ldc, size_t rows, size_t n, const 
 
 template <int ACT> NPU_INLINE void row_float(float *__restrict y, size_t n, const OutQuant &o, uint16_t *__restrict q)
 {
-        const float inv = o.inv, zero = o.zero, qmax = o.qmax;
+        const OutQuant oc = o;
         for (size_t i = 0; i < n; i++)
-                q[i] = uint16_t(int32_t(quantize(activate<ACT>(y[i]), inv, zero, qmax)));
+                q[i] = uint16_t(finish<ACT>(y[i], oc));
 }
 
 } // namespace

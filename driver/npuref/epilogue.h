@@ -11,18 +11,31 @@
 
 namespace npuref {
 
-// A layer's output quantizer: q = clamp(nearbyint(y * inv) + zero, 0, qmax),
-// NaN -> 0.  It multiplies by the reciprocal of the step instead of dividing
-// (quantize_one, the host's ONNX-exact path): the quotient can differ by one
-// float ulp, so a value within an ulp of a rounding tie may land one step
-// away; either result is within half a step and a rounding error of y.
+// A layer's output quantizer.  Division-free: it multiplies by the
+// reciprocal of the output step (quantize_one, the host's ONNX-exact path,
+// divides), so a value within a float rounding of a rounding tie may land
+// one step away; either result is within half a step and a rounding error.
+//
+// For NONE, RELU and RELU6 the step and zero point fold into the channel
+// constants (fold_channels) and the activation becomes the clamp:
+//   q = round(clamp(float(acc - off) * mul' + add', lo, hi))
+//   mul' = mul / step, add' = add / step + zero, lo = 0 (NONE) or zero,
+//   hi = qmax or, for RELU6, min(qmax, 6 / step + zero).
+// Other activations need the value itself:
+//   q = round(clamp(act(float(acc - off) * mul + add) / step + zero, 0, qmax))
+// round is round-half-even; clamp sends NaN to lo.
 struct OutQuant {
         float inv, zero, qmax;
+        bool folded;
+        float lo, hi;
 };
-OutQuant out_quant(const QParams &p);
+OutQuant out_quant(const QParams &p, uint8_t act);
+// Folds the quantizer into per-channel mul and add when o.folded.
+void fold_channels(const OutQuant &o, float *mul, float *add, size_t n);
 
 // The epilogue of a tile of accumulators (rows x n, row stride ldc):
-//   q[r * ldq + c] = quantize(act(float(acc[r * ldc + c] - off[c]) * mul[c] + add[c]))
+//   q[r * ldq + c] from acc[r * ldc + c] as OutQuant says, with the
+//   channel constants mul[c], add[c] (folded when o.folded) and off[c]
 // off may be null (no zero-point term).  u8 output for depths up to 8 bits.
 void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                    const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
@@ -31,8 +44,8 @@ void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const 
 void epilogue_tile(const int64_t *acc, size_t ldc, size_t rows, size_t n, const int64_t *off, const float *mul,
                    const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
 
-// One row of values computed in float (pools, ADD, MUL, CONCAT):
-// q[i] = quantize(act(y[i])); y is overwritten.
+// One row of values computed in float (pools, ADD, MUL, CONCAT): q[i] from
+// y[i] as OutQuant's unfolded form says (o.folded is ignored).
 void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint16_t *q);
 
 } // namespace npuref

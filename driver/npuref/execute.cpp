@@ -103,15 +103,20 @@ struct LayerIO {
         Act ay;
 };
 
-// Per-output-channel epilogue constants: y = float(acc) * mul[c] + add[c].
+// Per-output-channel epilogue constants: y = float(acc) * mul[c] + add[c],
+// with the output quantizer folded in where it folds (epilogue.h).
 struct ChannelScale {
         std::vector<float> mul, add;
-        ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa) : mul(n), add(n)
+        OutQuant oq;
+        ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa, const npu_layer_desc &L,
+                     const QParams &out)
+                : mul(n), add(n), oq(out_quant(out, L.act))
         {
                 for (uint32_t c = 0; c < n; c++) {
                         mul[c] = sa * load_float(scales + 4 * c);
                         add[c] = load_float(bias + 4 * c);
                 }
+                fold_channels(oq, mul.data(), add.data(), n);
         }
 };
 
@@ -189,14 +194,17 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const int nplanes = wide ? 2 : 1;
 
         // Sum of each output channel's weights, for the zero-point term.
+        // (A megabyte of weights takes tens of microseconds: in parallel.)
         std::vector<int64_t> wsum(G.oc);
-        for (uint32_t g = 0; g < G.groups; g++)
-                for (size_t nb = 0; nb < N16 / 16; nb++) {
-                        int64_t lanes[64];
-                        block_column_sums(W + g * K4 * N16 + nb * K4 * 16, KB, lanes);
-                        for (uint32_t j = 0; j < 16 && nb * 16 + j < cout_g; j++)
-                                wsum[g * cout_g + nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
-                }
+        const size_t nblocks = N16 / 16;
+        const bool big = size_t(G.groups) * K4 * N16 >= (size_t(1) << 16);
+        parallel_for(big ? pool : nullptr, G.groups * nblocks, [&](size_t i) {
+                const size_t g = i / nblocks, nb = i % nblocks;
+                int64_t lanes[64];
+                block_column_sums(W + g * K4 * N16 + nb * K4 * 16, KB, lanes);
+                for (uint32_t j = 0; j < 16 && nb * 16 + j < cout_g; j++)
+                        wsum[g * cout_g + nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
+        });
         // One plane and one K block: the accumulator and z * wsum fit int32.
         const bool narrow = nplanes == 1 && KB <= kKBlocks;
         std::vector<int32_t> zw(narrow ? G.oc : 0);
@@ -206,8 +214,8 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                         zw[c] = int32_t(z * wsum[c]);
                 else
                         zw64[c] = int64_t(z) * wsum[c];
-        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
-        const OutQuant oq = out_quant(io.ay.qp);
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
 
         const bool pointwise = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
@@ -361,8 +369,8 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                         zw[c] += W[t * C + c];
         for (size_t c = 0; c < C; c++)
                 zw[c] *= io.ax.qp.zero;
-        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
-        const OutQuant oq = out_quant(io.ay.qp);
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
@@ -391,8 +399,8 @@ void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
         const int32_t z = io.ax.qp.zero;
-        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale);
-        const OutQuant oq = out_quant(io.ay.qp);
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);
@@ -427,7 +435,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         const npu_tensor_desc &x = *in[0];
         const size_t M = size_t(y.n) * y.h * y.w, C = y.c;
         auto deq = [&](int i, size_t e) { return dequantize_one(inq[i][e], inact[i].qp); };
-        const OutQuant oq = out_quant(ay.qp);
+        const OutQuant oq = out_quant(ay.qp, L.act);
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);

@@ -168,12 +168,14 @@ static inline void store_q(uint16_t *d, __mmask16 m, bool full, __m512i q)
                 _mm512_mask_cvtusepi32_storeu_epi16(d, m, q);
 }
 
+constexpr int kFolded = -1;  // NONE, RELU, RELU6 folded into mul, add and the clamp
+
 template <int ACT, bool OFF, typename Q>
 static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                      const float *add, const OutQuant &o, Q *q, size_t ldq)
 {
-        const __m512 inv = _mm512_set1_ps(o.inv), zp = _mm512_set1_ps(o.zero), qmax = _mm512_set1_ps(o.qmax);
-        const __m512 zero = _mm512_setzero_ps();
+        const __m512 inv = _mm512_set1_ps(o.inv), zp = _mm512_set1_ps(o.zero);
+        const __m512 lo = _mm512_set1_ps(ACT == kFolded ? o.lo : 0.0f), hi = _mm512_set1_ps(ACT == kFolded ? o.hi : o.qmax);
         for (size_t c = 0; c < n; c += 16) {
                 const bool full = n - c >= 16;
                 const __mmask16 m = full ? __mmask16(0xffff) : __mmask16((1u << (n - c)) - 1);
@@ -184,10 +186,11 @@ static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, cons
                         if (OFF)
                                 a = _mm512_sub_epi32(a, ov);
                         __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), mv), av);
-                        y = activate<ACT>(y);
-                        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(y, inv), _MM_FROUND_CUR_DIRECTION | _MM_FROUND_NO_EXC);
-                        v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, zp), zero), qmax);
-                        store_q(q + r * ldq + c, m, full, _mm512_cvttps_epi32(v));
+                        if constexpr (ACT != kFolded)
+                                y = _mm512_add_ps(_mm512_mul_ps(activate<ACT>(y), inv), zp);
+                        // vmaxps returns its second operand for NaN: NaN -> lo.
+                        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+                        store_q(q + r * ldq + c, m, full, _mm512_cvtps_epi32(y));
                 }
         }
 }
@@ -196,6 +199,8 @@ template <bool OFF, typename Q>
 static void epilogue_act(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                          const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
 {
+        if (o.folded)
+                return epilogue<kFolded, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
         switch (act) {
         case NPU_ACT_NONE: return epilogue<NPU_ACT_NONE, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
         case NPU_ACT_RELU: return epilogue<NPU_ACT_RELU, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);

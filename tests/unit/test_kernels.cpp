@@ -89,19 +89,22 @@ static void check_epilogue(Isa isa)
                         add[c] = rng.uniform(-1.0f, 1.0f);
                 }
                 for (unsigned bits : {4u, 8u, 16u}) {
-                        const OutQuant o = out_quant(qparams(-4.0f, 7.0f, bits));
                         for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU, NPU_ACT_RELU6, NPU_ACT_HARDSWISH, NPU_ACT_HARDSIGMOID,
                                             NPU_ACT_SIGMOID})
                                 for (const int32_t *of : {static_cast<const int32_t *>(off.data()), static_cast<const int32_t *>(nullptr)}) {
+                                        // The quantizer folded into the channel constants for NONE, RELU, RELU6.
+                                        const OutQuant o = out_quant(qparams(-4.0f, 7.0f, bits), act);
+                                        std::vector<float> fm(mul), fa(add);
+                                        fold_channels(o, fm.data(), fa.data(), n);
                                         std::vector<uint8_t> w8(rows * n, 1), g8(rows * n, 2);
                                         std::vector<uint16_t> w16(rows * n, 1), g16(rows * n, 2);
                                         if (bits <= 8) {  // u8 output holds up to 8 bits
-                                                epilogue_tile(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, w8.data(), n);
-                                                k.epilogue_u8(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, g8.data(), n);
+                                                epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w8.data(), n);
+                                                k.epilogue_u8(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g8.data(), n);
                                                 assert_memory_equal(w8.data(), g8.data(), w8.size());
                                         }
-                                        epilogue_tile(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, w16.data(), n);
-                                        k.epilogue_u16(acc.data(), ldc, rows, n, of, mul.data(), add.data(), act, o, g16.data(), n);
+                                        epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w16.data(), n);
+                                        k.epilogue_u16(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g16.data(), n);
                                         assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
                                 }
                 }
