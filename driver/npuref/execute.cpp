@@ -120,71 +120,104 @@ struct ChannelScale {
         }
 };
 
-// The input of a convolution as u8 planes with its padding written out
-// (the zero point), so that every kernel tap of every output pixel reads
-// memory: one plane up to 8 bits, two at 16 (q = 256 hi + lo).  Rows
-// [0, hp) x columns [0, wp) hold input row py - pad_top, column px - pad_left.
-struct PaddedInput {
-        size_t hp, wp, c;
+// The input of a convolution as u8 planes: the tensor itself at 8 bits,
+// unpacked up to 8 bits, or two planes at 16 bits (q = 256 hi + lo).
+struct Planes {
         const uint8_t *plane[2];
 };
 
-PaddedInput pad_input(const Geometry &G, const LayerIO &io, ThreadPool *pool, std::vector<uint8_t> &store)
+Planes input_planes(const Geometry &G, const LayerIO &io, ThreadPool *pool, std::vector<uint8_t> &store)
 {
-        PaddedInput P{};
-        P.hp = size_t(G.oh - 1) * G.sh + size_t(G.kh - 1) * G.dh + 1;
-        P.wp = size_t(G.ow - 1) * G.sw + size_t(G.kw - 1) * G.dw + 1;
-        P.c = G.c;
+        const size_t X = size_t(G.n) * G.h * G.w * G.c;
+        if (io.ax.bits == 8)
+                return {{io.x, nullptr}};
         const bool wide = io.ax.bits == 16;
-        const size_t plane = size_t(G.n) * P.hp * P.wp * G.c;
-        store.resize(plane * (wide ? 2 : 1));
-        P.plane[0] = store.data();
-        P.plane[1] = store.data() + plane;
-        const int32_t z = io.ax.qp.zero;
-        const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
-        const size_t row = P.wp * G.c;
-        parallel_for(pool, size_t(G.n) * P.hp, [&](size_t i) {
-                const size_t b = i / P.hp, py = i % P.hp;
-                const int64_t iy = int64_t(py) - G.pt;
-                uint8_t *d0 = store.data() + i * row, *d1 = d0 + plane;
-                if (iy < 0 || iy >= int64_t(G.h)) {
-                        std::memset(d0, pad[0], row);
-                        if (wide)
-                                std::memset(d1, pad[1], row);
-                        return;
-                }
-                const size_t left = std::min<size_t>(G.pl, P.wp);
-                const size_t cols = std::min<size_t>(G.w, P.wp - left);
-                const size_t first = ((b * G.h + size_t(iy)) * G.w) * G.c, count = cols * G.c;
-                const size_t l = left * G.c, r = row - l - count;
-                std::memset(d0, pad[0], l);
-                std::memset(d0 + l + count, pad[0], r);
-                if (wide) {
-                        std::memset(d1, pad[1], l);
-                        std::memset(d1 + l + count, pad[1], r);
-                        const uint8_t *x = io.x + 2 * first;
-                        for (size_t j = 0; j < count; j++) {
-                                d0[l + j] = x[2 * j + 1];
-                                d1[l + j] = x[2 * j];
+        store.resize(X * (wide ? 2 : 1));
+        parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
+                size_t b = i * 65536, e = std::min(X, b + 65536);
+                if (wide)
+                        for (size_t j = b; j < e; j++) {
+                                store[j] = io.x[2 * j + 1];
+                                store[X + j] = io.x[2 * j];
                         }
-                } else if (io.ax.bits == 8) {
-                        std::memcpy(d0 + l, io.x + first, count);
-                } else {
-                        unpack_u8(io.x, io.ax.bits, first, count, d0 + l);
-                }
+                else
+                        unpack_u8(io.x, io.ax.bits, b, e - b, store.data() + b);
         });
-        return P;
+        return {{store.data(), wide ? store.data() + X : nullptr}};
+}
+
+// The output pixels whose whole window lies inside the input: rows
+// [oy0, oy1) x columns [ox0, ox1).  Those read the input in place, tap by
+// tap; the others (the border) read a copy of their window with the zero
+// point where it leaves the input.
+struct Interior {
+        size_t oy0, oy1, ox0, ox1;
+};
+
+Interior interior(const Geometry &G)
+{
+        auto range = [](size_t in, size_t out, size_t k, size_t s, size_t d, size_t pad, size_t &lo, size_t &hi) {
+                lo = (pad + s - 1) / s;  // first o with o * s >= pad
+                const size_t span = (k - 1) * d;
+                hi = in + pad >= span + 1 ? std::min(out, (in - 1 + pad - span) / s + 1) : 0;
+                if (hi < lo)
+                        hi = lo = 0;
+        };
+        Interior r;
+        range(G.h, G.oh, G.kh, G.sh, G.dh, G.pt, r.oy0, r.oy1);
+        range(G.w, G.ow, G.kw, G.sw, G.dw, G.pl, r.ox0, r.ox1);
+        return r;
+}
+
+// Calls inside(m, b, oy, ox, len) for the runs of interior pixels and
+// border(m, len) for the runs of border pixels among output pixels
+// [m0, m0 + mt), in order, each run within one output row.
+template <typename Inside, typename Border>
+void for_runs(const Geometry &G, const Interior &in, size_t m0, size_t mt, Inside inside, Border border)
+{
+        for (size_t m = m0; m < m0 + mt;) {
+                const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+                const size_t end = ox + std::min(m0 + mt - m, size_t(G.ow) - ox);
+                if (oy < in.oy0 || oy >= in.oy1 || in.ox1 <= ox || in.ox0 >= end) {
+                        border(m, end - ox);
+                } else {
+                        const size_t a = std::max(ox, in.ox0), e = std::min(end, in.ox1);
+                        if (a > ox)
+                                border(m, a - ox);
+                        inside(m + (a - ox), b, oy, a, e - a);
+                        if (end > e)
+                                border(m + (e - ox), end - e);
+                }
+                m += end - ox;
+        }
+}
+
+// The window of output pixel m, channels [c0, c0 + cn) of each tap, as one
+// row [tap][cn] with the pad value outside the input (im2col).
+void window_row(const Geometry &G, const uint8_t *plane, uint8_t pad, size_t m, size_t c0, size_t cn, uint8_t *row)
+{
+        const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+        for (uint32_t ky = 0; ky < G.kh; ky++) {
+                const int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                        const int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
+                        uint8_t *dst = row + (size_t(ky) * G.kw + kx) * cn;
+                        if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
+                                std::memset(dst, pad, cn);
+                        else
+                                std::memcpy(dst, plane + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c + c0, cn);
+                }
+        }
 }
 
 // CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernel.
-// Three ways to feed it: a 1x1 convolution or FC reads the activation rows
-// in place (or unpacked); a convolution whose groups hold whole 4-byte K
-// blocks reads a padded copy of its input tap by tap; anything else copies
-// each output pixel's window into a row (im2col).
+// A 1x1 convolution or FC reads the activation rows in place (or unpacked);
+// a convolution whose groups hold whole 4-byte K blocks reads its interior
+// pixels in place tap by tap and copies only the border pixels' windows;
+// anything else copies every output pixel's window into a row (im2col).
 void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
                     const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
 {
-        const size_t X = size_t(G.n) * G.h * G.w * G.c;
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const uint32_t cin_g = G.c / G.groups, cout_g = G.oc / G.groups;
         const size_t K = size_t(G.kh) * G.kw * cin_g, K4 = (K + 3) / 4 * 4, N16 = (cout_g + 15) / 16 * 16;
@@ -193,8 +226,8 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const bool wide = io.ax.bits == 16;
         const int nplanes = wide ? 2 : 1;
 
-        // Sum of each output channel's weights, for the zero-point term.
-        // (A megabyte of weights takes tens of microseconds: in parallel.)
+        // Sum of each output channel's weights, for the zero-point term
+        // (a megabyte of weights takes tens of microseconds: in parallel).
         std::vector<int64_t> wsum(G.oc);
         const size_t nblocks = N16 / 16;
         const bool big = size_t(G.groups) * K4 * N16 >= (size_t(1) << 16);
@@ -220,57 +253,23 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
 
         const bool pointwise = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
                                G.groups == 1 && G.c % 4 == 0;
-        // Tap by tap: each tap's K blocks hold whole input channels, the
-        // K split is not needed and tiles of 4 pixels start packing groups.
-        const bool direct = !pointwise && cin_g % 4 == 0 && KB <= kKBlocks && (size_t(G.ow) * G.oc) % 4 == 0;
+        // Tap by tap: each tap's K blocks hold whole input channels, and
+        // one GEMM call covers K (no int32 split).
+        const bool direct = !pointwise && cin_g % 4 == 0 && KB <= kKBlocks;
         const size_t M = size_t(G.n) * G.oh * G.ow;
-
-        const uint8_t *plane[2] = {io.x, nullptr};
-        PaddedInput P{};
-        if (direct) {
-                P = pad_input(G, io, pool, planes);
-                plane[0] = P.plane[0];
-                plane[1] = P.plane[1];
-        } else if (io.ax.bits != 8) {
-                planes.resize(X * nplanes);
-                parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
-                        size_t b = i * 65536, e = std::min(X, b + 65536);
-                        if (wide)
-                                for (size_t j = b; j < e; j++) {
-                                        planes[j] = io.x[2 * j + 1];
-                                        planes[X + j] = io.x[2 * j];
-                                }
-                        else
-                                unpack_u8(io.x, io.ax.bits, b, e - b, planes.data() + b);
-                });
-                plane[0] = planes.data();
-                plane[1] = planes.data() + X;
-        }
+        const Planes P = input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
-
-        // Direct tiles: one output row split into chunks of a multiple of 4 pixels.
-        const size_t chunks = (G.ow + kTile - 1) / kTile;
-        const size_t chunk = ((G.ow + chunks - 1) / chunks + 3) / 4 * 4;
-        const size_t row_chunks = (G.ow + chunk - 1) / chunk;
+        const Interior inner = interior(G);
         std::vector<ptrdiff_t> taps;
         if (direct)
                 for (uint32_t ky = 0; ky < G.kh; ky++)
                         for (uint32_t kx = 0; kx < G.kw; kx++)
-                                taps.push_back(ptrdiff_t((size_t(ky) * G.dh * P.wp + size_t(kx) * G.dw) * G.c));
-        const size_t items = direct ? size_t(G.n) * G.oh * row_chunks : (M + kTile - 1) / kTile;
+                                taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
+        const ptrdiff_t zero_off = 0;
 
-        parallel_for(pool, items, [&](size_t item) {
-                size_t m0, mt, b = 0, oy = 0, ox0 = 0;
-                if (direct) {
-                        const size_t rowi = item / row_chunks;
-                        b = rowi / G.oh, oy = rowi % G.oh, ox0 = (item % row_chunks) * chunk;
-                        m0 = rowi * G.ow + ox0;
-                        mt = std::min(chunk, size_t(G.ow) - ox0);
-                } else {
-                        m0 = item * kTile;
-                        mt = std::min(kTile, M - m0);
-                }
-                uint8_t *A = scratch(tls.a, direct || pointwise ? 0 : kTile * K4);
+        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t item) {
+                const size_t m0 = item * kTile, mt = std::min(kTile, M - m0);
+                uint8_t *A = scratch(tls.a, pointwise ? 0 : kTile * K4);
                 int32_t *C32 = scratch(tls.c32, kTile * cout_g);
                 int64_t *C64 = scratch(tls.c64, narrow ? 0 : kTile * cout_g);
                 uint16_t *Q = scratch(tls.q, out8 && narrow ? 0 : kTile * G.oc);
@@ -279,58 +278,50 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                         if (!narrow)
                                 std::fill(C64, C64 + mt * cout_g, 0);
                         for (int p = 0; p < nplanes; p++) {
-                                GemmA a{};
-                                ptrdiff_t off0 = 0;
-                                if (direct) {
-                                        a.base = plane[p] + ((b * P.hp + oy * G.sh) * P.wp + ox0 * G.sw) * G.c + size_t(g) * cin_g;
-                                        a.lda = size_t(G.sw) * G.c;
-                                        a.tap_off = taps.data();
-                                        a.taps = unsigned(taps.size());
-                                        a.kbt = cin_g / 4;
-                                } else if (pointwise) {
-                                        a = {plane[p] + m0 * G.c, G.c, &off0, 1, KB};
-                                } else {
-                                        for (size_t r = 0; r < mt; r++) {
-                                                size_t m = m0 + r;
-                                                size_t ox = m % G.ow, oyy = (m / G.ow) % G.oh, bb = m / (size_t(G.ow) * G.oh);
-                                                uint8_t *row = A + r * K4;
-                                                for (uint32_t ky = 0; ky < G.kh; ky++) {
-                                                        int64_t iy = int64_t(oyy * G.sh) - G.pt + int64_t(ky) * G.dh;
-                                                        for (uint32_t kx = 0; kx < G.kw; kx++) {
-                                                                int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
-                                                                uint8_t *dst = row + (size_t(ky) * G.kw + kx) * cin_g;
-                                                                if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
-                                                                        std::memset(dst, pad_value[p], cin_g);
-                                                                else
-                                                                        std::memcpy(dst,
-                                                                                    plane[p] + ((bb * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c +
-                                                                                            size_t(g) * cin_g,
-                                                                                    cin_g);
-                                                        }
-                                                }
+                                const uint8_t *plane = P.plane[p];
+                                // Border windows copied into rows of A.
+                                auto window_rows = [&](size_t m, size_t len) {
+                                        for (size_t r = 0; r < len; r++) {
+                                                uint8_t *row = A + (m - m0 + r) * K4;
+                                                window_row(G, plane, pad_value[p], m + r, size_t(g) * cin_g, cin_g, row);
                                                 std::memset(row + K, 0, K4 - K);
                                         }
-                                        a = {A, K4, &off0, 1, KB};
-                                }
-                                const int64_t weight = wide && p == 0 ? 256 : 1;
+                                };
                                 if (direct) {
-                                        k.gemm_u8s8(a, mt, Bg, K4, cout_g, 0, C32, cout_g);
+                                        for_runs(
+                                                G, inner, m0, mt,
+                                                [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
+                                                        const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
+                                                        GemmA a{plane + ((b * G.h + iy) * G.w + ix) * G.c + size_t(g) * cin_g,
+                                                                size_t(G.sw) * G.c, taps.data(), unsigned(taps.size()), cin_g / 4};
+                                                        k.gemm_u8s8(a, len, Bg, K4, cout_g, 0, C32 + (m - m0) * cout_g, cout_g);
+                                                },
+                                                [&](size_t m, size_t len) {
+                                                        window_rows(m, len);
+                                                        GemmA a{A + (m - m0) * K4, K4, &zero_off, 1, KB};
+                                                        k.gemm_u8s8(a, len, Bg, K4, cout_g, 0, C32 + (m - m0) * cout_g, cout_g);
+                                                });
                                         if (!narrow)
                                                 for (size_t i = 0; i < mt * cout_g; i++)
-                                                        C64[i] += weight * C32[i];
+                                                        C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
                                         continue;
+                                }
+                                const uint8_t *Ap = A;
+                                size_t lda = K4;
+                                if (pointwise) {
+                                        Ap = plane + m0 * G.c;
+                                        lda = G.c;
+                                } else {
+                                        window_rows(m0, mt);
                                 }
                                 // Rows past 65536 bytes in int32 pieces.
                                 for (size_t kb0 = 0; kb0 < KB; kb0 += kKBlocks) {
-                                        size_t kb1 = std::min(KB, kb0 + kKBlocks);
-                                        GemmA part = a;
-                                        ptrdiff_t off = off0 + ptrdiff_t(4 * kb0);
-                                        part.tap_off = &off;
-                                        part.kbt = kb1 - kb0;
-                                        k.gemm_u8s8(part, mt, Bg, K4, cout_g, kb0, C32, cout_g);
+                                        const size_t kb1 = std::min(KB, kb0 + kKBlocks);
+                                        const ptrdiff_t off = ptrdiff_t(4 * kb0);
+                                        k.gemm_u8s8(GemmA{Ap, lda, &off, 1, kb1 - kb0}, mt, Bg, K4, cout_g, kb0, C32, cout_g);
                                         if (!narrow)
                                                 for (size_t i = 0; i < mt * cout_g; i++)
-                                                        C64[i] += weight * C32[i];
+                                                        C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
                                 }
                         }
                         const uint32_t c0 = g * cout_g;
@@ -348,23 +339,26 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         });
 }
 
-// Depthwise CONV2D up to 8-bit inputs: weights [kh][kw][c] read in place
-// over a padded u8 copy of the input, int32 accumulators, the zero-point
-// term (z * the sum of each channel's weights) folded into the epilogue.
-// Tiles of kTile output pixels (so they start whole packing groups) are cut
-// where output rows end.
+// Depthwise CONV2D up to 8-bit inputs: weights [kh][kw][c] and the input
+// read in place for interior pixels (border pixels from a copy of their
+// window), int32 accumulators, the zero-point term (z * the sum of each
+// channel's weights) folded into the epilogue.
 void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
 {
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
-        const PaddedInput P = pad_input(G, io, pool, planes);
-        std::vector<ptrdiff_t> taps;
+        const Planes P = input_planes(G, io, pool, planes);
+        const Interior inner = interior(G);
+        const size_t ntaps = size_t(G.kh) * G.kw;
+        std::vector<ptrdiff_t> taps, window_taps;
         for (uint32_t ky = 0; ky < G.kh; ky++)
-                for (uint32_t kx = 0; kx < G.kw; kx++)
-                        taps.push_back(ptrdiff_t((size_t(ky) * G.dh * P.wp + size_t(kx) * G.dw) * C));
+                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                        taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
+                        window_taps.push_back(ptrdiff_t(window_taps.size() * C));
+                }
         std::vector<int32_t> zw(C, 0);
-        for (size_t t = 0; t < taps.size(); t++)
+        for (size_t t = 0; t < ntaps; t++)
                 for (size_t c = 0; c < C; c++)
                         zw[c] += W[t * C + c];
         for (size_t c = 0; c < C; c++)
@@ -372,16 +366,23 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;
+        const uint8_t pad = uint8_t(io.ax.qp.zero);
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 int32_t *acc = scratch(tls.c32, kTile * C);
-                for (size_t m = m0; m < m0 + mt;) {
-                        const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
-                        const size_t len = std::min(m0 + mt - m, size_t(G.ow) - ox);
-                        const uint8_t *x = P.plane[0] + ((b * P.hp + oy * G.sh) * P.wp + ox * G.sw) * C;
-                        k.depthwise_rows(x, size_t(G.sw) * C, taps.data(), unsigned(taps.size()), W, C, len, acc + (m - m0) * C);
-                        m += len;
-                }
+                for_runs(
+                        G, inner, m0, mt,
+                        [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
+                                const uint8_t *x = P.plane[0] + ((b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl) * C;
+                                k.depthwise_rows(x, size_t(G.sw) * C, taps.data(), unsigned(ntaps), W, C, len, acc + (m - m0) * C);
+                        },
+                        [&](size_t m, size_t len) {
+                                uint8_t *win = scratch(tls.a, len * ntaps * C);
+                                for (size_t r = 0; r < len; r++)
+                                        window_row(G, P.plane[0], pad, m + r, 0, C, win + r * ntaps * C);
+                                k.depthwise_rows(win, ntaps * C, window_taps.data(), unsigned(ntaps), W, C, len,
+                                                 acc + (m - m0) * C);
+                        });
                 if (out8) {
                         k.epilogue_u8(acc, C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, io.y + m0 * C, C);
                 } else {

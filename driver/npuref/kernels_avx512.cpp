@@ -70,8 +70,15 @@ void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
                 size_t m = 0;
                 for (; m + MR <= M; m += MR)
                         tile<MR>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
-                for (; m < M; m++)
-                        tile<1>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
+                // The last rows in one tile, so B is read once more, not per row.
+                switch (M - m) {
+                case 5: tile<5>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
+                case 4: tile<4>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
+                case 3: tile<3>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
+                case 2: tile<2>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
+                case 1: tile<1>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
+                default: break;
+                }
         }
 }
 
