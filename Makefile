@@ -49,7 +49,7 @@ LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/ref
 OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
 
 $(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
-$(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+$(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
 LIBNPU_SO := $(B)/libnpu.so.1
 LIBNPU_A := $(B)/libnpu.a

@@ -93,6 +93,19 @@ NPU_INLINE void tile(const A *__restrict acc, size_t ldc, size_t rows, size_t n,
         }
 }
 
+template <int ACT>
+NPU_INLINE void tile_wide(const int32_t *__restrict hi, const int32_t *__restrict lo, size_t ldc, size_t rows, size_t n,
+                          const int64_t *__restrict off, const float *__restrict mul, const float *__restrict add,
+                          const OutQuant &o, uint16_t *__restrict q, size_t ldq)
+{
+        const OutQuant oc = o;
+        for (size_t r = 0; r < rows; r++)
+                for (size_t c = 0; c < n; c++) {
+                        const int64_t a = int64_t(hi[r * ldc + c]) * 256 + lo[r * ldc + c] - off[c];
+                        q[r * ldq + c] = uint16_t(finish<ACT>(float(a) * mul[c] + add[c], oc));
+                }
+}
+
 template <typename A, typename Q>
 NPU_INLINE void tile_act(const A *acc, size_t ldc, size_t rows, size_t n, const A *off, const float *mul, const float *add,
                      uint8_t act, const OutQuant &o, Q *q, size_t ldq)
@@ -140,6 +153,22 @@ void epilogue_tile(const int64_t *acc, size_t ldc, size_t rows, size_t n, const 
                    const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
 {
         tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+}
+
+NPU_CLONES
+void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
+                   const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+{
+        if (o.folded)
+                return tile_wide<kFolded>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        switch (act) {
+        case NPU_ACT_HARDSWISH: return tile_wide<NPU_ACT_HARDSWISH>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_HARDSIGMOID: return tile_wide<NPU_ACT_HARDSIGMOID>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_SIGMOID: return tile_wide<NPU_ACT_SIGMOID>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_RELU: return tile_wide<NPU_ACT_RELU>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_RELU6: return tile_wide<NPU_ACT_RELU6>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        default: return tile_wide<NPU_ACT_NONE>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        }
 }
 
 NPU_CLONES

@@ -44,6 +44,11 @@ void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const 
 void epilogue_tile(const int64_t *acc, size_t ldc, size_t rows, size_t n, const int64_t *off, const float *mul,
                    const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
 
+// 16-bit inputs as two u8 planes: acc = 256 * hi + lo - off in int64, then
+// as epilogue_tile.
+void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
+                   const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+
 // One row of values computed in float (pools, ADD, MUL, CONCAT): q[i] from
 // y[i] as OutQuant's unfolded form says (o.folded is ignored).
 void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint16_t *q);

@@ -54,7 +54,7 @@ template <typename T> T *scratch(std::vector<T> &v, size_t n)
 
 struct ThreadScratch {
         std::vector<uint8_t> a;
-        std::vector<int32_t> c32;
+        std::vector<int32_t> c32, c32lo;
         std::vector<int64_t> c64;
         std::vector<uint16_t> q;
         std::vector<float> f;
@@ -238,8 +238,11 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                 for (uint32_t j = 0; j < 16 && nb * 16 + j < cout_g; j++)
                         wsum[g * cout_g + nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
         });
-        // One plane and one K block: the accumulator and z * wsum fit int32.
-        const bool narrow = nplanes == 1 && KB <= kKBlocks;
+        // Up to 65536 K bytes each plane's sums fit int32: one plane is the
+        // whole accumulator, two (16 bits) meet in the wide epilogue.
+        // Longer rows add int32 pieces into int64.
+        const bool split = KB > kKBlocks;
+        const bool narrow = !wide && !split;
         std::vector<int32_t> zw(narrow ? G.oc : 0);
         std::vector<int64_t> zw64(narrow ? 0 : G.oc);
         for (uint32_t c = 0; c < G.oc; c++)
@@ -255,7 +258,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                G.groups == 1 && G.c % 4 == 0;
         // Tap by tap: each tap's K blocks hold whole input channels, and
         // one GEMM call covers K (no int32 split).
-        const bool direct = !pointwise && cin_g % 4 == 0 && KB <= kKBlocks;
+        const bool direct = !pointwise && cin_g % 4 == 0 && !split;
         const size_t M = size_t(G.n) * G.oh * G.ow;
         const Planes P = input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
@@ -270,15 +273,16 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t item) {
                 const size_t m0 = item * kTile, mt = std::min(kTile, M - m0);
                 uint8_t *A = scratch(tls.a, pointwise ? 0 : kTile * K4);
-                int32_t *C32 = scratch(tls.c32, kTile * cout_g);
-                int64_t *C64 = scratch(tls.c64, narrow ? 0 : kTile * cout_g);
+                int32_t *Cp[2] = {scratch(tls.c32, kTile * cout_g), scratch(tls.c32lo, wide ? kTile * cout_g : 0)};
+                int64_t *C64 = scratch(tls.c64, split ? kTile * cout_g : 0);
                 uint16_t *Q = scratch(tls.q, out8 && narrow ? 0 : kTile * G.oc);
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const int8_t *Bg = W + g * K4 * N16;
-                        if (!narrow)
+                        if (split)
                                 std::fill(C64, C64 + mt * cout_g, 0);
                         for (int p = 0; p < nplanes; p++) {
                                 const uint8_t *plane = P.plane[p];
+                                int32_t *C32 = Cp[p];
                                 // Border windows copied into rows of A.
                                 auto window_rows = [&](size_t m, size_t len) {
                                         for (size_t r = 0; r < len; r++) {
@@ -301,9 +305,6 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                                         GemmA a{A + (m - m0) * K4, K4, &zero_off, 1, KB};
                                                         k.gemm_u8s8(a, len, Bg, K4, cout_g, 0, C32 + (m - m0) * cout_g, cout_g);
                                                 });
-                                        if (!narrow)
-                                                for (size_t i = 0; i < mt * cout_g; i++)
-                                                        C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
                                         continue;
                                 }
                                 const uint8_t *Ap = A;
@@ -319,35 +320,41 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                         const size_t kb1 = std::min(KB, kb0 + kKBlocks);
                                         const ptrdiff_t off = ptrdiff_t(4 * kb0);
                                         k.gemm_u8s8(GemmA{Ap, lda, &off, 1, kb1 - kb0}, mt, Bg, K4, cout_g, kb0, C32, cout_g);
-                                        if (!narrow)
+                                        if (split)
                                                 for (size_t i = 0; i < mt * cout_g; i++)
                                                         C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
                                 }
                         }
                         const uint32_t c0 = g * cout_g;
                         const float *mul = cs.mul.data() + c0, *add = cs.add.data() + c0;
-                        if (!narrow)
+                        if (split)
                                 epilogue_tile(C64, cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
+                        else if (wide)
+                                k.epilogue_wide(Cp[0], Cp[1], cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0,
+                                                G.oc);
                         else if (out8)
-                                k.epilogue_u8(C32, cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq,
+                                k.epilogue_u8(Cp[0], cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq,
                                               io.y + m0 * G.oc + c0, G.oc);
                         else
-                                k.epilogue_u16(C32, cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
+                                k.epilogue_u16(Cp[0], cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
                 }
                 if (!out8 || !narrow)
                         store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
         });
 }
 
-// Depthwise CONV2D up to 8-bit inputs: weights [kh][kw][c] and the input
-// read in place for interior pixels (border pixels from a copy of their
-// window), int32 accumulators, the zero-point term (z * the sum of each
-// channel's weights) folded into the epilogue.
+// Depthwise CONV2D: weights [kh][kw][c] and the input read in place for
+// interior pixels (border pixels from a copy of their window), int32
+// accumulators per u8 plane (two at 16 bits, met in the wide epilogue), the
+// zero-point term (z * the sum of each channel's weights) folded into the
+// epilogue.
 void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
 {
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
+        const bool wide = io.ax.bits == 16;
+        const int nplanes = wide ? 2 : 1;
         const Planes P = input_planes(G, io, pool, planes);
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
@@ -357,39 +364,49 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                         taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
                         window_taps.push_back(ptrdiff_t(window_taps.size() * C));
                 }
+        const int32_t z = io.ax.qp.zero;
         std::vector<int32_t> zw(C, 0);
+        std::vector<int64_t> zw64(wide ? C : 0);
         for (size_t t = 0; t < ntaps; t++)
                 for (size_t c = 0; c < C; c++)
                         zw[c] += W[t * C + c];
         for (size_t c = 0; c < C; c++)
-                zw[c] *= io.ax.qp.zero;
+                if (wide)
+                        zw64[c] = int64_t(z) * zw[c];
+                else
+                        zw[c] *= z;
         const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;
-        const uint8_t pad = uint8_t(io.ax.qp.zero);
+        const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
-                int32_t *acc = scratch(tls.c32, kTile * C);
-                for_runs(
-                        G, inner, m0, mt,
-                        [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
-                                const uint8_t *x = P.plane[0] + ((b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl) * C;
-                                k.depthwise_rows(x, size_t(G.sw) * C, taps.data(), unsigned(ntaps), W, C, len, acc + (m - m0) * C);
-                        },
-                        [&](size_t m, size_t len) {
-                                uint8_t *win = scratch(tls.a, len * ntaps * C);
-                                for (size_t r = 0; r < len; r++)
-                                        window_row(G, P.plane[0], pad, m + r, 0, C, win + r * ntaps * C);
-                                k.depthwise_rows(win, ntaps * C, window_taps.data(), unsigned(ntaps), W, C, len,
-                                                 acc + (m - m0) * C);
-                        });
-                if (out8) {
-                        k.epilogue_u8(acc, C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, io.y + m0 * C, C);
-                } else {
-                        uint16_t *Q = scratch(tls.q, kTile * C);
-                        k.epilogue_u16(acc, C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
-                        store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
+                int32_t *acc[2] = {scratch(tls.c32, kTile * C), scratch(tls.c32lo, wide ? kTile * C : 0)};
+                for (int p = 0; p < nplanes; p++)
+                        for_runs(
+                                G, inner, m0, mt,
+                                [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
+                                        const uint8_t *x = P.plane[p] + ((b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl) * C;
+                                        k.depthwise_rows(x, size_t(G.sw) * C, taps.data(), unsigned(ntaps), W, C, len,
+                                                         acc[p] + (m - m0) * C);
+                                },
+                                [&](size_t m, size_t len) {
+                                        uint8_t *win = scratch(tls.a, len * ntaps * C);
+                                        for (size_t r = 0; r < len; r++)
+                                                window_row(G, P.plane[p], pad[p], m + r, 0, C, win + r * ntaps * C);
+                                        k.depthwise_rows(win, ntaps * C, window_taps.data(), unsigned(ntaps), W, C, len,
+                                                         acc[p] + (m - m0) * C);
+                                });
+                if (out8 && !wide) {
+                        k.epilogue_u8(acc[0], C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, io.y + m0 * C, C);
+                        return;
                 }
+                uint16_t *Q = scratch(tls.q, kTile * C);
+                if (wide)
+                        k.epilogue_wide(acc[0], acc[1], C, mt, C, zw64.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
+                else
+                        k.epilogue_u16(acc[0], C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
+                store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
         });
 }
 
@@ -568,7 +585,7 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                         const uint8_t *params = bos[L.param_bo_index].data;
                         r.param_bytes_read = L.weight_size + 8ull * y.c;
                         bool depthwise = L.op == NPU_OP_CONV2D && G.groups > 1 && G.groups == G.c && G.groups == G.oc;
-                        if (depthwise && io.ax.bits <= 8 && uint64_t(G.kh) * G.kw <= kDepthwiseMaxTaps32) {
+                        if (depthwise && uint64_t(G.kh) * G.kw <= kDepthwiseMaxTaps32) {
                                 run_depthwise(L, G, io, params, k, pool, planes);
                         } else if (depthwise) {
                                 xq.resize(tensor_elements(x));

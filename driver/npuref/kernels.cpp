@@ -73,7 +73,8 @@ bool isa_supported(Isa isa)
                 return __builtin_cpu_supports("avx2");
         case Isa::Avx512Vnni:
                 return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                       __builtin_cpu_supports("avx512vnni");
         }
         return false;
 }
@@ -92,10 +93,11 @@ const Kernels &kernels_for(Isa isa)
         // The generic epilogues are multiversioned by themselves.
         static const EpilogueU8Fn e8 = epilogue_tile;
         static const EpilogueU16Fn e16 = epilogue_tile;
-        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_rows_portable, e8, e16};
-        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_rows_portable, e8, e16};
-        static const Kernels avx512 = {Isa::Avx512Vnni,      "avx512vnni",        gemm_u8s8_avx512vnni,
-                                       depthwise_rows_avx512, epilogue_u8_avx512, epilogue_u16_avx512};
+        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_rows_portable,
+                                         e8, e16, epilogue_wide};
+        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_rows_portable, e8, e16, epilogue_wide};
+        static const Kernels avx512 = {Isa::Avx512Vnni,  "avx512vnni",        gemm_u8s8_avx512vnni, depthwise_rows_avx512,
+                                       epilogue_u8_avx512, epilogue_u16_avx512, epilogue_wide_avx512};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

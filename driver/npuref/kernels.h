@@ -47,6 +47,10 @@ using EpilogueU8Fn = void (*)(const int32_t *acc, size_t ldc, size_t rows, size_
 using EpilogueU16Fn = void (*)(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off,
                                const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
 
+using EpilogueWideFn = void (*)(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n,
+                                const int64_t *off, const float *mul, const float *add, uint8_t act, const OutQuant &o,
+                                uint16_t *q, size_t ldq);
+
 struct Kernels {
         Isa isa;
         const char *name;
@@ -54,6 +58,7 @@ struct Kernels {
         DepthwiseRowsFn depthwise_rows;
         EpilogueU8Fn epilogue_u8;
         EpilogueU16Fn epilogue_u16;
+        EpilogueWideFn epilogue_wide;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -78,6 +83,9 @@ void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, c
                         const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
 void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                          const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+
+void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
+                          const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
 
 // lanes[j] = sum over kb < KB of block[kb * 64 + j]: per-byte sums of one
 // 16-channel block of the blocked weight layout.

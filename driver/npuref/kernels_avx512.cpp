@@ -238,4 +238,49 @@ void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, 
                 epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
+// 16-bit inputs: 8 channels per step in int64 lanes (vcvtqq2ps converts
+// exactly as the scalar int64 -> float conversion: current rounding mode).
+template <int ACT>
+static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
+                          const float *mul, const float *add, const OutQuant &o, uint16_t *q, size_t ldq)
+{
+        const __m256 inv = _mm256_set1_ps(o.inv), zp = _mm256_set1_ps(o.zero);
+        const __m256 lov = _mm256_set1_ps(ACT == kFolded ? o.lo : 0.0f), hiv = _mm256_set1_ps(ACT == kFolded ? o.hi : o.qmax);
+        for (size_t c = 0; c < n; c += 8) {
+                const __mmask8 m = n - c >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - c)) - 1);
+                const __m256 mv = _mm256_maskz_loadu_ps(m, mul + c), av = _mm256_maskz_loadu_ps(m, add + c);
+                const __m512i ov = _mm512_maskz_loadu_epi64(m, off + c);
+                for (size_t r = 0; r < rows; r++) {
+                        const __m512i h = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, hi + r * ldc + c));
+                        const __m512i l = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, lo + r * ldc + c));
+                        const __m512i a = _mm512_sub_epi64(_mm512_add_epi64(_mm512_slli_epi64(h, 8), l), ov);
+                        __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm512_cvtepi64_ps(a), mv), av);
+                        if constexpr (ACT != kFolded) {
+                                // The activations on 8 lanes: the 16-lane forms, upper half unused.
+                                y = _mm512_castps512_ps256(activate<ACT>(_mm512_zextps256_ps512(y)));
+                                y = _mm256_add_ps(_mm256_mul_ps(y, inv), zp);
+                        }
+                        y = _mm256_min_ps(_mm256_max_ps(y, lov), hiv);
+                        _mm_mask_storeu_epi16(q + r * ldq + c, m, _mm256_cvtusepi32_epi16(_mm256_cvtps_epi32(y)));
+                }
+        }
+}
+
+void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
+                          const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+{
+        if (o.folded)
+                return epilogue_wide<kFolded>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        switch (act) {
+        case NPU_ACT_NONE: return epilogue_wide<NPU_ACT_NONE>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_RELU: return epilogue_wide<NPU_ACT_RELU>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_RELU6: return epilogue_wide<NPU_ACT_RELU6>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_HARDSWISH: return epilogue_wide<NPU_ACT_HARDSWISH>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        case NPU_ACT_HARDSIGMOID:
+                return epilogue_wide<NPU_ACT_HARDSIGMOID>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        default:  // sigmoid: libm's exp, in the generic loop
+                return npuref::epilogue_wide(hi, lo, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        }
+}
+
 } // namespace npuref

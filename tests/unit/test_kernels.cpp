@@ -103,6 +103,20 @@ static void check_epilogue(Isa isa)
                                                 k.epilogue_u8(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g8.data(), n);
                                                 assert_memory_equal(w8.data(), g8.data(), w8.size());
                                         }
+                                        // Two planes of 16-bit inputs: acc (hi) * 256 + lo.
+                                        if (of) {
+                                                std::vector<int64_t> off64(n);
+                                                std::vector<float> wm(fm);  // 256 times the values: 1/256 the scale
+                                                for (size_t c = 0; c < n; c++) {
+                                                        off64[c] = int64_t(off[c]) * 300;
+                                                        wm[c] = fm[c] / 256.0f;
+                                                }
+                                                epilogue_wide(acc.data(), acc.data() + 1, ldc, rows, n, off64.data(), wm.data(),
+                                                              fa.data(), act, o, w16.data(), n);
+                                                k.epilogue_wide(acc.data(), acc.data() + 1, ldc, rows, n, off64.data(), wm.data(),
+                                                                fa.data(), act, o, g16.data(), n);
+                                                assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
+                                        }
                                         epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w16.data(), n);
                                         k.epilogue_u16(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g16.data(), n);
                                         assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
