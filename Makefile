@@ -49,7 +49,9 @@ LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/ref
 OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
 
 $(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
-$(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+# The instruction sets of the AVX-512 kernel table (isa_supported checks the same).
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+$(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += $(AVX512_FLAGS)
 
 LIBNPU_SO := $(B)/libnpu.so.1
 LIBNPU_A := $(B)/libnpu.a
@@ -204,7 +206,7 @@ FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitiz
 $(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h uapi/*.h)
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512vnni -o $(FUZZ_B)/kernels_avx512.o -c driver/npuref/kernels_avx512.cpp
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) $(AVX512_FLAGS) -o $(FUZZ_B)/kernels_avx512.o -c driver/npuref/kernels_avx512.cpp
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_job.cpp \
 		$(filter-out %kernels_avx2.cpp %kernels_avx512.cpp,$(FUZZ_SRC)) \
 		$(FUZZ_B)/kernels_avx2.o $(FUZZ_B)/kernels_avx512.o -pthread

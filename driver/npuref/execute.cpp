@@ -136,10 +136,7 @@ Planes input_planes(const Geometry &G, const LayerIO &io, ThreadPool *pool, std:
         parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
                 size_t b = i * 65536, e = std::min(X, b + 65536);
                 if (wide)
-                        for (size_t j = b; j < e; j++) {
-                                store[j] = io.x[2 * j + 1];
-                                store[X + j] = io.x[2 * j];
-                        }
+                        split_u16(io.x + 2 * b, e - b, store.data() + b, store.data() + X + b);
                 else
                         unpack_u8(io.x, io.ax.bits, b, e - b, store.data() + b);
         });

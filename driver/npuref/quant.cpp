@@ -85,6 +85,9 @@ template <typename Q> static inline void pack6_groups(const Q *q, size_t quads, 
 
 // 16 groups per instruction sequence: bytes a,b,c,d -> a | b<<6 | c<<12 |
 // d<<18 with two multiply-adds, then vpermb packs three bytes of each word.
+// GCC 12 warns that the masked intrinsics' undefined pass-through "may be used
+// uninitialized" (never read).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define NPU_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 NPU_VBMI static inline void pack6_block_vbmi(__m512i v, uint8_t *dst)
 {
@@ -201,38 +204,136 @@ static inline void put6(uint8_t *dst, size_t e, uint32_t v)
         dst[byte + 1] = uint8_t(w >> 8);
 }
 
+// 64 4-bit elements from 32 bytes: each byte widened to 16 bits holds its
+// low nibble in the low byte and its high nibble in the high byte.
+#define NPU_AVX512BW __attribute__((target("avx512f,avx512bw")))
+NPU_AVX512BW static void unpack4_avx512(const uint8_t *src, size_t pairs, uint8_t *dst)
+{
+        const __m512i lo = _mm512_set1_epi16(0x000f), hi = _mm512_set1_epi16(0x00f0);
+        size_t i = 0;
+        for (; i + 32 <= pairs; i += 32) {
+                __m512i b = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + i)));
+                __m512i v = _mm512_or_si512(_mm512_and_si512(b, lo), _mm512_slli_epi16(_mm512_and_si512(b, hi), 4));
+                _mm512_storeu_si512(dst + 2 * i, v);
+        }
+        for (; i < pairs; i++) {
+                dst[2 * i] = src[i] & 0xf;
+                dst[2 * i + 1] = src[i] >> 4;
+        }
+}
+
+// 64 6-bit elements from 48 bytes: vpermb puts each 3-byte group in its own
+// dword, vpmultishiftqb picks the four 6-bit fields of each.
+NPU_VBMI static void unpack6_vbmi(const uint8_t *src, size_t quads, uint8_t *dst)
+{
+        alignas(64) static const uint8_t groups[64] = {0,  1,  2,  2,  3,  4,  5,  5,  6,  7,  8,  8,  9,  10, 11, 11,
+                                                       12, 13, 14, 14, 15, 16, 17, 17, 18, 19, 20, 20, 21, 22, 23, 23,
+                                                       24, 25, 26, 26, 27, 28, 29, 29, 30, 31, 32, 32, 33, 34, 35, 35,
+                                                       36, 37, 38, 38, 39, 40, 41, 41, 42, 43, 44, 44, 45, 46, 47, 47};
+        const __m512i idx = _mm512_load_si512(groups);
+        const __m512i shifts = _mm512_set1_epi64(0x322c2620120c0600);  // bit offsets 0,6,12,18,32,38,44,50
+        const __m512i mask = _mm512_set1_epi8(63);
+        size_t i = 0;
+        // 64 bytes loaded for 48 used: stop while 64 are inside the tensor.
+        for (; i + 22 <= quads; i += 16) {
+                __m512i v = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(src + 3 * i));
+                _mm512_storeu_si512(dst + 4 * i, _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts, v), mask));
+        }
+        for (; i < quads; i++) {
+                uint32_t w = src[3 * i] | uint32_t(src[3 * i + 1]) << 8 | uint32_t(src[3 * i + 2]) << 16;
+                dst[4 * i] = uint8_t(w & 63);
+                dst[4 * i + 1] = uint8_t((w >> 6) & 63);
+                dst[4 * i + 2] = uint8_t((w >> 12) & 63);
+                dst[4 * i + 3] = uint8_t((w >> 18) & 63);
+        }
+}
+
+static bool have_avx512bw()
+{
+        static const bool yes = __builtin_cpu_supports("avx512bw");
+        return yes;
+}
+
+NPU_CLONES static void unpack4_pairs(const uint8_t *__restrict src, size_t pairs, uint8_t *__restrict dst)
+{
+        for (size_t i = 0; i < pairs; i++) {
+                dst[2 * i] = src[i] & 0xf;
+                dst[2 * i + 1] = src[i] >> 4;
+        }
+}
+
+NPU_CLONES static void unpack6_quads(const uint8_t *__restrict src, size_t quads, uint8_t *__restrict dst)
+{
+        for (size_t i = 0; i < quads; i++) {
+                uint32_t w = src[3 * i] | uint32_t(src[3 * i + 1]) << 8 | uint32_t(src[3 * i + 2]) << 16;
+                dst[4 * i] = uint8_t(w & 63);
+                dst[4 * i + 1] = uint8_t((w >> 6) & 63);
+                dst[4 * i + 2] = uint8_t((w >> 12) & 63);
+                dst[4 * i + 3] = uint8_t((w >> 18) & 63);
+        }
+}
+
 void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
         switch (bits) {
         case 8:
                 std::memcpy(dst, src + first, count);
                 return;
-        case 4:
-                for (size_t i = 0; i < count; i++) {
+        case 4: {
+                size_t i = 0;
+                if ((first & 1) && count) {
+                        dst[0] = src[first >> 1] >> 4;
+                        i = 1;
+                }
+                const size_t pairs = (count - i) / 2;
+                (have_avx512bw() ? unpack4_avx512 : unpack4_pairs)(src + ((first + i) >> 1), pairs, dst + i);
+                for (i += 2 * pairs; i < count; i++) {
                         size_t e = first + i;
                         dst[i] = uint8_t((src[e >> 1] >> ((e & 1) * 4)) & 0xf);
                 }
                 return;
+        }
         case 6: {
                 size_t i = 0;
                 // Head up to a group boundary, whole groups, then the tail.
                 for (; i < count && ((first + i) & 3); i++)
                         dst[i] = get6(src, first + i);
-                for (; i + 4 <= count; i += 4) {
-                        size_t b = (first + i) / 4 * 3;
-                        uint32_t w = src[b] | uint32_t(src[b + 1]) << 8 | uint32_t(src[b + 2]) << 16;
-                        dst[i] = uint8_t(w & 63);
-                        dst[i + 1] = uint8_t((w >> 6) & 63);
-                        dst[i + 2] = uint8_t((w >> 12) & 63);
-                        dst[i + 3] = uint8_t((w >> 18) & 63);
-                }
-                for (; i < count; i++)
+                const size_t quads = (count - i) / 4;
+                (have_vbmi() ? unpack6_vbmi : unpack6_quads)(src + (first + i) / 4 * 3, quads, dst + i);
+                for (i += 4 * quads; i < count; i++)
                         dst[i] = get6(src, first + i);
                 return;
         }
         default: // 16 bits do not fit; callers use unpack_u16
                 std::memset(dst, 0, count);
         }
+}
+
+NPU_AVX512BW static void split16_avx512(const uint8_t *src, size_t n, uint8_t *hi, uint8_t *lo)
+{
+        size_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+                __m512i v = _mm512_loadu_si512(src + 2 * i);
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(lo + i), _mm512_cvtepi16_epi8(v));
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(hi + i), _mm512_cvtepi16_epi8(_mm512_srli_epi16(v, 8)));
+        }
+        for (; i < n; i++) {
+                lo[i] = src[2 * i];
+                hi[i] = src[2 * i + 1];
+        }
+}
+
+NPU_CLONES static void split16_plain(const uint8_t *__restrict src, size_t n, uint8_t *__restrict hi, uint8_t *__restrict lo)
+{
+        for (size_t i = 0; i < n; i++) {
+                lo[i] = src[2 * i];
+                hi[i] = src[2 * i + 1];
+        }
+}
+
+void split_u16(const uint8_t *src, size_t n, uint8_t *hi, uint8_t *lo)
+{
+        (have_avx512bw() ? split16_avx512 : split16_plain)(src, n, hi, lo);
 }
 
 void unpack_u16(const uint8_t *src, unsigned bits, size_t first, size_t count, uint16_t *dst)

@@ -29,6 +29,8 @@ inline float dequantize_one(uint32_t q, const QParams &p) { return p.scale * flo
 // Unpack elements [first, first + count) of a packed tensor.
 void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst);
 void unpack_u16(const uint8_t *src, unsigned bits, size_t first, size_t count, uint16_t *dst);
+// 16-bit elements [0, n) of a tensor as two u8 planes: q = 256 hi + lo.
+void split_u16(const uint8_t *src, size_t n, uint8_t *hi, uint8_t *lo);
 // Pack count values into elements [first, first + count); `first` must be a
 // multiple of the packing group (2 at 4 bits, 4 at 6 bits) unless count
 // reaches the end, and groups are only written whole by their owner.
