@@ -4,7 +4,9 @@
 
 // GCC 12 warns that the masked loads' undefined pass-through vector "may be
 // used uninitialized" (it is never read: the zero-masking forms zero it).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "kernels.h"
 #include "npu_accel.h"

@@ -87,7 +87,9 @@ template <typename Q> static inline void pack6_groups(const Q *q, size_t quads, 
 // d<<18 with two multiply-adds, then vpermb packs three bytes of each word.
 // GCC 12 warns that the masked intrinsics' undefined pass-through "may be used
 // uninitialized" (never read).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define NPU_VBMI __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 NPU_VBMI static inline void pack6_block_vbmi(__m512i v, uint8_t *dst)
 {
