@@ -75,6 +75,10 @@ static int parse_soft_options(const char *opts, npuref_options *o)
                         if (errno || *e || v.empty() || n == 0 || n > 256)
                                 return -EINVAL;
                         o->threads = unsigned(n);
+                } else if (k == "pin") {
+                        if (v != "0" && v != "1")
+                                return -EINVAL;
+                        o->pin = v == "1";
                 } else if (k == "isa") {
                         if (v == "portable")
                                 o->isa = DRM_NPU_ISA_PORTABLE;
@@ -102,7 +106,7 @@ extern "C" int npu_device_open(const char *name, npu_device **ret)
         auto *dev = new npu_device;
         int r;
         if (strcmp(name, "soft") == 0 || strncmp(name, "soft:", 5) == 0) {
-                npuref_options o{0, -1};
+                npuref_options o{0, -1, -1};
                 r = name[4] == ':' ? parse_soft_options(name + 5, &o) : 0;
                 if (r == 0)
                         r = npuref_open(&o, &dev->soft);

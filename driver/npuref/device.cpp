@@ -1,5 +1,6 @@
 // The npuref device: buffer objects on memfd, a job queue served by a
 // runner thread (with a compute pool for each layer), completion on eventfd.
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -93,6 +94,7 @@ struct npuref_device {
 
 void npuref_device::run()
 {
+        pool->pin_caller();
         std::unique_lock<std::mutex> lk(mu);
         for (;;) {
                 queue_cv.wait(lk, [&] { return stopping || !queue.empty(); });
@@ -326,9 +328,22 @@ int npuref_open(const npuref_options *opts, npuref_device **ret)
         unsigned threads = opts && opts->threads ? opts->threads : std::thread::hardware_concurrency();
         if (!threads)
                 threads = 1;
+        // Compute threads on distinct CPUs of those this process may use:
+        // left to the scheduler, two of them sometimes share one CPU for a
+        // whole run (the job's waker and the spinning worker), which halves
+        // a 2-thread device.
+        std::vector<int> cpus;
+        const int pin = opts ? opts->pin : -1;
+        if (pin == 1 || (pin < 0 && threads > 1)) {
+                cpu_set_t set;
+                if (sched_getaffinity(0, sizeof set, &set) == 0)
+                        for (int c = 0; c < CPU_SETSIZE && cpus.size() < threads; c++)
+                                if (CPU_ISSET(c, &set))
+                                        cpus.push_back(c);
+        }
         auto dev = std::make_unique<npuref_device>();
         dev->kernels = &kernels_for(isa);
-        dev->pool = std::make_unique<ThreadPool>(threads);
+        dev->pool = std::make_unique<ThreadPool>(threads, cpus);
         dev->runner = std::thread([d = dev.get()] { d->run(); });
         *ret = dev.release();
         return 0;

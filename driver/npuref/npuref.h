@@ -13,6 +13,7 @@ struct npuref_device;
 struct npuref_options {
         unsigned threads;  // compute threads; 0 = one per online CPU
         int isa;           // enum drm_npu_isa, or -1 for the best this CPU runs
+        int pin;           // 1: each compute thread on its own CPU, 0: not, -1: when threads > 1
 };
 
 // Returns 0 or a negative errno (-ENOTSUP: the requested ISA is missing).

@@ -1,5 +1,8 @@
 #include "thread_pool.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <chrono>
 
 namespace npuref {
@@ -13,10 +16,31 @@ static inline void cpu_relax()
 #endif
 }
 
-ThreadPool::ThreadPool(unsigned threads)
+static void pin_self(int cpu)
 {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        // Best effort: a refused pin leaves the thread where the scheduler puts it.
+        (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+ThreadPool::ThreadPool(unsigned threads, std::vector<int> cpus) : cpus_(std::move(cpus))
+{
+        if (cpus_.size() < threads)
+                cpus_.clear();
         for (unsigned i = 1; i < threads; i++)
-                workers_.emplace_back([this, i] { run(i); });
+                workers_.emplace_back([this, i] {
+                        if (!cpus_.empty())
+                                pin_self(cpus_[i]);
+                        run(i);
+                });
+}
+
+void ThreadPool::pin_caller() const
+{
+        if (!cpus_.empty())
+                pin_self(cpus_[0]);
 }
 
 ThreadPool::~ThreadPool()

@@ -13,12 +13,17 @@ namespace npuref {
 
 class ThreadPool {
 public:
-        explicit ThreadPool(unsigned threads);
+        // cpus: empty, or one CPU per thread: [0] for the caller of
+        // parallel_for (pin_caller), [i] for worker i.
+        explicit ThreadPool(unsigned threads, std::vector<int> cpus = {});
         ~ThreadPool();
         ThreadPool(const ThreadPool &) = delete;
         ThreadPool &operator=(const ThreadPool &) = delete;
 
         unsigned threads() const { return unsigned(workers_.size()) + 1; }
+        // Pins the calling thread (the one that will call parallel_for) to
+        // cpus[0]; nothing without cpus.
+        void pin_caller() const;
         // Calls fn(i) for i in [0, n), spread over the pool and the caller;
         // returns when all calls have returned.
         void parallel_for(size_t n, const std::function<void(size_t)> &fn);
@@ -27,6 +32,7 @@ private:
         void run(unsigned id);
 
         std::vector<std::thread> workers_;
+        std::vector<int> cpus_;
         std::mutex mu_;
         std::condition_variable start_cv_, done_cv_;
         const std::function<void(size_t)> *fn_ = nullptr;

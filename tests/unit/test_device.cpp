@@ -1,13 +1,17 @@
 // The ioctl line of the software device: params, buffer objects, submit,
 // fences and wait, decision pages, and the errors of each.
+#include <dirent.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <string>
 
 #include "test_util.h"
 
@@ -334,12 +338,69 @@ static void dynamic_layers_follow_page(void **)
         npu_device_close(d);
 }
 
+// Threads of this process allowed on exactly one CPU (/proc task status).
+static int pinned_threads()
+{
+        int n = 0;
+        DIR *dir = opendir("/proc/self/task");
+        if (!dir)
+                return -1;
+        while (dirent *e = readdir(dir)) {
+                if (e->d_name[0] == '.')
+                        continue;
+                std::string path = std::string("/proc/self/task/") + e->d_name + "/status";
+                FILE *f = fopen(path.c_str(), "r");
+                if (!f)
+                        continue;
+                char line[256];
+                while (fgets(line, sizeof line, f))
+                        if (!strncmp(line, "Cpus_allowed_list:", 18)) {
+                                const char *v = line + 18;
+                                while (*v == ' ' || *v == '\t')
+                                        v++;
+                                if (!strpbrk(v, ",-"))
+                                        n++;
+                        }
+                fclose(f);
+        }
+        closedir(dir);
+        return n;
+}
+
+// A 2-thread device pins its two compute threads to distinct CPUs by
+// default; pin=0 leaves them alone.
+static void pinning(void **)
+{
+        cpu_set_t set;
+        assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+        if (CPU_COUNT(&set) < 2) {
+                print_message("skipped: this process may use %d CPU, pinning needs 2\n", CPU_COUNT(&set));
+                skip();
+        }
+        const int before = pinned_threads();
+        npu_device *d;
+        assert_int_equal(npu_device_open("soft:threads=2,pin=0", &d), 0);
+        usleep(20000);  // the threads pin themselves as they start
+        assert_int_equal(pinned_threads(), before);
+        npu_device_close(d);
+        assert_int_equal(npu_device_open("soft:threads=2", &d), 0);
+        int now = before;
+        for (int i = 0; i < 100 && now < before + 2; i++) {
+                usleep(10000);
+                now = pinned_threads();
+        }
+        assert_int_equal(now, before + 2);
+        npu_device_close(d);
+}
+
 static void device_names(void **)
 {
         npu_device *d;
         assert_int_equal(npu_device_open("soft:threads=0", &d), -EINVAL);
         assert_int_equal(npu_device_open("soft:isa=sse9", &d), -EINVAL);
         assert_int_equal(npu_device_open("soft:bogus", &d), -EINVAL);
+        assert_int_equal(npu_device_open("soft:pin=2", &d), -EINVAL);
+        assert_int_equal(npu_device_open("soft:pin=", &d), -EINVAL);
         // Not a DRM node: refused by name check, not crashed on.
         assert_int_equal(npu_device_open("/dev/null", &d), -ENODEV);
         assert_int_equal(npu_device_open("/nonexistent/accel0", &d), -ENOENT);
@@ -355,7 +416,7 @@ static void device_names(void **)
 int main()
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(get_param),         cmocka_unit_test(buffer_objects),
+                cmocka_unit_test(get_param),         cmocka_unit_test(pinning),         cmocka_unit_test(buffer_objects),
                 cmocka_unit_test(submit_fence_wait), cmocka_unit_test(bad_and_freed_handles),
                 cmocka_unit_test(free_during_job),   cmocka_unit_test(decision_pages),
                 cmocka_unit_test(dynamic_layers_follow_page), cmocka_unit_test(device_names),
