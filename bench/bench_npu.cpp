@@ -9,6 +9,7 @@
 //   4. npu-run's network: latency per depth
 #include <omp.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -227,7 +228,9 @@ void bench_layers()
         };
         // Blocks of runs alternate between the two, so that both see the
         // same machine; each block's first run (caches refilled after the
-        // other's) is dropped.
+        // other's) is dropped.  Between blocks both sides' idle threads
+        // (npuref's spin up to 1 ms, OpenMP's several) are let go to sleep
+        // first, so neither block runs against the other's spinning threads.
         const int blocks = 7, per_block = 3, reps = blocks * per_block;
         printf("\n2. npuref at 8 bits vs oneDNN int8 (u8 x s8 -> u8, per-channel scales), median of %d runs\n"
                "   each, in %d alternating blocks so both see the same machine\n", reps, blocks);
@@ -240,7 +243,9 @@ void bench_layers()
                         npu_model_set_mode(L->m, NPU_MODE_FIXED, 8, 4, 16);
                         DnnlLayer D(sh);
                         std::vector<double> a, b;
+                        auto settle = [] { usleep(30000); };
                         for (int i = 0; i < blocks; i++) {
+                                settle();
                                 for (int j = 0; j <= per_block; j++) {
                                         double x = L->run_ns();
                                         if (getenv("BENCH_TRACE"))
@@ -248,6 +253,7 @@ void bench_layers()
                                         if (j)
                                                 a.push_back(x);
                                 }
+                                settle();
                                 for (int j = 0; j <= per_block; j++) {
                                         double y = D.run_ns();
                                         if (j)

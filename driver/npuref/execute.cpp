@@ -275,11 +275,29 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                 uint16_t *Q = scratch(tls.q, out8 && narrow ? 0 : kTile * G.oc);
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const int8_t *Bg = W + g * K4 * N16;
+                        const uint32_t c0 = g * cout_g;
+                        const float *mul = cs.mul.data() + c0, *add = cs.add.data() + c0;
                         if (split)
                                 std::fill(C64, C64 + mt * cout_g, 0);
                         for (int p = 0; p < nplanes; p++) {
                                 const uint8_t *plane = P.plane[p];
                                 int32_t *C32 = Cp[p];
+                                // Output rows [m, m + rows) of the tile: with one int32
+                                // plane the epilogue runs in the GEMM (its outputs go
+                                // straight to the tensor at 8 bits), else sums to C32.
+                                auto gemm = [&](const GemmA &a, size_t m, size_t rows) {
+                                        int32_t *c = C32 + (m - m0) * cout_g;
+                                        if (!narrow) {
+                                                k.gemm_u8s8(a, rows, Bg, K4, cout_g, 0, c, cout_g);
+                                                return;
+                                        }
+                                        GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc};
+                                        if (out8)
+                                                e.q8 = io.y + m * G.oc + c0;
+                                        else
+                                                e.q16 = Q + (m - m0) * G.oc + c0;
+                                        k.gemm_epilogue(a, rows, Bg, K4, cout_g, e, c, cout_g);
+                                };
                                 // Border windows copied into rows of A.
                                 auto window_rows = [&](size_t m, size_t len) {
                                         for (size_t r = 0; r < len; r++) {
@@ -293,14 +311,13 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                                 G, inner, m0, mt,
                                                 [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                                         const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
-                                                        GemmA a{plane + ((b * G.h + iy) * G.w + ix) * G.c + size_t(g) * cin_g,
-                                                                size_t(G.sw) * G.c, taps.data(), unsigned(taps.size()), cin_g / 4};
-                                                        k.gemm_u8s8(a, len, Bg, K4, cout_g, 0, C32 + (m - m0) * cout_g, cout_g);
+                                                        gemm(GemmA{plane + ((b * G.h + iy) * G.w + ix) * G.c + size_t(g) * cin_g,
+                                                                   size_t(G.sw) * G.c, taps.data(), unsigned(taps.size()), cin_g / 4},
+                                                             m, len);
                                                 },
                                                 [&](size_t m, size_t len) {
                                                         window_rows(m, len);
-                                                        GemmA a{A + (m - m0) * K4, K4, &zero_off, 1, KB};
-                                                        k.gemm_u8s8(a, len, Bg, K4, cout_g, 0, C32 + (m - m0) * cout_g, cout_g);
+                                                        gemm(GemmA{A + (m - m0) * K4, K4, &zero_off, 1, KB}, m, len);
                                                 });
                                         continue;
                                 }
@@ -312,28 +329,24 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                 } else {
                                         window_rows(m0, mt);
                                 }
+                                if (!split) {
+                                        gemm(GemmA{Ap, lda, &zero_off, 1, KB}, m0, mt);
+                                        continue;
+                                }
                                 // Rows past 65536 bytes in int32 pieces.
                                 for (size_t kb0 = 0; kb0 < KB; kb0 += kKBlocks) {
                                         const size_t kb1 = std::min(KB, kb0 + kKBlocks);
                                         const ptrdiff_t off = ptrdiff_t(4 * kb0);
                                         k.gemm_u8s8(GemmA{Ap, lda, &off, 1, kb1 - kb0}, mt, Bg, K4, cout_g, kb0, C32, cout_g);
-                                        if (split)
-                                                for (size_t i = 0; i < mt * cout_g; i++)
-                                                        C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
+                                        for (size_t i = 0; i < mt * cout_g; i++)
+                                                C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
                                 }
                         }
-                        const uint32_t c0 = g * cout_g;
-                        const float *mul = cs.mul.data() + c0, *add = cs.add.data() + c0;
                         if (split)
                                 epilogue_tile(C64, cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
                         else if (wide)
                                 k.epilogue_wide(Cp[0], Cp[1], cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0,
                                                 G.oc);
-                        else if (out8)
-                                k.epilogue_u8(Cp[0], cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq,
-                                              io.y + m0 * G.oc + c0, G.oc);
-                        else
-                                k.epilogue_u16(Cp[0], cout_g, mt, cout_g, zw.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
                 }
                 if (!out8 || !narrow)
                         store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);

@@ -51,6 +51,23 @@ using EpilogueWideFn = void (*)(const int32_t *hi, const int32_t *lo, size_t ldc
                                 const int64_t *off, const float *mul, const float *add, uint8_t act, const OutQuant &o,
                                 uint16_t *q, size_t ldq);
 
+// The epilogue fused into a GEMM (int32 accumulators, K in one call):
+// output row m, column n gets epilogue_tile's value of C[m][n] with off[n],
+// mul[n], add[n], written to q8 (depths up to 8) or q16 at m * ldq + n.
+struct GemmEpilogue {
+        const int32_t *off;
+        const float *mul, *add;
+        uint8_t act;
+        const OutQuant *o;
+        uint8_t *q8;
+        uint16_t *q16;
+        size_t ldq;
+};
+// gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
+// scratch for kernels that do not keep the tile in registers.
+using GemmEpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
+                                int32_t *C, size_t ldc);
+
 struct Kernels {
         Isa isa;
         const char *name;
@@ -59,6 +76,7 @@ struct Kernels {
         EpilogueU8Fn epilogue_u8;
         EpilogueU16Fn epilogue_u16;
         EpilogueWideFn epilogue_wide;
+        GemmEpilogueFn gemm_epilogue;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -86,6 +104,13 @@ void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, 
 
 void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
                           const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+
+void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
+                            int32_t *C, size_t ldc);
+void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int32_t *C,
+                        size_t ldc);
+void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
+                          int32_t *C, size_t ldc);
 
 // lanes[j] = sum over kb < KB of block[kb * 64 + j]: per-byte sums of one
 // 16-channel block of the blocked weight layout.

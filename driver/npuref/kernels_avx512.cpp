@@ -2,10 +2,11 @@
 // activation bytes times 16 output channels x 4 weights per instruction.
 #include <immintrin.h>
 
-// GCC 12 warns that the masked loads' undefined pass-through vector "may be
-// used uninitialized" (it is never read: the zero-masking forms zero it).
+// GCC 12 warns that the masked loads' undefined pass-through vector "may be"
+// or "is used uninitialized" (it is never read: the zero-masking forms zero it).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include "kernels.h"
@@ -13,15 +14,13 @@
 
 namespace npuref {
 
+// The accumulators of an MR x 32 tile (x 16 when `two` is false) over all
+// of A's K blocks.
 template <int MR>
-static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, size_t N, size_t n0, size_t kb0,
-                        int32_t *C, size_t ldc)
+static inline __attribute__((always_inline)) void accumulate(const GemmA &A, size_t m0, const int8_t *b0, const int8_t *b1,
+                                                             bool two, __m512i (&acc0)[MR], __m512i (&acc1)[MR])
 {
         const size_t lda = A.lda;
-        const int8_t *b0 = B + (n0 / 16) * K4 * 16 + kb0 * 64;
-        const int8_t *b1 = b0 + K4 * 16;
-        const bool two = n0 + 16 < N;
-        __m512i acc0[MR], acc1[MR];
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
                 acc0[r] = _mm512_setzero_si512();
                 acc1[r] = _mm512_setzero_si512();
@@ -52,9 +51,19 @@ static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, s
                         }
                 }
         }
-        size_t left = N - n0;
-        __mmask16 m0k = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-        __mmask16 m1k = left >= 32 ? __mmask16(0xffff) : left > 16 ? __mmask16((1u << (left - 16)) - 1) : 0;
+}
+
+static inline __mmask16 column_mask(size_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
+
+template <int MR>
+static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, size_t N, size_t n0, size_t kb0,
+                        int32_t *C, size_t ldc)
+{
+        const int8_t *b0 = B + (n0 / 16) * K4 * 16 + kb0 * 64;
+        const bool two = n0 + 16 < N;
+        __m512i acc0[MR], acc1[MR];
+        accumulate<MR>(A, m0, b0, b0 + K4 * 16, two, acc0, acc1);
+        const __mmask16 m0k = column_mask(N - n0), m1k = two ? column_mask(N - n0 - 16) : 0;
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
                 _mm512_mask_storeu_epi32(C + r * ldc + n0, m0k, acc0[r]);
                 if (two)
@@ -283,6 +292,77 @@ void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size
         default:  // sigmoid: libm's exp, in the generic loop
                 return npuref::epilogue_wide(hi, lo, ldc, rows, n, off, mul, add, act, o, q, ldq);
         }
+}
+
+// The GEMM with the folded epilogue applied to the tile in registers.
+template <typename Q>
+static inline void finish16(__m512i a, __m512i ov, __m512 mv, __m512 av, __m512 lo, __m512 hi, Q *d, __mmask16 m, bool full)
+{
+        __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, ov)), mv), av);
+        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        store_q(d, m, full, _mm512_cvtps_epi32(y));
+}
+
+template <int MR, typename Q>
+static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, size_t K4, size_t N, size_t n0,
+                                 const GemmEpilogue &e, Q *q)
+{
+        const int8_t *b0 = B + (n0 / 16) * K4 * 16;
+        const bool two = n0 + 16 < N;
+        __m512i acc0[MR], acc1[MR];
+        accumulate<MR>(A, m0, b0, b0 + K4 * 16, two, acc0, acc1);
+        const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
+        const size_t left0 = N - n0;
+        const __mmask16 k0 = column_mask(left0);
+        const __m512i o0 = e.off ? _mm512_maskz_loadu_epi32(k0, e.off + n0) : _mm512_setzero_si512();
+        const __m512 mv0 = _mm512_maskz_loadu_ps(k0, e.mul + n0), av0 = _mm512_maskz_loadu_ps(k0, e.add + n0);
+        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+                finish16(acc0[r], o0, mv0, av0, lo, hi, q + (m0 + r) * e.ldq + n0, k0, left0 >= 16);
+        if (two) {
+                const size_t n1 = n0 + 16, left1 = N - n1;
+                const __mmask16 k1 = column_mask(left1);
+                const __m512i o1 = e.off ? _mm512_maskz_loadu_epi32(k1, e.off + n1) : _mm512_setzero_si512();
+                const __m512 mv1 = _mm512_maskz_loadu_ps(k1, e.mul + n1), av1 = _mm512_maskz_loadu_ps(k1, e.add + n1);
+                _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+                        finish16(acc1[r], o1, mv1, av1, lo, hi, q + (m0 + r) * e.ldq + n1, k1, left1 >= 16);
+        }
+}
+
+template <typename Q>
+static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q)
+{
+        constexpr int MR = 6;
+        for (size_t n0 = 0; n0 < N; n0 += 32) {
+                size_t m = 0;
+                for (; m + MR <= M; m += MR)
+                        tile_epilogue<MR>(A, m, B, K4, N, n0, e, q);
+                switch (M - m) {
+                case 5: tile_epilogue<5>(A, m, B, K4, N, n0, e, q); break;
+                case 4: tile_epilogue<4>(A, m, B, K4, N, n0, e, q); break;
+                case 3: tile_epilogue<3>(A, m, B, K4, N, n0, e, q); break;
+                case 2: tile_epilogue<2>(A, m, B, K4, N, n0, e, q); break;
+                case 1: tile_epilogue<1>(A, m, B, K4, N, n0, e, q); break;
+                default: break;
+                }
+        }
+}
+
+void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
+                          int32_t *C, size_t ldc)
+{
+        if (e.o->folded) {
+                if (e.q8)
+                        gemm_epilogue_fused(A, M, B, K4, N, e, e.q8);
+                else
+                        gemm_epilogue_fused(A, M, B, K4, N, e, e.q16);
+                return;
+        }
+        // Other activations: the tile through memory.
+        gemm_u8s8_avx512vnni(A, M, B, K4, N, 0, C, ldc);
+        if (e.q8)
+                epilogue_u8_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq);
+        else
+                epilogue_u16_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
 }
 
 } // namespace npuref

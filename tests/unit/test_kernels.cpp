@@ -162,6 +162,59 @@ static void depthwise_rows(void **)
         assert_int_equal(a, 255 * -128 + 127);
 }
 
+// The GEMM with its epilogue fused (AVX-512 keeps the tile in registers)
+// against the portable GEMM and epilogue, for both output widths.
+static void gemm_epilogue(void **)
+{
+        if (!isa_supported(Isa::Avx512Vnni)) {
+                print_message("skipped: this CPU lacks avx512vnni\n");
+                skip();
+        }
+        test::Rng rng{23};
+        const size_t shapes[][3] = {{1, 8, 5}, {7, 32, 17}, {13, 64, 32}, {50, 36, 70}};
+        for (const auto &sh : shapes) {
+                const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
+                std::vector<uint8_t> A(M * K4);
+                std::vector<int8_t> B(N16 * K4);
+                for (auto &a : A)
+                        a = uint8_t(rng.next());
+                for (auto &b : B)
+                        b = int8_t(int(rng.below(255)) - 127);
+                std::vector<int32_t> off(N), C(M * N);
+                std::vector<float> mul(N), add(N);
+                for (size_t c = 0; c < N; c++) {
+                        off[c] = int32_t(rng.below(20001)) - 10000;
+                        mul[c] = rng.uniform(1e-5f, 1e-4f);
+                        add[c] = rng.uniform(-1.0f, 1.0f);
+                }
+                const ptrdiff_t zero = 0;
+                const GemmA a{A.data(), K4, &zero, 1, K4 / 4};
+                for (unsigned bits : {4u, 8u, 16u})
+                        for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU6, NPU_ACT_HARDSWISH}) {
+                                const OutQuant o = out_quant(qparams(-4.0f, 7.0f, bits), act);
+                                std::vector<float> fm(mul), fa(add);
+                                fold_channels(o, fm.data(), fa.data(), N);
+                                const size_t ldq = N + 3;
+                                std::vector<uint8_t> w8(M * ldq, 1), g8(M * ldq, 1);
+                                std::vector<uint16_t> w16(M * ldq, 1), g16(M * ldq, 1);
+                                GemmEpilogue e{off.data(), fm.data(), fa.data(), act, &o, nullptr, nullptr, ldq};
+                                if (bits <= 8) {
+                                        e.q8 = w8.data();
+                                        gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
+                                        e.q8 = g8.data();
+                                        kernels_for(Isa::Avx512Vnni).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
+                                        assert_memory_equal(w8.data(), g8.data(), w8.size());
+                                        e.q8 = nullptr;
+                                }
+                                e.q16 = w16.data();
+                                gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
+                                e.q16 = g16.data();
+                                kernels_for(Isa::Avx512Vnni).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
+                                assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
+                        }
+        }
+}
+
 static void epilogues(void **)
 {
         for (Isa isa : {Isa::Avx2, Isa::Avx512Vnni}) {
@@ -183,6 +236,7 @@ int main()
                 cmocka_unit_test(avx2),
                 cmocka_unit_test(avx512vnni),
                 cmocka_unit_test(epilogues),
+                cmocka_unit_test(gemm_epilogue),
                 cmocka_unit_test(depthwise_rows),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
