@@ -227,13 +227,14 @@ void bench_layers()
                 {"depthwise 3x3 56x56x144", false, 1, 56, 56, 144, 144, 3, 1, 1, 144},
         };
         // Blocks of runs alternate between the two, so that both see the
-        // same machine; each block's first run (caches refilled after the
-        // other's) is dropped.  Between blocks both sides' idle threads
+        // same machine; each block's first runs (caches refilled and
+        // threads woken after the other's) are dropped.  Between blocks both sides' idle threads
         // (npuref's spin up to 1 ms, OpenMP's several) are let go to sleep
         // first, so neither block runs against the other's spinning threads.
-        const int blocks = 7, per_block = 3, reps = blocks * per_block;
+        const int blocks = 5, warm = 3, per_block = 6, reps = blocks * per_block;
         printf("\n2. npuref at 8 bits vs oneDNN int8 (u8 x s8 -> u8, per-channel scales), median of %d runs\n"
-               "   each, in %d alternating blocks so both see the same machine\n", reps, blocks);
+               "   each, in %d alternating blocks (each after %d warm-up runs) so both see the same machine\n", reps,
+               blocks, warm);
         printf("   %-26s %3s %12s %12s %10s\n", "shape", "thr", "npuref_us", "onednn_us", "ratio");
         std::vector<std::unique_ptr<NpuLayer>> keep;
         for (unsigned threads : {1u, 2u}) {
@@ -246,17 +247,17 @@ void bench_layers()
                         auto settle = [] { usleep(30000); };
                         for (int i = 0; i < blocks; i++) {
                                 settle();
-                                for (int j = 0; j <= per_block; j++) {
+                                for (int j = 0; j < warm + per_block; j++) {
                                         double x = L->run_ns();
                                         if (getenv("BENCH_TRACE"))
-                                                fprintf(stderr, " %.0f%s", x / 1e3, j == per_block ? " |" : "");
-                                        if (j)
+                                                fprintf(stderr, " %.0f%s", x / 1e3, j + 1 == warm + per_block ? " |" : "");
+                                        if (j >= warm)
                                                 a.push_back(x);
                                 }
                                 settle();
-                                for (int j = 0; j <= per_block; j++) {
+                                for (int j = 0; j < warm + per_block; j++) {
                                         double y = D.run_ns();
-                                        if (j)
+                                        if (j >= warm)
                                                 b.push_back(y);
                                 }
                         }

@@ -392,30 +392,39 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 int32_t *acc[2] = {scratch(tls.c32, kTile * C), scratch(tls.c32lo, wide ? kTile * C : 0)};
+                uint16_t *Q = scratch(tls.q, out8 && !wide ? 0 : kTile * C);
+                // One u8 plane: the epilogue runs in the kernel, outputs go to
+                // the tensor (8 bits) or Q; two planes meet in the wide epilogue.
+                auto rows = [&](int p, const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
+                        int32_t *a = acc[p] + (m - m0) * C;
+                        if (wide) {
+                                k.depthwise_rows(x, step, offs, unsigned(ntaps), W, C, len, a);
+                                return;
+                        }
+                        GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
+                        if (out8)
+                                e.q8 = io.y + m * C;
+                        else
+                                e.q16 = Q + (m - m0) * C;
+                        k.depthwise_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, a);
+                };
                 for (int p = 0; p < nplanes; p++)
                         for_runs(
                                 G, inner, m0, mt,
                                 [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                         const uint8_t *x = P.plane[p] + ((b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl) * C;
-                                        k.depthwise_rows(x, size_t(G.sw) * C, taps.data(), unsigned(ntaps), W, C, len,
-                                                         acc[p] + (m - m0) * C);
+                                        rows(p, x, size_t(G.sw) * C, taps.data(), m, len);
                                 },
                                 [&](size_t m, size_t len) {
                                         uint8_t *win = scratch(tls.a, len * ntaps * C);
                                         for (size_t r = 0; r < len; r++)
                                                 window_row(G, P.plane[p], pad[p], m + r, 0, C, win + r * ntaps * C);
-                                        k.depthwise_rows(win, ntaps * C, window_taps.data(), unsigned(ntaps), W, C, len,
-                                                         acc[p] + (m - m0) * C);
+                                        rows(p, win, ntaps * C, window_taps.data(), m, len);
                                 });
-                if (out8 && !wide) {
-                        k.epilogue_u8(acc[0], C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, io.y + m0 * C, C);
+                if (out8 && !wide)
                         return;
-                }
-                uint16_t *Q = scratch(tls.q, kTile * C);
                 if (wide)
                         k.epilogue_wide(acc[0], acc[1], C, mt, C, zw64.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
-                else
-                        k.epilogue_u16(acc[0], C, mt, C, zw.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
                 store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
         });
 }

@@ -72,6 +72,13 @@ static void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const 
                 epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
 }
 
+void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+{
+        depthwise_rows_portable(x, step, tap_off, taps, w, C, count, acc);
+        finish_gemm(acc, C, count, C, e);
+}
+
 void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
                             int32_t *C, size_t ldc)
 {
@@ -116,12 +123,12 @@ const Kernels &kernels_for(Isa isa)
         static const EpilogueU8Fn e8 = epilogue_tile;
         static const EpilogueU16Fn e16 = epilogue_tile;
         static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_rows_portable,
-                                         e8, e16, epilogue_wide, gemm_epilogue_portable};
+                                         e8, e16, epilogue_wide, gemm_epilogue_portable, depthwise_epilogue_generic};
         static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_rows_portable, e8, e16, epilogue_wide,
-                                     gemm_epilogue_avx2};
+                                     gemm_epilogue_avx2, depthwise_epilogue_generic};
         static const Kernels avx512 = {Isa::Avx512Vnni,    "avx512vnni",        gemm_u8s8_avx512vnni,
                                        depthwise_rows_avx512, epilogue_u8_avx512, epilogue_u16_avx512,
-                                       epilogue_wide_avx512, gemm_epilogue_avx512};
+                                       epilogue_wide_avx512, gemm_epilogue_avx512, depthwise_epilogue_avx512};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

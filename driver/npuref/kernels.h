@@ -68,6 +68,11 @@ struct GemmEpilogue {
 using GemmEpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
                                 int32_t *C, size_t ldc);
 
+// depthwise_rows and then the epilogue of GemmEpilogue on its count x C
+// sums (acc: count x C scratch for kernels that keep them in registers).
+using DepthwiseEpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
+                                     const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+
 struct Kernels {
         Isa isa;
         const char *name;
@@ -77,6 +82,7 @@ struct Kernels {
         EpilogueU16Fn epilogue_u16;
         EpilogueWideFn epilogue_wide;
         GemmEpilogueFn gemm_epilogue;
+        DepthwiseEpilogueFn depthwise_epilogue;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -105,6 +111,10 @@ void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, 
 void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
                           const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
 
+void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
                             int32_t *C, size_t ldc);
 void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int32_t *C,

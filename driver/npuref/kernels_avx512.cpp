@@ -365,4 +365,69 @@ void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
                 epilogue_u16_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
 }
 
+// Depthwise rows with the folded epilogue from registers: 16 channels by
+// four output pixels at a time, the taps' weights widened once per block.
+template <typename Q>
+static void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                            size_t C, size_t count, const GemmEpilogue &e, Q *q)
+{
+        alignas(64) int32_t wv[32 * 16];
+        const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
+        for (size_t c = 0; c < C; c += 16) {
+                const bool full = C - c >= 16;
+                const __mmask16 m = column_mask(C - c);
+                for (unsigned t = 0; t < taps; t++)
+                        _mm512_store_si512(wv + 16 * t, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + size_t(t) * C + c)));
+                const __m512i ov = _mm512_maskz_loadu_epi32(m, e.off + c);
+                const __m512 mv = _mm512_maskz_loadu_ps(m, e.mul + c), av = _mm512_maskz_loadu_ps(m, e.add + c);
+                // Full blocks load 16 bytes straight into the widening move.
+                auto load_x = [&](const uint8_t *p) {
+                        return full ? _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)))
+                                    : _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
+                };
+                size_t j = 0;
+                for (; j + 4 <= count; j += 4) {
+                        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+                        const uint8_t *xj = x + j * step + c;
+                        for (unsigned t = 0; t < taps; t++) {
+                                const __m512i wt = _mm512_load_si512(wv + 16 * t);
+                                const uint8_t *p = xj + tap_off[t];
+                                a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(p), wt));
+                                a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(load_x(p + step), wt));
+                                a2 = _mm512_add_epi32(a2, _mm512_mullo_epi32(load_x(p + 2 * step), wt));
+                                a3 = _mm512_add_epi32(a3, _mm512_mullo_epi32(load_x(p + 3 * step), wt));
+                        }
+                        Q *d = q + j * e.ldq + c;
+                        finish16(a0, ov, mv, av, lo, hi, d, m, full);
+                        finish16(a1, ov, mv, av, lo, hi, d + e.ldq, m, full);
+                        finish16(a2, ov, mv, av, lo, hi, d + 2 * e.ldq, m, full);
+                        finish16(a3, ov, mv, av, lo, hi, d + 3 * e.ldq, m, full);
+                }
+                for (; j < count; j++) {
+                        __m512i a0 = _mm512_setzero_si512();
+                        const uint8_t *xj = x + j * step + c;
+                        for (unsigned t = 0; t < taps; t++)
+                                a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(xj + tap_off[t]), _mm512_load_si512(wv + 16 * t)));
+                        finish16(a0, ov, mv, av, lo, hi, q + j * e.ldq + c, m, full);
+                }
+        }
+}
+
+void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+{
+        if (e.o->folded && e.off && taps <= 32) {
+                if (e.q8)
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q8);
+                else
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q16);
+                return;
+        }
+        depthwise_rows_avx512(x, step, tap_off, taps, w, C, count, acc);
+        if (e.q8)
+                epilogue_u8_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq);
+        else
+                epilogue_u16_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
+}
+
 } // namespace npuref

@@ -152,6 +152,28 @@ static void depthwise_rows(void **)
                                 kernels_for(Isa::Avx512Vnni)
                                         .depthwise_rows(x.data(), step, off.data(), taps, w.data(), C, count, got.data());
                                 assert_memory_equal(want.data(), got.data(), want.size() * 4);
+                                // With the epilogue (fused up to 32 taps): same bytes as
+                                // the portable rows and epilogue.
+                                std::vector<int32_t> zoff(C);
+                                std::vector<float> mul(C), add(C);
+                                for (size_t c = 0; c < C; c++) {
+                                        zoff[c] = int32_t(rng.below(200001)) - 100000;
+                                        mul[c] = rng.uniform(1e-5f, 1e-4f);
+                                        add[c] = rng.uniform(-1.0f, 1.0f);
+                                }
+                                for (uint8_t act : {NPU_ACT_RELU, NPU_ACT_HARDSWISH}) {
+                                        const OutQuant o = out_quant(qparams(-2.0f, 3.0f, 8), act);
+                                        fold_channels(o, mul.data(), add.data(), C);
+                                        std::vector<uint8_t> w8(count * C, 1), g8(count * C, 2);
+                                        GemmEpilogue e{zoff.data(), mul.data(), add.data(), act, &o, w8.data(), nullptr, C};
+                                        depthwise_epilogue_generic(x.data(), step, off.data(), taps, w.data(), C, count, e,
+                                                                   want.data());
+                                        e.q8 = g8.data();
+                                        kernels_for(Isa::Avx512Vnni)
+                                                .depthwise_epilogue(x.data(), step, off.data(), taps, w.data(), C, count, e,
+                                                                    got.data());
+                                        assert_memory_equal(w8.data(), g8.data(), w8.size());
+                                }
                         }
         // The definition on one hand-checked value: 255 * -128 + 1 * 127.
         const uint8_t x[2] = {255, 1};
