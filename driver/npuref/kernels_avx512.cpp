@@ -74,7 +74,7 @@ static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, s
 void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
                           size_t ldc)
 {
-        constexpr int MR = 6;
+        constexpr int MR = 8;
         // Columns outer: a 32-column slice of B stays in cache while the rows
         // of A stream past it.
         for (size_t n0 = 0; n0 < N; n0 += 32) {
@@ -83,6 +83,8 @@ void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
                         tile<MR>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
                 // The last rows in one tile, so B is read once more, not per row.
                 switch (M - m) {
+                case 7: tile<7>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
+                case 6: tile<6>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
                 case 5: tile<5>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
                 case 4: tile<4>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
                 case 3: tile<3>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
@@ -331,12 +333,14 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
 template <typename Q>
 static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q)
 {
-        constexpr int MR = 6;
+        constexpr int MR = 8;
         for (size_t n0 = 0; n0 < N; n0 += 32) {
                 size_t m = 0;
                 for (; m + MR <= M; m += MR)
                         tile_epilogue<MR>(A, m, B, K4, N, n0, e, q);
                 switch (M - m) {
+                case 7: tile_epilogue<7>(A, m, B, K4, N, n0, e, q); break;
+                case 6: tile_epilogue<6>(A, m, B, K4, N, n0, e, q); break;
                 case 5: tile_epilogue<5>(A, m, B, K4, N, n0, e, q); break;
                 case 4: tile_epilogue<4>(A, m, B, K4, N, n0, e, q); break;
                 case 3: tile_epilogue<3>(A, m, B, K4, N, n0, e, q); break;
@@ -413,9 +417,84 @@ static void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_
         }
 }
 
+// 3x3, stride 1, dilation 1 over the input in place: four output pixels
+// read six input columns per kernel row, each loaded once for the up to
+// three pixels whose windows hold it; the nine weights stay in registers.
+template <typename Q>
+static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const int8_t *w, size_t C, size_t count,
+                               const GemmEpilogue &e, Q *q)
+{
+        const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
+        for (size_t c = 0; c < C; c += 16) {
+                const bool full = C - c >= 16;
+                const __mmask16 m = column_mask(C - c);
+                __m512i wt[9];
+                for (int t = 0; t < 9; t++)
+                        wt[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + size_t(t) * C + c));
+                const __m512i ov = _mm512_maskz_loadu_epi32(m, e.off + c);
+                const __m512 mv = _mm512_maskz_loadu_ps(m, e.mul + c), av = _mm512_maskz_loadu_ps(m, e.add + c);
+                auto load_x = [&](const uint8_t *p) {
+                        return full ? _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)))
+                                    : _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
+                };
+                auto madd = [](__m512i a, __m512i v, __m512i wv) { return _mm512_add_epi32(a, _mm512_mullo_epi32(v, wv)); };
+                size_t j = 0;
+                for (; j + 4 <= count; j += 4) {
+                        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+                        for (int ky = 0; ky < 3; ky++) {
+                                const uint8_t *p = x + j * C + rows[ky] + c;
+                                const __m512i w0 = wt[3 * ky], w1 = wt[3 * ky + 1], w2 = wt[3 * ky + 2];
+                                __m512i v0 = load_x(p), v1 = load_x(p + C), v2 = load_x(p + 2 * C);
+                                a0 = madd(madd(madd(a0, v0, w0), v1, w1), v2, w2);
+                                __m512i v3 = load_x(p + 3 * C);
+                                a1 = madd(madd(madd(a1, v1, w0), v2, w1), v3, w2);
+                                __m512i v4 = load_x(p + 4 * C);
+                                a2 = madd(madd(madd(a2, v2, w0), v3, w1), v4, w2);
+                                __m512i v5 = load_x(p + 5 * C);
+                                a3 = madd(madd(madd(a3, v3, w0), v4, w1), v5, w2);
+                        }
+                        Q *d = q + j * e.ldq + c;
+                        finish16(a0, ov, mv, av, lo, hi, d, m, full);
+                        finish16(a1, ov, mv, av, lo, hi, d + e.ldq, m, full);
+                        finish16(a2, ov, mv, av, lo, hi, d + 2 * e.ldq, m, full);
+                        finish16(a3, ov, mv, av, lo, hi, d + 3 * e.ldq, m, full);
+                }
+                for (; j < count; j++) {
+                        __m512i a0 = _mm512_setzero_si512();
+                        for (int ky = 0; ky < 3; ky++) {
+                                const uint8_t *p = x + j * C + rows[ky] + c;
+                                a0 = madd(madd(madd(a0, load_x(p), wt[3 * ky]), load_x(p + C), wt[3 * ky + 1]), load_x(p + 2 * C),
+                                          wt[3 * ky + 2]);
+                        }
+                        finish16(a0, ov, mv, av, lo, hi, q + j * e.ldq + c, m, full);
+                }
+        }
+}
+
+// Taps of a 3x3 window at stride 1 and dilation 1 read in place: three
+// kernel rows of three adjacent pixels.
+static bool taps_3x3_s1(size_t step, const ptrdiff_t *tap_off, unsigned taps, size_t C)
+{
+        if (taps != 9 || step != C)
+                return false;
+        for (int ky = 0; ky < 3; ky++)
+                for (int kx = 1; kx < 3; kx++)
+                        if (tap_off[3 * ky + kx] != tap_off[3 * ky] + ptrdiff_t(kx * C))
+                                return false;
+        return true;
+}
+
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
 {
+        if (e.o->folded && e.off && taps_3x3_s1(step, tap_off, taps, C)) {
+                const ptrdiff_t rows[3] = {tap_off[0], tap_off[3], tap_off[6]};
+                if (e.q8)
+                        depthwise3x3_fused(x, rows, w, C, count, e, e.q8);
+                else
+                        depthwise3x3_fused(x, rows, w, C, count, e, e.q16);
+                return;
+        }
         if (e.o->folded && e.off && taps <= 32) {
                 if (e.q8)
                         depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q8);

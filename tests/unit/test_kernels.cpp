@@ -175,6 +175,36 @@ static void depthwise_rows(void **)
                                         assert_memory_equal(w8.data(), g8.data(), w8.size());
                                 }
                         }
+        // 3x3 windows at stride 1 read in place (input rows of W pixels):
+        // the AVX-512 kernel reuses each input column across pixels.
+        for (size_t C : {size_t(5), size_t(32), size_t(40)})
+                for (size_t count : {size_t(1), size_t(4), size_t(11)}) {
+                        const size_t W = count + 2;
+                        std::vector<ptrdiff_t> off(9);
+                        for (size_t t = 0; t < 9; t++)
+                                off[t] = ptrdiff_t(((t / 3) * W + t % 3) * C);
+                        std::vector<uint8_t> x(3 * W * C);
+                        std::vector<int8_t> w(9 * C);
+                        for (auto &v : x)
+                                v = uint8_t(rng.next());
+                        for (auto &v : w)
+                                v = int8_t(int(rng.below(256)) - 128);
+                        std::vector<int32_t> zoff(C), acc(count * C);
+                        std::vector<float> mul(C), add(C);
+                        for (size_t c = 0; c < C; c++) {
+                                zoff[c] = int32_t(rng.below(200001)) - 100000;
+                                mul[c] = rng.uniform(1e-5f, 1e-4f);
+                                add[c] = rng.uniform(-1.0f, 1.0f);
+                        }
+                        const OutQuant o = out_quant(qparams(-2.0f, 3.0f, 6), NPU_ACT_RELU6);
+                        fold_channels(o, mul.data(), add.data(), C);
+                        std::vector<uint16_t> want(count * C, 1), got(count * C, 2);
+                        GemmEpilogue e{zoff.data(), mul.data(), add.data(), NPU_ACT_RELU6, &o, nullptr, want.data(), C};
+                        depthwise_epilogue_generic(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data());
+                        e.q16 = got.data();
+                        kernels_for(Isa::Avx512Vnni).depthwise_epilogue(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data());
+                        assert_memory_equal(want.data(), got.data(), want.size() * 2);
+                }
         // The definition on one hand-checked value: 255 * -128 + 1 * 127.
         const uint8_t x[2] = {255, 1};
         const int8_t w[2] = {-128, 127};

@@ -74,6 +74,7 @@ static void conv2d(void **state)
                    conv_case("conv 3x3 61 wide (taps, tiles span rows)", rng, 4, 8, 3, 1, 1, 1, p1, NPU_ACT_NONE, 60));
         check_case(d->best, d->portable, conv_case("conv 3x3 groups 2", rng, 6, 4, 3, 1, 1, 2, p1, NPU_ACT_HARDSWISH));
         check_case(d->best, d->portable, conv_case("depthwise 3x3 s2", rng, 12, 12, 3, 2, 1, 12, p1, NPU_ACT_RELU6));
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 (columns reused)", rng, 20, 20, 3, 1, 1, 20, p1, NPU_ACT_RELU));
         check_case(d->best, d->portable, conv_case("depthwise 5x5 hardsigmoid", rng, 8, 8, 5, 1, 1, 8, p2, NPU_ACT_HARDSIGMOID));
         check_case(d->best, d->portable, conv_case("conv 1x1 sigmoid", rng, 16, 16, 1, 1, 1, 1, p0, NPU_ACT_SIGMOID));
 }
