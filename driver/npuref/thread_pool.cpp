@@ -77,17 +77,33 @@ void ThreadPool::run(unsigned)
                 if (stop_)
                         return;
                 seen = generation_;
-                busy_++;
-                while (next_ < n_) {
-                        size_t i = next_++;
-                        const auto *fn = fn_;
-                        lk.unlock();
+                busy_.fetch_add(1, std::memory_order_relaxed);
+                const auto *fn = fn_;
+                const size_t n = n_;
+                lk.unlock();
+                for (size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n;)
                         (*fn)(i);
+                if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+                        lk.lock();
+                        done_cv_.notify_all();
+                } else {
                         lk.lock();
                 }
-                if (--busy_ == 0)
-                        done_cv_.notify_all();
         }
+}
+
+// Waits (lk held) until no thread is inside a batch: a short spin, since
+// the others are finishing their last item, then the condition variable.
+void ThreadPool::wait_idle(std::unique_lock<std::mutex> &lk)
+{
+        if (busy_.load(std::memory_order_acquire) == 0)
+                return;
+        lk.unlock();
+        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+        while (busy_.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < until)
+                cpu_relax();
+        lk.lock();
+        done_cv_.wait(lk, [&] { return busy_.load(std::memory_order_acquire) == 0; });
 }
 
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)> &fn)
@@ -98,21 +114,22 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)> &fn)
                 return;
         }
         std::unique_lock<std::mutex> lk(mu_);
+        // A worker that joined the last batch late may still be looking
+        // for items: the counter is reset only once it has left.
+        wait_idle(lk);
         fn_ = &fn;
         n_ = n;
-        next_ = 0;
+        next_.store(0, std::memory_order_relaxed);
+        busy_.store(1, std::memory_order_relaxed);
         generation_++;
         published_.store(generation_, std::memory_order_release);
-        busy_++;
+        lk.unlock();
         start_cv_.notify_all();
-        while (next_ < n_) {
-                size_t i = next_++;
-                lk.unlock();
+        for (size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n;)
                 fn(i);
-                lk.lock();
-        }
-        busy_--;
-        done_cv_.wait(lk, [&] { return busy_ == 0; });
+        busy_.fetch_sub(1, std::memory_order_acq_rel);
+        lk.lock();
+        wait_idle(lk);
         fn_ = nullptr;
 }
 

@@ -33,10 +33,16 @@ private:
 
         std::vector<std::thread> workers_;
         std::vector<int> cpus_;
+        void wait_idle(std::unique_lock<std::mutex> &lk);
+
+        // mu_ guards fn_, n_, generation_, stop_ and joining a batch (busy_
+        // up); items are claimed from next_ and busy_ goes down without it.
         std::mutex mu_;
         std::condition_variable start_cv_, done_cv_;
         const std::function<void(size_t)> *fn_ = nullptr;
-        size_t n_ = 0, next_ = 0, busy_ = 0;
+        size_t n_ = 0;
+        std::atomic<size_t> next_{0};
+        std::atomic<unsigned> busy_{0};  // threads inside the current batch
         unsigned long generation_ = 0;
         // Mirrors generation_ for workers spinning between batches.
         std::atomic<unsigned long> published_{0};
