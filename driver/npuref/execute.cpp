@@ -22,6 +22,18 @@ namespace {
 // Pixels per work item: a multiple of 4, so that a tile's first element
 // starts a whole packing group at any depth and channel count.
 constexpr size_t kTile = 48;
+
+// Output pixels per work item of a layer of M pixels: kTile, halved (to 24
+// or 12, still whole packing groups) while that leaves fewer than 16
+// items per thread, so a small layer still spreads evenly.
+size_t tile_rows(size_t M, const ThreadPool *pool)
+{
+        const size_t threads = pool ? pool->threads() : 1;
+        size_t t = kTile;
+        while (t > 12 && (M + t - 1) / t < 16 * threads)
+                t /= 2;
+        return t;
+}
 // K rows (of 4) per GEMM call: 65536 products of 255 x 127 fit in int32.
 constexpr size_t kKBlocks = 16384;
 
@@ -267,8 +279,9 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                 taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
         const ptrdiff_t zero_off = 0;
 
-        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t item) {
-                const size_t m0 = item * kTile, mt = std::min(kTile, M - m0);
+        const size_t tm = tile_rows(M, pool);
+        parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
+                const size_t m0 = item * tm, mt = std::min(tm, M - m0);
                 uint8_t *A = scratch(tls.a, pointwise ? 0 : kTile * K4);
                 int32_t *Cp[2] = {scratch(tls.c32, kTile * cout_g), scratch(tls.c32lo, wide ? kTile * cout_g : 0)};
                 int64_t *C64 = scratch(tls.c64, split ? kTile * cout_g : 0);
@@ -389,8 +402,9 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;
         const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
-        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
-                const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
+        const size_t tm = tile_rows(M, pool);
+        parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
+                const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
                 int32_t *acc[2] = {scratch(tls.c32, kTile * C), scratch(tls.c32lo, wide ? kTile * C : 0)};
                 uint16_t *Q = scratch(tls.q, out8 && !wide ? 0 : kTile * C);
                 // One u8 plane: the epilogue runs in the kernel, outputs go to

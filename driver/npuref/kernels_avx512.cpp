@@ -18,12 +18,14 @@ namespace npuref {
 // of A's K blocks.
 template <int MR>
 static inline __attribute__((always_inline)) void accumulate(const GemmA &A, size_t m0, const int8_t *b0, const int8_t *b1,
-                                                             bool two, __m512i (&acc0)[MR], __m512i (&acc1)[MR])
+                                                             bool two, __m512i (&acc0)[MR], __m512i (&acc1)[MR],
+                                                             __m512i init0 = _mm512_setzero_si512(),
+                                                             __m512i init1 = _mm512_setzero_si512())
 {
         const size_t lda = A.lda;
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                acc0[r] = _mm512_setzero_si512();
-                acc1[r] = _mm512_setzero_si512();
+                acc0[r] = init0;
+                acc1[r] = init1;
         }
         for (unsigned t = 0; t < A.taps; t++) {
                 const uint8_t *a = A.base + m0 * lda + A.tap_off[t];
@@ -311,22 +313,22 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
 {
         const int8_t *b0 = B + (n0 / 16) * K4 * 16;
         const bool two = n0 + 16 < N;
+        const size_t left0 = N - n0, n1 = n0 + 16, left1 = two ? N - n1 : 0;
+        const __mmask16 k0 = column_mask(left0), k1 = two ? column_mask(left1) : 0;
+        // The zero-point term starts the sums (int32 wraps alike either way).
+        const __m512i zero = _mm512_setzero_si512();
+        const __m512i o0 = e.off ? _mm512_sub_epi32(zero, _mm512_maskz_loadu_epi32(k0, e.off + n0)) : zero;
+        const __m512i o1 = e.off && two ? _mm512_sub_epi32(zero, _mm512_maskz_loadu_epi32(k1, e.off + n1)) : zero;
         __m512i acc0[MR], acc1[MR];
-        accumulate<MR>(A, m0, b0, b0 + K4 * 16, two, acc0, acc1);
+        accumulate<MR>(A, m0, b0, b0 + K4 * 16, two, acc0, acc1, o0, o1);
         const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
-        const size_t left0 = N - n0;
-        const __mmask16 k0 = column_mask(left0);
-        const __m512i o0 = e.off ? _mm512_maskz_loadu_epi32(k0, e.off + n0) : _mm512_setzero_si512();
         const __m512 mv0 = _mm512_maskz_loadu_ps(k0, e.mul + n0), av0 = _mm512_maskz_loadu_ps(k0, e.add + n0);
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-                finish16(acc0[r], o0, mv0, av0, lo, hi, q + (m0 + r) * e.ldq + n0, k0, left0 >= 16);
+                finish16(acc0[r], zero, mv0, av0, lo, hi, q + (m0 + r) * e.ldq + n0, k0, left0 >= 16);
         if (two) {
-                const size_t n1 = n0 + 16, left1 = N - n1;
-                const __mmask16 k1 = column_mask(left1);
-                const __m512i o1 = e.off ? _mm512_maskz_loadu_epi32(k1, e.off + n1) : _mm512_setzero_si512();
                 const __m512 mv1 = _mm512_maskz_loadu_ps(k1, e.mul + n1), av1 = _mm512_maskz_loadu_ps(k1, e.add + n1);
                 _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-                        finish16(acc1[r], o1, mv1, av1, lo, hi, q + (m0 + r) * e.ldq + n1, k1, left1 >= 16);
+                        finish16(acc1[r], zero, mv1, av1, lo, hi, q + (m0 + r) * e.ldq + n1, k1, left1 >= 16);
         }
 }
 
