@@ -73,6 +73,20 @@ struct ThreadScratch {
 };
 thread_local ThreadScratch tls;
 
+// Grow-only scratch of a device's runner thread (the one that executes
+// jobs), kept across layers and jobs: no allocation, and no fresh pages to
+// fault in, per layer.  It grows to the largest layer the device has run.
+struct RunnerScratch {
+        std::vector<uint16_t> xq;
+        std::vector<uint8_t> planes;
+        std::vector<uint16_t> inq[NPU_MAX_INPUTS];
+        std::vector<int64_t> wsum, zw64;
+        std::vector<int32_t> zw;
+        std::vector<ptrdiff_t> taps, window_taps;
+        std::vector<float> mul, add;
+};
+thread_local RunnerScratch rs;
+
 // Unpacks a whole tensor to u16, in parallel chunks.
 void unpack_all(ThreadPool *pool, const uint8_t *src, unsigned bits, size_t count, uint16_t *dst)
 {
@@ -117,13 +131,16 @@ struct LayerIO {
 
 // Per-output-channel epilogue constants: y = float(acc) * mul[c] + add[c],
 // with the output quantizer folded in where it folds (epilogue.h).
+// (One layer at a time per runner thread: its vectors are the runner's.)
 struct ChannelScale {
-        std::vector<float> mul, add;
+        std::vector<float> &mul, &add;
         OutQuant oq;
         ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa, const npu_layer_desc &L,
                      const QParams &out)
-                : mul(n), add(n), oq(out_quant(out, L.act))
+                : mul(rs.mul), add(rs.add), oq(out_quant(out, L.act))
         {
+                mul.resize(n);
+                add.resize(n);
                 for (uint32_t c = 0; c < n; c++) {
                         mul[c] = sa * load_float(scales + 4 * c);
                         add[c] = load_float(bias + 4 * c);
@@ -237,7 +254,8 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
 
         // Sum of each output channel's weights, for the zero-point term
         // (a megabyte of weights takes tens of microseconds: in parallel).
-        std::vector<int64_t> wsum(G.oc);
+        std::vector<int64_t> &wsum = rs.wsum;
+        wsum.assign(G.oc, 0);
         const size_t nblocks = N16 / 16;
         const bool big = size_t(G.groups) * K4 * N16 >= (size_t(1) << 16);
         parallel_for(big ? pool : nullptr, G.groups * nblocks, [&](size_t i) {
@@ -252,8 +270,10 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         // Longer rows add int32 pieces into int64.
         const bool split = KB > kKBlocks;
         const bool narrow = !wide && !split;
-        std::vector<int32_t> zw(narrow ? G.oc : 0);
-        std::vector<int64_t> zw64(narrow ? 0 : G.oc);
+        std::vector<int32_t> &zw = rs.zw;
+        std::vector<int64_t> &zw64 = rs.zw64;
+        zw.resize(narrow ? G.oc : 0);
+        zw64.resize(narrow ? 0 : G.oc);
         for (uint32_t c = 0; c < G.oc; c++)
                 if (narrow)
                         zw[c] = int32_t(z * wsum[c]);
@@ -272,7 +292,8 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const Planes P = input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
-        std::vector<ptrdiff_t> taps;
+        std::vector<ptrdiff_t> &taps = rs.taps;
+        taps.clear();
         if (direct)
                 for (uint32_t ky = 0; ky < G.kh; ky++)
                         for (uint32_t kx = 0; kx < G.kw; kx++)
@@ -381,15 +402,19 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const Planes P = input_planes(G, io, pool, planes);
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
-        std::vector<ptrdiff_t> taps, window_taps;
+        std::vector<ptrdiff_t> &taps = rs.taps, &window_taps = rs.window_taps;
+        taps.clear();
+        window_taps.clear();
         for (uint32_t ky = 0; ky < G.kh; ky++)
                 for (uint32_t kx = 0; kx < G.kw; kx++) {
                         taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
                         window_taps.push_back(ptrdiff_t(window_taps.size() * C));
                 }
         const int32_t z = io.ax.qp.zero;
-        std::vector<int32_t> zw(C, 0);
-        std::vector<int64_t> zw64(wide ? C : 0);
+        std::vector<int32_t> &zw = rs.zw;
+        std::vector<int64_t> &zw64 = rs.zw64;
+        zw.assign(C, 0);
+        zw64.resize(wide ? C : 0);
         for (size_t t = 0; t < ntaps; t++)
                 for (size_t c = 0; c < C; c++)
                         zw[c] += W[t * C + c];
@@ -594,9 +619,9 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                 if (job.tensors[i].bits)
                         act[i] = make_act(job.tensors[i], job.tensors[i].bits);
 
-        std::vector<uint16_t> xq;
-        std::vector<uint8_t> planes;
-        std::vector<std::vector<uint16_t>> inq_store(NPU_MAX_INPUTS);
+        std::vector<uint16_t> &xq = rs.xq;
+        std::vector<uint8_t> &planes = rs.planes;
+        std::vector<uint16_t> *inq_store = rs.inq;
         for (size_t l = 0; l < job.layers.size(); l++) {
                 const npu_layer_desc &L = job.layers[l];
                 const uint64_t t0 = now_ns();
