@@ -1,5 +1,8 @@
 // GEMM kernels: every instruction set against the portable one, bit for bit.
+#include <atomic>
+
 #include "kernels.h"
+#include "thread_pool.h"
 #include "npu_accel.h"
 #include "test_util.h"
 
@@ -267,6 +270,37 @@ static void gemm_epilogue(void **)
         }
 }
 
+// The compute pool: every index of every batch runs exactly once, with
+// batches back to back, batches of 0 and 1 items, items of uneven length
+// (late joiners), and the pool's threads pinned or not.
+static std::atomic<int> spin_sink;
+
+static void thread_pool(void **)
+{
+        for (int pinned = 0; pinned < 2; pinned++) {
+                ThreadPool pool(3, pinned ? std::vector<int>{0, 0, 0} : std::vector<int>{});
+                std::vector<std::atomic<int>> hits(64);
+                for (int batch = 0; batch < 3000; batch++) {
+                        const size_t n = size_t(batch * 7 % 65);
+                        for (auto &h : hits)
+                                h.store(0);
+                        pool.parallel_for(n, [&](size_t i) {
+                                if (i % 13 == 0)  // a longer item: the others finish first
+                                        for (int k = 0; k < 2000; k++)
+                                                spin_sink.store(k, std::memory_order_relaxed);
+                                hits[i].fetch_add(1);
+                        });
+                        for (size_t i = 0; i < hits.size(); i++)
+                                if (hits[i].load() != (i < n ? 1 : 0)) {
+                                        print_error("batch %d (n %zu): index %zu ran %d times\n", batch, n, i, hits[i].load());
+                                        fail();
+                                }
+                }
+                print_message("thread pool (%s): 3000 batches of 0 to 64 items, each index once\n",
+                              pinned ? "pinned to one CPU" : "unpinned");
+        }
+}
+
 static void epilogues(void **)
 {
         for (Isa isa : {Isa::Avx2, Isa::Avx512Vnni}) {
@@ -288,6 +322,7 @@ int main()
                 cmocka_unit_test(avx2),
                 cmocka_unit_test(avx512vnni),
                 cmocka_unit_test(epilogues),
+                cmocka_unit_test(thread_pool),
                 cmocka_unit_test(gemm_epilogue),
                 cmocka_unit_test(depthwise_rows),
         };
