@@ -185,6 +185,7 @@ unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
 integration: all $(TESTCLIENT) $(E2E_CLIENT)
 	@echo "== tests/integration/bwqd_test.sh"; B=$(B) bash tests/integration/bwqd_test.sh
 	@echo "== tests/integration/e2e_test.sh"; B=$(B) bash tests/integration/e2e_test.sh
+	@echo "== tests/demo_test.sh (make demo, replay, 1 s phases)"; SANITIZE=$(SANITIZE) B=$(B) bash tests/demo_test.sh
 
 conformance: $(CONFORMANCE)
 	@echo "== $(CONFORMANCE)"; $(CONFORMANCE)
@@ -244,7 +245,7 @@ fuzz: deps $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_SEEDS)/.stamp
 
 # ---- demo and bench -------------------------------------------------------
 demo: all
-	@sh scripts/demo.sh $(B)
+	@bash scripts/demo.sh $(B)
 
 $(BENCH_BIN): $(B)/bench/bench_npu.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
 	$(CXX) $(LDFLAGS) -fopenmp -o $@ $^ $(PKG_LIBS) -ldnnl -pthread
