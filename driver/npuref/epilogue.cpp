@@ -33,6 +33,7 @@ namespace {
 
 // Inlined into each clone, which compiles them for its own instruction set.
 #define NPU_INLINE inline __attribute__((always_inline))
+#define NPU_INLINE_LAMBDA __attribute__((always_inline))
 
 template <int ACT> NPU_INLINE float activate(float y)
 {
@@ -65,12 +66,11 @@ NPU_INLINE int32_t round_clamped(float v, float lo, float hi)
         return int32_t(std::nearbyint(v));
 }
 
-// The quantized value of y = float(acc - off) * mul + add: kFolded for the
-// linear activations folded into mul and add, else the activation's own.
-constexpr int kFolded = -1;
+// The quantized value of y = float(acc - off) * mul + add: kActFolded for
+// the linear activations folded into mul and add, else the activation's own.
 template <int ACT> NPU_INLINE int32_t finish(float y, const OutQuant &o)
 {
-        if constexpr (ACT == kFolded)
+        if constexpr (ACT == kActFolded)
                 return round_clamped(y, o.lo, o.hi);
         else
                 return round_clamped(activate<ACT>(y) * o.inv + o.zero, 0.0f, o.qmax);
@@ -108,18 +108,9 @@ NPU_INLINE void tile_wide(const int32_t *__restrict hi, const int32_t *__restric
 
 template <typename A, typename Q>
 NPU_INLINE void tile_act(const A *acc, size_t ldc, size_t rows, size_t n, const A *off, const float *mul, const float *add,
-                     uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+                         uint8_t act, const OutQuant &o, Q *q, size_t ldq)
 {
-        if (o.folded)
-                return tile<kFolded>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        switch (act) {
-        case NPU_ACT_RELU: return tile<NPU_ACT_RELU>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_RELU6: return tile<NPU_ACT_RELU6>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_HARDSWISH: return tile<NPU_ACT_HARDSWISH>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_HARDSIGMOID: return tile<NPU_ACT_HARDSIGMOID>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_SIGMOID: return tile<NPU_ACT_SIGMOID>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        default: return tile<NPU_ACT_NONE>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        }
+        with_act(act, o.folded, [&](auto a) NPU_INLINE_LAMBDA { tile<decltype(a)::value>(acc, ldc, rows, n, off, mul, add, o, q, ldq); });
 }
 
 template <int ACT> NPU_INLINE void row_float(float *__restrict y, size_t n, const OutQuant &o, uint16_t *__restrict q)
@@ -159,29 +150,15 @@ NPU_CLONES
 void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
                    const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
 {
-        if (o.folded)
-                return tile_wide<kFolded>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        switch (act) {
-        case NPU_ACT_HARDSWISH: return tile_wide<NPU_ACT_HARDSWISH>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_HARDSIGMOID: return tile_wide<NPU_ACT_HARDSIGMOID>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_SIGMOID: return tile_wide<NPU_ACT_SIGMOID>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_RELU: return tile_wide<NPU_ACT_RELU>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_RELU6: return tile_wide<NPU_ACT_RELU6>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        default: return tile_wide<NPU_ACT_NONE>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        }
+        with_act(act, o.folded,
+                 [&](auto a) NPU_INLINE_LAMBDA { tile_wide<decltype(a)::value>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq); });
 }
 
 NPU_CLONES
 void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint16_t *q)
 {
-        switch (act) {
-        case NPU_ACT_RELU: return row_float<NPU_ACT_RELU>(y, n, o, q);
-        case NPU_ACT_RELU6: return row_float<NPU_ACT_RELU6>(y, n, o, q);
-        case NPU_ACT_HARDSWISH: return row_float<NPU_ACT_HARDSWISH>(y, n, o, q);
-        case NPU_ACT_HARDSIGMOID: return row_float<NPU_ACT_HARDSIGMOID>(y, n, o, q);
-        case NPU_ACT_SIGMOID: return row_float<NPU_ACT_SIGMOID>(y, n, o, q);
-        default: return row_float<NPU_ACT_NONE>(y, n, o, q);
-        }
+        // The unfolded form: float layers quantize the value itself.
+        with_act(act, false, [&](auto a) NPU_INLINE_LAMBDA { row_float<decltype(a)::value>(y, n, o, q); });
 }
 
 } // namespace npuref

@@ -6,7 +6,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
+#include "npu_accel.h"
 #include "quant.h"
 
 namespace npuref {
@@ -30,6 +32,27 @@ struct OutQuant {
         float lo, hi;
 };
 OutQuant out_quant(const QParams &p, uint8_t act);
+
+// The activation as a compile-time constant for the epilogue templates:
+// f(std::integral_constant<int, A>{}) with A = kActFolded when the
+// quantizer folds it (o.folded), else the enum npu_act value (unknown
+// values as NONE).  Inlined, so a multiversioned caller compiles f's body
+// for its own instruction set.
+constexpr int kActFolded = -1;
+template <typename F> inline __attribute__((always_inline)) decltype(auto) with_act(uint8_t act, bool folded, F &&f)
+{
+        using std::integral_constant;
+        if (folded)
+                return f(integral_constant<int, kActFolded>{});
+        switch (act) {
+        case NPU_ACT_RELU: return f(integral_constant<int, NPU_ACT_RELU>{});
+        case NPU_ACT_RELU6: return f(integral_constant<int, NPU_ACT_RELU6>{});
+        case NPU_ACT_HARDSWISH: return f(integral_constant<int, NPU_ACT_HARDSWISH>{});
+        case NPU_ACT_HARDSIGMOID: return f(integral_constant<int, NPU_ACT_HARDSIGMOID>{});
+        case NPU_ACT_SIGMOID: return f(integral_constant<int, NPU_ACT_SIGMOID>{});
+        default: return f(integral_constant<int, NPU_ACT_NONE>{});
+        }
+}
 // Folds the quantizer into per-channel mul and add when o.folded.
 void fold_channels(const OutQuant &o, float *mul, float *add, size_t n);
 

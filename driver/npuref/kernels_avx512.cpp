@@ -97,6 +97,30 @@ void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         }
 }
 
+// Depthwise sums of four output pixels (pixel stride `step`) over nt taps
+// at offsets off[] with the taps' weights widened to int32 in wv, 16 per
+// tap; one pixel in dw_pixel1.
+template <typename Load>
+static inline __attribute__((always_inline)) void dw_pixels4(const uint8_t *xj, size_t step, const ptrdiff_t *off, unsigned nt,
+                                                             const int32_t *wv, Load load_x, __m512i (&a)[4])
+{
+        for (unsigned t = 0; t < nt; t++) {
+                const __m512i wt = _mm512_load_si512(wv + 16 * t);
+                const uint8_t *p = xj + off[t];
+                _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+                        a[i] = _mm512_add_epi32(a[i], _mm512_mullo_epi32(load_x(p + i * step), wt));
+        }
+}
+
+template <typename Load>
+static inline __attribute__((always_inline)) __m512i dw_pixel1(const uint8_t *xj, const ptrdiff_t *off, unsigned nt,
+                                                               const int32_t *wv, Load load_x, __m512i a)
+{
+        for (unsigned t = 0; t < nt; t++)
+                a = _mm512_add_epi32(a, _mm512_mullo_epi32(load_x(xj + off[t]), _mm512_load_si512(wv + 16 * t)));
+        return a;
+}
+
 // 16 channels per register, four output pixels at a time sharing each
 // tap's weights; the taps' weights widened to int32 once per channel block.
 void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
@@ -117,36 +141,17 @@ void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_o
                         size_t j = 0;
                         for (; j + 4 <= count; j += 4) {
                                 int32_t *a = acc + j * C + c;
-                                __m512i a0, a1, a2, a3;
-                                if (t0 == 0) {
-                                        a0 = a1 = a2 = a3 = _mm512_setzero_si512();
-                                } else {
-                                        a0 = _mm512_maskz_loadu_epi32(m, a);
-                                        a1 = _mm512_maskz_loadu_epi32(m, a + C);
-                                        a2 = _mm512_maskz_loadu_epi32(m, a + 2 * C);
-                                        a3 = _mm512_maskz_loadu_epi32(m, a + 3 * C);
-                                }
-                                const uint8_t *xj = x + j * step + c;
-                                for (unsigned t = 0; t < nt; t++) {
-                                        const __m512i wt = _mm512_load_si512(wv + 16 * t);
-                                        const uint8_t *p = xj + off[t];
-                                        a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(p), wt));
-                                        a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(load_x(p + step), wt));
-                                        a2 = _mm512_add_epi32(a2, _mm512_mullo_epi32(load_x(p + 2 * step), wt));
-                                        a3 = _mm512_add_epi32(a3, _mm512_mullo_epi32(load_x(p + 3 * step), wt));
-                                }
-                                _mm512_mask_storeu_epi32(a, m, a0);
-                                _mm512_mask_storeu_epi32(a + C, m, a1);
-                                _mm512_mask_storeu_epi32(a + 2 * C, m, a2);
-                                _mm512_mask_storeu_epi32(a + 3 * C, m, a3);
+                                __m512i v[4];
+                                for (int i = 0; i < 4; i++)
+                                        v[i] = t0 == 0 ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi32(m, a + i * C);
+                                dw_pixels4(x + j * step + c, step, off, nt, wv, load_x, v);
+                                for (int i = 0; i < 4; i++)
+                                        _mm512_mask_storeu_epi32(a + i * C, m, v[i]);
                         }
                         for (; j < count; j++) {
                                 int32_t *a = acc + j * C + c;
                                 __m512i a0 = t0 == 0 ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi32(m, a);
-                                const uint8_t *xj = x + j * step + c;
-                                for (unsigned t = 0; t < nt; t++)
-                                        a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(xj + off[t]), _mm512_load_si512(wv + 16 * t)));
-                                _mm512_mask_storeu_epi32(a, m, a0);
+                                _mm512_mask_storeu_epi32(a, m, dw_pixel1(x + j * step + c, off, nt, wv, load_x, a0));
                         }
                 }
         }
@@ -190,14 +195,12 @@ static inline void store_q(uint16_t *d, __mmask16 m, bool full, __m512i q)
                 _mm512_mask_cvtusepi32_storeu_epi16(d, m, q);
 }
 
-constexpr int kFolded = -1;  // NONE, RELU, RELU6 folded into mul, add and the clamp
-
 template <int ACT, bool OFF, typename Q>
 static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                      const float *add, const OutQuant &o, Q *q, size_t ldq)
 {
         const __m512 inv = _mm512_set1_ps(o.inv), zp = _mm512_set1_ps(o.zero);
-        const __m512 lo = _mm512_set1_ps(ACT == kFolded ? o.lo : 0.0f), hi = _mm512_set1_ps(ACT == kFolded ? o.hi : o.qmax);
+        const __m512 lo = _mm512_set1_ps(ACT == kActFolded ? o.lo : 0.0f), hi = _mm512_set1_ps(ACT == kActFolded ? o.hi : o.qmax);
         for (size_t c = 0; c < n; c += 16) {
                 const bool full = n - c >= 16;
                 const __mmask16 m = full ? __mmask16(0xffff) : __mmask16((1u << (n - c)) - 1);
@@ -208,7 +211,7 @@ static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, cons
                         if (OFF)
                                 a = _mm512_sub_epi32(a, ov);
                         __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), mv), av);
-                        if constexpr (ACT != kFolded)
+                        if constexpr (ACT != kActFolded)
                                 y = _mm512_add_ps(_mm512_mul_ps(activate<ACT>(y), inv), zp);
                         // vmaxps returns its second operand for NaN: NaN -> lo.
                         y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
@@ -221,36 +224,34 @@ template <bool OFF, typename Q>
 static void epilogue_act(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                          const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
 {
-        if (o.folded)
-                return epilogue<kFolded, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        switch (act) {
-        case NPU_ACT_NONE: return epilogue<NPU_ACT_NONE, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_RELU: return epilogue<NPU_ACT_RELU, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_RELU6: return epilogue<NPU_ACT_RELU6, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_HARDSWISH: return epilogue<NPU_ACT_HARDSWISH, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_HARDSIGMOID:
-                return epilogue<NPU_ACT_HARDSIGMOID, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
-        default:  // sigmoid: libm's exp, in the generic loop
-                return epilogue_tile(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
-        }
+        with_act(act, o.folded, [&](auto a) {
+                if constexpr (decltype(a)::value == NPU_ACT_SIGMOID)  // libm's exp, in the generic loop
+                        epilogue_tile(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                else
+                        epilogue<decltype(a)::value, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        });
+}
+
+template <typename Q>
+static void epilogue_any(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+{
+        if (off)
+                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        else
+                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
 void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                         const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq)
 {
-        if (off)
-                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
-        else
-                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
 void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                          const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
 {
-        if (off)
-                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
-        else
-                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
 }
 
 // 16-bit inputs: 8 channels per step in int64 lanes (vcvtqq2ps converts
@@ -260,7 +261,7 @@ static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size
                           const float *mul, const float *add, const OutQuant &o, uint16_t *q, size_t ldq)
 {
         const __m256 inv = _mm256_set1_ps(o.inv), zp = _mm256_set1_ps(o.zero);
-        const __m256 lov = _mm256_set1_ps(ACT == kFolded ? o.lo : 0.0f), hiv = _mm256_set1_ps(ACT == kFolded ? o.hi : o.qmax);
+        const __m256 lov = _mm256_set1_ps(ACT == kActFolded ? o.lo : 0.0f), hiv = _mm256_set1_ps(ACT == kActFolded ? o.hi : o.qmax);
         for (size_t c = 0; c < n; c += 8) {
                 const __mmask8 m = n - c >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - c)) - 1);
                 const __m256 mv = _mm256_maskz_loadu_ps(m, mul + c), av = _mm256_maskz_loadu_ps(m, add + c);
@@ -270,7 +271,7 @@ static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size
                         const __m512i l = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, lo + r * ldc + c));
                         const __m512i a = _mm512_sub_epi64(_mm512_add_epi64(_mm512_slli_epi64(h, 8), l), ov);
                         __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm512_cvtepi64_ps(a), mv), av);
-                        if constexpr (ACT != kFolded) {
+                        if constexpr (ACT != kActFolded) {
                                 // The activations on 8 lanes: the 16-lane forms, upper half unused.
                                 y = _mm512_castps512_ps256(activate<ACT>(_mm512_zextps256_ps512(y)));
                                 y = _mm256_add_ps(_mm256_mul_ps(y, inv), zp);
@@ -284,18 +285,12 @@ static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size
 void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
                           const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
 {
-        if (o.folded)
-                return epilogue_wide<kFolded>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        switch (act) {
-        case NPU_ACT_NONE: return epilogue_wide<NPU_ACT_NONE>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_RELU: return epilogue_wide<NPU_ACT_RELU>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_RELU6: return epilogue_wide<NPU_ACT_RELU6>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_HARDSWISH: return epilogue_wide<NPU_ACT_HARDSWISH>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        case NPU_ACT_HARDSIGMOID:
-                return epilogue_wide<NPU_ACT_HARDSIGMOID>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
-        default:  // sigmoid: libm's exp, in the generic loop
-                return npuref::epilogue_wide(hi, lo, ldc, rows, n, off, mul, add, act, o, q, ldq);
-        }
+        with_act(act, o.folded, [&](auto a) {
+                if constexpr (decltype(a)::value == NPU_ACT_SIGMOID)  // libm's exp, in the generic loop
+                        npuref::epilogue_wide(hi, lo, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                else
+                        epilogue_wide<decltype(a)::value>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        });
 }
 
 // The GEMM with the folded epilogue applied to the tile in registers.
@@ -392,30 +387,16 @@ static void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_
                                     : _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
                 };
                 size_t j = 0;
+                const __m512i zero = _mm512_setzero_si512();
                 for (; j + 4 <= count; j += 4) {
-                        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-                        const uint8_t *xj = x + j * step + c;
-                        for (unsigned t = 0; t < taps; t++) {
-                                const __m512i wt = _mm512_load_si512(wv + 16 * t);
-                                const uint8_t *p = xj + tap_off[t];
-                                a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(p), wt));
-                                a1 = _mm512_add_epi32(a1, _mm512_mullo_epi32(load_x(p + step), wt));
-                                a2 = _mm512_add_epi32(a2, _mm512_mullo_epi32(load_x(p + 2 * step), wt));
-                                a3 = _mm512_add_epi32(a3, _mm512_mullo_epi32(load_x(p + 3 * step), wt));
-                        }
-                        Q *d = q + j * e.ldq + c;
-                        finish16(a0, ov, mv, av, lo, hi, d, m, full);
-                        finish16(a1, ov, mv, av, lo, hi, d + e.ldq, m, full);
-                        finish16(a2, ov, mv, av, lo, hi, d + 2 * e.ldq, m, full);
-                        finish16(a3, ov, mv, av, lo, hi, d + 3 * e.ldq, m, full);
+                        __m512i v[4] = {zero, zero, zero, zero};
+                        dw_pixels4(x + j * step + c, step, tap_off, taps, wv, load_x, v);
+                        for (int i = 0; i < 4; i++)
+                                finish16(v[i], ov, mv, av, lo, hi, q + (j + i) * e.ldq + c, m, full);
                 }
-                for (; j < count; j++) {
-                        __m512i a0 = _mm512_setzero_si512();
-                        const uint8_t *xj = x + j * step + c;
-                        for (unsigned t = 0; t < taps; t++)
-                                a0 = _mm512_add_epi32(a0, _mm512_mullo_epi32(load_x(xj + tap_off[t]), _mm512_load_si512(wv + 16 * t)));
-                        finish16(a0, ov, mv, av, lo, hi, q + j * e.ldq + c, m, full);
-                }
+                for (; j < count; j++)
+                        finish16(dw_pixel1(x + j * step + c, tap_off, taps, wv, load_x, zero), ov, mv, av, lo, hi,
+                                 q + j * e.ldq + c, m, full);
         }
 }
 

@@ -8,6 +8,34 @@
 
 using namespace npuref;
 
+// Activations (any byte) and weights (in [lo, 127]) at random.
+static void fill_bytes(test::Rng &rng, std::vector<uint8_t> &v)
+{
+        for (auto &x : v)
+                x = uint8_t(rng.next());
+}
+
+static void fill_weights(test::Rng &rng, std::vector<int8_t> &v, int lo)
+{
+        for (auto &x : v)
+                x = int8_t(int(rng.below(uint32_t(128 - lo))) + lo);
+}
+
+// Per-channel epilogue constants of n channels: zero-point terms in
+// [-off_range, off_range], scales in [mul_lo, mul_hi], biases in [-1, 1].
+struct Channels {
+        std::vector<int32_t> off;
+        std::vector<float> mul, add;
+        Channels(test::Rng &rng, size_t n, uint32_t off_range, float mul_lo, float mul_hi) : off(n), mul(n), add(n)
+        {
+                for (size_t c = 0; c < n; c++) {
+                        off[c] = int32_t(rng.below(2 * off_range + 1)) - int32_t(off_range);
+                        mul[c] = rng.uniform(mul_lo, mul_hi);
+                        add[c] = rng.uniform(-1.0f, 1.0f);
+                }
+        }
+};
+
 static void check_isa(Isa isa)
 {
         if (!isa_supported(isa)) {
@@ -20,10 +48,8 @@ static void check_isa(Isa isa)
                 size_t M = s[0], K4 = s[1], N = s[2], N16 = (N + 15) / 16 * 16;
                 std::vector<uint8_t> A(M * K4);
                 std::vector<int8_t> B(N16 * K4);
-                for (auto &a : A)
-                        a = uint8_t(rng.next());
-                for (auto &b : B)
-                        b = int8_t(int(rng.below(255)) - 127);
+                fill_bytes(rng, A);
+                fill_weights(rng, B, -127);
                 std::vector<int32_t> want(M * N, -1), got(M * N, -2);
                 const ptrdiff_t zero = 0;
                 GemmA a{A.data(), K4, &zero, 1, K4 / 4};
@@ -80,17 +106,14 @@ static void check_epilogue(Isa isa)
         test::Rng rng{99};
         const size_t rows = 5, ldc = 70;
         for (size_t n : {size_t(1), size_t(16), size_t(37), size_t(64)}) {
-                std::vector<int32_t> acc(rows * ldc), off(n);
-                std::vector<float> mul(n), add(n);
+                std::vector<int32_t> acc(rows * ldc);
                 for (auto &a : acc)
                         a = int32_t(rng.below(2000001)) - 1000000;
                 acc[0] = INT32_MAX / 2;
                 acc[1 % n] = -INT32_MAX / 2;
-                for (size_t c = 0; c < n; c++) {
-                        off[c] = int32_t(rng.below(20001)) - 10000;
-                        mul[c] = rng.uniform(1e-6f, 2e-5f);
-                        add[c] = rng.uniform(-1.0f, 1.0f);
-                }
+                const Channels ch(rng, n, 10000, 1e-6f, 2e-5f);
+                const std::vector<int32_t> &off = ch.off;
+                const std::vector<float> &mul = ch.mul, &add = ch.add;
                 for (unsigned bits : {4u, 8u, 16u}) {
                         for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU, NPU_ACT_RELU6, NPU_ACT_HARDSWISH, NPU_ACT_HARDSIGMOID,
                                             NPU_ACT_SIGMOID})
@@ -146,10 +169,8 @@ static void depthwise_rows(void **)
                                         off[t] = ptrdiff_t((t % 7) * C + (t / 7) * 20 * C);
                                 std::vector<uint8_t> x(count * step + 7 * C + 140 * C);
                                 std::vector<int8_t> w(taps * C);
-                                for (auto &v : x)
-                                        v = uint8_t(rng.next());
-                                for (auto &v : w)
-                                        v = int8_t(int(rng.below(256)) - 128);
+                                fill_bytes(rng, x);
+                                fill_weights(rng, w, -128);
                                 std::vector<int32_t> want(count * C, -1), got(count * C, -2);
                                 depthwise_rows_portable(x.data(), step, off.data(), taps, w.data(), C, count, want.data());
                                 kernels_for(Isa::Avx512Vnni)
@@ -157,13 +178,9 @@ static void depthwise_rows(void **)
                                 assert_memory_equal(want.data(), got.data(), want.size() * 4);
                                 // With the epilogue (fused up to 32 taps): same bytes as
                                 // the portable rows and epilogue.
-                                std::vector<int32_t> zoff(C);
-                                std::vector<float> mul(C), add(C);
-                                for (size_t c = 0; c < C; c++) {
-                                        zoff[c] = int32_t(rng.below(200001)) - 100000;
-                                        mul[c] = rng.uniform(1e-5f, 1e-4f);
-                                        add[c] = rng.uniform(-1.0f, 1.0f);
-                                }
+                                Channels ch(rng, C, 100000, 1e-5f, 1e-4f);
+                                std::vector<int32_t> &zoff = ch.off;
+                                std::vector<float> &mul = ch.mul, &add = ch.add;
                                 for (uint8_t act : {NPU_ACT_RELU, NPU_ACT_HARDSWISH}) {
                                         const OutQuant o = out_quant(qparams(-2.0f, 3.0f, 8), act);
                                         fold_channels(o, mul.data(), add.data(), C);
@@ -188,17 +205,12 @@ static void depthwise_rows(void **)
                                 off[t] = ptrdiff_t(((t / 3) * W + t % 3) * C);
                         std::vector<uint8_t> x(3 * W * C);
                         std::vector<int8_t> w(9 * C);
-                        for (auto &v : x)
-                                v = uint8_t(rng.next());
-                        for (auto &v : w)
-                                v = int8_t(int(rng.below(256)) - 128);
-                        std::vector<int32_t> zoff(C), acc(count * C);
-                        std::vector<float> mul(C), add(C);
-                        for (size_t c = 0; c < C; c++) {
-                                zoff[c] = int32_t(rng.below(200001)) - 100000;
-                                mul[c] = rng.uniform(1e-5f, 1e-4f);
-                                add[c] = rng.uniform(-1.0f, 1.0f);
-                        }
+                        fill_bytes(rng, x);
+                        fill_weights(rng, w, -128);
+                        std::vector<int32_t> acc(count * C);
+                        Channels ch(rng, C, 100000, 1e-5f, 1e-4f);
+                        std::vector<int32_t> &zoff = ch.off;
+                        std::vector<float> &mul = ch.mul, &add = ch.add;
                         const OutQuant o = out_quant(qparams(-2.0f, 3.0f, 6), NPU_ACT_RELU6);
                         fold_channels(o, mul.data(), add.data(), C);
                         std::vector<uint16_t> want(count * C, 1), got(count * C, 2);
@@ -231,17 +243,12 @@ static void gemm_epilogue(void **)
                 const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
                 std::vector<uint8_t> A(M * K4);
                 std::vector<int8_t> B(N16 * K4);
-                for (auto &a : A)
-                        a = uint8_t(rng.next());
-                for (auto &b : B)
-                        b = int8_t(int(rng.below(255)) - 127);
-                std::vector<int32_t> off(N), C(M * N);
-                std::vector<float> mul(N), add(N);
-                for (size_t c = 0; c < N; c++) {
-                        off[c] = int32_t(rng.below(20001)) - 10000;
-                        mul[c] = rng.uniform(1e-5f, 1e-4f);
-                        add[c] = rng.uniform(-1.0f, 1.0f);
-                }
+                fill_bytes(rng, A);
+                fill_weights(rng, B, -127);
+                std::vector<int32_t> C(M * N);
+                Channels ch(rng, N, 10000, 1e-5f, 1e-4f);
+                std::vector<int32_t> &off = ch.off;
+                std::vector<float> &mul = ch.mul, &add = ch.add;
                 const ptrdiff_t zero = 0;
                 const GemmA a{A.data(), K4, &zero, 1, K4 / 4};
                 for (unsigned bits : {4u, 8u, 16u})
