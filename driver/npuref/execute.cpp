@@ -49,13 +49,6 @@ struct Act {
         QParams qp;
 };
 
-float load_float(const uint8_t *p)
-{
-        float f;
-        std::memcpy(&f, p, sizeof f);
-        return f;
-}
-
 // Grow-only scratch of one thread, kept across layers and jobs.
 template <typename T> T *scratch(std::vector<T> &v, size_t n)
 {
@@ -141,10 +134,10 @@ struct ChannelScale {
         {
                 mul.resize(n);
                 add.resize(n);
-                for (uint32_t c = 0; c < n; c++) {
-                        mul[c] = sa * load_float(scales + 4 * c);
-                        add[c] = load_float(bias + 4 * c);
-                }
+                std::memcpy(mul.data(), scales, 4 * size_t(n));
+                std::memcpy(add.data(), bias, 4 * size_t(n));
+                for (uint32_t c = 0; c < n; c++)
+                        mul[c] = sa * mul[c];
                 fold_channels(oq, mul.data(), add.data(), n);
         }
 };
@@ -252,19 +245,11 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const bool wide = io.ax.bits == 16;
         const int nplanes = wide ? 2 : 1;
 
-        // Sum of each output channel's weights, for the zero-point term
-        // (a megabyte of weights takes tens of microseconds: in parallel).
+        // Sum of each output channel's weights, for the zero-point term.
         std::vector<int64_t> &wsum = rs.wsum;
-        wsum.assign(G.oc, 0);
-        const size_t nblocks = N16 / 16;
-        const bool big = size_t(G.groups) * K4 * N16 >= (size_t(1) << 16);
-        parallel_for(big ? pool : nullptr, G.groups * nblocks, [&](size_t i) {
-                const size_t g = i / nblocks, nb = i % nblocks;
-                int64_t lanes[64];
-                block_column_sums(W + g * K4 * N16 + nb * K4 * 16, KB, lanes);
-                for (uint32_t j = 0; j < 16 && nb * 16 + j < cout_g; j++)
-                        wsum[g * cout_g + nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
-        });
+        wsum.resize(G.oc);
+        for (uint32_t g = 0; g < G.groups; g++)
+                k.column_sums(W + g * K4 * N16, K4, cout_g, wsum.data() + size_t(g) * cout_g);
         // Up to 65536 K bytes each plane's sums fit int32: one plane is the
         // whole accumulator, two (16 bits) meet in the wide epilogue.
         // Longer rows add int32 pieces into int64.

@@ -30,8 +30,10 @@ void depthwise_tap(const uint16_t *__restrict x, const int8_t *__restrict w, int
                 acc[c] += int64_t(int32_t(x[c]) - z) * w[c];
 }
 
+// Per-byte sums of one 16-channel block: lanes[j] = sum over kb < KB of
+// block[kb * 64 + j] (channel j / 4).
 NPU_CLONES
-void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64])
+static void block_lanes(const int8_t *block, size_t KB, int64_t lanes[64])
 {
         // int32 partial sums: 2^16 blocks of |w| <= 128 cannot overflow.
         for (int j = 0; j < 64; j++)
@@ -44,6 +46,16 @@ void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64])
                                 part[j] += block[kb * 64 + j];
                 for (int j = 0; j < 64; j++)
                         lanes[j] += part[j];
+        }
+}
+
+void column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums)
+{
+        for (size_t nb = 0; nb * 16 < N; nb++) {
+                int64_t lanes[64];
+                block_lanes(B + nb * K4 * 16, K4 / 4, lanes);
+                for (size_t j = 0; j < 16 && nb * 16 + j < N; j++)
+                        sums[nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
         }
 }
 
@@ -123,12 +135,14 @@ const Kernels &kernels_for(Isa isa)
         static const EpilogueU8Fn e8 = epilogue_tile;
         static const EpilogueU16Fn e16 = epilogue_tile;
         static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_rows_portable,
-                                         e8, e16, epilogue_wide, gemm_epilogue_portable, depthwise_epilogue_generic};
+                                         e8, e16, epilogue_wide, gemm_epilogue_portable, depthwise_epilogue_generic,
+                                         column_sums_portable};
         static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_rows_portable, e8, e16, epilogue_wide,
-                                     gemm_epilogue_avx2, depthwise_epilogue_generic};
+                                     gemm_epilogue_avx2, depthwise_epilogue_generic, column_sums_portable};
         static const Kernels avx512 = {Isa::Avx512Vnni,    "avx512vnni",        gemm_u8s8_avx512vnni,
                                        depthwise_rows_avx512, epilogue_u8_avx512, epilogue_u16_avx512,
-                                       epilogue_wide_avx512, gemm_epilogue_avx512, depthwise_epilogue_avx512};
+                                       epilogue_wide_avx512, gemm_epilogue_avx512, depthwise_epilogue_avx512,
+                                       column_sums_avx512};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

@@ -73,6 +73,10 @@ using GemmEpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_
 using DepthwiseEpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
                                      const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 
+// sums[n] = sum over k < K4 of B(n, k) for n < N: each output channel's
+// weight sum in one group's blocked layout (for the zero-point term).
+using ColumnSumsFn = void (*)(const int8_t *B, size_t K4, size_t N, int64_t *sums);
+
 struct Kernels {
         Isa isa;
         const char *name;
@@ -83,6 +87,7 @@ struct Kernels {
         EpilogueWideFn epilogue_wide;
         GemmEpilogueFn gemm_epilogue;
         DepthwiseEpilogueFn depthwise_epilogue;
+        ColumnSumsFn column_sums;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -122,9 +127,8 @@ void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, si
 void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
                           int32_t *C, size_t ldc);
 
-// lanes[j] = sum over kb < KB of block[kb * 64 + j]: per-byte sums of one
-// 16-channel block of the blocked weight layout.
-void block_column_sums(const int8_t *block, size_t KB, int64_t lanes[64]);
+void column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums);
+void column_sums_avx512(const int8_t *B, size_t K4, size_t N, int64_t *sums);
 
 // acc[c] += (x[c] - z) * w[c] for c < C: one tap of a depthwise window, in
 // int64 (16-bit inputs, or more taps than int32 holds).

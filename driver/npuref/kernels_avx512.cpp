@@ -492,4 +492,30 @@ void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *t
                 epilogue_u16_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
 }
 
+// Weight sums of 16 channels per step: vpdpbusd against bytes of 1 adds
+// each channel's four weights of a K block into its int32 lane (2^16
+// blocks of |w| <= 128 per int32 piece), pieces summed in int64.
+void column_sums_avx512(const int8_t *B, size_t K4, size_t N, int64_t *sums)
+{
+        const size_t KB = K4 / 4;
+        const __m512i ones = _mm512_set1_epi8(1);
+        for (size_t nb = 0; nb * 16 < N; nb++) {
+                const int8_t *block = B + nb * K4 * 16;
+                __m512i lo = _mm512_setzero_si512(), hi = lo;
+                for (size_t kb0 = 0; kb0 < KB; kb0 += 65536) {
+                        const size_t kb1 = KB - kb0 < 65536 ? KB : kb0 + 65536;
+                        __m512i part = _mm512_setzero_si512();
+                        for (size_t kb = kb0; kb < kb1; kb++)
+                                part = _mm512_dpbusd_epi32(part, ones, _mm512_loadu_si512(block + kb * 64));
+                        lo = _mm512_add_epi64(lo, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(part)));
+                        hi = _mm512_add_epi64(hi, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(part, 1)));
+                }
+                const size_t left = N - nb * 16;
+                const __mmask8 m0 = left >= 8 ? __mmask8(0xff) : __mmask8((1u << left) - 1);
+                const __mmask8 m1 = left >= 16 ? __mmask8(0xff) : left > 8 ? __mmask8((1u << (left - 8)) - 1) : 0;
+                _mm512_mask_storeu_epi64(sums + nb * 16, m0, lo);
+                _mm512_mask_storeu_epi64(sums + nb * 16 + 8, m1, hi);
+        }
+}
+
 } // namespace npuref

@@ -308,6 +308,36 @@ static void thread_pool(void **)
         }
 }
 
+// Weight sums per output channel, AVX-512 against portable: channel tails
+// and more K blocks than one int32 piece holds.
+static void column_sums(void **)
+{
+        if (!isa_supported(Isa::Avx512Vnni)) {
+                print_message("skipped: this CPU lacks avx512vnni\n");
+                skip();
+        }
+        test::Rng rng{31};
+        const size_t shapes[][2] = {{4, 5}, {400, 17}, {36, 33}, {4 * 65540, 16}};
+        for (const auto &sh : shapes) {
+                const size_t K4 = sh[0], N = sh[1], N16 = (N + 15) / 16 * 16;
+                std::vector<int8_t> B(N16 * K4);
+                fill_weights(rng, B, -128);
+                std::vector<int64_t> want(N + 1, 7), got(N + 1, 7);
+                column_sums_portable(B.data(), K4, N, want.data());
+                kernels_for(Isa::Avx512Vnni).column_sums(B.data(), K4, N, got.data());
+                assert_memory_equal(want.data(), got.data(), want.size() * 8);
+                assert_int_equal(got[N], 7);  // nothing past N
+        }
+        // The definition: channel 1 of K4 = 8 with weights 1..8 -> 36.
+        std::vector<int8_t> B(16 * 8, 0);
+        for (int k = 0; k < 8; k++)
+                B[(k / 4) * 64 + 1 * 4 + k % 4] = int8_t(k + 1);
+        int64_t sums[2];
+        column_sums_portable(B.data(), 8, 2, sums);
+        assert_int_equal(sums[0], 0);
+        assert_int_equal(sums[1], 36);
+}
+
 static void epilogues(void **)
 {
         for (Isa isa : {Isa::Avx2, Isa::Avx512Vnni}) {
@@ -329,6 +359,7 @@ int main()
                 cmocka_unit_test(avx2),
                 cmocka_unit_test(avx512vnni),
                 cmocka_unit_test(epilogues),
+                cmocka_unit_test(column_sums),
                 cmocka_unit_test(thread_pool),
                 cmocka_unit_test(gemm_epilogue),
                 cmocka_unit_test(depthwise_rows),
