@@ -231,7 +231,7 @@ void bench_layers()
         // threads woken after the other's) are dropped.  Between blocks both sides' idle threads
         // (npuref's spin up to 1 ms, OpenMP's several) are let go to sleep
         // first, so neither block runs against the other's spinning threads.
-        const int blocks = 5, warm = 3, per_block = 6, reps = blocks * per_block;
+        const int blocks = 9, warm = 3, per_block = 6, reps = blocks * per_block;
         printf("\n2. npuref at 8 bits vs oneDNN int8 (u8 x s8 -> u8, per-channel scales), median of %d runs\n"
                "   each, in %d alternating blocks (each after %d warm-up runs) so both see the same machine\n", reps,
                blocks, warm);
