@@ -50,7 +50,7 @@ OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
 
 $(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
 # The instruction sets of the AVX-512 kernel table (isa_supported checks the same).
-AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 $(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += $(AVX512_FLAGS)
 
 LIBNPU_SO := $(B)/libnpu.so.1

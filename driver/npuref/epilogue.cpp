@@ -86,10 +86,10 @@ NPU_INLINE void tile(const A *__restrict acc, size_t ldc, size_t rows, size_t n,
                 Q *d = q + r * ldq;
                 if (off)
                         for (size_t c = 0; c < n; c++)
-                                d[c] = Q(finish<ACT>(float(a[c] - off[c]) * mul[c] + add[c], oc));
+                                d[c] = Q(finish<ACT>(std::fma(float(a[c] - off[c]), mul[c], add[c]), oc));
                 else
                         for (size_t c = 0; c < n; c++)
-                                d[c] = Q(finish<ACT>(float(a[c]) * mul[c] + add[c], oc));
+                                d[c] = Q(finish<ACT>(std::fma(float(a[c]), mul[c], add[c]), oc));
         }
 }
 
@@ -102,7 +102,7 @@ NPU_INLINE void tile_wide(const int32_t *__restrict hi, const int32_t *__restric
         for (size_t r = 0; r < rows; r++)
                 for (size_t c = 0; c < n; c++) {
                         const int64_t a = int64_t(hi[r * ldc + c]) * 256 + lo[r * ldc + c] - off[c];
-                        q[r * ldq + c] = uint16_t(finish<ACT>(float(a) * mul[c] + add[c], oc));
+                        q[r * ldq + c] = uint16_t(finish<ACT>(std::fma(float(a), mul[c], add[c]), oc));
                 }
 }
 
@@ -122,8 +122,11 @@ template <int ACT> NPU_INLINE void row_float(float *__restrict y, size_t n, cons
 
 } // namespace
 
-// Multiversioned instances (clang multiversions no templates).
-#define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+// Multiversioned instances (clang multiversions no templates).  The scale
+// is one fused multiply-add: the x86-64-v3 and v4 clones have the
+// instruction, the baseline clone calls libm's fmaf (exact, slower), so
+// every clone rounds the same.
+#define NPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
 NPU_CLONES
 void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,

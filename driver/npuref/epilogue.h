@@ -20,12 +20,12 @@ namespace npuref {
 //
 // For NONE, RELU and RELU6 the step and zero point fold into the channel
 // constants (fold_channels) and the activation becomes the clamp:
-//   q = round(clamp(float(acc - off) * mul' + add', lo, hi))
+//   q = round(clamp(fma(float(acc - off), mul', add'), lo, hi))
 //   mul' = mul / step, add' = add / step + zero, lo = 0 (NONE) or zero,
 //   hi = qmax or, for RELU6, min(qmax, 6 / step + zero).
 // Other activations need the value itself:
-//   q = round(clamp(act(float(acc - off) * mul + add) / step + zero, 0, qmax))
-// round is round-half-even; clamp sends NaN to lo.
+//   q = round(clamp(act(fma(float(acc - off), mul, add)) * (1 / step) + zero, 0, qmax))
+// fma rounds once; round is round-half-even; clamp sends NaN to lo.
 struct OutQuant {
         float inv, zero, qmax;
         bool folded;

@@ -115,7 +115,7 @@ bool isa_supported(Isa isa)
         case Isa::Avx512Vnni:
                 return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                       __builtin_cpu_supports("avx512vnni");
+                       __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
         }
         return false;
 }

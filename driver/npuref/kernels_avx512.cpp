@@ -158,9 +158,10 @@ void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_o
 }
 
 // The epilogue, 16 channels per register.  Each step is the IEEE operation
-// of epilogue.cpp's scalar expression: max/min select exactly as its
-// conditionals do (vmaxps returns its second operand for NaN), rounding uses
-// the current mode like nearbyint, no fused multiply-add.
+// of epilogue.cpp's scalar expression: the scale is one fused multiply-add
+// like its std::fma, max/min select exactly as its conditionals do (vmaxps
+// returns its second operand for NaN), rounding uses the current mode like
+// nearbyint.
 template <int ACT> static inline __m512 activate(__m512 y)
 {
         const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
@@ -210,7 +211,7 @@ static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, cons
                         __m512i a = _mm512_maskz_loadu_epi32(m, acc + r * ldc + c);
                         if (OFF)
                                 a = _mm512_sub_epi32(a, ov);
-                        __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), mv), av);
+                        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), mv, av);
                         if constexpr (ACT != kActFolded)
                                 y = _mm512_add_ps(_mm512_mul_ps(activate<ACT>(y), inv), zp);
                         // vmaxps returns its second operand for NaN: NaN -> lo.
@@ -270,7 +271,7 @@ static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size
                         const __m512i h = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, hi + r * ldc + c));
                         const __m512i l = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, lo + r * ldc + c));
                         const __m512i a = _mm512_sub_epi64(_mm512_add_epi64(_mm512_slli_epi64(h, 8), l), ov);
-                        __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm512_cvtepi64_ps(a), mv), av);
+                        __m256 y = _mm256_fmadd_ps(_mm512_cvtepi64_ps(a), mv, av);
                         if constexpr (ACT != kActFolded) {
                                 // The activations on 8 lanes: the 16-lane forms, upper half unused.
                                 y = _mm512_castps512_ps256(activate<ACT>(_mm512_zextps256_ps512(y)));
@@ -297,7 +298,7 @@ void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size
 template <typename Q>
 static inline void finish16(__m512i a, __m512i ov, __m512 mv, __m512 av, __m512 lo, __m512 hi, Q *d, __mmask16 m, bool full)
 {
-        __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, ov)), mv), av);
+        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, ov)), mv, av);
         y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
         store_q(d, m, full, _mm512_cvtps_epi32(y));
 }
