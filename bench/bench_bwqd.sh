@@ -89,7 +89,9 @@ echo
 echo "8. the probe's estimate against an antagonist's own reported bandwidth"
 printf '[Sampling]\nInterval=100ms\nSmoothing=ewma:0.3\n' > "$T/c.conf"
 start --config="$T/c.conf" --source=probe
-busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | tr ';' '\n' | grep -E 'probe:|stream burst|pointer chase' | sed 's/^s "//; s/^ */   /'
+# (busctl prints the reply's newlines as \n: split on those and on ';')
+busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | sed 's/\\n/\n/g' | tr ';' '\n' |
+	grep -E 'probe:|stream burst|pointer chase' | sed 's/^s "//; s/^ */   /'
 idle=$("$BC" "$ADDR" watch 2)
 printf '   %-28s %12s %14s %8s\n' load probe_GB/s antagonist_GB/s ratio
 printf '   %-28s %12s %14s %8s\n' "idle" "$idle" "-" "-"
