@@ -34,6 +34,7 @@ size_t tile_rows(size_t M, const ThreadPool *pool)
                 t /= 2;
         return t;
 }
+
 // K rows (of 4) per GEMM call: 65536 products of 255 x 127 fit in int32.
 constexpr size_t kKBlocks = 16384;
 

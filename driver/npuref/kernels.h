@@ -1,7 +1,8 @@
-// Integer compute kernels of npuref, one table per instruction set.
+// Compute kernels of npuref, one table per instruction set.
 //
-// All kernels are exact integer arithmetic, so every instruction set gives
-// bit-identical results (tests compare them).
+// The sums are exact integer arithmetic and the epilogues the same IEEE
+// float operations in the same order (epilogue.h), so every instruction set
+// gives bit-identical results (tests compare them).
 #pragma once
 
 #include <cstddef>
