@@ -322,8 +322,11 @@ double check_against(npu_device *best, npu_device *portable, const Case &cs, con
 
                         const float sy = step(ref.v, bo);
                         std::vector<float> ex;
-                        for (const auto &t : cs.in)
+                        std::vector<double> in_max;  // max |x| of each input, once per case
+                        for (const auto &t : cs.in) {
                                 ex.push_back(step(t.v, bi) / 2);
+                                in_max.push_back(max_abs(t.v));
+                        }
                         for (size_t i = 0; i < ref.size(); i++) {
                                 size_t c = i % ref.c;
                                 double bound;
@@ -339,14 +342,14 @@ double check_against(npu_device *best, npu_device *portable, const Case &cs, con
                                                 wmax = std::max(wmax, double(std::fabs(cs.weights[c * K + k])));
                                         }
                                         double ew = wmax / 127.0 / 2.0;
-                                        bound = L * (w1 * ex[0] + K * max_abs(x.v) * ew + K * ex[0] * ew);
+                                        bound = L * (w1 * ex[0] + K * in_max[0] * ew + K * ex[0] * ew);
                                         break;
                                 }
                                 case NPU_OP_ADD:
                                         bound = L * (ex[0] + ex[1]);
                                         break;
                                 case NPU_OP_MUL:
-                                        bound = L * (max_abs(cs.in[0].v) * ex[1] + max_abs(cs.in[1].v) * ex[0] + ex[0] * ex[1]);
+                                        bound = L * (in_max[0] * ex[1] + in_max[1] * ex[0] + ex[0] * ex[1]);
                                         break;
                                 default: {
                                         double e = 0;

@@ -90,6 +90,15 @@ static void fully_connected(void **state)
                 w = rng.uniform(-0.3f, 0.3f);
         cs.bias.assign(10, 0.05f);
         check_case(d->best, d->portable, cs);
+        // K = 66000 > 65536: each row's sums in int32 pieces added in int64.
+        Case big{"fully_connected 66000->3 (K split)", NPU_OP_FULLY_CONNECTED, NPU_ACT_RELU,
+                 {random_tensor(rng, 1, 1, 1, 66000, -1, 1)}};
+        big.cout = 3;
+        big.weights.resize(3 * 66000);
+        for (auto &w : big.weights)
+                w = rng.uniform(-0.01f, 0.01f);
+        big.bias.assign(3, 0.1f);
+        check_case(d->best, d->portable, big);
 }
 
 static void elementwise(void **state)
