@@ -73,6 +73,9 @@ static void conv2d(void **state)
         check_case(d->best, d->portable,
                    conv_case("conv 3x3 61 wide (taps, tiles span rows)", rng, 4, 8, 3, 1, 1, 1, p1, NPU_ACT_NONE, 60));
         check_case(d->best, d->portable, conv_case("conv 3x3 groups 2", rng, 6, 4, 3, 1, 1, 2, p1, NPU_ACT_HARDSWISH));
+        // K = 9 x 7301 > 65536 bytes per window: im2col rows summed in int32
+        // pieces added in int64.
+        check_case(d->best, d->portable, conv_case("conv 3x3 7301->2 (K split)", rng, 7301, 2, 3, 1, 1, 1, p0, NPU_ACT_NONE, 3));
         check_case(d->best, d->portable, conv_case("depthwise 3x3 s2", rng, 12, 12, 3, 2, 1, 12, p1, NPU_ACT_RELU6));
         check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 (columns reused)", rng, 20, 20, 3, 1, 1, 20, p1, NPU_ACT_RELU));
         check_case(d->best, d->portable, conv_case("depthwise 5x5 hardsigmoid", rng, 8, 8, 5, 1, 1, 8, p2, NPU_ACT_HARDSIGMOID));
