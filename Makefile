@@ -44,11 +44,14 @@ LDFLAGS += $(SANFLAGS)
 NPUREF_SRC := driver/npuref/quant.cpp driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
 	driver/npuref/kernels_avx512.cpp driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
 	driver/npuref/execute.cpp driver/npuref/epilogue.cpp driver/npuref/device.cpp
+# bus_open (a D-Bus connection by name) serves bwqd, bwqctl and libnpu's link
+# to bwqd; the version script keeps it out of libnpu's exports.
 LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/reference.cpp \
-	driver/libnpu/model.cpp driver/libnpu/calibrate.cpp driver/libnpu/bwq_link.cpp
+	driver/libnpu/model.cpp driver/libnpu/calibrate.cpp driver/libnpu/bwq_link.cpp daemon/bus_open.cpp
 OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
 
 $(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
+$(B)/driver/libnpu/bwq_link.o: CPPFLAGS += -Idaemon
 # The instruction sets of the AVX-512 kernel table (isa_supported checks the same).
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 $(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += $(AVX512_FLAGS)

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "bus_open.h"
+
 namespace npu {
 
 namespace {
@@ -110,24 +112,9 @@ int BwqLink::sample(unsigned timeout_ms)
 bool BwqLink::connect_bus()
 {
         sd_bus *bus = nullptr;
-        int r;
-        if (bus_spec_ == "system")
-                r = sd_bus_open_system(&bus);
-        else if (bus_spec_ == "session")
-                r = sd_bus_open_user(&bus);
-        else {
-                r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, bus_spec_.c_str());
-                if (r >= 0)
-                        r = sd_bus_set_bus_client(bus, 1);
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-        }
-        if (r < 0) {
-                sd_bus_unref(bus);
+        int r = bwq::bus_open(bus_spec_, &bus);
+        if (r < 0)
                 return false;
-        }
         auto on_owner_changed = [](sd_bus_message *m, void *userdata, sd_bus_error *) -> int {
                 const char *name, *old_owner, *new_owner;
                 if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, kDest) != 0)
