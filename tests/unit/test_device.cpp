@@ -38,16 +38,7 @@ struct Setup {
         std::vector<uint8_t> cmd;
         explicit Setup(npu_device *d) : dev(d)
         {
-                test::RawJob j;
-                uint32_t x = j.tensor(1, 0, 1, 4, 4, 8, 8);
-                uint32_t y = j.tensor(1, 4096, 1, 4, 4, 16);
-                auto &L = j.layer(NPU_OP_CONV2D, x, y, 8);
-                L.kernel_h = L.kernel_w = L.stride_h = L.stride_w = L.dilation_h = L.dilation_w = 1;
-                L.groups = 1;
-                L.param_bo_index = 2;
-                L.weight_size = 8 * 16;
-                L.scale_offset = 256;
-                L.bias_offset = 512;
+                test::RawJob j = test::conv1x1_job();
                 j.h.result_offset = 0;
                 cmd = j.bytes();
                 assert_int_equal(npu_bo_create(dev, 8192, &job), 0);
@@ -290,10 +281,9 @@ static void dynamic_layers_follow_page(void **)
         assert_int_equal(npu_bo_create(d, 8192, &ab), 0);
         assert_int_equal(npu_bo_create(d, 4096, &pb), 0);
         std::memcpy(static_cast<uint8_t *>(npu_bo_map(jb)) + 1024, cmd.data(), cmd.size());
-        const unsigned page_bits[] = {4, 6, 8, 16};
-        const unsigned want[4][3] = {{4, 6, 8}, {6, 6, 8}, {8, 8, 8}, {16, 8, 16}};
-        for (int k = 0; k < 4; k++) {
-                page.set_bits(page_bits[k]);
+        // Runs the job with the page at `bits`; layer l's result record.
+        auto run_at = [&](unsigned bits) {
+                page.set_bits(bits);
                 uint32_t handles[3] = {npu_bo_handle(jb), npu_bo_handle(ab), npu_bo_handle(pb)};
                 drm_npu_submit a{};
                 a.bo_handles = uint64_t(uintptr_t(handles));
@@ -306,32 +296,26 @@ static void dynamic_layers_follow_page(void **)
                 w.job_id = a.job_id;
                 w.timeout_ns = INT64_MAX;
                 assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
-                const uint8_t *res = static_cast<const uint8_t *>(npu_bo_map(jb));
+        };
+        auto result = [&](int l) {
+                npu_layer_result lr;
+                std::memcpy(&lr, static_cast<const uint8_t *>(npu_bo_map(jb)) + sizeof(npu_job_result) + l * sizeof lr,
+                            sizeof lr);
+                return lr;
+        };
+        const unsigned page_bits[] = {4, 6, 8, 16};
+        const unsigned want[4][3] = {{4, 6, 8}, {6, 6, 8}, {8, 8, 8}, {16, 8, 16}};
+        for (int k = 0; k < 4; k++) {
+                run_at(page_bits[k]);
                 for (int l = 0; l < 3; l++) {
-                        npu_layer_result lr;
-                        std::memcpy(&lr, res + sizeof(npu_job_result) + l * sizeof lr, sizeof lr);
-                        assert_int_equal(lr.bits, want[k][l]);
-                        assert_int_equal(lr.bytes_written, (256 * want[k][l] + 7) / 8);
+                        assert_int_equal(result(l).bits, want[k][l]);
+                        assert_int_equal(result(l).bytes_written, (256 * want[k][l] + 7) / 8);
                 }
         }
         // A page with a depth the NPU lacks (5) takes the largest supported
         // depth below it within the clamp.
-        page.set_bits(5);
-        uint32_t handles[3] = {npu_bo_handle(jb), npu_bo_handle(ab), npu_bo_handle(pb)};
-        drm_npu_submit a{};
-        a.bo_handles = uint64_t(uintptr_t(handles));
-        a.bo_handle_count = 3;
-        a.cmd_offset = 1024;
-        a.cmd_size = cmd.size();
-        a.page_handle = c.handle;
-        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
-        drm_npu_wait w{};
-        w.job_id = a.job_id;
-        w.timeout_ns = INT64_MAX;
-        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
-        npu_layer_result lr;
-        std::memcpy(&lr, static_cast<const uint8_t *>(npu_bo_map(jb)) + sizeof(npu_job_result), sizeof lr);
-        assert_int_equal(lr.bits, 4);
+        run_at(5);
+        assert_int_equal(result(0).bits, 4);
         npu_bo_free(jb);
         npu_bo_free(ab);
         npu_bo_free(pb);

@@ -19,6 +19,22 @@ uint64_t Rng::next()
 
 float Rng::uniform(float lo, float hi) { return lo + (hi - lo) * float(next() >> 40) / float(1 << 24); }
 
+RawJob conv1x1_job()
+{
+        RawJob j;
+        uint32_t x = j.tensor(1, 0, 1, 4, 4, 8, 8);
+        uint32_t y = j.tensor(1, 4096, 1, 4, 4, 16);
+        auto &L = j.layer(NPU_OP_CONV2D, x, y, 8);
+        L.kernel_h = L.kernel_w = L.stride_h = L.stride_w = L.dilation_h = L.dilation_w = 1;
+        L.groups = 1;
+        L.param_bo_index = 2;
+        L.weight_offset = 0;
+        L.weight_size = 8 * 16;
+        L.scale_offset = 256;
+        L.bias_offset = 512;
+        return j;
+}
+
 RawJob::RawJob()
 {
         h.magic = NPU_JOB_MAGIC;

@@ -40,6 +40,11 @@ struct RawJob {
         npu_layer_desc &layer(uint16_t op, uint32_t in, uint32_t out, unsigned bits = 8);
 };
 
+// A valid one-layer job: 1x1 conv [1,4,4,8] -> [1,4,4,16] at 8 bits; the
+// results in BO 0, tensors in BO 1 (input at 0, output at 4096),
+// parameters in BO 2 (weights at 0, scales at 256, bias at 512).
+RawJob conv1x1_job();
+
 // Memory of a raw job's BOs for validate_job(): `count` buffers of `size`.
 struct Buffers {
         std::vector<std::vector<uint8_t>> mem;

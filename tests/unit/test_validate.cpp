@@ -10,23 +10,9 @@ using namespace npuref;
 
 namespace {
 
-// A valid job: 1x1 conv [1,4,4,8] -> [1,4,4,16]; results in BO 0, tensors
-// in BO 1, parameters in BO 2 (each 64 KiB).
-test::RawJob good_job()
-{
-        test::RawJob j;
-        uint32_t x = j.tensor(1, 0, 1, 4, 4, 8, 8);
-        uint32_t y = j.tensor(1, 4096, 1, 4, 4, 16);
-        auto &L = j.layer(NPU_OP_CONV2D, x, y, 8);
-        L.kernel_h = L.kernel_w = L.stride_h = L.stride_w = L.dilation_h = L.dilation_w = 1;
-        L.groups = 1;
-        L.param_bo_index = 2;
-        L.weight_offset = 0;
-        L.weight_size = 8 * 16;
-        L.scale_offset = 256;
-        L.bias_offset = 512;
-        return j;
-}
+// A valid job (test_util.h): results in BO 0, tensors in BO 1, parameters
+// in BO 2 (each 64 KiB).
+test::RawJob good_job() { return test::conv1x1_job(); }
 
 struct Outcome {
         int r;
