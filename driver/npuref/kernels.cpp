@@ -132,17 +132,14 @@ Isa isa_best()
 const Kernels &kernels_for(Isa isa)
 {
         // The generic epilogues are multiversioned by themselves.
-        static const EpilogueU8Fn e8 = epilogue_tile;
-        static const EpilogueU16Fn e16 = epilogue_tile;
-        static const Kernels portable = {Isa::Portable, "portable", gemm_u8s8_portable, depthwise_rows_portable,
-                                         e8, e16, epilogue_wide, gemm_epilogue_portable, depthwise_epilogue_generic,
-                                         column_sums_portable};
-        static const Kernels avx2 = {Isa::Avx2, "avx2", gemm_u8s8_avx2, depthwise_rows_portable, e8, e16, epilogue_wide,
-                                     gemm_epilogue_avx2, depthwise_epilogue_generic, column_sums_portable};
+        static const Kernels portable = {Isa::Portable,          "portable",         gemm_u8s8_portable,
+                                         depthwise_rows_portable, epilogue_wide,      gemm_epilogue_portable,
+                                         depthwise_epilogue_generic, column_sums_portable};
+        static const Kernels avx2 = {Isa::Avx2,      "avx2",        gemm_u8s8_avx2,           depthwise_rows_portable,
+                                     epilogue_wide, gemm_epilogue_avx2, depthwise_epilogue_generic, column_sums_portable};
         static const Kernels avx512 = {Isa::Avx512Vnni,    "avx512vnni",        gemm_u8s8_avx512vnni,
-                                       depthwise_rows_avx512, epilogue_u8_avx512, epilogue_u16_avx512,
-                                       epilogue_wide_avx512, gemm_epilogue_avx512, depthwise_epilogue_avx512,
-                                       column_sums_avx512};
+                                       depthwise_rows_avx512, epilogue_wide_avx512, gemm_epilogue_avx512,
+                                       depthwise_epilogue_avx512, column_sums_avx512};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

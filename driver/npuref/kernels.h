@@ -42,12 +42,6 @@ using DepthwiseRowsFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t 
                                  size_t C, size_t count, int32_t *acc);
 constexpr unsigned kDepthwiseMaxTaps32 = 65536;
 
-// epilogue_tile (epilogue.h) for int32 accumulators.
-using EpilogueU8Fn = void (*)(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off,
-                              const float *mul, const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
-using EpilogueU16Fn = void (*)(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off,
-                               const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
-
 using EpilogueWideFn = void (*)(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n,
                                 const int64_t *off, const float *mul, const float *add, uint8_t act, const OutQuant &o,
                                 uint16_t *q, size_t ldq);
@@ -83,8 +77,6 @@ struct Kernels {
         const char *name;
         GemmU8S8Fn gemm_u8s8;
         DepthwiseRowsFn depthwise_rows;
-        EpilogueU8Fn epilogue_u8;
-        EpilogueU16Fn epilogue_u16;
         EpilogueWideFn epilogue_wide;
         GemmEpilogueFn gemm_epilogue;
         DepthwiseEpilogueFn depthwise_epilogue;
@@ -107,8 +99,9 @@ void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_o
 void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
                           size_t ldc);
 
-// The epilogue written with AVX-512 intrinsics: the same IEEE operations in
-// the same order as epilogue_tile, so the same bytes.
+// epilogue_tile written with AVX-512 intrinsics: the same IEEE operations
+// in the same order, so the same bytes (the fallback of the AVX-512 GEMM
+// and depthwise kernels for what they do not fuse).
 void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
                         const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
 void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,

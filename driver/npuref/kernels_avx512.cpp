@@ -2,6 +2,8 @@
 // activation bytes times 16 output channels x 4 weights per instruction.
 #include <immintrin.h>
 
+#include <type_traits>
+
 // GCC 12 warns that the masked loads' undefined pass-through vector "may be"
 // or "is used uninitialized" (it is never read: the zero-masking forms zero it).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -73,28 +75,36 @@ static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, s
         }
 }
 
-void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
-                          size_t ldc)
+// The register tiles of a 32-column slice, columns outer: the slice of B
+// stays in cache while the rows of A stream past it.  tile(R, m) runs rows
+// [m, m + R) with R a compile-time constant: kMR rows at a time, the last
+// rows in one tile, so B is read once more, not once per row.
+constexpr int kMR = 8;
+template <typename Tile> static inline void for_tiles(size_t M, size_t N, Tile tile)
 {
-        constexpr int MR = 8;
-        // Columns outer: a 32-column slice of B stays in cache while the rows
-        // of A stream past it.
         for (size_t n0 = 0; n0 < N; n0 += 32) {
                 size_t m = 0;
-                for (; m + MR <= M; m += MR)
-                        tile<MR>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
-                // The last rows in one tile, so B is read once more, not per row.
+                for (; m + kMR <= M; m += kMR)
+                        tile(std::integral_constant<int, kMR>{}, m, n0);
                 switch (M - m) {
-                case 7: tile<7>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
-                case 6: tile<6>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
-                case 5: tile<5>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
-                case 4: tile<4>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
-                case 3: tile<3>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
-                case 2: tile<2>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
-                case 1: tile<1>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc); break;
+                case 7: tile(std::integral_constant<int, 7>{}, m, n0); break;
+                case 6: tile(std::integral_constant<int, 6>{}, m, n0); break;
+                case 5: tile(std::integral_constant<int, 5>{}, m, n0); break;
+                case 4: tile(std::integral_constant<int, 4>{}, m, n0); break;
+                case 3: tile(std::integral_constant<int, 3>{}, m, n0); break;
+                case 2: tile(std::integral_constant<int, 2>{}, m, n0); break;
+                case 1: tile(std::integral_constant<int, 1>{}, m, n0); break;
                 default: break;
                 }
         }
+}
+
+void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
+                          size_t ldc)
+{
+        for_tiles(M, N, [&](auto rows, size_t m, size_t n0) {
+                tile<decltype(rows)::value>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
+        });
 }
 
 // Depthwise sums of four output pixels (pixel stride `step`) over nt taps
@@ -331,22 +341,7 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
 template <typename Q>
 static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q)
 {
-        constexpr int MR = 8;
-        for (size_t n0 = 0; n0 < N; n0 += 32) {
-                size_t m = 0;
-                for (; m + MR <= M; m += MR)
-                        tile_epilogue<MR>(A, m, B, K4, N, n0, e, q);
-                switch (M - m) {
-                case 7: tile_epilogue<7>(A, m, B, K4, N, n0, e, q); break;
-                case 6: tile_epilogue<6>(A, m, B, K4, N, n0, e, q); break;
-                case 5: tile_epilogue<5>(A, m, B, K4, N, n0, e, q); break;
-                case 4: tile_epilogue<4>(A, m, B, K4, N, n0, e, q); break;
-                case 3: tile_epilogue<3>(A, m, B, K4, N, n0, e, q); break;
-                case 2: tile_epilogue<2>(A, m, B, K4, N, n0, e, q); break;
-                case 1: tile_epilogue<1>(A, m, B, K4, N, n0, e, q); break;
-                default: break;
-                }
-        }
+        for_tiles(M, N, [&](auto rows, size_t m, size_t n0) { tile_epilogue<decltype(rows)::value>(A, m, B, K4, N, n0, e, q); });
 }
 
 void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,

@@ -97,7 +97,7 @@ static void portable_definition(void **)
         assert_int_equal(C[1], 1270);
 }
 
-// Each ISA's epilogue against the generic one, bit for bit: every
+// The AVX-512 epilogues against the generic one, bit for bit: every
 // activation, both output widths, with and without the zero-point term,
 // row lengths with a masked tail, accumulators that saturate both ends.
 static void check_epilogue(Isa isa)
@@ -126,7 +126,7 @@ static void check_epilogue(Isa isa)
                                         std::vector<uint16_t> w16(rows * n, 1), g16(rows * n, 2);
                                         if (bits <= 8) {  // u8 output holds up to 8 bits
                                                 epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w8.data(), n);
-                                                k.epilogue_u8(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g8.data(), n);
+                                                epilogue_u8_avx512(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g8.data(), n);
                                                 assert_memory_equal(w8.data(), g8.data(), w8.size());
                                         }
                                         // Two planes of 16-bit inputs: acc (hi) * 256 + lo.
@@ -144,7 +144,7 @@ static void check_epilogue(Isa isa)
                                                 assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
                                         }
                                         epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w16.data(), n);
-                                        k.epilogue_u16(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g16.data(), n);
+                                        epilogue_u16_avx512(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g16.data(), n);
                                         assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
                                 }
                 }
@@ -338,15 +338,14 @@ static void column_sums(void **)
         assert_int_equal(sums[1], 36);
 }
 
+// (The AVX2 and portable tables use the generic epilogue itself.)
 static void epilogues(void **)
 {
-        for (Isa isa : {Isa::Avx2, Isa::Avx512Vnni}) {
-                if (!isa_supported(isa)) {
-                        print_message("epilogue: %s not on this CPU, not compared\n", kernels_for(isa).name);
-                        continue;
-                }
-                check_epilogue(isa);
+        if (!isa_supported(Isa::Avx512Vnni)) {
+                print_message("skipped: this CPU lacks avx512vnni\n");
+                skip();
         }
+        check_epilogue(Isa::Avx512Vnni);
 }
 
 static void avx2(void **) { check_isa(Isa::Avx2); }
