@@ -33,7 +33,10 @@ PKGS := libdrm liburing libsystemd
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 
-CPPFLAGS += -Iuapi -Idriver/libnpu/include -Idriver/npuref -Idriver/libnpu -Idriver/tools $(PKG_CFLAGS)
+# Every file includes across components by the path from the top
+# (common/quant.h, uapi/npu_accel.h, driver/npuref/npuref.h) and its own
+# component's headers by name; tests/layering.sh checks the arrows.
+CPPFLAGS += -I. -Idriver/libnpu/include $(PKG_CFLAGS)
 WARN := -Wall -Wextra -Wno-missing-field-initializers -Wno-restrict  # GCC 12 -Wrestrict misfires on std::string at -O3
 # No FMA contraction: every instruction set must round the same way.
 OPT ?= -O3 -g
@@ -41,29 +44,52 @@ CXXFLAGS += -std=c++20 $(OPT) $(WARN) -fPIC -ffp-contract=off -fno-math-errno $(
 CFLAGS += -std=c11 $(OPT) $(WARN) -ffp-contract=off $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
 
-NPUREF_SRC := driver/npuref/quant.cpp driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
+objs = $(patsubst %.cpp,$(B)/%.o,$(1))
+
+# common/: what bwqd, libnpu and npuref share (DESIGN §3).
+COMMON_SRC := common/quant.cpp common/units.cpp common/bus.cpp common/stream.cpp common/job_error.cpp \
+	common/weights.cpp
+COMMON_A := $(B)/libbwqcommon.a
+
+# npuref, the software NPU: an archive whose entry point is npuref.h.
+NPUREF_SRC := driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
 	driver/npuref/kernels_avx512.cpp driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
 	driver/npuref/execute.cpp driver/npuref/epilogue.cpp driver/npuref/device.cpp
-# bus_open (a D-Bus connection by name) serves bwqd, bwqctl and libnpu's link
-# to bwqd; the version script keeps it out of libnpu's exports.
+NPUREF_A := $(B)/libnpuref.a
+
 LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/reference.cpp \
-	driver/libnpu/model.cpp driver/libnpu/calibrate.cpp driver/libnpu/bwq_link.cpp daemon/bus_open.cpp
-OBJ = $(patsubst %.cpp,$(B)/%.o,$(NPUREF_SRC) $(LIBNPU_SRC))
+	driver/libnpu/compile.cpp driver/libnpu/model_mode.cpp driver/libnpu/job_encode.cpp driver/libnpu/run.cpp \
+	driver/libnpu/wait_many.cpp driver/libnpu/calibrate.cpp driver/libnpu/bwq_link.cpp
+# libnpu.a holds libnpu's objects only; programs link it with npuref's and
+# common's archives ($(LIBNPU_LINK)).  libnpu.so holds all three, with only
+# LIBNPU_1 exported.
+LIBNPU_A := $(B)/libnpu.a
+LIBNPU_SO := $(B)/libnpu.so.1
+LIBNPU_LINK = $(LIBNPU_A) $(NPUREF_A) $(COMMON_A)
+
+# The synthetic MobileNet-V2-shaped network of npu-run, tests and benches.
+MOBILENET_O := $(B)/driver/mobilenet/mobilenet.o
 
 $(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
-$(B)/driver/libnpu/bwq_link.o: CPPFLAGS += -Idaemon
 # The instruction sets of the AVX-512 kernel table (isa_supported checks the same).
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 $(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += $(AVX512_FLAGS)
 
-LIBNPU_SO := $(B)/libnpu.so.1
-LIBNPU_A := $(B)/libnpu.a
 NPU_RUN := $(B)/npu-run
+# The memory antagonist of make demo and make bench.
+BWQ_STREAM := $(B)/bwq-stream
+
+$(COMMON_A): $(call objs,$(COMMON_SRC))
+$(NPUREF_A): $(call objs,$(NPUREF_SRC))
+$(LIBNPU_A): $(call objs,$(LIBNPU_SRC))
+$(COMMON_A) $(NPUREF_A) $(LIBNPU_A):
+	@rm -f $@
+	ar rcs $@ $^
 
 # ---- bwqd and bwqctl --------------------------------------------------------
-DAEMON_CORE_SRC := daemon/units.cpp daemon/config.cpp daemon/policy.cpp daemon/replay_source.cpp \
+DAEMON_CORE_SRC := daemon/config.cpp daemon/policy.cpp daemon/replay_source.cpp \
 	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/ebpf_source.cpp \
-	daemon/decision_page.cpp daemon/log.cpp daemon/bus_open.cpp daemon/service.cpp
+	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp
 
 # ---- eBPF: CO-RE against the running kernel's BTF (or BTF=file) ----------------
 BTF ?= /sys/kernel/btf/vmlinux
@@ -83,7 +109,6 @@ DAEMON_CORE_OBJ = $(patsubst %.cpp,$(B)/%.o,$(DAEMON_CORE_SRC))
 DAEMON_A := $(B)/libbwqd.a
 BWQD := $(B)/bwqd
 BWQCTL := $(B)/bwqctl
-SYSTEMD_CFLAGS = $(shell $(PKG_CONFIG) --cflags libsystemd)
 SYSTEMD_LIBS = $(shell $(PKG_CONFIG) --libs libsystemd libbpf)
 
 $(B)/gen/org_bwq1_xml.inc: uapi/org.bwq1.xml
@@ -91,16 +116,16 @@ $(B)/gen/org_bwq1_xml.inc: uapi/org.bwq1.xml
 	{ printf 'R"BWQXML('; cat $<; printf ')BWQXML"\n'; } > $@
 
 $(B)/daemon/bwqd.o: $(B)/gen/org_bwq1_xml.inc
-$(B)/daemon/%.o: CPPFLAGS += -Idaemon -I$(B)/gen $(SYSTEMD_CFLAGS)
+$(B)/daemon/%.o: CPPFLAGS += -I$(B)/gen
 
 $(DAEMON_A): $(DAEMON_CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BWQD): $(B)/daemon/bwqd.o $(DAEMON_A)
+$(BWQD): $(B)/daemon/bwqd.o $(DAEMON_A) $(COMMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
 
-$(BWQCTL): $(B)/daemon/bwqctl.o $(DAEMON_A)
+$(BWQCTL): $(B)/daemon/bwqctl.o $(DAEMON_A) $(COMMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
 
 SBINDIR ?= $(PREFIX)/sbin
@@ -118,10 +143,16 @@ UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test
 UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
+PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
 
-.PHONY: all check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint
+.PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint \
+	layering bench-build fuzz-build
 
-all: deps $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(BWQD) $(BWQCTL) $(B)/bwqd.service
+# make deps runs alone, before any compiler starts: the sub-make reads
+# pkg-config once the packages are there, and -j cannot race it.
+all: deps
+	@$(MAKE) --no-print-directory build
+build: $(PROGRAMS)
 
 deps:
 	@sh scripts/deps.sh
@@ -134,48 +165,49 @@ $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIBNPU_A): $(OBJ)
-	@rm -f $@
-	ar rcs $@ $^
-
-$(LIBNPU_SO): $(OBJ) driver/libnpu/libnpu.map
+$(LIBNPU_SO): $(LIBNPU_LINK) driver/libnpu/libnpu.map
 	$(CXX) -shared -Wl,-soname,libnpu.so.1 -Wl,--version-script=driver/libnpu/libnpu.map \
-		$(LDFLAGS) -o $@ $(OBJ) $(PKG_LIBS) -pthread
+		$(LDFLAGS) -o $@ -Wl,--whole-archive $(LIBNPU_A) -Wl,--no-whole-archive $(NPUREF_A) $(COMMON_A) \
+		$(PKG_LIBS) -pthread
 	ln -sf libnpu.so.1 $(B)/libnpu.so
 
-$(NPU_RUN): $(B)/driver/tools/npu_run.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
+$(NPU_RUN): $(B)/driver/tools/npu_run.o $(MOBILENET_O) $(LIBNPU_LINK)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
 
-# ---- tests ----------------------------------------------------------------
-$(B)/tests/%: $(B)/tests/unit/%.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
+# ---- tests: each links what it tests and no more ------------------------------
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
+TEST_UTIL_O := $(B)/tests/unit/test_util.o
+OP_HARNESS_O := $(B)/tests/unit/op_harness.o
+link_test = @mkdir -p $(dir $@); $(CXX) $(LDFLAGS) -o $@ $^ $(1) $(CMOCKA_LIBS) -pthread
 
-$(B)/tests/test_daemon: $(B)/tests/unit/test_daemon.o $(B)/tests/unit/test_util.o $(DAEMON_A)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
-$(B)/tests/unit/test_daemon.o: CPPFLAGS += -Idaemon $(SYSTEMD_CFLAGS)
-$(B)/tests/test_ebpf: $(B)/tests/unit/test_ebpf.o $(B)/tests/unit/test_util.o $(DAEMON_A)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
-$(B)/tests/unit/test_ebpf.o: CPPFLAGS += -Idaemon $(SYSTEMD_CFLAGS)
+$(B)/tests/test_quant: $(B)/tests/unit/test_quant.o $(TEST_UTIL_O) $(COMMON_A)
+	$(call link_test)
+$(B)/tests/test_kernels: $(B)/tests/unit/test_kernels.o $(TEST_UTIL_O) $(NPUREF_A) $(COMMON_A)
+	$(call link_test)
+$(B)/tests/test_validate: $(B)/tests/unit/test_validate.o $(TEST_UTIL_O) $(NPUREF_A) $(COMMON_A)
+	$(call link_test)
+$(B)/tests/test_device $(B)/tests/test_libnpu: $(B)/tests/%: $(B)/tests/unit/%.o $(TEST_UTIL_O) $(MOBILENET_O) $(LIBNPU_LINK)
+	$(call link_test,$(PKG_LIBS))
+$(B)/tests/test_ops: $(B)/tests/unit/test_ops.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(LIBNPU_LINK)
+	$(call link_test,$(PKG_LIBS))
+$(B)/tests/test_daemon $(B)/tests/test_ebpf: $(B)/tests/%: $(B)/tests/unit/%.o $(TEST_UTIL_O) $(DAEMON_A) $(COMMON_A)
+	$(call link_test,$(SYSTEMD_LIBS))
 
 TESTCLIENT := $(B)/tests/bwq_testclient
 $(TESTCLIENT): $(B)/tests/integration/bwq_testclient.o
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
-$(B)/tests/integration/bwq_testclient.o: CPPFLAGS += $(SYSTEMD_CFLAGS)
 
 E2E_CLIENT := $(B)/tests/e2e_client
-$(E2E_CLIENT): $(B)/tests/integration/e2e_client.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
+$(E2E_CLIENT): $(B)/tests/integration/e2e_client.o $(MOBILENET_O) $(LIBNPU_LINK)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
 
 ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
-$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/unit/test_util.o $(B)/tests/unit/op_harness.o $(LIBNPU_A)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(shell $(PKG_CONFIG) --libs cmocka) -pthread
+$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(LIBNPU_LINK)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(CMOCKA_LIBS) -pthread
 
-$(B)/tests/conformance/onnx_conformance.o: CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx -Itests/unit
+$(B)/tests/conformance/onnx_conformance.o: CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx
 
 unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
 	@fail=0; for t in $(UNIT_BINS); do \
@@ -185,7 +217,7 @@ unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
 	echo "== tests/exports_test.sh"; B=$(B) sh tests/exports_test.sh || fail=1; \
 	exit $$fail
 
-integration: all $(TESTCLIENT) $(E2E_CLIENT)
+integration: build $(TESTCLIENT) $(E2E_CLIENT)
 	@echo "== tests/integration/bwqd_test.sh"; B=$(B) bash tests/integration/bwqd_test.sh
 	@echo "== tests/integration/e2e_test.sh"; B=$(B) bash tests/integration/e2e_test.sh
 	@echo "== tests/demo_test.sh (make demo, replay, 1 s phases)"; SANITIZE=$(SANITIZE) B=$(B) bash tests/demo_test.sh
@@ -196,7 +228,11 @@ conformance: $(CONFORMANCE)
 manlint:
 	@echo "== mandoc -Tlint man/*"; mandoc -Tlint -W warning man/* && echo "man pages: 0 warnings"
 
+layering:
+	@echo "== tests/layering_test.sh"; bash tests/layering_test.sh
+
 check: all
+	@$(MAKE) --no-print-directory layering
 	@$(MAKE) --no-print-directory unit-tests
 	@$(MAKE) --no-print-directory conformance
 	@$(MAKE) --no-print-directory integration
@@ -205,9 +241,9 @@ check: all
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------------
 FUZZ_B := build-fuzz
-FUZZ_SRC := $(filter-out driver/npuref/device.cpp,$(NPUREF_SRC))
+FUZZ_SRC := $(filter-out driver/npuref/device.cpp,$(NPUREF_SRC)) common/quant.cpp common/job_error.cpp
 FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -ffp-contract=off -fno-math-errno
-$(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h uapi/*.h)
+$(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h common/*.h uapi/*.h)
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) $(AVX512_FLAGS) -o $(FUZZ_B)/kernels_avx512.o -c driver/npuref/kernels_avx512.cpp
@@ -219,14 +255,14 @@ FUZZ_SEEDS := $(FUZZ_B)/seeds-job
 $(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/unit/test_util.h uapi/npu_accel.h
 	@mkdir -p $(FUZZ_SEEDS)
 	$(CXX) -std=c++20 $(CPPFLAGS) -o $(FUZZ_B)/make_seeds tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp \
-		$(shell $(PKG_CONFIG) --libs cmocka)
+		$(CMOCKA_LIBS)
 	$(FUZZ_B)/make_seeds $(FUZZ_SEEDS)
 	@touch $@
 
-FUZZ_CONFIG_SRC := daemon/config.cpp daemon/units.cpp daemon/replay_source.cpp
-$(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard daemon/*.h)
+FUZZ_CONFIG_SRC := daemon/config.cpp common/units.cpp daemon/replay_source.cpp
+$(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard daemon/*.h common/*.h)
 	@mkdir -p $(FUZZ_B)
-	clang++ $(CPPFLAGS) -Idaemon $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)
 
 # run-fuzzer NAME SECONDS CORPUS-SEEDS
 define run_fuzzer
@@ -238,30 +274,36 @@ define run_fuzzer
 	@echo "$(1): no crash"
 endef
 
-fuzz-smoke: deps $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_SEEDS)/.stamp
+fuzz-build: $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_SEEDS)/.stamp
+
+fuzz-smoke: deps
+	@$(MAKE) --no-print-directory fuzz-build
 	$(call run_fuzzer,fuzz_job,20,$(FUZZ_SEEDS))
 	$(call run_fuzzer,fuzz_config,10,tests/fuzz/seeds-config)
 
-fuzz: deps $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_SEEDS)/.stamp
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
 	$(call run_fuzzer,fuzz_job,$(FUZZ_SECONDS),$(FUZZ_SEEDS))
 	$(call run_fuzzer,fuzz_config,$(FUZZ_SECONDS),tests/fuzz/seeds-config)
 
 # ---- demo and bench -------------------------------------------------------
+BENCHCLIENT := $(B)/bench/bwq_benchclient
+
 demo: all
 	@bash scripts/demo.sh $(B)
 
-$(BENCH_BIN): $(B)/bench/bench_npu.o $(B)/driver/tools/mobilenet.o $(LIBNPU_A)
+$(BENCH_BIN): $(B)/bench/bench_npu.o $(MOBILENET_O) $(LIBNPU_LINK)
 	$(CXX) $(LDFLAGS) -fopenmp -o $@ $^ $(PKG_LIBS) -ldnnl -pthread
 
-BENCHCLIENT := $(B)/bench/bwq_benchclient
-BWQ_STREAM := $(B)/bwq-stream
 $(BENCHCLIENT): $(B)/bench/bwq_benchclient.o
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS)
-$(B)/bench/bwq_benchclient.o: CPPFLAGS += $(SYSTEMD_CFLAGS)
-$(BWQ_STREAM): $(B)/bench/bwq_stream.o
+$(BWQ_STREAM): $(B)/bench/bwq_stream.o $(COMMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ -pthread
 
-bench: all $(BENCH_BIN) $(BENCHCLIENT) $(BWQ_STREAM)
+bench-build: $(BENCH_BIN) $(BENCHCLIENT)
+
+bench: all
+	@$(MAKE) --no-print-directory bench-build
 	@# oneDNN keeps OpenMP's default wait policy: its threads spin between
 	@# runs as npuref's do; the two run in alternating blocks, each block's
 	@# first run dropped.

@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "mobilenet.h"
+#include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
-#include "quant.h"
+#include "common/quant.h"
 
 namespace {
 
@@ -67,8 +67,8 @@ void bench_quantize()
         printf("   memcpy: %.2f GB/s of floats\n", n * 4 / tm / 1e9);
         printf("   %5s %14s %14s %10s\n", "bits", "GB/s floats", "Gelem/s", "vs memcpy");
         for (unsigned bits : {4u, 6u, 8u, 16u}) {
-                npuref::QParams p = npuref::qparams(-3.0f, 3.0f, bits);
-                double tq = time_median([&] { npuref::quantize_pack(src.data(), n, p, bits, packed.data()); }, 9);
+                bwq::QParams p = bwq::qparams(-3.0f, 3.0f, bits);
+                double tq = time_median([&] { bwq::quantize_pack(src.data(), n, p, bits, packed.data()); }, 9);
                 printf("   %5u %14.2f %14.2f %10.2f   (goal >= 0.7)\n", bits, n * 4 / tq / 1e9, n / tq / 1e9, tm / tq);
         }
 }

@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "bwq_page.h"
+#include "uapi/bwq_page.h"
 
 namespace {
 

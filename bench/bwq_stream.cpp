@@ -6,19 +6,14 @@
 #include <getopt.h>
 #include <time.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
-#include <vector>
 
-static double now_s()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "common/clock.h"
+#include "common/stream.h"
+
+static double now_s() { return bwq::monotonic_s(); }
 
 int main(int argc, char **argv)
 {
@@ -45,32 +40,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bwq-stream: bad arguments\n");
                 return 2;
         }
-        std::atomic<bool> stop{false};
-        std::atomic<uint64_t> moved{0};
-        std::vector<std::thread> ts;
-        for (unsigned i = 0; i < threads; i++)
-                ts.emplace_back([&] {
-                        size_t n = size_t(mbytes) << 20;
-                        std::vector<char> a(n, 1), b(n, 2);
-                        size_t off = 0;
-                        while (!stop.load(std::memory_order_relaxed)) {
-                                // Stream for duty% of a 10 ms slot, then rest.
-                                double slot = now_s(), busy = duty / 100.0 * 0.010;
-                                while (now_s() - slot < busy && !stop.load(std::memory_order_relaxed)) {
-                                        size_t len = n - off < (1u << 20) ? n - off : (1u << 20);
-                                        std::memcpy(b.data() + off, a.data() + off, len);
-                                        moved += 2 * len;
-                                        off = (off + len) % n;
-                                }
-                                if (duty < 100) {
-                                        double rest = 0.010 - (now_s() - slot);
-                                        if (rest > 0) {
-                                                timespec d = {0, long(rest * 1e9)};
-                                                nanosleep(&d, nullptr);
-                                        }
-                                }
-                        }
-                });
+        bwq::Streamer st({threads, size_t(mbytes) << 20, duty});
         double t0 = now_s(), last = t0;
         uint64_t last_moved = 0;
         while (now_s() - t0 < seconds) {
@@ -78,16 +48,14 @@ int main(int argc, char **argv)
                 nanosleep(&d, nullptr);
                 if (report_ms) {
                         double t = now_s();
-                        uint64_t m = moved.load();
+                        uint64_t m = st.moved();
                         printf("stream: %.2f GB/s\n", (m - last_moved) / (t - last) / 1e9);
                         fflush(stdout);
                         last = t;
                         last_moved = m;
                 }
         }
-        stop = true;
-        for (auto &t : ts)
-                t.join();
-        printf("stream: mean %.2f GB/s over %.1f s on %u thread(s)\n", moved.load() / (now_s() - t0) / 1e9, now_s() - t0, threads);
+        st.stop();
+        printf("stream: mean %.2f GB/s over %.1f s on %u thread(s)\n", st.moved() / (now_s() - t0) / 1e9, now_s() - t0, threads);
         return 0;
 }

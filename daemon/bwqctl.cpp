@@ -16,9 +16,11 @@
 #include <thread>
 #include <vector>
 
-#include "bus_open.h"
+#include "common/bus.h"
 #include "config.h"
-#include "units.h"
+#include "common/clock.h"
+#include "common/stream.h"
+#include "common/units.h"
 
 namespace {
 
@@ -456,31 +458,13 @@ int cmd_monitor(sd_bus *bus)
 // read and written (memcpy moves each byte twice).
 double measure_stream(unsigned threads, double seconds)
 {
-        std::atomic<bool> stop{false};
-        std::vector<std::thread> ts;
-        std::vector<double> rates(threads);
-        for (unsigned i = 0; i < threads; i++)
-                ts.emplace_back([&, i] {
-                        std::vector<uint8_t> a(128u << 20, uint8_t(i)), b(128u << 20);
-                        std::memcpy(b.data(), a.data(), a.size());  // fault the pages in first
-                        timespec t0, t1;
-                        clock_gettime(CLOCK_MONOTONIC, &t0);
-                        uint64_t moved = 0;
-                        while (!stop.load(std::memory_order_relaxed)) {
-                                std::memcpy(b.data(), a.data(), a.size());
-                                moved += 2 * a.size();
-                        }
-                        clock_gettime(CLOCK_MONOTONIC, &t1);
-                        rates[i] = double(moved) / ((t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
-                });
+        bwq::Streamer st({threads, 128u << 20, 100});
+        st.wait_started();
+        const uint64_t m0 = st.moved(), t0 = bwq::monotonic_ns();
         std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-        stop = true;
-        for (auto &t : ts)
-                t.join();
-        double sum = 0;
-        for (double r : rates)
-                sum += r;
-        return sum;
+        const uint64_t m1 = st.moved(), t1 = bwq::monotonic_ns();
+        st.stop();
+        return double(m1 - m0) * 1e9 / double(t1 - t0);
 }
 
 int cmd_calibrate(const std::string &bus_spec, unsigned threads, double seconds, const std::string &state_dir)

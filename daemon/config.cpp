@@ -1,4 +1,5 @@
 #include "config.h"
+#include "common/depth.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -39,7 +40,6 @@ std::string trim(const std::string &s)
         return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
 }
 
-bool depth_ok(unsigned b) { return b == 4 || b == 6 || b == 8 || b == 16; }
 
 int parse_uint(const std::string &v, unsigned long lo, unsigned long hi, unsigned long *ret)
 {
@@ -75,7 +75,7 @@ int parse_table(const std::string &s, std::vector<TableRow> *ret, std::string *r
                         return -EINVAL;
                 }
                 unsigned long bits;
-                if (parse_uint(item.substr(colon + 1), 1, 64, &bits) < 0 || !depth_ok(unsigned(bits))) {
+                if (parse_uint(item.substr(colon + 1), 1, 64, &bits) < 0 || !depth_supported(unsigned(bits))) {
                         *ret_error = "'" + item.substr(colon + 1) + "' is not 4, 6, 8 or 16 bits";
                         return -EINVAL;
                 }
@@ -218,7 +218,7 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
                                 c.on_stale = OnStale::Min;
                         else if (v == "max")
                                 c.on_stale = OnStale::Max;
-                        else if (parse_uint(v, 1, 64, &n) == 0 && depth_ok(unsigned(n))) {
+                        else if (parse_uint(v, 1, 64, &n) == 0 && depth_supported(unsigned(n))) {
                                 c.on_stale = OnStale::Bits;
                                 c.stale_bits = uint8_t(n);
                         } else

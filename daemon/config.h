@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "units.h"
+#include "common/units.h"
 
 namespace bwq {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "bwq_page.h"
+#include "uapi/bwq_page.h"
 
 namespace bwq {
 

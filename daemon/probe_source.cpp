@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/stream.h"
 #include "source.h"
 
 namespace bwq {
@@ -168,29 +169,17 @@ private:
                 bool loaded = std::thread::hardware_concurrency() > 1;
                 if (loaded) {
                         // A short antagonist on another CPU, reporting its own rate.
-                        std::atomic<bool> stop{false};
-                        std::atomic<uint64_t> moved{0};
-                        uint64_t ta0 = monotonic_ns(), ta1 = 0;
-                        std::thread ant([&] {
-                                std::vector<uint8_t> a(64u << 20, 1), b(64u << 20);
-                                while (!stop.load(std::memory_order_relaxed))
-                                        for (size_t off = 0; off < a.size(); off += 4u << 20) {
-                                                std::memcpy(b.data() + off, a.data() + off, 4u << 20);
-                                                moved += 8u << 20;
-                                        }
-                        });
+                        Streamer ant({1, 64u << 20, 100});
                         // Wait until it streams, then measure long enough for its rate.
-                        for (int i = 0; i < 2000 && moved.load() == 0; i++)
-                                std::this_thread::sleep_for(std::chrono::milliseconds(1));
-                        uint64_t m0 = moved.load();
-                        ta0 = monotonic_ns();
+                        ant.wait_started();
+                        uint64_t m0 = ant.moved();
+                        uint64_t ta0 = monotonic_ns();
                         double loaded_stream = median(samples(ProbeMethod::Stream, 2 * n));
                         double loaded_lat = median(samples(ProbeMethod::Latency, 2 * n));
                         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                        ta1 = monotonic_ns();
-                        antagonist_bps = double(moved.load() - m0) * 1e9 / double(ta1 - ta0);
-                        stop = true;
-                        ant.join();
+                        uint64_t ta1 = monotonic_ns();
+                        antagonist_bps = double(ant.moved() - m0) * 1e9 / double(ta1 - ta0);
+                        ant.stop();
                         drop_stream = std::max(0.0, 1.0 - loaded_stream / idle_stream);
                         rise_lat = std::max(0.0, loaded_lat / idle_lat - 1.0);
                 }
@@ -237,13 +226,6 @@ private:
 std::unique_ptr<Source> make_probe_source(const Config &c, Clock clock, uint64_t max_bps)
 {
         return std::make_unique<ProbeSource>(c, std::move(clock), max_bps);
-}
-
-uint64_t monotonic_ns()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
 }
 
 } // namespace bwq

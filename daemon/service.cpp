@@ -11,8 +11,10 @@
 #include <cstring>
 #include <fstream>
 
-#include "bus_open.h"
+#include "common/bus.h"
 #include "log.h"
+#include "common/clock.h"
+#include "common/depth.h"
 
 namespace bwq {
 
@@ -36,22 +38,6 @@ struct Client {
 };
 
 Service::Owner::~Owner() { sd_bus_track_unref(track); }
-
-static uint64_t now_usec()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return uint64_t(ts.tv_sec) * 1000000ull + uint64_t(ts.tv_nsec) / 1000;
-}
-
-static uint8_t clamp_bits(uint8_t bits, uint8_t lo, uint8_t hi)
-{
-        unsigned want = std::clamp<unsigned>(bits ? bits : hi, lo, hi);
-        for (unsigned b : {16u, 8u, 6u, 4u})
-                if (b <= want && b >= lo)
-                        return uint8_t(b);
-        return lo;
-}
 
 // ---- org.bwq1.Manager ------------------------------------------------------
 
@@ -472,7 +458,7 @@ void Service::tick()
 {
         const Decision before = policy_.decision();
         Reading rd = source_->read();
-        uint64_t now = now_usec();
+        uint64_t now = monotonic_usec();
         last_sample_usec_ = now;
         Recent rec{now, 0, 0, 0, rd.valid, rd.note};
         if (rd.valid && rd.interval_ns > 0) {
@@ -494,7 +480,7 @@ void Service::tick()
 
 int Service::sample_now(bool rate_limited)
 {
-        if (rate_limited && now_usec() - last_sample_usec_ < cfg_.sample_min_interval_usec)
+        if (rate_limited && monotonic_usec() - last_sample_usec_ < cfg_.sample_min_interval_usec)
                 return 0;
         tick();
         return 1;
@@ -509,7 +495,7 @@ void Service::publish(const Decision &before)
         // Depth, section and staleness are signalled at once; bandwidth-only
         // changes at most every kBandwidthSignalUsec (the page and the
         // properties are always current).
-        const uint64_t now = now_usec();
+        const uint64_t now = monotonic_usec();
         bool urgent = d.bits != before.bits || d.section != before.section || d.stale != before.stale ||
                       d.max_bps != before.max_bps;
         if (d.available_bps != before.available_bps || d.used_bps != before.used_bps)
@@ -536,7 +522,7 @@ void Service::publish(const Decision &before)
         if (d.bits != before.bits) {
                 (void)sd_bus_emit_signal(bus_, kPath, kManager, "BitDepthChanged", "yyt", before.bits, d.bits, d.available_bps);
                 for (auto &[id, c] : clients_) {
-                        uint8_t b = clamp_bits(d.bits, c->min_bits, c->max_bits);
+                        uint8_t b = uint8_t(depth_clamp(d.bits, c->min_bits, c->max_bits));
                         if (b != c->bits) {
                                 c->bits = b;
                                 (void)sd_bus_emit_properties_changed(bus_, c->path.c_str(), kClientIface, "BitDepth", nullptr);
@@ -564,8 +550,7 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
         size_t len = strlen(name);
         if (len == 0 || len > 64 || std::any_of(name, name + len, [](char ch) { return ch < 0x20 || ch == 0x7f; }))
                 return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "name must be 1 to 64 printable characters");
-        auto depth_ok = [](uint8_t b) { return b == 4 || b == 6 || b == 8 || b == 16; };
-        if (!depth_ok(lo) || !depth_ok(hi) || lo > hi)
+        if (!depth_supported(lo) || !depth_supported(hi) || lo > hi)
                 return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
                                          "min_bits %u and max_bits %u must be 4, 6, 8 or 16 with min <= max", lo, hi);
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
@@ -606,7 +591,7 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
         c->pid = pid;
         c->min_bits = lo;
         c->max_bits = hi;
-        c->bits = clamp_bits(policy_.decision().bits, lo, hi);
+        c->bits = uint8_t(depth_clamp(policy_.decision().bits, lo, hi));
         c->path = std::string(kPath) + "/client/" + std::to_string(c->id);
         if (oit == owners_.end()) {
                 auto o = std::make_unique<Owner>();
@@ -686,7 +671,7 @@ int Service::set_table(const std::vector<TableRow> &rows, sd_bus_error *error)
         table_generation_++;
         log_info("table set over D-Bus: %s", s.c_str());
         if (before.timestamp_usec)
-                policy_.on_sample(now_usec(), before.used_bps);
+                policy_.on_sample(monotonic_usec(), before.used_bps);
         (void)sd_bus_emit_properties_changed(bus_, kPath, kManager, "Table", nullptr);
         publish(before);
         return 0;
@@ -694,7 +679,7 @@ int Service::set_table(const std::vector<TableRow> &rows, sd_bus_error *error)
 
 int Service::reload(std::string *why)
 {
-        (void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading", (unsigned long long)now_usec());
+        (void)sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading", (unsigned long long)monotonic_usec());
         Config c;
         int r = load_config(&c, why);
         if (r >= 0) {

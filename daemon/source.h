@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "config.h"
 
 namespace bwq {
@@ -23,9 +24,9 @@ struct Reading {
         std::string note;          // why not valid, or what was skipped
 };
 
-// The clock every source reads; tests replace it.
+// The clock every source reads (monotonic_ns of common/clock.h); tests
+// replace it.
 using Clock = std::function<uint64_t()>;
-uint64_t monotonic_ns();
 
 // A reading stamped now, its interval the time since *last (then now).
 inline Reading stamped(const Clock &clock, uint64_t *last)

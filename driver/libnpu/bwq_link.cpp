@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "bus_open.h"
+#include "common/bus.h"
 
 namespace npu {
 

@@ -12,7 +12,8 @@
 
 #include "bwq_link.h"
 #include "internal.h"
-#include "npuref.h"
+#include "common/job_error.h"
+#include "driver/npuref/npuref.h"
 
 // Name the kernel driver of a real NPU reports through drmGetVersion().
 static const char kDrmDriverName[] = "npu";
@@ -211,3 +212,5 @@ extern "C" int npu_device_last_job_error(const npu_device *dev, uint32_t *ret_co
         *ret_index = dev->last_error_index;
         return 0;
 }
+
+extern "C" const char *npu_job_error_name(uint32_t code) { return bwq::job_error_name(code); }

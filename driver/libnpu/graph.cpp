@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "internal.h"
+#include "common/depth.h"
 
 using npu::GraphLayer;
 using npu::GraphTensor;
@@ -232,12 +233,11 @@ extern "C" int npu_graph_concat(npu_graph *g, const int *inputs, unsigned count)
         return add_layer(g, std::move(L), {f.n, f.h, f.w, uint32_t(c), 0});
 }
 
-static bool depth_ok(unsigned b) { return b == 4 || b == 6 || b == 8 || b == 16; }
 
 extern "C" int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsigned max_bits)
 {
-        if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0 || !depth_ok(min_bits) ||
-            !depth_ok(max_bits) || min_bits > max_bits)
+        if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0 || !bwq::depth_supported(min_bits) ||
+            !bwq::depth_supported(max_bits) || min_bits > max_bits)
                 return -EINVAL;
         auto &L = g->layers[g->tensors[tensor].producer];
         L.min_bits = min_bits;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "npu/npu.h"
-#include "npu_accel.h"
+#include "uapi/npu_accel.h"
 
 struct npuref_device;
 namespace npu {
@@ -65,14 +65,6 @@ struct Ranges {
         float lo[NPU_BITS_COUNT], hi[NPU_BITS_COUNT];
 };
 Ranges calibrate_ranges(const std::vector<float> &values);
-
-// int8 symmetric per-channel weights in the device's layout, with
-// s_w[c] = max|W[c]| / 127, or the given scales (weights already integral).
-struct PackedWeights {
-        std::vector<int8_t> data;
-        std::vector<float> scale;
-};
-PackedWeights pack_weights(const GraphLayer &L, uint32_t in_channels, const float *scales = nullptr);
 
 } // namespace npu
 

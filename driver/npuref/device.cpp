@@ -18,12 +18,13 @@
 #include <mutex>
 #include <thread>
 
-#include "bwq_page.h"
+#include "uapi/bwq_page.h"
 #include "job.h"
 #include "kernels.h"
-#include "npu_accel.h"
+#include "uapi/npu_accel.h"
 #include "npuref.h"
 #include "thread_pool.h"
+#include "common/depth.h"
 
 using namespace npuref;
 
@@ -134,7 +135,7 @@ int npuref_device::get_param(drm_npu_param *p)
         case DRM_NPU_PARAM_MAX_TENSORS: p->value = kMaxTensors; return 0;
         case DRM_NPU_PARAM_MAX_BOS: p->value = kMaxBos; return 0;
         case DRM_NPU_PARAM_MAX_BO_SIZE: p->value = kMaxBoSize; return 0;
-        case DRM_NPU_PARAM_BIT_DEPTHS: p->value = (1u << 4) | (1u << 6) | (1u << 8) | (1u << 16); return 0;
+        case DRM_NPU_PARAM_BIT_DEPTHS: p->value = bwq::depth_mask(); return 0;
         case DRM_NPU_PARAM_ISA: p->value = uint64_t(kernels->isa); return 0;
         case DRM_NPU_PARAM_MAX_JOBS: p->value = kMaxJobs; return 0;
         default: return -EINVAL;

@@ -2,11 +2,11 @@
 
 #include <cmath>
 
-#include "npu_accel.h"
+#include "uapi/npu_accel.h"
 
 namespace npuref {
 
-OutQuant out_quant(const QParams &p, uint8_t act)
+OutQuant out_quant(const bwq::QParams &p, uint8_t act)
 {
         OutQuant o{1.0f / p.scale, float(p.zero), float(p.qmax), false, 0.0f, float(p.qmax)};
         if (act == NPU_ACT_NONE || act == NPU_ACT_RELU || act == NPU_ACT_RELU6) {

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "npu_accel.h"
-#include "quant.h"
+#include "uapi/npu_accel.h"
+#include "common/quant.h"
 
 namespace npuref {
 
@@ -31,7 +31,7 @@ struct OutQuant {
         bool folded;
         float lo, hi;
 };
-OutQuant out_quant(const QParams &p, uint8_t act);
+OutQuant out_quant(const bwq::QParams &p, uint8_t act);
 
 // The activation as a compile-time constant for the epilogue templates:
 // f(std::integral_constant<int, A>{}) with A = kActFolded when the

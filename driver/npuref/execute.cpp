@@ -8,12 +8,13 @@
 #include <cmath>
 #include <cstring>
 
-#include "bwq_page.h"
+#include "uapi/bwq_page.h"
 #include "epilogue.h"
 #include "job.h"
 #include "kernels.h"
-#include "quant.h"
+#include "common/quant.h"
 #include "thread_pool.h"
+#include "common/depth.h"
 
 namespace npuref {
 
@@ -47,7 +48,7 @@ uint64_t now_ns()
 
 struct Act {
         unsigned bits;
-        QParams qp;
+        bwq::QParams qp;
 };
 
 // Grow-only scratch of one thread, kept across layers and jobs.
@@ -87,14 +88,14 @@ void unpack_all(ThreadPool *pool, const uint8_t *src, unsigned bits, size_t coun
         constexpr size_t chunk = 1 << 16;
         parallel_for(pool, (count + chunk - 1) / chunk, [&](size_t i) {
                 size_t first = i * chunk;
-                unpack_u16(src, bits, first, std::min(chunk, count - first), dst + first);
+                bwq::unpack_u16(src, bits, first, std::min(chunk, count - first), dst + first);
         });
 }
 
 // Writes one tile of quantized outputs and is the only writer of its groups.
 void store_tile(const uint16_t *q, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
-        pack(q, bits, first, count, dst);
+        bwq::pack(q, bits, first, count, dst);
 }
 
 struct Geometry {
@@ -130,7 +131,7 @@ struct ChannelScale {
         std::vector<float> &mul, &add;
         OutQuant oq;
         ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa, const npu_layer_desc &L,
-                     const QParams &out)
+                     const bwq::QParams &out)
                 : mul(rs.mul), add(rs.add), oq(out_quant(out, L.act))
         {
                 mul.resize(n);
@@ -159,9 +160,9 @@ Planes input_planes(const Geometry &G, const LayerIO &io, ThreadPool *pool, std:
         parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
                 size_t b = i * 65536, e = std::min(X, b + 65536);
                 if (wide)
-                        split_u16(io.x + 2 * b, e - b, store.data() + b, store.data() + X + b);
+                        bwq::split_u16(io.x + 2 * b, e - b, store.data() + b, store.data() + X + b);
                 else
-                        unpack_u8(io.x, io.ax.bits, b, e - b, store.data() + b);
+                        bwq::unpack_u8(io.x, io.ax.bits, b, e - b, store.data() + b);
         });
         return {{store.data(), wide ? store.data() + X : nullptr}};
 }
@@ -496,7 +497,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
 {
         const npu_tensor_desc &x = *in[0];
         const size_t M = size_t(y.n) * y.h * y.w, C = y.c;
-        auto deq = [&](int i, size_t e) { return dequantize_one(inq[i][e], inact[i].qp); };
+        auto deq = [&](int i, size_t e) { return bwq::dequantize_one(inq[i][e], inact[i].qp); };
         const OutQuant oq = out_quant(ay.qp, L.act);
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
@@ -547,7 +548,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                                         cnt++;
                                                 }
                                         }
-                                        v = isMax ? dequantize_one(best, inact[0].qp) : float(s / double(cnt));
+                                        v = isMax ? bwq::dequantize_one(best, inact[0].qp) : float(s / double(cnt));
                                         break;
                                 }
                                 case NPU_OP_CONCAT: {
@@ -579,18 +580,13 @@ unsigned resolve_bits(const npu_layer_desc &L, const bwq_page *page)
         unsigned want = L.max_bits;  // an unreadable page keeps full quality
         if (page && bwq_page_read(page, &d) == 0)
                 want = d.act_bits;
-        want = std::clamp<unsigned>(want, L.min_bits, L.max_bits);
-        // Largest supported depth not above the request.
-        for (unsigned b : {16u, 8u, 6u, 4u})
-                if (b <= want && b >= L.min_bits)
-                        return b;
-        return L.min_bits;
+        return bwq::depth_clamp(want, L.min_bits, L.max_bits);
 }
 
 Act make_act(const npu_tensor_desc &t, unsigned bits)
 {
-        int i = bits_index(bits);
-        return {bits, qparams(t.lo[i], t.hi[i], bits)};
+        int i = bwq::depth_index(bits);
+        return {bits, bwq::qparams(t.lo[i], t.hi[i], bits)};
 }
 
 } // namespace
@@ -619,8 +615,8 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                 r.start_ns = t0;
                 r.bits = uint8_t(act[L.output].bits);
                 for (unsigned i = 0; i < L.input_count; i++)
-                        r.act_bytes_read += packed_bytes(tensor_elements(job.tensors[L.inputs[i]]), act[L.inputs[i]].bits);
-                r.bytes_written = packed_bytes(tensor_elements(y), act[L.output].bits);
+                        r.act_bytes_read += bwq::packed_bytes(tensor_elements(job.tensors[L.inputs[i]]), act[L.inputs[i]].bits);
+                r.bytes_written = bwq::packed_bytes(tensor_elements(y), act[L.output].bits);
 
                 if (L.op == NPU_OP_CONV2D || L.op == NPU_OP_FULLY_CONNECTED) {
                         const npu_tensor_desc &x = job.tensors[L.inputs[0]];

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "npu_accel.h"
+#include "uapi/npu_accel.h"
 
 struct bwq_page;
 
@@ -40,8 +40,6 @@ struct Job {
         std::vector<npu_layer_desc> layers;
         bool dynamic = false;  // some layer reads the decision page
 };
-
-const char *job_error_name(uint32_t code);
 
 // Checks every field, handle index, offset, shape and size of the job at
 // cmd[0..size) against bos[0..nbos) before anything touches them.  Returns

@@ -12,7 +12,7 @@
 #endif
 
 #include "kernels.h"
-#include "npu_accel.h"
+#include "uapi/npu_accel.h"
 
 namespace npuref {
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "mobilenet.h"
+#include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
 
 namespace {

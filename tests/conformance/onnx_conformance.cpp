@@ -18,9 +18,10 @@
 
 #include <onnx/onnx_pb.h>
 
-#include "npu_accel.h"
-#include "op_harness.h"
-#include "quant.h"
+#include "uapi/npu_accel.h"
+#include "npu/npu.h"
+#include "tests/unit/op_harness.h"
+#include "common/quant.h"
 
 using namespace test;
 
@@ -517,11 +518,11 @@ static void quantize_linear(void **)
                         lo = std::min(lo, float(v));
                         hi = std::max(hi, float(v));
                 }
-                npuref::QParams p = npuref::qparams(lo, hi, 8);
+                bwq::QParams p = bwq::qparams(lo, hi, 8);
                 assert_true(p.scale == float(ys.v[0]));
                 assert_int_equal(p.zero, int(yz.v[0]));
                 std::vector<uint8_t> q(xf.size());
-                npuref::quantize_pack(xf.data(), xf.size(), p, 8, q.data());
+                bwq::quantize_pack(xf.data(), xf.size(), p, 8, q.data());
                 for (size_t i = 0; i < q.size(); i++)
                         assert_int_equal(q[i], int(y.v[i]));
                 print_message("%-48s exact (scale, zero point, values)\n", name);
@@ -533,10 +534,10 @@ static void quantize_linear(void **)
         } else {
                 // The range whose 8-bit scale and zero point are ONNX's.
                 float sc = float(s.v[0]);
-                npuref::QParams p{sc, int32_t(z.v[0]), 255};
+                bwq::QParams p{sc, int32_t(z.v[0]), 255};
                 std::vector<float> xf(x.v.begin(), x.v.end());
                 std::vector<uint8_t> q(xf.size());
-                npuref::quantize_pack(xf.data(), xf.size(), p, 8, q.data());
+                bwq::quantize_pack(xf.data(), xf.size(), p, 8, q.data());
                 for (size_t i = 0; i < q.size(); i++)
                         assert_int_equal(q[i], int(y.v[i]));
                 print_message("%-48s exact\n", name);

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "config.h"
-#include "source.h"
+#include "daemon/config.h"
+#include "daemon/source.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

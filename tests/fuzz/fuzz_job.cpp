@@ -8,9 +8,9 @@
 #include <cstring>
 #include <vector>
 
-#include "bwq_page.h"
-#include "job.h"
-#include "kernels.h"
+#include "uapi/bwq_page.h"
+#include "driver/npuref/job.h"
+#include "driver/npuref/kernels.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

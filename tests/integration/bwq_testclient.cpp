@@ -34,7 +34,7 @@
 #include <string>
 #include <vector>
 
-#include "bwq_page.h"
+#include "uapi/bwq_page.h"
 
 namespace {
 

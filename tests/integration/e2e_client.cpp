@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "mobilenet.h"
+#include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
 
 namespace {

@@ -7,9 +7,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "internal.h"
+#include "common/weights.h"
+#include "npu/npu.h"
 #include "op_harness.h"
-#include "quant.h"
+#include "common/quant.h"
 
 namespace test {
 
@@ -203,19 +204,14 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
         for (size_t i = 1; i < ins.size(); i++)
                 L.inputs[i] = ins[i];
 
-        npu::PackedWeights pw;
+        bwq::PackedWeights pw;
         uint64_t param_size = 64;
         if (cs.op == NPU_OP_CONV2D || cs.op == NPU_OP_FULLY_CONNECTED) {
-                npu::GraphLayer gl{};
-                gl.op = cs.op;
-                gl.conv.out_channels = cs.cout;
-                gl.conv.kernel_h = cs.k;
-                gl.conv.kernel_w = cs.KW();
-                gl.conv.groups = cs.groups;
-                gl.weights = cs.weights;
                 const Tensor &x = cs.in[0];
+                const bool fc = cs.op == NPU_OP_FULLY_CONNECTED;
                 std::vector<float> ones(cs.cout, 1.0f);
-                pw = npu::pack_weights(gl, cs.op == NPU_OP_FULLY_CONNECTED ? x.h * x.w * x.c : x.c,
+                pw = bwq::pack_weights(cs.weights.data(),
+                                       {cs.cout, fc ? x.h * x.w * x.c : x.c, cs.k, cs.KW(), cs.groups, fc},
                                        cs.unit_weight_scale ? ones.data() : nullptr);
                 L.groups = cs.op == NPU_OP_CONV2D ? cs.groups : 1;
                 L.param_bo_index = 2;
@@ -244,8 +240,8 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
         uint8_t *act = static_cast<uint8_t *>(npu_bo_map(ab));
         for (size_t i = 0; i < cs.in.size(); i++) {
                 const auto &d = j.t[ins[i]];
-                int bi = npuref::bits_index(bits_in);
-                npuref::quantize_pack(cs.in[i].v.data(), cs.in[i].size(), npuref::qparams(d.lo[bi], d.hi[bi], bits_in),
+                int bi = bwq::depth_index(bits_in);
+                bwq::quantize_pack(cs.in[i].v.data(), cs.in[i].size(), bwq::qparams(d.lo[bi], d.hi[bi], bits_in),
                                       bits_in, act + d.offset);
         }
         if (!pw.data.empty()) {
@@ -278,16 +274,16 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
         assert_int_equal(jr.layer_count, 1);
         std::memcpy(&o.lr, res + sizeof jr, sizeof o.lr);
         const auto &yd = j.t[out];
-        size_t ybytes = npuref::packed_bytes(ref.size(), bits_out);
+        size_t ybytes = bwq::packed_bytes(ref.size(), bits_out);
         o.packed.assign(act + yd.offset, act + yd.offset + ybytes);
         o.y.resize(ref.size());
-        int bo = npuref::bits_index(bits_out);
-        npuref::unpack_dequantize(act + yd.offset, ref.size(), npuref::qparams(yd.lo[bo], yd.hi[bo], bits_out), bits_out,
+        int bo = bwq::depth_index(bits_out);
+        bwq::unpack_dequantize(act + yd.offset, ref.size(), bwq::qparams(yd.lo[bo], yd.hi[bo], bits_out), bits_out,
                                   o.y.data());
         // Exact traffic counters.
         uint64_t want_read = 0;
         for (const auto &t : cs.in)
-                want_read += npuref::packed_bytes(t.size(), bits_in);
+                want_read += bwq::packed_bytes(t.size(), bits_in);
         assert_int_equal(o.lr.bits, bits_out);
         assert_int_equal(o.lr.act_bytes_read, want_read);
         assert_int_equal(o.lr.bytes_written, ybytes);
@@ -298,7 +294,7 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
         return o;
 }
 
-static float step(const std::vector<float> &v, unsigned bits) { return npuref::qparams(range_lo(v), range_hi(v), bits).scale; }
+static float step(const std::vector<float> &v, unsigned bits) { return bwq::qparams(range_lo(v), range_hi(v), bits).scale; }
 
 static float max_abs(const std::vector<float> &v)
 {

@@ -13,12 +13,12 @@
 #include <fstream>
 #include <map>
 
-#include "config.h"
-#include "decision_page.h"
-#include "policy.h"
-#include "source.h"
+#include "daemon/config.h"
+#include "daemon/decision_page.h"
+#include "daemon/policy.h"
+#include "daemon/source.h"
 #include "test_util.h"
-#include "units.h"
+#include "common/units.h"
 
 using namespace bwq;
 

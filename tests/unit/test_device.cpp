@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "npu/npu.h"
 #include "test_util.h"
 
 namespace {

@@ -17,8 +17,8 @@
 #include <sstream>
 #include <string>
 
-#include "config.h"
-#include "source.h"
+#include "daemon/config.h"
+#include "daemon/source.h"
 #include "test_util.h"
 
 using namespace bwq;

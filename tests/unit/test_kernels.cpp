@@ -1,9 +1,9 @@
 // GEMM kernels: every instruction set against the portable one, bit for bit.
 #include <atomic>
 
-#include "kernels.h"
-#include "thread_pool.h"
-#include "npu_accel.h"
+#include "driver/npuref/kernels.h"
+#include "driver/npuref/thread_pool.h"
+#include "uapi/npu_accel.h"
 #include "test_util.h"
 
 using namespace npuref;
@@ -119,7 +119,7 @@ static void check_epilogue(Isa isa)
                                             NPU_ACT_SIGMOID})
                                 for (const int32_t *of : {static_cast<const int32_t *>(off.data()), static_cast<const int32_t *>(nullptr)}) {
                                         // The quantizer folded into the channel constants for NONE, RELU, RELU6.
-                                        const OutQuant o = out_quant(qparams(-4.0f, 7.0f, bits), act);
+                                        const OutQuant o = out_quant(bwq::qparams(-4.0f, 7.0f, bits), act);
                                         std::vector<float> fm(mul), fa(add);
                                         fold_channels(o, fm.data(), fa.data(), n);
                                         std::vector<uint8_t> w8(rows * n, 1), g8(rows * n, 2);
@@ -182,7 +182,7 @@ static void depthwise_rows(void **)
                                 std::vector<int32_t> &zoff = ch.off;
                                 std::vector<float> &mul = ch.mul, &add = ch.add;
                                 for (uint8_t act : {NPU_ACT_RELU, NPU_ACT_HARDSWISH}) {
-                                        const OutQuant o = out_quant(qparams(-2.0f, 3.0f, 8), act);
+                                        const OutQuant o = out_quant(bwq::qparams(-2.0f, 3.0f, 8), act);
                                         fold_channels(o, mul.data(), add.data(), C);
                                         std::vector<uint8_t> w8(count * C, 1), g8(count * C, 2);
                                         GemmEpilogue e{zoff.data(), mul.data(), add.data(), act, &o, w8.data(), nullptr, C};
@@ -211,7 +211,7 @@ static void depthwise_rows(void **)
                         Channels ch(rng, C, 100000, 1e-5f, 1e-4f);
                         std::vector<int32_t> &zoff = ch.off;
                         std::vector<float> &mul = ch.mul, &add = ch.add;
-                        const OutQuant o = out_quant(qparams(-2.0f, 3.0f, 6), NPU_ACT_RELU6);
+                        const OutQuant o = out_quant(bwq::qparams(-2.0f, 3.0f, 6), NPU_ACT_RELU6);
                         fold_channels(o, mul.data(), add.data(), C);
                         std::vector<uint16_t> want(count * C, 1), got(count * C, 2);
                         GemmEpilogue e{zoff.data(), mul.data(), add.data(), NPU_ACT_RELU6, &o, nullptr, want.data(), C};
@@ -253,7 +253,7 @@ static void gemm_epilogue(void **)
                 const GemmA a{A.data(), K4, &zero, 1, K4 / 4};
                 for (unsigned bits : {4u, 8u, 16u})
                         for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU6, NPU_ACT_HARDSWISH}) {
-                                const OutQuant o = out_quant(qparams(-4.0f, 7.0f, bits), act);
+                                const OutQuant o = out_quant(bwq::qparams(-4.0f, 7.0f, bits), act);
                                 std::vector<float> fm(mul), fa(add);
                                 fold_channels(o, fm.data(), fa.data(), N);
                                 const size_t ldq = N + 3;

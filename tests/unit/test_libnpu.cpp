@@ -8,7 +8,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "mobilenet.h"
+#include "driver/mobilenet/mobilenet.h"
+#include "npu/npu.h"
 #include "test_util.h"
 
 namespace {

@@ -11,6 +11,7 @@
 // The same jobs run on the portable kernels and on the best ISA of this CPU
 // and must give identical output bytes; the layer counters must equal
 // ceil(elements * bits / 8).
+#include "npu/npu.h"
 #include "op_harness.h"
 
 using namespace test;

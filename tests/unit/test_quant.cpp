@@ -2,10 +2,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "quant.h"
+#include "common/quant.h"
 #include "test_util.h"
 
-using namespace npuref;
+using namespace bwq;
 
 // ONNX DynamicQuantizeLinear's own example: x = [0, 2, -3, -2.5, 1.34, 0.5]
 // gives scale 0.019607844, zero point 153, y = [153, 255, 0, 26, 221, 179].

@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "bwq_page.h"
+#include "uapi/bwq_page.h"
 
 namespace test {
 

@@ -12,9 +12,8 @@ extern "C" {
 
 #include <vector>
 
-#include "npu/npu.h"
-#include "bwq_page.h"
-#include "npu_accel.h"
+#include "uapi/bwq_page.h"
+#include "uapi/npu_accel.h"
 
 namespace test {
 

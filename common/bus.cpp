@@ -1,4 +1,4 @@
-#include "bus_open.h"
+#include "bus.h"
 
 #include <systemd/sd-bus.h>
 

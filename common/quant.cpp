@@ -6,18 +6,7 @@
 #include <cmath>
 #include <cstring>
 
-namespace npuref {
-
-int bits_index(unsigned bits)
-{
-        switch (bits) {
-        case 4: return 0;
-        case 6: return 1;
-        case 8: return 2;
-        case 16: return 3;
-        default: return -1;
-        }
-}
+namespace bwq {
 
 QParams qparams(float lo, float hi, unsigned bits)
 {
@@ -413,4 +402,4 @@ void unpack_dequantize(const uint8_t *src, size_t count, const QParams &p, unsig
         }
 }
 
-} // namespace npuref
+} // namespace bwq

@@ -4,15 +4,12 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace npuref {
+#include "depth.h"
+
+namespace bwq {
 
 // Bytes of a tensor of `elements` activations at `bits`.
 constexpr uint64_t packed_bytes(uint64_t elements, unsigned bits) { return (elements * bits + 7) / 8; }
-
-constexpr bool bits_supported(unsigned bits) { return bits == 4 || bits == 6 || bits == 8 || bits == 16; }
-
-// Index into npu_tensor_desc lo/hi, or -1.
-int bits_index(unsigned bits);
 
 // Unsigned affine parameters of a range [lo, hi] (lo <= 0 <= hi) at `bits`.
 struct QParams {
@@ -43,4 +40,4 @@ constexpr size_t pack_group(unsigned bits) { return bits == 4 ? 2 : bits == 6 ? 
 void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst);
 void unpack_dequantize(const uint8_t *src, size_t count, const QParams &p, unsigned bits, float *dst);
 
-} // namespace npuref
+} // namespace bwq

@@ -1,0 +1,88 @@
+// npu_model_compile: a graph's tensors calibrated, its weights packed into
+// the device's layout, and its buffer objects laid out.
+#include <errno.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "common/quant.h"
+#include "common/weights.h"
+#include "model.h"
+
+extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_compile_options *opts,
+                                 npu_model **ret)
+{
+        if (!dev || !g || !opts || !opts->calibration_input || !ret || g->input < 0 || g->layers.empty())
+                return -EINVAL;
+        auto m = std::make_unique<npu_model>();
+        m->dev = dev;
+        if (opts->name) {
+                size_t n = strlen(opts->name);
+                if (n == 0 || n > 64)
+                        return -EINVAL;
+                m->name = opts->name;
+        }
+        m->tensors = g->tensors;
+        m->input = g->input;
+        m->output = g->output >= 0 ? g->output : g->layers.back().output;
+
+        std::vector<std::vector<float>> values;
+        npu::reference_forward(*g, opts->calibration_input, values);
+        for (const auto &v : values)
+                m->ranges.push_back(npu::calibrate_ranges(v));
+
+        // Activations: every tensor its own region, sized for 16 bits.
+        uint64_t act_size = 0;
+        for (const auto &t : m->tensors) {
+                m->tensor_offset.push_back(act_size);
+                act_size = npu::align_up(act_size + bwq::packed_bytes(t.elements(), 16));
+        }
+        // Parameters: weights, scales, bias of each conv/FC layer.
+        std::vector<bwq::PackedWeights> packed;
+        uint64_t param_size = 0;
+        for (const auto &L : g->layers) {
+                npu::ModelLayer ml{L.op, L.act, L.inputs, L.output, L.conv, L.pool, L.min_bits, L.max_bits};
+                if (L.op == NPU_OP_CONV2D || L.op == NPU_OP_FULLY_CONNECTED) {
+                        const auto &x = g->tensors[L.inputs[0]];
+                        uint32_t cin = L.op == NPU_OP_FULLY_CONNECTED ? x.h * x.w * x.c : x.c;
+                        packed.push_back(bwq::pack_weights(
+                                L.weights.data(), {L.conv.out_channels, cin, L.conv.kernel_h, L.conv.kernel_w, L.conv.groups,
+                                                   L.op == NPU_OP_FULLY_CONNECTED}));
+                        const auto &pw = packed.back();
+                        ml.weight_offset = param_size;
+                        ml.weight_size = pw.data.size();
+                        param_size = npu::align_up(param_size + pw.data.size());
+                        ml.scale_offset = param_size;
+                        param_size = npu::align_up(param_size + 4 * pw.scale.size());
+                        ml.bias_offset = param_size;
+                        param_size = npu::align_up(param_size + 4 * L.bias.size());
+                }
+                m->layers.push_back(ml);
+        }
+        m->cmd_size = sizeof(npu_job_header) + m->tensors.size() * sizeof(npu_tensor_desc) +
+                      m->layers.size() * sizeof(npu_layer_desc);
+        m->result_offset = npu::align_up(m->cmd_size);
+        uint64_t job_size = m->result_offset + sizeof(npu_job_result) + m->layers.size() * sizeof(npu_layer_result);
+
+        int r;
+        if ((r = npu_bo_create(dev, job_size, &m->job_bo)) < 0 || (r = npu_bo_create(dev, act_size, &m->act_bo)) < 0 ||
+            (r = npu_bo_create(dev, std::max<uint64_t>(param_size, npu::kAlign), &m->param_bo)) < 0)
+                return r;
+        uint8_t *pbase = static_cast<uint8_t *>(npu_bo_map(m->param_bo));
+        size_t pi = 0;
+        for (size_t l = 0; l < g->layers.size(); l++) {
+                const auto &L = g->layers[l];
+                if (L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED)
+                        continue;
+                const auto &pw = packed[pi++];
+                const npu::ModelLayer &ml = m->layers[l];
+                std::memcpy(pbase + ml.weight_offset, pw.data.data(), pw.data.size());
+                std::memcpy(pbase + ml.scale_offset, pw.scale.data(), 4 * pw.scale.size());
+                std::memcpy(pbase + ml.bias_offset, L.bias.data(), 4 * L.bias.size());
+        }
+        *ret = m.release();
+        return 0;
+}
+
+extern "C" void npu_model_free(npu_model *m) { delete m; }

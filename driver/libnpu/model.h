@@ -1,0 +1,88 @@
+// libnpu's compiled model (not installed): the buffer objects, the job
+// and the state of a run, shared by compile.cpp, model_page.cpp,
+// job_encode.cpp, run.cpp and wait_many.cpp.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bwq_link.h"
+#include "common/mapping.h"
+#include "common/unique_fd.h"
+#include "internal.h"
+#include "uapi/bwq_page.h"
+
+namespace npu {
+
+constexpr uint64_t kAlign = 64;
+inline uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+struct ModelLayer {
+        uint16_t op;
+        uint8_t act;
+        std::vector<int> inputs;
+        int output;
+        npu_conv2d_params conv;
+        npu_pool_params pool;
+        unsigned min_bits, max_bits;
+        uint64_t weight_offset = 0, weight_size = 0, scale_offset = 0, bias_offset = 0;
+};
+
+} // namespace npu
+
+struct npu_model {
+        npu_device *dev = nullptr;
+        std::vector<npu::GraphTensor> tensors;
+        std::vector<npu::ModelLayer> layers;
+        std::vector<npu::Ranges> ranges;
+        std::vector<uint64_t> tensor_offset;
+        int input = -1, output = -1;
+        npu_bo *job_bo = nullptr, *act_bo = nullptr, *param_bo = nullptr;
+        uint64_t cmd_size = 0, result_offset = 0;
+
+        uint32_t mode = NPU_MODE_FIXED;
+        unsigned bits = 8, min_bits = 4, max_bits = 16;
+
+        uint32_t page_handle = 0;
+        bwq::Mapping page_map;
+        const bwq_page *page = nullptr;  // in page_map
+        bool page_explicit = false;  // set by npu_model_set_decision_page()
+        uint64_t page_generation = 0;  // of the link's page in use
+        std::string name = "npu-model";
+        uint64_t link_id = 0;
+
+        // The job in flight, if any.
+        uint32_t job_id = 0;
+        bwq::unique_fd fence;
+        npu_run_stats pending{};
+
+        npu_run_stats last{};
+        std::vector<npu_layer_stats> last_layers;
+        bool have_result = false;
+
+        ~npu_model()
+        {
+                if (link_id && dev->link)
+                        dev->link->remove_client(link_id);
+                if (page_handle) {
+                        drm_gem_close gc{page_handle, 0};
+                        (void)dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
+                }
+                npu_bo_free(job_bo);
+                npu_bo_free(act_bo);
+                npu_bo_free(param_bo);
+        }
+};
+
+namespace npu {
+
+// Maps and imports a decision page for the model (-1: none, dropping the
+// one it has).  Returns 0 or a negative errno.
+int model_attach_page(npu_model *m, int page_fd);
+// Writes the job for a run at these depths into the command buffer.
+void model_write_job(npu_model *m, unsigned input_bits, bool dynamic, unsigned fixed_bits);
+// Reaps the job in flight (WAIT until `deadline`) and reads its results.
+int model_finish(npu_model *m, int64_t deadline);
+
+} // namespace npu

@@ -1,0 +1,76 @@
+// A model's depth mode (FIXED, BWQ_MODEL, BWQ_LAYER), its registration
+// with bwqd, and the decision page its DYNAMIC layers read.
+#include <errno.h>
+#include <sys/mman.h>
+
+#include <atomic>
+
+#include "common/depth.h"
+#include "model.h"
+
+extern "C" int npu_model_set_mode(npu_model *m, uint32_t mode, unsigned bits, unsigned min_bits, unsigned max_bits)
+{
+        if (!m || mode > NPU_MODE_BWQ_LAYER || !bwq::depth_supported(bits) || !bwq::depth_supported(min_bits) || !bwq::depth_supported(max_bits) ||
+            min_bits > max_bits)
+                return -EINVAL;
+        m->mode = mode;
+        m->bits = bits;
+        m->min_bits = min_bits;
+        m->max_bits = max_bits;
+        static std::atomic<uint64_t> next_id{1};
+        if (mode != NPU_MODE_FIXED) {
+                if (npu::BwqLink *link = m->dev->bwq_link()) {
+                        if (!m->link_id)
+                                m->link_id = next_id++;
+                        link->add_client(m->link_id, m->name, min_bits, max_bits);
+                }
+        } else if (m->link_id && m->dev->link) {
+                m->dev->link->remove_client(m->link_id);
+                m->link_id = 0;
+        }
+        return 0;
+}
+
+extern "C" int npu_model_set_decision_page(npu_model *m, int page_fd)
+{
+        if (!m)
+                return -EINVAL;
+        if (m->job_id)
+                return -EBUSY;
+        int r = npu::model_attach_page(m, page_fd);
+        if (r >= 0) {
+                m->page_explicit = page_fd >= 0;
+                m->page_generation = 0;
+        }
+        return r;
+}
+
+int npu::model_attach_page(npu_model *m, int page_fd)
+{
+        m->page_map.reset();
+        m->page = nullptr;
+        if (m->page_handle) {
+                drm_gem_close gc{m->page_handle, 0};
+                (void)m->dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
+                m->page_handle = 0;
+        }
+        if (page_fd < 0)
+                return 0;
+        drm_npu_bo_create c{};
+        c.flags = DRM_NPU_BO_IMPORT_DECISION_PAGE;
+        c.fd = page_fd;
+        int r = m->dev->ioctl(DRM_IOCTL_NPU_BO_CREATE, &c);
+        if (r < 0)
+                return r;
+        bwq::Mapping p = bwq::Mapping::map(BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, page_fd, 0);
+        if (!p) {
+                r = -errno;
+                drm_gem_close gc{c.handle, 0};
+                (void)m->dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
+                return r;
+        }
+        m->page_handle = c.handle;
+        m->page = p.as<const bwq_page>();
+        m->page_map = std::move(p);
+        return 0;
+}

@@ -1,0 +1,116 @@
+#!/bin/bash
+# Checks the arrows between components (DESIGN §3): every #include "..." in
+# the tree is resolved and allowed, or the line is printed and the exit
+# status is 1.  Usage: scripts/check-layering.sh [ROOT]
+#
+#   uapi      -> nothing             common  -> uapi
+#   daemon    -> common, uapi        npuref  -> common, uapi
+#   libnpu    -> common, uapi, driver/npuref/npuref.h
+#   onnx      -> libnpu's public header, common, uapi
+#   mobilenet -> libnpu's public header
+#   tools     -> public headers      tests, bench -> public headers
+#
+# Public headers: uapi/*, common/*, driver/npuref/npuref.h,
+# driver/libnpu/include/**, driver/onnx/include/**, driver/mobilenet/*.h.
+# A component's other headers are its own; tests reach them only from the
+# white-box tests listed in WHITEBOX.
+set -uo pipefail
+ROOT=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+cd "$ROOT" || exit 2
+
+# Headers the build generates or a package provides, by the name used.
+GENERATED=" org_bwq1_xml.inc bwq_attrib.skel.h vmlinux.h drm.h "
+# White-box tests: the component whose private headers each may include.
+declare -A WHITEBOX=(
+	[tests/unit/test_kernels.cpp]=npuref [tests/unit/test_validate.cpp]=npuref
+	[tests/fuzz/fuzz_job.cpp]=npuref
+	[tests/unit/test_daemon.cpp]=daemon [tests/unit/test_ebpf.cpp]=daemon
+	[tests/fuzz/fuzz_config.cpp]=daemon
+)
+
+component() {
+	case $1 in
+	uapi/*) echo uapi ;;
+	common/*) echo common ;;
+	daemon/*) echo daemon ;;
+	driver/npuref/*) echo npuref ;;
+	driver/libnpu/*) echo libnpu ;;
+	driver/onnx/*) echo onnx ;;
+	driver/mobilenet/*) echo mobilenet ;;
+	driver/tools/*) echo tools ;;
+	bpf/*) echo bpf ;;
+	tests/*) echo tests ;;
+	bench/*) echo bench ;;
+	*) echo other ;;
+	esac
+}
+
+public() {
+	case $1 in
+	uapi/* | common/* | driver/npuref/npuref.h | driver/libnpu/include/* | driver/onnx/include/* | \
+		driver/mobilenet/*.h) return 0 ;;
+	esac
+	return 1
+}
+
+# allowed FROM TO TARGET-PATH
+allowed() {
+	local from=$1 to=$2 path=$3
+	[ "$from" = "$to" ] && return 0
+	case $from in
+	uapi | bpf) return 1 ;;
+	common) [ "$to" = uapi ] ;;
+	daemon | npuref) [ "$to" = common ] || [ "$to" = uapi ] ;;
+	libnpu) [ "$to" = common ] || [ "$to" = uapi ] || [ "$path" = driver/npuref/npuref.h ] ;;
+	onnx) [ "$to" = common ] || [ "$to" = uapi ] || { [ "$to" = libnpu ] && public "$path"; } ;;
+	mobilenet) [ "$to" = libnpu ] && public "$path" ;;
+	tools | tests | bench) public "$path" ;;
+	*) return 1 ;;
+	esac
+}
+
+bad=0 n=0
+while IFS= read -r file; do
+	from=$(component "$file")
+	dir=$(dirname "$file")
+	while IFS=: read -r line inc; do
+		inc=${inc#*\"}
+		inc=${inc%%\"*}
+		n=$((n + 1))
+		if [ -f "$dir/$inc" ]; then
+			path=$(realpath -m --relative-to=. "$dir/$inc")
+		elif [ -f "$inc" ]; then
+			path=$inc
+		elif [ -f "driver/libnpu/include/$inc" ]; then
+			path=driver/libnpu/include/$inc
+		elif [ -f "driver/onnx/include/$inc" ]; then
+			path=driver/onnx/include/$inc
+		elif [[ $GENERATED == *" ${inc##*/} "* ]]; then
+			continue
+		else
+			echo "$file:$line: #include \"$inc\": no such header in the tree"
+			bad=1
+			continue
+		fi
+		to=$(component "$path")
+		if allowed "$from" "$to" "$path"; then
+			continue
+		fi
+		if [ "${WHITEBOX[$file]:-}" = "$to" ]; then
+			continue
+		fi
+		if public "$path"; then
+			why="$from may not include $to"
+		else
+			why="$path is private to $to"
+		fi
+		echo "$file:$line: #include \"$inc\": $why"
+		bad=1
+	done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$file")
+done < <(find uapi common daemon driver bpf tests bench -type f \( -name '*.c' -o -name '*.cpp' -o -name '*.h' \) 2>/dev/null | sort)
+
+if [ $bad -ne 0 ]; then
+	echo "layering: forbidden or unresolved includes above"
+	exit 1
+fi
+echo "layering: $n includes, all allowed"
