@@ -52,6 +52,17 @@ struct bwq_decision {
 	char source[16];
 };
 
+#if defined(__cplusplus)
+#define BWQ_PAGE_ASSERT(c) static_assert(c, #c)
+#else
+#define BWQ_PAGE_ASSERT(c) _Static_assert(c, #c)
+#endif
+BWQ_PAGE_ASSERT(sizeof(struct bwq_page) == 144 && sizeof(struct bwq_page) <= BWQ_PAGE_SIZE);
+BWQ_PAGE_ASSERT(__builtin_offsetof(struct bwq_page, timestamp_ns) == 16 && __builtin_offsetof(struct bwq_page, act_bits) == 48 &&
+		__builtin_offsetof(struct bwq_page, source) == 56 && __builtin_offsetof(struct bwq_page, reserved) == 80);
+BWQ_PAGE_ASSERT(sizeof(struct bwq_decision) == 64 && __builtin_offsetof(struct bwq_decision, timestamp_ns) == 16);
+#undef BWQ_PAGE_ASSERT
+
 /* Copy a consistent decision out of the page.  Returns 0, -EPROTO for a page
  * that is not a bwq page, or -EAGAIN if the writer kept it busy for too long. */
 static inline int bwq_page_read(const struct bwq_page *p, struct bwq_decision *ret)

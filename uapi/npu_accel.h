@@ -143,7 +143,7 @@ struct drm_npu_wait {
  * result_bo_index/result_offset.
  */
 #define NPU_JOB_MAGIC 0x4a55504eu /* "NPUJ" */
-#define NPU_JOB_VERSION 1
+#define NPU_JOB_VERSION 2 /* 2: npu_layer_desc.pad1 made the hole before weight_offset explicit */
 
 struct npu_job_header {
 	__u32 magic;
@@ -232,7 +232,8 @@ struct npu_layer_desc {
 	__u16 pad_top, pad_left, pad_bottom, pad_right;
 	__u32 groups;
 	__u32 param_bo_index;  /* BO holding weights, scales and bias */
-	__u32 pad0;
+	__u32 pad0;            /* must be zero */
+	__u32 pad1;            /* must be zero */
 	__u64 weight_offset;
 	__u64 weight_size;
 	__u64 scale_offset;
@@ -264,6 +265,30 @@ struct npu_job_result {
 	__u64 ns;              /* whole job */
 	/* struct npu_layer_result layers[layer_count] follows */
 };
+
+/* The layout is the ABI: sizes and key offsets, checked at compile time on
+ * every side that includes this header. */
+#if defined(__cplusplus)
+#define NPU_ACCEL_ASSERT(c) static_assert(c, #c)
+#else
+#define NPU_ACCEL_ASSERT(c) _Static_assert(c, #c)
+#endif
+NPU_ACCEL_ASSERT(sizeof(struct drm_npu_param) == 16);
+NPU_ACCEL_ASSERT(sizeof(struct drm_npu_bo_create) == 32 && __builtin_offsetof(struct drm_npu_bo_create, mmap_offset) == 24);
+NPU_ACCEL_ASSERT(sizeof(struct drm_npu_bo_info) == 32 && __builtin_offsetof(struct drm_npu_bo_info, flags) == 24);
+NPU_ACCEL_ASSERT(sizeof(struct drm_npu_submit) == 56 && __builtin_offsetof(struct drm_npu_submit, page_handle) == 32 &&
+		 __builtin_offsetof(struct drm_npu_submit, error_index) == 52);
+NPU_ACCEL_ASSERT(sizeof(struct drm_npu_wait) == 24 && __builtin_offsetof(struct drm_npu_wait, job_status) == 16);
+NPU_ACCEL_ASSERT(sizeof(struct npu_job_header) == 56 && __builtin_offsetof(struct npu_job_header, result_offset) == 32);
+NPU_ACCEL_ASSERT(sizeof(struct npu_tensor_desc) == 80 && __builtin_offsetof(struct npu_tensor_desc, n) == 24 &&
+		 __builtin_offsetof(struct npu_tensor_desc, lo) == 40 && __builtin_offsetof(struct npu_tensor_desc, reserved) == 72);
+NPU_ACCEL_ASSERT(sizeof(struct npu_layer_desc) == 112 && __builtin_offsetof(struct npu_layer_desc, groups) == 48 &&
+		 __builtin_offsetof(struct npu_layer_desc, pad1) == 60 &&
+		 __builtin_offsetof(struct npu_layer_desc, weight_offset) == 64 &&
+		 __builtin_offsetof(struct npu_layer_desc, reserved) == 96);
+NPU_ACCEL_ASSERT(sizeof(struct npu_layer_result) == 48 && __builtin_offsetof(struct npu_layer_result, start_ns) == 40);
+NPU_ACCEL_ASSERT(sizeof(struct npu_job_result) == 32 && __builtin_offsetof(struct npu_job_result, ns) == 24);
+#undef NPU_ACCEL_ASSERT
 
 #if defined(__cplusplus)
 }

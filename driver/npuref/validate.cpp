@@ -4,31 +4,9 @@
 #include <cstring>
 
 #include "job.h"
-#include "quant.h"
+#include "common/quant.h"
 
 namespace npuref {
-
-const char *job_error_name(uint32_t code)
-{
-        static const char *const names[] = {
-                "ok",
-                "bad job header",
-                "nonzero reserved field",
-                "bad buffer object handle",
-                "buffer object index out of range",
-                "offset out of bounds",
-                "unknown op or activation",
-                "shape mismatch",
-                "unsupported bit depth or policy",
-                "too many layers, tensors or buffer objects",
-                "bad tensor index or tensor read before written",
-                "size too small",
-                "output overlaps an input",
-                "bad or missing decision page",
-                "bad quantization range",
-        };
-        return code < sizeof names / sizeof names[0] ? names[code] : "unknown job error";
-}
 
 namespace {
 
@@ -98,7 +76,7 @@ struct Validator {
                 uint64_t e = tensor_elements(t);
                 if (e > kMaxElements)
                         return {-E2BIG, DRM_NPU_JOB_ERR_TOO_MANY, i};
-                if (t.bits && !bits_supported(t.bits))
+                if (t.bits && !bwq::depth_supported(t.bits))
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_BITS, i};
                 if (!in_bounds(t.offset, t.capacity, bos[t.bo_index].size))
                         return {-EINVAL, DRM_NPU_JOB_ERR_OUT_OF_BOUNDS, i};
@@ -181,17 +159,17 @@ struct Validator {
         Fail check_layer(uint32_t l)
         {
                 const npu_layer_desc &L = job.layers[l];
-                if (L.pad0 || !is_zero(L.reserved, sizeof L.reserved))
+                if (L.pad0 || L.pad1 || !is_zero(L.reserved, sizeof L.reserved))
                         return {-EINVAL, DRM_NPU_JOB_ERR_RESERVED, l};
                 if (L.op < NPU_OP_CONV2D || L.op > NPU_OP_CONCAT || L.act > NPU_ACT_SIGMOID)
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_OP, l};
                 unsigned out_max;
                 if (L.policy == NPU_POLICY_FIXED) {
-                        if (!bits_supported(L.bits) || L.min_bits || L.max_bits)
+                        if (!bwq::depth_supported(L.bits) || L.min_bits || L.max_bits)
                                 return {-EINVAL, DRM_NPU_JOB_ERR_BAD_BITS, l};
                         out_max = L.bits;
                 } else if (L.policy == NPU_POLICY_DYNAMIC) {
-                        if (L.bits || !bits_supported(L.min_bits) || !bits_supported(L.max_bits) ||
+                        if (L.bits || !bwq::depth_supported(L.min_bits) || !bwq::depth_supported(L.max_bits) ||
                             L.min_bits > L.max_bits)
                                 return {-EINVAL, DRM_NPU_JOB_ERR_BAD_BITS, l};
                         if (!have_page)
@@ -232,7 +210,7 @@ struct Validator {
                 const npu_tensor_desc &x = job.tensors[L.inputs[0]];
                 if (y.bits)
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_BITS, l};
-                if (packed_bytes(tensor_elements(y), out_max) > y.capacity)
+                if (bwq::packed_bytes(tensor_elements(y), out_max) > y.capacity)
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_SIZE, l};
                 auto bad_shape = Fail{-EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, l};
                 bool conv_like = L.op == NPU_OP_CONV2D || L.op == NPU_OP_FULLY_CONNECTED;
@@ -362,7 +340,7 @@ int validate_job(const void *cmd, size_t size, const BufferView *bos, size_t nbo
                 const npu_tensor_desc &t = job.tensors[i];
                 if (t.bits) {
                         // A job input: written by the host at `bits`.
-                        if (packed_bytes(tensor_elements(t), t.bits) > t.capacity)
+                        if (bwq::packed_bytes(tensor_elements(t), t.bits) > t.capacity)
                                 return fail({-EINVAL, DRM_NPU_JOB_ERR_BAD_SIZE, i});
                         v.producer[i] = -2;
                 }

@@ -3,7 +3,8 @@
 #include <cerrno>
 #include <cmath>
 
-#include "job.h"
+#include "common/job_error.h"
+#include "driver/npuref/job.h"
 #include "test_util.h"
 
 using namespace npuref;
@@ -36,7 +37,7 @@ void expect(const Outcome &o, int err, uint32_t code, uint32_t index)
 {
         if (o.r != err || o.err.code != code || o.err.index != index)
                 print_error("got r=%d code=%u (%s) index=%u, want r=%d code=%u (%s) index=%u\n", o.r, o.err.code,
-                            job_error_name(o.err.code), o.err.index, err, code, job_error_name(code), index);
+                            bwq::job_error_name(o.err.code), o.err.index, err, code, bwq::job_error_name(code), index);
         assert_int_equal(o.r, err);
         assert_int_equal(o.err.code, code);
         assert_int_equal(o.err.index, index);
@@ -82,6 +83,17 @@ static void reserved_fields(void **)
         j = good_job();
         j.l[0].reserved[0] = 1;
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
+        // Both pads of npu_layer_desc, the second once an implicit hole.
+        j = good_job();
+        j.l[0].pad0 = 1;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
+        j = good_job();
+        j.l[0].pad1 = 0x100;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
+        // A job of the format before the hole was made a field.
+        j = good_job();
+        j.h.version = 1;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_BAD_HEADER, 0);
         j = good_job();
         j.l[0].inputs[2] = 0;  // unused input slots must be NONE
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
