@@ -87,9 +87,10 @@ $(COMMON_A) $(NPUREF_A) $(LIBNPU_A):
 	ar rcs $@ $^
 
 # ---- bwqd and bwqctl --------------------------------------------------------
-DAEMON_CORE_SRC := daemon/config.cpp daemon/policy.cpp daemon/replay_source.cpp \
+DAEMON_CORE_SRC := daemon/config.cpp daemon/config_keys.cpp daemon/policy.cpp daemon/replay_source.cpp \
 	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/ebpf_source.cpp \
-	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp
+	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp daemon/reload.cpp daemon/client_registry.cpp \
+	daemon/manager_vtable.cpp daemon/client_vtable.cpp daemon/explain.cpp daemon/source_registry.cpp
 
 # ---- eBPF: CO-RE against the running kernel's BTF (or BTF=file) ----------------
 BTF ?= /sys/kernel/btf/vmlinux
@@ -259,7 +260,7 @@ $(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/u
 	$(FUZZ_B)/make_seeds $(FUZZ_SEEDS)
 	@touch $@
 
-FUZZ_CONFIG_SRC := daemon/config.cpp common/units.cpp daemon/replay_source.cpp
+FUZZ_CONFIG_SRC := daemon/config.cpp daemon/config_keys.cpp common/units.cpp daemon/replay_source.cpp
 $(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard daemon/*.h common/*.h)
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)

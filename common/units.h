@@ -22,6 +22,7 @@ struct Level {
                 return percent ? uint64_t(double(max_bps) * pct / 100.0 + 0.5) : bps;
         }
         std::string to_string() const;
+        bool operator==(const Level &) const = default;
 };
 int parse_level(std::string_view s, Level *ret);
 

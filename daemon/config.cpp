@@ -1,5 +1,4 @@
 #include "config.h"
-#include "common/depth.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -10,6 +9,9 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "common/depth.h"
+#include "config_parse.h"
 
 namespace bwq {
 
@@ -26,7 +28,7 @@ const char *source_kind_name(SourceKind k)
         return "?";
 }
 
-std::vector<TableRow> Config::default_table()
+std::vector<TableRow> PolicyConfig::default_table()
 {
         // FIG. 5: 33/22/11 GB/s of 44 GB/s, as fractions of the maximum.
         return {{{true, 75, 0}, 16}, {{true, 50, 0}, 8}, {{true, 25, 0}, 6}, {{false, 0, 0}, 4}};
@@ -40,6 +42,8 @@ std::string trim(const std::string &s)
         return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
 }
 
+
+} // namespace
 
 int parse_uint(const std::string &v, unsigned long lo, unsigned long hi, unsigned long *ret)
 {
@@ -55,8 +59,6 @@ int parse_uint(const std::string &v, unsigned long lo, unsigned long hi, unsigne
         *ret = x;
         return 0;
 }
-
-} // namespace
 
 int parse_table(const std::string &s, std::vector<TableRow> *ret, std::string *ret_error)
 {
@@ -140,9 +142,8 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
                         if (l.back() != ']')
                                 return fail("", "'" + l + "' is not a [Section] header");
                         section = l.substr(1, l.size() - 2);
-                        static const char *known[] = {"Sampling", "Bandwidth", "Policy", "Resctrl", "Perf",
-                                                      "Probe", "Ebpf", "Replay", "Clients", "Service"};
-                        if (std::none_of(std::begin(known), std::end(known), [&](const char *k) { return section == k; }))
+                        const auto &keys = config_keys();
+                        if (std::none_of(keys.begin(), keys.end(), [&](const ConfigKey &k) { return section == k.section; }))
                                 return fail("", "unknown section [" + section + "]");
                         continue;
                 }
@@ -154,142 +155,14 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
                         return fail("", "'" + key + "' before any [Section]");
                 if (v.empty())
                         return fail(key, "empty value");
-                std::string k = section + "." + key;
-                unsigned long n;
-                uint64_t u;
-                if (k == "Sampling.Source") {
-                        static const std::pair<const char *, SourceKind> m[] = {
-                                {"auto", SourceKind::Auto},   {"resctrl", SourceKind::Resctrl}, {"perf", SourceKind::Perf},
-                                {"ebpf", SourceKind::Ebpf},   {"probe", SourceKind::Probe},     {"replay", SourceKind::Replay}};
-                        auto it = std::find_if(std::begin(m), std::end(m), [&](auto &p) { return v == p.first; });
-                        if (it == std::end(m))
-                                return fail(key, "'" + v + "' is not auto, resctrl, perf, ebpf, probe or replay");
-                        c.source = it->second;
-                } else if (k == "Sampling.Interval") {
-                        if (parse_duration(v, &u) < 0 || u < 1000 || u > 60000000)
-                                return fail(key, "'" + v + "' is not a duration from 1ms to 60s");
-                        c.interval_usec = u;
-                } else if (k == "Sampling.Smoothing") {
-                        if (v == "none") {
-                                c.smoothing = Smoothing::None;
-                        } else if (v.rfind("ewma:", 0) == 0) {
-                                char *e;
-                                errno = 0;
-                                double a = strtod(v.c_str() + 5, &e);
-                                if (errno || *e || !(a > 0 && a <= 1))
-                                        return fail(key, "'" + v + "': the EWMA weight must be in (0, 1]");
-                                c.smoothing = Smoothing::Ewma;
-                                c.ewma_alpha = a;
-                        } else if (v.rfind("window:", 0) == 0) {
-                                if (parse_uint(v.substr(7), 1, 1000, &n) < 0)
-                                        return fail(key, "'" + v + "': the window is 1 to 1000 samples");
-                                c.smoothing = Smoothing::Window;
-                                c.window = unsigned(n);
-                        } else {
-                                return fail(key, "'" + v + "' is not none, ewma:ALPHA or window:N");
-                        }
-                } else if (k == "Sampling.SampleMinInterval") {
-                        if (parse_duration(v, &u) < 0 || u > 10000000)
-                                return fail(key, "'" + v + "' is not a duration up to 10s");
-                        c.sample_min_interval_usec = u;
-                } else if (k == "Bandwidth.Max") {
-                        if (v == "calibrated") {
-                                c.max_bps.reset();
-                        } else {
-                                if (parse_bandwidth(v, &u) < 0 || u == 0)
-                                        return fail(key, "'" + v + "' is not a bandwidth such as 44GB/s, or 'calibrated'");
-                                c.max_bps = u;
-                        }
-                } else if (k == "Policy.Table") {
-                        std::string why;
-                        if (parse_table(v, &c.table, &why) < 0)
-                                return fail(key, why);
-                } else if (k == "Policy.Hysteresis") {
-                        if (parse_level(v, &c.hysteresis) < 0)
-                                return fail(key, "'" + v + "' is not a bandwidth or a percentage");
-                } else if (k == "Policy.MinDwell") {
-                        if (parse_duration(v, &u) < 0 || u > 3600000000ull)
-                                return fail(key, "'" + v + "' is not a duration up to 1h");
-                        c.min_dwell_usec = u;
-                } else if (k == "Policy.OnStale") {
-                        if (v == "keep")
-                                c.on_stale = OnStale::Keep;
-                        else if (v == "min")
-                                c.on_stale = OnStale::Min;
-                        else if (v == "max")
-                                c.on_stale = OnStale::Max;
-                        else if (parse_uint(v, 1, 64, &n) == 0 && depth_supported(unsigned(n))) {
-                                c.on_stale = OnStale::Bits;
-                                c.stale_bits = uint8_t(n);
-                        } else
-                                return fail(key, "'" + v + "' is not keep, min, max or 4, 6, 8, 16");
-                } else if (k == "Resctrl.Path" || k == "Perf.SysfsRoot" || k == "Replay.Path" || k == "Service.StateDirectory") {
-                        if (v[0] != '/')
-                                return fail(key, "'" + v + "' is not an absolute path");
-                        (k == "Resctrl.Path"      ? c.resctrl_path
-                         : k == "Perf.SysfsRoot" ? c.sysfs_root
-                         : k == "Replay.Path"    ? c.replay_path
-                                                 : c.state_dir) = v;
-                } else if (k == "Ebpf.Event") {
-                        if (v == "auto")
-                                c.ebpf_event = EbpfEvent::Auto;
-                        else if (v == "llc-misses")
-                                c.ebpf_event = EbpfEvent::LlcMisses;
-                        else if (v == "llc-load-misses")
-                                c.ebpf_event = EbpfEvent::LlcLoadMisses;
-                        else if (v == "cycles" || v == "instructions" || v == "task-clock" || v == "page-faults" ||
-                                 v == "cpu-clock" || v == "branches")
-                                return fail(key, "'" + v + "' is not a memory-traffic event (auto, llc-misses, llc-load-misses)");
-                        else
-                                return fail(key, "'" + v + "' is not auto, llc-misses or llc-load-misses");
-                } else if (k == "Ebpf.LineSize") {
-                        if (parse_uint(v, 1, 4096, &n) < 0 || (n & (n - 1)))
-                                return fail(key, "'" + v + "' is not a power of two from 1 to 4096 bytes");
-                        c.ebpf_line_size = unsigned(n);
-                } else if (k == "Ebpf.MaxTasks") {
-                        if (parse_uint(v, 64, 1048576, &n) < 0)
-                                return fail(key, "'" + v + "' is not a number from 64 to 1048576");
-                        c.ebpf_max_tasks = unsigned(n);
-                } else if (k == "Ebpf.Cgroup") {
-                        if (v[0] != '/')
-                                return fail(key, "'" + v + "' is not an absolute path");
-                        c.ebpf_cgroup = v;
-                } else if (k == "Ebpf.Tick") {
-                        if (parse_duration(v, &u) < 0 || u < 1000 || u > 1000000)
-                                return fail(key, "'" + v + "' is not a duration from 1ms to 1s");
-                        c.ebpf_tick_usec = u;
-                } else if (k == "Resctrl.Group") {
-                        if (v.size() > 64 || v.find('/') != std::string::npos || v == "." || v == "..")
-                                return fail(key, "'" + v + "' is not a group name");
-                        c.resctrl_group = v;
-                } else if (k == "Probe.Method") {
-                        if (v == "auto")
-                                c.probe_method = ProbeMethod::Auto;
-                        else if (v == "stream")
-                                c.probe_method = ProbeMethod::Stream;
-                        else if (v == "latency")
-                                c.probe_method = ProbeMethod::Latency;
-                        else
-                                return fail(key, "'" + v + "' is not auto, stream or latency");
-                } else if (k == "Probe.Buffer") {
-                        uint64_t b;
-                        std::string vv = v;
-                        // Sizes use the bandwidth units without "/s".
-                        if (parse_bandwidth(vv + (vv.back() == 'B' ? "/s" : ""), &b) < 0 || b < (16ull << 20) ||
-                            b > (4ull << 30))
-                                return fail(key, "'" + v + "' is not a size from 16MiB to 4GiB");
-                        c.probe_buffer_bytes = b;
-                } else if (k == "Clients.MaxPerConnection") {
-                        if (parse_uint(v, 1, 4096, &n) < 0)
-                                return fail(key, "'" + v + "' is not a number from 1 to 4096");
-                        c.clients_per_connection = unsigned(n);
-                } else if (k == "Clients.Max") {
-                        if (parse_uint(v, 1, 65536, &n) < 0)
-                                return fail(key, "'" + v + "' is not a number from 1 to 65536");
-                        c.clients_total = unsigned(n);
-                } else {
+                const auto &keys = config_keys();
+                auto it = std::find_if(keys.begin(), keys.end(),
+                                       [&](const ConfigKey &k) { return section == k.section && key == k.key; });
+                if (it == keys.end())
                         return fail(key, "unknown key");
-                }
+                std::string why;
+                if (it->parse(v, &c, &why) < 0)
+                        return fail(key, why);
         }
         *cfg = c;
         return 0;
@@ -297,14 +170,14 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
 
 int config_check(const Config &cfg, uint64_t max_bps, std::string *ret_error)
 {
-        for (size_t i = 1; i < cfg.table.size(); i++)
-                if (cfg.table[i].threshold.resolve(max_bps) >= cfg.table[i - 1].threshold.resolve(max_bps)) {
-                        *ret_error = "[Policy] Table: thresholds " + cfg.table[i - 1].threshold.to_string() + " and " +
-                                     cfg.table[i].threshold.to_string() + " do not decrease at a maximum of " +
+        for (size_t i = 1; i < cfg.policy.table.size(); i++)
+                if (cfg.policy.table[i].threshold.resolve(max_bps) >= cfg.policy.table[i - 1].threshold.resolve(max_bps)) {
+                        *ret_error = "[Policy] Table: thresholds " + cfg.policy.table[i - 1].threshold.to_string() + " and " +
+                                     cfg.policy.table[i].threshold.to_string() + " do not decrease at a maximum of " +
                                      format_bandwidth(max_bps);
                         return -EINVAL;
                 }
-        if (cfg.table.front().threshold.resolve(max_bps) > max_bps) {
+        if (cfg.policy.table.front().threshold.resolve(max_bps) > max_bps) {
                 *ret_error = "[Policy] Table: the first threshold is above the maximum bandwidth " + format_bandwidth(max_bps);
                 return -EINVAL;
         }

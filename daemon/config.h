@@ -26,48 +26,90 @@ enum class EbpfEvent { Auto, LlcMisses, LlcLoadMisses, TestTaskClock, TestPageFa
 struct TableRow {
         Level threshold;
         uint8_t bits;
+        bool operator==(const TableRow &) const = default;
 };
 
-struct Config {
-        // [Sampling]
+// One struct per section; a reload compares them whole.
+struct SamplingConfig {
         SourceKind source = SourceKind::Auto;
         uint64_t interval_usec = 100000;
         Smoothing smoothing = Smoothing::Ewma;
         double ewma_alpha = 0.5;
         unsigned window = 4;
         uint64_t sample_min_interval_usec = 10000;  // Sample() rate limit
-        // [Bandwidth]
+        bool operator==(const SamplingConfig &) const = default;
+};
+struct BandwidthConfig {
         std::optional<uint64_t> max_bps;  // unset: calibrated value, else 44 GB/s
-        // [Policy]
+        bool operator==(const BandwidthConfig &) const = default;
+};
+struct PolicyConfig {
         std::vector<TableRow> table = default_table();
         Level hysteresis{true, 2.0, 0};
         uint64_t min_dwell_usec = 500000;
         OnStale on_stale = OnStale::Keep;
         uint8_t stale_bits = 8;
-        // [Resctrl]
-        std::string resctrl_path = "/sys/fs/resctrl";
-        std::string resctrl_group = "bwq-npu";
-        // [Perf]
-        std::string sysfs_root = "/sys";
-        // [Probe]
-        ProbeMethod probe_method = ProbeMethod::Auto;
-        uint64_t probe_buffer_bytes = 256ull << 20;
-        // [Ebpf]
-        EbpfEvent ebpf_event = EbpfEvent::Auto;
-        unsigned ebpf_line_size = 64;
-        unsigned ebpf_max_tasks = 16384;
-        std::string ebpf_cgroup;
-        uint64_t ebpf_tick_usec = 10000;
-        // [Replay]
-        std::string replay_path;
-        // [Clients]
-        unsigned clients_per_connection = 16;
-        unsigned clients_total = 4096;
-        // [Service]
-        std::string state_dir = "/var/lib/bwq";
-
         static std::vector<TableRow> default_table();
+        bool operator==(const PolicyConfig &) const = default;
 };
+struct ResctrlConfig {
+        std::string path = "/sys/fs/resctrl";
+        std::string group = "bwq-npu";
+        bool operator==(const ResctrlConfig &) const = default;
+};
+struct PerfConfig {
+        std::string sysfs_root = "/sys";
+        bool operator==(const PerfConfig &) const = default;
+};
+struct ProbeConfig {
+        ProbeMethod method = ProbeMethod::Auto;
+        uint64_t buffer_bytes = 256ull << 20;
+        bool operator==(const ProbeConfig &) const = default;
+};
+struct EbpfConfig {
+        EbpfEvent event = EbpfEvent::Auto;
+        unsigned line_size = 64;
+        unsigned max_tasks = 16384;
+        std::string cgroup;
+        uint64_t tick_usec = 10000;
+        bool operator==(const EbpfConfig &) const = default;
+};
+struct ReplayConfig {
+        std::string path;
+        bool operator==(const ReplayConfig &) const = default;
+};
+struct ClientsConfig {
+        unsigned per_connection = 16;
+        unsigned total = 4096;
+        bool operator==(const ClientsConfig &) const = default;
+};
+struct ServiceConfig {
+        std::string state_dir = "/var/lib/bwq";
+        bool operator==(const ServiceConfig &) const = default;
+};
+
+struct Config {
+        SamplingConfig sampling;
+        BandwidthConfig bandwidth;
+        PolicyConfig policy;
+        ResctrlConfig resctrl;
+        PerfConfig perf;
+        ProbeConfig probe;
+        EbpfConfig ebpf;
+        ReplayConfig replay;
+        ClientsConfig clients;
+        ServiceConfig service;
+        bool operator==(const Config &) const = default;
+};
+
+// A key of the config files: its section, name and parser, which returns 0
+// or -EINVAL with the reason in *ret_why (config_keys.cpp).
+struct ConfigKey {
+        const char *section, *key;
+        int (*parse)(const std::string &value, Config *c, std::string *ret_why);
+};
+// The table of every key, and the sections they are in.
+const std::vector<ConfigKey> &config_keys();
 
 // Parses one file's text into cfg (on top of what it holds).  Returns 0 or
 // -EINVAL with *ret_error "FILE:LINE: [Section] Key: reason".

@@ -74,7 +74,7 @@ public:
                 }
                 // The counter first: without one there is nothing to attribute.
                 std::string tried;
-                for (const auto &ev : candidates(cfg_.ebpf_event)) {
+                for (const auto &ev : candidates(cfg_.ebpf.event)) {
                         perf_event_attr a{};
                         a.size = sizeof a;
                         a.type = ev.type;
@@ -110,7 +110,7 @@ public:
                         *why = std::string("cannot open the eBPF object: ") + strerror(e);
                         return -e;
                 }
-                (void)bpf_map__set_max_entries(skel_->maps.by_tgid, cfg_.ebpf_max_tasks);
+                (void)bpf_map__set_max_entries(skel_->maps.by_tgid, cfg_.ebpf.max_tasks);
                 if (int r = bwq_attrib__load(skel_); r < 0) {
                         *why = std::string("cannot load the eBPF programs (root with BTF needed): ") + strerror(-r);
                         return r;
@@ -135,7 +135,7 @@ public:
                         a.size = sizeof a;
                         a.type = PERF_TYPE_SOFTWARE;
                         a.config = PERF_COUNT_SW_CPU_CLOCK;
-                        a.sample_period = cfg_.ebpf_tick_usec * 1000;
+                        a.sample_period = cfg_.ebpf.tick_usec * 1000;
                         int fd = perf_open(&a, cpu);
                         if (fd < 0) {
                                 int e = errno;
@@ -151,10 +151,10 @@ public:
                         }
                         tick_links_.push_back(l);  // the link owns fd
                 }
-                if (!cfg_.ebpf_cgroup.empty()) {
+                if (!cfg_.ebpf.cgroup.empty()) {
                         struct stat st;
-                        if (stat(cfg_.ebpf_cgroup.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) {
-                                *why = "[Ebpf] Cgroup: " + cfg_.ebpf_cgroup + " is not a cgroup directory";
+                        if (stat(cfg_.ebpf.cgroup.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) {
+                                *why = "[Ebpf] Cgroup: " + cfg_.ebpf.cgroup + " is not a cgroup directory";
                                 return -ENOENT;
                         }
                         cgroup_id_ = st.st_ino;  // cgroup v2: the id is the directory's inode
@@ -197,8 +197,8 @@ public:
                         r.note = "baseline";
                         return r;
                 }
-                r.total_bytes = dtotal * cfg_.ebpf_line_size;
-                r.npu_bytes = std::min(npu, dtotal) * cfg_.ebpf_line_size;
+                r.total_bytes = dtotal * cfg_.ebpf.line_size;
+                r.npu_bytes = std::min(npu, dtotal) * cfg_.ebpf.line_size;
                 r.valid = r.interval_ns > 0;
                 return r;
         }
@@ -227,11 +227,11 @@ public:
 
         std::string detail() const override
         {
-                std::string s = "ebpf: event " + event_ + ", " + std::to_string(cfg_.ebpf_line_size) +
-                                " bytes per event (an estimate), tick " + std::to_string(cfg_.ebpf_tick_usec) + " us, " +
+                std::string s = "ebpf: event " + event_ + ", " + std::to_string(cfg_.ebpf.line_size) +
+                                " bytes per event (an estimate), tick " + std::to_string(cfg_.ebpf.tick_usec) + " us, " +
                                 std::to_string(clients_.size()) + " client tgid(s)";
                 if (cgroup_id_)
-                        s += ", cgroup " + cfg_.ebpf_cgroup + " (id " + std::to_string(cgroup_id_) + ")";
+                        s += ", cgroup " + cfg_.ebpf.cgroup + " (id " + std::to_string(cgroup_id_) + ")";
                 return s + "\n";
         }
 

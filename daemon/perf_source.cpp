@@ -148,7 +148,7 @@ const Family kFamilies[] = {
 
 class PerfSource : public Source {
 public:
-        PerfSource(const Config &c, Clock clock, PerfSys sys) : root_(c.sysfs_root), clock_(std::move(clock)), sys_(std::move(sys)) {}
+        PerfSource(const Config &c, Clock clock, PerfSys sys) : root_(c.perf.sysfs_root), clock_(std::move(clock)), sys_(std::move(sys)) {}
         ~PerfSource() override
         {
                 for (auto &e : events_)

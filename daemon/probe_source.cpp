@@ -50,8 +50,8 @@ double spread(const std::vector<double> &v)
 class ProbeSource : public Source {
 public:
         ProbeSource(const Config &c, Clock clock, uint64_t max_bps)
-                : bytes_(c.probe_buffer_bytes), method_cfg_(c.probe_method), clock_(std::move(clock)), max_bps_(max_bps),
-                  spacing_ms_(unsigned(std::clamp<uint64_t>(c.interval_usec / 1000, 1, 20)))
+                : bytes_(c.probe.buffer_bytes), method_cfg_(c.probe.method), clock_(std::move(clock)), max_bps_(max_bps),
+                  spacing_ms_(unsigned(std::clamp<uint64_t>(c.sampling.interval_usec / 1000, 1, 20)))
         {
         }
         ~ProbeSource() override

@@ -36,7 +36,7 @@ std::string trim(const std::string &s)
 
 class ReplaySource : public Source {
 public:
-        ReplaySource(const Config &c, Clock clock) : path_(c.replay_path), clock_(std::move(clock)) {}
+        ReplaySource(const Config &c, Clock clock) : path_(c.replay.path), clock_(std::move(clock)) {}
         const char *name() const override { return "replay"; }
 
         int start(std::string *why) override

@@ -85,7 +85,7 @@ Value parse_counter(const char *text, uint64_t *ret)
 
 class ResctrlSource : public Source {
 public:
-        ResctrlSource(const Config &c, Clock clock) : root_(c.resctrl_path), group_(c.resctrl_group), clock_(std::move(clock)) {}
+        ResctrlSource(const Config &c, Clock clock) : root_(c.resctrl.path), group_(c.resctrl.group), clock_(std::move(clock)) {}
         ~ResctrlSource() override { close_files(); }
         const char *name() const override { return "resctrl"; }
 

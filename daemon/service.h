@@ -1,5 +1,9 @@
 // bwqd's service: sources, policy and decision page on sd-event, published
-// on D-Bus (org.bwq1, DESIGN §4.4) with sd-bus.
+// on D-Bus (org.bwq1, DESIGN §4.4) with sd-bus.  Its parts live in files of
+// their own: the lifecycle and the sample tick (service.cpp), the
+// configuration and reload (reload.cpp), the client registry
+// (client_registry.cpp), the bus vtables (manager_vtable.cpp,
+// client_vtable.cpp) and Explain (explain.cpp).
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -11,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "common/sd_ptr.h"
 #include "config.h"
 #include "decision_page.h"
 #include "policy.h"
@@ -37,10 +42,10 @@ public:
         int run();
 
         // For sd-bus callbacks.
-        sd_bus *bus() { return bus_; }
+        sd_bus *bus() { return bus_.get(); }
         const Decision &decision() const { return policy_.decision(); }
         const std::string &source_name() const { return source_name_; }
-        uint64_t interval_usec() const { return cfg_.interval_usec; }
+        uint64_t interval_usec() const { return cfg_.sampling.interval_usec; }
         const Config &config() const { return cfg_; }
         size_t client_count() const { return clients_.size(); }
         const std::vector<uint64_t> &thresholds() const { return policy_.thresholds(); }
@@ -59,7 +64,6 @@ public:
 private:
         int load_config(Config *ret, std::string *why);
         int apply_config(const Config &c, std::string *why);
-        int open_source(const Config &c, std::string *why);
         uint64_t resolve_max(const Config &c, std::string *origin) const;
         void tick();
         void publish(const Decision &before);
@@ -70,10 +74,10 @@ private:
         std::string config_path_, bus_spec_;
         Overrides ov_;
         Config cfg_;
-        sd_event *event_ = nullptr;
-        sd_bus *bus_ = nullptr;
-        sd_event_source *timer_ = nullptr;
-        sd_bus_slot *manager_slot_ = nullptr;
+        EventPtr event_;
+        BusPtr bus_;
+        EventSourcePtr timer_;
+        BusSlotPtr manager_slot_;
         std::unique_ptr<Source> source_;
         std::string source_name_, source_choice_;
         Smoother smoother_;
@@ -98,8 +102,7 @@ private:
                 Service *svc = nullptr;
                 std::string name;
                 unsigned clients = 0;
-                sd_bus_track *track = nullptr;
-                ~Owner();
+                BusTrackPtr track;
         };
         std::map<std::string, std::unique_ptr<Owner>> owners_;
         static int on_owner_gone(sd_bus_track *t, void *userdata);

@@ -17,6 +17,7 @@
 #include "daemon/decision_page.h"
 #include "daemon/policy.h"
 #include "daemon/source.h"
+#include "daemon/source_registry.h"
 #include "test_util.h"
 #include "common/units.h"
 
@@ -124,13 +125,13 @@ static void config_errors_name_file_line_key(void **)
         };
         for (const auto &b : bad) {
                 Config c;
-                c.interval_usec = 123456;
+                c.sampling.interval_usec = 123456;
                 std::string why;
                 assert_int_equal(config_parse_text(b.text, "f.conf", &c, &why), -EINVAL);
                 if (why != b.want)
                         print_error("got  '%s'\nwant '%s'\n", why.c_str(), b.want);
                 assert_string_equal(why.c_str(), b.want);
-                assert_int_equal(c.interval_usec, 123456);  // nothing applied from a bad file
+                assert_int_equal(c.sampling.interval_usec, 123456);  // nothing applied from a bad file
         }
         Config c;
         std::string why;
@@ -139,13 +140,13 @@ static void config_errors_name_file_line_key(void **)
                                            "Hysteresis=1GB/s\nMinDwell=250ms\nOnStale=8\n",
                                            "ok.conf", &c, &why),
                          0);
-        assert_int_equal(int(c.source), int(SourceKind::Replay));
-        assert_int_equal(c.interval_usec, 20000);
-        assert_int_equal(*c.max_bps, 41ull << 30);
-        assert_int_equal(c.table.size(), 4);
-        assert_int_equal(c.table[1].threshold.bps, 20000000000ull);
-        assert_int_equal(c.min_dwell_usec, 250000);
-        assert_int_equal(int(c.on_stale), int(OnStale::Bits));
+        assert_int_equal(int(c.sampling.source), int(SourceKind::Replay));
+        assert_int_equal(c.sampling.interval_usec, 20000);
+        assert_int_equal(*c.bandwidth.max_bps, 41ull << 30);
+        assert_int_equal(c.policy.table.size(), 4);
+        assert_int_equal(c.policy.table[1].threshold.bps, 20000000000ull);
+        assert_int_equal(c.policy.min_dwell_usec, 250000);
+        assert_int_equal(int(c.policy.on_stale), int(OnStale::Bits));
         // Percent and absolute rows that cross at this maximum.
         Config m;
         assert_int_equal(config_parse_text("[Policy]\nTable=50%:16 30GB/s:8 0:4\n", "x.conf", &m, &why), 0);
@@ -163,15 +164,15 @@ static void config_files_and_dropins(void **)
         Config c;
         std::string why;
         assert_int_equal(config_load(d + "/bwqd.conf", &c, &why), 0);
-        assert_int_equal(c.interval_usec, 50000);
-        assert_int_equal(*c.max_bps, 30000000000ull);  // 20-late wins
-        assert_int_equal(c.min_dwell_usec, 2000000);
+        assert_int_equal(c.sampling.interval_usec, 50000);
+        assert_int_equal(*c.bandwidth.max_bps, 30000000000ull);  // 20-late wins
+        assert_int_equal(c.policy.min_dwell_usec, 2000000);
         write_file(d + "/bwqd.conf.d/30-bad.conf", "[Policy]\nMinDwell=forever\n");
         assert_int_equal(config_load(d + "/bwqd.conf", &c, &why), -EINVAL);
         assert_string_equal(why.c_str(), (d + "/bwqd.conf.d/30-bad.conf:2: [Policy] MinDwell: 'forever' is not a duration up to 1h").c_str());
         // No file at all: the defaults.
         assert_int_equal(config_load(d + "/none.conf", &c, &why), 0);
-        assert_int_equal(c.interval_usec, 100000);
+        assert_int_equal(c.sampling.interval_usec, 100000);
         rm_rf(d);
 }
 
@@ -181,7 +182,7 @@ static void policy_fig5_hysteresis_dwell(void **)
 {
         const uint64_t G = 1000000000ull;
         Policy p;
-        p.configure(Config::default_table(), 44 * G, 1 * G, 500000, OnStale::Keep, 8);
+        p.configure(PolicyConfig::default_table(), 44 * G, 1 * G, 500000, OnStale::Keep, 8);
         struct Step {
                 uint64_t t_ms, used_gbps_x10;  // used by others, tenths of GB/s
                 uint8_t bits;
@@ -222,7 +223,7 @@ static void policy_stale(void **)
         for (auto [mode, want] : std::initializer_list<std::pair<OnStale, int>>{
                      {OnStale::Keep, 8}, {OnStale::Min, 4}, {OnStale::Max, 16}, {OnStale::Bits, 6}}) {
                 Policy p;
-                p.configure(Config::default_table(), 44 * G, 0, 0, mode, 6);
+                p.configure(PolicyConfig::default_table(), 44 * G, 0, 0, mode, 6);
                 p.on_sample(0, 20 * G);  // available 24 -> 8 bits
                 assert_int_equal(p.decision().bits, 8);
                 p.on_missed(100000);
@@ -264,7 +265,7 @@ static void replay_traces(void **)
         std::string d = tmpdir();
         write_file(d + "/t.csv", "0,1000000000,250000000\n1000,3000000000\n");
         Config c;
-        c.replay_path = d + "/t.csv";
+        c.replay.path = d + "/t.csv";
         FakeClock clk;
         auto s = make_replay_source(c, clk.fn());
         assert_int_equal(s->start(&why), 0);
@@ -277,7 +278,7 @@ static void replay_traces(void **)
         r = s->read();
         assert_int_equal(r.total_bytes, 15000000000ull);
         rm_rf(d);
-        c.replay_path = "/nonexistent/trace.csv";
+        c.replay.path = "/nonexistent/trace.csv";
         auto s2 = make_replay_source(c, clk.fn());
         assert_int_equal(s2->start(&why), -ENOENT);
         assert_string_equal(why.c_str(), "/nonexistent/trace.csv: No such file or directory");
@@ -312,7 +313,7 @@ static void resctrl_exact_rates_and_odd_values(void **)
 {
         Resctrl fx;
         Config c;
-        c.resctrl_path = fx.root;
+        c.resctrl.path = fx.root;
         FakeClock clk;
         std::string why;
         auto s = make_resctrl_source(c, clk.fn());
@@ -398,7 +399,7 @@ static void resctrl_snc_subdomains(void **)
         for (const char *d : {"mon_L3_00/mon_sub_L3_00", "mon_L3_00/mon_sub_L3_01"})
                 write_file(fx.root + "/mon_data/" + d + "/mbm_total_bytes", "1000\n");
         Config c;
-        c.resctrl_path = fx.root;
+        c.resctrl.path = fx.root;
         FakeClock clk;
         std::string why;
         auto s = make_resctrl_source(c, clk.fn());
@@ -416,7 +417,7 @@ static void resctrl_snc_subdomains(void **)
 static void resctrl_missing_and_clients(void **)
 {
         Config c;
-        c.resctrl_path = "/nonexistent/resctrl";
+        c.resctrl.path = "/nonexistent/resctrl";
         FakeClock clk;
         std::string why;
         auto s = make_resctrl_source(c, clk.fn());
@@ -424,7 +425,7 @@ static void resctrl_missing_and_clients(void **)
         assert_non_null(strstr(why.c_str(), "no resctrl monitoring at /nonexistent/resctrl"));
         Resctrl fx;
         write_file(fx.root + "/info/L3_MON/mon_features", "llc_occupancy\n");
-        c.resctrl_path = fx.root;
+        c.resctrl.path = fx.root;
         auto s2 = make_resctrl_source(c, clk.fn());
         assert_int_equal(s2->start(&why), -EOPNOTSUPP);
         assert_non_null(strstr(why.c_str(), "does not list mbm_total_bytes"));
@@ -499,7 +500,7 @@ static void perf_intel_server(void **)
         write_file(pmu + "/events/cas_count_write.unit", "MiB\n");
         write_file(root + "/bus/event_source/devices/cpu/type", "4\n");  // not a memory PMU
         Config c;
-        c.sysfs_root = root;
+        c.perf.sysfs_root = root;
         FakeClock clk;
         FakePerf fp;
         std::string why;
@@ -555,7 +556,7 @@ static void perf_amd_arm_and_garbage(void **)
         // A garbled PMU is passed over with its reason; the others still work.
         write_file(dev + "/uncore_imc_1/type", "twelve\n");
         Config c;
-        c.sysfs_root = root;
+        c.perf.sysfs_root = root;
         FakeClock clk;
         FakePerf fp;
         std::string why;
@@ -571,16 +572,16 @@ static void perf_amd_arm_and_garbage(void **)
         write_file(root2 + "/bus/event_source/devices/uncore_imc_0/type", "14\n");
         write_file(root2 + "/bus/event_source/devices/uncore_imc_0/events/cas_count_read", "event=0x04,umask=0x03\n");
         write_file(root2 + "/bus/event_source/devices/uncore_imc_0/events/cas_count_write", "event=0x04,bogus=1\n");
-        c.sysfs_root = root2;
+        c.perf.sysfs_root = root2;
         auto s2 = make_perf_source(c, clk.fn(), fp.sys());
         assert_int_equal(s2->start(&why), -ENODEV);
         assert_non_null(strstr(why.c_str(), "uncore_imc_0"));
-        c.sysfs_root = "/nonexistent";
+        c.perf.sysfs_root = "/nonexistent";
         auto s3 = make_perf_source(c, clk.fn(), fp.sys());
         assert_int_equal(s3->start(&why), -ENODEV);
         assert_non_null(strstr(why.c_str(), "no memory-controller PMU"));
         fp.fail_open = true;
-        c.sysfs_root = root;
+        c.perf.sysfs_root = root;
         auto s4 = make_perf_source(c, clk.fn(), fp.sys());
         assert_int_equal(s4->start(&why), -ENODEV);
         assert_non_null(strstr(why.c_str(), "perf_event_open"));
@@ -619,6 +620,42 @@ static void decision_page_sealed(void **)
         munmap(ro, BWQ_PAGE_SIZE);
 }
 
+// A reload reopens the source when any key a source reads changed, and
+// only then: keys set to a non-default value one at a time.
+static void reload_reopens_source_on_any_source_key(void **)
+{
+        const Config base;
+        assert_false(source_settings_differ(base, base));
+        struct Case {
+                const char *text;
+                bool source_key;
+        } cases[] = {
+                {"[Resctrl]\nGroup=other\n", true},  // once left out of a hand-written list
+                {"[Resctrl]\nPath=/tmp/r\n", true},
+                {"[Sampling]\nSource=probe\n", true},
+                {"[Perf]\nSysfsRoot=/tmp/s\n", true},
+                {"[Probe]\nMethod=latency\n", true},
+                {"[Probe]\nBuffer=32MiB\n", true},
+                {"[Ebpf]\nEvent=llc-load-misses\n", true},
+                {"[Ebpf]\nLineSize=128\n", true},
+                {"[Ebpf]\nMaxTasks=100\n", true},
+                {"[Ebpf]\nCgroup=/sys/fs/cgroup/x\n", true},
+                {"[Ebpf]\nTick=20ms\n", true},
+                {"[Replay]\nPath=/tmp/t.csv\n", true},
+                {"[Sampling]\nInterval=200ms\n", false},
+                {"[Policy]\nMinDwell=1s\n", false},
+                {"[Clients]\nMax=10\n", false},
+        };
+        for (const Case &k : cases) {
+                Config c;
+                std::string why;
+                assert_int_equal(config_parse_text(k.text, "r.conf", &c, &why), 0);
+                assert_false(c == base);
+                if (source_settings_differ(base, c) != k.source_key)
+                        fail_msg("%s: source_settings_differ should be %d", k.text, k.source_key);
+        }
+}
+
 int main()
 {
         const struct CMUnitTest tests[] = {
@@ -634,6 +671,7 @@ int main()
                 cmocka_unit_test(perf_intel_server),
                 cmocka_unit_test(perf_amd_arm_and_garbage),
                 cmocka_unit_test(decision_page_sealed),
+                cmocka_unit_test(reload_reopens_source_on_any_source_key),
         };
         return cmocka_run_group_tests_name("daemon", tests, nullptr, nullptr);
 }

@@ -70,7 +70,7 @@ std::unique_ptr<Source> start_or_skip(Config c)
                 print_message("skipped: the ebpf source needs root (CAP_BPF and CAP_PERFMON)\n");
                 skip();
         }
-        c.ebpf_event = EbpfEvent::TestPageFaults;
+        c.ebpf.event = EbpfEvent::TestPageFaults;
         auto s = make_ebpf_source(c, monotonic_ns);
         std::string why;
         int r = s->start(&why);
@@ -117,6 +117,24 @@ static void attribution_to_tgid(void **)
         s->remove_client(child);
 }
 
+// What attribution_to_cgroup made, removed by its teardown even when an
+// assertion fails (cmocka leaves a failed test by longjmp: no destructors).
+static std::string cgroup_dir, cgroup_mount;
+
+static int remove_test_cgroup(void **)
+{
+        if (!cgroup_dir.empty() && rmdir(cgroup_dir.c_str()) < 0 && errno != ENOENT)
+                print_error("cannot remove %s: %s\n", cgroup_dir.c_str(), strerror(errno));
+        if (!cgroup_mount.empty()) {
+                if (umount(cgroup_mount.c_str()) < 0)
+                        print_error("cannot unmount %s: %s\n", cgroup_mount.c_str(), strerror(errno));
+                (void)rmdir(cgroup_mount.c_str());
+        }
+        cgroup_dir.clear();
+        cgroup_mount.clear();
+        return 0;
+}
+
 static void attribution_to_cgroup(void **)
 {
         // The cgroup v2 hierarchy: at /sys/fs/cgroup, or mounted here for the test.
@@ -129,11 +147,10 @@ static void attribution_to_cgroup(void **)
                 if (type == "cgroup2" && root.empty())
                         root = where;
         }
-        std::string mounted;
         if (root.empty() && geteuid() == 0) {
                 char t[] = "/tmp/bwq-cg2-XXXXXX";
                 if (mkdtemp(t) && mount("none", t, "cgroup2", 0, nullptr) == 0)
-                        root = mounted = t;
+                        root = cgroup_mount = t;
         }
         if (root.empty()) {
                 print_message("skipped: no cgroup v2 hierarchy, and it cannot be mounted here\n");
@@ -144,8 +161,9 @@ static void attribution_to_cgroup(void **)
                 print_message("skipped: cannot create %s: %s\n", dir.c_str(), strerror(errno));
                 skip();
         }
+        cgroup_dir = dir;
         Config c;
-        c.ebpf_cgroup = dir;
+        c.ebpf.cgroup = dir;
         auto s = start_or_skip(c);
         int go;
         pid_t child = spawn_faulter(&go);
@@ -162,11 +180,6 @@ static void attribution_to_cgroup(void **)
         assert_true(npu_events >= kPages * 95 / 100);
         assert_true(npu_events <= kPages * 125 / 100);
         s.reset();
-        rmdir(dir.c_str());
-        if (!mounted.empty()) {
-                umount(mounted.c_str());
-                rmdir(mounted.c_str());
-        }
 }
 
 static void rejects_missing_or_non_memory_events(void **)
@@ -179,7 +192,7 @@ static void rejects_missing_or_non_memory_events(void **)
         assert_int_equal(config_parse_text("[Ebpf]\nLineSize=48\n", "e.conf", &c, &why), -EINVAL);
         // The hardware counter: where the machine has none (a VM), start
         // fails cleanly and names why; where it has one, the source works.
-        c.ebpf_event = EbpfEvent::LlcMisses;
+        c.ebpf.event = EbpfEvent::LlcMisses;
         auto s = make_ebpf_source(c, monotonic_ns);
         int r = s->start(&why);
         if (r < 0) {
@@ -187,7 +200,19 @@ static void rejects_missing_or_non_memory_events(void **)
                 assert_true(r == -ENODEV);
                 assert_non_null(strstr(why.c_str(), "no hardware memory-traffic counter"));
         } else {
-                print_message("this machine has an LLC-miss counter; the source started\n");
+                // A counter is there: it must count a child's memory traffic.
+                int go;
+                pid_t child = spawn_faulter(&go);
+                assert_int_equal(s->add_client(child, &why), 0);
+                (void)s->read();
+                run_child(child, go);
+                Reading rd = s->read();
+                print_message("this machine has an LLC-miss counter: %llu bytes in all, %llu by the client\n",
+                              (unsigned long long)rd.total_bytes, (unsigned long long)rd.npu_bytes);
+                assert_true(rd.valid);
+                assert_true(rd.npu_bytes > 0);
+                assert_true(rd.total_bytes >= rd.npu_bytes);
+                s->remove_client(child);
         }
 }
 
@@ -195,7 +220,7 @@ int main()
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(attribution_to_tgid),
-                cmocka_unit_test(attribution_to_cgroup),
+                cmocka_unit_test_teardown(attribution_to_cgroup, remove_test_cgroup),
                 cmocka_unit_test(rejects_missing_or_non_memory_events),
         };
         return cmocka_run_group_tests_name("ebpf", tests, nullptr, nullptr);
