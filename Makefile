@@ -54,7 +54,8 @@ COMMON_A := $(B)/libbwqcommon.a
 # npuref, the software NPU: an archive whose entry point is npuref.h.
 NPUREF_SRC := driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
 	driver/npuref/kernels_avx512.cpp driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
-	driver/npuref/execute.cpp driver/npuref/epilogue.cpp driver/npuref/device.cpp
+	driver/npuref/execute.cpp driver/npuref/conv_gemm.cpp driver/npuref/conv_depthwise.cpp driver/npuref/float_ops.cpp \
+	driver/npuref/epilogue.cpp driver/npuref/device.cpp
 NPUREF_A := $(B)/libnpuref.a
 
 LIBNPU_SRC := driver/libnpu/device.cpp driver/libnpu/graph.cpp driver/libnpu/reference.cpp \
@@ -126,7 +127,9 @@ $(DAEMON_A): $(DAEMON_CORE_OBJ)
 $(BWQD): $(B)/daemon/bwqd.o $(DAEMON_A) $(COMMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
 
-$(BWQCTL): $(B)/daemon/bwqctl.o $(DAEMON_A) $(COMMON_A)
+BWQCTL_SRC := daemon/bwqctl.cpp daemon/bwqctl_bus.cpp daemon/bwqctl_json.cpp daemon/bwqctl_status.cpp \
+	daemon/bwqctl_control.cpp daemon/bwqctl_monitor.cpp daemon/bwqctl_calibrate.cpp
+$(BWQCTL): $(call objs,$(BWQCTL_SRC)) $(DAEMON_A) $(COMMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
 
 SBINDIR ?= $(PREFIX)/sbin

@@ -13,7 +13,8 @@
 extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_compile_options *opts,
                                  npu_model **ret)
 {
-        if (!dev || !g || !opts || !opts->calibration_input || !ret || g->input < 0 || g->layers.empty())
+        if (!dev || !g || !opts || !opts->calibration_input || !ret || g->input < 0 || g->layers.empty() ||
+            !npu::reserved_zero(opts->reserved))
                 return -EINVAL;
         auto m = std::make_unique<npu_model>();
         m->dev = dev;

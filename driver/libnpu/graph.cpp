@@ -60,9 +60,15 @@ bool window_ok(uint32_t kh, uint32_t kw, uint32_t sh, uint32_t sw, uint32_t dh, 
         return pt < kh * dh && pb < kh * dh && pl < kw * dw && pr < kw * dw;
 }
 
+// npu.h's activations are the uapi's, value for value: layers store them as is.
+constexpr bool same(npu_activation a, npu_act b) { return int(a) == int(b); }
+static_assert(same(NPU_ACTIVATION_NONE, NPU_ACT_NONE) && same(NPU_ACTIVATION_RELU, NPU_ACT_RELU) &&
+              same(NPU_ACTIVATION_RELU6, NPU_ACT_RELU6) && same(NPU_ACTIVATION_HARDSWISH, NPU_ACT_HARDSWISH) &&
+              same(NPU_ACTIVATION_HARDSIGMOID, NPU_ACT_HARDSIGMOID) && same(NPU_ACTIVATION_SIGMOID, NPU_ACT_SIGMOID));
+
 int pool_layer(npu_graph *g, int input, const npu_pool_params *p, uint16_t op)
 {
-        if (!valid_tensor(g, input) || !p)
+        if (!valid_tensor(g, input) || !p || !npu::reserved_zero(p->reserved))
                 return -EINVAL;
         npu_pool_params q = *p;
         q.stride_h = or_one(q.stride_h);
@@ -112,7 +118,7 @@ extern "C" int npu_graph_input(npu_graph *g, uint32_t n, uint32_t h, uint32_t w,
 extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params *p, const float *weights,
                                 const float *bias)
 {
-        if (!valid_tensor(g, input) || !p || !weights || p->activation > NPU_ACTIVATION_SIGMOID)
+        if (!valid_tensor(g, input) || !p || !weights || p->activation > NPU_ACTIVATION_SIGMOID || !npu::reserved_zero(p->reserved))
                 return -EINVAL;
         npu_conv2d_params q = *p;
         q.stride_h = or_one(q.stride_h);

@@ -40,6 +40,15 @@ struct npu_bo {
 
 namespace npu {
 
+// Reserved fields of the public option structs must be zero (libnpu(3)).
+template <class T, size_t N> bool reserved_zero(const T (&r)[N])
+{
+        for (const T &x : r)
+                if (x)
+                        return false;
+        return true;
+}
+
 struct GraphTensor {
         uint32_t n, h, w, c;
         int producer;  // layer index, -1 for the graph input

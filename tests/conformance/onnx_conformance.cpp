@@ -184,9 +184,37 @@ struct Devices {
 
 Devices *devs(void **state) { return static_cast<Devices *>(*state); }
 
+// Cases of the current group that ran and that do not apply: counted
+// apart, and a group that ran none fails (group_end).
+struct Tally {
+        unsigned ran = 0, not_applicable = 0;
+};
+Tally group, total;
+
+void case_ran() { group.ran++; }
+
 void not_applicable(const char *name, const char *why)
 {
+        group.not_applicable++;
         print_message("not applicable: %-48s %s\n", name, why);
+}
+
+int group_start(void **)
+{
+        group = {};
+        return 0;
+}
+
+int group_end(void **)
+{
+        total.ran += group.ran;
+        total.not_applicable += group.not_applicable;
+        print_message("group: %u cases ran, %u not applicable\n", group.ran, group.not_applicable);
+        if (group.ran == 0) {
+                print_error("group: no case ran, so it tested nothing\n");
+                return -1;
+        }
+        return 0;
 }
 
 // Our own float reference must agree with ONNX before ONNX's output is used.
@@ -203,6 +231,7 @@ void run_float_case(void **state, const Case &cs, const Tensor &want)
 {
         expect_reference_matches(cs, want);
         double worst = check_against(devs(state)->best, devs(state)->portable, cs, want);
+        case_ran();
         print_message("%-48s 16 depth pairs within bound (worst error / bound %.3f)\n", cs.name, worst);
 }
 
@@ -283,6 +312,7 @@ static void conv_integer(void **state)
                         for (size_t i = 0; i < want.size(); i++)
                                 assert_true(r.y[i] == want.v[i]);
                 }
+                case_ran();
                 print_message("%-48s exact (int32 accumulators through 8-bit in, 16-bit out)\n", name);
         }
 }
@@ -328,6 +358,7 @@ static void matmul_integer(void **state)
                 for (size_t i = 0; i < want.size(); i++)
                         assert_true(r.y[i] == want.v[i]);
         }
+        case_ran();
         print_message("%-48s exact\n", name);
 }
 
@@ -446,6 +477,7 @@ static void pools(void **state)
                         RunOut r = run_case(d, cs, want, 8, 8);
                         assert_memory_equal(r.y.data(), want.v.data(), want.size() * 4);
                 }
+                case_ran();
                 print_message("%-48s exact\n", u8);
         }
 }
@@ -525,6 +557,7 @@ static void quantize_linear(void **)
                 bwq::quantize_pack(xf.data(), xf.size(), p, 8, q.data());
                 for (size_t i = 0; i < q.size(); i++)
                         assert_int_equal(q[i], int(y.v[i]));
+                case_ran();
                 print_message("%-48s exact (scale, zero point, values)\n", name);
         }
         const char *name = "test_quantizelinear";
@@ -540,6 +573,7 @@ static void quantize_linear(void **)
                 bwq::quantize_pack(xf.data(), xf.size(), p, 8, q.data());
                 for (size_t i = 0; i < q.size(); i++)
                         assert_int_equal(q[i], int(y.v[i]));
+                case_ran();
                 print_message("%-48s exact\n", name);
         }
         not_applicable("test_quantizelinear_axis", "per-axis scales: activations have one scale per tensor");
@@ -569,10 +603,13 @@ int main()
                 printf("onnx conformance: %s is missing (package libonnx-testdata); run 'make deps'\n", kRoot);
                 return 1;
         }
+#define GROUP(f) cmocka_unit_test_setup_teardown(f, group_start, group_end)
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(conv),  cmocka_unit_test(conv_integer),   cmocka_unit_test(matmul_integer),
-                cmocka_unit_test(gemm),  cmocka_unit_test(pools),          cmocka_unit_test(global_avgpool),
-                cmocka_unit_test(activations), cmocka_unit_test(quantize_linear),
+                GROUP(conv),  GROUP(conv_integer), GROUP(matmul_integer), GROUP(gemm),
+                GROUP(pools), GROUP(global_avgpool), GROUP(activations),  GROUP(quantize_linear),
         };
-        return cmocka_run_group_tests_name("onnx-conformance", tests, setup, teardown);
+        int failed = cmocka_run_group_tests_name("onnx-conformance", tests, setup, teardown);
+        printf("onnx conformance: %u cases ran, %u not applicable (listed above, each with its reason)\n", total.ran,
+               total.not_applicable);
+        return failed;
 }

@@ -60,12 +60,14 @@ struct npu_conv2d_params {
 	uint32_t pad_top, pad_left, pad_bottom, pad_right;
 	uint32_t groups;                   /* 0 means 1; = channels for depthwise */
 	uint32_t activation;               /* enum npu_activation */
+	uint32_t reserved[6];              /* must be zero (room to grow) */
 };
 
 struct npu_pool_params {
 	uint32_t kernel_h, kernel_w;
 	uint32_t stride_h, stride_w;       /* 0 means 1 */
 	uint32_t pad_top, pad_left, pad_bottom, pad_right;
+	uint32_t reserved[4];              /* must be zero (room to grow) */
 };
 
 int npu_graph_new(npu_graph **ret);
@@ -107,6 +109,7 @@ struct npu_compile_options {
 	const float *calibration_input;
 	/* The model's name for bwqd (RegisterClient); NULL: "npu-model". */
 	const char *name;
+	uint64_t reserved[6];              /* must be zero (room to grow) */
 };
 
 int npu_model_compile(npu_device *dev, const npu_graph *g, const struct npu_compile_options *opts,

@@ -1,0 +1,126 @@
+// Depthwise CONV2D on the depthwise row kernels, and its int64 form.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "layer.h"
+
+namespace npuref {
+
+// Depthwise CONV2D: weights [kh][kw][c] and the input read in place for
+// interior pixels (border pixels from a copy of their window), int32
+// accumulators per u8 plane (two at 16 bits, met in the wide epilogue), the
+// zero-point term (z * the sum of each channel's weights) folded into the
+// epilogue.
+void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                   const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
+{
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
+        const bool wide = io.ax.bits == 16;
+        const int nplanes = wide ? 2 : 1;
+        const Planes P = input_planes(G, io, pool, planes);
+        const Interior inner = interior(G);
+        const size_t ntaps = size_t(G.kh) * G.kw;
+        std::vector<ptrdiff_t> &taps = rs.taps, &window_taps = rs.window_taps;
+        taps.clear();
+        window_taps.clear();
+        for (uint32_t ky = 0; ky < G.kh; ky++)
+                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                        taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
+                        window_taps.push_back(ptrdiff_t(window_taps.size() * C));
+                }
+        const int32_t z = io.ax.qp.zero;
+        std::vector<int32_t> &zw = rs.zw;
+        std::vector<int64_t> &zw64 = rs.zw64;
+        zw.assign(C, 0);
+        zw64.resize(wide ? C : 0);
+        for (size_t t = 0; t < ntaps; t++)
+                for (size_t c = 0; c < C; c++)
+                        zw[c] += W[t * C + c];
+        for (size_t c = 0; c < C; c++)
+                if (wide)
+                        zw64[c] = int64_t(z) * zw[c];
+                else
+                        zw[c] *= z;
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
+        const bool out8 = io.ay.bits == 8;
+        const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
+        const size_t tm = tile_rows(M, pool);
+        parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
+                const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
+                int32_t *acc[2] = {scratch(tls.c32, kTile * C), scratch(tls.c32lo, wide ? kTile * C : 0)};
+                uint16_t *Q = scratch(tls.q, out8 && !wide ? 0 : kTile * C);
+                // One u8 plane: the epilogue runs in the kernel, outputs go to
+                // the tensor (8 bits) or Q; two planes meet in the wide epilogue.
+                auto rows = [&](int p, const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
+                        int32_t *a = acc[p] + (m - m0) * C;
+                        if (wide) {
+                                k.depthwise_rows(x, step, offs, unsigned(ntaps), W, C, len, a);
+                                return;
+                        }
+                        GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
+                        if (out8)
+                                e.q8 = io.y + m * C;
+                        else
+                                e.q16 = Q + (m - m0) * C;
+                        k.depthwise_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, a);
+                };
+                for (int p = 0; p < nplanes; p++)
+                        for_runs(
+                                G, inner, m0, mt,
+                                [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
+                                        const uint8_t *x = P.plane[p] + ((b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl) * C;
+                                        rows(p, x, size_t(G.sw) * C, taps.data(), m, len);
+                                },
+                                [&](size_t m, size_t len) {
+                                        uint8_t *win = scratch(tls.a, len * ntaps * C);
+                                        for (size_t r = 0; r < len; r++)
+                                                window_row(G, P.plane[p], pad[p], m + r, 0, C, win + r * ntaps * C);
+                                        rows(p, win, ntaps * C, window_taps.data(), m, len);
+                                });
+                if (out8 && !wide)
+                        return;
+                if (wide)
+                        k.epilogue_wide(acc[0], acc[1], C, mt, C, zw64.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
+                store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
+        });
+}
+
+// Depthwise CONV2D in int64: 16-bit inputs, or more taps than int32 holds.
+void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                     ThreadPool *pool, const uint16_t *xq)
+{
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
+        const int32_t z = io.ax.qp.zero;
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
+        parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
+                const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
+                uint16_t *Q = scratch(tls.q, kTile * C);
+                int64_t *acc = scratch(tls.c64, C);
+                for (size_t r = 0; r < mt; r++) {
+                        size_t m = m0 + r;
+                        size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+                        std::fill(acc, acc + C, int64_t(0));
+                        for (uint32_t ky = 0; ky < G.kh; ky++) {
+                                int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                                if (iy < 0 || iy >= G.h)
+                                        continue;
+                                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                                        int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
+                                        if (ix < 0 || ix >= G.w)
+                                                continue;
+                                        depthwise_tap(xq + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * C,
+                                                      W + (size_t(ky) * G.kw + kx) * C, z, C, acc);
+                                }
+                        }
+                        epilogue_tile(acc, C, 1, C, nullptr, cs.mul.data(), cs.add.data(), L.act, oq, Q + r * C, C);
+                }
+                store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
+        });
+}
+
+} // namespace npuref

@@ -1,0 +1,153 @@
+// CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernels.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "layer.h"
+
+namespace npuref {
+
+// CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernel.
+// A 1x1 convolution or FC reads the activation rows in place (or unpacked);
+// a convolution whose groups hold whole 4-byte K blocks reads its interior
+// pixels in place tap by tap and copies only the border pixels' windows;
+// anything else copies every output pixel's window into a row (im2col).
+void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
+{
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const uint32_t cin_g = G.c / G.groups, cout_g = G.oc / G.groups;
+        const size_t K = size_t(G.kh) * G.kw * cin_g, K4 = (K + 3) / 4 * 4, N16 = (cout_g + 15) / 16 * 16;
+        const size_t KB = K4 / 4;
+        const int32_t z = io.ax.qp.zero;
+        const bool wide = io.ax.bits == 16;
+        const int nplanes = wide ? 2 : 1;
+
+        // Sum of each output channel's weights, for the zero-point term.
+        std::vector<int64_t> &wsum = rs.wsum;
+        wsum.resize(G.oc);
+        for (uint32_t g = 0; g < G.groups; g++)
+                k.column_sums(W + g * K4 * N16, K4, cout_g, wsum.data() + size_t(g) * cout_g);
+        // Up to 65536 K bytes each plane's sums fit int32: one plane is the
+        // whole accumulator, two (16 bits) meet in the wide epilogue.
+        // Longer rows add int32 pieces into int64.
+        const bool split = KB > kKBlocks;
+        const bool narrow = !wide && !split;
+        std::vector<int32_t> &zw = rs.zw;
+        std::vector<int64_t> &zw64 = rs.zw64;
+        zw.resize(narrow ? G.oc : 0);
+        zw64.resize(narrow ? 0 : G.oc);
+        for (uint32_t c = 0; c < G.oc; c++)
+                if (narrow)
+                        zw[c] = int32_t(z * wsum[c]);
+                else
+                        zw64[c] = int64_t(z) * wsum[c];
+        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
+        const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
+
+        const bool pointwise = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
+                               G.groups == 1 && G.c % 4 == 0;
+        // Tap by tap: each tap's K blocks hold whole input channels, and
+        // one GEMM call covers K (no int32 split).
+        const bool direct = !pointwise && cin_g % 4 == 0 && !split;
+        const size_t M = size_t(G.n) * G.oh * G.ow;
+        const Planes P = input_planes(G, io, pool, planes);
+        const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
+        const Interior inner = interior(G);
+        std::vector<ptrdiff_t> &taps = rs.taps;
+        taps.clear();
+        if (direct)
+                for (uint32_t ky = 0; ky < G.kh; ky++)
+                        for (uint32_t kx = 0; kx < G.kw; kx++)
+                                taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
+        const ptrdiff_t zero_off = 0;
+
+        const size_t tm = tile_rows(M, pool);
+        parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
+                const size_t m0 = item * tm, mt = std::min(tm, M - m0);
+                uint8_t *A = scratch(tls.a, pointwise ? 0 : kTile * K4);
+                int32_t *Cp[2] = {scratch(tls.c32, kTile * cout_g), scratch(tls.c32lo, wide ? kTile * cout_g : 0)};
+                int64_t *C64 = scratch(tls.c64, split ? kTile * cout_g : 0);
+                uint16_t *Q = scratch(tls.q, out8 && narrow ? 0 : kTile * G.oc);
+                for (uint32_t g = 0; g < G.groups; g++) {
+                        const int8_t *Bg = W + g * K4 * N16;
+                        const uint32_t c0 = g * cout_g;
+                        const float *mul = cs.mul.data() + c0, *add = cs.add.data() + c0;
+                        if (split)
+                                std::fill(C64, C64 + mt * cout_g, 0);
+                        for (int p = 0; p < nplanes; p++) {
+                                const uint8_t *plane = P.plane[p];
+                                int32_t *C32 = Cp[p];
+                                // Output rows [m, m + rows) of the tile: with one int32
+                                // plane the epilogue runs in the GEMM (its outputs go
+                                // straight to the tensor at 8 bits), else sums to C32.
+                                auto gemm = [&](const GemmA &a, size_t m, size_t rows) {
+                                        int32_t *c = C32 + (m - m0) * cout_g;
+                                        if (!narrow) {
+                                                k.gemm_u8s8(a, rows, Bg, K4, cout_g, 0, c, cout_g);
+                                                return;
+                                        }
+                                        GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc};
+                                        if (out8)
+                                                e.q8 = io.y + m * G.oc + c0;
+                                        else
+                                                e.q16 = Q + (m - m0) * G.oc + c0;
+                                        k.gemm_epilogue(a, rows, Bg, K4, cout_g, e, c, cout_g);
+                                };
+                                // Border windows copied into rows of A.
+                                auto window_rows = [&](size_t m, size_t len) {
+                                        for (size_t r = 0; r < len; r++) {
+                                                uint8_t *row = A + (m - m0 + r) * K4;
+                                                window_row(G, plane, pad_value[p], m + r, size_t(g) * cin_g, cin_g, row);
+                                                std::memset(row + K, 0, K4 - K);
+                                        }
+                                };
+                                if (direct) {
+                                        for_runs(
+                                                G, inner, m0, mt,
+                                                [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
+                                                        const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
+                                                        gemm(GemmA{plane + ((b * G.h + iy) * G.w + ix) * G.c + size_t(g) * cin_g,
+                                                                   size_t(G.sw) * G.c, taps.data(), unsigned(taps.size()), cin_g / 4},
+                                                             m, len);
+                                                },
+                                                [&](size_t m, size_t len) {
+                                                        window_rows(m, len);
+                                                        gemm(GemmA{A + (m - m0) * K4, K4, &zero_off, 1, KB}, m, len);
+                                                });
+                                        continue;
+                                }
+                                const uint8_t *Ap = A;
+                                size_t lda = K4;
+                                if (pointwise) {
+                                        Ap = plane + m0 * G.c;
+                                        lda = G.c;
+                                } else {
+                                        window_rows(m0, mt);
+                                }
+                                if (!split) {
+                                        gemm(GemmA{Ap, lda, &zero_off, 1, KB}, m0, mt);
+                                        continue;
+                                }
+                                // Rows past 65536 bytes in int32 pieces.
+                                for (size_t kb0 = 0; kb0 < KB; kb0 += kKBlocks) {
+                                        const size_t kb1 = std::min(KB, kb0 + kKBlocks);
+                                        const ptrdiff_t off = ptrdiff_t(4 * kb0);
+                                        k.gemm_u8s8(GemmA{Ap, lda, &off, 1, kb1 - kb0}, mt, Bg, K4, cout_g, kb0, C32, cout_g);
+                                        for (size_t i = 0; i < mt * cout_g; i++)
+                                                C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
+                                }
+                        }
+                        if (split)
+                                epilogue_tile(C64, cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
+                        else if (wide)
+                                k.epilogue_wide(Cp[0], Cp[1], cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0,
+                                                G.oc);
+                }
+                if (!out8 || !narrow)
+                        store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
+        });
+}
+
+} // namespace npuref

@@ -1,0 +1,235 @@
+// What the op families of execute.cpp share: work tiles, per-thread and
+// per-runner scratch, a layer's geometry and packed I/O, per-channel
+// epilogue constants, the input as u8 planes, and the interior/border walk
+// of a convolution.  Private to npuref.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/quant.h"
+#include "epilogue.h"
+#include "job.h"
+#include "kernels.h"
+#include "thread_pool.h"
+#include "uapi/npu_accel.h"
+
+namespace npuref {
+
+// Pixels per work item: a multiple of 4, so that a tile's first element
+// starts a whole packing group at any depth and channel count.
+constexpr size_t kTile = 48;
+
+// Output pixels per work item of a layer of M pixels: kTile, halved (to 24
+// or 12, still whole packing groups) while that leaves fewer than 16
+// items per thread, so a small layer still spreads evenly.
+inline size_t tile_rows(size_t M, const ThreadPool *pool)
+{
+        const size_t threads = pool ? pool->threads() : 1;
+        size_t t = kTile;
+        while (t > 12 && (M + t - 1) / t < 16 * threads)
+                t /= 2;
+        return t;
+}
+
+// K rows (of 4) per GEMM call: 65536 products of 255 x 127 fit in int32.
+constexpr size_t kKBlocks = 16384;
+
+struct Act {
+        unsigned bits;
+        bwq::QParams qp;
+};
+
+// Grow-only scratch of one thread, kept across layers and jobs.
+template <typename T> T *scratch(std::vector<T> &v, size_t n)
+{
+        if (v.size() < n)
+                v.resize(n);
+        return v.data();
+}
+
+struct ThreadScratch {
+        std::vector<uint8_t> a;
+        std::vector<int32_t> c32, c32lo;
+        std::vector<int64_t> c64;
+        std::vector<uint16_t> q;
+        std::vector<float> f;
+};
+inline thread_local ThreadScratch tls;
+
+// Grow-only scratch of a device's runner thread (the one that executes
+// jobs), kept across layers and jobs: no allocation, and no fresh pages to
+// fault in, per layer.  It grows to the largest layer the device has run.
+struct RunnerScratch {
+        std::vector<uint16_t> xq;
+        std::vector<uint8_t> planes;
+        std::vector<uint16_t> inq[NPU_MAX_INPUTS];
+        std::vector<int64_t> wsum, zw64;
+        std::vector<int32_t> zw;
+        std::vector<ptrdiff_t> taps, window_taps;
+        std::vector<float> mul, add;
+};
+inline thread_local RunnerScratch rs;
+
+// Unpacks a whole tensor to u16, in parallel chunks.
+inline void unpack_all(ThreadPool *pool, const uint8_t *src, unsigned bits, size_t count, uint16_t *dst)
+{
+        constexpr size_t chunk = 1 << 16;
+        parallel_for(pool, (count + chunk - 1) / chunk, [&](size_t i) {
+                size_t first = i * chunk;
+                bwq::unpack_u16(src, bits, first, std::min(chunk, count - first), dst + first);
+        });
+}
+
+// Writes one tile of quantized outputs and is the only writer of its groups.
+inline void store_tile(const uint16_t *q, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        bwq::pack(q, bits, first, count, dst);
+}
+
+struct Geometry {
+        uint32_t n, h, w, c;        // input
+        uint32_t oh, ow, oc;        // output
+        uint32_t kh, kw, sh, sw, dh, dw, pt, pl;
+        uint32_t groups;
+};
+
+inline Geometry geometry(const npu_layer_desc &L, const npu_tensor_desc &x, const npu_tensor_desc &y)
+{
+        Geometry g{};
+        if (L.op == NPU_OP_FULLY_CONNECTED) {
+                g = {x.n, 1, 1, x.h * x.w * x.c, 1, 1, y.c, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+                return g;
+        }
+        g = {x.n, x.h, x.w, x.c, y.h, y.w, y.c, L.kernel_h, L.kernel_w, L.stride_h, L.stride_w,
+             L.dilation_h, L.dilation_w, L.pad_top, L.pad_left, L.groups ? L.groups : 1};
+        return g;
+}
+
+struct LayerIO {
+        const uint8_t *x;
+        Act ax;
+        uint8_t *y;
+        Act ay;
+};
+
+// Per-output-channel epilogue constants: y = float(acc) * mul[c] + add[c],
+// with the output quantizer folded in where it folds (epilogue.h).
+// (One layer at a time per runner thread: its vectors are the runner's.)
+struct ChannelScale {
+        std::vector<float> &mul, &add;
+        OutQuant oq;
+        ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa, const npu_layer_desc &L,
+                     const bwq::QParams &out)
+                : mul(rs.mul), add(rs.add), oq(out_quant(out, L.act))
+        {
+                mul.resize(n);
+                add.resize(n);
+                std::memcpy(mul.data(), scales, 4 * size_t(n));
+                std::memcpy(add.data(), bias, 4 * size_t(n));
+                for (uint32_t c = 0; c < n; c++)
+                        mul[c] = sa * mul[c];
+                fold_channels(oq, mul.data(), add.data(), n);
+        }
+};
+
+// The input of a convolution as u8 planes: the tensor itself at 8 bits,
+// unpacked up to 8 bits, or two planes at 16 bits (q = 256 hi + lo).
+struct Planes {
+        const uint8_t *plane[2];
+};
+
+inline Planes input_planes(const Geometry &G, const LayerIO &io, ThreadPool *pool, std::vector<uint8_t> &store)
+{
+        const size_t X = size_t(G.n) * G.h * G.w * G.c;
+        if (io.ax.bits == 8)
+                return {{io.x, nullptr}};
+        const bool wide = io.ax.bits == 16;
+        store.resize(X * (wide ? 2 : 1));
+        parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
+                size_t b = i * 65536, e = std::min(X, b + 65536);
+                if (wide)
+                        bwq::split_u16(io.x + 2 * b, e - b, store.data() + b, store.data() + X + b);
+                else
+                        bwq::unpack_u8(io.x, io.ax.bits, b, e - b, store.data() + b);
+        });
+        return {{store.data(), wide ? store.data() + X : nullptr}};
+}
+
+// The output pixels whose whole window lies inside the input: rows
+// [oy0, oy1) x columns [ox0, ox1).  Those read the input in place, tap by
+// tap; the others (the border) read a copy of their window with the zero
+// point where it leaves the input.
+struct Interior {
+        size_t oy0, oy1, ox0, ox1;
+};
+
+inline Interior interior(const Geometry &G)
+{
+        auto range = [](size_t in, size_t out, size_t k, size_t s, size_t d, size_t pad, size_t &lo, size_t &hi) {
+                lo = (pad + s - 1) / s;  // first o with o * s >= pad
+                const size_t span = (k - 1) * d;
+                hi = in + pad >= span + 1 ? std::min(out, (in - 1 + pad - span) / s + 1) : 0;
+                if (hi < lo)
+                        hi = lo = 0;
+        };
+        Interior r;
+        range(G.h, G.oh, G.kh, G.sh, G.dh, G.pt, r.oy0, r.oy1);
+        range(G.w, G.ow, G.kw, G.sw, G.dw, G.pl, r.ox0, r.ox1);
+        return r;
+}
+
+// Calls inside(m, b, oy, ox, len) for the runs of interior pixels and
+// border(m, len) for the runs of border pixels among output pixels
+// [m0, m0 + mt), in order, each run within one output row.
+template <typename Inside, typename Border>
+inline void for_runs(const Geometry &G, const Interior &in, size_t m0, size_t mt, Inside inside, Border border)
+{
+        for (size_t m = m0; m < m0 + mt;) {
+                const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+                const size_t end = ox + std::min(m0 + mt - m, size_t(G.ow) - ox);
+                if (oy < in.oy0 || oy >= in.oy1 || in.ox1 <= ox || in.ox0 >= end) {
+                        border(m, end - ox);
+                } else {
+                        const size_t a = std::max(ox, in.ox0), e = std::min(end, in.ox1);
+                        if (a > ox)
+                                border(m, a - ox);
+                        inside(m + (a - ox), b, oy, a, e - a);
+                        if (end > e)
+                                border(m + (e - ox), end - e);
+                }
+                m += end - ox;
+        }
+}
+
+// The window of output pixel m, channels [c0, c0 + cn) of each tap, as one
+// row [tap][cn] with the pad value outside the input (im2col).
+inline void window_row(const Geometry &G, const uint8_t *plane, uint8_t pad, size_t m, size_t c0, size_t cn, uint8_t *row)
+{
+        const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+        for (uint32_t ky = 0; ky < G.kh; ky++) {
+                const int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                        const int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
+                        uint8_t *dst = row + (size_t(ky) * G.kw + kx) * cn;
+                        if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
+                                std::memset(dst, pad, cn);
+                        else
+                                std::memcpy(dst, plane + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c + c0, cn);
+                }
+        }
+}
+
+// The op families (conv_gemm.cpp, conv_depthwise.cpp, float_ops.cpp).
+void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes);
+void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                   const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes);
+void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                     ThreadPool *pool, const uint16_t *xq);
+void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &in,
+                     const std::vector<const uint16_t *> &inq, const std::vector<Act> &inact,
+                     const npu_tensor_desc &y, const Act &ay, uint8_t *ydst, ThreadPool *pool);
+
+} // namespace npuref
