@@ -21,18 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
 #include "common/quant.h"
 
 namespace {
 
-double now_s()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
-}
+double now_s() { return bwq::monotonic_s(); }
 
 double median(std::vector<double> v)
 {

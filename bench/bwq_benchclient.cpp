@@ -31,16 +31,12 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "uapi/bwq_page.h"
 
 namespace {
 
-uint64_t now_ns()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
+uint64_t now_ns() { return bwq::monotonic_ns(); }
 
 double pct(std::vector<double> v, double p)
 {

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "uapi/bwq_page.h"
 #include "job.h"
 #include "kernels.h"
@@ -62,13 +63,6 @@ struct JobState {
         bool done = false;
         int status = 0;
 };
-
-uint64_t monotonic_ns()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
 
 } // namespace
 
@@ -306,7 +300,7 @@ int npuref_device::wait(drm_npu_wait *a)
                 return -ENOENT;
         auto js = it->second;
         while (!js->done) {
-                uint64_t now = monotonic_ns();
+                uint64_t now = bwq::monotonic_ns();
                 if (a->timeout_ns <= 0 || uint64_t(a->timeout_ns) <= now)
                         return -ETIME;
                 // In slices, so that a far deadline cannot overflow the clock.

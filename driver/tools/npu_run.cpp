@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
 
@@ -115,12 +116,7 @@ void print_json_run(const RunResult &r)
 
 volatile sig_atomic_t interrupted = 0;
 
-double now_s()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
-}
+double now_s() { return bwq::monotonic_s(); }
 
 // "16:3 8:61": run-length bits of the layers.
 std::string bits_rle(npu_model *m, unsigned layers)

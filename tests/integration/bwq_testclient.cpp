@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "uapi/bwq_page.h"
 
 namespace {
@@ -146,12 +147,7 @@ int cmd_hold(const char *address, const char *name, int lo, int hi)
         return 0;
 }
 
-uint64_t now_ns()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
+uint64_t now_ns() { return bwq::monotonic_ns(); }
 
 int cmd_swarm(const char *address, int conns, int per, int polls)
 {

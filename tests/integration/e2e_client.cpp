@@ -18,17 +18,13 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
 
 namespace {
 
-uint64_t now_ns()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
-}
+uint64_t now_ns() { return bwq::monotonic_ns(); }
 
 int fails = 0;
 void check(bool ok, const char *what)

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/clock.h"
 #include "npu/npu.h"
 #include "test_util.h"
 
@@ -25,12 +26,7 @@ npu_device *open_dev()
         return d;
 }
 
-int64_t now_ns()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return int64_t(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
-}
+int64_t now_ns() { return int64_t(bwq::monotonic_ns()); }
 
 // BOs and a valid one-layer job (1x1 conv, 8 -> 16 channels) in them.
 struct Setup {

@@ -8,18 +8,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/clock.h"
 #include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
 #include "test_util.h"
 
 namespace {
 
-int64_t now_ns()
-{
-        timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return int64_t(ts.tv_sec) * 1000000000ll + ts.tv_nsec;
-}
+int64_t now_ns() { return int64_t(bwq::monotonic_ns()); }
 
 struct Net {
         npu_device *dev = nullptr;
