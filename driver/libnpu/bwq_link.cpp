@@ -15,9 +15,9 @@
 namespace npu {
 
 namespace {
-const char kDest[] = "org.bwq1";
-const char kPath[] = "/org/bwq1";
-const char kManager[] = "org.bwq1.Manager";
+using bwq::dbus::kManager;
+using bwq::dbus::kPath;
+constexpr const char *kDest = bwq::dbus::kService;
 } // namespace
 
 // The userdata of one asynchronous call, freed with its slot.
@@ -28,8 +28,11 @@ struct LinkCall {
 
 BwqLink::BwqLink(std::string bus) : bus_spec_(std::move(bus))
 {
+        // Without its wake-up eventfd the link thread could not be stopped:
+        // no link then, and models run at their fallback depth.
         wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        thread_ = std::thread([this] { run(); });
+        if (wake_fd_ >= 0)
+                thread_ = std::thread([this] { run(); });
 }
 
 BwqLink::~BwqLink()
@@ -38,8 +41,10 @@ BwqLink::~BwqLink()
                 std::lock_guard<std::mutex> lk(mu_);
                 stop_ = true;
         }
-        wake();
-        thread_.join();
+        if (thread_.joinable()) {
+                wake();
+                thread_.join();
+        }
         if (page_fd_ >= 0)
                 close(page_fd_);
         if (wake_fd_ >= 0)
