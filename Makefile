@@ -52,8 +52,10 @@ COMMON_SRC := common/quant.cpp common/units.cpp common/bus.cpp common/stream.cpp
 COMMON_A := $(B)/libbwqcommon.a
 
 # npuref, the software NPU: an archive whose entry point is npuref.h.
+NPUREF_AVX512_SRC := driver/npuref/kernels_avx512_gemm.cpp driver/npuref/kernels_avx512_epilogue.cpp \
+	driver/npuref/kernels_avx512_depthwise.cpp
 NPUREF_SRC := driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
-	driver/npuref/kernels_avx512.cpp driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
+	$(NPUREF_AVX512_SRC) driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
 	driver/npuref/execute.cpp driver/npuref/conv_gemm.cpp driver/npuref/conv_depthwise.cpp driver/npuref/float_ops.cpp \
 	driver/npuref/epilogue.cpp driver/npuref/device.cpp
 NPUREF_A := $(B)/libnpuref.a
@@ -74,7 +76,7 @@ MOBILENET_O := $(B)/driver/mobilenet/mobilenet.o
 $(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
 # The instruction sets of the AVX-512 kernel table (isa_supported checks the same).
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
-$(B)/driver/npuref/kernels_avx512.o: CXXFLAGS += $(AVX512_FLAGS)
+$(patsubst %.cpp,$(B)/%.o,$(NPUREF_AVX512_SRC)): CXXFLAGS += $(AVX512_FLAGS)
 
 NPU_RUN := $(B)/npu-run
 # The memory antagonist of make demo and make bench.
@@ -143,7 +145,7 @@ $(B)/bwqd.service: packaging/bwqd.service.in
 	else t=notify; r='ExecReload=/bin/kill -HUP $$MAINPID\n'; fi; \
 	sed -e "s|@TYPE@|$$t|" -e "s|@EXECRELOAD@|$$r|" -e "s|@SBINDIR@|$(SBINDIR)|" $< > $@
 
-UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops test_daemon test_ebpf
+UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops test_config test_policy test_sources test_ebpf
 UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
@@ -194,7 +196,7 @@ $(B)/tests/test_device $(B)/tests/test_libnpu: $(B)/tests/%: $(B)/tests/unit/%.o
 	$(call link_test,$(PKG_LIBS))
 $(B)/tests/test_ops: $(B)/tests/unit/test_ops.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(LIBNPU_LINK)
 	$(call link_test,$(PKG_LIBS))
-$(B)/tests/test_daemon $(B)/tests/test_ebpf: $(B)/tests/%: $(B)/tests/unit/%.o $(TEST_UTIL_O) $(DAEMON_A) $(COMMON_A)
+$(B)/tests/test_config $(B)/tests/test_policy $(B)/tests/test_sources $(B)/tests/test_ebpf: $(B)/tests/%: $(B)/tests/unit/%.o $(TEST_UTIL_O) $(DAEMON_A) $(COMMON_A)
 	$(call link_test,$(SYSTEMD_LIBS))
 
 TESTCLIENT := $(B)/tests/bwq_testclient
@@ -250,10 +252,11 @@ FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitiz
 $(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h common/*.h uapi/*.h)
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) $(AVX512_FLAGS) -o $(FUZZ_B)/kernels_avx512.o -c driver/npuref/kernels_avx512.cpp
+	for f in $(NPUREF_AVX512_SRC); do \
+		clang++ $(CPPFLAGS) $(FUZZ_FLAGS) $(AVX512_FLAGS) -o $(FUZZ_B)/$$(basename $$f .cpp).o -c $$f || exit 1; done
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_job.cpp \
-		$(filter-out %kernels_avx2.cpp %kernels_avx512.cpp,$(FUZZ_SRC)) \
-		$(FUZZ_B)/kernels_avx2.o $(FUZZ_B)/kernels_avx512.o -pthread
+		$(filter-out %kernels_avx2.cpp $(NPUREF_AVX512_SRC),$(FUZZ_SRC)) \
+		$(FUZZ_B)/kernels_avx2.o $(patsubst driver/npuref/%.cpp,$(FUZZ_B)/%.o,$(NPUREF_AVX512_SRC)) -pthread
 
 FUZZ_SEEDS := $(FUZZ_B)/seeds-job
 $(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/unit/test_util.h uapi/npu_accel.h

@@ -119,9 +119,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "bwqctl: %s takes %zu argument(s)\n", cmd.c_str(), it->second);
                 return EXIT_USAGE;
         }
-        sd_bus *bus;
-        if (connect(bus_spec, &bus) < 0)
+        bwq::BusPtr owned = connect(bus_spec);
+        if (!owned)
                 return EXIT_NOBWQD;
+        sd_bus *bus = owned.get();
         int r;
         if (cmd == "status") r = cmd_status(bus);
         else if (cmd == "monitor") r = cmd_monitor(bus);
@@ -130,6 +131,5 @@ int main(int argc, char **argv)
         else if (cmd == "set-table") r = cmd_set_table(bus, args[0]);
         else if (cmd == "reload") r = cmd_simple(bus, "Reload");
         else r = cmd_sample(bus);
-        sd_bus_flush_close_unref(bus);
         return r;
 }

@@ -5,6 +5,8 @@
 
 #include <systemd/sd-bus.h>
 
+#include "common/sd_ptr.h"
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -32,7 +34,8 @@ struct Status {
         std::vector<C> client_list;
 };
 
-int connect(const std::string &spec, sd_bus **ret);
+// The bus named by --bus (system, user or an address); null after saying why.
+bwq::BusPtr connect(const std::string &spec);
 int error_exit(const char *what, const sd_bus_error *e, int r);
 std::string json_str(const std::string &s);
 std::string clients_line(const Status &st);

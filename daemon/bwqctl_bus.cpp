@@ -11,12 +11,13 @@ namespace bwqctl {
 
 using namespace bwq::dbus;
 
-int connect(const std::string &spec, sd_bus **ret)
+bwq::BusPtr connect(const std::string &spec)
 {
-        int r = bwq::bus_open(spec, ret);
+        sd_bus *bus = nullptr;
+        int r = bwq::bus_open(spec, &bus);
         if (r < 0)
                 fprintf(stderr, "bwqctl: cannot connect to the %s bus: %s\n", spec.c_str(), strerror(-r));
-        return r;
+        return bwq::BusPtr(r < 0 ? nullptr : bus);
 }
 
 int error_exit(const char *what, const sd_bus_error *e, int r)

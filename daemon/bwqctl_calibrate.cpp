@@ -65,14 +65,11 @@ int cmd_calibrate(const std::string &bus_spec, unsigned threads, double seconds,
                 printf("maximum bandwidth: %s (%u streaming threads, %g s), stored in %s\n",
                        bwq::format_bandwidth(uint64_t(bps)).c_str(), threads, seconds, path.c_str());
         // bwqd takes it on its next reload when [Bandwidth] Max= is not set.
-        sd_bus *bus = nullptr;
-        if (connect(bus_spec, &bus) == 0) {
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-                if (sd_bus_call_method(bus, kService, kPath, kManager, "Reload", &e, nullptr, "") < 0)
+        if (bwq::BusPtr bus = connect(bus_spec)) {
+                bwq::BusError e;
+                if (sd_bus_call_method(bus.get(), kService, kPath, kManager, "Reload", e.get(), nullptr, "") < 0)
                         fprintf(stderr, "bwqctl: calibrate: bwqd was not reloaded (%s); it reads %s when it next starts or reloads\n",
-                                e.message ? e.message : "unreachable", path.c_str());
-                sd_bus_error_free(&e);
-                sd_bus_flush_close_unref(bus);
+                                e.e.message ? e.e.message : "unreachable", path.c_str());
         }
         return EXIT_OK;
 }

@@ -9,6 +9,7 @@
 
 #include "bwqctl.h"
 #include "common/bus.h"
+#include "common/sd_ptr.h"
 
 namespace bwqctl {
 
@@ -16,18 +17,16 @@ using namespace bwq::dbus;
 
 int cmd_sample(sd_bus *bus)
 {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = nullptr;
-        int r = sd_bus_call_method(bus, kService, kPath, kManager, "Sample", &e, &reply, "");
-        if (r < 0) {
-                int x = error_exit("Sample", &e, r);
-                sd_bus_error_free(&e);
-                return x;
-        }
+        bwq::BusError e;
+        sd_bus_message *raw = nullptr;
+        int r = sd_bus_call_method(bus, kService, kPath, kManager, "Sample", e.get(), &raw, "");
+        bwq::BusMessagePtr reply(raw);
+        if (r < 0)
+                return error_exit("Sample", e.get(), r);
         uint8_t bits;
         uint64_t avail, used, ts;
         const char *src;
-        r = sd_bus_message_read(reply, "yttts", &bits, &avail, &used, &ts, &src);
+        r = sd_bus_message_read(reply.get(), "yttts", &bits, &avail, &used, &ts, &src);
         if (r >= 0) {
                 if (json)
                         printf("{\"bits\":%u,\"available_bps\":%llu,\"used_bps\":%llu,\"timestamp_usec\":%llu,\"source\":%s}\n", bits,
@@ -36,26 +35,24 @@ int cmd_sample(sd_bus *bus)
                         printf("%u bits: %s available, %s used by others (%s, t=%llu us)\n", bits,
                                bwq::format_bandwidth(avail).c_str(), bwq::format_bandwidth(used).c_str(), src,
                                (unsigned long long)ts);
+        } else {
+                fprintf(stderr, "bwqctl: Sample: cannot read the reply: %s\n", strerror(-r));
         }
-        sd_bus_message_unref(reply);
         return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 int cmd_simple(sd_bus *bus, const char *method)
 {
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        sd_bus_message *reply = nullptr;
-        int r = sd_bus_call_method(bus, kService, kPath, kManager, method, &e, &reply, "");
-        if (r < 0) {
-                int x = error_exit(method, &e, r);
-                sd_bus_error_free(&e);
-                return x;
-        }
+        bwq::BusError e;
+        sd_bus_message *raw = nullptr;
+        int r = sd_bus_call_method(bus, kService, kPath, kManager, method, e.get(), &raw, "");
+        bwq::BusMessagePtr reply(raw);
+        if (r < 0)
+                return error_exit(method, e.get(), r);
         if (strcmp(method, "Explain") == 0) {
                 const char *text;
-                if ((r = sd_bus_message_read(reply, "s", &text)) < 0) {
+                if ((r = sd_bus_message_read(reply.get(), "s", &text)) < 0) {
                         fprintf(stderr, "bwqctl: Explain: cannot read the reply: %s\n", strerror(-r));
-                        sd_bus_message_unref(reply);
                         return EXIT_FAIL;
                 }
                 if (json)
@@ -63,7 +60,6 @@ int cmd_simple(sd_bus *bus, const char *method)
                 else
                         fputs(text, stdout);
         }
-        sd_bus_message_unref(reply);
         return EXIT_OK;
 }
 
@@ -76,11 +72,13 @@ int cmd_set_table(sd_bus *bus, const std::string &text)
                 return EXIT_USAGE;
         }
         Status st;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r = get_status(bus, &st, &e);
-        sd_bus_message *m = nullptr;
+        bwq::BusError e;
+        int r = get_status(bus, &st, e.get());
+        sd_bus_message *raw = nullptr;
         if (r >= 0)
-                r = sd_bus_message_new_method_call(bus, &m, kService, kPath, kManager, "SetTable");
+                r = sd_bus_message_new_method_call(bus, &raw, kService, kPath, kManager, "SetTable");
+        bwq::BusMessagePtr msg(raw);
+        sd_bus_message *m = msg.get();
         if (r >= 0)
                 r = sd_bus_message_open_container(m, 'a', "(ty)");
         for (size_t i = 0; r >= 0 && i < rows.size(); i++)
@@ -88,13 +86,9 @@ int cmd_set_table(sd_bus *bus, const std::string &text)
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)
-                r = sd_bus_call(bus, m, 0, &e, nullptr);
-        sd_bus_message_unref(m);
-        if (r < 0) {
-                int x = error_exit("SetTable", &e, r);
-                sd_bus_error_free(&e);
-                return x;
-        }
+                r = sd_bus_call(bus, m, 0, e.get(), nullptr);
+        if (r < 0)
+                return error_exit("SetTable", e.get(), r);
         return EXIT_OK;
 }
 

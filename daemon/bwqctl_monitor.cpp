@@ -46,13 +46,10 @@ int cmd_monitor(sd_bus *bus)
         std::string last;
         for (;;) {
                 Status st;
-                sd_bus_error e = SD_BUS_ERROR_NULL;
-                r = get_status(bus, &st, &e);
-                if (r < 0) {
-                        int x = error_exit("monitor", &e, r);
-                        sd_bus_error_free(&e);
-                        return x;
-                }
+                bwq::BusError e;
+                r = get_status(bus, &st, e.get());
+                if (r < 0)
+                        return error_exit("monitor", e.get(), r);
                 char line[512];
                 snprintf(line, sizeof line, "bits %2u  section %u  available %-12s used %-12s %s%s  clients: %s", st.bits,
                          st.section, bwq::format_bandwidth(st.available).c_str(), bwq::format_bandwidth(st.used).c_str(),

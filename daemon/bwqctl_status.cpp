@@ -10,6 +10,7 @@
 
 #include "bwqctl.h"
 #include "common/bus.h"
+#include "common/sd_ptr.h"
 
 namespace bwqctl {
 
@@ -79,51 +80,55 @@ static int read_props(sd_bus_message *m, Status *st, Status::C *c)
         return sd_bus_message_exit_container(m);
 }
 
-// Everything at once: org.freedesktop.DBus.ObjectManager.GetManagedObjects
-// for the clients and Properties.GetAll for the manager.
-int get_status(sd_bus *bus, Status *st, sd_bus_error *e)
+// The clients of a GetManagedObjects reply ("a{oa{sa{sv}}}").
+static int read_clients(sd_bus_message *reply, Status *st)
 {
-        sd_bus_message *reply = nullptr;
-        int r = sd_bus_call_method(bus, kService, kPath, "org.freedesktop.DBus.Properties", "GetAll", e, &reply, "s", kManager);
-        if (r < 0)
-                return r;
-        r = read_props(reply, st, nullptr);
-        sd_bus_message_unref(reply);
-        if (r < 0)
-                return r;
-        r = sd_bus_call_method(bus, kService, kPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", e, &reply, "");
-        if (r < 0)
-                return r;
         st->client_list.clear();
-        if ((r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}")) < 0)
-                goto out;
+        int r = sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}");
+        if (r < 0)
+                return r;
         while ((r = sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}")) > 0) {
                 const char *path;
                 if ((r = sd_bus_message_read(reply, "o", &path)) < 0 ||
                     (r = sd_bus_message_enter_container(reply, 'a', "{sa{sv}}")) < 0)
-                        goto out;
+                        return r;
                 while ((r = sd_bus_message_enter_container(reply, 'e', "sa{sv}")) > 0) {
                         const char *iface;
                         if ((r = sd_bus_message_read(reply, "s", &iface)) < 0)
-                                goto out;
+                                return r;
                         if (strcmp(iface, kClient) == 0) {
                                 Status::C c{path, "", 0, 0, 0, 0};
                                 if ((r = read_props(reply, nullptr, &c)) < 0)
-                                        goto out;
+                                        return r;
                                 st->client_list.push_back(c);
                         } else if ((r = sd_bus_message_skip(reply, "a{sv}")) < 0)
-                                goto out;
+                                return r;
                         if ((r = sd_bus_message_exit_container(reply)) < 0)
-                                goto out;
+                                return r;
                 }
                 if (r < 0 || (r = sd_bus_message_exit_container(reply)) < 0 || (r = sd_bus_message_exit_container(reply)) < 0)
-                        goto out;
+                        return r;
         }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(reply);
-out:
-        sd_bus_message_unref(reply);
-        return r;
+        if (r < 0)
+                return r;
+        return sd_bus_message_exit_container(reply);
+}
+
+// Everything at once: org.freedesktop.DBus.ObjectManager.GetManagedObjects
+// for the clients and Properties.GetAll for the manager.
+int get_status(sd_bus *bus, Status *st, sd_bus_error *e)
+{
+        sd_bus_message *raw = nullptr;
+        int r = sd_bus_call_method(bus, kService, kPath, "org.freedesktop.DBus.Properties", "GetAll", e, &raw, "s", kManager);
+        bwq::BusMessagePtr props(raw);
+        if (r < 0 || (r = read_props(props.get(), st, nullptr)) < 0)
+                return r;
+        raw = nullptr;
+        r = sd_bus_call_method(bus, kService, kPath, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects", e, &raw, "");
+        bwq::BusMessagePtr objects(raw);
+        if (r < 0)
+                return r;
+        return read_clients(objects.get(), st);
 }
 
 std::string clients_line(const Status &st)
@@ -170,13 +175,10 @@ void print_status(const Status &st)
 int cmd_status(sd_bus *bus)
 {
         Status st;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r = get_status(bus, &st, &e);
-        if (r < 0) {
-                int x = error_exit("status", &e, r);
-                sd_bus_error_free(&e);
-                return x;
-        }
+        bwq::BusError e;
+        int r = get_status(bus, &st, e.get());
+        if (r < 0)
+                return error_exit("status", e.get(), r);
         print_status(st);
         return EXIT_OK;
 }
@@ -184,13 +186,10 @@ int cmd_status(sd_bus *bus)
 int cmd_table(sd_bus *bus)
 {
         Status st;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r = get_status(bus, &st, &e);
-        if (r < 0) {
-                int x = error_exit("table", &e, r);
-                sd_bus_error_free(&e);
-                return x;
-        }
+        bwq::BusError e;
+        int r = get_status(bus, &st, e.get());
+        if (r < 0)
+                return error_exit("table", e.get(), r);
         if (json) {
                 printf("[");
                 for (size_t i = 0; i < st.table.size(); i++)

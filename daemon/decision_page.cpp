@@ -11,29 +11,21 @@
 
 namespace bwq {
 
-DecisionPage::~DecisionPage()
-{
-        if (page_)
-                munmap(page_, BWQ_PAGE_SIZE);
-        if (fd_ >= 0)
-                close(fd_);
-}
-
 int DecisionPage::create()
 {
-        fd_ = memfd_create("bwq-decision", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd_ < 0)
+        fd_.reset(memfd_create("bwq-decision", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        if (!fd_)
                 return -errno;
-        if (ftruncate(fd_, BWQ_PAGE_SIZE) < 0)
+        if (ftruncate(fd_.get(), BWQ_PAGE_SIZE) < 0)
                 return -errno;
         // Our writable mapping exists before the seal, which only stops new ones.
-        void *m = mmap(nullptr, BWQ_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
-        if (m == MAP_FAILED)
+        mapping_ = Mapping::map(BWQ_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0);
+        if (!mapping_)
                 return -errno;
-        page_ = static_cast<bwq_page *>(m);
+        page_ = mapping_.as<bwq_page>();
         page_->magic = BWQ_PAGE_MAGIC;
         page_->version = BWQ_PAGE_VERSION;
-        if (fcntl(fd_, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
+        if (fcntl(fd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
                 return -errno;
         return 0;
 }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/mapping.h"
+#include "common/unique_fd.h"
 #include "uapi/bwq_page.h"
 
 namespace bwq {
@@ -14,19 +16,19 @@ struct Decision;
 class DecisionPage {
 public:
         DecisionPage() = default;
-        ~DecisionPage();
         DecisionPage(const DecisionPage &) = delete;
         DecisionPage &operator=(const DecisionPage &) = delete;
 
         // Returns 0 or a negative errno.
         int create();
-        int fd() const { return fd_; }
+        int fd() const { return fd_.get(); }
         void publish(const Decision &d, const std::string &source, uint32_t table_generation, uint32_t flags);
         void set_flags(uint32_t flags);
 
 private:
-        int fd_ = -1;
-        bwq_page *page_ = nullptr;
+        unique_fd fd_;
+        Mapping mapping_;
+        bwq_page *page_ = nullptr;  // mapping_'s
 };
 
 } // namespace bwq

@@ -15,10 +15,12 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 #include <vector>
 
 #include "bwq_attrib.skel.h"
+#include "common/unique_fd.h"
 #include "source.h"
 
 namespace bwq {
@@ -51,18 +53,13 @@ int perf_open(perf_event_attr *a, int cpu)
         return int(syscall(SYS_perf_event_open, a, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
 }
 
+template <auto Fn> struct Destroy {
+        template <class T> void operator()(T *p) const { (void)Fn(p); }
+};
+
 class EbpfSource : public Source {
 public:
         EbpfSource(const Config &c, Clock clock) : cfg_(c), clock_(std::move(clock)) {}
-        ~EbpfSource() override
-        {
-                for (auto *l : tick_links_)
-                        bpf_link__destroy(l);
-                if (skel_)
-                        bwq_attrib__destroy(skel_);
-                for (int fd : fds_)
-                        close(fd);
-        }
         const char *name() const override { return "ebpf"; }
 
         int start(std::string *why) override
@@ -80,76 +77,73 @@ public:
                         a.type = ev.type;
                         a.config = ev.config;
                         a.read_format = PERF_FORMAT_TOTAL_TIME_ENABLED | PERF_FORMAT_TOTAL_TIME_RUNNING;
-                        std::vector<int> fds;
+                        std::vector<bwq::unique_fd> fds;
                         int err = 0;
                         for (int cpu = 0; cpu < ncpu; cpu++) {
-                                int fd = perf_open(&a, cpu);
-                                if (fd < 0 && errno != ENODEV) {  // ENODEV: an offline CPU
+                                bwq::unique_fd fd(perf_open(&a, cpu));
+                                if (!fd && errno != ENODEV) {  // ENODEV: an offline CPU
                                         err = errno;
                                         break;
                                 }
-                                fds.push_back(fd);
+                                fds.push_back(std::move(fd));
                         }
                         if (!err) {
-                                fds_ = fds;
+                                fds_ = std::move(fds);
                                 event_ = ev.name;
                                 break;
                         }
-                        for (int fd : fds)
-                                if (fd >= 0)
-                                        close(fd);
                         tried += std::string(ev.name) + ": " + strerror(err) + "; ";
                 }
                 if (fds_.empty()) {
                         *why = "no hardware memory-traffic counter (" + tried.substr(0, tried.size() - 2) + ")";
                         return -ENODEV;
                 }
-                skel_ = bwq_attrib__open();
+                skel_.reset(bwq_attrib__open());
                 if (!skel_) {
                         int e = errno;
                         *why = std::string("cannot open the eBPF object: ") + strerror(e);
                         return -e;
                 }
                 (void)bpf_map__set_max_entries(skel_->maps.by_tgid, cfg_.ebpf.max_tasks);
-                if (int r = bwq_attrib__load(skel_); r < 0) {
+                if (int r = bwq_attrib__load(skel_.get()); r < 0) {
                         *why = std::string("cannot load the eBPF programs (root with BTF needed): ") + strerror(-r);
                         return r;
                 }
                 for (int cpu = 0; cpu < ncpu; cpu++) {
-                        int fd = fds_[cpu];
+                        int fd = fds_[cpu].get();
                         if (fd >= 0 && bpf_map_update_elem(bpf_map__fd(skel_->maps.counters), &cpu, &fd, BPF_ANY) < 0) {
                                 int e = errno;
                                 *why = "cannot place the counter of CPU " + std::to_string(cpu) + ": " + strerror(e);
                                 return -e;
                         }
                 }
-                if (int r = bwq_attrib__attach(skel_); r < 0) {
+                if (int r = bwq_attrib__attach(skel_.get()); r < 0) {
                         *why = std::string("cannot attach to sched_switch: ") + strerror(-r);
                         return r;
                 }
                 // The tick: a CPU-clock sampling event per CPU.
                 for (int cpu = 0; cpu < ncpu; cpu++) {
-                        if (fds_[cpu] < 0)
+                        if (!fds_[cpu])
                                 continue;
                         perf_event_attr a{};
                         a.size = sizeof a;
                         a.type = PERF_TYPE_SOFTWARE;
                         a.config = PERF_COUNT_SW_CPU_CLOCK;
                         a.sample_period = cfg_.ebpf.tick_usec * 1000;
-                        int fd = perf_open(&a, cpu);
-                        if (fd < 0) {
+                        bwq::unique_fd fd(perf_open(&a, cpu));
+                        if (!fd) {
                                 int e = errno;
                                 *why = "cannot open the tick of CPU " + std::to_string(cpu) + ": " + strerror(e);
                                 return -e;
                         }
-                        bpf_link *l = bpf_program__attach_perf_event(skel_->progs.on_tick, fd);
+                        LinkPtr l(bpf_program__attach_perf_event(skel_->progs.on_tick, fd.get()));
                         if (!l) {
                                 int e = errno;
-                                close(fd);
                                 *why = "cannot attach the tick of CPU " + std::to_string(cpu) + ": " + strerror(e);
                                 return -e;
                         }
-                        tick_links_.push_back(l);  // the link owns fd
+                        (void)fd.release();  // the link owns it now
+                        tick_links_.push_back(std::move(l));
                 }
                 if (!cfg_.ebpf.cgroup.empty()) {
                         struct stat st;
@@ -247,9 +241,11 @@ public:
 private:
         Config cfg_;
         Clock clock_;
-        bwq_attrib *skel_ = nullptr;
-        std::vector<int> fds_;
-        std::vector<bpf_link *> tick_links_;
+        // Destroyed in this order's reverse: the links, the programs, the counters.
+        std::vector<bwq::unique_fd> fds_;
+        std::unique_ptr<bwq_attrib, Destroy<bwq_attrib__destroy>> skel_;
+        using LinkPtr = std::unique_ptr<bpf_link, Destroy<bpf_link__destroy>>;
+        std::vector<LinkPtr> tick_links_;
         std::string event_;
         uint64_t cgroup_id_ = 0;
         uint64_t last_ = 0;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/stream.h"
+#include "common/mapping.h"
 #include "source.h"
 
 namespace bwq {
@@ -54,28 +55,23 @@ public:
                   spacing_ms_(unsigned(std::clamp<uint64_t>(c.sampling.interval_usec / 1000, 1, 20)))
         {
         }
-        ~ProbeSource() override
-        {
-                if (buf_)
-                        munmap(buf_, bytes_);
-        }
         const char *name() const override { return "probe"; }
 
         int start(std::string *why) override
         {
-                void *m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-                huge_ = m != MAP_FAILED;
+                mapping_ = Mapping::map(bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+                huge_ = bool(mapping_);
                 if (!huge_) {
-                        m = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-                        if (m == MAP_FAILED) {
+                        mapping_ = Mapping::map(bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                        if (!mapping_) {
                                 int e = errno;
                                 *why = "cannot map the " + std::to_string(bytes_ >> 20) + " MiB probe buffer: " + strerror(e);
                                 return -e;
                         }
                         // Transparent huge pages where the kernel allows them.
-                        (void)madvise(m, bytes_, MADV_HUGEPAGE);
+                        (void)madvise(mapping_.get(), bytes_, MADV_HUGEPAGE);
                 }
-                buf_ = static_cast<uint8_t *>(m);
+                buf_ = mapping_.as<uint8_t>();
                 std::memset(buf_ + bytes_ / 2, 1, bytes_ / 2);  // fault the copy region in now
                 build_chase();
                 calibrate();
@@ -212,7 +208,8 @@ private:
         Clock clock_;
         uint64_t max_bps_;
         unsigned spacing_ms_;
-        uint8_t *buf_ = nullptr;
+        Mapping mapping_;
+        uint8_t *buf_ = nullptr;  // mapping_'s
         bool huge_ = false;
         size_t offset_ = 0;
         uint64_t chase_ = 0;

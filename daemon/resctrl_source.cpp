@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/unique_fd.h"
 #include "source.h"
 
 namespace bwq {
@@ -86,7 +87,6 @@ Value parse_counter(const char *text, uint64_t *ret)
 class ResctrlSource : public Source {
 public:
         ResctrlSource(const Config &c, Clock clock) : root_(c.resctrl.path), group_(c.resctrl.group), clock_(std::move(clock)) {}
-        ~ResctrlSource() override { close_files(); }
         const char *name() const override { return "resctrl"; }
 
         int start(std::string *why) override
@@ -195,7 +195,7 @@ private:
         struct File {
                 std::string path, rel;
                 bool npu = false;
-                int fd = -1;
+                bwq::unique_fd fd;  // kept open between samples
                 Counter counter;
                 Value state = Value::Missing;
                 uint64_t value = 0, delta = 0;
@@ -204,26 +204,18 @@ private:
         // One counter file: a decimal number, or a word the kernel uses instead.
         static Value read_counter(File &f, uint64_t *ret)
         {
-                if (f.fd < 0)
-                        f.fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
-                if (f.fd < 0)
+                if (!f.fd)
+                        f.fd.reset(open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
+                if (!f.fd)
                         return Value::Missing;
                 char buf[64];
-                ssize_t n = pread(f.fd, buf, sizeof buf - 1, 0);
+                ssize_t n = pread(f.fd.get(), buf, sizeof buf - 1, 0);
                 if (n < 0) {
-                        close(f.fd);
-                        f.fd = -1;
+                        f.fd.reset();
                         return Value::Missing;
                 }
                 buf[n] = 0;
                 return parse_counter(buf, ret);
-        }
-
-        void close_files()
-        {
-                for (auto &f : files_)
-                        if (f.fd >= 0)
-                                close(f.fd);
         }
 
         // Lists every counter file; keeps the counters of files still there.
@@ -231,10 +223,8 @@ private:
         {
                 std::map<std::string, File> old;
                 for (auto &f : files_) {
-                        if (f.fd >= 0)
-                                close(f.fd);
-                        f.fd = -1;
-                        old[f.path] = f;
+                        f.fd.reset();
+                        old[f.path] = std::move(f);
                 }
                 files_.clear();
                 // Everything: the default group and every other control group.
@@ -267,12 +257,11 @@ private:
                                 File f;
                                 auto it = old.find(p);
                                 if (it != old.end())
-                                        f = it->second;
+                                        f = std::move(it->second);
                                 f.path = p;
                                 f.rel = p.substr(root_.size() + 1);
                                 f.npu = npu;
-                                f.fd = -1;
-                                files_.push_back(f);
+                                files_.push_back(std::move(f));
                         }
                 }
         }
@@ -285,8 +274,8 @@ private:
                         *why = "process " + std::to_string(pid) + " is gone";
                         return -ESRCH;
                 }
-                int fd = open(tasks.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-                if (fd < 0) {
+                bwq::unique_fd fd(open(tasks.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+                if (!fd) {
                         int e = errno;
                         *why = tasks + ": " + strerror(e);
                         return -e;
@@ -294,12 +283,11 @@ private:
                 int r = 0;
                 for (const auto &t : tids) {
                         std::string line = t + "\n";
-                        if (write(fd, line.data(), line.size()) < 0 && errno != ESRCH) {
+                        if (write(fd.get(), line.data(), line.size()) < 0 && errno != ESRCH) {
                                 r = -errno;
                                 *why = tasks + ": writing task " + t + ": " + strerror(errno);
                         }
                 }
-                close(fd);
                 return r;
         }
 

@@ -24,7 +24,8 @@ GENERATED=" org_bwq1_xml.inc bwq_attrib.skel.h vmlinux.h drm.h "
 declare -A WHITEBOX=(
 	[tests/unit/test_kernels.cpp]=npuref [tests/unit/test_validate.cpp]=npuref
 	[tests/fuzz/fuzz_job.cpp]=npuref
-	[tests/unit/test_daemon.cpp]=daemon [tests/unit/test_ebpf.cpp]=daemon
+	[tests/unit/test_config.cpp]=daemon [tests/unit/test_policy.cpp]=daemon
+	[tests/unit/test_sources.cpp]=daemon [tests/unit/daemon_fixtures.h]=daemon [tests/unit/test_ebpf.cpp]=daemon
 	[tests/fuzz/fuzz_config.cpp]=daemon
 )
 

@@ -26,12 +26,20 @@ struct LinkCall {
         uint64_t id;
 };
 
+// The bus owns the call's slot from here on, and frees its LinkCall with it.
+static void float_slot(sd_bus_slot *slot)
+{
+        sd_bus_slot_set_destroy_callback(slot, [](void *p) { delete static_cast<LinkCall *>(p); });
+        sd_bus_slot_set_floating(slot, 1);
+        bwq::BusSlotPtr drop(slot);
+}
+
 BwqLink::BwqLink(std::string bus) : bus_spec_(std::move(bus))
 {
         // Without its wake-up eventfd the link thread could not be stopped:
         // no link then, and models run at their fallback depth.
-        wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (wake_fd_ >= 0)
+        wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (wake_fd_)
                 thread_ = std::thread([this] { run(); });
 }
 
@@ -45,16 +53,12 @@ BwqLink::~BwqLink()
                 wake();
                 thread_.join();
         }
-        if (page_fd_ >= 0)
-                close(page_fd_);
-        if (wake_fd_ >= 0)
-                close(wake_fd_);
 }
 
 void BwqLink::wake()
 {
         uint64_t one = 1;
-        (void)!write(wake_fd_, &one, sizeof one);
+        (void)!write(wake_fd_.get(), &one, sizeof one);
 }
 
 void BwqLink::add_client(uint64_t id, const std::string &name, unsigned min_bits, unsigned max_bits)
@@ -91,7 +95,7 @@ int BwqLink::page(uint64_t *ret_generation)
 {
         std::lock_guard<std::mutex> lk(mu_);
         *ret_generation = generation_;
-        return page_fd_ >= 0 ? fcntl(page_fd_, F_DUPFD_CLOEXEC, 3) : -1;
+        return page_fd_ ? fcntl(page_fd_.get(), F_DUPFD_CLOEXEC, 3) : -1;
 }
 
 uint64_t BwqLink::generation()
@@ -116,10 +120,11 @@ int BwqLink::sample(unsigned timeout_ms)
 
 bool BwqLink::connect_bus()
 {
-        sd_bus *bus = nullptr;
-        int r = bwq::bus_open(bus_spec_, &bus);
+        sd_bus *raw = nullptr;
+        int r = bwq::bus_open(bus_spec_, &raw);
         if (r < 0)
                 return false;
+        bwq::BusPtr bus(raw);
         auto on_owner_changed = [](sd_bus_message *m, void *userdata, sd_bus_error *) -> int {
                 const char *name, *old_owner, *new_owner;
                 if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || strcmp(name, kDest) != 0)
@@ -131,29 +136,23 @@ bool BwqLink::connect_bus()
                         l->set_owner(true);
                 return 0;
         };
-        r = sd_bus_match_signal(bus, nullptr, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        r = sd_bus_match_signal(bus.get(), nullptr, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
                                 "NameOwnerChanged", on_owner_changed, this);
-        if (r < 0) {
-                sd_bus_flush_close_unref(bus);
+        if (r < 0)
                 return false;
-        }
-        bus_ = bus;
+        bus_ = std::move(bus);
         int has = 0;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
         sd_bus_message *reply = nullptr;
-        if (sd_bus_call_method(bus_, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
-                               &e, &reply, "s", kDest) >= 0)
-                (void)sd_bus_message_read(reply, "b", &has);
-        sd_bus_message_unref(reply);
-        sd_bus_error_free(&e);
+        if (sd_bus_call_method(bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+                               nullptr, &reply, "s", kDest) >= 0)
+                (void)sd_bus_message_read(bwq::BusMessagePtr(reply).get(), "b", &has);
         set_owner(has);
         return true;
 }
 
 void BwqLink::drop_bus()
 {
-        sd_bus_flush_close_unref(bus_);
-        bus_ = nullptr;
+        bus_.reset();
         set_owner(false);
 }
 
@@ -167,9 +166,8 @@ void BwqLink::set_owner(bool present)
         for (auto &[id, c] : clients_)
                 c.path.clear();
         unregister_.clear();
-        if (page_fd_ >= 0) {
-                close(page_fd_);
-                page_fd_ = -1;
+        if (page_fd_) {
+                page_fd_.reset();
                 generation_++;
         }
         samples_sent_ = samples_done_ = samples_asked_;
@@ -182,8 +180,8 @@ void BwqLink::send_requests()
         if (!owner_)
                 return;
         for (const auto &path : unregister_)
-                (void)sd_bus_call_method_async(bus_, nullptr, kDest, kPath, kManager, "UnregisterClient", nullptr, nullptr,
-                                               "o", path.c_str());
+                (void)sd_bus_call_method_async(bus_.get(), nullptr, kDest, kPath, kManager, "UnregisterClient", nullptr,
+                                               nullptr, "o", path.c_str());
         unregister_.clear();
         for (auto &[id, c] : clients_) {
                 if (!c.path.empty())
@@ -203,29 +201,27 @@ void BwqLink::send_requests()
                         }
                         if (it == l->clients_.end() || it->second.path != "-") {
                                 // Removed meanwhile: let bwqd forget it too.
-                                (void)sd_bus_call_method_async(l->bus_, nullptr, kDest, kPath, kManager, "UnregisterClient",
+                                (void)sd_bus_call_method_async(l->bus_.get(), nullptr, kDest, kPath, kManager, "UnregisterClient",
                                                                nullptr, nullptr, "o", path);
                                 return 0;
                         }
                         it->second.path = path;
-                        if (l->page_fd_ < 0) {
-                                l->page_fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                        if (!l->page_fd_) {
+                                l->page_fd_.reset(fcntl(fd, F_DUPFD_CLOEXEC, 3));
                                 l->generation_++;
                         }
                         return 0;
                 };
                 sd_bus_slot *slot = nullptr;
                 auto *call = new LinkCall{this, id};
-                int r = sd_bus_call_method_async(bus_, &slot, kDest, kPath, kManager, "RegisterClient", on_reply, call,
+                int r = sd_bus_call_method_async(bus_.get(), &slot, kDest, kPath, kManager, "RegisterClient", on_reply, call,
                                                  "syya{sv}", c.name.c_str(), uint8_t(c.lo), uint8_t(c.hi), 0);
                 if (r < 0) {
                         delete call;
                         c.path.clear();
                         continue;
                 }
-                sd_bus_slot_set_destroy_callback(slot, [](void *p) { delete static_cast<LinkCall *>(p); });
-                sd_bus_slot_set_floating(slot, 1);
-                sd_bus_slot_unref(slot);
+                float_slot(slot);
         }
         if (samples_asked_ > samples_sent_) {
                 uint64_t upto = samples_asked_;
@@ -240,13 +236,10 @@ void BwqLink::send_requests()
                 };
                 sd_bus_slot *slot = nullptr;
                 auto *call = new LinkCall{this, upto};
-                if (sd_bus_call_method_async(bus_, &slot, kDest, kPath, kManager, "Sample", on_sample, call, "") < 0) {
+                if (sd_bus_call_method_async(bus_.get(), &slot, kDest, kPath, kManager, "Sample", on_sample, call, "") < 0)
                         delete call;
-                } else {
-                        sd_bus_slot_set_destroy_callback(slot, [](void *p) { delete static_cast<LinkCall *>(p); });
-                        sd_bus_slot_set_floating(slot, 1);
-                        sd_bus_slot_unref(slot);
-                }
+                else
+                        float_slot(slot);
         }
 }
 
@@ -260,15 +253,15 @@ void BwqLink::run()
                 }
                 if (!bus_ && !connect_bus()) {
                         // No bus yet: try again in a second, or when woken.
-                        pollfd p{wake_fd_, POLLIN, 0};
+                        pollfd p{wake_fd_.get(), POLLIN, 0};
                         (void)poll(&p, 1, 1000);
                         uint64_t v;
-                        (void)!read(wake_fd_, &v, sizeof v);
+                        (void)!read(wake_fd_.get(), &v, sizeof v);
                         continue;
                 }
                 send_requests();
                 int r;
-                while ((r = sd_bus_process(bus_, nullptr)) > 0) {
+                while ((r = sd_bus_process(bus_.get(), nullptr)) > 0) {
                 }
                 if (r < 0) {
                         drop_bus();
@@ -276,22 +269,21 @@ void BwqLink::run()
                 }
                 uint64_t usec;
                 int timeout = -1;
-                if (sd_bus_get_timeout(bus_, &usec) >= 0 && usec != UINT64_MAX)
+                if (sd_bus_get_timeout(bus_.get(), &usec) >= 0 && usec != UINT64_MAX)
                         timeout = 10;
-                pollfd p[2] = {{sd_bus_get_fd(bus_), short(sd_bus_get_events(bus_)), 0}, {wake_fd_, POLLIN, 0}};
+                pollfd p[2] = {{sd_bus_get_fd(bus_.get()), short(sd_bus_get_events(bus_.get())), 0}, {wake_fd_.get(), POLLIN, 0}};
                 (void)poll(p, 2, timeout < 0 ? 1000 : timeout);
                 uint64_t v;
-                (void)!read(wake_fd_, &v, sizeof v);
+                (void)!read(wake_fd_.get(), &v, sizeof v);
         }
         if (bus_) {
                 std::lock_guard<std::mutex> lk(mu_);
                 for (auto &[id, c] : clients_)
                         if (!c.path.empty() && c.path[0] == '/')
-                                (void)sd_bus_call_method(bus_, kDest, kPath, kManager, "UnregisterClient", nullptr, nullptr, "o",
+                                (void)sd_bus_call_method(bus_.get(), kDest, kPath, kManager, "UnregisterClient", nullptr, nullptr, "o",
                                                          c.path.c_str());
         }
-        sd_bus_flush_close_unref(bus_);
-        bus_ = nullptr;
+        bus_.reset();
 }
 
 } // namespace npu

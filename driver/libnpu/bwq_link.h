@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-struct sd_bus;
-struct sd_bus_message;
+#include "common/sd_ptr.h"
+#include "common/unique_fd.h"
 
 namespace npu {
 
@@ -55,13 +55,13 @@ private:
         std::condition_variable cv_;
         std::map<uint64_t, Client> clients_;
         std::deque<std::string> unregister_;  // paths to unregister
-        int page_fd_ = -1;
+        bwq::unique_fd page_fd_;
         uint64_t generation_ = 1;
         bool owner_ = false;                  // org.bwq1 has an owner
         uint64_t samples_asked_ = 0, samples_sent_ = 0, samples_done_ = 0;
         bool stop_ = false;
-        int wake_fd_ = -1;
-        sd_bus *bus_ = nullptr;               // the link thread's alone
+        bwq::unique_fd wake_fd_;
+        bwq::BusPtr bus_;                     // the link thread's alone
         std::thread thread_;
         friend struct LinkCall;
 };

@@ -39,7 +39,7 @@ int npu_device::ioctl(unsigned long request, void *arg)
         if (soft)
                 return npuref_ioctl(soft, request, arg);
         // drmIoctl restarts on EINTR/EAGAIN itself and reports with errno.
-        if (drmIoctl(fd, request, arg) < 0)
+        if (drmIoctl(fd.get(), request, arg) < 0)
                 return -errno;
         return 0;
 }
@@ -48,7 +48,7 @@ int npu_device::map(uint64_t offset, size_t length, int prot, void **ret)
 {
         if (soft)
                 return npuref_mmap(soft, offset, length, prot, ret);
-        void *m = mmap(nullptr, length, prot, MAP_SHARED, fd, off_t(offset));
+        void *m = mmap(nullptr, length, prot, MAP_SHARED, fd.get(), off_t(offset));
         if (m == MAP_FAILED)
                 return -errno;
         *ret = m;
@@ -112,11 +112,11 @@ extern "C" int npu_device_open(const char *name, npu_device **ret)
                 if (r == 0)
                         r = npuref_open(&o, &dev->soft);
         } else {
-                dev->fd = open(name, O_RDWR | O_CLOEXEC);
-                if (dev->fd < 0) {
+                dev->fd.reset(open(name, O_RDWR | O_CLOEXEC));
+                if (!dev->fd) {
                         r = -errno;
                 } else {
-                        drmVersionPtr v = drmGetVersion(dev->fd);
+                        drmVersionPtr v = drmGetVersion(dev->fd.get());
                         r = v && v->name && strcmp(v->name, kDrmDriverName) == 0 ? 0 : -ENODEV;
                         if (v)
                                 drmFreeVersion(v);
@@ -137,8 +137,6 @@ extern "C" void npu_device_close(npu_device *dev)
         dev->link.reset();  // unregisters the device's clients
         if (dev->soft)
                 npuref_close(dev->soft);
-        if (dev->fd >= 0)
-                close(dev->fd);
         delete dev;
 }
 
@@ -185,7 +183,7 @@ extern "C" int npu_bo_create(npu_device *dev, uint64_t size, npu_bo **ret)
                 (void)dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
                 return r;
         }
-        *ret = new npu_bo{dev, c.handle, size, m};
+        *ret = new npu_bo{dev, c.handle, size, bwq::Mapping(m, size)};
         return 0;
 }
 
@@ -193,14 +191,13 @@ extern "C" void npu_bo_free(npu_bo *bo)
 {
         if (!bo)
                 return;
-        if (bo->map)
-                munmap(bo->map, bo->size);
+        bo->mapping.reset();
         drm_gem_close gc{bo->handle, 0};
         (void)bo->dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
         delete bo;
 }
 
-extern "C" void *npu_bo_map(npu_bo *bo) { return bo ? bo->map : nullptr; }
+extern "C" void *npu_bo_map(npu_bo *bo) { return bo ? bo->mapping.get() : nullptr; }
 extern "C" uint64_t npu_bo_size(const npu_bo *bo) { return bo ? bo->size : 0; }
 extern "C" uint32_t npu_bo_handle(const npu_bo *bo) { return bo ? bo->handle : 0; }
 

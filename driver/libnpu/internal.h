@@ -6,6 +6,8 @@
 #include <mutex>
 #include <vector>
 
+#include "common/mapping.h"
+#include "common/unique_fd.h"
 #include "npu/npu.h"
 #include "uapi/npu_accel.h"
 
@@ -18,7 +20,7 @@ struct npu_device {
         npu_device();
         ~npu_device();
         npuref_device *soft = nullptr;  // the in-process software NPU, or
-        int fd = -1;                    // a DRM accel node
+        bwq::unique_fd fd;              // a DRM accel node
         uint32_t last_error = 0, last_error_index = 0;
         // The link to bwqd, made when a model first asks for a BWQ mode;
         // null with BWQ_BUS=none.
@@ -35,7 +37,7 @@ struct npu_bo {
         npu_device *dev = nullptr;
         uint32_t handle = 0;
         uint64_t size = 0;
-        void *map = nullptr;
+        bwq::Mapping mapping;  // unmapped with the bo (npuref's too: its mmap is mmap(2))
 };
 
 namespace npu {

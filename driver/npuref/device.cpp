@@ -26,6 +26,8 @@
 #include "npuref.h"
 #include "thread_pool.h"
 #include "common/depth.h"
+#include "common/mapping.h"
+#include "common/unique_fd.h"
 
 using namespace npuref;
 
@@ -39,17 +41,11 @@ constexpr uint32_t kMaxBosPerJob = 256;
 struct Bo {
         uint32_t handle = 0;
         uint32_t flags = 0;
-        int fd = -1;
-        uint8_t *data = nullptr;
+        bwq::unique_fd fd;
+        bwq::Mapping mapping;
+        uint8_t *data = nullptr;  // mapping's, for the executor
         uint64_t size = 0;
 
-        ~Bo()
-        {
-                if (data)
-                        munmap(data, size);
-                if (fd >= 0)
-                        close(fd);
-        }
         bool is_page() const { return flags & DRM_NPU_BO_IMPORT_DECISION_PAGE; }
         uint64_t mmap_offset() const { return uint64_t(handle) << 32; }
 };
@@ -59,7 +55,7 @@ struct JobState {
         Job job;
         std::vector<std::shared_ptr<Bo>> bos;
         std::shared_ptr<Bo> page;
-        int fence = -1;
+        bwq::unique_fd fence;  // the job's own end of its completion eventfd
         bool done = false;
         int status = 0;
 };
@@ -108,11 +104,10 @@ void npuref_device::run()
                 js->done = true;
                 js->bos.clear();
                 js->page.reset();
-                if (js->fence >= 0) {
+                if (js->fence) {
                         uint64_t one = 1;
-                        (void)!write(js->fence, &one, sizeof one);
-                        close(js->fence);
-                        js->fence = -1;
+                        (void)!write(js->fence.get(), &one, sizeof one);
+                        js->fence.reset();
                 }
                 done_cv.notify_all();
         }
@@ -146,31 +141,31 @@ int npuref_device::bo_create(drm_npu_bo_create *a)
                 struct stat st;
                 if (a->fd < 0 || fstat(a->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < BWQ_PAGE_SIZE)
                         return -EINVAL;
-                void *m = mmap(nullptr, BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, a->fd, 0);
-                if (m == MAP_FAILED)
+                bo->mapping = bwq::Mapping::map(BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, a->fd, 0);
+                if (!bo->mapping)
                         return -errno;
-                bo->data = static_cast<uint8_t *>(m);
+                bo->data = bo->mapping.as<uint8_t>();
                 bo->size = BWQ_PAGE_SIZE;
-                const bwq_page *pg = static_cast<const bwq_page *>(m);
+                const bwq_page *pg = bo->mapping.as<const bwq_page>();
                 if (pg->magic != BWQ_PAGE_MAGIC || pg->version != BWQ_PAGE_VERSION)
                         return -EPROTO;
-                bo->fd = fcntl(a->fd, F_DUPFD_CLOEXEC, 3);
-                if (bo->fd < 0)
+                bo->fd.reset(fcntl(a->fd, F_DUPFD_CLOEXEC, 3));
+                if (!bo->fd)
                         return -errno;
         } else {
                 if (a->fd != -1 || a->size == 0)
                         return -EINVAL;
                 if (a->size > kMaxBoSize)
                         return -E2BIG;
-                bo->fd = memfd_create("npuref-bo", MFD_CLOEXEC);
-                if (bo->fd < 0)
+                bo->fd.reset(memfd_create("npuref-bo", MFD_CLOEXEC));
+                if (!bo->fd)
                         return -errno;
-                if (ftruncate(bo->fd, off_t(a->size)) < 0)
+                if (ftruncate(bo->fd.get(), off_t(a->size)) < 0)
                         return -errno;
-                void *m = mmap(nullptr, a->size, PROT_READ | PROT_WRITE, MAP_SHARED, bo->fd, 0);
-                if (m == MAP_FAILED)
+                bo->mapping = bwq::Mapping::map(a->size, PROT_READ | PROT_WRITE, MAP_SHARED, bo->fd.get(), 0);
+                if (!bo->mapping)
                         return -errno;
-                bo->data = static_cast<uint8_t *>(m);
+                bo->data = bo->mapping.as<uint8_t>();
                 bo->size = a->size;
         }
         std::lock_guard<std::mutex> lk(mu);
@@ -268,15 +263,12 @@ int npuref_device::submit(drm_npu_submit *a)
 
         int user_fence = -1;
         if (a->flags & DRM_NPU_SUBMIT_FENCE_FD) {
-                js->fence = eventfd(0, EFD_CLOEXEC);
-                if (js->fence < 0)
+                js->fence.reset(eventfd(0, EFD_CLOEXEC));
+                if (!js->fence)
                         return -errno;
-                user_fence = fcntl(js->fence, F_DUPFD_CLOEXEC, 3);
-                if (user_fence < 0) {
-                        r = -errno;
-                        close(js->fence);
-                        return r;
-                }
+                user_fence = fcntl(js->fence.get(), F_DUPFD_CLOEXEC, 3);
+                if (user_fence < 0)
+                        return -errno;
         }
         std::lock_guard<std::mutex> lk(mu);
         while (!next_job || jobs.count(next_job))
@@ -355,10 +347,7 @@ void npuref_close(npuref_device *dev)
         dev->queue_cv.notify_all();
         if (dev->runner.joinable())
                 dev->runner.join();
-        for (auto &kv : dev->jobs)
-                if (kv.second->fence >= 0)
-                        close(kv.second->fence);
-        delete dev;
+        delete dev;  // unfinished jobs' fences close with them
 }
 
 int npuref_ioctl(npuref_device *dev, unsigned long request, void *arg)
@@ -390,7 +379,7 @@ int npuref_mmap(npuref_device *dev, uint64_t offset, size_t length, int prot, vo
                 return -EINVAL;
         if (bo->is_page() && (prot & PROT_WRITE))
                 return -EACCES;
-        void *m = mmap(nullptr, length, prot, MAP_SHARED, bo->fd, 0);
+        void *m = mmap(nullptr, length, prot, MAP_SHARED, bo->fd.get(), 0);
         if (m == MAP_FAILED)
                 return -errno;
         *ret = m;

@@ -1,0 +1,207 @@
+// Depthwise convolution rows with AVX-512: 16 channels by four output
+// pixels at a time, with or without the folded epilogue.
+#include <immintrin.h>
+
+#include <type_traits>
+
+// GCC 12 warns that the masked loads' undefined pass-through vector "may be"
+// or "is used uninitialized" (it is never read: the zero-masking forms zero it).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include "kernels.h"
+#include "uapi/npu_accel.h"
+#include "kernels_avx512.h"
+
+namespace npuref {
+
+
+// Depthwise sums of four output pixels (pixel stride `step`) over nt taps
+// at offsets off[] with the taps' weights widened to int32 in wv, 16 per
+// tap; one pixel in dw_pixel1.
+template <typename Load>
+static inline __attribute__((always_inline)) void dw_pixels4(const uint8_t *xj, size_t step, const ptrdiff_t *off, unsigned nt,
+                                                             const int32_t *wv, Load load_x, __m512i (&a)[4])
+{
+        for (unsigned t = 0; t < nt; t++) {
+                const __m512i wt = _mm512_load_si512(wv + 16 * t);
+                const uint8_t *p = xj + off[t];
+                _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+                        a[i] = _mm512_add_epi32(a[i], _mm512_mullo_epi32(load_x(p + i * step), wt));
+        }
+}
+
+template <typename Load>
+static inline __attribute__((always_inline)) __m512i dw_pixel1(const uint8_t *xj, const ptrdiff_t *off, unsigned nt,
+                                                               const int32_t *wv, Load load_x, __m512i a)
+{
+        for (unsigned t = 0; t < nt; t++)
+                a = _mm512_add_epi32(a, _mm512_mullo_epi32(load_x(xj + off[t]), _mm512_load_si512(wv + 16 * t)));
+        return a;
+}
+
+// 16 channels per register, four output pixels at a time sharing each
+// tap's weights; the taps' weights widened to int32 once per channel block.
+void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                           size_t C, size_t count, int32_t *acc)
+{
+        constexpr unsigned kChunk = 32;  // taps whose weights sit on the stack at once
+        alignas(64) int32_t wv[kChunk * 16];
+        for (size_t c = 0; c < C; c += 16) {
+                const size_t left = C - c;
+                const __mmask16 m = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+                auto load_x = [&](const uint8_t *p) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)); };
+                for (unsigned t0 = 0; t0 < taps; t0 += kChunk) {
+                        const unsigned nt = taps - t0 < kChunk ? taps - t0 : kChunk;
+                        for (unsigned t = 0; t < nt; t++)
+                                _mm512_store_si512(wv + 16 * t,
+                                                   _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + size_t(t0 + t) * C + c)));
+                        const ptrdiff_t *off = tap_off + t0;
+                        size_t j = 0;
+                        for (; j + 4 <= count; j += 4) {
+                                int32_t *a = acc + j * C + c;
+                                __m512i v[4];
+                                for (int i = 0; i < 4; i++)
+                                        v[i] = t0 == 0 ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi32(m, a + i * C);
+                                dw_pixels4(x + j * step + c, step, off, nt, wv, load_x, v);
+                                for (int i = 0; i < 4; i++)
+                                        _mm512_mask_storeu_epi32(a + i * C, m, v[i]);
+                        }
+                        for (; j < count; j++) {
+                                int32_t *a = acc + j * C + c;
+                                __m512i a0 = t0 == 0 ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi32(m, a);
+                                _mm512_mask_storeu_epi32(a, m, dw_pixel1(x + j * step + c, off, nt, wv, load_x, a0));
+                        }
+                }
+        }
+}
+
+// Depthwise rows with the folded epilogue from registers: 16 channels by
+// four output pixels at a time, the taps' weights widened once per block.
+template <typename Q>
+static void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                            size_t C, size_t count, const GemmEpilogue &e, Q *q)
+{
+        alignas(64) int32_t wv[32 * 16];
+        const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
+        for (size_t c = 0; c < C; c += 16) {
+                const bool full = C - c >= 16;
+                const __mmask16 m = column_mask(C - c);
+                for (unsigned t = 0; t < taps; t++)
+                        _mm512_store_si512(wv + 16 * t, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + size_t(t) * C + c)));
+                const __m512i ov = _mm512_maskz_loadu_epi32(m, e.off + c);
+                const __m512 mv = _mm512_maskz_loadu_ps(m, e.mul + c), av = _mm512_maskz_loadu_ps(m, e.add + c);
+                // Full blocks load 16 bytes straight into the widening move.
+                auto load_x = [&](const uint8_t *p) {
+                        return full ? _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)))
+                                    : _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
+                };
+                size_t j = 0;
+                const __m512i zero = _mm512_setzero_si512();
+                for (; j + 4 <= count; j += 4) {
+                        __m512i v[4] = {zero, zero, zero, zero};
+                        dw_pixels4(x + j * step + c, step, tap_off, taps, wv, load_x, v);
+                        for (int i = 0; i < 4; i++)
+                                finish16(v[i], ov, mv, av, lo, hi, q + (j + i) * e.ldq + c, m, full);
+                }
+                for (; j < count; j++)
+                        finish16(dw_pixel1(x + j * step + c, tap_off, taps, wv, load_x, zero), ov, mv, av, lo, hi,
+                                 q + j * e.ldq + c, m, full);
+        }
+}
+
+// 3x3, stride 1, dilation 1 over the input in place: four output pixels
+// read six input columns per kernel row, each loaded once for the up to
+// three pixels whose windows hold it; the nine weights stay in registers.
+template <typename Q>
+static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const int8_t *w, size_t C, size_t count,
+                               const GemmEpilogue &e, Q *q)
+{
+        const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
+        for (size_t c = 0; c < C; c += 16) {
+                const bool full = C - c >= 16;
+                const __mmask16 m = column_mask(C - c);
+                __m512i wt[9];
+                for (int t = 0; t < 9; t++)
+                        wt[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + size_t(t) * C + c));
+                const __m512i ov = _mm512_maskz_loadu_epi32(m, e.off + c);
+                const __m512 mv = _mm512_maskz_loadu_ps(m, e.mul + c), av = _mm512_maskz_loadu_ps(m, e.add + c);
+                auto load_x = [&](const uint8_t *p) {
+                        return full ? _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)))
+                                    : _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
+                };
+                auto madd = [](__m512i a, __m512i v, __m512i wv) { return _mm512_add_epi32(a, _mm512_mullo_epi32(v, wv)); };
+                size_t j = 0;
+                for (; j + 4 <= count; j += 4) {
+                        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+                        for (int ky = 0; ky < 3; ky++) {
+                                const uint8_t *p = x + j * C + rows[ky] + c;
+                                const __m512i w0 = wt[3 * ky], w1 = wt[3 * ky + 1], w2 = wt[3 * ky + 2];
+                                __m512i v0 = load_x(p), v1 = load_x(p + C), v2 = load_x(p + 2 * C);
+                                a0 = madd(madd(madd(a0, v0, w0), v1, w1), v2, w2);
+                                __m512i v3 = load_x(p + 3 * C);
+                                a1 = madd(madd(madd(a1, v1, w0), v2, w1), v3, w2);
+                                __m512i v4 = load_x(p + 4 * C);
+                                a2 = madd(madd(madd(a2, v2, w0), v3, w1), v4, w2);
+                                __m512i v5 = load_x(p + 5 * C);
+                                a3 = madd(madd(madd(a3, v3, w0), v4, w1), v5, w2);
+                        }
+                        Q *d = q + j * e.ldq + c;
+                        finish16(a0, ov, mv, av, lo, hi, d, m, full);
+                        finish16(a1, ov, mv, av, lo, hi, d + e.ldq, m, full);
+                        finish16(a2, ov, mv, av, lo, hi, d + 2 * e.ldq, m, full);
+                        finish16(a3, ov, mv, av, lo, hi, d + 3 * e.ldq, m, full);
+                }
+                for (; j < count; j++) {
+                        __m512i a0 = _mm512_setzero_si512();
+                        for (int ky = 0; ky < 3; ky++) {
+                                const uint8_t *p = x + j * C + rows[ky] + c;
+                                a0 = madd(madd(madd(a0, load_x(p), wt[3 * ky]), load_x(p + C), wt[3 * ky + 1]), load_x(p + 2 * C),
+                                          wt[3 * ky + 2]);
+                        }
+                        finish16(a0, ov, mv, av, lo, hi, q + j * e.ldq + c, m, full);
+                }
+        }
+}
+
+// Taps of a 3x3 window at stride 1 and dilation 1 read in place: three
+// kernel rows of three adjacent pixels.
+static bool taps_3x3_s1(size_t step, const ptrdiff_t *tap_off, unsigned taps, size_t C)
+{
+        if (taps != 9 || step != C)
+                return false;
+        for (int ky = 0; ky < 3; ky++)
+                for (int kx = 1; kx < 3; kx++)
+                        if (tap_off[3 * ky + kx] != tap_off[3 * ky] + ptrdiff_t(kx * C))
+                                return false;
+        return true;
+}
+
+void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+{
+        if (e.o->folded && e.off && taps_3x3_s1(step, tap_off, taps, C)) {
+                const ptrdiff_t rows[3] = {tap_off[0], tap_off[3], tap_off[6]};
+                if (e.q8)
+                        depthwise3x3_fused(x, rows, w, C, count, e, e.q8);
+                else
+                        depthwise3x3_fused(x, rows, w, C, count, e, e.q16);
+                return;
+        }
+        if (e.o->folded && e.off && taps <= 32) {
+                if (e.q8)
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q8);
+                else
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q16);
+                return;
+        }
+        depthwise_rows_avx512(x, step, tap_off, taps, w, C, count, acc);
+        if (e.q8)
+                epilogue_u8_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq);
+        else
+                epilogue_u16_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
+}
+
+} // namespace npuref

@@ -1,0 +1,143 @@
+// The epilogue of an int32 tile with AVX-512: offset, scale, activation,
+// clamp and store, 16 channels per register.
+#include <immintrin.h>
+
+#include <type_traits>
+
+// GCC 12 warns that the masked loads' undefined pass-through vector "may be"
+// or "is used uninitialized" (it is never read: the zero-masking forms zero it).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include "kernels.h"
+#include "uapi/npu_accel.h"
+#include "kernels_avx512.h"
+
+namespace npuref {
+
+
+// The epilogue, 16 channels per register.  Each step is the IEEE operation
+// of epilogue.cpp's scalar expression: the scale is one fused multiply-add
+// like its std::fma, max/min select exactly as its conditionals do (vmaxps
+// returns its second operand for NaN), rounding uses the current mode like
+// nearbyint.
+template <int ACT> static inline __m512 activate(__m512 y)
+{
+        const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+        if constexpr (ACT == NPU_ACT_RELU) {
+                return _mm512_max_ps(y, zero);
+        } else if constexpr (ACT == NPU_ACT_RELU6) {
+                return _mm512_min_ps(_mm512_max_ps(y, zero), six);
+        } else if constexpr (ACT == NPU_ACT_HARDSWISH) {
+                __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(y, _mm512_set1_ps(3.0f)), zero), six);
+                return _mm512_div_ps(_mm512_mul_ps(y, t), six);
+        } else if constexpr (ACT == NPU_ACT_HARDSIGMOID) {
+                __m512 t = _mm512_add_ps(_mm512_div_ps(y, six), _mm512_set1_ps(0.5f));
+                return _mm512_min_ps(_mm512_max_ps(t, zero), _mm512_set1_ps(1.0f));
+        } else {
+                return y;
+        }
+}
+
+
+template <int ACT, bool OFF, typename Q>
+static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                     const float *add, const OutQuant &o, Q *q, size_t ldq)
+{
+        const __m512 inv = _mm512_set1_ps(o.inv), zp = _mm512_set1_ps(o.zero);
+        const __m512 lo = _mm512_set1_ps(ACT == kActFolded ? o.lo : 0.0f), hi = _mm512_set1_ps(ACT == kActFolded ? o.hi : o.qmax);
+        for (size_t c = 0; c < n; c += 16) {
+                const bool full = n - c >= 16;
+                const __mmask16 m = full ? __mmask16(0xffff) : __mmask16((1u << (n - c)) - 1);
+                const __m512 mv = _mm512_maskz_loadu_ps(m, mul + c), av = _mm512_maskz_loadu_ps(m, add + c);
+                const __m512i ov = OFF ? _mm512_maskz_loadu_epi32(m, off + c) : _mm512_setzero_si512();
+                for (size_t r = 0; r < rows; r++) {
+                        __m512i a = _mm512_maskz_loadu_epi32(m, acc + r * ldc + c);
+                        if (OFF)
+                                a = _mm512_sub_epi32(a, ov);
+                        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), mv, av);
+                        if constexpr (ACT != kActFolded)
+                                y = _mm512_add_ps(_mm512_mul_ps(activate<ACT>(y), inv), zp);
+                        // vmaxps returns its second operand for NaN: NaN -> lo.
+                        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+                        store_q(q + r * ldq + c, m, full, _mm512_cvtps_epi32(y));
+                }
+        }
+}
+
+template <bool OFF, typename Q>
+static void epilogue_act(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+{
+        with_act(act, o.folded, [&](auto a) {
+                if constexpr (decltype(a)::value == NPU_ACT_SIGMOID)  // libm's exp, in the generic loop
+                        epilogue_tile(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                else
+                        epilogue<decltype(a)::value, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+        });
+}
+
+template <typename Q>
+static void epilogue_any(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+{
+        if (off)
+                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        else
+                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+}
+
+void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                        const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq)
+{
+        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+}
+
+void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
+                         const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+{
+        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+}
+
+// 16-bit inputs: 8 channels per step in int64 lanes (vcvtqq2ps converts
+// exactly as the scalar int64 -> float conversion: current rounding mode).
+template <int ACT>
+static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
+                          const float *mul, const float *add, const OutQuant &o, uint16_t *q, size_t ldq)
+{
+        const __m256 inv = _mm256_set1_ps(o.inv), zp = _mm256_set1_ps(o.zero);
+        const __m256 lov = _mm256_set1_ps(ACT == kActFolded ? o.lo : 0.0f), hiv = _mm256_set1_ps(ACT == kActFolded ? o.hi : o.qmax);
+        for (size_t c = 0; c < n; c += 8) {
+                const __mmask8 m = n - c >= 8 ? __mmask8(0xff) : __mmask8((1u << (n - c)) - 1);
+                const __m256 mv = _mm256_maskz_loadu_ps(m, mul + c), av = _mm256_maskz_loadu_ps(m, add + c);
+                const __m512i ov = _mm512_maskz_loadu_epi64(m, off + c);
+                for (size_t r = 0; r < rows; r++) {
+                        const __m512i h = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, hi + r * ldc + c));
+                        const __m512i l = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, lo + r * ldc + c));
+                        const __m512i a = _mm512_sub_epi64(_mm512_add_epi64(_mm512_slli_epi64(h, 8), l), ov);
+                        __m256 y = _mm256_fmadd_ps(_mm512_cvtepi64_ps(a), mv, av);
+                        if constexpr (ACT != kActFolded) {
+                                // The activations on 8 lanes: the 16-lane forms, upper half unused.
+                                y = _mm512_castps512_ps256(activate<ACT>(_mm512_zextps256_ps512(y)));
+                                y = _mm256_add_ps(_mm256_mul_ps(y, inv), zp);
+                        }
+                        y = _mm256_min_ps(_mm256_max_ps(y, lov), hiv);
+                        _mm_mask_storeu_epi16(q + r * ldq + c, m, _mm256_cvtusepi32_epi16(_mm256_cvtps_epi32(y)));
+                }
+        }
+}
+
+void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
+                          const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+{
+        with_act(act, o.folded, [&](auto a) {
+                if constexpr (decltype(a)::value == NPU_ACT_SIGMOID)  // libm's exp, in the generic loop
+                        npuref::epilogue_wide(hi, lo, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                else
+                        epilogue_wide<decltype(a)::value>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+        });
+}
+
+} // namespace npuref

@@ -1,0 +1,333 @@
+// bwqd's counter sources without hardware: resctrl on fixture trees rewritten
+// between samples, and perf through its syscall seam.
+#include <linux/perf_event.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include "daemon/config.h"
+#include "daemon/source.h"
+#include "daemon_fixtures.h"
+
+using namespace bwq;
+using namespace test;
+
+// ---- resctrl fixtures ----
+
+namespace {
+
+struct Resctrl {
+        std::string root;
+        Resctrl()
+        {
+                root = tmpdir();
+                write_file(root + "/info/L3_MON/mon_features", "llc_occupancy\nmbm_total_bytes\nmbm_local_bytes\n");
+                write_file(root + "/tasks", "");
+                assert_int_equal(mkdir((root + "/mon_groups").c_str(), 0755), 0);
+                for (const char *dom : {"mon_L3_00", "mon_L3_01"})
+                        write_file(root + "/mon_data/" + dom + "/mbm_total_bytes", "0\n");
+        }
+        ~Resctrl() { rm_rf(root); }
+        void set(const std::string &group, const std::string &dom, const std::string &value)
+        {
+                std::string base = group.empty() ? root : root + "/" + group;
+                write_file(base + "/mon_data/" + dom + "/mbm_total_bytes", value + "\n");
+        }
+};
+
+} // namespace
+
+static void resctrl_exact_rates_and_odd_values(void **)
+{
+        Resctrl fx;
+        Config c;
+        c.resctrl.path = fx.root;
+        FakeClock clk;
+        std::string why;
+        auto s = make_resctrl_source(c, clk.fn());
+        assert_int_equal(s->start(&why), 0);
+        // bwqd created its monitoring group.
+        struct stat st;
+        assert_int_equal(stat((fx.root + "/mon_groups/bwq-npu").c_str(), &st), 0);
+        fx.set("mon_groups/bwq-npu", "mon_L3_00", "0");
+        fx.set("mon_groups/bwq-npu", "mon_L3_01", "0");
+        clk.ns += 1000000000;   // the next layout scan finds the group's domains
+        Reading r = s->read();  // the NPU group's baseline
+        clk.ns += 100000000;    // 100 ms
+        fx.set("", "mon_L3_00", "3000000000");
+        fx.set("", "mon_L3_01", "1000000000");
+        fx.set("mon_groups/bwq-npu", "mon_L3_00", "500000000");
+        fx.set("mon_groups/bwq-npu", "mon_L3_01", "0");
+        r = s->read();
+        assert_true(r.valid);
+        assert_int_equal(r.interval_ns, 100000000);
+        assert_int_equal(r.total_bytes, 4000000000ull);  // 40 GB/s over 100 ms
+        assert_int_equal(r.npu_bytes, 500000000);
+        // Another control group counts toward the total, from the next layout
+        // scan (once a second).
+        fx.set("other", "mon_L3_00", "0");
+        fx.set("other", "mon_L3_01", "0");
+        clk.ns += 1000000000;
+        r = s->read();
+        clk.ns += 100000000;
+        fx.set("", "mon_L3_00", "3100000000");
+        fx.set("", "mon_L3_01", "1100000000");
+        fx.set("other", "mon_L3_00", "50000000");
+        fx.set("other", "mon_L3_01", "50000000");
+        r = s->read();
+        assert_int_equal(r.total_bytes, 300000000);
+        // Unavailable, Error, Unassigned and garbled: that domain is skipped,
+        // never read as zero.
+        for (const char *odd : {"Unavailable", "Error", "Unassigned", "12abc", ""}) {
+                clk.ns += 100000000;
+                fx.set("", "mon_L3_00", "3200000000");
+                fx.set("", "mon_L3_01", odd);
+                fx.set("other", "mon_L3_00", "50000000");
+                fx.set("other", "mon_L3_01", "50000000");
+                r = s->read();
+                assert_true(r.valid);
+                assert_non_null(strstr(r.note.c_str(), "mon_L3_01"));
+                // mon_L3_00 moved by 100 MB in its sample; a re-baseline skips it after an odd value.
+                fx.set("", "mon_L3_01", "1100000000");
+                r = s->read();  // mon_L3_01 re-baselines
+        }
+        // A counter that goes down was reset: that domain skips one sample.
+        clk.ns += 100000000;
+        fx.set("", "mon_L3_00", "100");
+        fx.set("", "mon_L3_01", "1200000000");
+        r = s->read();
+        assert_true(r.valid);
+        assert_int_equal(r.total_bytes, 100000000);  // only mon_L3_01 counted
+        assert_non_null(strstr(r.note.c_str(), "reset"));
+        clk.ns += 100000000;
+        fx.set("", "mon_L3_00", "200000100");
+        fx.set("", "mon_L3_01", "1200000000");
+        r = s->read();
+        assert_int_equal(r.total_bytes, 200000000);
+        // Every domain unusable: not a valid sample.
+        fx.set("", "mon_L3_00", "Unavailable");
+        fx.set("", "mon_L3_01", "Error");
+        fx.set("other", "mon_L3_00", "Error");
+        fx.set("other", "mon_L3_01", "Error");
+        r = s->read();
+        assert_false(r.valid);
+        // A vanished file is skipped like an unavailable one (seen at the
+        // next layout scan; on resctrl a removed group's open files fail).
+        unlink((fx.root + "/mon_data/mon_L3_00/mbm_total_bytes").c_str());
+        clk.ns += 1000000000;
+        r = s->read();
+        assert_false(r.valid);
+        assert_non_null(strstr(r.note.c_str(), "missing"));
+}
+
+static void resctrl_snc_subdomains(void **)
+{
+        Resctrl fx;
+        rm_rf(fx.root + "/mon_data");
+        for (const char *d : {"mon_L3_00/mon_sub_L3_00", "mon_L3_00/mon_sub_L3_01"})
+                write_file(fx.root + "/mon_data/" + d + "/mbm_total_bytes", "1000\n");
+        Config c;
+        c.resctrl.path = fx.root;
+        FakeClock clk;
+        std::string why;
+        auto s = make_resctrl_source(c, clk.fn());
+        assert_int_equal(s->start(&why), 0);
+        (void)s->read();
+        clk.ns += 1000000000;
+        write_file(fx.root + "/mon_data/mon_L3_00/mon_sub_L3_00/mbm_total_bytes", "2000\n");
+        write_file(fx.root + "/mon_data/mon_L3_00/mon_sub_L3_01/mbm_total_bytes", "4000\n");
+        Reading r = s->read();
+        assert_true(r.valid);
+        assert_int_equal(r.total_bytes, 4000);
+        assert_non_null(strstr(s->detail().c_str(), "mon_sub_L3_01"));
+}
+
+static void resctrl_missing_and_clients(void **)
+{
+        Config c;
+        c.resctrl.path = "/nonexistent/resctrl";
+        FakeClock clk;
+        std::string why;
+        auto s = make_resctrl_source(c, clk.fn());
+        assert_int_equal(s->start(&why), -ENOENT);
+        assert_non_null(strstr(why.c_str(), "no resctrl monitoring at /nonexistent/resctrl"));
+        Resctrl fx;
+        write_file(fx.root + "/info/L3_MON/mon_features", "llc_occupancy\n");
+        c.resctrl.path = fx.root;
+        auto s2 = make_resctrl_source(c, clk.fn());
+        assert_int_equal(s2->start(&why), -EOPNOTSUPP);
+        assert_non_null(strstr(why.c_str(), "does not list mbm_total_bytes"));
+        write_file(fx.root + "/info/L3_MON/mon_features", "mbm_total_bytes\n");
+        auto s3 = make_resctrl_source(c, clk.fn());
+        assert_int_equal(s3->start(&why), 0);
+        write_file(fx.root + "/mon_groups/bwq-npu/tasks", "");
+        // A client's threads go to the group's tasks and back to the default group.
+        assert_int_equal(s3->add_client(getpid(), &why), 0);
+        std::string me = std::to_string(getpid()) + "\n";
+        assert_non_null(strstr(read_file(fx.root + "/mon_groups/bwq-npu/tasks").c_str(), me.c_str()));
+        s3->remove_client(getpid());
+        assert_non_null(strstr(read_file(fx.root + "/tasks").c_str(), me.c_str()));
+        assert_int_equal(s3->add_client(999999999, &why), -ESRCH);
+}
+
+// ---- perf through the seam ----
+
+namespace {
+
+struct FakePerf {
+        std::map<int, uint64_t> counts;      // fd -> value
+        std::map<int, perf_event_attr> attr;
+        std::map<int, int> cpu;
+        uint64_t enabled = 100, running = 100;
+        int next = 100;
+        bool fail_open = false;
+        PerfSys sys()
+        {
+                PerfSys s;
+                s.open = [this](void *a, pid_t pid, int c, int, unsigned long) {
+                        if (fail_open || pid != -1) {
+                                errno = EACCES;
+                                return -1;
+                        }
+                        int fd = next++;
+                        attr[fd] = *static_cast<perf_event_attr *>(a);
+                        cpu[fd] = c;
+                        counts[fd] = 0;
+                        return fd;
+                };
+                s.read = [this](int fd, void *buf, size_t n) -> ssize_t {
+                        if (!counts.count(fd) || n < 24)
+                                return -1;
+                        uint64_t v[3] = {counts[fd], enabled, running};
+                        std::memcpy(buf, v, sizeof v);
+                        return 24;
+                };
+                s.close = [this](int fd) {
+                        counts.erase(fd);
+                        return 0;
+                };
+                return s;
+        }
+};
+
+} // namespace
+
+static void perf_intel_server(void **)
+{
+        std::string root = tmpdir();
+        std::string pmu = root + "/bus/event_source/devices/uncore_imc_0";
+        write_file(pmu + "/type", "14\n");
+        write_file(pmu + "/cpumask", "3-7\n");
+        write_file(pmu + "/format/event", "config:0-7\n");
+        write_file(pmu + "/format/umask", "config:8-15\n");
+        write_file(pmu + "/events/cas_count_read", "event=0x04,umask=0x03\n");
+        write_file(pmu + "/events/cas_count_read.scale", "6.103515625e-5\n");
+        write_file(pmu + "/events/cas_count_read.unit", "MiB\n");
+        write_file(pmu + "/events/cas_count_write", "event=0x04,umask=0x0c\n");
+        write_file(pmu + "/events/cas_count_write.scale", "6.103515625e-5\n");
+        write_file(pmu + "/events/cas_count_write.unit", "MiB\n");
+        write_file(root + "/bus/event_source/devices/cpu/type", "4\n");  // not a memory PMU
+        Config c;
+        c.perf.sysfs_root = root;
+        FakeClock clk;
+        FakePerf fp;
+        std::string why;
+        auto s = make_perf_source(c, clk.fn(), fp.sys());
+        assert_int_equal(s->start(&why), 0);
+        assert_int_equal(fp.attr.size(), 2);
+        assert_int_equal(fp.attr[100].type, 14);
+        assert_int_equal(fp.attr[100].config, 0x0304);
+        assert_int_equal(fp.attr[101].config, 0x0c04);
+        assert_int_equal(fp.cpu[100], 3);  // the first CPU of the cpumask
+        assert_true(fp.attr[100].read_format & PERF_FORMAT_TOTAL_TIME_RUNNING);
+        // 1e6 reads and 5e5 writes of 64 bytes in 100 ms.
+        clk.ns += 100000000;
+        fp.counts[100] = 1000000;
+        fp.counts[101] = 500000;
+        Reading r = s->read();
+        assert_true(r.valid);
+        assert_int_equal(r.total_bytes, 1500000ull * 64);
+        assert_int_equal(r.npu_bytes, 0);
+        // Multiplexed half the time: counts scale by enabled / running.
+        clk.ns += 100000000;
+        fp.enabled = 200;
+        fp.running = 100;
+        fp.counts[100] = 600000;  // 1.2e6 after scaling: +200000
+        fp.counts[101] = 250000;  // 5e5 after scaling: +0
+        r = s->read();
+        assert_int_equal(r.total_bytes, 200000ull * 64);
+        // A counter going down is a reset: that event skips a sample.
+        fp.enabled = fp.running = 100;
+        fp.counts[100] = 10;
+        fp.counts[101] = 600000;
+        r = s->read();
+        assert_int_equal(r.total_bytes, 100000ull * 64);
+        assert_non_null(strstr(r.note.c_str(), "reset"));
+        rm_rf(root);
+}
+
+static void perf_amd_arm_and_garbage(void **)
+{
+        std::string root = tmpdir();
+        std::string dev = root + "/bus/event_source/devices";
+        // AMD UMC without named events: raw umc_cas_cmd.rd/.wr from format/.
+        write_file(dev + "/amd_umc_0/type", "22\n");
+        write_file(dev + "/amd_umc_0/cpumask", "0\n");
+        write_file(dev + "/amd_umc_0/format/event", "config:0-7\n");
+        write_file(dev + "/amd_umc_0/format/rdwrmask", "config:8-9\n");
+        // Arm DMC-620 with split format ranges.
+        write_file(dev + "/arm_dmc620_10008c000/type", "30\n");
+        write_file(dev + "/arm_dmc620_10008c000/cpumask", "1\n");
+        write_file(dev + "/arm_dmc620_10008c000/format/event", "config:0-4\n");
+        write_file(dev + "/arm_dmc620_10008c000/format/clkdiv2", "config:5\n");
+        write_file(dev + "/arm_dmc620_10008c000/events/clkdiv2_rdwr", "event=0x12,clkdiv2=1\n");
+        // A garbled PMU is passed over with its reason; the others still work.
+        write_file(dev + "/uncore_imc_1/type", "twelve\n");
+        Config c;
+        c.perf.sysfs_root = root;
+        FakeClock clk;
+        FakePerf fp;
+        std::string why;
+        auto s = make_perf_source(c, clk.fn(), fp.sys());
+        assert_int_equal(s->start(&why), 0);
+        assert_int_equal(fp.attr.size(), 3);
+        assert_int_equal(fp.attr[100].config, 0x10a);  // umc_cas_cmd.rd
+        assert_int_equal(fp.attr[101].config, 0x20a);  // umc_cas_cmd.wr
+        assert_int_equal(fp.attr[102].config, 0x12 | 1 << 5);
+        assert_int_equal(fp.cpu[102], 1);
+        // Nothing usable at all: the reasons name each PMU.
+        std::string root2 = tmpdir();
+        write_file(root2 + "/bus/event_source/devices/uncore_imc_0/type", "14\n");
+        write_file(root2 + "/bus/event_source/devices/uncore_imc_0/events/cas_count_read", "event=0x04,umask=0x03\n");
+        write_file(root2 + "/bus/event_source/devices/uncore_imc_0/events/cas_count_write", "event=0x04,bogus=1\n");
+        c.perf.sysfs_root = root2;
+        auto s2 = make_perf_source(c, clk.fn(), fp.sys());
+        assert_int_equal(s2->start(&why), -ENODEV);
+        assert_non_null(strstr(why.c_str(), "uncore_imc_0"));
+        c.perf.sysfs_root = "/nonexistent";
+        auto s3 = make_perf_source(c, clk.fn(), fp.sys());
+        assert_int_equal(s3->start(&why), -ENODEV);
+        assert_non_null(strstr(why.c_str(), "no memory-controller PMU"));
+        fp.fail_open = true;
+        c.perf.sysfs_root = root;
+        auto s4 = make_perf_source(c, clk.fn(), fp.sys());
+        assert_int_equal(s4->start(&why), -ENODEV);
+        assert_non_null(strstr(why.c_str(), "perf_event_open"));
+        rm_rf(root);
+        rm_rf(root2);
+}
+
+int main()
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(resctrl_exact_rates_and_odd_values),
+                cmocka_unit_test(resctrl_snc_subdomains),
+                cmocka_unit_test(resctrl_missing_and_clients),
+                cmocka_unit_test(perf_intel_server),
+                cmocka_unit_test(perf_amd_arm_and_garbage),
+        };
+        return cmocka_run_group_tests_name("sources", tests, nullptr, nullptr);
+}
