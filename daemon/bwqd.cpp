@@ -60,20 +60,13 @@ int main(int argc, char **argv)
                         bus = optarg;
                         break;
                 case OPT_SOURCE: {
-                        static const std::pair<const char *, bwq::SourceKind> m[] = {
-                                {"auto", bwq::SourceKind::Auto},   {"resctrl", bwq::SourceKind::Resctrl},
-                                {"perf", bwq::SourceKind::Perf},   {"ebpf", bwq::SourceKind::Ebpf},
-                                {"probe", bwq::SourceKind::Probe}, {"replay", bwq::SourceKind::Replay}};
-                        bool found = false;
-                        for (auto &p : m)
-                                if (strcmp(optarg, p.first) == 0) {
-                                        ov.source = p.second;
-                                        found = true;
-                                }
-                        if (!found) {
-                                fprintf(stderr, "bwqd: --source: '%s' is not auto, resctrl, perf, ebpf, probe or replay\n", optarg);
+                        bwq::SourceKind k;
+                        std::string why;
+                        if (bwq::source_kind_parse(optarg, &k, &why) < 0) {
+                                fprintf(stderr, "bwqd: --source: %s\n", why.c_str());
                                 return 2;
                         }
+                        ov.source = k;
                         break;
                 }
                 case OPT_RESCTRL: ov.resctrl_root = optarg; break;

@@ -15,17 +15,30 @@
 
 namespace bwq {
 
+namespace {
+// Source= and --source=: the one list of names.
+const std::pair<const char *, SourceKind> kSourceNames[] = {
+        {"auto", SourceKind::Auto}, {"resctrl", SourceKind::Resctrl}, {"perf", SourceKind::Perf},
+        {"ebpf", SourceKind::Ebpf}, {"probe", SourceKind::Probe},     {"replay", SourceKind::Replay}};
+} // namespace
+
 const char *source_kind_name(SourceKind k)
 {
-        switch (k) {
-        case SourceKind::Auto: return "auto";
-        case SourceKind::Resctrl: return "resctrl";
-        case SourceKind::Perf: return "perf";
-        case SourceKind::Ebpf: return "ebpf";
-        case SourceKind::Probe: return "probe";
-        case SourceKind::Replay: return "replay";
-        }
+        for (const auto &[name, kind] : kSourceNames)
+                if (kind == k)
+                        return name;
         return "?";
+}
+
+int source_kind_parse(const std::string &name, SourceKind *ret, std::string *why)
+{
+        for (const auto &[n, kind] : kSourceNames)
+                if (name == n) {
+                        *ret = kind;
+                        return 0;
+                }
+        *why = "'" + name + "' is not auto, resctrl, perf, ebpf, probe or replay";
+        return -EINVAL;
 }
 
 std::vector<TableRow> PolicyConfig::default_table()

@@ -13,6 +13,8 @@ namespace bwq {
 
 enum class SourceKind { Auto, Resctrl, Perf, Ebpf, Probe, Replay };
 const char *source_kind_name(SourceKind k);
+// A source by its name in Source= and --source; -EINVAL saying why.
+int source_kind_parse(const std::string &name, SourceKind *ret, std::string *why);
 
 enum class Smoothing { None, Ewma, Window };
 enum class OnStale { Keep, Min, Max, Bits };

@@ -49,13 +49,9 @@ int number_in(const std::string &v, unsigned long lo, unsigned long hi, unsigned
 
 int sampling_source(const std::string &v, Config *c, Why why)
 {
-        static const std::pair<const char *, SourceKind> m[] = {
-                {"auto", SourceKind::Auto}, {"resctrl", SourceKind::Resctrl}, {"perf", SourceKind::Perf},
-                {"ebpf", SourceKind::Ebpf}, {"probe", SourceKind::Probe},     {"replay", SourceKind::Replay}};
-        auto it = std::find_if(std::begin(m), std::end(m), [&](auto &p) { return v == p.first; });
-        if (it == std::end(m))
-                return bad(why, "'" + v + "' is not auto, resctrl, perf, ebpf, probe or replay");
-        c->sampling.source = it->second;
+        std::string e;
+        if (source_kind_parse(v, &c->sampling.source, &e) < 0)
+                return bad(why, e);
         return 0;
 }
 
