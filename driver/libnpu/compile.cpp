@@ -13,9 +13,20 @@
 extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_compile_options *opts,
                                  npu_model **ret)
 {
-        if (!dev || !g || !opts || !opts->calibration_input || !ret || g->input < 0 || g->layers.empty() ||
-            !npu::reserved_zero(opts->reserved))
+        if (!dev || !g || !opts || !ret || g->inputs.empty() || g->layers.empty() || !npu::reserved_zero(opts->reserved))
                 return -EINVAL;
+        // One calibration tensor per input: calibration_inputs, or the one
+        // calibration_input of a single-input graph.
+        std::vector<const float *> calib;
+        if (opts->calibration_inputs)
+                calib.assign(opts->calibration_inputs, opts->calibration_inputs + g->inputs.size());
+        else if (g->inputs.size() == 1)
+                calib = {opts->calibration_input};
+        if (calib.size() != g->inputs.size())
+                return -EINVAL;
+        for (const float *p : calib)
+                if (!p)
+                        return -EINVAL;
         auto m = std::make_unique<npu_model>();
         m->dev = dev;
         if (opts->name) {
@@ -25,11 +36,13 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                 m->name = opts->name;
         }
         m->tensors = g->tensors;
-        m->input = g->input;
-        m->output = g->output >= 0 ? g->output : g->layers.back().output;
+        m->inputs = g->inputs;
+        m->outputs = g->outputs;
+        if (m->outputs.empty())
+                m->outputs = {g->layers.back().output};
 
         std::vector<std::vector<float>> values;
-        npu::reference_forward(*g, opts->calibration_input, values);
+        npu::reference_forward(*g, calib.data(), values);
         for (const auto &v : values)
                 m->ranges.push_back(npu::calibrate_ranges(v));
 

@@ -105,14 +105,14 @@ extern "C" int npu_graph_input(npu_graph *g, uint32_t n, uint32_t h, uint32_t w,
 {
         if (!g || !n || !h || !w || !c || n > kMaxDim || h > kMaxDim || w > kMaxDim || c > kMaxDim)
                 return -EINVAL;
-        if (g->input >= 0)
-                return -EEXIST;
+        if (g->inputs.size() >= 64 || g->tensors.size() >= 2048)
+                return -E2BIG;
         GraphTensor t{n, h, w, c, -1};
         if (t.elements() > (1ull << 30))
                 return -EINVAL;
         g->tensors.push_back(t);
-        g->input = int(g->tensors.size() - 1);
-        return g->input;
+        g->inputs.push_back(int(g->tensors.size() - 1));
+        return g->inputs.back();
 }
 
 extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params *p, const float *weights,
@@ -255,8 +255,16 @@ extern "C" int npu_graph_set_output(npu_graph *g, int tensor)
 {
         if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0)
                 return -EINVAL;
-        g->output = tensor;
+        g->outputs = {tensor};
         return 0;
+}
+
+extern "C" int npu_graph_add_output(npu_graph *g, int tensor)
+{
+        if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0 || g->outputs.size() >= 64)
+                return -EINVAL;
+        g->outputs.push_back(tensor);
+        return int(g->outputs.size() - 1);
 }
 
 extern "C" int64_t npu_graph_tensor_elements(const npu_graph *g, int tensor)
@@ -266,14 +274,23 @@ extern "C" int64_t npu_graph_tensor_elements(const npu_graph *g, int tensor)
         return int64_t(g->tensors[tensor].elements());
 }
 
-extern "C" int npu_graph_reference(const npu_graph *g, const float *input, int tensor, float *output, size_t count)
+extern "C" int npu_graph_reference_inputs(const npu_graph *g, const float *const *inputs, unsigned count, int tensor,
+                                          float *output, size_t output_count)
 {
-        if (!valid_tensor(g, tensor) || !input || !output || g->input < 0)
+        if (!valid_tensor(g, tensor) || !inputs || !output || g->inputs.empty() || count != g->inputs.size())
                 return -EINVAL;
-        if (count != g->tensors[tensor].elements())
+        for (unsigned i = 0; i < count; i++)
+                if (!inputs[i])
+                        return -EINVAL;
+        if (output_count != g->tensors[tensor].elements())
                 return -EINVAL;
         std::vector<std::vector<float>> values;
-        npu::reference_forward(*g, input, values);
-        std::memcpy(output, values[tensor].data(), count * sizeof(float));
+        npu::reference_forward(*g, inputs, values);
+        std::memcpy(output, values[tensor].data(), output_count * sizeof(float));
         return 0;
+}
+
+extern "C" int npu_graph_reference(const npu_graph *g, const float *input, int tensor, float *output, size_t count)
+{
+        return npu_graph_reference_inputs(g, &input, 1, tensor, output, count);
 }

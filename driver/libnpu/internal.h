@@ -69,7 +69,7 @@ struct GraphLayer {
 };
 
 // Float forward pass of the graph; fills every tensor's values.
-void reference_forward(const npu_graph &g, const float *input, std::vector<std::vector<float>> &values);
+void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values);
 
 // Clipping range of a tensor at each depth (npu_bits_index order).
 struct Ranges {
@@ -82,6 +82,6 @@ Ranges calibrate_ranges(const std::vector<float> &values);
 struct npu_graph {
         std::vector<npu::GraphTensor> tensors;
         std::vector<npu::GraphLayer> layers;
-        int input = -1;
-        int output = -1;
+        std::vector<int> inputs;   // in the order added
+        std::vector<int> outputs;  // empty: the last layer's
 };

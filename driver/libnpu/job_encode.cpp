@@ -26,7 +26,7 @@ void npu::model_write_job(npu_model *m, unsigned input_bits, bool dynamic, unsig
                 const auto &t = m->tensors[i];
                 npu_tensor_desc d{};
                 d.bo_index = 1;
-                d.bits = uint8_t(int(i) == m->input ? input_bits : 0);
+                d.bits = uint8_t(std::find(m->inputs.begin(), m->inputs.end(), int(i)) != m->inputs.end() ? input_bits : 0);
                 d.offset = m->tensor_offset[i];
                 d.capacity = bwq::packed_bytes(t.elements(), 16);
                 d.n = t.n, d.h = t.h, d.w = t.w, d.c = t.c;

@@ -37,7 +37,7 @@ struct npu_model {
         std::vector<npu::ModelLayer> layers;
         std::vector<npu::Ranges> ranges;
         std::vector<uint64_t> tensor_offset;
-        int input = -1, output = -1;
+        std::vector<int> inputs, outputs;  // tensors, in the graph's order
         npu_bo *job_bo = nullptr, *act_bo = nullptr, *param_bo = nullptr;
         uint64_t cmd_size = 0, result_offset = 0;
 

@@ -19,11 +19,13 @@ static float act_ref(float v, uint8_t act)
         }
 }
 
-void reference_forward(const npu_graph &g, const float *input, std::vector<std::vector<float>> &values)
+void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values)
 {
         values.assign(g.tensors.size(), {});
-        const GraphTensor &in = g.tensors[g.input];
-        values[g.input].assign(input, input + in.elements());
+        for (size_t i = 0; i < g.inputs.size(); i++) {
+                const GraphTensor &in = g.tensors[g.inputs[i]];
+                values[g.inputs[i]].assign(inputs[i], inputs[i] + in.elements());
+        }
         for (const GraphLayer &L : g.layers) {
                 const GraphTensor &y = g.tensors[L.output];
                 const GraphTensor &x = g.tensors[L.inputs[0]];

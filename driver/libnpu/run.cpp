@@ -12,8 +12,16 @@
 
 extern "C" int npu_model_submit(npu_model *m, const float *input)
 {
-        if (!m || !input)
+        return npu_model_submit_inputs(m, &input, 1);
+}
+
+extern "C" int npu_model_submit_inputs(npu_model *m, const float *const *inputs, unsigned count)
+{
+        if (!m || !inputs || count != m->inputs.size())
                 return -EINVAL;
+        for (unsigned i = 0; i < count; i++)
+                if (!inputs[i])
+                        return -EINVAL;
         if (m->job_id)
                 return -EBUSY;
         npu_run_stats st{};
@@ -55,11 +63,13 @@ extern "C" int npu_model_submit(npu_model *m, const float *input)
         }
         npu::model_write_job(m, input_bits, dynamic, fixed);
 
-        const auto &t = m->tensors[m->input];
         int ii = bwq::depth_index(input_bits);
-        bwq::QParams qp = bwq::qparams(m->ranges[m->input].lo[ii], m->ranges[m->input].hi[ii], input_bits);
-        bwq::quantize_pack(input, t.elements(), qp, input_bits,
-                              static_cast<uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[m->input]);
+        for (unsigned i = 0; i < count; i++) {
+                int in = m->inputs[i];
+                bwq::QParams qp = bwq::qparams(m->ranges[in].lo[ii], m->ranges[in].hi[ii], input_bits);
+                bwq::quantize_pack(inputs[i], m->tensors[in].elements(), qp, input_bits,
+                                   static_cast<uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[in]);
+        }
 
         uint32_t handles[3] = {m->job_bo->handle, m->act_bo->handle, m->param_bo->handle};
         drm_npu_submit s{};
@@ -77,6 +87,18 @@ extern "C" int npu_model_submit(npu_model *m, const float *input)
         m->fence.reset(s.out_fence_fd);
         m->pending = st;
         return 0;
+}
+
+// Output `index` of the finished run, dequantized at the depth its layer wrote.
+static void read_output(const npu_model *m, unsigned index, float *output)
+{
+        int out = m->outputs[index];
+        const auto &t = m->tensors[out];
+        unsigned bits = m->last_layers[t.producer].bits;
+        int i = bwq::depth_index(bits);
+        bwq::QParams qp = bwq::qparams(m->ranges[out].lo[i], m->ranges[out].hi[i], bits);
+        bwq::unpack_dequantize(static_cast<const uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[out], t.elements(), qp,
+                               bits, output);
 }
 
 int npu::model_finish(npu_model *m, int64_t deadline)
@@ -131,26 +153,39 @@ extern "C" int npu_model_result(npu_model *m, float *output, npu_run_stats *ret_
         int r = npu::model_finish(m, 0);
         if (r < 0)
                 return r;
-        if (output) {
-                const auto &t = m->tensors[m->output];
-                int producer = t.producer;
-                unsigned bits = m->last_layers[producer].bits;
-                int i = bwq::depth_index(bits);
-                bwq::QParams qp = bwq::qparams(m->ranges[m->output].lo[i], m->ranges[m->output].hi[i], bits);
-                bwq::unpack_dequantize(static_cast<const uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[m->output],
-                                          t.elements(), qp, bits, output);
-        }
+        if (output)
+                read_output(m, 0, output);
         if (ret_stats)
                 *ret_stats = m->last;
         return 0;
 }
 
-extern "C" int npu_model_run(npu_model *m, const float *input, float *output, npu_run_stats *ret_stats)
+extern "C" int npu_model_output(npu_model *m, unsigned index, float *output, size_t count)
 {
-        int r = npu_model_submit(m, input);
+        if (!m || !output || index >= m->outputs.size() || count != m->tensors[m->outputs[index]].elements())
+                return -EINVAL;
+        if (m->job_id)
+                return -EBUSY;  // npu_model_result first
+        if (!m->have_result)
+                return -ENOENT;
+        read_output(m, index, output);
+        return 0;
+}
+
+extern "C" int npu_model_run_inputs(npu_model *m, const float *const *inputs, unsigned count, npu_run_stats *ret_stats)
+{
+        int r = npu_model_submit_inputs(m, inputs, count);
         if (r < 0)
                 return r;
         r = npu::model_finish(m, INT64_MAX);
+        if (r < 0)
+                return r;
+        return npu_model_result(m, nullptr, ret_stats);
+}
+
+extern "C" int npu_model_run(npu_model *m, const float *input, float *output, npu_run_stats *ret_stats)
+{
+        int r = npu_model_run_inputs(m, &input, 1, ret_stats);
         if (r < 0)
                 return r;
         return npu_model_result(m, output, ret_stats);
@@ -166,5 +201,8 @@ extern "C" int npu_model_layer_stats(const npu_model *m, unsigned layer, npu_lay
 
 extern "C" uint64_t npu_model_output_elements(const npu_model *m)
 {
-        return m ? m->tensors[m->output].elements() : 0;
+        return m ? m->tensors[m->outputs[0]].elements() : 0;
 }
+
+extern "C" unsigned npu_model_input_count(const npu_model *m) { return m ? unsigned(m->inputs.size()) : 0; }
+extern "C" unsigned npu_model_output_count(const npu_model *m) { return m ? unsigned(m->outputs.size()) : 0; }

@@ -62,7 +62,6 @@ static void graph_builder_errors(void **)
         assert_int_equal(npu_graph_conv2d(g, 0, &p, w, nullptr), -EINVAL);  // no tensor 0 yet
         int x = npu_graph_input(g, 1, 8, 8, 4);
         assert_int_equal(x, 0);
-        assert_int_equal(npu_graph_input(g, 1, 8, 8, 4), -EEXIST);
         assert_int_equal(npu_graph_input(nullptr, 1, 1, 1, 1), -EINVAL);
         p.groups = 3;  // 4 channels do not split in 3
         assert_int_equal(npu_graph_conv2d(g, x, &p, w, nullptr), -EINVAL);
@@ -99,6 +98,70 @@ static void graph_builder_errors(void **)
         assert_int_equal(npu_graph_set_bits_range(g, y, 6, 8), 0);
         assert_int_equal(npu_graph_tensor_elements(g, y), 7 * 7 * 4);
         npu_graph_free(g);
+}
+
+// Two inputs and two outputs: y0 = relu(a + b), y1 = a 1x1 conv of b.  Each
+// output matches the float reference at 16 bits; the one-input calls and
+// wrong counts are refused.
+static void several_inputs_and_outputs(void **)
+{
+        npu_device *dev;
+        assert_int_equal(npu_device_open("soft:threads=1", &dev), 0);
+        npu_graph *g;
+        assert_int_equal(npu_graph_new(&g), 0);
+        int a = npu_graph_input(g, 1, 4, 4, 8), b = npu_graph_input(g, 1, 4, 4, 8);
+        assert_int_equal(a, 0);
+        assert_int_equal(b, 1);
+        int y0 = npu_graph_add(g, a, b, NPU_ACTIVATION_RELU);
+        npu_conv2d_params p{};
+        p.out_channels = 3;
+        p.kernel_h = p.kernel_w = 1;
+        test::Rng rng{7};
+        std::vector<float> w(3 * 8), xa(128), xb(128);
+        for (auto &v : w)
+                v = rng.uniform(-1, 1);
+        for (size_t i = 0; i < 128; i++)
+                xa[i] = rng.uniform(-2, 2), xb[i] = rng.uniform(-2, 2);
+        int y1 = npu_graph_conv2d(g, b, &p, w.data(), nullptr);
+        assert_int_equal(npu_graph_add_output(g, a), -EINVAL);  // an input is no layer's output
+        assert_int_equal(npu_graph_add_output(g, y0), 0);
+        assert_int_equal(npu_graph_add_output(g, y1), 1);
+        const float *ins[2] = {xa.data(), xb.data()};
+        npu_compile_options o{};
+        o.calibration_input = xa.data();
+        npu_model *m;
+        assert_int_equal(npu_model_compile(dev, g, &o, &m), -EINVAL);  // one calibration tensor for two inputs
+        o.calibration_inputs = ins;
+        assert_int_equal(npu_model_compile(dev, g, &o, &m), 0);
+        assert_int_equal(npu_model_input_count(m), 2);
+        assert_int_equal(npu_model_output_count(m), 2);
+        assert_int_equal(npu_model_set_mode(m, NPU_MODE_FIXED, 16, 4, 16), 0);
+        std::vector<float> out0(128), out1(48), ref0(128), ref1(48);
+        assert_int_equal(npu_model_output(m, 0, out0.data(), out0.size()), -ENOENT);  // no run yet
+        assert_int_equal(npu_model_run(m, xa.data(), out0.data(), nullptr), -EINVAL);
+        assert_int_equal(npu_model_submit_inputs(m, ins, 1), -EINVAL);
+        assert_int_equal(npu_model_run_inputs(m, ins, 1, nullptr), -EINVAL);
+        assert_int_equal(npu_model_submit_inputs(m, ins, 2), 0);
+        assert_int_equal(npu_model_output(m, 0, out0.data(), out0.size()), -EBUSY);  // not reaped yet
+        npu_model *mm = m;
+        assert_int_equal(npu_wait_many(&mm, 1, INT64_MAX), 0);
+        assert_int_equal(npu_model_result(m, nullptr, nullptr), 0);
+        assert_int_equal(npu_model_output(m, 2, out0.data(), out0.size()), -EINVAL);
+        assert_int_equal(npu_model_output(m, 1, out1.data(), 47), -EINVAL);
+        assert_int_equal(npu_model_output(m, 0, out0.data(), out0.size()), 0);
+        assert_int_equal(npu_model_output(m, 1, out1.data(), out1.size()), 0);
+        assert_int_equal(npu_graph_reference_inputs(g, ins, 1, y0, ref0.data(), ref0.size()), -EINVAL);
+        assert_int_equal(npu_graph_reference_inputs(g, ins, 2, y0, ref0.data(), ref0.size()), 0);
+        assert_int_equal(npu_graph_reference_inputs(g, ins, 2, y1, ref1.data(), ref1.size()), 0);
+        for (size_t i = 0; i < 128; i++) {
+                assert_float_equal(ref0[i], std::max(xa[i] + xb[i], 0.0f), 1e-6);
+                assert_float_equal(out0[i], ref0[i], 1e-3);
+        }
+        for (size_t i = 0; i < 48; i++)
+                assert_float_equal(out1[i], ref1[i], 2e-2);
+        npu_model_free(m);
+        npu_graph_free(g);
+        npu_device_close(dev);
 }
 
 // Activation traffic is ceil(elements * bits / 8) per tensor: at 4 bits a
@@ -291,7 +354,8 @@ int main()
         // These tests give their own decision pages; bwqd is test_e2e's.
         setenv("BWQ_BUS", "none", 1);
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(graph_builder_errors), cmocka_unit_test(traffic_per_depth),
+                cmocka_unit_test(graph_builder_errors), cmocka_unit_test(several_inputs_and_outputs),
+                cmocka_unit_test(traffic_per_depth),
                 cmocka_unit_test(accuracy_by_depth),    cmocka_unit_test(modes_follow_page),
                 cmocka_unit_test(wait_many),            cmocka_unit_test(isa_identical_end_to_end),
         };

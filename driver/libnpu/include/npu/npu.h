@@ -72,6 +72,7 @@ struct npu_pool_params {
 
 int npu_graph_new(npu_graph **ret);
 void npu_graph_free(npu_graph *g);
+/* An input tensor; a graph may have several, numbered in the order added. */
 int npu_graph_input(npu_graph *g, uint32_t n, uint32_t h, uint32_t w, uint32_t c);
 /* weights: float [out_channels][kernel_h][kernel_w][in_channels/groups];
  * bias: float [out_channels] or NULL. */
@@ -89,10 +90,16 @@ int npu_graph_global_avgpool(npu_graph *g, int input);
 int npu_graph_concat(npu_graph *g, const int *inputs, unsigned count);
 /* Per-layer activation depth clamp of the layer that writes `tensor`. */
 int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsigned max_bits);
-/* The model's output (default: the last layer's). */
+/* The model's output (default: the last layer's); drops any others. */
 int npu_graph_set_output(npu_graph *g, int tensor);
+/* One more output: the first call replaces the default, later ones add to
+ * it.  Returns the output's index (npu_model_output). */
+int npu_graph_add_output(npu_graph *g, int tensor);
 /* Float reference of the whole graph, for checks: output of `tensor`. */
 int npu_graph_reference(const npu_graph *g, const float *input, int tensor, float *output, size_t count);
+/* The same for a graph of `count` inputs, in the order they were added. */
+int npu_graph_reference_inputs(const npu_graph *g, const float *const *inputs, unsigned count, int tensor, float *output,
+			       size_t output_count);
 /* Elements of a tensor (n*h*w*c), or a negative errno. */
 int64_t npu_graph_tensor_elements(const npu_graph *g, int tensor);
 
@@ -109,7 +116,10 @@ struct npu_compile_options {
 	const float *calibration_input;
 	/* The model's name for bwqd (RegisterClient); NULL: "npu-model". */
 	const char *name;
-	uint64_t reserved[6];              /* must be zero (room to grow) */
+	/* A graph of several inputs: one calibration tensor per input, in
+	 * order (calibration_input is then ignored and may be NULL). */
+	const float *const *calibration_inputs;
+	uint64_t reserved[5];              /* must be zero (room to grow) */
 };
 
 int npu_model_compile(npu_device *dev, const npu_graph *g, const struct npu_compile_options *opts,
@@ -156,12 +166,21 @@ struct npu_layer_stats {
 int npu_model_run(npu_model *m, const float *input, float *output, struct npu_run_stats *ret_stats);
 /* Asynchronous: submit, then wait for any number of models at once. */
 int npu_model_submit(npu_model *m, const float *input);
+/* A model of several inputs: `count` must be its number of inputs; the
+ * outputs are then read with npu_model_output. */
+int npu_model_submit_inputs(npu_model *m, const float *const *inputs, unsigned count);
+int npu_model_run_inputs(npu_model *m, const float *const *inputs, unsigned count, struct npu_run_stats *ret_stats);
 /* Waits until every model in `models` has finished (io_uring on their
  * completion eventfds), or until the absolute CLOCK_MONOTONIC deadline. */
 int npu_wait_many(npu_model *const *models, unsigned count, int64_t deadline_ns);
 int npu_model_result(npu_model *m, float *output, struct npu_run_stats *ret_stats);
 int npu_model_layer_stats(const npu_model *m, unsigned layer, struct npu_layer_stats *ret);
 uint64_t npu_model_output_elements(const npu_model *m);
+unsigned npu_model_input_count(const npu_model *m);
+unsigned npu_model_output_count(const npu_model *m);
+/* Output `index` of the last finished run (npu_model_run or
+ * npu_model_result first), float NHWC of `count` elements. */
+int npu_model_output(npu_model *m, unsigned index, float *output, size_t count);
 
 /* Name of a DRM_NPU_JOB_ERR_* code, and the code and layer of the last
  * SUBMIT this device refused. */
