@@ -36,7 +36,7 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 # Every file includes across components by the path from the top
 # (common/quant.h, uapi/npu_accel.h, driver/npuref/npuref.h) and its own
 # component's headers by name; tests/layering.sh checks the arrows.
-CPPFLAGS += -I. -Idriver/libnpu/include $(PKG_CFLAGS)
+CPPFLAGS += -I. -Idriver/libnpu/include -Idriver/onnx/include $(PKG_CFLAGS)
 WARN := -Wall -Wextra -Wno-missing-field-initializers -Wno-restrict  # GCC 12 -Wrestrict misfires on std::string at -O3
 # No FMA contraction: every instruction set must round the same way.
 OPT ?= -O3 -g
@@ -70,6 +70,15 @@ LIBNPU_A := $(B)/libnpu.a
 LIBNPU_SO := $(B)/libnpu.so.1
 LIBNPU_LINK = $(LIBNPU_A) $(NPUREF_A) $(COMMON_A)
 
+# The model frontend (DESIGN §5.6): ONNX files onto libnpu's graph builder,
+# read with Debian's ONNX protobuf classes (protobuf stays out of libnpu).
+ONNX_SRC := driver/onnx/npy.cpp driver/onnx/load.cpp driver/onnx/fold.cpp driver/onnx/rewrite.cpp \
+	driver/onnx/lower.cpp driver/onnx/model.cpp
+ONNX_A := $(B)/libnpu-onnx.a
+ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
+ONNX_LINK = $(ONNX_A) $(LIBNPU_LINK)
+$(call objs,$(ONNX_SRC)): CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx
+
 # The synthetic MobileNet-V2-shaped network of npu-run, tests and benches.
 MOBILENET_O := $(B)/driver/mobilenet/mobilenet.o
 
@@ -85,7 +94,8 @@ BWQ_STREAM := $(B)/bwq-stream
 $(COMMON_A): $(call objs,$(COMMON_SRC))
 $(NPUREF_A): $(call objs,$(NPUREF_SRC))
 $(LIBNPU_A): $(call objs,$(LIBNPU_SRC))
-$(COMMON_A) $(NPUREF_A) $(LIBNPU_A):
+$(ONNX_A): $(call objs,$(ONNX_SRC))
+$(COMMON_A) $(NPUREF_A) $(LIBNPU_A) $(ONNX_A):
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -177,8 +187,8 @@ $(LIBNPU_SO): $(LIBNPU_LINK) driver/libnpu/libnpu.map
 		$(PKG_LIBS) -pthread
 	ln -sf libnpu.so.1 $(B)/libnpu.so
 
-$(NPU_RUN): $(B)/driver/tools/npu_run.o $(MOBILENET_O) $(LIBNPU_LINK)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
+$(NPU_RUN): $(B)/driver/tools/npu_run.o $(B)/driver/tools/npu_run_model.o $(MOBILENET_O) $(ONNX_LINK)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) -pthread
 
 # ---- tests: each links what it tests and no more ------------------------------
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka)
@@ -209,7 +219,6 @@ $(E2E_CLIENT): $(B)/tests/integration/e2e_client.o $(MOBILENET_O) $(LIBNPU_LINK)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
 
-ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
 $(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(LIBNPU_LINK)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(CMOCKA_LIBS) -pthread
 

@@ -26,6 +26,13 @@ Ranges calibrate_ranges(const std::vector<float> &values)
                 lo = std::min(lo, v);
                 hi = std::max(hi, v);
         }
+        return calibrate_ranges(values, lo, hi);
+}
+
+Ranges calibrate_ranges(const std::vector<float> &values, float lo, float hi)
+{
+        lo = std::min(lo, 0.0f);
+        hi = std::max(hi, 0.0f);
         Ranges r;
         // 8 and 16 bits: the full range (DynamicQuantizeLinear's at 8 bits).
         // 4 and 6 bits: min/max wastes levels on rare extremes, so the range

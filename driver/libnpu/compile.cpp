@@ -41,10 +41,34 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
         if (m->outputs.empty())
                 m->outputs = {g->layers.back().output};
 
-        std::vector<std::vector<float>> values;
-        npu::reference_forward(*g, calib.data(), values);
-        for (const auto &v : values)
-                m->ranges.push_back(npu::calibrate_ranges(v));
+        // Every sample's float pass: each tensor's extremes, and a spread-out
+        // sample of its values (about 2^16 a tensor) for the clipped ranges.
+        uint64_t samples = opts->calibration_count ? opts->calibration_count : 1;
+        if (samples > (1u << 20))
+                return -EINVAL;
+        size_t T = g->tensors.size();
+        std::vector<float> lo(T, 0.0f), hi(T, 0.0f);
+        std::vector<std::vector<float>> kept(T);
+        std::vector<const float *> at(calib.size());
+        for (uint64_t s = 0; s < samples; s++) {
+                for (size_t i = 0; i < calib.size(); i++)
+                        at[i] = calib[i] + s * g->tensors[g->inputs[i]].elements();
+                std::vector<std::vector<float>> values;
+                npu::reference_forward(*g, at.data(), values);
+                for (size_t t = 0; t < T; t++) {
+                        const auto &v = values[t];
+                        for (float x : v) {
+                                lo[t] = std::min(lo[t], x);
+                                hi[t] = std::max(hi[t], x);
+                        }
+                        // One sample keeps everything (the ranges of earlier releases).
+                        size_t step = samples == 1 ? 1 : std::max<size_t>(1, v.size() * samples / 65536);
+                        for (size_t k = size_t(s % step); k < v.size(); k += step)
+                                kept[t].push_back(v[k]);
+                }
+        }
+        for (size_t t = 0; t < T; t++)
+                m->ranges.push_back(npu::calibrate_ranges(kept[t], lo[t], hi[t]));
 
         // Activations: every tensor its own region, sized for 16 bits.
         uint64_t act_size = 0;

@@ -76,6 +76,8 @@ struct Ranges {
         float lo[NPU_BITS_COUNT], hi[NPU_BITS_COUNT];
 };
 Ranges calibrate_ranges(const std::vector<float> &values);
+// The same from a sample of the values and their true extremes.
+Ranges calibrate_ranges(const std::vector<float> &sample, float lo, float hi);
 
 } // namespace npu
 

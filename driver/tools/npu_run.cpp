@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
+#include "npu_run_model.h"
 
 namespace {
 
@@ -39,8 +40,10 @@ void usage(FILE *f)
 {
         fprintf(f,
                 "Usage: npu-run [OPTIONS]\n"
+                "       npu-run --model=FILE.onnx --input=X.npy [--output=Y.npy] [OPTIONS]\n"
                 "Run a MobileNet-V2-shaped network (synthetic weights, fixed seed) on an NPU\n"
-                "and print per-layer activation bits, bytes read and written, and time.\n\n"
+                "and print per-layer activation bits, bytes read and written, and time; with\n"
+                "--model, a trained ONNX model over the samples of X (npu-run --model=F --help).\n\n"
                 "  -b, --bits=N|all     activation depth: 4, 6, 8, 16, or all of them (default: all)\n"
                 "  -r, --runs=N         runs per depth; times are the median (default: 1)\n"
                 "  -s, --size=N         input height and width (default: 224)\n"
@@ -224,6 +227,10 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
 
 int main(int argc, char **argv)
 {
+        // An ONNX model: its own options (npu_run_model.cpp).
+        for (int i = 1; i < argc; i++)
+                if (strncmp(argv[i], "--model", 7) == 0 && (argv[i][7] == '=' || argv[i][7] == 0))
+                        return npu_run_model_main(argc, argv);
         static const option longopts[] = {
                 {"bits", required_argument, nullptr, 'b'},  {"runs", required_argument, nullptr, 'r'},
                 {"size", required_argument, nullptr, 's'},  {"width", required_argument, nullptr, 'w'},

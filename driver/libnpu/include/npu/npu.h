@@ -119,7 +119,10 @@ struct npu_compile_options {
 	/* A graph of several inputs: one calibration tensor per input, in
 	 * order (calibration_input is then ignored and may be NULL). */
 	const float *const *calibration_inputs;
-	uint64_t reserved[5];              /* must be zero (room to grow) */
+	/* Samples in each calibration tensor, one after another (0 means 1);
+	 * ranges then cover them all. */
+	uint64_t calibration_count;
+	uint64_t reserved[4];              /* must be zero (room to grow) */
 };
 
 int npu_model_compile(npu_device *dev, const npu_graph *g, const struct npu_compile_options *opts,

@@ -1,0 +1,799 @@
+// Static shapes of every value, and constants folded: a node whose inputs
+// are all constant is evaluated here (Shape/Gather/Slice/Cast/Concat/
+// Unsqueeze/Reshape chains, ConstantOfShape, arithmetic on constants), so
+// what is left for the device is the network itself.  Pads of auto_pad
+// are made explicit on the way.
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <functional>
+
+#include "ir.h"
+
+namespace onnxfe {
+
+namespace {
+
+Error err(int code, const std::string &m) { return Error{code, m}; }
+
+std::string dims_text(const std::vector<int64_t> &d)
+{
+        std::string s = "[";
+        for (size_t i = 0; i < d.size(); i++)
+                s += (i ? ", " : "") + std::to_string(d[i]);
+        return s + "]";
+}
+
+int64_t product(const std::vector<int64_t> &d)
+{
+        int64_t n = 1;
+        for (int64_t x : d)
+                n *= x;
+        return n;
+}
+
+// Row-major strides of a shape.
+std::vector<int64_t> strides_of(const std::vector<int64_t> &s)
+{
+        std::vector<int64_t> st(s.size(), 1);
+        for (size_t i = s.size(); i-- > 1;)
+                st[i - 1] = st[i] * s[i];
+        return st;
+}
+
+class Folder {
+public:
+        explicit Folder(Graph *g) : g_(*g) {}
+
+        std::optional<Error> run()
+        {
+                for (size_t k = 0; k < g_.nodes.size(); k++) {
+                        Node &n = g_.nodes[k];
+                        what_ = "node '" + n.label(g_) + "' (" + n.op + ")";
+                        for (int v : n.in)
+                                if (v >= 0 && !g_.values[size_t(v)].has_shape)
+                                        return err(-EINVAL, what_ + ": input '" + g_.values[size_t(v)].name + "' has no known shape");
+                        if (auto e = node(n))
+                                return e;
+                        for (int o : n.out) {
+                                if (o < 0)
+                                        continue;
+                                Value &v = g_.values[size_t(o)];
+                                for (int64_t d : v.shape)
+                                        if (d < 0 || d > kMaxElements)
+                                                return err(-E2BIG, what_ + ": output shape " + dims_text(v.shape) + " is invalid");
+                                if (product(v.shape) > kMaxElements)
+                                        return err(-E2BIG, what_ + ": output shape " + dims_text(v.shape) + " is over the limit of " +
+                                                                   std::to_string(kMaxElements) + " elements");
+                                v.has_shape = true;
+                        }
+                        // Evaluated: nothing left to run.
+                        bool all_const = true;
+                        for (int o : n.out)
+                                if (o >= 0 && !g_.values[size_t(o)].konst)
+                                        all_const = false;
+                        if (all_const && !n.out.empty())
+                                n.dead = true;
+                }
+                return std::nullopt;
+        }
+
+private:
+        Value &in(const Node &n, size_t i) { return g_.values[size_t(n.in[i])]; }
+        Value &out(const Node &n, size_t i = 0) { return g_.values[size_t(n.out[i])]; }
+        bool has_in(const Node &n, size_t i) const { return i < n.in.size() && n.in[i] >= 0; }
+        bool cin(const Node &n, size_t i) const { return has_in(n, i) && g_.is_const(n.in[i]); }
+
+        void set(const Node &n, std::vector<int64_t> shape, DType t = DType::Float, size_t i = 0)
+        {
+                Value &v = out(n, i);
+                v.shape = std::move(shape);
+                v.type = t;
+        }
+        void set_const(const Node &n, Constant c, size_t i = 0)
+        {
+                Value &v = out(n, i);
+                v.shape = c.shape;
+                v.type = c.type;
+                v.konst = std::move(c);
+        }
+        std::optional<Error> need(const Node &n, size_t count)
+        {
+                if (n.in.size() < count)
+                        return err(-EINVAL, what_ + ": " + std::to_string(n.in.size()) + " inputs, " + std::to_string(count) +
+                                                    " needed");
+                for (size_t i = 0; i < count; i++)
+                        if (n.in[i] < 0)
+                                return err(-EINVAL, what_ + ": input " + std::to_string(i) + " is missing");
+                if (n.out.empty() || n.out[0] < 0)
+                        return err(-EINVAL, what_ + ": no output");
+                return std::nullopt;
+        }
+        // Integer constants of input i (shape, axes, pads ...).
+        std::optional<Error> ints(const Node &n, size_t i, std::vector<int64_t> *r)
+        {
+                if (!cin(n, i))
+                        return err(-ENOTSUP, what_ + ": input " + std::to_string(i) + " must be a constant");
+                const Constant &c = g_.konst(n.in[i]);
+                r->clear();
+                for (int64_t k = 0; k < c.elements(); k++)
+                        r->push_back(int64_t(c.at(size_t(k))));
+                return std::nullopt;
+        }
+        std::optional<Error> axis(int64_t a, size_t rank, int64_t *r, bool inclusive = false)
+        {
+                int64_t R = int64_t(rank) + (inclusive ? 1 : 0);
+                if (a < -R || a >= R)
+                        return err(-EINVAL, what_ + ": axis " + std::to_string(a) + " is outside rank " + std::to_string(rank));
+                *r = a < 0 ? a + R : a;
+                return std::nullopt;
+        }
+
+        std::optional<Error> broadcast(const Node &n, std::vector<int64_t> *r)
+        {
+                r->clear();
+                for (size_t i = 0; i < n.in.size(); i++) {
+                        if (n.in[i] < 0)
+                                continue;
+                        const auto &s = in(n, i).shape;
+                        if (s.size() > r->size())
+                                r->insert(r->begin(), s.size() - r->size(), 1);
+                        for (size_t k = 0; k < s.size(); k++) {
+                                int64_t &d = (*r)[r->size() - s.size() + k];
+                                if (d == 1)
+                                        d = s[k];
+                                else if (s[k] != 1 && s[k] != d)
+                                        return err(-EINVAL, what_ + ": shapes " + dims_text(in(n, 0).shape) + " and " +
+                                                                    dims_text(s) + " do not broadcast");
+                        }
+                }
+                return std::nullopt;
+        }
+
+        // Elementwise over broadcast constants.
+        Constant elementwise(const Node &n, const std::vector<int64_t> &shape, DType t,
+                             const std::function<double(const std::vector<double> &)> &f)
+        {
+                Constant c;
+                c.type = t;
+                c.shape = shape;
+                int64_t total = product(shape);
+                std::vector<int64_t> ost = strides_of(shape);
+                std::vector<double> args(n.in.size());
+                for (int64_t e = 0; e < total; e++) {
+                        for (size_t i = 0; i < n.in.size(); i++) {
+                                const Constant &a = g_.konst(n.in[i]);
+                                std::vector<int64_t> ast = strides_of(a.shape);
+                                int64_t off = 0;
+                                for (size_t k = 0; k < a.shape.size(); k++) {
+                                        size_t ok = shape.size() - a.shape.size() + k;
+                                        int64_t idx = (e / ost[ok]) % shape[ok];
+                                        off += (a.shape[k] == 1 ? 0 : idx) * ast[k];
+                                }
+                                args[i] = a.at(size_t(off));
+                        }
+                        double v = f(args);
+                        if (t == DType::Float)
+                                c.f.push_back(float(v));
+                        else
+                                c.i.push_back(int64_t(v));
+                }
+                return c;
+        }
+
+        bool all_const(const Node &n)
+        {
+                for (int v : n.in)
+                        if (v >= 0 && !g_.is_const(v))
+                                return false;
+                return true;
+        }
+
+        std::optional<Error> window(Node &n, const std::vector<int64_t> &x, const std::vector<int64_t> &kernel,
+                                    int64_t out_c, std::vector<int64_t> *r);
+        std::optional<Error> node(Node &n);
+
+        Graph &g_;
+        std::string what_;
+};
+
+// Conv and pool output shapes; auto_pad made explicit in n's pads.
+std::optional<Error> Folder::window(Node &n, const std::vector<int64_t> &x, const std::vector<int64_t> &kernel,
+                                    int64_t out_c, std::vector<int64_t> *r)
+{
+        size_t sp = x.size() - 2;
+        if (x.size() < 3 || kernel.size() != sp)
+                return err(-EINVAL, what_ + ": input " + dims_text(x) + " and kernel " + dims_text(kernel) + " do not match");
+        auto strides = n.getints("strides", std::vector<int64_t>(sp, 1));
+        auto dil = n.getints("dilations", std::vector<int64_t>(sp, 1));
+        auto pads = n.getints("pads", std::vector<int64_t>(2 * sp, 0));
+        if (strides.size() != sp || dil.size() != sp || pads.size() != 2 * sp)
+                return err(-EINVAL, what_ + ": strides, dilations or pads do not match the kernel's rank");
+        std::string ap = n.gets("auto_pad", "NOTSET");
+        bool ceil_mode = n.geti("ceil_mode", 0) != 0;
+        *r = {x[0], out_c};
+        for (size_t i = 0; i < sp; i++) {
+                if (kernel[i] <= 0 || strides[i] <= 0 || dil[i] <= 0 || kernel[i] > 1024 || strides[i] > 1024 || dil[i] > 1024)
+                        return err(-EINVAL, what_ + ": kernel, stride or dilation out of range");
+                int64_t span = dil[i] * (kernel[i] - 1) + 1;
+                if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+                        int64_t o = (x[2 + i] + strides[i] - 1) / strides[i];
+                        int64_t total = std::max<int64_t>(0, (o - 1) * strides[i] + span - x[2 + i]);
+                        int64_t small = total / 2, big = total - small;
+                        pads[i] = ap == "SAME_UPPER" ? small : big;
+                        pads[sp + i] = ap == "SAME_UPPER" ? big : small;
+                } else if (ap == "VALID") {
+                        pads[i] = pads[sp + i] = 0;
+                } else if (ap != "NOTSET") {
+                        return err(-EINVAL, what_ + ": auto_pad '" + ap + "' is not an ONNX value");
+                }
+                if (pads[i] < 0 || pads[sp + i] < 0 || pads[i] > 1024 || pads[sp + i] > 1024)
+                        return err(-EINVAL, what_ + ": pads out of range");
+                int64_t padded = x[2 + i] + pads[i] + pads[sp + i];
+                if (padded < span)
+                        return err(-EINVAL, what_ + ": the window " + std::to_string(span) + " is larger than the padded input " +
+                                                    std::to_string(padded));
+                int64_t o = ceil_mode ? (padded - span + strides[i] - 1) / strides[i] + 1 : (padded - span) / strides[i] + 1;
+                if (ceil_mode && (o - 1) * strides[i] >= x[2 + i] + pads[i])
+                        o--;  // the last window must start inside the input or its left padding
+                r->push_back(o);
+        }
+        Attr a;
+        a.kind = Attr::Ints;
+        a.ints = pads;
+        n.attrs["pads"] = a;
+        n.attrs.erase("auto_pad");
+        return std::nullopt;
+}
+
+std::optional<Error> Folder::node(Node &n)
+{
+        const std::string &op = n.op;
+        if (n.out.empty() || n.out[0] < 0)
+                return err(-EINVAL, what_ + ": no output");
+        std::vector<int64_t> s;
+
+        if (op == "Constant") {
+                Constant c;
+                if (const Attr *a = n.attr("value"); a && a->kind == Attr::Tensor) {
+                        c = *a->t;
+                } else if (const Attr *a = n.attr("value_float")) {
+                        c.f = {a->f};
+                } else if (const Attr *a = n.attr("value_floats")) {
+                        c.f = a->floats;
+                        c.shape = {int64_t(c.f.size())};
+                } else if (const Attr *a = n.attr("value_int")) {
+                        c.type = DType::Int64;
+                        c.i = {a->i};
+                } else if (const Attr *a = n.attr("value_ints")) {
+                        c.type = DType::Int64;
+                        c.i = a->ints;
+                        c.shape = {int64_t(c.i.size())};
+                } else {
+                        return err(-ENOTSUP, what_ + ": no value attribute of a supported kind");
+                }
+                set_const(n, std::move(c));
+                return std::nullopt;
+        }
+        if (op == "ConstantOfShape") {
+                if (auto e = need(n, 1))
+                        return e;
+                if (auto e = ints(n, 0, &s))
+                        return e;
+                for (int64_t d : s)
+                        if (d < 0 || d > kMaxElements)
+                                return err(-E2BIG, what_ + ": shape " + dims_text(s) + " is invalid");
+                if (product(s) > kMaxElements)
+                        return err(-E2BIG, what_ + ": shape " + dims_text(s) + " is over the limit");
+                Constant c;
+                c.shape = s;
+                double v = 0;
+                if (const Attr *a = n.attr("value"); a && a->t) {
+                        c.type = a->t->type;
+                        if (a->t->elements() != 1)
+                                return err(-EINVAL, what_ + ": value must have one element");
+                        v = a->t->at(0);
+                }
+                if (c.type == DType::Float)
+                        c.f.assign(size_t(product(s)), float(v));
+                else
+                        c.i.assign(size_t(product(s)), int64_t(v));
+                set_const(n, std::move(c));
+                return std::nullopt;
+        }
+        if (op == "Shape") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                int64_t R = int64_t(x.size());
+                int64_t start = n.geti("start", 0), end = n.geti("end", R);
+                start = std::clamp<int64_t>(start < 0 ? start + R : start, 0, R);
+                end = std::clamp<int64_t>(end < 0 ? end + R : end, 0, R);
+                Constant c;
+                c.type = DType::Int64;
+                for (int64_t i = start; i < end; i++)
+                        c.i.push_back(x[size_t(i)]);
+                c.shape = {int64_t(c.i.size())};
+                set_const(n, std::move(c));
+                return std::nullopt;
+        }
+        if (op == "Identity" || op == "Dropout") {
+                if (auto e = need(n, 1))
+                        return e;
+                if (cin(n, 0))
+                        set_const(n, g_.konst(n.in[0]));
+                else
+                        set(n, in(n, 0).shape, in(n, 0).type);
+                if (n.out.size() > 1 && n.out[1] >= 0)
+                        return err(-ENOTSUP, what_ + ": the mask output of Dropout is not supported");
+                return std::nullopt;
+        }
+        if (op == "Cast") {
+                if (auto e = need(n, 1))
+                        return e;
+                int64_t to = n.geti("to", 1);
+                DType t = to == 1 || to == 11 || to == 10 ? DType::Float : to == 9 ? DType::Bool : DType::Int64;
+                if (cin(n, 0)) {
+                        const Constant &a = g_.konst(n.in[0]);
+                        Constant c;
+                        c.type = t;
+                        c.shape = a.shape;
+                        for (int64_t k = 0; k < a.elements(); k++) {
+                                double v = a.at(size_t(k));
+                                if (t == DType::Float)
+                                        c.f.push_back(float(v));
+                                else if (t == DType::Bool)
+                                        c.i.push_back(v != 0);
+                                else
+                                        c.i.push_back(int64_t(v));
+                        }
+                        set_const(n, std::move(c));
+                } else {
+                        set(n, in(n, 0).shape, t);
+                }
+                return std::nullopt;
+        }
+        if (op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                int64_t total = product(x);
+                if (op == "Reshape") {
+                        if (auto e = need(n, 2))
+                                return e;
+                        std::vector<int64_t> want;
+                        if (auto e = ints(n, 1, &want))
+                                return e;
+                        int64_t known = 1, infer = -1;
+                        for (size_t i = 0; i < want.size(); i++) {
+                                if (want[i] == 0 && !n.geti("allowzero", 0)) {
+                                        if (i >= x.size())
+                                                return err(-EINVAL, what_ + ": 0 copies dimension " + std::to_string(i) + " that the input lacks");
+                                        want[i] = x[i];
+                                }
+                                if (want[i] == -1) {
+                                        if (infer >= 0)
+                                                return err(-EINVAL, what_ + ": more than one -1 in the shape");
+                                        infer = int64_t(i);
+                                } else if (want[i] < 0) {
+                                        return err(-EINVAL, what_ + ": dimension " + std::to_string(want[i]) + " in the shape");
+                                } else {
+                                        known *= want[i];
+                                }
+                        }
+                        if (infer >= 0) {
+                                if (known == 0 || total % known)
+                                        return err(-EINVAL, what_ + ": " + dims_text(x) + " cannot be reshaped to " + dims_text(want));
+                                want[size_t(infer)] = total / known;
+                        }
+                        s = want;
+                } else if (op == "Flatten") {
+                        int64_t a;
+                        if (auto e = axis(n.geti("axis", 1), x.size(), &a, true))
+                                return e;
+                        int64_t outer = 1;
+                        for (int64_t i = 0; i < a; i++)
+                                outer *= x[size_t(i)];
+                        s = {outer, outer ? total / outer : 0};
+                } else {
+                        std::vector<int64_t> axes = n.getints("axes");
+                        if (has_in(n, 1))
+                                if (auto e = ints(n, 1, &axes))
+                                        return e;
+                        if (op == "Squeeze") {
+                                std::vector<bool> drop(x.size(), false);
+                                for (int64_t a0 : axes) {
+                                        int64_t a;
+                                        if (auto e = axis(a0, x.size(), &a))
+                                                return e;
+                                        if (x[size_t(a)] != 1)
+                                                return err(-EINVAL, what_ + ": dimension " + std::to_string(a) + " is not 1");
+                                        drop[size_t(a)] = true;
+                                }
+                                for (size_t i = 0; i < x.size(); i++)
+                                        if (!(axes.empty() ? x[i] == 1 : drop[i]))
+                                                s.push_back(x[i]);
+                        } else {
+                                size_t R = x.size() + axes.size();
+                                std::vector<bool> ins(R, false);
+                                for (int64_t a0 : axes) {
+                                        int64_t a;
+                                        if (auto e = axis(a0, R - 1, &a, true))
+                                                return e;
+                                        if (ins[size_t(a)])
+                                                return err(-EINVAL, what_ + ": axis " + std::to_string(a) + " repeated");
+                                        ins[size_t(a)] = true;
+                                }
+                                size_t k = 0;
+                                for (size_t i = 0; i < R; i++)
+                                        s.push_back(ins[i] ? 1 : x[k++]);
+                        }
+                }
+                if (product(s) != total)
+                        return err(-EINVAL, what_ + ": " + dims_text(x) + " has " + std::to_string(total) + " elements, " +
+                                                    dims_text(s) + " " + std::to_string(product(s)));
+                if (cin(n, 0)) {
+                        Constant c = g_.konst(n.in[0]);
+                        c.shape = s;
+                        set_const(n, std::move(c));
+                } else {
+                        set(n, s, in(n, 0).type);
+                }
+                return std::nullopt;
+        }
+        if (op == "Transpose") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                std::vector<int64_t> perm = n.getints("perm");
+                if (perm.empty())
+                        for (size_t i = x.size(); i-- > 0;)
+                                perm.push_back(int64_t(i));
+                std::vector<bool> seen(x.size(), false);
+                if (perm.size() != x.size())
+                        return err(-EINVAL, what_ + ": perm " + dims_text(perm) + " does not match rank " + std::to_string(x.size()));
+                for (int64_t p : perm) {
+                        if (p < 0 || p >= int64_t(x.size()) || seen[size_t(p)])
+                                return err(-EINVAL, what_ + ": perm " + dims_text(perm) + " is not a permutation");
+                        seen[size_t(p)] = true;
+                        s.push_back(x[size_t(p)]);
+                }
+                if (cin(n, 0)) {
+                        const Constant &a = g_.konst(n.in[0]);
+                        Constant c;
+                        c.type = a.type;
+                        c.shape = s;
+                        auto ist = strides_of(x), ost = strides_of(s);
+                        for (int64_t e = 0; e < product(s); e++) {
+                                int64_t off = 0;
+                                for (size_t i = 0; i < s.size(); i++)
+                                        off += (e / ost[i]) % s[i] * ist[size_t(perm[i])];
+                                if (a.type == DType::Float)
+                                        c.f.push_back(a.f[size_t(off)]);
+                                else
+                                        c.i.push_back(a.i[size_t(off)]);
+                        }
+                        set_const(n, std::move(c));
+                } else {
+                        set(n, s, in(n, 0).type);
+                }
+                return std::nullopt;
+        }
+        if (op == "Concat") {
+                if (n.in.empty())
+                        return err(-EINVAL, what_ + ": no inputs");
+                if (auto e = need(n, n.in.size()))
+                        return e;
+                const auto &x0 = in(n, 0).shape;
+                int64_t a;
+                if (auto e = axis(n.geti("axis", 0), x0.size(), &a))
+                        return e;
+                s = x0;
+                s[size_t(a)] = 0;
+                for (size_t i = 0; i < n.in.size(); i++) {
+                        const auto &xi = in(n, i).shape;
+                        if (xi.size() != x0.size())
+                                return err(-EINVAL, what_ + ": inputs of ranks " + std::to_string(x0.size()) + " and " +
+                                                            std::to_string(xi.size()));
+                        for (size_t k = 0; k < xi.size(); k++)
+                                if (int64_t(k) != a && xi[k] != x0[k])
+                                        return err(-EINVAL, what_ + ": shapes " + dims_text(x0) + " and " + dims_text(xi) +
+                                                                    " differ outside the axis");
+                        s[size_t(a)] += xi[size_t(a)];
+                }
+                if (all_const(n)) {
+                        Constant c;
+                        c.type = g_.konst(n.in[0]).type;
+                        c.shape = s;
+                        int64_t outer = 1;
+                        for (int64_t i = 0; i < a; i++)
+                                outer *= s[size_t(i)];
+                        for (int64_t o = 0; o < outer; o++)
+                                for (size_t i = 0; i < n.in.size(); i++) {
+                                        const Constant &ci = g_.konst(n.in[i]);
+                                        int64_t chunk = outer ? ci.elements() / outer : 0;
+                                        for (int64_t k = 0; k < chunk; k++) {
+                                                double v = ci.at(size_t(o * chunk + k));
+                                                if (c.type == DType::Float)
+                                                        c.f.push_back(float(v));
+                                                else
+                                                        c.i.push_back(int64_t(v));
+                                        }
+                                }
+                        set_const(n, std::move(c));
+                } else {
+                        set(n, s, in(n, 0).type);
+                }
+                return std::nullopt;
+        }
+        if (op == "Gather") {
+                if (auto e = need(n, 2))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                int64_t a;
+                if (auto e = axis(n.geti("axis", 0), x.size(), &a))
+                        return e;
+                const auto &is = in(n, 1).shape;
+                s.assign(x.begin(), x.begin() + a);
+                s.insert(s.end(), is.begin(), is.end());
+                s.insert(s.end(), x.begin() + a + 1, x.end());
+                if (!all_const(n))
+                        return err(-ENOTSUP, what_ + ": Gather of a tensor that is not constant is not supported");
+                const Constant &d = g_.konst(n.in[0]), &ix = g_.konst(n.in[1]);
+                Constant c;
+                c.type = d.type;
+                c.shape = s;
+                int64_t outer = product({x.begin(), x.begin() + a}), inner = product({x.begin() + a + 1, x.end()});
+                for (int64_t o = 0; o < outer; o++)
+                        for (int64_t k = 0; k < ix.elements(); k++) {
+                                int64_t j = int64_t(ix.at(size_t(k)));
+                                if (j < 0)
+                                        j += x[size_t(a)];
+                                if (j < 0 || j >= x[size_t(a)])
+                                        return err(-EINVAL, what_ + ": index " + std::to_string(j) + " is out of range");
+                                for (int64_t q = 0; q < inner; q++) {
+                                        double v = d.at(size_t((o * x[size_t(a)] + j) * inner + q));
+                                        if (c.type == DType::Float)
+                                                c.f.push_back(float(v));
+                                        else
+                                                c.i.push_back(int64_t(v));
+                                }
+                        }
+                set_const(n, std::move(c));
+                return std::nullopt;
+        }
+        if (op == "Slice") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                std::vector<int64_t> starts, ends, axes, steps;
+                if (g_.opset < 10) {
+                        starts = n.getints("starts");
+                        ends = n.getints("ends");
+                        axes = n.getints("axes");
+                } else {
+                        if (auto e = need(n, 3))
+                                return e;
+                        if (auto e = ints(n, 1, &starts))
+                                return e;
+                        if (auto e = ints(n, 2, &ends))
+                                return e;
+                        if (has_in(n, 3))
+                                if (auto e = ints(n, 3, &axes))
+                                        return e;
+                        if (has_in(n, 4))
+                                if (auto e = ints(n, 4, &steps))
+                                        return e;
+                }
+                if (axes.empty())
+                        for (size_t i = 0; i < starts.size(); i++)
+                                axes.push_back(int64_t(i));
+                if (steps.empty())
+                        steps.assign(starts.size(), 1);
+                if (starts.size() != ends.size() || axes.size() != starts.size() || steps.size() != starts.size())
+                        return err(-EINVAL, what_ + ": starts, ends, axes and steps differ in length");
+                std::vector<int64_t> lo(x.size(), 0), step(x.size(), 1);
+                s = x;
+                for (size_t i = 0; i < axes.size(); i++) {
+                        int64_t a;
+                        if (auto e = axis(axes[i], x.size(), &a))
+                                return e;
+                        int64_t d = x[size_t(a)], st = steps[i];
+                        if (st == 0)
+                                return err(-EINVAL, what_ + ": step 0");
+                        int64_t b = starts[i], en = ends[i];
+                        if (b < 0)
+                                b += d;
+                        if (en < 0)
+                                en += d;
+                        if (st > 0) {
+                                b = std::clamp<int64_t>(b, 0, d);
+                                en = std::clamp<int64_t>(en, 0, d);
+                                s[size_t(a)] = en > b ? (en - b + st - 1) / st : 0;
+                        } else {
+                                b = std::clamp<int64_t>(b, -1, d - 1);
+                                en = std::clamp<int64_t>(en, -1, d - 1);
+                                s[size_t(a)] = b > en ? (b - en - st - 1) / -st : 0;
+                        }
+                        lo[size_t(a)] = b;
+                        step[size_t(a)] = st;
+                }
+                if (cin(n, 0)) {
+                        const Constant &d = g_.konst(n.in[0]);
+                        Constant c;
+                        c.type = d.type;
+                        c.shape = s;
+                        auto ist = strides_of(x), ost = strides_of(s);
+                        for (int64_t e = 0; e < product(s); e++) {
+                                int64_t off = 0;
+                                for (size_t i = 0; i < s.size(); i++)
+                                        off += (lo[i] + (e / ost[i]) % s[i] * step[i]) * ist[i];
+                                double v = d.at(size_t(off));
+                                if (c.type == DType::Float)
+                                        c.f.push_back(float(v));
+                                else
+                                        c.i.push_back(int64_t(v));
+                        }
+                        set_const(n, std::move(c));
+                } else {
+                        set(n, s, in(n, 0).type);
+                }
+                return std::nullopt;
+        }
+        static const std::map<std::string, std::function<double(const std::vector<double> &)>> kBinary = {
+                {"Add", [](const std::vector<double> &a) { return a[0] + a[1]; }},
+                {"Sub", [](const std::vector<double> &a) { return a[0] - a[1]; }},
+                {"Mul", [](const std::vector<double> &a) { return a[0] * a[1]; }},
+                {"Div", [](const std::vector<double> &a) { return a[1] != 0 ? a[0] / a[1] : NAN; }},
+                {"Max", [](const std::vector<double> &a) { return std::max(a[0], a[1]); }},
+                {"Min", [](const std::vector<double> &a) { return std::min(a[0], a[1]); }},
+                {"Pow", [](const std::vector<double> &a) { return std::pow(a[0], a[1]); }},
+                {"Equal", [](const std::vector<double> &a) { return double(a[0] == a[1]); }},
+        };
+        if (auto it = kBinary.find(op); it != kBinary.end()) {
+                if (auto e = need(n, 2))
+                        return e;
+                if (auto e = broadcast(n, &s))
+                        return e;
+                DType t = op == "Equal" ? DType::Bool : in(n, 0).type;
+                if (all_const(n)) {
+                        bool integer = t != DType::Float;
+                        auto f = it->second;
+                        set_const(n, elementwise(n, s, t, [&](const std::vector<double> &a) {
+                                          double v = f(a);
+                                          return integer && op == "Div" ? std::trunc(v) : v;
+                                  }));
+                } else {
+                        set(n, s, t);
+                }
+                return std::nullopt;
+        }
+        static const std::map<std::string, std::function<double(double)>> kUnary = {
+                {"Relu", [](double x) { return std::max(x, 0.0); }},
+                {"Sigmoid", [](double x) { return 1 / (1 + std::exp(-x)); }},
+                {"Neg", [](double x) { return -x; }},
+                {"Sqrt", [](double x) { return std::sqrt(x); }},
+                {"Floor", [](double x) { return std::floor(x); }},
+                {"Ceil", [](double x) { return std::ceil(x); }},
+                {"Exp", [](double x) { return std::exp(x); }},
+                {"Tanh", [](double x) { return std::tanh(x); }},
+                {"Reciprocal", [](double x) { return 1 / x; }},
+                {"Abs", [](double x) { return std::fabs(x); }},
+                {"HardSwish", [](double x) { return x * std::clamp(x + 3, 0.0, 6.0) / 6; }},
+        };
+        if (auto it = kUnary.find(op); it != kUnary.end()) {
+                if (auto e = need(n, 1))
+                        return e;
+                if (cin(n, 0)) {
+                        auto f = it->second;
+                        set_const(n, elementwise(n, in(n, 0).shape, in(n, 0).type, [&](const std::vector<double> &a) { return f(a[0]); }));
+                } else {
+                        set(n, in(n, 0).shape, in(n, 0).type);
+                }
+                return std::nullopt;
+        }
+        if (op == "Clip" || op == "HardSigmoid" || op == "Softmax" || op == "LeakyRelu" || op == "BatchNormalization" ||
+            op == "LogSoftmax" || op == "PRelu") {
+                if (auto e = need(n, 1))
+                        return e;
+                if (op == "Clip")
+                        for (size_t i = 1; i < 3 && i < n.in.size(); i++)
+                                if (n.in[i] >= 0 && !g_.is_const(n.in[i]))
+                                        return err(-ENOTSUP, what_ + ": min and max must be constants");
+                if (op == "BatchNormalization") {
+                        if (auto e = need(n, 5))
+                                return e;
+                        for (size_t i = 1; i < 5; i++)
+                                if (!cin(n, i) || g_.konst(n.in[i]).elements() != in(n, 0).shape.at(1))
+                                        return err(-EINVAL, what_ + ": scale, bias, mean and variance must be constants of " +
+                                                                    std::to_string(in(n, 0).shape.at(1)) + " channels");
+                        for (size_t o = 1; o < n.out.size(); o++)
+                                if (n.out[o] >= 0)
+                                        return err(-ENOTSUP, what_ + ": training outputs are not supported");
+                }
+                if (in(n, 0).shape.empty() && op == "BatchNormalization")
+                        return err(-EINVAL, what_ + ": input of rank 0");
+                set(n, in(n, 0).shape, in(n, 0).type);
+                return std::nullopt;
+        }
+        if (op == "Conv") {
+                if (auto e = need(n, 2))
+                        return e;
+                const auto &x = in(n, 0).shape, &w = in(n, 1).shape;
+                if (w.size() != x.size() || x.size() < 3)
+                        return err(-EINVAL, what_ + ": input " + dims_text(x) + " and weights " + dims_text(w) + " differ in rank");
+                int64_t groups = n.geti("group", 1);
+                if (groups <= 0 || x[1] % groups || w[0] % groups || w[1] * groups != x[1])
+                        return err(-EINVAL, what_ + ": " + std::to_string(x[1]) + " input channels do not match weights " +
+                                                    dims_text(w) + " in " + std::to_string(groups) + " groups");
+                std::vector<int64_t> k(w.begin() + 2, w.end());
+                if (auto kk = n.getints("kernel_shape"); !kk.empty() && kk != k)
+                        return err(-EINVAL, what_ + ": kernel_shape " + dims_text(kk) + " is not the weights' " + dims_text(k));
+                if (has_in(n, 2) && in(n, 2).shape != std::vector<int64_t>{w[0]})
+                        return err(-EINVAL, what_ + ": bias of shape " + dims_text(in(n, 2).shape) + " for " + std::to_string(w[0]) +
+                                                    " output channels");
+                if (auto e = window(n, x, k, w[0], &s))
+                        return e;
+                set(n, s);
+                return std::nullopt;
+        }
+        if (op == "MaxPool" || op == "AveragePool") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                if (n.out.size() > 1 && n.out[1] >= 0)
+                        return err(-ENOTSUP, what_ + ": the Indices output is not supported");
+                if (auto e = window(n, x, n.getints("kernel_shape"), x.size() > 1 ? x[1] : 0, &s))
+                        return e;
+                set(n, s);
+                return std::nullopt;
+        }
+        if (op == "GlobalAveragePool" || op == "GlobalMaxPool") {
+                if (auto e = need(n, 1))
+                        return e;
+                s = in(n, 0).shape;
+                if (s.size() < 3)
+                        return err(-EINVAL, what_ + ": input of rank " + std::to_string(s.size()));
+                for (size_t i = 2; i < s.size(); i++)
+                        s[i] = 1;
+                set(n, s);
+                return std::nullopt;
+        }
+        if (op == "Gemm" || op == "MatMul") {
+                if (auto e = need(n, 2))
+                        return e;
+                auto a = in(n, 0).shape, b = in(n, 1).shape;
+                if (op == "Gemm") {
+                        if (a.size() != 2 || b.size() != 2)
+                                return err(-EINVAL, what_ + ": operands " + dims_text(a) + " and " + dims_text(b) + " are not matrices");
+                        if (n.geti("transA", 0))
+                                std::swap(a[0], a[1]);
+                        if (n.geti("transB", 0))
+                                std::swap(b[0], b[1]);
+                } else if (a.size() < 2 || b.size() != 2) {
+                        return err(-ENOTSUP, what_ + ": MatMul of " + dims_text(a) + " by " + dims_text(b) +
+                                                     " (a matrix on the right is supported)");
+                }
+                if (a.back() != b[0])
+                        return err(-EINVAL, what_ + ": " + dims_text(a) + " and " + dims_text(b) + " do not multiply");
+                s = a;
+                s.back() = b[1];
+                if (op == "Gemm" && has_in(n, 2)) {
+                        const auto &c = in(n, 2).shape;
+                        if (product(c) != 1 && product(c) != b[1] && c != s)
+                                return err(-EINVAL, what_ + ": C of shape " + dims_text(c) + " does not broadcast to " + dims_text(s));
+                }
+                set(n, s);
+                return std::nullopt;
+        }
+        return err(-ENOTSUP, what_ + ": op " + op + " is not supported");
+}
+
+} // namespace
+
+std::optional<Error> infer_and_fold(Graph *g)
+{
+        return Folder(g).run();
+}
+
+} // namespace onnxfe

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libnpu-onnx: trained float models from ONNX files onto libnpu.  See
+ * npu-onnx(3).
+ *
+ * npu_onnx_load() reads the file with the ONNX protobuf classes, resolves
+ * static shapes, folds constants, rewrites the graph (BatchNormalization
+ * into Conv, activations into layers, layout ops as views) and builds an
+ * npu_graph.  Tensors at this API are float32 in the model's own layout
+ * and order (NCHW for an NCHW model); the conversion to the device's NHWC
+ * happens once, here, at the boundary.
+ *
+ * Functions return 0 (or a count) on success and a negative errno on
+ * failure; npu_onnx_load() also writes a message naming what was wrong.
+ */
+#ifndef NPU_ONNX_H
+#define NPU_ONNX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "npu/npu.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct npu_onnx npu_onnx;
+
+struct npu_onnx_options {
+	uint32_t size;             /* sizeof(struct npu_onnx_options): room to grow */
+	uint32_t flags;            /* NPU_ONNX_*; unknown bits are refused */
+	/* Values of the inputs' dynamic dimensions, "name=1x3x224x224" per
+	 * input, ';'-separated; NULL when every dimension is static. */
+	const char *input_shapes;
+	uint64_t reserved[6];      /* must be zero */
+};
+
+/* Read the file and its inputs' declared shapes only (a dynamic dimension
+ * is -1): to learn what to give input_shapes.  Such a model does not
+ * compile. */
+#define NPU_ONNX_INPUTS_ONLY (1u << 0)
+
+#define NPU_ONNX_MAX_RANK 8
+
+struct npu_onnx_tensor_info {
+	const char *name;          /* the model's name; valid while the model is */
+	uint32_t rank;
+	uint32_t pad;
+	int64_t dims[NPU_ONNX_MAX_RANK];
+	uint64_t elements;
+};
+
+/* `opts` may be NULL.  On failure *ret is untouched and why[why_size]
+ * holds the reason (when why is not NULL). */
+int npu_onnx_load(const char *path, const struct npu_onnx_options *opts, npu_onnx **ret, char *why, size_t why_size);
+void npu_onnx_free(npu_onnx *m);
+
+unsigned npu_onnx_input_count(const npu_onnx *m);
+unsigned npu_onnx_output_count(const npu_onnx *m);
+int npu_onnx_input_info(const npu_onnx *m, unsigned index, struct npu_onnx_tensor_info *ret);
+int npu_onnx_output_info(const npu_onnx *m, unsigned index, struct npu_onnx_tensor_info *ret);
+
+/* The graph the model became (owned by m). */
+const npu_graph *npu_onnx_graph(const npu_onnx *m);
+/* What runs where: one line per device layer (the ONNX node and the ops
+ * fused into it) and the rewrites done.  Owned by m. */
+const char *npu_onnx_placement(const npu_onnx *m);
+/* The ONNX node behind device layer `layer`, or NULL. */
+const char *npu_onnx_layer_name(const npu_onnx *m, unsigned layer);
+
+/* Compiles for `dev`: `calibration` holds one sample per input (model
+ * layout).  `opts` as for npu_model_compile (its calibration_input is
+ * ignored). */
+int npu_onnx_compile(npu_onnx *m, npu_device *dev, const float *const *calibration, const struct npu_compile_options *opts,
+		     npu_model **ret);
+/* One run: inputs[i] and outputs[j] in the model's layout, sized as
+ * npu_onnx_input_info/npu_onnx_output_info say. */
+int npu_onnx_run(npu_onnx *m, npu_model *model, const float *const *inputs, float *const *outputs,
+		 struct npu_run_stats *ret_stats);
+/* libnpu's float reference of the rewritten graph, same layouts. */
+int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float *const *outputs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NPU_ONNX_H */

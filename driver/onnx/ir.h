@@ -1,0 +1,119 @@
+// The frontend's graph (not installed): the ONNX model as read, with
+// protobuf left behind in load.cpp.  Values are named edges; constants
+// carry their data; nodes are kept in topological order.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace onnxfe {
+
+// Limits of what is loaded (npu-onnx(3)): past them a model is refused.
+constexpr int64_t kMaxDim = 1 << 20;
+constexpr int64_t kMaxElements = 1ll << 30;
+constexpr size_t kMaxNodes = 1 << 16;
+constexpr size_t kMaxRank = 8;
+
+// ONNX TensorProto data types that the frontend computes with.
+enum class DType { Float, Int64, Bool };
+
+// A constant: floats for Float, integers for Int64 and Bool.
+struct Constant {
+        DType type = DType::Float;
+        std::vector<int64_t> shape;
+        std::vector<float> f;
+        std::vector<int64_t> i;
+        int64_t elements() const;
+        double at(size_t k) const { return type == DType::Float ? double(f[k]) : double(i[k]); }
+};
+
+struct Attr {
+        enum Kind { Int, Float, String, Ints, Floats, Tensor, Other } kind = Other;
+        int64_t i = 0;
+        float f = 0;
+        std::string s;
+        std::vector<int64_t> ints;
+        std::vector<float> floats;
+        std::optional<Constant> t;
+};
+
+struct Value {
+        std::string name;
+        DType type = DType::Float;
+        std::vector<int64_t> shape;   // resolved static shape
+        bool has_shape = false;
+        std::optional<Constant> konst;  // initializers and folded values
+        int producer = -1;              // node index; -1 for inputs and initializers
+};
+
+struct Node {
+        std::string op, name, domain;
+        std::vector<int> in, out;       // value indices; -1 for an omitted optional input
+        std::map<std::string, Attr> attrs;
+        bool dead = false;
+
+        const Attr *attr(const std::string &k) const
+        {
+                auto it = attrs.find(k);
+                return it == attrs.end() ? nullptr : &it->second;
+        }
+        int64_t geti(const std::string &k, int64_t dflt) const
+        {
+                const Attr *a = attr(k);
+                return a && a->kind == Attr::Int ? a->i : dflt;
+        }
+        float getf(const std::string &k, float dflt) const
+        {
+                const Attr *a = attr(k);
+                return a && a->kind == Attr::Float ? a->f : dflt;
+        }
+        std::vector<int64_t> getints(const std::string &k, std::vector<int64_t> dflt = {}) const
+        {
+                const Attr *a = attr(k);
+                return a && a->kind == Attr::Ints ? a->ints : dflt;
+        }
+        std::string gets(const std::string &k, const std::string &dflt) const
+        {
+                const Attr *a = attr(k);
+                return a && a->kind == Attr::String ? a->s : dflt;
+        }
+        // The display name: the node's name, else its op and first output.
+        std::string label(const struct Graph &g) const;
+};
+
+struct Graph {
+        std::vector<Value> values;
+        std::vector<Node> nodes;
+        std::vector<int> inputs, outputs;
+        std::map<std::string, int> by_name;
+        int64_t opset = 0;
+        std::map<std::string, std::string> metadata;
+
+        int value(const std::string &name);  // finds or adds
+        bool is_const(int v) const { return v >= 0 && values[size_t(v)].konst.has_value(); }
+        const Constant &konst(int v) const { return *values[size_t(v)].konst; }
+        // Node indices reading value v.
+        std::vector<int> consumers(int v) const;
+        bool is_output(int v) const;
+};
+
+// An error that names what was wrong; loading stops at the first.
+struct Error {
+        int code;
+        std::string message;
+};
+
+// Reads the file (load.cpp): opset, initializers, nodes in topological
+// order.  `shapes`: "name=d0xd1x..." per input, ';'-separated, for
+// dynamic dimensions.
+std::optional<Error> load_file(const std::string &path, Graph *g);
+std::optional<Error> load_bytes(const std::string &bytes, const std::string &dir, Graph *g);
+std::optional<Error> set_input_shapes(Graph *g, const std::string &shapes);
+
+// Shapes of every value and constants folded (fold.cpp).
+std::optional<Error> infer_and_fold(Graph *g);
+
+} // namespace onnxfe

@@ -1,0 +1,222 @@
+// npu-onnx(3): load, describe, compile and run a model, with the layout
+// conversion between the model's tensors and the device's NHWC at the
+// boundary.
+#include <errno.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "ir.h"
+#include "lower.h"
+#include "npu/onnx.h"
+
+struct npu_onnx {
+        onnxfe::Graph g;
+        onnxfe::Lowered low;
+        onnxfe::Rewrites done;
+        std::vector<npu_onnx_tensor_info> in_info, out_info;
+        std::string placement;
+        std::vector<std::vector<float>> scratch_in, scratch_out;
+
+        ~npu_onnx() { npu_graph_free(low.graph); }
+};
+
+namespace {
+
+npu_onnx_tensor_info info_of(const onnxfe::Value &v)
+{
+        npu_onnx_tensor_info t{};
+        t.name = v.name.c_str();
+        t.rank = uint32_t(v.shape.size());
+        t.elements = 1;
+        for (size_t i = 0; i < v.shape.size() && i < NPU_ONNX_MAX_RANK; i++) {
+                t.dims[i] = v.shape[i];
+                t.elements = v.shape[i] < 0 ? 0 : t.elements * uint64_t(v.shape[i]);
+        }
+        return t;
+}
+
+std::string placement_text(const npu_onnx &m)
+{
+        std::string s;
+        char line[512];
+        snprintf(line, sizeof line, "%zu device layers; rewrites: %u BatchNormalization folded, %u bias Add folded, %u activations fused, "
+                                    "%u Transpose and %u reshapes as views, %u channel pads\n",
+                 m.low.layer_names.size(), m.done.batchnorm_folded, m.done.bias_folded, m.done.activations_fused,
+                 m.done.transposes_viewed, m.done.reshapes_viewed, m.done.channel_pads);
+        s += line;
+        for (size_t l = 0; l < m.low.layer_names.size(); l++) {
+                snprintf(line, sizeof line, "  npu %3zu  %-24s %s\n", l, m.low.layer_ops[l].c_str(), m.low.layer_names[l].c_str());
+                s += line;
+        }
+        return s;
+}
+
+int fail(char *why, size_t n, const onnxfe::Error &e)
+{
+        if (why && n)
+                snprintf(why, n, "%s", e.message.c_str());
+        return e.code < 0 ? e.code : -EINVAL;
+}
+
+} // namespace
+
+extern "C" int npu_onnx_load(const char *path, const npu_onnx_options *opts, npu_onnx **ret, char *why, size_t why_size)
+{
+        if (!path || !ret)
+                return fail(why, why_size, {-EINVAL, "no model file"});
+        if (opts && (opts->size != sizeof *opts || (opts->flags & ~NPU_ONNX_INPUTS_ONLY)))
+                return fail(why, why_size, {-EINVAL, "npu_onnx_options: unknown size or flags"});
+        if (opts)
+                for (uint64_t r : opts->reserved)
+                        if (r)
+                                return fail(why, why_size, {-EINVAL, "npu_onnx_options: reserved fields must be zero"});
+        auto m = std::make_unique<npu_onnx>();
+        std::string file = path;
+        auto prefix = [&](onnxfe::Error e) {
+                e.message = file + ": " + e.message;
+                return e;
+        };
+        if (auto e = onnxfe::load_file(path, &m->g))
+                return fail(why, why_size, prefix(*e));
+        if (opts && (opts->flags & NPU_ONNX_INPUTS_ONLY)) {
+                for (int v : m->g.inputs)
+                        m->in_info.push_back(info_of(m->g.values[size_t(v)]));
+                *ret = m.release();
+                return 0;
+        }
+        if (auto e = onnxfe::set_input_shapes(&m->g, opts && opts->input_shapes ? opts->input_shapes : ""))
+                return fail(why, why_size, prefix(*e));
+        if (auto e = onnxfe::infer_and_fold(&m->g))
+                return fail(why, why_size, prefix(*e));
+        onnxfe::rewrite(&m->g, &m->done);
+        if (auto e = onnxfe::lower(&m->g, &m->low, &m->done))
+                return fail(why, why_size, prefix(*e));
+        for (int v : m->g.inputs)
+                m->in_info.push_back(info_of(m->g.values[size_t(v)]));
+        for (int v : m->g.outputs)
+                m->out_info.push_back(info_of(m->g.values[size_t(v)]));
+        m->placement = placement_text(*m);
+        *ret = m.release();
+        return 0;
+}
+
+extern "C" void npu_onnx_free(npu_onnx *m) { delete m; }
+
+extern "C" unsigned npu_onnx_input_count(const npu_onnx *m) { return m ? unsigned(m->in_info.size()) : 0; }
+extern "C" unsigned npu_onnx_output_count(const npu_onnx *m) { return m ? unsigned(m->out_info.size()) : 0; }
+
+extern "C" int npu_onnx_input_info(const npu_onnx *m, unsigned index, npu_onnx_tensor_info *ret)
+{
+        if (!m || !ret || index >= m->in_info.size())
+                return -EINVAL;
+        *ret = m->in_info[index];
+        return 0;
+}
+
+extern "C" int npu_onnx_output_info(const npu_onnx *m, unsigned index, npu_onnx_tensor_info *ret)
+{
+        if (!m || !ret || index >= m->out_info.size())
+                return -EINVAL;
+        *ret = m->out_info[index];
+        return 0;
+}
+
+extern "C" const npu_graph *npu_onnx_graph(const npu_onnx *m) { return m ? m->low.graph : nullptr; }
+extern "C" const char *npu_onnx_placement(const npu_onnx *m) { return m ? m->placement.c_str() : nullptr; }
+
+extern "C" const char *npu_onnx_layer_name(const npu_onnx *m, unsigned layer)
+{
+        return m && layer < m->low.layer_names.size() ? m->low.layer_names[layer].c_str() : nullptr;
+}
+
+namespace {
+
+// `count` samples of the model's inputs in the device's layout, in m's
+// scratch buffers.
+std::vector<const float *> to_device(npu_onnx *m, const float *const *inputs, uint64_t count = 1)
+{
+        m->scratch_in.resize(m->low.inputs.size());
+        std::vector<const float *> ptrs;
+        for (size_t i = 0; i < m->low.inputs.size(); i++) {
+                const onnxfe::View &v = m->low.inputs[i];
+                auto &buf = m->scratch_in[i];
+                int64_t n = v.elements();
+                buf.assign(size_t(n * int64_t(count)), 0.0f);
+                for (uint64_t s = 0; s < count; s++)
+                        for (int64_t e = 0; e < n; e++)
+                                buf[size_t(int64_t(s) * n + v.offset(e))] = inputs[i][int64_t(s) * n + e];
+                ptrs.push_back(buf.data());
+        }
+        return ptrs;
+}
+
+void from_device(const onnxfe::View &v, const float *dev, float *out)
+{
+        for (int64_t e = 0; e < v.elements(); e++)
+                out[e] = dev[v.offset(e)];
+}
+
+} // namespace
+
+extern "C" int npu_onnx_compile(npu_onnx *m, npu_device *dev, const float *const *calibration, const npu_compile_options *opts,
+                                npu_model **ret)
+{
+        if (!m || !dev || !calibration || !ret || !m->low.graph)
+                return -EINVAL;
+        for (size_t i = 0; i < m->in_info.size(); i++)
+                if (!calibration[i])
+                        return -EINVAL;
+        npu_compile_options o{};
+        if (opts)
+                o = *opts;
+        auto ptrs = to_device(m, calibration, o.calibration_count ? o.calibration_count : 1);
+        o.calibration_input = nullptr;
+        o.calibration_inputs = ptrs.data();
+        return npu_model_compile(dev, m->low.graph, &o, ret);
+}
+
+extern "C" int npu_onnx_run(npu_onnx *m, npu_model *model, const float *const *inputs, float *const *outputs,
+                            npu_run_stats *ret_stats)
+{
+        if (!m || !model || !inputs || !outputs || !m->low.graph)
+                return -EINVAL;
+        for (size_t i = 0; i < m->in_info.size(); i++)
+                if (!inputs[i])
+                        return -EINVAL;
+        for (size_t i = 0; i < m->out_info.size(); i++)
+                if (!outputs[i])
+                        return -EINVAL;
+        auto ptrs = to_device(m, inputs);
+        int r = npu_model_run_inputs(model, ptrs.data(), unsigned(ptrs.size()), ret_stats);
+        if (r < 0)
+                return r;
+        m->scratch_out.resize(m->low.outputs.size());
+        for (size_t j = 0; j < m->low.outputs.size(); j++) {
+                const onnxfe::View &v = m->low.outputs[j];
+                auto &buf = m->scratch_out[j];
+                buf.resize(size_t(v.elements()));
+                if ((r = npu_model_output(model, unsigned(j), buf.data(), buf.size())) < 0)
+                        return r;
+                from_device(v, buf.data(), outputs[j]);
+        }
+        return 0;
+}
+
+extern "C" int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float *const *outputs)
+{
+        if (!m || !inputs || !outputs || !m->low.graph)
+                return -EINVAL;
+        auto ptrs = to_device(m, inputs);
+        for (size_t j = 0; j < m->low.outputs.size(); j++) {
+                const onnxfe::View &v = m->low.outputs[j];
+                std::vector<float> buf(size_t(v.elements()));
+                int r = npu_graph_reference_inputs(m->low.graph, ptrs.data(), unsigned(ptrs.size()), v.tensor, buf.data(),
+                                                   buf.size());
+                if (r < 0)
+                        return r;
+                from_device(v, buf.data(), outputs[j]);
+        }
+        return 0;
+}

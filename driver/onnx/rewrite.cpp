@@ -1,0 +1,201 @@
+// Graph rewrites before lowering, each on the frontend's graph:
+// BatchNormalization folded into the Conv before it; a constant Add after
+// a Conv, Gemm or MatMul folded into its bias; activations after a Conv,
+// Gemm, MatMul or Add fused into the layer (Relu, Clip(0, 6), Sigmoid,
+// HardSwish, HardSigmoid with any alpha and beta after a Conv or Gemm).
+#include <cerrno>
+#include <cmath>
+
+#include "lower.h"
+
+namespace onnxfe {
+
+namespace {
+
+// The one live consumer of v, or -1 (none, several, or v is an output).
+int single_consumer(const Graph &g, int v)
+{
+        if (g.is_output(v))
+                return -1;
+        auto c = g.consumers(v);
+        return c.size() == 1 ? c[0] : -1;
+}
+
+// Node `a` (the layer) takes over node `b`'s output; b goes.
+void absorb(Graph &g, Node &a, Node &b)
+{
+        a.out[0] = b.out[0];
+        g.values[size_t(a.out[0])].producer = int(&a - &g.nodes[0]);
+        b.dead = true;
+}
+
+bool is_layer(const Node &n) { return n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul"; }
+
+// Conv weights [O, I/g, kh, kw] scaled per output channel.
+void scale_conv(Graph &g, Node &conv, const std::vector<float> &mul, const std::vector<float> &add)
+{
+        Constant w = g.konst(conv.in[1]);
+        int64_t per = w.elements() / w.shape[0];
+        for (int64_t o = 0; o < w.shape[0]; o++)
+                for (int64_t k = 0; k < per; k++)
+                        w.f[size_t(o * per + k)] *= mul[size_t(o)];
+        Constant b;
+        b.shape = {w.shape[0]};
+        b.f.assign(size_t(w.shape[0]), 0.0f);
+        if (conv.in.size() > 2 && conv.in[2] >= 0)
+                b = g.konst(conv.in[2]);
+        for (int64_t o = 0; o < w.shape[0]; o++)
+                b.f[size_t(o)] = b.f[size_t(o)] * mul[size_t(o)] + add[size_t(o)];
+        // New values: the originals may be shared with other nodes.
+        int wv = g.value(g.values[size_t(conv.in[1])].name + "/folded"), bv = g.value(g.values[size_t(conv.in[1])].name + "/folded_bias");
+        g.values[size_t(wv)].konst = std::move(w);
+        g.values[size_t(wv)].shape = g.values[size_t(wv)].konst->shape;
+        g.values[size_t(wv)].has_shape = true;
+        g.values[size_t(bv)].konst = std::move(b);
+        g.values[size_t(bv)].shape = g.values[size_t(bv)].konst->shape;
+        g.values[size_t(bv)].has_shape = true;
+        conv.in.resize(3);
+        conv.in[1] = wv;
+        conv.in[2] = bv;
+}
+
+void fold_batchnorm(Graph &g, Rewrites *done)
+{
+        for (auto &n : g.nodes) {
+                if (n.dead || n.op != "Conv" || !g.is_const(n.in[1]))
+                        continue;
+                int c = single_consumer(g, n.out[0]);
+                if (c < 0 || g.nodes[size_t(c)].op != "BatchNormalization" || g.nodes[size_t(c)].in[0] != n.out[0])
+                        continue;
+                Node &bn = g.nodes[size_t(c)];
+                const auto &gamma = g.konst(bn.in[1]), &beta = g.konst(bn.in[2]), &mean = g.konst(bn.in[3]), &var = g.konst(bn.in[4]);
+                float eps = bn.getf("epsilon", 1e-5f);
+                size_t C = size_t(gamma.elements());
+                std::vector<float> mul(C), add(C);
+                for (size_t o = 0; o < C; o++) {
+                        mul[o] = float(gamma.at(o) / std::sqrt(var.at(o) + double(eps)));
+                        add[o] = float(beta.at(o) - mean.at(o) * double(mul[o]));
+                }
+                scale_conv(g, n, mul, add);
+                absorb(g, n, bn);
+                done->batchnorm_folded++;
+        }
+}
+
+// Add of a constant bias after a layer: into the layer's bias.
+void fold_bias_add(Graph &g, Rewrites *done)
+{
+        for (auto &n : g.nodes) {
+                if (n.dead || !is_layer(n) || !g.is_const(n.in[1]))
+                        continue;
+                int c = single_consumer(g, n.out[0]);
+                if (c < 0 || g.nodes[size_t(c)].op != "Add")
+                        continue;
+                Node &add = g.nodes[size_t(c)];
+                int other = add.in[0] == n.out[0] ? add.in[1] : add.in[0];
+                if (!g.is_const(other))
+                        continue;
+                const Constant &k = g.konst(other);
+                int64_t O = n.op == "Conv" ? g.konst(n.in[1]).shape[0] : g.values[size_t(n.out[0])].shape.back();
+                // [O], [1, O] for Gemm/MatMul; [O, 1, 1] or [1, O, 1, 1] for Conv.
+                bool ok = k.elements() == O || k.elements() == 1;
+                if (n.op == "Conv" && k.shape.size() >= 1 && k.elements() == O && k.elements() > 1)
+                        ok = k.shape.size() >= 3 && k.shape[k.shape.size() - 3] == O;
+                if (n.op != "Conv" && k.elements() > 1)
+                        ok = k.shape.back() == O;
+                if (!ok)
+                        continue;
+                if (n.op == "Conv") {
+                        std::vector<float> mul(static_cast<size_t>(O), 1.0f), addv(static_cast<size_t>(O));
+                        for (int64_t o = 0; o < O; o++)
+                                addv[size_t(o)] = float(k.at(k.elements() == 1 ? 0 : size_t(o)));
+                        scale_conv(g, n, mul, addv);
+                } else {
+                        Attr a;
+                        a.kind = Attr::Floats;
+                        for (int64_t o = 0; o < O; o++)
+                                a.floats.push_back(float(k.at(k.elements() == 1 ? 0 : size_t(o))));
+                        if (const Attr *prev = n.attr("_bias_add"))
+                                for (size_t o = 0; o < a.floats.size(); o++)
+                                        a.floats[o] += prev->floats[o];
+                        n.attrs["_bias_add"] = a;
+                }
+                absorb(g, n, add);
+                done->bias_folded++;
+        }
+}
+
+// The device activation an op is, or -1.
+int activation_of(const Graph &g, const Node &a, float *alpha, float *beta)
+{
+        *alpha = 1.0f / 6, *beta = 0.5f;
+        if (a.op == "Relu")
+                return NPU_ACTIVATION_RELU;
+        if (a.op == "Sigmoid")
+                return NPU_ACTIVATION_SIGMOID;
+        if (a.op == "HardSwish")
+                return NPU_ACTIVATION_HARDSWISH;
+        if (a.op == "HardSigmoid") {
+                *alpha = a.getf("alpha", 0.2f);
+                *beta = a.getf("beta", 0.5f);
+                return NPU_ACTIVATION_HARDSIGMOID;
+        }
+        if (a.op == "Clip") {
+                double lo = -INFINITY, hi = INFINITY;
+                if (g.opset < 11) {
+                        lo = a.getf("min", -INFINITY);
+                        hi = a.getf("max", INFINITY);
+                } else {
+                        if (a.in.size() > 1 && a.in[1] >= 0)
+                                lo = g.konst(a.in[1]).at(0);
+                        if (a.in.size() > 2 && a.in[2] >= 0)
+                                hi = g.konst(a.in[2]).at(0);
+                }
+                if (lo == 0 && hi == 6)
+                        return NPU_ACTIVATION_RELU6;
+                if (lo == 0 && std::isinf(hi))
+                        return NPU_ACTIVATION_RELU;
+        }
+        return -1;
+}
+
+void fuse_activations(Graph &g, Rewrites *done)
+{
+        for (auto &n : g.nodes) {
+                if (n.dead || !(is_layer(n) || n.op == "Add") || n.attr("_act"))
+                        continue;
+                int c = single_consumer(g, n.out[0]);
+                if (c < 0)
+                        continue;
+                Node &a = g.nodes[size_t(c)];
+                float alpha, beta;
+                int act = activation_of(g, a, &alpha, &beta);
+                if (act < 0 || a.in[0] != n.out[0])
+                        continue;
+                if (act == NPU_ACTIVATION_HARDSIGMOID && (std::fabs(alpha - 1.0f / 6) > 1e-7f || beta != 0.5f)) {
+                        // clip(alpha*y + beta, 0, 1) = device's clip(y'/6 + 1/2, 0, 1) with
+                        // y' = 6*alpha*y + 6*(beta - 1/2): folded into the layer's scale.
+                        if (n.op != "Conv")
+                                continue;
+                        int64_t O = g.konst(n.in[1]).shape[0];
+                        scale_conv(g, n, std::vector<float>(size_t(O), 6 * alpha), std::vector<float>(size_t(O), 6 * (beta - 0.5f)));
+                }
+                Attr at;
+                at.kind = Attr::Int;
+                at.i = act;
+                n.attrs["_act"] = at;
+                absorb(g, n, a);
+                done->activations_fused++;
+        }
+}
+
+} // namespace
+
+void rewrite(Graph *g, Rewrites *done)
+{
+        fold_batchnorm(*g, done);
+        fold_bias_add(*g, done);
+        fuse_activations(*g, done);
+}
+
+} // namespace onnxfe

@@ -1,0 +1,458 @@
+// npu-run --model: an ONNX model over the samples of .npy files, at one or
+// every activation depth, with per-layer bits, bytes and time under the
+// ONNX node names.  See npu-run(1).
+#include "npu_run_model.h"
+
+#include <getopt.h>
+
+#include <memory>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "npu/npu.h"
+#include "npu/npy.h"
+#include "npu/onnx.h"
+
+namespace {
+
+void usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: npu-run --model=FILE.onnx --input=X.npy [--output=Y.npy] [OPTIONS]\n"
+                "Run a trained float ONNX model on an NPU over the samples of X and write its\n"
+                "outputs to Y, in the model's own layout.\n\n"
+                "      --model=FILE     the ONNX model\n"
+                "  -i, --input=X.npy    N samples: [N, ...] of the model input's shape, or the\n"
+                "                       input's own shape with N in its first (batch) dimension;\n"
+                "                       repeat once per model input, in the model's order\n"
+                "  -o, --output=Y.npy   the N outputs stacked as the inputs were; repeat once per\n"
+                "                       model output, or give one name for all: Y.0.npy, Y.1.npy ...\n"
+                "      --calibration=C.npy  samples that ranges are measured on (default: X)\n"
+                "      --input-shape=NAME=D0xD1x...  a dynamic dimension's value (default: from X)\n"
+                "  -b, --bits=N|all     activation depth: 4, 6, 8, 16 or all (default: 8)\n"
+                "  -m, --mode=MODE      fixed (default), bwq-model or bwq-layer: the depth from\n"
+                "                       bwqd ($BWQ_BUS); --bits is then the fallback depth\n"
+                "      --min-bits=N, --max-bits=N   BWQ modes: the model-wide clamp\n"
+                "  -d, --device=NAME    NPU device (default: $NPU_DEVICE, else \"soft\")\n"
+                "      --placement      print what runs where and the rewrites done\n"
+                "      --reference      write the float reference of the rewritten graph (libnpu's,\n"
+                "                       float weights and activations) instead of running the NPU\n"
+                "      --summary        totals only, no per-layer lines\n"
+                "  -j, --json           one JSON object (see npu-run(1))\n"
+                "  -h, --help           this text\n\n"
+                "Exit status: 0 success, 1 the model or device failed, 2 bad usage or input.\n");
+}
+
+bool depth_arg(const char *arg, unsigned *ret)
+{
+        char *e;
+        long v = std::strtol(arg, &e, 10);
+        if (*e || (v != 4 && v != 6 && v != 8 && v != 16))
+                return false;
+        *ret = unsigned(v);
+        return true;
+}
+
+std::string json_str(const std::string &s)
+{
+        std::string o = "\"";
+        for (char c : s) {
+                if (c == '"' || c == '\\')
+                        o += '\\', o += c;
+                else if (uint8_t(c) < 0x20) {
+                        char b[8];
+                        snprintf(b, sizeof b, "\\u%04x", c);
+                        o += b;
+                } else
+                        o += c;
+        }
+        return o + "\"";
+}
+
+const char *op_name(uint32_t op)
+{
+        static const char *names[] = {"?", "conv2d", "fully_connected", "add", "mul", "maxpool", "avgpool", "global_avgpool", "concat"};
+        return op < 9 ? names[op] : "?";
+}
+
+// How the samples of an .npy lie against the model's input shape.
+struct Samples {
+        npu_npy a{};
+        uint64_t count = 0, per = 0;   // samples, elements per sample
+        bool extra_axis = false;       // [N, ...shape] rather than the batch axis
+        std::vector<int64_t> shape;    // one sample's shape (batch 1)
+        ~Samples() { npu_npy_free(&a); }
+};
+
+bool read_samples(const char *path, const npu_onnx_tensor_info *want, unsigned want_rank, const int64_t *want_dims,
+                  Samples *s, std::string *why)
+{
+        char msg[512];
+        if (npu_npy_read(path, &s->a, msg, sizeof msg) < 0) {
+                *why = msg;
+                return false;
+        }
+        (void)want;
+        const npu_npy &a = s->a;
+        if (a.rank == want_rank + 1) {
+                s->extra_axis = true;
+                s->count = uint64_t(a.dims[0]);
+                s->shape.assign(a.dims + 1, a.dims + a.rank);
+        } else if (a.rank == want_rank && want_rank > 0) {
+                s->count = uint64_t(a.dims[0]);
+                s->shape.assign(a.dims, a.dims + a.rank);
+                s->shape[0] = 1;
+                if (want_dims[0] > 1) {  // the model takes a batch of its own
+                        s->count = a.dims[0] % want_dims[0] ? 0 : uint64_t(a.dims[0] / want_dims[0]);
+                        s->shape[0] = want_dims[0];
+                }
+        } else {
+                *why = std::string(path) + ": rank " + std::to_string(a.rank) + " does not fit the model input's rank " +
+                       std::to_string(want_rank) + " (or one more for the samples)";
+                return false;
+        }
+        if (!s->count) {
+                *why = std::string(path) + ": no samples";
+                return false;
+        }
+        for (size_t i = 0; i < s->shape.size(); i++)
+                if (want_dims[i] > 0 && want_dims[i] != s->shape[i]) {
+                        *why = std::string(path) + ": dimension " + std::to_string(i) + " of a sample is " + std::to_string(s->shape[i]) +
+                               ", the model's is " + std::to_string(want_dims[i]);
+                        return false;
+                }
+        s->per = a.elements / s->count;
+        return true;
+}
+
+struct Layer {
+        npu_layer_stats st;
+        std::vector<uint64_t> ns;
+};
+
+} // namespace
+
+int npu_run_model_main(int argc, char **argv)
+{
+        static const option longopts[] = {
+                {"model", required_argument, nullptr, 1000},   {"input", required_argument, nullptr, 'i'},
+                {"output", required_argument, nullptr, 'o'},   {"calibration", required_argument, nullptr, 1001},
+                {"input-shape", required_argument, nullptr, 1002}, {"bits", required_argument, nullptr, 'b'},
+                {"mode", required_argument, nullptr, 'm'},     {"min-bits", required_argument, nullptr, 1003},
+                {"max-bits", required_argument, nullptr, 1004}, {"device", required_argument, nullptr, 'd'},
+                {"placement", no_argument, nullptr, 1005},     {"summary", no_argument, nullptr, 1006},
+                {"json", no_argument, nullptr, 'j'},           {"help", no_argument, nullptr, 'h'},
+                {"name", required_argument, nullptr, 1007},    {"reference", no_argument, nullptr, 1008},
+                {nullptr, 0, nullptr, 0},
+        };
+        const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run";
+        std::vector<const char *> inputs, outputs;
+        std::string shapes;
+        std::vector<unsigned> depths = {8};
+        uint32_t mode = NPU_MODE_FIXED;
+        unsigned min_bits = 4, max_bits = 16;
+        bool json = false, summary = false, placement = false, reference = false;
+        for (int i = 1; i < argc; i++)
+                if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                        usage(stdout);
+                        return 0;
+                }
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "i:o:b:m:d:jh", longopts, nullptr)) != -1) {
+                switch (c) {
+                case 1000: model_path = optarg; break;
+                case 'i': inputs.push_back(optarg); break;
+                case 'o': outputs.push_back(optarg); break;
+                case 1001: calib_path = optarg; break;
+                case 1002: shapes += std::string(shapes.empty() ? "" : ";") + optarg; break;
+                case 'b':
+                        if (strcmp(optarg, "all") == 0) {
+                                depths = {4, 6, 8, 16};
+                        } else {
+                                unsigned d;
+                                if (!depth_arg(optarg, &d)) {
+                                        fprintf(stderr, "npu-run: --bits: '%s' is not 4, 6, 8, 16 or all\n", optarg);
+                                        return 2;
+                                }
+                                depths = {d};
+                        }
+                        break;
+                case 'm':
+                        if (strcmp(optarg, "fixed") == 0) mode = NPU_MODE_FIXED;
+                        else if (strcmp(optarg, "bwq-model") == 0) mode = NPU_MODE_BWQ_MODEL;
+                        else if (strcmp(optarg, "bwq-layer") == 0) mode = NPU_MODE_BWQ_LAYER;
+                        else {
+                                fprintf(stderr, "npu-run: --mode: '%s' is not fixed, bwq-model or bwq-layer\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 1003:
+                case 1004:
+                        if (!depth_arg(optarg, c == 1003 ? &min_bits : &max_bits)) {
+                                fprintf(stderr, "npu-run: --%s: '%s' is not 4, 6, 8 or 16\n", c == 1003 ? "min-bits" : "max-bits", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'd': device = optarg; break;
+                case 1005: placement = true; break;
+                case 1006: summary = true; break;
+                case 1007: name = optarg; break;
+                case 1008: reference = true; break;
+                case 'j': json = true; break;
+                case 'h': usage(stdout); return 0;
+                default: usage(stderr); return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "npu-run: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+        if (!model_path || inputs.empty()) {
+                fprintf(stderr, "npu-run: --model and --input are needed (see --help)\n");
+                return 2;
+        }
+        if (min_bits > max_bits) {
+                fprintf(stderr, "npu-run: --min-bits %u is above --max-bits %u\n", min_bits, max_bits);
+                return 2;
+        }
+        if (mode != NPU_MODE_FIXED && depths.size() > 1) {
+                fprintf(stderr, "npu-run: --bits=all is for --mode=fixed\n");
+                return 2;
+        }
+
+        // The inputs' declared shapes first: X gives the dynamic dimensions
+        // that --input-shape does not.
+        char why[1024];
+        npu_onnx *peek;
+        npu_onnx_options lo{};
+        lo.size = sizeof lo;
+        lo.flags = NPU_ONNX_INPUTS_ONLY;
+        int r = npu_onnx_load(model_path, &lo, &peek, why, sizeof why);
+        if (r < 0) {
+                fprintf(stderr, "npu-run: %s\n", why);
+                return 1;
+        }
+        unsigned nin = npu_onnx_input_count(peek);
+        if (inputs.size() != nin) {
+                fprintf(stderr, "npu-run: the model has %u input(s); %zu --input given\n", nin, inputs.size());
+                npu_onnx_free(peek);
+                return 2;
+        }
+        std::vector<Samples> xs(nin);
+        uint64_t samples = 0;
+        for (unsigned i = 0; i < nin; i++) {
+                npu_onnx_tensor_info ti;
+                npu_onnx_input_info(peek, i, &ti);
+                std::string e;
+                if (!read_samples(inputs[i], &ti, ti.rank, ti.dims, &xs[i], &e)) {
+                        fprintf(stderr, "npu-run: %s\n", e.c_str());
+                        npu_onnx_free(peek);
+                        return 2;
+                }
+                if (i && xs[i].count != samples) {
+                        fprintf(stderr, "npu-run: %s has %llu samples, %s %llu\n", inputs[i], (unsigned long long)xs[i].count,
+                                inputs[0], (unsigned long long)samples);
+                        npu_onnx_free(peek);
+                        return 2;
+                }
+                samples = xs[i].count;
+                std::string dims;
+                for (int64_t d : xs[i].shape)
+                        dims += (dims.empty() ? "" : "x") + std::to_string(d);
+                if (shapes.find(std::string(ti.name) + "=") == std::string::npos)
+                        shapes += (shapes.empty() ? "" : ";") + std::string(ti.name) + "=" + dims;
+        }
+        npu_onnx_free(peek);
+        npu_onnx *probe;
+        lo.flags = 0;
+        lo.input_shapes = shapes.c_str();
+        if ((r = npu_onnx_load(model_path, &lo, &probe, why, sizeof why)) < 0) {
+                fprintf(stderr, "npu-run: %s\n", why);
+                return 1;
+        }
+        std::unique_ptr<npu_onnx, void (*)(npu_onnx *)> model(probe, npu_onnx_free);
+        unsigned nout = npu_onnx_output_count(probe);
+        if (!outputs.empty() && outputs.size() != 1 && outputs.size() != nout) {
+                fprintf(stderr, "npu-run: the model has %u output(s); give one --output or %u\n", nout, nout);
+                return 2;
+        }
+        for (unsigned i = 0; i < nin; i++) {
+                npu_onnx_tensor_info ti;
+                npu_onnx_input_info(probe, i, &ti);
+                if (xs[i].per != ti.elements) {
+                        fprintf(stderr, "npu-run: %s: %llu elements per sample, input '%s' takes %llu\n", inputs[i],
+                                (unsigned long long)xs[i].per, ti.name, (unsigned long long)ti.elements);
+                        return 2;
+                }
+        }
+        Samples cal;
+        if (calib_path) {
+                if (nin != 1) {
+                        fprintf(stderr, "npu-run: --calibration takes a model of one input\n");
+                        return 2;
+                }
+                npu_onnx_tensor_info ti;
+                npu_onnx_input_info(probe, 0, &ti);
+                std::string e;
+                if (!read_samples(calib_path, &ti, ti.rank, ti.dims, &cal, &e)) {
+                        fprintf(stderr, "npu-run: %s\n", e.c_str());
+                        return 2;
+                }
+        }
+
+        npu_device *dev;
+        if ((r = npu_device_open(device, &dev)) < 0) {
+                fprintf(stderr, "npu-run: cannot open the NPU device: %s\n", strerror(-r));
+                return 1;
+        }
+        std::unique_ptr<npu_device, void (*)(npu_device *)> dev_owner(dev, npu_device_close);
+        std::vector<const float *> calib(nin);
+        uint64_t ncal = calib_path ? cal.count : samples;
+        for (unsigned i = 0; i < nin; i++)
+                calib[i] = calib_path ? cal.a.data : xs[i].a.data;
+        npu_compile_options co{};
+        co.name = name;
+        co.calibration_count = ncal;
+        double t0 = bwq::monotonic_s();
+        npu_model *m;
+        if ((r = npu_onnx_compile(probe, dev, calib.data(), &co, &m)) < 0) {
+                fprintf(stderr, "npu-run: %s: compiling for the device failed: %s\n", model_path, strerror(-r));
+                return 1;
+        }
+        double compile_s = bwq::monotonic_s() - t0;
+        std::unique_ptr<npu_model, void (*)(npu_model *)> m_owner(m, npu_model_free);
+        if (placement && !json)
+                fputs(npu_onnx_placement(probe), stdout);
+
+        std::vector<npu_onnx_tensor_info> oinfo(nout);
+        for (unsigned j = 0; j < nout; j++)
+                npu_onnx_output_info(probe, j, &oinfo[j]);
+        std::vector<std::vector<float>> results(nout);
+        if (reference)
+                depths.clear();
+        for (unsigned j = 0; j < nout && reference; j++)
+                results[j].assign(size_t(oinfo[j].elements * samples), 0.0f);
+        for (uint64_t s = 0; s < samples && reference; s++) {
+                std::vector<const float *> in(nin);
+                std::vector<float *> out(nout);
+                for (unsigned i = 0; i < nin; i++)
+                        in[i] = xs[i].a.data + s * xs[i].per;
+                for (unsigned j = 0; j < nout; j++)
+                        out[j] = results[j].data() + s * oinfo[j].elements;
+                if ((r = npu_onnx_reference(probe, in.data(), out.data())) < 0) {
+                        fprintf(stderr, "npu-run: the float reference failed: %s\n", strerror(-r));
+                        return 1;
+                }
+        }
+        if (json)
+                printf("{\"model\":%s,\"samples\":%llu,\"compile_s\":%.3f,\"runs\":[", json_str(model_path).c_str(),
+                       (unsigned long long)samples, compile_s);
+        for (size_t di = 0; di < depths.size(); di++) {
+                unsigned bits = depths[di];
+                if ((r = npu_model_set_mode(m, mode, bits, min_bits, max_bits)) < 0) {
+                        fprintf(stderr, "npu-run: cannot set the mode: %s\n", strerror(-r));
+                        return 1;
+                }
+                for (unsigned j = 0; j < nout; j++)
+                        results[j].assign(size_t(oinfo[j].elements * samples), 0.0f);
+                std::vector<Layer> layers;
+                npu_run_stats total{}, st{};
+                std::vector<double> ms;
+                unsigned fallback = 0;
+                for (uint64_t s = 0; s < samples; s++) {
+                        std::vector<const float *> in(nin);
+                        std::vector<float *> out(nout);
+                        for (unsigned i = 0; i < nin; i++)
+                                in[i] = xs[i].a.data + s * xs[i].per;
+                        for (unsigned j = 0; j < nout; j++)
+                                out[j] = results[j].data() + s * oinfo[j].elements;
+                        double a = bwq::monotonic_s();
+                        if ((r = npu_onnx_run(probe, m, in.data(), out.data(), &st)) < 0) {
+                                uint32_t code = 0, index = 0;
+                                npu_device_last_job_error(dev, &code, &index);
+                                fprintf(stderr, "npu-run: sample %llu failed: %s%s%s\n", (unsigned long long)s, strerror(-r),
+                                        code ? ": " : "", code ? npu_job_error_name(code) : "");
+                                return 1;
+                        }
+                        ms.push_back((bwq::monotonic_s() - a) * 1e3);
+                        fallback += (st.flags & NPU_RUN_FALLBACK) != 0;
+                        total.activation_bytes += st.activation_bytes;
+                        total.weight_bytes += st.weight_bytes;
+                        layers.resize(st.layer_count);
+                        for (unsigned l = 0; l < st.layer_count; l++) {
+                                npu_model_layer_stats(m, l, &layers[l].st);
+                                layers[l].ns.push_back(layers[l].st.ns);
+                        }
+                }
+                std::sort(ms.begin(), ms.end());
+                double median_ms = ms[ms.size() / 2];
+                if (json) {
+                        printf("%s{\"bits\":%u,\"layers\":[", di ? "," : "", bits);
+                        for (size_t l = 0; l < layers.size(); l++) {
+                                auto t = layers[l].ns;
+                                std::sort(t.begin(), t.end());
+                                const char *ln = npu_onnx_layer_name(probe, unsigned(l));
+                                printf("%s{\"node\":%s,\"op\":\"%s\",\"bits\":%u,\"bytes_read\":%llu,\"bytes_written\":%llu,\"ns\":%llu}",
+                                       l ? "," : "", json_str(ln ? ln : "").c_str(), op_name(layers[l].st.op), layers[l].st.bits,
+                                       (unsigned long long)layers[l].st.bytes_read, (unsigned long long)layers[l].st.bytes_written,
+                                       (unsigned long long)t[t.size() / 2]);
+                        }
+                        printf("],\"totals\":{\"activation_bytes_per_sample\":%llu,\"weight_bytes_per_sample\":%llu,"
+                               "\"median_ms\":%.3f,\"fallback_runs\":%u}}",
+                               (unsigned long long)(total.activation_bytes / samples), (unsigned long long)(total.weight_bytes / samples),
+                               median_ms, fallback);
+                } else {
+                        printf("== %s: %u-bit activations, %llu sample(s)\n", model_path, bits, (unsigned long long)samples);
+                        if (!summary) {
+                                printf("%5s %-15s %4s %12s %12s %9s  %s\n", "layer", "op", "bits", "bytes_read", "bytes_written",
+                                       "time_us", "node");
+                                for (size_t l = 0; l < layers.size(); l++) {
+                                        auto t = layers[l].ns;
+                                        std::sort(t.begin(), t.end());
+                                        const char *ln = npu_onnx_layer_name(probe, unsigned(l));
+                                        printf("%5zu %-15s %4u %12llu %12llu %9.1f  %s\n", l, op_name(layers[l].st.op), layers[l].st.bits,
+                                               (unsigned long long)layers[l].st.bytes_read, (unsigned long long)layers[l].st.bytes_written,
+                                               t[t.size() / 2] / 1e3, ln ? ln : "");
+                                }
+                        }
+                        printf("total: %zu layers, activation_bytes %llu, weight_bytes %llu per sample, %.3f ms (median of %zu)%s\n",
+                               layers.size(), (unsigned long long)(total.activation_bytes / samples),
+                               (unsigned long long)(total.weight_bytes / samples), median_ms, ms.size(),
+                               fallback ? ", some runs at the fallback depth (no bwqd decision)" : "");
+                }
+        }
+        if (json)
+                printf("]}\n");
+        // Outputs of the last depth run, stacked as the inputs were.
+        for (unsigned j = 0; j < nout && !outputs.empty(); j++) {
+                std::string path = outputs.size() == 1 && nout > 1 ? std::string(outputs[0]) : outputs.size() == 1 ? outputs[0] : outputs[j];
+                if (outputs.size() == 1 && nout > 1) {
+                        size_t dot = path.rfind(".npy");
+                        path = (dot == std::string::npos ? path : path.substr(0, dot)) + "." + std::to_string(j) + ".npy";
+                }
+                std::vector<int64_t> dims;
+                if (xs[0].extra_axis) {
+                        dims.push_back(int64_t(samples));
+                        dims.insert(dims.end(), oinfo[j].dims, oinfo[j].dims + oinfo[j].rank);
+                } else {
+                        dims.assign(oinfo[j].dims, oinfo[j].dims + oinfo[j].rank);
+                        if (dims.empty())
+                                dims.push_back(1);
+                        dims[0] *= int64_t(samples);
+                }
+                if (npu_npy_write(path.c_str(), uint32_t(dims.size()), dims.data(), results[j].data(), why, sizeof why) < 0) {
+                        fprintf(stderr, "npu-run: %s\n", why);
+                        return 1;
+                }
+        }
+        return 0;
+}
