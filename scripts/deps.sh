@@ -1,5 +1,7 @@
 #!/bin/sh
-# Installs the Debian packages bwq needs to build, test and run, when missing.
+# Installs the Debian packages bwq needs to build, test and run, when missing
+# (python3-onnx, -numpy and -pil only write the test models and inputs;
+# scripts/test-deps.sh adds what comes from npm).
 # Idempotent and non-interactive; run as root (make deps does).
 set -eu
 
@@ -11,6 +13,7 @@ libdnnl-dev
 dbus-daemon systemd util-linux
 libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
 mandoc
+python3-onnx python3-numpy python3-pil
 "
 
 missing=""

@@ -54,7 +54,7 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                 for (size_t i = 0; i < calib.size(); i++)
                         at[i] = calib[i] + s * g->tensors[g->inputs[i]].elements();
                 std::vector<std::vector<float>> values;
-                npu::reference_forward(*g, at.data(), values);
+                npu::reference_forward(*g, at.data(), values, true);
                 for (size_t t = 0; t < T; t++) {
                         const auto &v = values[t];
                         for (float x : v) {

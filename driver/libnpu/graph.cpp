@@ -274,10 +274,11 @@ extern "C" int64_t npu_graph_tensor_elements(const npu_graph *g, int tensor)
         return int64_t(g->tensors[tensor].elements());
 }
 
-extern "C" int npu_graph_reference_inputs(const npu_graph *g, const float *const *inputs, unsigned count, int tensor,
-                                          float *output, size_t output_count)
+extern "C" int npu_graph_reference_inputs(const npu_graph *g, const float *const *inputs, unsigned count, uint32_t flags,
+                                          int tensor, float *output, size_t output_count)
 {
-        if (!valid_tensor(g, tensor) || !inputs || !output || g->inputs.empty() || count != g->inputs.size())
+        if (!valid_tensor(g, tensor) || !inputs || !output || g->inputs.empty() || count != g->inputs.size() ||
+            (flags & ~NPU_REFERENCE_INT8_WEIGHTS))
                 return -EINVAL;
         for (unsigned i = 0; i < count; i++)
                 if (!inputs[i])
@@ -285,12 +286,12 @@ extern "C" int npu_graph_reference_inputs(const npu_graph *g, const float *const
         if (output_count != g->tensors[tensor].elements())
                 return -EINVAL;
         std::vector<std::vector<float>> values;
-        npu::reference_forward(*g, inputs, values);
+        npu::reference_forward(*g, inputs, values, flags & NPU_REFERENCE_INT8_WEIGHTS);
         std::memcpy(output, values[tensor].data(), output_count * sizeof(float));
         return 0;
 }
 
 extern "C" int npu_graph_reference(const npu_graph *g, const float *input, int tensor, float *output, size_t count)
 {
-        return npu_graph_reference_inputs(g, &input, 1, tensor, output, count);
+        return npu_graph_reference_inputs(g, &input, 1, 0, tensor, output, count);
 }

@@ -68,8 +68,11 @@ struct GraphLayer {
         unsigned min_bits = 4, max_bits = 16;
 };
 
-// Float forward pass of the graph; fills every tensor's values.
-void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values);
+// Float forward pass of the graph; fills every tensor's values.  With
+// int8_weights, convolutions and fully connected layers use the weights the
+// device computes with (calibration: ranges of what the device will see).
+void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values,
+                       bool int8_weights = false);
 
 // Clipping range of a tensor at each depth (npu_bits_index order).
 struct Ranges {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/weights.h"
 #include "internal.h"
 
 namespace npu {
@@ -19,7 +20,8 @@ static float act_ref(float v, uint8_t act)
         }
 }
 
-void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values)
+void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values,
+                       bool int8_weights)
 {
         values.assign(g.tensors.size(), {});
         for (size_t i = 0; i < g.inputs.size(); i++) {
@@ -32,6 +34,14 @@ void reference_forward(const npu_graph &g, const float *const *inputs, std::vect
                 const std::vector<float> &xv = values[L.inputs[0]];
                 std::vector<float> &out = values[L.output];
                 out.assign(y.elements(), 0.0f);
+                // The device's weights (calibration), or the graph's own.
+                std::vector<float> dev;
+                if (int8_weights && (L.op == NPU_OP_CONV2D || L.op == NPU_OP_FULLY_CONNECTED)) {
+                        bool fc = L.op == NPU_OP_FULLY_CONNECTED;
+                        dev = bwq::device_weights(L.weights.data(), {L.conv.out_channels, fc ? x.h * x.w * x.c : x.c, L.conv.kernel_h,
+                                                                     L.conv.kernel_w, L.conv.groups, fc});
+                }
+                const std::vector<float> &weights = dev.empty() ? L.weights : dev;
                 auto at = [&](const GraphTensor &t, const std::vector<float> &v, size_t b, int64_t iy, int64_t ix,
                               size_t c) { return v[((b * t.h + size_t(iy)) * t.w + size_t(ix)) * t.c + c]; };
                 for (size_t b = 0; b < y.n; b++)
@@ -51,7 +61,7 @@ void reference_forward(const npu_graph &g, const float *const *inputs, std::vect
                                                                                 continue;
                                                                         for (size_t ci = 0; ci < cig; ci++)
                                                                                 s += double(at(x, xv, b, iy, ix, gi * cig + ci)) *
-                                                                                     L.weights[((co * p.kernel_h + ky) * p.kernel_w + kx) * cig + ci];
+                                                                                     weights[((co * p.kernel_h + ky) * p.kernel_w + kx) * cig + ci];
                                                                 }
                                                         s += L.bias[co];
                                                         break;
@@ -59,7 +69,7 @@ void reference_forward(const npu_graph &g, const float *const *inputs, std::vect
                                                 case NPU_OP_FULLY_CONNECTED: {
                                                         size_t K = size_t(x.h) * x.w * x.c;
                                                         for (size_t k = 0; k < K; k++)
-                                                                s += double(xv[b * K + k]) * L.weights[co * K + k];
+                                                                s += double(xv[b * K + k]) * weights[co * K + k];
                                                         s += L.bias[co];
                                                         break;
                                                 }

@@ -337,6 +337,9 @@ std::optional<Error> load_bytes(const std::string &bytes, const std::string &dir
                 if (dynamic)
                         return err(-ENOTSUP, "input '" + in.name() + "' declares no shape");
                 for (const auto &d : in.type().tensor_type().shape().dim()) {
+                        if (d.has_dim_value() && d.dim_value() > kMaxDim)
+                                return err(-E2BIG, "input '" + in.name() + "': dimension " + std::to_string(d.dim_value()) +
+                                                           " is over the limit of " + std::to_string(kMaxDim));
                         if (d.has_dim_value() && d.dim_value() > 0)
                                 val.shape.push_back(d.dim_value());
                         else {

@@ -204,7 +204,7 @@ extern "C" int npu_onnx_run(npu_onnx *m, npu_model *model, const float *const *i
         return 0;
 }
 
-extern "C" int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float *const *outputs)
+extern "C" int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float *const *outputs, uint32_t flags)
 {
         if (!m || !inputs || !outputs || !m->low.graph)
                 return -EINVAL;
@@ -212,7 +212,7 @@ extern "C" int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float
         for (size_t j = 0; j < m->low.outputs.size(); j++) {
                 const onnxfe::View &v = m->low.outputs[j];
                 std::vector<float> buf(size_t(v.elements()));
-                int r = npu_graph_reference_inputs(m->low.graph, ptrs.data(), unsigned(ptrs.size()), v.tensor, buf.data(),
+                int r = npu_graph_reference_inputs(m->low.graph, ptrs.data(), unsigned(ptrs.size()), flags, v.tensor, buf.data(),
                                                    buf.size());
                 if (r < 0)
                         return r;

@@ -43,8 +43,9 @@ void usage(FILE *f)
                 "      --min-bits=N, --max-bits=N   BWQ modes: the model-wide clamp\n"
                 "  -d, --device=NAME    NPU device (default: $NPU_DEVICE, else \"soft\")\n"
                 "      --placement      print what runs where and the rewrites done\n"
-                "      --reference      write the float reference of the rewritten graph (libnpu's,\n"
-                "                       float weights and activations) instead of running the NPU\n"
+                "      --reference[=float|int8]  write libnpu's float reference of the rewritten\n"
+                "                       graph instead of running the NPU: with the model's float\n"
+                "                       weights (default), or the device's int8 weights\n"
                 "      --summary        totals only, no per-layer lines\n"
                 "  -j, --json           one JSON object (see npu-run(1))\n"
                 "  -h, --help           this text\n\n"
@@ -150,7 +151,7 @@ int npu_run_model_main(int argc, char **argv)
                 {"max-bits", required_argument, nullptr, 1004}, {"device", required_argument, nullptr, 'd'},
                 {"placement", no_argument, nullptr, 1005},     {"summary", no_argument, nullptr, 1006},
                 {"json", no_argument, nullptr, 'j'},           {"help", no_argument, nullptr, 'h'},
-                {"name", required_argument, nullptr, 1007},    {"reference", no_argument, nullptr, 1008},
+                {"name", required_argument, nullptr, 1007},    {"reference", optional_argument, nullptr, 1008},
                 {nullptr, 0, nullptr, 0},
         };
         const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run";
@@ -160,6 +161,7 @@ int npu_run_model_main(int argc, char **argv)
         uint32_t mode = NPU_MODE_FIXED;
         unsigned min_bits = 4, max_bits = 16;
         bool json = false, summary = false, placement = false, reference = false;
+        uint32_t ref_flags = 0;
         for (int i = 1; i < argc; i++)
                 if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
                         usage(stdout);
@@ -206,7 +208,15 @@ int npu_run_model_main(int argc, char **argv)
                 case 1005: placement = true; break;
                 case 1006: summary = true; break;
                 case 1007: name = optarg; break;
-                case 1008: reference = true; break;
+                case 1008:
+                        reference = true;
+                        if (optarg && strcmp(optarg, "int8") == 0)
+                                ref_flags = NPU_REFERENCE_INT8_WEIGHTS;
+                        else if (optarg && strcmp(optarg, "float") != 0) {
+                                fprintf(stderr, "npu-run: --reference: '%s' is not float or int8\n", optarg);
+                                return 2;
+                        }
+                        break;
                 case 'j': json = true; break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
@@ -348,7 +358,7 @@ int npu_run_model_main(int argc, char **argv)
                         in[i] = xs[i].a.data + s * xs[i].per;
                 for (unsigned j = 0; j < nout; j++)
                         out[j] = results[j].data() + s * oinfo[j].elements;
-                if ((r = npu_onnx_reference(probe, in.data(), out.data())) < 0) {
+                if ((r = npu_onnx_reference(probe, in.data(), out.data(), ref_flags)) < 0) {
                         fprintf(stderr, "npu-run: the float reference failed: %s\n", strerror(-r));
                         return 1;
                 }

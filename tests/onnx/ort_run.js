@@ -3,6 +3,8 @@
 // the model's order, stacked as npu-run stacks them.  It also prints the
 // median latency of the runs.
 //   node ort_run.js MODEL IN.npy OUT [--threads N] [--runs R] [--extra-axis]
+// (an IN of one more dimension than the model's input has its samples on an
+// extra leading axis, without --extra-axis)
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -57,6 +59,8 @@ async function main() {
         });
         const meta = sess.inputMetadata ? sess.inputMetadata[0] : null;
         const x = readNpy(input);
+        // [N, ...the input's shape]: samples on an extra axis, as npu-run reads them.
+        if (meta && meta.shape && x.shape.length === meta.shape.length + 1) extra = true;
         // Samples as npu-run takes them: an extra leading axis, or the batch axis.
         const sampleShape = extra ? x.shape.slice(1) : [1].concat(x.shape.slice(1));
         const n = extra ? x.shape[0] : x.shape[0];

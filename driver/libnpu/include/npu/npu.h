@@ -97,9 +97,13 @@ int npu_graph_set_output(npu_graph *g, int tensor);
 int npu_graph_add_output(npu_graph *g, int tensor);
 /* Float reference of the whole graph, for checks: output of `tensor`. */
 int npu_graph_reference(const npu_graph *g, const float *input, int tensor, float *output, size_t count);
-/* The same for a graph of `count` inputs, in the order they were added. */
-int npu_graph_reference_inputs(const npu_graph *g, const float *const *inputs, unsigned count, int tensor, float *output,
-			       size_t output_count);
+/* The same for a graph of `count` inputs, in the order they were added;
+ * flags NPU_REFERENCE_*. */
+int npu_graph_reference_inputs(const npu_graph *g, const float *const *inputs, unsigned count, uint32_t flags, int tensor,
+			       float *output, size_t output_count);
+/* With the int8 weights the device computes with (dequantized) instead of
+ * the graph's float weights: what the device approximates at 16 bits. */
+#define NPU_REFERENCE_INT8_WEIGHTS (1u << 0)
 /* Elements of a tensor (n*h*w*c), or a negative errno. */
 int64_t npu_graph_tensor_elements(const npu_graph *g, int tensor);
 

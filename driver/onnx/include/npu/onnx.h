@@ -78,8 +78,10 @@ int npu_onnx_compile(npu_onnx *m, npu_device *dev, const float *const *calibrati
  * npu_onnx_input_info/npu_onnx_output_info say. */
 int npu_onnx_run(npu_onnx *m, npu_model *model, const float *const *inputs, float *const *outputs,
 		 struct npu_run_stats *ret_stats);
-/* libnpu's float reference of the rewritten graph, same layouts. */
-int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float *const *outputs);
+/* libnpu's float reference of the rewritten graph, same layouts; flags
+ * NPU_REFERENCE_* of npu.h (NPU_REFERENCE_INT8_WEIGHTS: the device's
+ * weights). */
+int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float *const *outputs, uint32_t flags);
 
 #ifdef __cplusplus
 }

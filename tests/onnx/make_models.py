@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+# Small ONNX models, one per rewrite or op of the frontend, written with
+# Debian's python3-onnx (onnx.helper), deterministic weights:
+#   make_models.py OUTDIR
+# Each model NAME.onnx comes with NAME.npy, two input samples [2, ...].
+# The bad_*.onnx files are malformed on purpose (tests/onnx/models_test.sh).
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(20261201)
+
+
+def init(name, a):
+    return numpy_helper.from_array(np.asarray(a, dtype=np.float32) if np.asarray(a).dtype.kind == 'f' else np.asarray(a), name)
+
+
+def w(*shape, scale=0.5):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def save(name, nodes, inputs, outputs, inits, opset=13, shape=None, samples=2, meta=None):
+    g = helper.make_graph(nodes, name, inputs, outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid('', opset)], producer_name='bwq-tests')
+    m.ir_version = 7
+    for k, v in (meta or {}).items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    # Output shapes from ONNX's own inference, then the checker.
+    inferred = onnx.shape_inference.infer_shapes(m)
+    known = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for o in m.graph.output:
+        if o.name in known and known[o.name].type.tensor_type.HasField('shape'):
+            o.type.CopyFrom(known[o.name].type)
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(out, name + '.onnx'))
+    if shape is not None:
+        np.save(os.path.join(out, name + '.npy'), rng.uniform(-1, 1, [samples] + list(shape)).astype(np.float32))
+
+
+def tin(name, shape):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+def tout(name, shape=None):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+
+# Conv -> BatchNormalization -> Relu: BN folded into the Conv, Relu fused.
+C = 8
+save('conv_bn_relu', [
+    helper.make_node('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1], name='conv'),
+    helper.make_node('BatchNormalization', ['c', 'g', 'beta', 'mean', 'var'], ['bn'], epsilon=1e-3, name='bn'),
+    helper.make_node('Relu', ['bn'], ['y'], name='relu'),
+], [tin('x', [1, 3, 12, 12])], [tout('y')],
+    [init('w', w(C, 3, 3, 3)), init('b', w(C)), init('g', rng.uniform(0.5, 2, C)), init('beta', w(C)),
+     init('mean', w(C, scale=0.2)), init('var', rng.uniform(0.5, 2, C))], shape=[1, 3, 12, 12])
+
+# Clip(0, 6) as Relu6 after a strided conv with auto_pad SAME_UPPER; Sigmoid
+# after a 1x1 conv; Clip bounds as inputs (opset 13).
+save('conv_clip_sigmoid', [
+    helper.make_node('Conv', ['x', 'w1'], ['c1'], strides=[2, 2], auto_pad='SAME_UPPER', name='conv1'),
+    helper.make_node('Clip', ['c1', 'lo', 'hi'], ['r6'], name='relu6'),
+    helper.make_node('Conv', ['r6', 'w2', 'b2'], ['c2'], name='conv2'),
+    helper.make_node('Sigmoid', ['c2'], ['y'], name='sigmoid'),
+], [tin('x', [1, 4, 15, 15])], [tout('y')],
+    [init('w1', w(6, 4, 3, 3)), init('lo', np.float32(0)), init('hi', np.float32(6)), init('w2', w(5, 6, 1, 1)),
+     init('b2', w(5))], shape=[1, 4, 15, 15])
+
+# HardSigmoid with its own alpha and beta after a conv: into the conv's scale.
+save('conv_hardsigmoid', [
+    helper.make_node('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1], group=2, name='grouped'),
+    helper.make_node('HardSigmoid', ['c'], ['y'], alpha=0.2, beta=0.6, name='hsig'),
+], [tin('x', [1, 4, 8, 8])], [tout('y')], [init('w', w(6, 2, 3, 3)), init('b', w(6))], shape=[1, 4, 8, 8])
+
+# A classifier head: GlobalAveragePool, Flatten (a view), Gemm with transB,
+# and MatMul + Add as a second head: both one fully connected layer.
+save('gap_gemm_matmul', [
+    helper.make_node('Conv', ['x', 'w', 'b'], ['c'], pads=[1, 1, 1, 1], name='conv'),
+    helper.make_node('Relu', ['c'], ['r'], name='relu'),
+    helper.make_node('GlobalAveragePool', ['r'], ['p'], name='gap'),
+    helper.make_node('Flatten', ['p'], ['f'], name='flatten'),
+    helper.make_node('Gemm', ['f', 'fw', 'fb'], ['y'], transB=1, alpha=0.5, name='fc'),
+    helper.make_node('MatMul', ['f', 'mw'], ['mm'], name='matmul'),
+    helper.make_node('Add', ['mm', 'mb'], ['y2'], name='bias'),
+], [tin('x', [1, 3, 10, 10])], [tout('y'), tout('y2')],
+    [init('w', w(16, 3, 3, 3)), init('b', w(16)), init('fw', w(10, 16)), init('fb', w(10)), init('mw', w(16, 7)),
+     init('mb', w(7))], shape=[1, 3, 10, 10])
+
+# Flatten of an NCHW tensor with H, W > 1 into a Gemm: the weights' columns
+# follow the device's NHWC order; no data moves.
+save('flatten_nchw_gemm', [
+    helper.make_node('Conv', ['x', 'w'], ['c'], name='conv'),
+    helper.make_node('Flatten', ['c'], ['f'], name='flatten'),
+    helper.make_node('Gemm', ['f', 'fw'], ['y'], name='fc'),
+], [tin('x', [1, 3, 5, 6])], [tout('y')], [init('w', w(4, 3, 1, 1)), init('fw', w(120, 9))], shape=[1, 3, 5, 6])
+
+# Channel padding by Concat with zeros (ConstantOfShape), residual Add and
+# MaxPool with ceil_mode; a Shape/Gather/Unsqueeze/Concat/Reshape chain
+# folded to a constant shape; Transpose to NHWC and Reshape at the output.
+save('pad_residual_fold', [
+    helper.make_node('Conv', ['x', 'w1', 'b1'], ['c1'], pads=[1, 1, 1, 1], name='conv1'),
+    helper.make_node('Relu', ['c1'], ['r1'], name='relu1'),
+    helper.make_node('ConstantOfShape', ['zshape'], ['z'], name='zeros'),
+    helper.make_node('Concat', ['r1', 'z'], ['padded'], axis=1, name='chanpad'),
+    helper.make_node('Conv', ['r1', 'w2', 'b2'], ['c2'], pads=[1, 1, 1, 1], name='conv2'),
+    helper.make_node('Add', ['c2', 'padded'], ['sum'], name='residual'),
+    helper.make_node('Relu', ['sum'], ['r2'], name='relu2'),
+    helper.make_node('MaxPool', ['r2'], ['mp'], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, name='pool'),
+    helper.make_node('Transpose', ['mp'], ['nhwc'], perm=[0, 2, 3, 1], name='to_nhwc'),
+    helper.make_node('Shape', ['nhwc'], ['s'], name='shape'),
+    helper.make_node('Gather', ['s', 'i0'], ['n'], axis=0, name='batch'),
+    helper.make_node('Unsqueeze', ['n', 'ax0'], ['n1'], name='unsq'),
+    helper.make_node('Concat', ['n1', 'rest'], ['newshape'], axis=0, name='catshape'),
+    helper.make_node('Reshape', ['nhwc', 'newshape'], ['y'], name='reshape'),
+], [tin('x', [1, 6, 9, 9])], [tout('y', [1, 16, 8])],
+    [init('w1', w(6, 6, 3, 3)), init('b1', w(6)), init('zshape', np.array([1, 2, 9, 9], np.int64)),
+     init('w2', w(8, 6, 3, 3)), init('b2', w(8)), init('i0', np.array(0, np.int64)), init('ax0', np.array([0], np.int64)),
+     init('rest', np.array([-1, 8], np.int64))], shape=[1, 6, 9, 9])
+
+# Squeeze-and-excite: GlobalAveragePool -> Conv -> Relu -> Conv ->
+# HardSigmoid -> Mul with the block's input (broadcast), and an AveragePool.
+save('squeeze_excite', [
+    helper.make_node('Conv', ['x', 'w0', 'b0'], ['c0'], pads=[1, 1, 1, 1], name='conv0'),
+    helper.make_node('GlobalAveragePool', ['c0'], ['gap'], name='se_pool'),
+    helper.make_node('Conv', ['gap', 'w1', 'b1'], ['s1'], name='se_reduce'),
+    helper.make_node('Relu', ['s1'], ['s1r'], name='se_relu'),
+    helper.make_node('Conv', ['s1r', 'w2', 'b2'], ['s2'], name='se_expand'),
+    helper.make_node('HardSigmoid', ['s2'], ['gate'], alpha=1.0 / 6, beta=0.5, name='se_gate'),
+    helper.make_node('Mul', ['c0', 'gate'], ['scaled'], name='se_mul'),
+    helper.make_node('AveragePool', ['scaled'], ['y'], kernel_shape=[2, 2], strides=[2, 2], name='avg'),
+], [tin('x', [1, 3, 8, 8])], [tout('y')],
+    [init('w0', w(12, 3, 3, 3)), init('b0', w(12)), init('w1', w(4, 12, 1, 1)), init('b1', w(4)),
+     init('w2', w(12, 4, 1, 1)), init('b2', w(12))], shape=[1, 3, 8, 8])
+
+# A dynamic batch dimension, resolved from the input given.
+save('dynamic_batch', [
+    helper.make_node('Conv', ['x', 'w'], ['c'], pads=[0, 0, 1, 1], name='conv'),
+    helper.make_node('Relu', ['c'], ['y'], name='relu'),
+], [tin('x', ['N', 2, 6, 6])], [tout('y')], [init('w', w(3, 2, 2, 2))], shape=[1, 2, 6, 6])
+
+# ---- malformed models: each must be refused with a named error ----
+good = onnx.load(os.path.join(out, 'conv_bn_relu.onnx'))
+raw = good.SerializeToString()
+with open(os.path.join(out, 'bad_truncated.onnx'), 'wb') as f:
+    f.write(raw[:len(raw) // 2])
+with open(os.path.join(out, 'bad_not_protobuf.onnx'), 'wb') as f:
+    f.write(b'this is not an ONNX model, just text\n' * 4)
+
+
+def variant(name, edit):
+    m = onnx.load(os.path.join(out, 'conv_bn_relu.onnx'))
+    edit(m)
+    onnx.save(m, os.path.join(out, name + '.onnx'))
+
+
+variant('bad_opset', lambda m: m.opset_import[0].__setattr__('version', 99))
+
+
+def unknown_domain(m):
+    m.graph.node[2].domain = 'com.example'
+    m.opset_import.add().domain = 'com.example'
+
+
+variant('bad_domain', unknown_domain)
+variant('bad_unsupported_op', lambda m: m.graph.node[2].__setattr__('op_type', 'Softplus'))
+
+
+def dynamic(m):
+    d = m.graph.input[0].type.tensor_type.shape.dim[2]
+    d.Clear()
+    d.dim_param = 'H'
+
+
+variant('bad_dynamic', dynamic)
+
+
+def shape_mismatch(m):
+    m.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 5  # 5 channels into a 3-channel conv
+
+
+variant('bad_shapes', shape_mismatch)
+
+
+def wrong_size(m):
+    t = m.graph.initializer[1]  # b: 8 floats
+    t.raw_data = t.raw_data[:12]
+
+
+variant('bad_initializer_size', wrong_size)
+
+
+def wrong_type(m):
+    t = m.graph.initializer[1]
+    t.data_type = TensorProto.COMPLEX64
+
+
+variant('bad_initializer_type', wrong_type)
+
+
+def external(m):
+    t = m.graph.initializer[0]
+    t.ClearField('raw_data')
+    t.data_location = TensorProto.EXTERNAL
+    e = t.external_data.add()
+    e.key, e.value = 'location', 'missing_weights.bin'
+
+
+variant('bad_external_missing', external)
+
+
+def cycle(m):
+    # relu feeds the conv that feeds it
+    m.graph.node[0].input[0] = 'y'
+
+
+variant('bad_cycle', cycle)
+
+
+def absurd(m):
+    m.graph.input[0].type.tensor_type.shape.dim[2].dim_value = 1 << 40
+
+
+variant('bad_absurd_dims', absurd)
