@@ -74,6 +74,7 @@ private:
                 layer_of_[r] = int(out_.layer_names.size());
                 out_.layer_names.push_back(n.label(g_));
                 out_.layer_ops.push_back(op);
+                out_.layer_tensors.push_back(r);
                 return std::nullopt;
         }
 

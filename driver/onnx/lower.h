@@ -55,6 +55,7 @@ struct Lowered {
         std::vector<View> inputs, outputs;  // in the model's order
         std::vector<std::string> layer_names;  // per builder layer: the ONNX node
         std::vector<std::string> layer_ops;    // and its op (fusions as "Conv+Relu")
+        std::vector<int> layer_tensors;        // and the tensor it writes
 };
 
 // rewrite.cpp: BatchNormalization, bias Add and activations into layers.

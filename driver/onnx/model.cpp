@@ -17,6 +17,7 @@ struct npu_onnx {
         onnxfe::Rewrites done;
         std::vector<npu_onnx_tensor_info> in_info, out_info;
         std::string placement;
+        unsigned min_bits = 4, max_bits = 16;
         std::vector<std::vector<float>> scratch_in, scratch_out;
 
         ~npu_onnx() { npu_graph_free(low.graph); }
@@ -51,6 +52,50 @@ std::string placement_text(const npu_onnx &m)
                 s += line;
         }
         return s;
+}
+
+// "MIN:MAX" of the depths.
+bool parse_bits(const std::string &v, unsigned *lo, unsigned *hi)
+{
+        unsigned a, b;
+        char tail;
+        if (sscanf(v.c_str(), "%u:%u%c", &a, &b, &tail) != 2)
+                return false;
+        auto ok = [](unsigned d) { return d == 4 || d == 6 || d == 8 || d == 16; };
+        if (!ok(a) || !ok(b) || a > b)
+                return false;
+        *lo = a, *hi = b;
+        return true;
+}
+
+// The depth limits the model carries in its metadata_props (npu-onnx(3)).
+std::optional<onnxfe::Error> apply_limits(npu_onnx &m)
+{
+        const std::string layer_key = "bwq.layer_bits.";
+        for (const auto &[k, v] : m.g.metadata) {
+                if (k == "bwq.activation_bits") {
+                        if (!parse_bits(v, &m.min_bits, &m.max_bits))
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": '" + v + "' is not MIN:MAX of 4, 6, 8 and 16"};
+                } else if (k.compare(0, layer_key.size(), layer_key) == 0) {
+                        std::string node = k.substr(layer_key.size());
+                        unsigned lo, hi;
+                        if (!parse_bits(v, &lo, &hi))
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": '" + v + "' is not MIN:MAX of 4, 6, 8 and 16"};
+                        bool found = false;
+                        for (size_t l = 0; l < m.low.layer_names.size(); l++)
+                                if (m.low.layer_names[l] == node) {
+                                        int r = npu_graph_set_bits_range(m.low.graph, m.low.layer_tensors[l], lo, hi);
+                                        if (r < 0)
+                                                return onnxfe::Error{r, "metadata " + k + ": the graph refused the limits"};
+                                        found = true;
+                                }
+                        if (!found)
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": no device layer comes from node '" + node + "'"};
+                } else if (k.compare(0, 4, "bwq.") == 0) {
+                        return onnxfe::Error{-EINVAL, "metadata " + k + ": not a key of this frontend (npu-onnx(3))"};
+                }
+        }
+        return std::nullopt;
 }
 
 int fail(char *why, size_t n, const onnxfe::Error &e)
@@ -93,6 +138,8 @@ extern "C" int npu_onnx_load(const char *path, const npu_onnx_options *opts, npu
         onnxfe::rewrite(&m->g, &m->done);
         if (auto e = onnxfe::lower(&m->g, &m->low, &m->done))
                 return fail(why, why_size, prefix(*e));
+        if (auto e = apply_limits(*m))
+                return fail(why, why_size, prefix(*e));
         for (int v : m->g.inputs)
                 m->in_info.push_back(info_of(m->g.values[size_t(v)]));
         for (int v : m->g.outputs)
@@ -125,6 +172,15 @@ extern "C" int npu_onnx_output_info(const npu_onnx *m, unsigned index, npu_onnx_
 
 extern "C" const npu_graph *npu_onnx_graph(const npu_onnx *m) { return m ? m->low.graph : nullptr; }
 extern "C" const char *npu_onnx_placement(const npu_onnx *m) { return m ? m->placement.c_str() : nullptr; }
+
+extern "C" int npu_onnx_bits_range(const npu_onnx *m, unsigned *ret_min, unsigned *ret_max)
+{
+        if (!m || !ret_min || !ret_max)
+                return -EINVAL;
+        *ret_min = m->min_bits;
+        *ret_max = m->max_bits;
+        return 0;
+}
 
 extern "C" const char *npu_onnx_layer_name(const npu_onnx *m, unsigned layer)
 {

@@ -160,7 +160,7 @@ int npu_run_model_main(int argc, char **argv)
         std::vector<unsigned> depths = {8};
         uint32_t mode = NPU_MODE_FIXED;
         unsigned min_bits = 4, max_bits = 16;
-        bool json = false, summary = false, placement = false, reference = false;
+        bool json = false, summary = false, placement = false, reference = false, bits_all = false;
         uint32_t ref_flags = 0;
         for (int i = 1; i < argc; i++)
                 if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -179,6 +179,7 @@ int npu_run_model_main(int argc, char **argv)
                 case 'b':
                         if (strcmp(optarg, "all") == 0) {
                                 depths = {4, 6, 8, 16};
+                                bits_all = true;
                         } else {
                                 unsigned d;
                                 if (!depth_arg(optarg, &d)) {
@@ -343,6 +344,25 @@ int npu_run_model_main(int argc, char **argv)
         if (placement && !json)
                 fputs(npu_onnx_placement(probe), stdout);
 
+        // The model's own depth limits ([0046]); --min-bits/--max-bits narrow them.
+        unsigned mlo, mhi;
+        npu_onnx_bits_range(probe, &mlo, &mhi);
+        min_bits = std::max(min_bits, mlo);
+        max_bits = std::min(max_bits, mhi);
+        if (min_bits > max_bits) {
+                fprintf(stderr, "npu-run: --min-bits/--max-bits leave nothing of the model's own limits %u:%u\n", mlo, mhi);
+                return 2;
+        }
+        if (bits_all)  // every depth the model allows
+                depths.erase(std::remove_if(depths.begin(), depths.end(), [&](unsigned d) { return d < mlo || d > mhi; }),
+                             depths.end());
+        if (mode == NPU_MODE_FIXED)
+                for (unsigned &d : depths)
+                        if (d < mlo || d > mhi) {
+                                fprintf(stderr, "npu-run: %u bits is outside the model's own limits %u:%u (bwq.activation_bits)\n", d,
+                                        mlo, mhi);
+                                return 2;
+                        }
         std::vector<npu_onnx_tensor_info> oinfo(nout);
         for (unsigned j = 0; j < nout; j++)
                 npu_onnx_output_info(probe, j, &oinfo[j]);

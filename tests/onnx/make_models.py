@@ -144,6 +144,21 @@ save('dynamic_batch', [
     helper.make_node('Relu', ['c'], ['y'], name='relu'),
 ], [tin('x', ['N', 2, 6, 6])], [tout('y')], [init('w', w(3, 2, 2, 2))], shape=[1, 2, 6, 6])
 
+# The model's own depth limits in metadata_props: 6 to 16 bits for the model,
+# 8 to 16 for the layer of node conv2.
+limits_nodes = [
+    helper.make_node('Conv', ['x', 'w1'], ['c1'], pads=[1, 1, 1, 1], name='conv1'),
+    helper.make_node('Relu', ['c1'], ['r1'], name='relu1'),
+    helper.make_node('Conv', ['r1', 'w2'], ['y'], name='conv2'),
+]
+limits_inits = [init('w1', w(4, 2, 3, 3)), init('w2', w(3, 4, 1, 1))]
+save('depth_limits', limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], limits_inits, shape=[1, 2, 6, 6],
+     meta={'bwq.activation_bits': '6:16', 'bwq.layer_bits.conv2': '8:16'})
+save('bad_limits_value', limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], limits_inits,
+     meta={'bwq.activation_bits': '5:16'})
+save('bad_limits_node', limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], limits_inits,
+     meta={'bwq.layer_bits.conv9': '8:16'})
+
 # ---- malformed models: each must be refused with a named error ----
 good = onnx.load(os.path.join(out, 'conv_bn_relu.onnx'))
 raw = good.SerializeToString()

@@ -105,6 +105,22 @@ rewrite squeeze_excite "Mul .*se_mul" "squeeze-and-excite Mul on the device"
 rewrite squeeze_excite "Conv\+HardSigmoid .*se_expand" "the gate's HardSigmoid fused"
 layers squeeze_excite 6
 
+# The model's own depth limits: 6:16 for the model, 8:16 for conv2.  At the
+# fallback depth 4 (no bwqd) the model runs at 6 and conv2's layer at 8.
+if "$RUN" --model="$T/depth_limits.onnx" --input="$T/depth_limits.npy" --mode=bwq-model --bits=4 --json >"$T/lim.json" 2>"$T/err"; then
+	got=$(grep -o '"bits":[0-9]*' "$T/lim.json" | tail -2 | cut -d: -f2 | tr '\n' ' ')
+	if [ "$got" = "6 8 " ]; then ok "metadata depth limits: layers at 6 and 8 bits for a fallback of 4"
+	else bad "metadata depth limits: layer bits '$got', wanted '6 8 '"; fi
+else
+	bad "depth_limits: $(head -1 "$T/err")"
+fi
+if "$RUN" --model="$T/depth_limits.onnx" --input="$T/depth_limits.npy" --bits=4 --summary >/dev/null 2>"$T/err"; then
+	bad "4 fixed bits outside the model's 6:16 were accepted"
+else
+	grep -q "outside the model's own limits 6:16" "$T/err" && ok "4 fixed bits refused: $(head -1 "$T/err")" ||
+		bad "4 fixed bits: $(head -1 "$T/err")"
+fi
+
 # BlazeFace on a photograph (scikit-image's astronaut, the face cropped to
 # 128x128, scaled to [-1, 1] as MediaPipe does), plus two noise samples.
 BF="$ROOT/$NPM/models/face_detection_front_128x128_barracuda.onnx"
@@ -168,5 +184,7 @@ refuse bad_initializer_size "12 bytes of data for shape \[8\]"
 refuse bad_initializer_type "data type 14 is not supported"
 refuse bad_external_missing "missing_weights.bin"
 refuse bad_cycle "cycle"
+refuse bad_limits_value "bwq.activation_bits: '5:16' is not MIN:MAX" "$T/depth_limits.npy"
+refuse bad_limits_node "bwq.layer_bits.conv9: no device layer comes from node 'conv9'" "$T/depth_limits.npy"
 refuse bad_absurd_dims "dimension 1099511627776 is over the limit"
 finish

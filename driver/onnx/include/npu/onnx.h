@@ -68,6 +68,11 @@ const npu_graph *npu_onnx_graph(const npu_onnx *m);
 const char *npu_onnx_placement(const npu_onnx *m);
 /* The ONNX node behind device layer `layer`, or NULL. */
 const char *npu_onnx_layer_name(const npu_onnx *m, unsigned layer);
+/* The model's own activation depth limits (metadata key
+ * bwq.activation_bits), 4 and 16 when it has none; give them to
+ * npu_model_set_mode.  Per-layer limits (bwq.layer_bits.NODE) are in the
+ * graph already. */
+int npu_onnx_bits_range(const npu_onnx *m, unsigned *ret_min, unsigned *ret_max);
 
 /* Compiles for `dev`: `calibration` holds one sample per input (model
  * layout).  `opts` as for npu_model_compile (its calibration_input is
