@@ -290,6 +290,17 @@ $(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard 
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)
 
+# The model frontend with the part of libnpu that builds graphs.
+FUZZ_ONNX_SRC := $(ONNX_SRC) driver/libnpu/graph.cpp driver/libnpu/reference.cpp common/weights.cpp
+$(FUZZ_B)/fuzz_onnx: tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC) $(wildcard driver/onnx/*.h driver/onnx/include/npu/*.h common/*.h)
+	@mkdir -p $(FUZZ_B)
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -DONNX_ML=1 -DONNX_NAMESPACE=onnx -o $@ tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC) \
+		$(ONNX_PROTO_LIBS) -pthread
+FUZZ_ONNX_SEEDS := $(FUZZ_B)/seeds-onnx
+$(FUZZ_ONNX_SEEDS)/.stamp: tests/fuzz/make_onnx_seeds.sh tests/onnx/make_models.py
+	sh tests/fuzz/make_onnx_seeds.sh $(FUZZ_ONNX_SEEDS)
+	@touch $@
+
 # run-fuzzer NAME SECONDS CORPUS-SEEDS
 define run_fuzzer
 	@mkdir -p $(FUZZ_B)/corpus-$(1)
@@ -300,17 +311,19 @@ define run_fuzzer
 	@echo "$(1): no crash"
 endef
 
-fuzz-build: $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_SEEDS)/.stamp
+fuzz-build: $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_B)/fuzz_onnx $(FUZZ_SEEDS)/.stamp $(FUZZ_ONNX_SEEDS)/.stamp
 
 fuzz-smoke: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	$(call run_fuzzer,fuzz_job,20,$(FUZZ_SEEDS))
 	$(call run_fuzzer,fuzz_config,10,tests/fuzz/seeds-config)
+	$(call run_fuzzer,fuzz_onnx,20,$(FUZZ_ONNX_SEEDS))
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	$(call run_fuzzer,fuzz_job,$(FUZZ_SECONDS),$(FUZZ_SEEDS))
 	$(call run_fuzzer,fuzz_config,$(FUZZ_SECONDS),tests/fuzz/seeds-config)
+	$(call run_fuzzer,fuzz_onnx,$(FUZZ_SECONDS),$(FUZZ_ONNX_SEEDS))
 
 # ---- demo and bench -------------------------------------------------------
 BENCHCLIENT := $(B)/bench/bwq_benchclient
