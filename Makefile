@@ -359,9 +359,11 @@ install: all
 	install -m 0755 $(BWQD) $(DESTDIR)$(SBINDIR)/bwqd
 	install -m 0755 $(LIBNPU_SO) $(DESTDIR)$(LIBDIR)/libnpu.so.1
 	ln -sf libnpu.so.1 $(DESTDIR)$(LIBDIR)/libnpu.so
-	install -m 0644 driver/libnpu/include/npu/npu.h uapi/npu_accel.h uapi/bwq_page.h $(DESTDIR)$(INCLUDEDIR)/npu/
+	install -m 0644 $(ONNX_A) $(DESTDIR)$(LIBDIR)/libnpu-onnx.a
+	install -m 0644 driver/libnpu/include/npu/npu.h uapi/npu_accel.h uapi/bwq_page.h driver/onnx/include/npu/onnx.h \
+		driver/onnx/include/npu/npy.h $(DESTDIR)$(INCLUDEDIR)/npu/
 	install -m 0644 man/npu-run.1 man/bwqctl.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 man/libnpu.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 0644 man/libnpu.3 man/npu-onnx.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 0644 man/bwqd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/bwqd.8 $(DESTDIR)$(MANDIR)/man8/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/bwq/bwqd.conf ] || install -m 0644 packaging/bwqd.conf $(DESTDIR)$(SYSCONFDIR)/bwq/bwqd.conf
