@@ -47,7 +47,7 @@ LDFLAGS += $(SANFLAGS)
 objs = $(patsubst %.cpp,$(B)/%.o,$(1))
 
 # common/: what bwqd, libnpu and npuref share (DESIGN §3).
-COMMON_SRC := common/quant.cpp common/units.cpp common/bus.cpp common/stream.cpp common/job_error.cpp \
+COMMON_SRC := common/quant.cpp common/units.cpp common/bus.cpp common/stream.cpp common/job_error.cpp common/json.cpp \
 	common/weights.cpp
 COMMON_A := $(B)/libbwqcommon.a
 
@@ -139,7 +139,7 @@ $(DAEMON_A): $(DAEMON_CORE_OBJ)
 $(BWQD): $(B)/daemon/bwqd.o $(DAEMON_A) $(COMMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread
 
-BWQCTL_SRC := daemon/bwqctl.cpp daemon/bwqctl_bus.cpp daemon/bwqctl_json.cpp daemon/bwqctl_status.cpp \
+BWQCTL_SRC := daemon/bwqctl.cpp daemon/bwqctl_bus.cpp daemon/bwqctl_status.cpp \
 	daemon/bwqctl_control.cpp daemon/bwqctl_monitor.cpp daemon/bwqctl_calibrate.cpp
 $(BWQCTL): $(call objs,$(BWQCTL_SRC)) $(DAEMON_A) $(COMMON_A)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(SYSTEMD_LIBS) -pthread

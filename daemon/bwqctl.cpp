@@ -26,6 +26,8 @@
 
 using namespace bwqctl;
 
+bool bwqctl::json = false;
+
 namespace {
 
 void usage(FILE *f)

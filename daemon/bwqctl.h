@@ -1,10 +1,11 @@
-// bwqctl's parts (not installed): the bus helpers, the JSON output and one
+// bwqctl's parts (not installed): the bus helpers and one
 // file per group of verbs (status and table; sample, explain, reload and
 // set-table; monitor; calibrate).
 #pragma once
 
 #include <systemd/sd-bus.h>
 
+#include "common/json.h"
 #include "common/sd_ptr.h"
 
 #include <cstdint>
@@ -37,7 +38,7 @@ struct Status {
 // The bus named by --bus (system, user or an address); null after saying why.
 bwq::BusPtr connect(const std::string &spec);
 int error_exit(const char *what, const sd_bus_error *e, int r);
-std::string json_str(const std::string &s);
+using bwq::json_str;
 std::string clients_line(const Status &st);
 void print_status(const Status &st);
 int get_status(sd_bus *bus, Status *st, sd_bus_error *e);

@@ -16,31 +16,6 @@ namespace {
 
 Error err(int code, const std::string &m) { return Error{code, m}; }
 
-std::string dims_text(const std::vector<int64_t> &d)
-{
-        std::string s = "[";
-        for (size_t i = 0; i < d.size(); i++)
-                s += (i ? ", " : "") + std::to_string(d[i]);
-        return s + "]";
-}
-
-int64_t product(const std::vector<int64_t> &d)
-{
-        int64_t n = 1;
-        for (int64_t x : d)
-                n *= x;
-        return n;
-}
-
-// Row-major strides of a shape.
-std::vector<int64_t> strides_of(const std::vector<int64_t> &s)
-{
-        std::vector<int64_t> st(s.size(), 1);
-        for (size_t i = s.size(); i-- > 1;)
-                st[i - 1] = st[i] * s[i];
-        return st;
-}
-
 class Folder {
 public:
         explicit Folder(Graph *g) : g_(*g) {}
@@ -514,10 +489,7 @@ std::optional<Error> Folder::node(Node &n)
                                         int64_t chunk = outer ? ci.elements() / outer : 0;
                                         for (int64_t k = 0; k < chunk; k++) {
                                                 double v = ci.at(size_t(o * chunk + k));
-                                                if (c.type == DType::Float)
-                                                        c.f.push_back(float(v));
-                                                else
-                                                        c.i.push_back(int64_t(v));
+                                                c.push(v);
                                         }
                                 }
                         set_const(n, std::move(c));
@@ -553,10 +525,7 @@ std::optional<Error> Folder::node(Node &n)
                                         return err(-EINVAL, what_ + ": index " + std::to_string(j) + " is out of range");
                                 for (int64_t q = 0; q < inner; q++) {
                                         double v = d.at(size_t((o * x[size_t(a)] + j) * inner + q));
-                                        if (c.type == DType::Float)
-                                                c.f.push_back(float(v));
-                                        else
-                                                c.i.push_back(int64_t(v));
+                                        c.push(v);
                                 }
                         }
                 set_const(n, std::move(c));
@@ -629,10 +598,7 @@ std::optional<Error> Folder::node(Node &n)
                                 for (size_t i = 0; i < s.size(); i++)
                                         off += (lo[i] + (e / ost[i]) % s[i] * step[i]) * ist[i];
                                 double v = d.at(size_t(off));
-                                if (c.type == DType::Float)
-                                        c.f.push_back(float(v));
-                                else
-                                        c.i.push_back(int64_t(v));
+                                c.push(v);
                         }
                         set_const(n, std::move(c));
                 } else {

@@ -17,6 +17,18 @@ constexpr int64_t kMaxElements = 1ll << 30;
 constexpr size_t kMaxNodes = 1 << 16;
 constexpr size_t kMaxRank = 8;
 
+inline int64_t product(const std::vector<int64_t> &d)
+{
+        int64_t n = 1;
+        for (int64_t x : d)
+                n *= x;
+        return n;
+}
+// "[1, 3, 224, 224]", for messages.
+std::string dims_text(const std::vector<int64_t> &d);
+// Row-major strides of a shape.
+std::vector<int64_t> strides_of(const std::vector<int64_t> &s);
+
 // ONNX TensorProto data types that the frontend computes with.
 enum class DType { Float, Int64, Bool };
 
@@ -28,6 +40,13 @@ struct Constant {
         std::vector<int64_t> i;
         int64_t elements() const;
         double at(size_t k) const { return type == DType::Float ? double(f[k]) : double(i[k]); }
+        void push(double v)
+        {
+                if (type == DType::Float)
+                        f.push_back(float(v));
+                else
+                        i.push_back(int64_t(v));
+        }
 };
 
 struct Attr {

@@ -21,12 +21,22 @@
 
 namespace onnxfe {
 
-int64_t Constant::elements() const
+int64_t Constant::elements() const { return product(shape); }
+
+std::string dims_text(const std::vector<int64_t> &d)
 {
-        int64_t n = 1;
-        for (int64_t d : shape)
-                n *= d;
-        return n;
+        std::string s = "[";
+        for (size_t i = 0; i < d.size(); i++)
+                s += (i ? ", " : "") + std::to_string(d[i]);
+        return s + "]";
+}
+
+std::vector<int64_t> strides_of(const std::vector<int64_t> &s)
+{
+        std::vector<int64_t> st(s.size(), 1);
+        for (size_t i = s.size(); i-- > 1;)
+                st[i - 1] = st[i] * s[i];
+        return st;
 }
 
 std::string Node::label(const Graph &g) const
@@ -76,14 +86,6 @@ namespace {
 constexpr uint64_t kMaxFile = 2ull << 30;
 
 Error err(int code, const std::string &m) { return Error{code, m}; }
-
-std::string dims_text(const std::vector<int64_t> &d)
-{
-        std::string s = "[";
-        for (size_t i = 0; i < d.size(); i++)
-                s += (i ? ", " : "") + std::to_string(d[i]);
-        return s + "]";
-}
 
 bool read_file(const std::string &path, uint64_t limit, std::string *out, std::string *why)
 {

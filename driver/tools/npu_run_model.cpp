@@ -17,9 +17,12 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/json.h"
 #include "npu/npu.h"
 #include "npu/npy.h"
 #include "npu/onnx.h"
+
+using bwq::json_str;
 
 namespace {
 
@@ -60,22 +63,6 @@ bool depth_arg(const char *arg, unsigned *ret)
                 return false;
         *ret = unsigned(v);
         return true;
-}
-
-std::string json_str(const std::string &s)
-{
-        std::string o = "\"";
-        for (char c : s) {
-                if (c == '"' || c == '\\')
-                        o += '\\', o += c;
-                else if (uint8_t(c) < 0x20) {
-                        char b[8];
-                        snprintf(b, sizeof b, "\\u%04x", c);
-                        o += b;
-                } else
-                        o += c;
-        }
-        return o + "\"";
 }
 
 const char *op_name(uint32_t op)
@@ -367,6 +354,13 @@ int npu_run_model_main(int argc, char **argv)
         for (unsigned j = 0; j < nout; j++)
                 npu_onnx_output_info(probe, j, &oinfo[j]);
         std::vector<std::vector<float>> results(nout);
+        // Sample s of every input, and where its outputs go.
+        auto sample_io = [&](uint64_t s, std::vector<const float *> *in, std::vector<float *> *out) {
+                for (unsigned i = 0; i < nin; i++)
+                        (*in)[i] = xs[i].a.data + s * xs[i].per;
+                for (unsigned j = 0; j < nout; j++)
+                        (*out)[j] = results[j].data() + s * oinfo[j].elements;
+        };
         if (reference)
                 depths.clear();
         for (unsigned j = 0; j < nout && reference; j++)
@@ -374,10 +368,7 @@ int npu_run_model_main(int argc, char **argv)
         for (uint64_t s = 0; s < samples && reference; s++) {
                 std::vector<const float *> in(nin);
                 std::vector<float *> out(nout);
-                for (unsigned i = 0; i < nin; i++)
-                        in[i] = xs[i].a.data + s * xs[i].per;
-                for (unsigned j = 0; j < nout; j++)
-                        out[j] = results[j].data() + s * oinfo[j].elements;
+                sample_io(s, &in, &out);
                 if ((r = npu_onnx_reference(probe, in.data(), out.data(), ref_flags)) < 0) {
                         fprintf(stderr, "npu-run: the float reference failed: %s\n", strerror(-r));
                         return 1;
@@ -401,10 +392,7 @@ int npu_run_model_main(int argc, char **argv)
                 for (uint64_t s = 0; s < samples; s++) {
                         std::vector<const float *> in(nin);
                         std::vector<float *> out(nout);
-                        for (unsigned i = 0; i < nin; i++)
-                                in[i] = xs[i].a.data + s * xs[i].per;
-                        for (unsigned j = 0; j < nout; j++)
-                                out[j] = results[j].data() + s * oinfo[j].elements;
+                        sample_io(s, &in, &out);
                         double a = bwq::monotonic_s();
                         if ((r = npu_onnx_run(probe, m, in.data(), out.data(), &st)) < 0) {
                                 uint32_t code = 0, index = 0;

@@ -6,17 +6,8 @@
 // Prints the mean IoU over the K anchors ONNX Runtime scores highest and the
 // largest sigmoid score difference over all anchors; exits 1 past a bound.
 'use strict';
-const fs = require('fs');
+const { readNpy } = require('./npy');
 
-function readNpy(file) {
-        const b = fs.readFileSync(file);
-        const major = b[6];
-        const hlen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
-        const start = major === 1 ? 10 : 12;
-        const header = b.toString('latin1', start, start + hlen);
-        const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
-        return { shape, data: new Float32Array(b.buffer.slice(b.byteOffset + start + hlen, b.byteOffset + b.length)) };
-}
 
 const args = process.argv.slice(2);
 let top = 20, minIou = 0, maxErr = Infinity;

@@ -5,20 +5,8 @@
 // over B's RMS ("rms_rel"); exits 1 when a bound given is exceeded or the
 // shapes differ.
 'use strict';
-const fs = require('fs');
+const { readNpy } = require('./npy');
 
-function readNpy(file) {
-        const b = fs.readFileSync(file);
-        if (b.toString('latin1', 0, 6) !== '\x93NUMPY') throw new Error(file + ': not a .npy file');
-        const major = b[6];
-        const hlen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
-        const start = major === 1 ? 10 : 12;
-        const header = b.toString('latin1', start, start + hlen);
-        if (!/'descr': '<f4'/.test(header)) throw new Error(file + ': not float32');
-        const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').filter((s) => s.trim()).map(Number);
-        const off = start + hlen;
-        return { shape, data: new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + b.length)) };
-}
 
 const args = process.argv.slice(2);
 let maxRel = Infinity, rmsRel = Infinity, label = '';

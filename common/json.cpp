@@ -1,17 +1,9 @@
-// bwqctl --json: strings as JSON.
-#include <cerrno>
+#include "json.h"
+
+#include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <string>
 
-#include "bwqctl.h"
-#include "common/bus.h"
-
-namespace bwqctl {
-
-using namespace bwq::dbus;
-
-bool json = false;
+namespace bwq {
 
 std::string json_str(const std::string &s)
 {
@@ -31,4 +23,4 @@ std::string json_str(const std::string &s)
         return o + "\"";
 }
 
-} // namespace bwqctl
+} // namespace bwq
