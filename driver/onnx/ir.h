@@ -110,6 +110,8 @@ struct Graph {
         std::map<std::string, int> by_name;
         int64_t opset = 0;
         std::map<std::string, std::string> metadata;
+        // Per-channel x * mul + add taken off an input into its conversion.
+        std::map<int, std::pair<std::vector<float>, std::vector<float>>> input_affine;
 
         int value(const std::string &name);  // finds or adds
         bool is_const(int v) const { return v >= 0 && values[size_t(v)].konst.has_value(); }

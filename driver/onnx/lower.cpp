@@ -178,6 +178,9 @@ private:
                 view.tensor = r;
                 views_[size_t(v)] = view;
                 out_.inputs.push_back(view);
+                auto aff = g_.input_affine.find(v);
+                out_.input_mul.push_back(aff == g_.input_affine.end() ? std::vector<float>{} : aff->second.first);
+                out_.input_add.push_back(aff == g_.input_affine.end() ? std::vector<float>{} : aff->second.second);
                 return std::nullopt;
         }
 
@@ -194,7 +197,7 @@ private:
         std::optional<Error> channel_map(const Node &n, const View &x, const std::vector<int64_t> &map, uint32_t activation,
                                          bool depthwise, View *ret, const std::string &op)
         {
-                const Dims &d = dims_[size_t(x.tensor)];
+                const Dims d = dims_[size_t(x.tensor)];
                 npu_conv2d_params p{};
                 p.out_channels = uint32_t(map.size());
                 p.kernel_h = p.kernel_w = 1;
@@ -271,7 +274,7 @@ std::optional<Error> Lowerer::conv(const Node &n)
 std::optional<Error> Lowerer::gemm(const Node &n)
 {
         const View &x = views_[size_t(n.in[0])];
-        const Dims &xd = dims_[size_t(x.tensor)];
+        const Dims xd = dims_[size_t(x.tensor)];
         const auto &xs = x.shape;
         int64_t K = xs.back(), N = x.elements() / K;
         if (N != xd.n || K != xd.h * xd.w * xd.c)
@@ -380,6 +383,24 @@ std::optional<Error> Lowerer::node(const Node &n)
                 return gemm(n);
         if (op == "Concat")
                 return concat(n);
+        if (op == "ChannelAffine") {
+                // A lone BatchNormalization: a depthwise 1x1 layer.
+                const View &x = views_[size_t(n.in[0])];
+                if (!is_nchw(x))
+                        return err(-ENOTSUP, "a lone BatchNormalization of a tensor that is not NCHW");
+                const Dims xd = dims_[size_t(x.tensor)];  // a copy: made() grows dims_
+                npu_conv2d_params p{};
+                p.out_channels = uint32_t(xd.c);
+                p.kernel_h = p.kernel_w = 1;
+                p.groups = uint32_t(xd.c);
+                p.activation = act(n);
+                const Attr *mul = n.attr("mul"), *add = n.attr("add");
+                int r = npu_graph_conv2d(out_.graph, x.tensor, &p, mul->floats.data(), add->floats.data());
+                if (auto e = made(r, n, xd, "BatchNormalization" + op_name(n).substr(n.op.size())))
+                        return e;
+                views_[size_t(n.out[0])] = nchw(r, xd);
+                return std::nullopt;
+        }
         if (op == "Identity" || op == "Dropout") {
                 views_[size_t(n.out[0])] = views_[size_t(n.in[0])];
                 return std::nullopt;
@@ -447,7 +468,7 @@ std::optional<Error> Lowerer::node(const Node &n)
                 if (op == "AveragePool" && n.geti("count_include_pad", 0))
                         return err(-ENOTSUP, "count_include_pad=1 is not supported");
                 const auto &ys = val(n.out[0]).shape;
-                const Dims &xd = dims_[size_t(x.tensor)];
+                const Dims xd = dims_[size_t(x.tensor)];
                 npu_pool_params p{};
                 p.kernel_h = uint32_t(k[0]), p.kernel_w = uint32_t(k[1]);
                 p.stride_h = uint32_t(s[0]), p.stride_w = uint32_t(s[1]);
@@ -467,7 +488,7 @@ std::optional<Error> Lowerer::node(const Node &n)
                 if (!is_nchw(x))
                         return err(-ENOTSUP, "the input is not a 4-D NCHW tensor on the device");
                 int r = npu_graph_global_avgpool(out_.graph, x.tensor);
-                const Dims &xd = dims_[size_t(x.tensor)];
+                const Dims xd = dims_[size_t(x.tensor)];
                 Dims d{xd.n, 1, 1, xd.c};
                 if (auto e = made(r, n, d, op))
                         return e;
@@ -489,7 +510,7 @@ std::optional<Error> Lowerer::node(const Node &n)
                         if (a == 99)
                                 return err(-ENOTSUP, "Clip to other bounds than [0, 6] or [0, inf)");
                 }
-                const Dims &xd = dims_[size_t(x.tensor)];
+                const Dims xd = dims_[size_t(x.tensor)];
                 std::vector<int64_t> map(size_t(xd.c));
                 for (size_t i = 0; i < map.size(); i++)
                         map[i] = int64_t(i);

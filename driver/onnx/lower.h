@@ -46,20 +46,30 @@ struct View {
 };
 
 struct Rewrites {
-        unsigned batchnorm_folded = 0, bias_folded = 0, activations_fused = 0, transposes_viewed = 0,
-                 reshapes_viewed = 0, channel_pads = 0;
+        unsigned batchnorm_folded = 0, batchnorm_alone = 0, affine_folded = 0, activations_fused = 0, hardswish_matched = 0,
+                 hardsigmoid_matched = 0, input_ops_folded = 0, transposes_viewed = 0, reshapes_viewed = 0, channel_pads = 0;
 };
 
 struct Lowered {
         npu_graph *graph = nullptr;
         std::vector<View> inputs, outputs;  // in the model's order
+        // Per input: x * mul[c] + add[c] in the conversion (empty: none),
+        // c the channel (axis 1) of the input's element.
+        std::vector<std::vector<float>> input_mul, input_add;
         std::vector<std::string> layer_names;  // per builder layer: the ONNX node
         std::vector<std::string> layer_ops;    // and its op (fusions as "Conv+Relu")
         std::vector<int> layer_tensors;        // and the tensor it writes
 };
 
-// rewrite.cpp: BatchNormalization, bias Add and activations into layers.
+// rewrite.cpp: BatchNormalization, constant arithmetic and activations into
+// layers, with patterns.cpp's recognise() between.
 void rewrite(Graph *g, Rewrites *done);
+// patterns.cpp: HardSigmoid and HardSwish written out, a lone
+// BatchNormalization, arithmetic on an input.
+void recognise(Graph *g, Rewrites *done);
+// The C per-channel values of a constant that broadcasts over [N, C, H, W]
+// along C only, or is one value; empty otherwise.
+std::vector<float> per_channel(const Graph &g, int v, int64_t C);
 // lower.cpp: the builder calls.  On failure the graph is freed.
 std::optional<Error> lower(Graph *g, Lowered *out, Rewrites *done);
 

@@ -42,10 +42,14 @@ std::string placement_text(const npu_onnx &m)
 {
         std::string s;
         char line[512];
-        snprintf(line, sizeof line, "%zu device layers; rewrites: %u BatchNormalization folded, %u bias Add folded, %u activations fused, "
-                                    "%u Transpose and %u reshapes as views, %u channel pads\n",
-                 m.low.layer_names.size(), m.done.batchnorm_folded, m.done.bias_folded, m.done.activations_fused,
-                 m.done.transposes_viewed, m.done.reshapes_viewed, m.done.channel_pads);
+        const onnxfe::Rewrites &d = m.done;
+        snprintf(line, sizeof line,
+                 "%zu device layers; rewrites: %u BatchNormalization folded, %u BatchNormalization alone, "
+                 "%u constant Add/Sub/Mul/Div folded, %u input Add/Sub/Mul/Div into the conversion, %u HardSwish and "
+                 "%u HardSigmoid recognised, %u activations fused, %u Transpose and %u reshapes as views, %u channel pads\n",
+                 m.low.layer_names.size(), d.batchnorm_folded, d.batchnorm_alone, d.affine_folded, d.input_ops_folded,
+                 d.hardswish_matched, d.hardsigmoid_matched, d.activations_fused, d.transposes_viewed, d.reshapes_viewed,
+                 d.channel_pads);
         s += line;
         for (size_t l = 0; l < m.low.layer_names.size(); l++) {
                 snprintf(line, sizeof line, "  npu %3zu  %-24s %s\n", l, m.low.layer_ops[l].c_str(), m.low.layer_names[l].c_str());
@@ -200,9 +204,18 @@ std::vector<const float *> to_device(npu_onnx *m, const float *const *inputs, ui
                 auto &buf = m->scratch_in[i];
                 int64_t n = v.elements();
                 buf.assign(size_t(n * int64_t(count)), 0.0f);
+                const auto &mul = m->low.input_mul[i], &add = m->low.input_add[i];
+                // The channel of element e of an [N, C, H, W] input.
+                int64_t C = mul.empty() ? 1 : int64_t(mul.size()), inner = mul.empty() ? 1 : v.shape[2] * v.shape[3];
                 for (uint64_t s = 0; s < count; s++)
-                        for (int64_t e = 0; e < n; e++)
-                                buf[size_t(int64_t(s) * n + v.offset(e))] = inputs[i][int64_t(s) * n + e];
+                        for (int64_t e = 0; e < n; e++) {
+                                float x = inputs[i][int64_t(s) * n + e];
+                                if (!mul.empty()) {
+                                        size_t c = size_t((e / inner) % C);
+                                        x = x * mul[c] + add[c];
+                                }
+                                buf[size_t(int64_t(s) * n + v.offset(e))] = x;
+                        }
                 ptrs.push_back(buf.data());
         }
         return ptrs;

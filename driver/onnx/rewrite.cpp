@@ -1,8 +1,9 @@
 // Graph rewrites before lowering, each on the frontend's graph:
-// BatchNormalization folded into the Conv before it; a constant Add after
-// a Conv, Gemm or MatMul folded into its bias; activations after a Conv,
-// Gemm, MatMul or Add fused into the layer (Relu, Clip(0, 6), Sigmoid,
-// HardSwish, HardSigmoid with any alpha and beta after a Conv or Gemm).
+// BatchNormalization folded into the Conv before it; Add, Sub, Mul and Div
+// by constants after a layer folded into its scale and bias; activations
+// after a Conv, Gemm, MatMul, Add or channel affine fused into the layer
+// (Relu, Clip(0, 6), Sigmoid, HardSwish, HardSigmoid with any alpha and
+// beta after a Conv).
 #include <cerrno>
 #include <cmath>
 
@@ -82,46 +83,75 @@ void fold_batchnorm(Graph &g, Rewrites *done)
         }
 }
 
-// Add of a constant bias after a layer: into the layer's bias.
-void fold_bias_add(Graph &g, Rewrites *done)
+// Arithmetic by a constant after a layer: Add, Sub, Mul and Div by
+// per-channel constants into a Conv's scale and bias, Add into a Gemm's or
+// MatMul's bias.
+void fold_affine(Graph &g, Rewrites *done)
 {
         for (auto &n : g.nodes) {
-                if (n.dead || !is_layer(n) || !g.is_const(n.in[1]))
+                if (n.dead || !(is_layer(n) || n.op == "ChannelAffine") || (is_layer(n) && !g.is_const(n.in[1])))
                         continue;
-                int c = single_consumer(g, n.out[0]);
-                if (c < 0 || g.nodes[size_t(c)].op != "Add")
-                        continue;
-                Node &add = g.nodes[size_t(c)];
-                int other = add.in[0] == n.out[0] ? add.in[1] : add.in[0];
-                if (!g.is_const(other))
-                        continue;
-                const Constant &k = g.konst(other);
-                int64_t O = n.op == "Conv" ? g.konst(n.in[1]).shape[0] : g.values[size_t(n.out[0])].shape.back();
-                // [O], [1, O] for Gemm/MatMul; [O, 1, 1] or [1, O, 1, 1] for Conv.
-                bool ok = k.elements() == O || k.elements() == 1;
-                if (n.op == "Conv" && k.shape.size() >= 1 && k.elements() == O && k.elements() > 1)
-                        ok = k.shape.size() >= 3 && k.shape[k.shape.size() - 3] == O;
-                if (n.op != "Conv" && k.elements() > 1)
-                        ok = k.shape.back() == O;
-                if (!ok)
-                        continue;
-                if (n.op == "Conv") {
-                        std::vector<float> mul(static_cast<size_t>(O), 1.0f), addv(static_cast<size_t>(O));
-                        for (int64_t o = 0; o < O; o++)
-                                addv[size_t(o)] = float(k.at(k.elements() == 1 ? 0 : size_t(o)));
-                        scale_conv(g, n, mul, addv);
-                } else {
-                        Attr a;
-                        a.kind = Attr::Floats;
-                        for (int64_t o = 0; o < O; o++)
-                                a.floats.push_back(float(k.at(k.elements() == 1 ? 0 : size_t(o))));
-                        if (const Attr *prev = n.attr("_bias_add"))
-                                for (size_t o = 0; o < a.floats.size(); o++)
-                                        a.floats[o] += prev->floats[o];
-                        n.attrs["_bias_add"] = a;
+                for (;;) {
+                        int c = single_consumer(g, n.out[0]);
+                        if (c < 0 || n.attr("_act"))
+                                break;
+                        Node &op = g.nodes[size_t(c)];
+                        if (op.in.size() != 2 || (op.op != "Add" && op.op != "Sub" && op.op != "Mul" && op.op != "Div"))
+                                break;
+                        bool first = op.in[0] == n.out[0];
+                        int other = first ? op.in[1] : op.in[0];
+                        if (!g.is_const(other) || g.values[size_t(op.out[0])].shape != g.values[size_t(n.out[0])].shape)
+                                break;
+                        const auto &ys = g.values[size_t(n.out[0])].shape;
+                        bool conv_like = n.op == "Conv" || n.op == "ChannelAffine";
+                        int64_t O = conv_like ? ys.at(1) : ys.back();
+                        std::vector<float> k;
+                        if (conv_like) {
+                                k = per_channel(g, other, O);
+                        } else if (op.op == "Add") {
+                                // [O] or [1, O] (or one value) over the rows.
+                                const Constant &kk = g.konst(other);
+                                if (kk.elements() == O && kk.shape.back() == O)
+                                        for (int64_t o = 0; o < O; o++)
+                                                k.push_back(float(kk.at(size_t(o))));
+                                else if (kk.elements() == 1)
+                                        k.assign(size_t(O), float(kk.at(0)));
+                        }
+                        if (k.empty())
+                                break;
+                        std::vector<float> mul(size_t(O), 1.0f), add(size_t(O), 0.0f);
+                        bool ok = true;
+                        for (int64_t o = 0; o < O; o++) {
+                                float a = k[size_t(o)];
+                                if (op.op == "Add") add[size_t(o)] = a;
+                                else if (op.op == "Sub" && first) add[size_t(o)] = -a;
+                                else if (op.op == "Sub") mul[size_t(o)] = -1, add[size_t(o)] = a;
+                                else if (op.op == "Mul") mul[size_t(o)] = a;
+                                else if (op.op == "Div" && first && a != 0) mul[size_t(o)] = 1 / a;
+                                else ok = false;
+                        }
+                        if (!ok)
+                                break;
+                        if (n.op == "Conv") {
+                                scale_conv(g, n, mul, add);
+                        } else if (n.op == "ChannelAffine") {
+                                Attr &m = n.attrs["mul"], &b = n.attrs["add"];
+                                for (int64_t o = 0; o < O; o++) {
+                                        m.floats[size_t(o)] *= mul[size_t(o)];
+                                        b.floats[size_t(o)] = b.floats[size_t(o)] * mul[size_t(o)] + add[size_t(o)];
+                                }
+                        } else {
+                                Attr a;
+                                a.kind = Attr::Floats;
+                                a.floats = add;
+                                if (const Attr *prev = n.attr("_bias_add"))
+                                        for (size_t o = 0; o < a.floats.size(); o++)
+                                                a.floats[o] += prev->floats[o];
+                                n.attrs["_bias_add"] = a;
+                        }
+                        absorb(g, n, op);
+                        done->affine_folded++;
                 }
-                absorb(g, n, add);
-                done->bias_folded++;
         }
 }
 
@@ -162,7 +192,7 @@ int activation_of(const Graph &g, const Node &a, float *alpha, float *beta)
 void fuse_activations(Graph &g, Rewrites *done)
 {
         for (auto &n : g.nodes) {
-                if (n.dead || !(is_layer(n) || n.op == "Add") || n.attr("_act"))
+                if (n.dead || !(is_layer(n) || n.op == "Add" || n.op == "ChannelAffine") || n.attr("_act"))
                         continue;
                 int c = single_consumer(g, n.out[0]);
                 if (c < 0)
@@ -176,7 +206,7 @@ void fuse_activations(Graph &g, Rewrites *done)
                         // clip(alpha*y + beta, 0, 1) = device's clip(y'/6 + 1/2, 0, 1) with
                         // y' = 6*alpha*y + 6*(beta - 1/2): folded into the layer's scale.
                         if (n.op != "Conv")
-                                continue;
+                                continue;  // (a Gemm's or a channel affine's scale could take it too)
                         int64_t O = g.konst(n.in[1]).shape[0];
                         scale_conv(g, n, std::vector<float>(size_t(O), 6 * alpha), std::vector<float>(size_t(O), 6 * (beta - 0.5f)));
                 }
@@ -194,7 +224,8 @@ void fuse_activations(Graph &g, Rewrites *done)
 void rewrite(Graph *g, Rewrites *done)
 {
         fold_batchnorm(*g, done);
-        fold_bias_add(*g, done);
+        recognise(g, done);
+        fold_affine(*g, done);
         fuse_activations(*g, done);
 }
 

@@ -138,6 +138,62 @@ save('squeeze_excite', [
     [init('w0', w(12, 3, 3, 3)), init('b0', w(12)), init('w1', w(4, 12, 1, 1)), init('b1', w(4)),
      init('w2', w(12, 4, 1, 1)), init('b2', w(12))], shape=[1, 3, 8, 8])
 
+# A MobileNetV3 block as exporters write it: the input normalised by Sub and
+# Div (into the conversion), Conv + BatchNormalization + HardSwish written
+# as x * Clip(x + 3, 0, 6) / 6, a depthwise Conv with HardSwish as
+# Mul(Clip(3 + x, 0, 6), x) * 1/6, squeeze-and-excite whose gate is
+# Clip(x + 3, 0, 6) / 6, a projection Conv scaled by a constant Mul, a
+# residual Add, and a MatMul + Add classifier.
+C = 8
+save('mobilenetv3_block', [
+    helper.make_node('Sub', ['x', 'mean'], ['xs'], name='norm_sub'),
+    helper.make_node('Div', ['xs', 'std'], ['xn'], name='norm_div'),
+    helper.make_node('Conv', ['xn', 'w0'], ['c0'], pads=[1, 1, 1, 1], strides=[2, 2], name='stem'),
+    helper.make_node('BatchNormalization', ['c0', 'g0', 'b0', 'm0', 'v0'], ['bn0'], name='stem_bn'),
+    helper.make_node('Add', ['bn0', 'three'], ['a0'], name='hs0_add'),
+    helper.make_node('Clip', ['a0', 'zero', 'six'], ['r0'], name='hs0_clip'),
+    helper.make_node('Mul', ['bn0', 'r0'], ['m0x'], name='hs0_mul'),
+    helper.make_node('Div', ['m0x', 'six'], ['h0'], name='hs0_div'),
+    helper.make_node('Conv', ['h0', 'wd', 'bd'], ['dw'], pads=[1, 1, 1, 1], group=C, name='depthwise'),
+    helper.make_node('Add', ['three', 'dw'], ['a1'], name='hs1_add'),
+    helper.make_node('Clip', ['a1', 'zero', 'six'], ['r1'], name='hs1_clip'),
+    helper.make_node('Mul', ['r1', 'dw'], ['m1'], name='hs1_mul'),
+    helper.make_node('Mul', ['m1', 'sixth'], ['h1'], name='hs1_scale'),
+    helper.make_node('GlobalAveragePool', ['h1'], ['se0'], name='se_pool'),
+    helper.make_node('Conv', ['se0', 'ws1', 'bs1'], ['se1'], name='se_reduce'),
+    helper.make_node('Relu', ['se1'], ['se1r'], name='se_relu'),
+    helper.make_node('Conv', ['se1r', 'ws2', 'bs2'], ['se2'], name='se_expand'),
+    helper.make_node('Add', ['se2', 'three'], ['se3'], name='gate_add'),
+    helper.make_node('Clip', ['se3', 'zero', 'six'], ['se4'], name='gate_clip'),
+    helper.make_node('Div', ['se4', 'six'], ['gate'], name='gate_div'),
+    helper.make_node('Mul', ['h1', 'gate'], ['scaled'], name='se_mul'),
+    helper.make_node('Conv', ['scaled', 'wp'], ['proj'], name='project'),
+    helper.make_node('Mul', ['proj', 'pscale'], ['projs'], name='project_scale'),
+    helper.make_node('Add', ['projs', 'h0'], ['res'], name='residual'),
+    helper.make_node('GlobalAveragePool', ['res'], ['pool'], name='head_pool'),
+    helper.make_node('Flatten', ['pool'], ['flat'], name='flatten'),
+    helper.make_node('MatMul', ['flat', 'wfc'], ['logits0'], name='classifier'),
+    helper.make_node('Add', ['logits0', 'bfc'], ['y'], name='classifier_bias'),
+], [tin('x', [1, 3, 16, 16])], [tout('y')],
+    [init('mean', np.array([0.485, 0.456, 0.406], np.float32).reshape(1, 3, 1, 1)),
+     init('std', np.array([0.229, 0.224, 0.225], np.float32).reshape(1, 3, 1, 1)),
+     init('w0', w(C, 3, 3, 3, scale=0.3)), init('g0', rng.uniform(0.5, 1.5, C)), init('b0', w(C)),
+     init('m0', w(C, scale=0.1)), init('v0', rng.uniform(0.5, 2, C)), init('three', np.float32(3)),
+     init('zero', np.float32(0)), init('six', np.float32(6)), init('sixth', np.float32(1 / 6)),
+     init('wd', w(C, 1, 3, 3)), init('bd', w(C)), init('ws1', w(4, C, 1, 1)), init('bs1', w(4)),
+     init('ws2', w(C, 4, 1, 1)), init('bs2', w(C)), init('wp', w(C, C, 1, 1)),
+     init('pscale', rng.uniform(0.5, 1.5, C).astype(np.float32).reshape(1, C, 1, 1)),
+     init('wfc', w(C, 10)), init('bfc', w(10))], shape=[1, 3, 16, 16])
+
+# A BatchNormalization after a MaxPool, with no Conv to fold into.
+save('lone_bn', [
+    helper.make_node('MaxPool', ['x'], ['p'], kernel_shape=[2, 2], strides=[2, 2], name='pool'),
+    helper.make_node('BatchNormalization', ['p', 'g', 'b', 'm', 'v'], ['bn'], name='bn'),
+    helper.make_node('Relu', ['bn'], ['y'], name='relu'),
+], [tin('x', [1, 5, 8, 8])], [tout('y')],
+    [init('g', rng.uniform(0.5, 2, 5)), init('b', w(5)), init('m', w(5, scale=0.2)), init('v', rng.uniform(0.5, 2, 5))],
+    shape=[1, 5, 8, 8])
+
 # A dynamic batch dimension, resolved from the input given.
 save('dynamic_batch', [
     helper.make_node('Conv', ['x', 'w'], ['c'], pads=[0, 0, 1, 1], name='conv'),

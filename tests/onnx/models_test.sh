@@ -81,7 +81,7 @@ layers() {
 }
 
 for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold \
-	squeeze_excite dynamic_batch; do
+	squeeze_excite mobilenetv3_block lone_bn dynamic_batch; do
 	check_model "$m" "$T/$m.onnx" "$T/$m.npy"
 done
 rewrite conv_bn_relu "1 BatchNormalization folded" "BatchNormalization folded into the Conv"
@@ -92,7 +92,7 @@ rewrite conv_clip_sigmoid "Conv\+Sigmoid .*conv2" "Sigmoid fused"
 layers conv_clip_sigmoid 2
 rewrite conv_hardsigmoid "Conv\+HardSigmoid" "HardSigmoid(alpha 0.2, beta 0.6) fused through the conv's scale"
 layers conv_hardsigmoid 1
-rewrite gap_gemm_matmul "1 bias Add folded" "MatMul + Add as one layer with a bias"
+rewrite gap_gemm_matmul "1 constant Add/Sub/Mul/Div folded" "MatMul + Add as one layer with a bias"
 rewrite gap_gemm_matmul "Gemm .*fc" "Gemm on the device"
 layers gap_gemm_matmul 4
 rewrite flatten_nchw_gemm "1 reshapes as views" "Flatten of NCHW read by the Gemm through its weights' order"
@@ -104,6 +104,16 @@ layers pad_residual_fold 5
 rewrite squeeze_excite "Mul .*se_mul" "squeeze-and-excite Mul on the device"
 rewrite squeeze_excite "Conv\+HardSigmoid .*se_expand" "the gate's HardSigmoid fused"
 layers squeeze_excite 6
+rewrite mobilenetv3_block "2 input Add/Sub/Mul/Div into the conversion" "input Sub and Div into the host's conversion"
+rewrite mobilenetv3_block "2 HardSwish and 1 HardSigmoid recognised" "HardSwish written out twice (either operand order, / 6 and * 1/6) and a HardSigmoid"
+rewrite mobilenetv3_block "Conv\+HardSwish .*stem" "BatchNormalization and HardSwish into the stem Conv"
+rewrite mobilenetv3_block "Conv\+HardSwish .*depthwise" "HardSwish into the depthwise Conv"
+rewrite mobilenetv3_block "Conv\+HardSigmoid .*se_expand" "the SE gate into its Conv"
+rewrite mobilenetv3_block "2 constant Add/Sub/Mul/Div folded" "the projection's Mul and the classifier's bias folded"
+layers mobilenetv3_block 10
+rewrite lone_bn "1 BatchNormalization alone" "a lone BatchNormalization as a per-channel scale and shift"
+rewrite lone_bn "BatchNormalization\+Relu .*bn" "with its Relu fused"
+layers lone_bn 2
 
 # The model's own depth limits: 6:16 for the model, 8:16 for conv2.  At the
 # fallback depth 4 (no bwqd) the model runs at 6 and conv2's layer at 8.
