@@ -682,6 +682,36 @@ std::optional<Error> Folder::node(Node &n)
                 set(n, in(n, 0).shape, in(n, 0).type);
                 return std::nullopt;
         }
+        if (op == "Pad") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                std::vector<int64_t> pads = n.getints("pads");
+                if (g_.opset >= 11) {
+                        if (auto e = need(n, 2))
+                                return e;
+                        if (auto e = ints(n, 1, &pads))
+                                return e;
+                        if (n.in.size() > 3 && n.in[3] >= 0)
+                                return err(-ENOTSUP, what_ + ": the axes input is not supported");
+                }
+                if (pads.size() != 2 * x.size())
+                        return err(-EINVAL, what_ + ": " + std::to_string(pads.size()) + " pads for rank " + std::to_string(x.size()));
+                s = x;
+                for (size_t i = 0; i < x.size(); i++) {
+                        if (pads[i] < -x[i] || pads[x.size() + i] < -x[i] || pads[i] > 4096 || pads[x.size() + i] > 4096)
+                                return err(-EINVAL, what_ + ": pads " + dims_text(pads) + " out of range");
+                        s[i] += pads[i] + pads[x.size() + i];
+                        if (s[i] <= 0)
+                                return err(-EINVAL, what_ + ": pads " + dims_text(pads) + " leave nothing");
+                }
+                Attr a;
+                a.kind = Attr::Ints;
+                a.ints = pads;
+                n.attrs["pads"] = a;  // the attribute form, whatever the opset
+                set(n, s, in(n, 0).type);
+                return std::nullopt;
+        }
         if (op == "Conv") {
                 if (auto e = need(n, 2))
                         return e;

@@ -47,7 +47,8 @@ struct View {
 
 struct Rewrites {
         unsigned batchnorm_folded = 0, batchnorm_alone = 0, affine_folded = 0, activations_fused = 0, hardswish_matched = 0,
-                 hardsigmoid_matched = 0, input_ops_folded = 0, transposes_viewed = 0, reshapes_viewed = 0, channel_pads = 0;
+                 hardsigmoid_matched = 0, input_ops_folded = 0, pads_folded = 0, transposes_viewed = 0, reshapes_viewed = 0,
+                 channel_pads = 0;
 };
 
 struct Lowered {

@@ -46,10 +46,11 @@ std::string placement_text(const npu_onnx &m)
         snprintf(line, sizeof line,
                  "%zu device layers; rewrites: %u BatchNormalization folded, %u BatchNormalization alone, "
                  "%u constant Add/Sub/Mul/Div folded, %u input Add/Sub/Mul/Div into the conversion, %u HardSwish and "
-                 "%u HardSigmoid recognised, %u activations fused, %u Transpose and %u reshapes as views, %u channel pads\n",
+                 "%u HardSigmoid recognised, %u activations fused, %u Pad into a Conv, %u Transpose and %u reshapes as views, "
+                 "%u channel pads\n",
                  m.low.layer_names.size(), d.batchnorm_folded, d.batchnorm_alone, d.affine_folded, d.input_ops_folded,
-                 d.hardswish_matched, d.hardsigmoid_matched, d.activations_fused, d.transposes_viewed, d.reshapes_viewed,
-                 d.channel_pads);
+                 d.hardswish_matched, d.hardsigmoid_matched, d.activations_fused, d.pads_folded, d.transposes_viewed,
+                 d.reshapes_viewed, d.channel_pads);
         s += line;
         for (size_t l = 0; l < m.low.layer_names.size(); l++) {
                 snprintf(line, sizeof line, "  npu %3zu  %-24s %s\n", l, m.low.layer_ops[l].c_str(), m.low.layer_names[l].c_str());

@@ -254,8 +254,43 @@ std::vector<float> per_channel(const Graph &g, int v, int64_t C)
         return r;
 }
 
+// Pad with zeros on H and W only, read only by a Conv: into the Conv's pads.
+void fold_pads(Graph &g, Rewrites *done)
+{
+        for (auto &n : g.nodes) {
+                if (n.dead || n.op != "Pad" || n.gets("mode", "constant") != "constant")
+                        continue;
+                double value = 0;
+                if (g.opset >= 11 && n.in.size() > 2 && n.in[2] >= 0 && !scalar(g, n.in[2], &value))
+                        continue;
+                if (g.opset < 11)
+                        value = n.getf("value", 0.0f);
+                auto pads = n.getints("pads");
+                if (value != 0 || pads.size() != 8 || pads[0] || pads[1] || pads[4] || pads[5])
+                        continue;
+                bool negative = false;
+                for (int64_t p : pads)
+                        negative |= p < 0;
+                int c = only_consumer(g, n.out[0]);
+                if (negative || c < 0 || g.nodes[size_t(c)].op != "Conv" || g.nodes[size_t(c)].in[0] != n.out[0])
+                        continue;
+                Node &conv = g.nodes[size_t(c)];
+                auto cp = conv.getints("pads", {0, 0, 0, 0});
+                // ONNX pads: [x1_begin, x2_begin, x1_end, x2_end]; Pad's: per axis begins, then ends.
+                cp[0] += pads[2], cp[1] += pads[3], cp[2] += pads[6], cp[3] += pads[7];
+                Attr a;
+                a.kind = Attr::Ints;
+                a.ints = cp;
+                conv.attrs["pads"] = a;
+                conv.in[0] = n.in[0];
+                n.dead = true;
+                done->pads_folded++;
+        }
+}
+
 void recognise(Graph *g, Rewrites *done)
 {
+        fold_pads(*g, done);
         input_affine(*g, done);
         hard_activations(*g, done);
         lone_batchnorm(*g, done);

@@ -194,6 +194,15 @@ save('lone_bn', [
     [init('g', rng.uniform(0.5, 2, 5)), init('b', w(5)), init('m', w(5, scale=0.2)), init('v', rng.uniform(0.5, 2, 5))],
     shape=[1, 5, 8, 8])
 
+# Pad with zeros (opset 11: pads as an input) before a strided Conv, as
+# TensorFlow exports write "SAME": into the Conv's own padding.
+save('pad_conv', [
+    helper.make_node('Pad', ['x', 'pads'], ['xp'], mode='constant', name='pad'),
+    helper.make_node('Conv', ['xp', 'w'], ['c'], strides=[2, 2], name='conv'),
+    helper.make_node('Relu', ['c'], ['y'], name='relu'),
+], [tin('x', [1, 3, 11, 11])], [tout('y')], [init('pads', np.array([0, 0, 0, 1, 0, 0, 2, 1], np.int64)),
+                                             init('w', w(4, 3, 3, 3))], opset=11, shape=[1, 3, 11, 11])
+
 # A dynamic batch dimension, resolved from the input given.
 save('dynamic_batch', [
     helper.make_node('Conv', ['x', 'w'], ['c'], pads=[0, 0, 1, 1], name='conv'),

@@ -81,7 +81,7 @@ layers() {
 }
 
 for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold \
-	squeeze_excite mobilenetv3_block lone_bn dynamic_batch; do
+	squeeze_excite mobilenetv3_block lone_bn pad_conv dynamic_batch; do
 	check_model "$m" "$T/$m.onnx" "$T/$m.npy"
 done
 rewrite conv_bn_relu "1 BatchNormalization folded" "BatchNormalization folded into the Conv"
@@ -114,6 +114,8 @@ layers mobilenetv3_block 10
 rewrite lone_bn "1 BatchNormalization alone" "a lone BatchNormalization as a per-channel scale and shift"
 rewrite lone_bn "BatchNormalization\+Relu .*bn" "with its Relu fused"
 layers lone_bn 2
+rewrite pad_conv "1 Pad into a Conv" "Pad with zeros into the next Conv's padding"
+layers pad_conv 1
 
 # The model's own depth limits: 6:16 for the model, 8:16 for conv2.  At the
 # fallback depth 4 (no bwqd) the model runs at 6 and conv2's layer at 8.
