@@ -348,6 +348,8 @@ bench: all
 	@# first run dropped.
 	@$(BENCH_BIN)
 	@B=$(B) bash bench/bench_bwqd.sh
+	@$(MAKE) --no-print-directory test-deps
+	@B=$(B) NPM_DIR=$(NPM_DIR) bash bench/bench_onnx.sh
 
 # ---- install --------------------------------------------------------------
 install: all

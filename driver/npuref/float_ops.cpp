@@ -23,30 +23,60 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 for (size_t r = 0; r < mt; r++) {
                         size_t m = m0 + r;
                         size_t ox = m % y.w, oy = (m / y.w) % y.h, b = m / (size_t(y.w) * y.h);
-                        for (size_t c = 0; c < C; c++) {
-                                float v = 0.0f;
-                                switch (L.op) {
-                                case NPU_OP_ADD:
-                                        v = deq(0, m * C + c) + deq(1, m * C + c);
-                                        break;
-                                case NPU_OP_MUL: {
-                                        bool bcast = in[1]->h == 1 && in[1]->w == 1 && (y.h != 1 || y.w != 1);
-                                        v = deq(0, m * C + c) * deq(1, bcast ? b * C + c : m * C + c);
-                                        break;
+                        // One loop per op over the row's channels, the op chosen once
+                        // per row: the same arithmetic as dequantize_one, vectorisable.
+                        switch (L.op) {
+                        case NPU_OP_ADD: {
+                                const uint16_t *qa = inq[0] + m * C, *qb = inq[1] + m * C;
+                                const float sa = inact[0].qp.scale, sb = inact[1].qp.scale;
+                                const int32_t za = inact[0].qp.zero, zb = inact[1].qp.zero;
+                                for (size_t c = 0; c < C; c++)
+                                        Y[c] = sa * float(int32_t(qa[c]) - za) + sb * float(int32_t(qb[c]) - zb);
+                                break;
+                        }
+                        case NPU_OP_MUL: {
+                                bool bcast = in[1]->h == 1 && in[1]->w == 1 && (y.h != 1 || y.w != 1);
+                                const uint16_t *qa = inq[0] + m * C, *qb = inq[1] + (bcast ? b : m) * C;
+                                const float sa = inact[0].qp.scale, sb = inact[1].qp.scale;
+                                const int32_t za = inact[0].qp.zero, zb = inact[1].qp.zero;
+                                for (size_t c = 0; c < C; c++)
+                                        Y[c] = (sa * float(int32_t(qa[c]) - za)) * (sb * float(int32_t(qb[c]) - zb));
+                                break;
+                        }
+                        case NPU_OP_GLOBAL_AVGPOOL: {
+                                size_t hw = size_t(x.h) * x.w;
+                                for (size_t c = 0; c < C; c++) {
+                                        double sum = 0;
+                                        for (size_t q = 0; q < hw; q++)
+                                                sum += deq(0, (b * hw + q) * C + c);
+                                        Y[c] = float(sum / double(hw));
                                 }
-                                case NPU_OP_GLOBAL_AVGPOOL: {
-                                        double s = 0;
-                                        size_t hw = size_t(x.h) * x.w;
-                                        for (size_t p = 0; p < hw; p++)
-                                                s += deq(0, (b * hw + p) * C + c);
-                                        v = float(s / double(hw));
-                                        break;
+                                break;
+                        }
+                        case NPU_OP_MAXPOOL: {
+                                // The scale is positive: the largest q dequantizes largest.
+                                uint16_t *best = scratch(tls.q2, C);
+                                std::fill(best, best + C, uint16_t(0));
+                                for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
+                                        int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
+                                        if (iy < 0 || iy >= x.h)
+                                                continue;
+                                        for (uint32_t kx = 0; kx < L.kernel_w; kx++) {
+                                                int64_t ix = int64_t(ox * L.stride_w) - L.pad_left + kx;
+                                                if (ix < 0 || ix >= x.w)
+                                                        continue;
+                                                const uint16_t *q = inq[0] + ((b * x.h + size_t(iy)) * x.w + size_t(ix)) * C;
+                                                for (size_t c = 0; c < C; c++)
+                                                        best[c] = std::max(best[c], q[c]);
+                                        }
                                 }
-                                case NPU_OP_MAXPOOL:
-                                case NPU_OP_AVGPOOL: {
-                                        bool isMax = L.op == NPU_OP_MAXPOOL;
-                                        uint32_t best = 0;
-                                        double s = 0;
+                                for (size_t c = 0; c < C; c++)
+                                        Y[c] = bwq::dequantize_one(best[c], inact[0].qp);
+                                break;
+                        }
+                        case NPU_OP_AVGPOOL: {
+                                for (size_t c = 0; c < C; c++) {
+                                        double sum = 0;
                                         size_t cnt = 0;
                                         for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
                                                 int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
@@ -56,31 +86,27 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                                         int64_t ix = int64_t(ox * L.stride_w) - L.pad_left + kx;
                                                         if (ix < 0 || ix >= x.w)
                                                                 continue;
-                                                        size_t e = ((b * x.h + size_t(iy)) * x.w + size_t(ix)) * C + c;
-                                                        // The scale is positive: the largest q dequantizes largest.
-                                                        if (isMax)
-                                                                best = std::max<uint32_t>(best, inq[0][e]);
-                                                        else
-                                                                s += deq(0, e);
+                                                        sum += deq(0, ((b * x.h + size_t(iy)) * x.w + size_t(ix)) * C + c);
                                                         cnt++;
                                                 }
                                         }
-                                        v = isMax ? bwq::dequantize_one(best, inact[0].qp) : float(s / double(cnt));
-                                        break;
+                                        Y[c] = float(sum / double(cnt));
                                 }
-                                case NPU_OP_CONCAT: {
-                                        size_t cc = c;
-                                        for (size_t i = 0; i < in.size(); i++) {
-                                                if (cc < in[i]->c) {
-                                                        v = deq(int(i), m * in[i]->c + cc);
-                                                        break;
-                                                }
-                                                cc -= in[i]->c;
-                                        }
-                                        break;
+                                break;
+                        }
+                        case NPU_OP_CONCAT: {
+                                size_t base = 0;
+                                for (size_t i = 0; i < in.size(); i++) {
+                                        const size_t ci = in[i]->c;
+                                        const uint16_t *q = inq[i] + m * ci;
+                                        const float si = inact[i].qp.scale;
+                                        const int32_t zi = inact[i].qp.zero;
+                                        for (size_t c = 0; c < ci; c++)
+                                                Y[base + c] = si * float(int32_t(q[c]) - zi);
+                                        base += ci;
                                 }
-                                }
-                                Y[c] = v;
+                                break;
+                        }
                         }
                         epilogue_float(Y, C, L.act, oq, Q + r * C);
                 }

@@ -53,7 +53,7 @@ struct ThreadScratch {
         std::vector<uint8_t> a;
         std::vector<int32_t> c32, c32lo;
         std::vector<int64_t> c64;
-        std::vector<uint16_t> q;
+        std::vector<uint16_t> q, q2;
         std::vector<float> f;
 };
 inline thread_local ThreadScratch tls;
