@@ -81,6 +81,8 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
         uint64_t param_size = 0;
         for (const auto &L : g->layers) {
                 npu::ModelLayer ml{L.op, L.act, L.inputs, L.output, L.conv, L.pool, L.min_bits, L.max_bits};
+                ml.host_fn = L.host_fn;
+                ml.host_user = L.host_user;
                 if (L.op == NPU_OP_CONV2D || L.op == NPU_OP_FULLY_CONNECTED) {
                         const auto &x = g->tensors[L.inputs[0]];
                         uint32_t cin = L.op == NPU_OP_FULLY_CONNECTED ? x.h * x.w * x.c : x.c;
@@ -98,13 +100,27 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                 }
                 m->layers.push_back(ml);
         }
-        m->cmd_size = sizeof(npu_job_header) + m->tensors.size() * sizeof(npu_tensor_desc) +
-                      m->layers.size() * sizeof(npu_layer_desc);
-        m->result_offset = npu::align_up(m->cmd_size);
-        uint64_t job_size = m->result_offset + sizeof(npu_job_result) + m->layers.size() * sizeof(npu_layer_result);
-
+        // Segments: runs of device layers, one job each, and host layers
+        // between them.
+        for (size_t l = 0; l < m->layers.size(); l++) {
+                bool host = m->layers[l].op == npu::kOpHost;
+                if (m->segments.empty() || host || m->segments.back().host)
+                        m->segments.push_back({l, l + 1, host});
+                else
+                        m->segments.back().last = l + 1;
+        }
         int r;
-        if ((r = npu_bo_create(dev, job_size, &m->job_bo)) < 0 || (r = npu_bo_create(dev, act_size, &m->act_bo)) < 0 ||
+        for (auto &s : m->segments) {
+                if (s.host)
+                        continue;
+                size_t n = s.last - s.first;
+                s.cmd_size = sizeof(npu_job_header) + m->tensors.size() * sizeof(npu_tensor_desc) + n * sizeof(npu_layer_desc);
+                s.result_offset = npu::align_up(s.cmd_size);
+                if ((r = npu_bo_create(dev, s.result_offset + sizeof(npu_job_result) + n * sizeof(npu_layer_result), &s.job)) < 0)
+                        return r;
+        }
+        m->tensor_bits.assign(m->tensors.size(), 0);
+        if ((r = npu_bo_create(dev, act_size, &m->act_bo)) < 0 ||
             (r = npu_bo_create(dev, std::max<uint64_t>(param_size, npu::kAlign), &m->param_bo)) < 0)
                 return r;
         uint8_t *pbase = static_cast<uint8_t *>(npu_bo_map(m->param_bo));

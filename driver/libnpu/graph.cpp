@@ -251,6 +251,24 @@ extern "C" int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_b
         return 0;
 }
 
+extern "C" int npu_graph_host(npu_graph *g, const int *inputs, unsigned count, uint32_t n, uint32_t h, uint32_t w, uint32_t c,
+                              npu_host_fn fn, void *user)
+{
+        if (!g || !inputs || !count || count > 16 || !fn || !n || !h || !w || !c || n > kMaxDim || h > kMaxDim || w > kMaxDim ||
+            c > kMaxDim)
+                return -EINVAL;
+        GraphLayer L{};
+        L.op = npu::kOpHost;
+        for (unsigned i = 0; i < count; i++) {
+                if (!valid_tensor(g, inputs[i]))
+                        return -EINVAL;
+                L.inputs.push_back(inputs[i]);
+        }
+        L.host_fn = fn;
+        L.host_user = user;
+        return add_layer(g, std::move(L), GraphTensor{n, h, w, c, 0});
+}
+
 extern "C" int npu_graph_set_output(npu_graph *g, int tensor)
 {
         if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0)

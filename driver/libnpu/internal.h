@@ -57,8 +57,11 @@ struct GraphTensor {
         uint64_t elements() const { return uint64_t(n) * h * w * c; }
 };
 
+// A layer the host computes (npu_graph_host); never sent to the device.
+constexpr uint16_t kOpHost = 0x100;
+
 struct GraphLayer {
-        uint16_t op;   // enum npu_op
+        uint16_t op;   // enum npu_op, or kOpHost
         uint8_t act;   // enum npu_act
         std::vector<int> inputs;
         int output = -1;
@@ -66,7 +69,13 @@ struct GraphLayer {
         npu_pool_params pool{};
         std::vector<float> weights, bias;
         unsigned min_bits = 4, max_bits = 16;
+        npu_host_fn host_fn = nullptr;  // kOpHost
+        void *host_user = nullptr;
 };
+
+// Runs host layer L on float NHWC inputs (values indexed by tensor).
+int run_host_layer(const GraphLayer &L, const std::vector<GraphTensor> &tensors, const std::vector<std::vector<float>> &values,
+                   std::vector<float> &out);
 
 // Float forward pass of the graph; fills every tensor's values.  With
 // int8_weights, convolutions and fully connected layers use the weights the

@@ -7,26 +7,27 @@
 #include "common/quant.h"
 #include "model.h"
 
-void npu::model_write_job(npu_model *m, unsigned input_bits, bool dynamic, unsigned fixed_bits)
+void npu::model_write_job(npu_model *m, size_t seg, bool dynamic, unsigned fixed_bits)
 {
-        uint8_t *base = static_cast<uint8_t *>(npu_bo_map(m->job_bo));
+        const npu::Segment &sg = m->segments[seg];
+        uint8_t *base = static_cast<uint8_t *>(npu_bo_map(sg.job));
         npu_job_header h{};
         h.magic = NPU_JOB_MAGIC;
         h.version = NPU_JOB_VERSION;
         h.header_size = sizeof(npu_job_header);
         h.tensor_count = uint32_t(m->tensors.size());
         h.tensor_size = sizeof(npu_tensor_desc);
-        h.layer_count = uint32_t(m->layers.size());
+        h.layer_count = uint32_t(sg.last - sg.first);
         h.layer_size = sizeof(npu_layer_desc);
         h.result_bo_index = 0;
-        h.result_offset = m->result_offset;
+        h.result_offset = sg.result_offset;
         std::memcpy(base, &h, sizeof h);
         uint8_t *p = base + sizeof h;
         for (size_t i = 0; i < m->tensors.size(); i++) {
                 const auto &t = m->tensors[i];
                 npu_tensor_desc d{};
                 d.bo_index = 1;
-                d.bits = uint8_t(std::find(m->inputs.begin(), m->inputs.end(), int(i)) != m->inputs.end() ? input_bits : 0);
+                d.bits = uint8_t(m->tensor_bits[i]);
                 d.offset = m->tensor_offset[i];
                 d.capacity = bwq::packed_bytes(t.elements(), 16);
                 d.n = t.n, d.h = t.h, d.w = t.w, d.c = t.c;
@@ -35,7 +36,8 @@ void npu::model_write_job(npu_model *m, unsigned input_bits, bool dynamic, unsig
                 std::memcpy(p, &d, sizeof d);
                 p += sizeof d;
         }
-        for (const auto &L : m->layers) {
+        for (size_t l = sg.first; l < sg.last; l++) {
+                const auto &L = m->layers[l];
                 npu_layer_desc d{};
                 d.op = L.op;
                 d.act = L.act;

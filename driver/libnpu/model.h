@@ -27,6 +27,16 @@ struct ModelLayer {
         npu_pool_params pool;
         unsigned min_bits, max_bits;
         uint64_t weight_offset = 0, weight_size = 0, scale_offset = 0, bias_offset = 0;
+        npu_host_fn host_fn = nullptr;  // kOpHost
+        void *host_user = nullptr;
+};
+
+// Layers [first, last): one device job, or (host) one host layer.
+struct Segment {
+        size_t first, last;
+        bool host;
+        npu_bo *job = nullptr;  // command buffer and results
+        uint64_t cmd_size = 0, result_offset = 0;
 };
 
 } // namespace npu
@@ -38,8 +48,10 @@ struct npu_model {
         std::vector<npu::Ranges> ranges;
         std::vector<uint64_t> tensor_offset;
         std::vector<int> inputs, outputs;  // tensors, in the graph's order
-        npu_bo *job_bo = nullptr, *act_bo = nullptr, *param_bo = nullptr;
-        uint64_t cmd_size = 0, result_offset = 0;
+        npu_bo *act_bo = nullptr, *param_bo = nullptr;
+        std::vector<npu::Segment> segments;
+        std::vector<unsigned> tensor_bits;  // the depth each tensor was written at in this run (0: not yet)
+        size_t segment = 0;                 // the segment in flight
 
         uint32_t mode = NPU_MODE_FIXED;
         unsigned bits = 8, min_bits = 4, max_bits = 16;
@@ -55,7 +67,9 @@ struct npu_model {
         // The job in flight, if any.
         uint32_t job_id = 0;
         bwq::unique_fd fence;
-        npu_run_stats pending{};
+        npu_run_stats pending{};      // of the run in flight, so far
+        bool run_dynamic = false;       // and its depths
+        unsigned run_fixed = 8, run_input_bits = 8;
 
         npu_run_stats last{};
         std::vector<npu_layer_stats> last_layers;
@@ -69,7 +83,8 @@ struct npu_model {
                         drm_gem_close gc{page_handle, 0};
                         (void)dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
                 }
-                npu_bo_free(job_bo);
+                for (auto &s : segments)
+                        npu_bo_free(s.job);
                 npu_bo_free(act_bo);
                 npu_bo_free(param_bo);
         }
@@ -80,9 +95,12 @@ namespace npu {
 // Maps and imports a decision page for the model (-1: none, dropping the
 // one it has).  Returns 0 or a negative errno.
 int model_attach_page(npu_model *m, int page_fd);
-// Writes the job for a run at these depths into the command buffer.
-void model_write_job(npu_model *m, unsigned input_bits, bool dynamic, unsigned fixed_bits);
+// Writes segment `seg`'s job for a run at these depths into its command
+// buffer; tensors written before it (tensor_bits) are its inputs.
+void model_write_job(npu_model *m, size_t seg, bool dynamic, unsigned fixed_bits);
 // Reaps the job in flight (WAIT until `deadline`) and reads its results.
 int model_finish(npu_model *m, int64_t deadline);
+// Runs segments from `seg` on, leaving the last device job in flight.
+int model_run_segments(npu_model *m, size_t seg);
 
 } // namespace npu

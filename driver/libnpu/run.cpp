@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/depth.h"
 #include "common/quant.h"
 #include "model.h"
@@ -61,44 +62,169 @@ extern "C" int npu_model_submit_inputs(npu_model *m, const float *const *inputs,
                 input_bits = bwq::depth_clamp(d.act_bits, m->min_bits, m->max_bits);
                 dynamic = true;
         }
-        npu::model_write_job(m, input_bits, dynamic, fixed);
-
+        // Inputs first: the jobs read them at input_bits.
+        m->tensor_bits.assign(m->tensors.size(), 0);
         int ii = bwq::depth_index(input_bits);
         for (unsigned i = 0; i < count; i++) {
                 int in = m->inputs[i];
                 bwq::QParams qp = bwq::qparams(m->ranges[in].lo[ii], m->ranges[in].hi[ii], input_bits);
                 bwq::quantize_pack(inputs[i], m->tensors[in].elements(), qp, input_bits,
                                    static_cast<uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[in]);
+                m->tensor_bits[in] = input_bits;
         }
+        st.min_layer_bits = 255;
+        m->pending = st;
+        m->last_layers.assign(m->layers.size(), {});
+        m->run_dynamic = dynamic;
+        m->run_fixed = fixed;
+        m->run_input_bits = input_bits;
+        m->have_result = false;
+        return npu::model_run_segments(m, 0);
+}
 
-        uint32_t handles[3] = {m->job_bo->handle, m->act_bo->handle, m->param_bo->handle};
+namespace {
+
+// A device segment's job, submitted; its fence kept for the wait.
+int submit_segment(npu_model *m, size_t seg)
+{
+        const npu::Segment &sg = m->segments[seg];
+        npu::model_write_job(m, seg, m->run_dynamic, m->run_fixed);
+        uint32_t handles[3] = {sg.job->handle, m->act_bo->handle, m->param_bo->handle};
         drm_npu_submit s{};
         s.bo_handles = uint64_t(uintptr_t(handles));
         s.bo_handle_count = 3;
         s.cmd_bo_index = 0;
         s.cmd_offset = 0;
-        s.cmd_size = m->cmd_size;
-        s.page_handle = dynamic ? m->page_handle : 0;
+        s.cmd_size = sg.cmd_size;
+        s.page_handle = m->run_dynamic ? m->page_handle : 0;
         s.flags = DRM_NPU_SUBMIT_FENCE_FD;
         int r = npu_ioctl(m->dev, DRM_IOCTL_NPU_SUBMIT, &s);
         if (r < 0)
                 return r;
         m->job_id = s.job_id;
         m->fence.reset(s.out_fence_fd);
-        m->pending = st;
+        m->segment = seg;
         return 0;
 }
 
-// Output `index` of the finished run, dequantized at the depth its layer wrote.
-static void read_output(const npu_model *m, unsigned index, float *output)
+// The finished job of device segment `seg`: its layers' statistics, and
+// the depth each wrote its tensor at.
+int read_segment(npu_model *m, size_t seg)
 {
-        int out = m->outputs[index];
-        const auto &t = m->tensors[out];
-        unsigned bits = m->last_layers[t.producer].bits;
-        int i = bwq::depth_index(bits);
-        bwq::QParams qp = bwq::qparams(m->ranges[out].lo[i], m->ranges[out].hi[i], bits);
-        bwq::unpack_dequantize(static_cast<const uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[out], t.elements(), qp,
-                               bits, output);
+        const npu::Segment &sg = m->segments[seg];
+        const uint8_t *base = static_cast<const uint8_t *>(npu_bo_map(sg.job)) + sg.result_offset;
+        npu_job_result jr;
+        std::memcpy(&jr, base, sizeof jr);
+        if (jr.magic != NPU_RESULT_MAGIC || jr.layer_count != sg.last - sg.first)
+                return -EPROTO;
+        npu_run_stats &st = m->pending;
+        st.ns += jr.ns;
+        for (uint32_t k = 0; k < jr.layer_count; k++) {
+                npu_layer_result lr;
+                std::memcpy(&lr, base + sizeof jr + k * sizeof lr, sizeof lr);
+                size_t l = sg.first + k;
+                npu_layer_stats &ls = m->last_layers[l];
+                ls.bits = lr.bits;
+                ls.op = m->layers[l].op;
+                ls.act_bytes_read = lr.act_bytes_read;
+                ls.bytes_read = lr.act_bytes_read + lr.param_bytes_read;
+                ls.bytes_written = lr.bytes_written;
+                ls.ns = lr.ns;
+                ls.start_ns = lr.start_ns;
+                st.activation_bytes += lr.act_bytes_read + lr.bytes_written;
+                st.weight_bytes += lr.param_bytes_read;
+                st.min_layer_bits = std::min<uint8_t>(st.min_layer_bits, lr.bits);
+                st.max_layer_bits = std::max<uint8_t>(st.max_layer_bits, lr.bits);
+                m->tensor_bits[m->layers[l].output] = lr.bits;
+        }
+        return 0;
+}
+
+// Host layer l: its inputs dequantized at the depths they were written at,
+// the node's function, its output stored at the run's depth (clamped to
+// the layer's limits).
+int run_host(npu_model *m, size_t l)
+{
+        const npu::ModelLayer &L = m->layers[l];
+        uint64_t t0 = bwq::monotonic_ns();
+        std::vector<std::vector<float>> vals(L.inputs.size());
+        std::vector<const float *> in;
+        std::vector<npu_host_shape> shapes;
+        uint64_t read = 0;
+        const uint8_t *act = static_cast<const uint8_t *>(npu_bo_map(m->act_bo));
+        for (size_t i = 0; i < L.inputs.size(); i++) {
+                int t = L.inputs[i];
+                unsigned bits = m->tensor_bits[t];
+                if (!bits)
+                        return -EPROTO;  // not written: the graph's order is broken
+                const auto &x = m->tensors[t];
+                int bi = bwq::depth_index(bits);
+                vals[i].resize(x.elements());
+                bwq::unpack_dequantize(act + m->tensor_offset[t], x.elements(),
+                                       bwq::qparams(m->ranges[t].lo[bi], m->ranges[t].hi[bi], bits), bits, vals[i].data());
+                in.push_back(vals[i].data());
+                shapes.push_back({x.n, x.h, x.w, x.c});
+                read += bwq::packed_bytes(x.elements(), bits);
+        }
+        std::vector<float> out(m->tensors[L.output].elements());
+        int r = L.host_fn(L.host_user, in.data(), shapes.data(), unsigned(in.size()), out.data());
+        if (r < 0)
+                return r;
+        unsigned lo = std::max(m->min_bits, L.min_bits), hi = std::min(m->max_bits, L.max_bits);
+        if (lo > hi)
+                lo = L.min_bits, hi = L.max_bits;
+        unsigned bits = m->mode == NPU_MODE_FIXED ? m->run_fixed : bwq::depth_clamp(m->run_input_bits, lo, hi);
+        int bo = bwq::depth_index(bits);
+        bwq::quantize_pack(out.data(), out.size(), bwq::qparams(m->ranges[L.output].lo[bo], m->ranges[L.output].hi[bo], bits),
+                           bits, static_cast<uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[L.output]);
+        m->tensor_bits[L.output] = bits;
+        uint64_t written = bwq::packed_bytes(out.size(), bits), ns = bwq::monotonic_ns() - t0;
+        npu_layer_stats &ls = m->last_layers[l];
+        ls.bits = bits;
+        ls.op = NPU_LAYER_HOST;
+        ls.act_bytes_read = ls.bytes_read = read;
+        ls.bytes_written = written;
+        ls.ns = ns;
+        ls.start_ns = t0;
+        npu_run_stats &st = m->pending;
+        st.activation_bytes += read + written;
+        st.ns += ns;
+        st.host_layers++;
+        st.min_layer_bits = std::min<uint8_t>(st.min_layer_bits, uint8_t(bits));
+        st.max_layer_bits = std::max<uint8_t>(st.max_layer_bits, uint8_t(bits));
+        return 0;
+}
+
+void finish_run(npu_model *m)
+{
+        m->pending.layer_count = uint32_t(m->layers.size());
+        m->last = m->pending;
+        m->have_result = true;
+}
+
+} // namespace
+
+// Segments from `seg` on: host layers and every device job but the last
+// one run here, waited for; the last job is left in flight (job_id).
+int npu::model_run_segments(npu_model *m, size_t seg)
+{
+        for (; seg < m->segments.size(); seg++) {
+                const Segment &sg = m->segments[seg];
+                int r;
+                if (sg.host) {
+                        if ((r = run_host(m, sg.first)) < 0)
+                                return r;
+                        continue;
+                }
+                if ((r = submit_segment(m, seg)) < 0)
+                        return r;
+                if (seg + 1 == m->segments.size())
+                        return 0;
+                if ((r = model_finish(m, INT64_MAX)) < 0)
+                        return r;
+        }
+        finish_run(m);
+        return 0;
 }
 
 int npu::model_finish(npu_model *m, int64_t deadline)
@@ -115,35 +241,23 @@ int npu::model_finish(npu_model *m, int64_t deadline)
         m->fence.reset();
         if (w.job_status < 0)
                 return w.job_status;
-        const uint8_t *base = static_cast<const uint8_t *>(npu_bo_map(m->job_bo)) + m->result_offset;
-        npu_job_result jr;
-        std::memcpy(&jr, base, sizeof jr);
-        if (jr.magic != NPU_RESULT_MAGIC || jr.layer_count != m->layers.size())
-                return -EPROTO;
-        npu_run_stats st = m->pending;
-        st.layer_count = jr.layer_count;
-        st.ns = jr.ns;
-        st.min_layer_bits = 255;
-        m->last_layers.assign(jr.layer_count, {});
-        for (uint32_t l = 0; l < jr.layer_count; l++) {
-                npu_layer_result lr;
-                std::memcpy(&lr, base + sizeof jr + l * sizeof lr, sizeof lr);
-                npu_layer_stats &ls = m->last_layers[l];
-                ls.bits = lr.bits;
-                ls.op = m->layers[l].op;
-                ls.act_bytes_read = lr.act_bytes_read;
-                ls.bytes_read = lr.act_bytes_read + lr.param_bytes_read;
-                ls.bytes_written = lr.bytes_written;
-                ls.ns = lr.ns;
-                ls.start_ns = lr.start_ns;
-                st.activation_bytes += lr.act_bytes_read + lr.bytes_written;
-                st.weight_bytes += lr.param_bytes_read;
-                st.min_layer_bits = std::min<uint8_t>(st.min_layer_bits, lr.bits);
-                st.max_layer_bits = std::max<uint8_t>(st.max_layer_bits, lr.bits);
-        }
-        m->last = st;
-        m->have_result = true;
+        if ((r = read_segment(m, m->segment)) < 0)
+                return r;
+        if (m->segment + 1 == m->segments.size())
+                finish_run(m);
         return 0;
+}
+
+// Output `index` of the finished run, dequantized at the depth it was written at.
+static void read_output(const npu_model *m, unsigned index, float *output)
+{
+        int out = m->outputs[index];
+        const auto &t = m->tensors[out];
+        unsigned bits = m->tensor_bits[out];
+        int i = bwq::depth_index(bits);
+        bwq::QParams qp = bwq::qparams(m->ranges[out].lo[i], m->ranges[out].hi[i], bits);
+        bwq::unpack_dequantize(static_cast<const uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[out], t.elements(), qp,
+                               bits, output);
 }
 
 extern "C" int npu_model_result(npu_model *m, float *output, npu_run_stats *ret_stats)

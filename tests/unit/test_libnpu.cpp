@@ -166,6 +166,126 @@ static void several_inputs_and_outputs(void **)
         npu_device_close(dev);
 }
 
+// Host nodes between device segments: conv -> host softmax over channels ->
+// conv -> host scale.  The run matches the float reference at 16 bits, the
+// host layers are in the statistics with their bytes and time, a failing
+// host function fails the run with its error, and the async path works.
+static int softmax_c(void *user, const float *const *in, const npu_host_shape *s, unsigned count, float *out)
+{
+        int *calls = static_cast<int *>(user);
+        ++*calls;
+        if (count != 1)
+                return -EINVAL;
+        size_t rows = size_t(s[0].n) * s[0].h * s[0].w, C = s[0].c;
+        for (size_t r = 0; r < rows; r++) {
+                float mx = in[0][r * C];
+                for (size_t c = 1; c < C; c++)
+                        mx = std::max(mx, in[0][r * C + c]);
+                float sum = 0;
+                for (size_t c = 0; c < C; c++)
+                        sum += out[r * C + c] = std::exp(in[0][r * C + c] - mx);
+                for (size_t c = 0; c < C; c++)
+                        out[r * C + c] /= sum;
+        }
+        return 0;
+}
+
+static int scale_or_fail(void *user, const float *const *in, const npu_host_shape *s, unsigned, float *out)
+{
+        if (*static_cast<bool *>(user))
+                return -EDOM;
+        size_t n = size_t(s[0].n) * s[0].h * s[0].w * s[0].c;
+        for (size_t i = 0; i < n; i++)
+                out[i] = 2.0f * in[0][i];
+        return 0;
+}
+
+static void host_nodes(void **)
+{
+        npu_device *dev;
+        assert_int_equal(npu_device_open("soft:threads=1", &dev), 0);
+        npu_graph *g;
+        assert_int_equal(npu_graph_new(&g), 0);
+        int x = npu_graph_input(g, 1, 6, 6, 4);
+        test::Rng rng{11};
+        std::vector<float> w1(8 * 4), w2(5 * 8), in(144);
+        for (auto &v : w1)
+                v = rng.uniform(-1, 1);
+        for (auto &v : w2)
+                v = rng.uniform(-1, 1);
+        for (auto &v : in)
+                v = rng.uniform(-2, 2);
+        npu_conv2d_params p{};
+        p.kernel_h = p.kernel_w = 1;
+        p.out_channels = 8;
+        int c1 = npu_graph_conv2d(g, x, &p, w1.data(), nullptr);
+        int calls = 0;
+        bool fail = false;
+        assert_int_equal(npu_graph_host(g, &c1, 1, 1, 6, 6, 8, nullptr, nullptr), -EINVAL);  // no function
+        int bad = 99;
+        assert_int_equal(npu_graph_host(g, &bad, 1, 1, 6, 6, 8, softmax_c, &calls), -EINVAL);
+        int sm = npu_graph_host(g, &c1, 1, 1, 6, 6, 8, softmax_c, &calls);
+        assert_true(sm > c1);
+        p.out_channels = 5;
+        int c2 = npu_graph_conv2d(g, sm, &p, w2.data(), nullptr);
+        int y = npu_graph_host(g, &c2, 1, 1, 6, 6, 5, scale_or_fail, &fail);
+        assert_int_equal(npu_graph_add_output(g, y), 0);
+        assert_int_equal(npu_graph_add_output(g, sm), 1);
+        npu_compile_options o{};
+        o.calibration_input = in.data();
+        npu_model *m;
+        assert_int_equal(npu_model_compile(dev, g, &o, &m), 0);
+        assert_int_equal(npu_model_set_mode(m, NPU_MODE_FIXED, 16, 4, 16), 0);
+        std::vector<float> out(180), ref(180), smo(288), smref(288);
+        const float *ins[1] = {in.data()};
+        assert_int_equal(npu_graph_reference_inputs(g, ins, 1, NPU_REFERENCE_INT8_WEIGHTS, y, ref.data(), ref.size()), 0);
+        assert_int_equal(npu_graph_reference_inputs(g, ins, 1, NPU_REFERENCE_INT8_WEIGHTS, sm, smref.data(), smref.size()), 0);
+        calls = 0;
+        npu_run_stats st{};
+        assert_int_equal(npu_model_run(m, in.data(), out.data(), &st), 0);
+        assert_int_equal(calls, 1);
+        assert_int_equal(npu_model_output(m, 1, smo.data(), smo.size()), 0);
+        for (size_t i = 0; i < 180; i++)
+                assert_float_equal(out[i], ref[i], 2e-3);
+        for (size_t i = 0; i < 288; i++)
+                assert_float_equal(smo[i], smref[i], 1e-4);
+        assert_int_equal(st.layer_count, 4);
+        assert_int_equal(st.host_layers, 2);
+        uint64_t act = 0;
+        for (unsigned l = 0; l < 4; l++) {
+                npu_layer_stats ls;
+                assert_int_equal(npu_model_layer_stats(m, l, &ls), 0);
+                assert_int_equal(ls.bits, 16);
+                assert_int_equal(ls.op, l == 1 || l == 3 ? NPU_LAYER_HOST : unsigned(NPU_OP_CONV2D));
+                act += ls.act_bytes_read + ls.bytes_written;
+        }
+        assert_int_equal(act, st.activation_bytes);  // the boundaries' bytes are counted
+        npu_layer_stats hs;
+        assert_int_equal(npu_model_layer_stats(m, 1, &hs), 0);
+        assert_int_equal(hs.act_bytes_read, 288 * 2);
+        assert_int_equal(hs.bytes_written, 288 * 2);
+        // At 4 bits the host boundary moves a quarter of the bytes.
+        assert_int_equal(npu_model_set_mode(m, NPU_MODE_FIXED, 4, 4, 16), 0);
+        assert_int_equal(npu_model_run(m, in.data(), out.data(), &st), 0);
+        assert_int_equal(npu_model_layer_stats(m, 1, &hs), 0);
+        assert_int_equal(hs.bits, 4);
+        assert_int_equal(hs.bytes_written, 288 / 2);
+        // Asynchronous: the segments before the last job run in submit.
+        assert_int_equal(npu_model_submit(m, in.data()), 0);
+        npu_model *mm = m;
+        assert_int_equal(npu_wait_many(&mm, 1, INT64_MAX), 0);
+        assert_int_equal(npu_model_result(m, out.data(), &st), 0);
+        assert_int_equal(st.host_layers, 2);
+        // A host function's error fails the run, and the next run is fine.
+        fail = true;
+        assert_int_equal(npu_model_run(m, in.data(), out.data(), &st), -EDOM);
+        fail = false;
+        assert_int_equal(npu_model_run(m, in.data(), out.data(), &st), 0);
+        npu_model_free(m);
+        npu_graph_free(g);
+        npu_device_close(dev);
+}
+
 // Activation traffic is ceil(elements * bits / 8) per tensor: at 4 bits a
 // quarter of 16 bits, exactly; weights stay the same at every depth.
 static void traffic_per_depth(void **)
@@ -357,6 +477,7 @@ int main()
         setenv("BWQ_BUS", "none", 1);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(graph_builder_errors), cmocka_unit_test(several_inputs_and_outputs),
+                cmocka_unit_test(host_nodes),
                 cmocka_unit_test(traffic_per_depth),
                 cmocka_unit_test(accuracy_by_depth),    cmocka_unit_test(modes_follow_page),
                 cmocka_unit_test(wait_many),            cmocka_unit_test(isa_identical_end_to_end),

@@ -88,6 +88,22 @@ int npu_graph_maxpool(npu_graph *g, int input, const struct npu_pool_params *p);
 int npu_graph_avgpool(npu_graph *g, int input, const struct npu_pool_params *p);
 int npu_graph_global_avgpool(npu_graph *g, int input);
 int npu_graph_concat(npu_graph *g, const int *inputs, unsigned count);
+/* A host node: what the device cannot run, computed in float on the CPU
+ * inside the model's run, between the device segments before and after it.
+ * `fn` gets its inputs as float NHWC with their shapes and writes the
+ * n*h*w*c floats of its output; it returns 0, or a negative errno that
+ * fails the run.  Its output is stored at the run's depth like any
+ * activation, so the boundary costs bytes and time, counted in the run's
+ * statistics. */
+struct npu_host_shape {
+	uint32_t n, h, w, c;
+};
+typedef int (*npu_host_fn)(void *user, const float *const *inputs, const struct npu_host_shape *shapes, unsigned count,
+			   float *output);
+int npu_graph_host(npu_graph *g, const int *inputs, unsigned count, uint32_t n, uint32_t h, uint32_t w, uint32_t c,
+		   npu_host_fn fn, void *user);
+/* npu_layer_stats.op of a host node. */
+#define NPU_LAYER_HOST 0x100u
 /* Per-layer activation depth clamp of the layer that writes `tensor`. */
 int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsigned max_bits);
 /* The model's output (default: the last layer's); drops any others. */
@@ -146,7 +162,7 @@ int npu_model_set_decision_page(npu_model *m, int page_fd);
 struct npu_run_stats {
 	uint32_t layer_count;
 	uint32_t flags;            /* NPU_RUN_* */
-	uint64_t ns;               /* device time of the job */
+	uint64_t ns;               /* device time of the job(s), plus the host nodes' time */
 	uint64_t activation_bytes; /* packed activations read and written by layers */
 	uint64_t weight_bytes;     /* weights, scales and bias read */
 	uint8_t model_bits;        /* BWQ_MODEL: the depth of this run; else 0 */
@@ -154,7 +170,7 @@ struct npu_run_stats {
 	uint8_t pad[5];
 	uint64_t available_bps;    /* BWQ modes: the decision's available bandwidth at submit */
 	uint32_t section;          /* and its table section (0: none) */
-	uint32_t pad2;
+	uint32_t host_layers;      /* host nodes run (their time is in ns, their bytes in activation_bytes) */
 };
 #define NPU_RUN_FALLBACK (1u << 0) /* BWQ mode without a decision: fallback depth */
 
