@@ -51,6 +51,9 @@ struct npu_model {
         npu_bo *act_bo = nullptr, *param_bo = nullptr;
         std::vector<npu::Segment> segments;
         std::vector<unsigned> tensor_bits;  // the depth each tensor was written at in this run (0: not yet)
+        // Host nodes' outputs of this run as computed: what later host nodes
+        // and the model's outputs read (devices read the stored copy).
+        std::vector<std::vector<float>> host_float;
         size_t segment = 0;                 // the segment in flight
 
         uint32_t mode = NPU_MODE_FIXED;

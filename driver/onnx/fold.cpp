@@ -20,6 +20,18 @@ class Folder {
 public:
         explicit Folder(Graph *g) : g_(*g) {}
 
+        // One node whose inputs are constants: its outputs computed.
+        std::optional<Error> one(Node &n)
+        {
+                what_ = "node '" + n.label(g_) + "' (" + n.op + ")";
+                if (auto e = node(n))
+                        return e;
+                for (int o : n.out)
+                        if (o >= 0 && !g_.values[size_t(o)].konst)
+                                return err(-ENOTSUP, what_ + ": op " + n.op + " has no host implementation");
+                return std::nullopt;
+        }
+
         std::optional<Error> run()
         {
                 for (size_t k = 0; k < g_.nodes.size(); k++) {
@@ -166,11 +178,185 @@ private:
 
         std::optional<Error> window(Node &n, const std::vector<int64_t> &x, const std::vector<int64_t> &kernel,
                                     int64_t out_c, std::vector<int64_t> *r);
+        Constant evaluate_unary_like(const Node &n);
+        Constant evaluate_resize(const Node &n, const std::vector<int64_t> &s);
+        Constant evaluate_reduce(const Node &n, const std::vector<bool> &red, const std::vector<int64_t> &s);
         std::optional<Error> node(Node &n);
 
         Graph &g_;
         std::string what_;
 };
+
+// Clip, HardSigmoid, LeakyRelu, BatchNormalization, Softmax and
+// LogSoftmax of a constant (at load, or a host node at run time).
+Constant Folder::evaluate_unary_like(const Node &n)
+{
+        const Constant &x = g_.konst(n.in[0]);
+        Constant c;
+        c.type = DType::Float;
+        c.shape = x.shape;
+        int64_t N = x.elements();
+        c.f.resize(size_t(N));
+        const std::string &op = n.op;
+        if (op == "Softmax" || op == "LogSoftmax") {
+                int64_t R = int64_t(x.shape.size()), a = n.geti("axis", g_.opset >= 13 ? -1 : 1);
+                if (a < 0)
+                        a += R;
+                a = std::clamp<int64_t>(a, 0, std::max<int64_t>(R - 1, 0));
+                // Opset 13: along the axis; before: over the axis and all after it.
+                int64_t len = 1, inner = 1;
+                if (R) {
+                        len = g_.opset >= 13 ? x.shape[size_t(a)] : product({x.shape.begin() + a, x.shape.end()});
+                        inner = g_.opset >= 13 ? product({x.shape.begin() + a + 1, x.shape.end()}) : 1;
+                }
+                int64_t outer = len > 0 && inner > 0 ? N / (len * inner) : 0;
+                for (int64_t o = 0; o < outer; o++)
+                        for (int64_t i = 0; i < inner; i++) {
+                                auto at = [&](int64_t k) { return size_t((o * len + k) * inner + i); };
+                                double mx = -INFINITY, sum = 0;
+                                for (int64_t k = 0; k < len; k++)
+                                        mx = std::max(mx, x.at(at(k)));
+                                for (int64_t k = 0; k < len; k++)
+                                        sum += std::exp(x.at(at(k)) - mx);
+                                for (int64_t k = 0; k < len; k++) {
+                                        double v = x.at(at(k)) - mx;
+                                        c.f[at(k)] = float(op == "Softmax" ? std::exp(v) / sum : v - std::log(sum));
+                                }
+                        }
+                return c;
+        }
+        double lo = -INFINITY, hi = INFINITY, alpha = n.getf("alpha", op == "LeakyRelu" ? 0.01f : 0.2f), beta = n.getf("beta", 0.5f);
+        if (op == "Clip") {
+                if (g_.opset < 11) {
+                        lo = n.getf("min", -INFINITY);
+                        hi = n.getf("max", INFINITY);
+                } else {
+                        if (n.in.size() > 1 && n.in[1] >= 0)
+                                lo = g_.konst(n.in[1]).at(0);
+                        if (n.in.size() > 2 && n.in[2] >= 0)
+                                hi = g_.konst(n.in[2]).at(0);
+                }
+        }
+        int64_t C = x.shape.size() > 1 ? x.shape[1] : 1, inner = x.shape.size() > 2 ? product({x.shape.begin() + 2, x.shape.end()}) : 1;
+        float eps = n.getf("epsilon", 1e-5f);
+        for (int64_t e = 0; e < N; e++) {
+                double v = x.at(size_t(e)), r;
+                if (op == "Clip")
+                        r = std::min(std::max(v, lo), hi);
+                else if (op == "HardSigmoid")
+                        r = std::clamp(alpha * v + beta, 0.0, 1.0);
+                else if (op == "LeakyRelu")
+                        r = v < 0 ? alpha * v : v;
+                else {  // BatchNormalization
+                        size_t ch = size_t((e / inner) % C);
+                        r = g_.konst(n.in[1]).at(ch) * (v - g_.konst(n.in[3]).at(ch)) / std::sqrt(g_.konst(n.in[4]).at(ch) + eps) +
+                            g_.konst(n.in[2]).at(ch);
+                }
+                c.f[size_t(e)] = float(r);
+        }
+        return c;
+}
+
+// Resize of a constant [N, C, H, W] over H and W: nearest or (bi)linear,
+// with the coordinate transformations of ONNX.
+Constant Folder::evaluate_resize(const Node &n, const std::vector<int64_t> &s)
+{
+        const Constant &x = g_.konst(n.in[0]);
+        Constant c;
+        c.type = x.type;
+        c.shape = s;
+        std::string mode = n.gets("mode", "nearest"), ct = n.gets("coordinate_transformation_mode", g_.opset < 11 ? "asymmetric" : "half_pixel");
+        std::string nm = n.gets("nearest_mode", "round_prefer_floor");
+        const int64_t N = s[0], C = s[1], H = s[2], W = s[3], h = x.shape[2], w = x.shape[3];
+        auto src = [&](int64_t o, int64_t out, int64_t in) {
+                double scale = double(out) / double(in);
+                if (ct == "align_corners")
+                        return out > 1 ? double(o) * double(in - 1) / double(out - 1) : 0.0;
+                if (ct == "asymmetric")
+                        return double(o) / scale;
+                if (ct == "pytorch_half_pixel")
+                        return out > 1 ? (double(o) + 0.5) / scale - 0.5 : 0.0;
+                return (double(o) + 0.5) / scale - 0.5;  // half_pixel
+        };
+        auto nearest = [&](double v, int64_t in) {
+                double f = std::floor(v);
+                int64_t i;
+                if (nm == "floor") i = int64_t(f);
+                else if (nm == "ceil") i = int64_t(std::ceil(v));
+                else if (nm == "round_prefer_ceil") i = int64_t(v - f >= 0.5 ? f + 1 : f);
+                else i = int64_t(v - f > 0.5 ? f + 1 : f);  // round_prefer_floor
+                return std::clamp<int64_t>(i, 0, in - 1);
+        };
+        c.f.reserve(size_t(N * C * H * W));
+        for (int64_t b = 0; b < N * C; b++)
+                for (int64_t oy = 0; oy < H; oy++)
+                        for (int64_t ox = 0; ox < W; ox++) {
+                                double sy = src(oy, H, h), sx = src(ox, W, w), v;
+                                if (mode == "nearest") {
+                                        v = x.at(size_t((b * h + nearest(sy, h)) * w + nearest(sx, w)));
+                                } else {
+                                        sy = std::clamp(sy, 0.0, double(h - 1));
+                                        sx = std::clamp(sx, 0.0, double(w - 1));
+                                        int64_t y0 = int64_t(std::floor(sy)), x0 = int64_t(std::floor(sx));
+                                        int64_t y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
+                                        double fy = sy - double(y0), fx = sx - double(x0);
+                                        auto at = [&](int64_t yy, int64_t xx) { return x.at(size_t((b * h + yy) * w + xx)); };
+                                        v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
+                                }
+                                c.push(v);
+                        }
+        return c;
+}
+
+// ArgMax/ArgMin and Reduce* of a constant over the axes marked in red.
+Constant Folder::evaluate_reduce(const Node &n, const std::vector<bool> &red, const std::vector<int64_t> &s)
+{
+        const Constant &x = g_.konst(n.in[0]);
+        const std::string &op = n.op;
+        bool arg = op[0] == 'A', last = n.geti("select_last_index", 0) != 0;
+        Constant c;
+        c.type = arg ? DType::Int64 : x.type;
+        c.shape = s;
+        auto xs = strides_of(x.shape);
+        // Output elements in the order of the kept axes.
+        std::vector<size_t> kept;
+        for (size_t i = 0; i < x.shape.size(); i++)
+                if (!red[i])
+                        kept.push_back(i);
+        std::vector<int64_t> kshape;
+        for (size_t i : kept)
+                kshape.push_back(x.shape[i]);
+        int64_t outn = product(kshape), rn = x.elements() / std::max<int64_t>(outn, 1);
+        std::vector<size_t> raxes;
+        for (size_t i = 0; i < x.shape.size(); i++)
+                if (red[i])
+                        raxes.push_back(i);
+        std::vector<int64_t> rshape;
+        for (size_t i : raxes)
+                rshape.push_back(x.shape[i]);
+        auto ks = strides_of(kshape), rs = strides_of(rshape);
+        for (int64_t o = 0; o < outn; o++) {
+                int64_t base = 0;
+                for (size_t k = 0; k < kept.size(); k++)
+                        base += (o / ks[k]) % kshape[k] * xs[kept[k]];
+                double acc = op == "ReduceMax" || op == "ArgMax" ? -INFINITY : op == "ReduceMin" || op == "ArgMin" ? INFINITY : 0;
+                int64_t best = 0;
+                for (int64_t r = 0; r < rn; r++) {
+                        int64_t off = base;
+                        for (size_t k = 0; k < raxes.size(); k++)
+                                off += (r / rs[k]) % rshape[k] * xs[raxes[k]];
+                        double v = x.at(size_t(off));
+                        if (op == "ReduceMean" || op == "ReduceSum")
+                                acc += v;
+                        else if ((op == "ReduceMax" || op == "ArgMax") ? (v > acc || (last && v == acc)) : (v < acc || (last && v == acc))) {
+                                acc = v;
+                                best = r;
+                        }
+                }
+                c.push(arg ? double(best) : op == "ReduceMean" ? acc / double(rn) : acc);
+        }
+        return c;
+}
 
 // Conv and pool output shapes; auto_pad made explicit in n's pads.
 std::optional<Error> Folder::window(Node &n, const std::vector<int64_t> &x, const std::vector<int64_t> &kernel,
@@ -679,7 +865,135 @@ std::optional<Error> Folder::node(Node &n)
                 }
                 if (in(n, 0).shape.empty() && op == "BatchNormalization")
                         return err(-EINVAL, what_ + ": input of rank 0");
+                if (all_const(n) && op != "PRelu") {
+                        set_const(n, evaluate_unary_like(n));
+                        return std::nullopt;
+                }
                 set(n, in(n, 0).shape, in(n, 0).type);
+                return std::nullopt;
+        }
+        if (op == "Split") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                int64_t a;
+                if (auto e = axis(n.geti("axis", 0), x.size(), &a))
+                        return e;
+                std::vector<int64_t> parts = n.getints("split");
+                if (n.in.size() > 1 && n.in[1] >= 0)
+                        if (auto e = ints(n, 1, &parts))
+                                return e;
+                size_t k = n.out.size();
+                if (parts.empty()) {
+                        if (!k || x[size_t(a)] % int64_t(k))
+                                return err(-EINVAL, what_ + ": " + std::to_string(x[size_t(a)]) + " does not split in " + std::to_string(k));
+                        parts.assign(k, x[size_t(a)] / int64_t(k));
+                }
+                int64_t total = 0;
+                for (int64_t p : parts) {
+                        if (p < 0)
+                                return err(-EINVAL, what_ + ": a negative part");
+                        total += p;
+                }
+                if (parts.size() != k || total != x[size_t(a)])
+                        return err(-EINVAL, what_ + ": parts " + dims_text(parts) + " do not split " + std::to_string(x[size_t(a)]) +
+                                                    " into " + std::to_string(k) + " outputs");
+                int64_t outer = product({x.begin(), x.begin() + a}), inner = product({x.begin() + a + 1, x.end()}), base = 0;
+                for (size_t o = 0; o < k; o++) {
+                        if (n.out[o] < 0) {
+                                base += parts[o];
+                                continue;
+                        }
+                        std::vector<int64_t> so = x;
+                        so[size_t(a)] = parts[o];
+                        if (cin(n, 0)) {
+                                const Constant &d = g_.konst(n.in[0]);
+                                Constant c;
+                                c.type = d.type;
+                                c.shape = so;
+                                for (int64_t i = 0; i < outer; i++)
+                                        for (int64_t j = 0; j < parts[o] * inner; j++)
+                                                c.push(d.at(size_t((i * x[size_t(a)] + base) * inner + j)));
+                                set_const(n, std::move(c), o);
+                        } else {
+                                set(n, so, in(n, 0).type, o);
+                        }
+                        base += parts[o];
+                }
+                return std::nullopt;
+        }
+        if (op == "Resize" || op == "Upsample") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                std::vector<double> scales;
+                std::vector<int64_t> sizes;
+                // Resize-10 and Upsample: scales as input 1; Resize-11+: roi, scales, sizes.
+                int si = op == "Upsample" || g_.opset < 11 ? 1 : 2, zi = 3;
+                if (si < int(n.in.size()) && n.in[size_t(si)] >= 0) {
+                        if (!cin(n, size_t(si)))
+                                return err(-ENOTSUP, what_ + ": scales must be a constant");
+                        const Constant &c = g_.konst(n.in[size_t(si)]);
+                        for (int64_t i = 0; i < c.elements(); i++)
+                                scales.push_back(c.at(size_t(i)));
+                }
+                if (zi < int(n.in.size()) && n.in[size_t(zi)] >= 0)
+                        if (auto e = ints(n, size_t(zi), &sizes))
+                                return e;
+                if (sizes.empty() && scales.empty())
+                        return err(-EINVAL, what_ + ": neither scales nor sizes");
+                if ((!sizes.empty() && sizes.size() != x.size()) || (sizes.empty() && scales.size() != x.size()))
+                        return err(-EINVAL, what_ + ": scales or sizes do not match rank " + std::to_string(x.size()));
+                s = x;
+                for (size_t i = 0; i < x.size(); i++) {
+                        s[i] = sizes.empty() ? int64_t(std::floor(double(x[i]) * scales[i])) : sizes[i];
+                        if (s[i] <= 0 || s[i] > kMaxDim)
+                                return err(-EINVAL, what_ + ": output dimension " + std::to_string(s[i]) + " out of range");
+                        if (i < 2 && s[i] != x[i])
+                                return err(-ENOTSUP, what_ + ": resizing the batch or channel axis is not supported");
+                }
+                std::string mode = n.gets("mode", "nearest");
+                if (mode != "nearest" && mode != "linear" && mode != "bilinear")
+                        return err(-ENOTSUP, what_ + ": mode " + mode + " is not supported");
+                if (x.size() != 4)
+                        return err(-ENOTSUP, what_ + ": only 4-D Resize is supported");
+                if (cin(n, 0))
+                        set_const(n, evaluate_resize(n, s));
+                else
+                        set(n, s, in(n, 0).type);
+                return std::nullopt;
+        }
+        if (op == "ArgMax" || op == "ArgMin" || op == "ReduceMean" || op == "ReduceSum" || op == "ReduceMax" || op == "ReduceMin") {
+                if (auto e = need(n, 1))
+                        return e;
+                const auto &x = in(n, 0).shape;
+                std::vector<int64_t> axes;
+                bool arg = op[0] == 'A';
+                if (arg) {
+                        axes = {n.geti("axis", 0)};
+                } else {
+                        axes = n.getints("axes");
+                        if (n.in.size() > 1 && n.in[1] >= 0)
+                                if (auto e = ints(n, 1, &axes))
+                                        return e;
+                }
+                std::vector<bool> red(x.size(), axes.empty() && !arg);
+                for (int64_t a0 : axes) {
+                        int64_t a;
+                        if (auto e = axis(a0, x.size(), &a))
+                                return e;
+                        red[size_t(a)] = true;
+                }
+                bool keep = n.geti("keepdims", 1) != 0;
+                for (size_t i = 0; i < x.size(); i++)
+                        if (!red[i])
+                                s.push_back(x[i]);
+                        else if (keep)
+                                s.push_back(1);
+                if (cin(n, 0))
+                        set_const(n, evaluate_reduce(n, red, s));
+                else
+                        set(n, s, arg ? DType::Int64 : in(n, 0).type);
                 return std::nullopt;
         }
         if (op == "Pad") {
@@ -790,6 +1104,12 @@ std::optional<Error> Folder::node(Node &n)
 std::optional<Error> infer_and_fold(Graph *g)
 {
         return Folder(g).run();
+}
+
+std::optional<Error> evaluate(Graph *g, Node *n)
+{
+        Folder f(g);
+        return f.one(*n);
 }
 
 } // namespace onnxfe

@@ -136,5 +136,8 @@ std::optional<Error> set_input_shapes(Graph *g, const std::string &shapes);
 
 // Shapes of every value and constants folded (fold.cpp).
 std::optional<Error> infer_and_fold(Graph *g);
+// The outputs of node n, whose inputs in g are all constants (a host node
+// at run time); -ENOTSUP for an op that is only shaped, not computed.
+std::optional<Error> evaluate(Graph *g, Node *n);
 
 } // namespace onnxfe

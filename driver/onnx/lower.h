@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,19 @@ struct View {
 struct Rewrites {
         unsigned batchnorm_folded = 0, batchnorm_alone = 0, affine_folded = 0, activations_fused = 0, hardswish_matched = 0,
                  hardsigmoid_matched = 0, input_ops_folded = 0, pads_folded = 0, transposes_viewed = 0, reshapes_viewed = 0,
-                 channel_pads = 0;
+                 channel_pads = 0, host_nodes = 0;
+};
+
+// A node run on the host (npu_graph_host): a graph of its own whose inputs
+// are filled from the device tensors at run time, and the op evaluated by
+// fold.cpp's code, the same that folds constants at load.
+struct HostNode {
+        Graph local;                 // the node's inputs and outputs as values
+        Node node;                   // indices into local
+        std::vector<int> arg;        // per node input: the host function's input, or -1 (a constant)
+        std::vector<View> in_views;  // per host function input
+        int out = 0;                 // the node output this host layer writes
+        View out_view;               // and its layout on the device
 };
 
 struct Lowered {
@@ -60,6 +73,8 @@ struct Lowered {
         std::vector<std::string> layer_names;  // per builder layer: the ONNX node
         std::vector<std::string> layer_ops;    // and its op (fusions as "Conv+Relu")
         std::vector<int> layer_tensors;        // and the tensor it writes
+        std::vector<std::string> layer_reasons;  // host layers: why not the device ("" for device layers)
+        std::vector<std::unique_ptr<HostNode>> host;  // owned; npu_graph_host's user data
 };
 
 // rewrite.cpp: BatchNormalization, constant arithmetic and activations into
@@ -71,7 +86,8 @@ void recognise(Graph *g, Rewrites *done);
 // The C per-channel values of a constant that broadcasts over [N, C, H, W]
 // along C only, or is one value; empty otherwise.
 std::vector<float> per_channel(const Graph &g, int v, int64_t C);
-// lower.cpp: the builder calls.  On failure the graph is freed.
-std::optional<Error> lower(Graph *g, Lowered *out, Rewrites *done);
+// lower.cpp: the builder calls; nodes the device cannot run become host
+// nodes unless no_host.  On failure the graph is freed.
+std::optional<Error> lower(Graph *g, Lowered *out, Rewrites *done, bool no_host);
 
 } // namespace onnxfe

@@ -43,17 +43,28 @@ std::string placement_text(const npu_onnx &m)
         std::string s;
         char line[512];
         const onnxfe::Rewrites &d = m.done;
+        size_t host = 0, segments = 0;
+        for (size_t l = 0; l < m.low.layer_reasons.size(); l++)
+                if (!m.low.layer_reasons[l].empty()) {
+                        host++;
+                        segments += l == 0 || m.low.layer_reasons[l - 1].empty();
+                }
+        snprintf(line, sizeof line, "%zu device layers, %zu host nodes in %zu host segments\n", m.low.layer_names.size() - host, host,
+                 segments);
+        s += line;
         snprintf(line, sizeof line,
-                 "%zu device layers; rewrites: %u BatchNormalization folded, %u BatchNormalization alone, "
+                 "rewrites: %u BatchNormalization folded, %u BatchNormalization alone, "
                  "%u constant Add/Sub/Mul/Div folded, %u input Add/Sub/Mul/Div into the conversion, %u HardSwish and "
                  "%u HardSigmoid recognised, %u activations fused, %u Pad into a Conv, %u Transpose and %u reshapes as views, "
                  "%u channel pads\n",
-                 m.low.layer_names.size(), d.batchnorm_folded, d.batchnorm_alone, d.affine_folded, d.input_ops_folded,
+                 d.batchnorm_folded, d.batchnorm_alone, d.affine_folded, d.input_ops_folded,
                  d.hardswish_matched, d.hardsigmoid_matched, d.activations_fused, d.pads_folded, d.transposes_viewed,
                  d.reshapes_viewed, d.channel_pads);
         s += line;
         for (size_t l = 0; l < m.low.layer_names.size(); l++) {
-                snprintf(line, sizeof line, "  npu %3zu  %-24s %s\n", l, m.low.layer_ops[l].c_str(), m.low.layer_names[l].c_str());
+                const std::string &why = m.low.layer_reasons[l];
+                snprintf(line, sizeof line, "  %s %3zu  %-24s %s%s%s\n", why.empty() ? "npu " : "host", l, m.low.layer_ops[l].c_str(),
+                         m.low.layer_names[l].c_str(), why.empty() ? "" : ": ", why.c_str());
                 s += line;
         }
         return s;
@@ -116,7 +127,7 @@ extern "C" int npu_onnx_load(const char *path, const npu_onnx_options *opts, npu
 {
         if (!path || !ret)
                 return fail(why, why_size, {-EINVAL, "no model file"});
-        if (opts && (opts->size != sizeof *opts || (opts->flags & ~NPU_ONNX_INPUTS_ONLY)))
+        if (opts && (opts->size != sizeof *opts || (opts->flags & ~(NPU_ONNX_INPUTS_ONLY | NPU_ONNX_NO_HOST))))
                 return fail(why, why_size, {-EINVAL, "npu_onnx_options: unknown size or flags"});
         if (opts)
                 for (uint64_t r : opts->reserved)
@@ -141,7 +152,7 @@ extern "C" int npu_onnx_load(const char *path, const npu_onnx_options *opts, npu
         if (auto e = onnxfe::infer_and_fold(&m->g))
                 return fail(why, why_size, prefix(*e));
         onnxfe::rewrite(&m->g, &m->done);
-        if (auto e = onnxfe::lower(&m->g, &m->low, &m->done))
+        if (auto e = onnxfe::lower(&m->g, &m->low, &m->done, opts && (opts->flags & NPU_ONNX_NO_HOST)))
                 return fail(why, why_size, prefix(*e));
         if (auto e = apply_limits(*m))
                 return fail(why, why_size, prefix(*e));

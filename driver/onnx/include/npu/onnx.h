@@ -40,6 +40,8 @@ struct npu_onnx_options {
  * is -1): to learn what to give input_shapes.  Such a model does not
  * compile. */
 #define NPU_ONNX_INPUTS_ONLY (1u << 0)
+/* A node the device cannot run is an error, instead of a host node. */
+#define NPU_ONNX_NO_HOST (1u << 1)
 
 #define NPU_ONNX_MAX_RANK 8
 
