@@ -46,6 +46,8 @@ void usage(FILE *f)
                 "      --min-bits=N, --max-bits=N   BWQ modes: the model-wide clamp\n"
                 "  -d, --device=NAME    NPU device (default: $NPU_DEVICE, else \"soft\")\n"
                 "      --placement      print what runs where and the rewrites done\n"
+                "      --no-host        refuse a model with nodes the NPU cannot run (default: they\n"
+                "                       run on the CPU between NPU segments)\n"
                 "      --reference[=float|int8]  write libnpu's float reference of the rewritten\n"
                 "                       graph instead of running the NPU: with the model's float\n"
                 "                       weights (default), or the device's int8 weights\n"
@@ -139,6 +141,7 @@ int npu_run_model_main(int argc, char **argv)
                 {"placement", no_argument, nullptr, 1005},     {"summary", no_argument, nullptr, 1006},
                 {"json", no_argument, nullptr, 'j'},           {"help", no_argument, nullptr, 'h'},
                 {"name", required_argument, nullptr, 1007},    {"reference", optional_argument, nullptr, 1008},
+                {"no-host", no_argument, nullptr, 1009},
                 {nullptr, 0, nullptr, 0},
         };
         const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run";
@@ -147,7 +150,7 @@ int npu_run_model_main(int argc, char **argv)
         std::vector<unsigned> depths = {8};
         uint32_t mode = NPU_MODE_FIXED;
         unsigned min_bits = 4, max_bits = 16;
-        bool json = false, summary = false, placement = false, reference = false, bits_all = false;
+        bool json = false, summary = false, placement = false, reference = false, bits_all = false, no_host = false;
         uint32_t ref_flags = 0;
         for (int i = 1; i < argc; i++)
                 if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -196,6 +199,7 @@ int npu_run_model_main(int argc, char **argv)
                 case 1005: placement = true; break;
                 case 1006: summary = true; break;
                 case 1007: name = optarg; break;
+                case 1009: no_host = true; break;
                 case 1008:
                         reference = true;
                         if (optarg && strcmp(optarg, "int8") == 0)
@@ -271,7 +275,7 @@ int npu_run_model_main(int argc, char **argv)
         }
         npu_onnx_free(peek);
         npu_onnx *probe;
-        lo.flags = 0;
+        lo.flags = no_host ? NPU_ONNX_NO_HOST : 0;
         lo.input_shapes = shapes.c_str();
         if ((r = npu_onnx_load(model_path, &lo, &probe, why, sizeof why)) < 0) {
                 fprintf(stderr, "npu-run: %s\n", why);

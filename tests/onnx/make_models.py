@@ -185,6 +185,19 @@ save('mobilenetv3_block', [
      init('pscale', rng.uniform(0.5, 1.5, C).astype(np.float32).reshape(1, C, 1, 1)),
      init('wfc', w(C, 10)), init('bfc', w(10))], shape=[1, 3, 16, 16])
 
+# A classifier whose head the device cannot finish: Softmax and ArgMax run
+# on the host after the device's layers (host fallback).
+save('softmax_head', [
+    helper.make_node('Conv', ['x', 'w'], ['c'], pads=[1, 1, 1, 1], name='conv'),
+    helper.make_node('Relu', ['c'], ['r'], name='relu'),
+    helper.make_node('GlobalAveragePool', ['r'], ['p'], name='pool'),
+    helper.make_node('Flatten', ['p'], ['f'], name='flatten'),
+    helper.make_node('Gemm', ['f', 'fw', 'fb'], ['logits'], transB=1, name='fc'),
+    helper.make_node('Softmax', ['logits'], ['y'], axis=-1, name='softmax'),
+    helper.make_node('ArgMax', ['logits'], ['y2'], axis=1, keepdims=1, name='argmax'),
+], [tin('x', [1, 3, 8, 8])], [tout('y'), helper.make_tensor_value_info('y2', TensorProto.INT64, [1, 1])],
+    [init('w', w(8, 3, 3, 3)), init('fw', w(10, 8)), init('fb', w(10))], shape=[1, 3, 8, 8])
+
 # A BatchNormalization after a MaxPool, with no Conv to fold into.
 save('lone_bn', [
     helper.make_node('MaxPool', ['x'], ['p'], kernel_shape=[2, 2], strides=[2, 2], name='pool'),

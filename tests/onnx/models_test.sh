@@ -81,7 +81,7 @@ layers() {
 }
 
 for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold \
-	squeeze_excite mobilenetv3_block lone_bn pad_conv dynamic_batch; do
+	squeeze_excite mobilenetv3_block lone_bn pad_conv softmax_head dynamic_batch; do
 	check_model "$m" "$T/$m.onnx" "$T/$m.npy"
 done
 rewrite conv_bn_relu "1 BatchNormalization folded" "BatchNormalization folded into the Conv"
@@ -116,6 +116,14 @@ rewrite lone_bn "BatchNormalization\+Relu .*bn" "with its Relu fused"
 layers lone_bn 2
 rewrite pad_conv "1 Pad into a Conv" "Pad with zeros into the next Conv's padding"
 layers pad_conv 1
+rewrite softmax_head "3 device layers, 2 host nodes in 1 host segments" "Softmax and ArgMax on the host after the device's layers"
+rewrite softmax_head "host +3  host:Softmax +softmax: op Softmax does not run on the device" "the placement names each host node with its op and reason"
+if "$RUN" --model="$T/softmax_head.onnx" --input="$T/softmax_head.npy" --no-host --summary >/dev/null 2>"$T/err"; then
+	bad "--no-host accepted a model with host nodes"
+else
+	grep -q "node 'softmax' (Softmax): op Softmax does not run on the device" "$T/err" &&
+		ok "--no-host refuses it: $(head -1 "$T/err" | sed "s|$T/||")" || bad "--no-host: $(head -1 "$T/err")"
+fi
 
 # The model's own depth limits: 6:16 for the model, 8:16 for conv2.  At the
 # fallback depth 4 (no bwqd) the model runs at 6 and conv2's layer at 8.
@@ -166,6 +174,43 @@ EOF
 	done
 else
 	bad "the BlazeFace input is made from $NPM/data/astronaut.png"
+fi
+
+# M-LSD tiny on the same photograph (RGB and an opaque alpha, 0..255):
+# its Resize, Slice and peak step (MaxPool, Equal, Cast, Mul) run on the
+# host between device segments.
+ML="$ROOT/$NPM/models/mlsd_320x320_tiny.onnx"
+if /usr/bin/python3 - "$ROOT/$NPM/data/astronaut.png" "$T/lines.npy" <<'EOF'; then
+import sys
+import numpy as np
+from PIL import Image
+im = Image.open(sys.argv[1]).convert('RGBA').resize((320, 320), Image.BILINEAR)
+np.save(sys.argv[2], np.asarray(im, dtype=np.float32)[None])
+EOF
+	"$RUN" --model="$ML" --input="$T/lines.npy" --output="$T/ml.ref.npy" --reference --summary --placement >"$T/ml.place" 2>"$T/err" ||
+		bad "mlsd: npu-run --reference: $(head -1 "$T/err")"
+	"$RUN" --model="$ML" --input="$T/lines.npy" --output="$T/ml.q8w.npy" --reference=int8 --summary >/dev/null 2>"$T/err" ||
+		bad "mlsd: npu-run --reference=int8: $(head -1 "$T/err")"
+	"$RUN" --model="$ML" --input="$T/lines.npy" --output="$T/ml.b16.npy" --bits=16 --summary >/dev/null 2>"$T/err" ||
+		bad "mlsd: npu-run --bits=16: $(head -1 "$T/err")"
+	if node "$ROOT/tests/onnx/ort_run.js" "$ML" "$T/lines.npy" "$T/ml.ort" >"$T/ortlog" 2>&1; then
+		line=$(node "$ROOT/tests/onnx/compare.js" "$T/ml.ref.0.npy" "$T/ml.ort.0.npy" --max-rel 1e-4 --label offsets) &&
+			ok "mlsd: float reference = ONNX Runtime, $line" || bad "mlsd: float reference vs ONNX Runtime, $line"
+		line=$(node "$ROOT/tests/onnx/peaks_agree.js" "$T/ml.ref.1.npy" "$T/ml.ort.1.npy" --min-agree 0.999 --max-err 1e-4) &&
+			ok "mlsd: float reference's scores = ONNX Runtime's, $line" || bad "mlsd: scores vs ONNX Runtime, $line"
+		line=$(node "$ROOT/tests/onnx/compare.js" "$T/ml.b16.0.npy" "$T/ml.q8w.0.npy" --max-rel 5e-3 --label offsets) &&
+			ok "mlsd: 16 bits = the int8-weight reference, $line" || bad "mlsd: 16 bits vs the int8-weight reference, $line"
+		line=$(node "$ROOT/tests/onnx/peaks_agree.js" "$T/ml.b16.1.npy" "$T/ml.q8w.1.npy" --min-agree 0.999 --min-score 0.05 --max-err 2e-3) &&
+			ok "mlsd: 16 bits' scores = the int8-weight reference's, $line" || bad "mlsd: 16 bits' scores, $line"
+	else
+		bad "mlsd: ONNX Runtime: $(head -1 "$T/ortlog")"
+	fi
+	rewrite ml "3 Pad into a Conv" "M-LSD: the three Pads into their Convs"
+	rewrite ml "host +[0-9]+  host:Resize" "M-LSD: Resize on the host"
+	rewrite ml "host +[0-9]+  host:Equal" "M-LSD: the peak step on the host"
+	echo "# mlsd: $(head -1 "$T/ml.place")"
+else
+	bad "the M-LSD input is made from $NPM/data/astronaut.png"
 fi
 
 # Malformed files: exit 1 and a message that names the problem.

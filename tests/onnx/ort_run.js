@@ -52,7 +52,9 @@ async function main() {
                         times.push(Number(process.hrtime.bigint() - a) / 1e6);
                 }
                 sess.outputNames.forEach((name, j) => {
-                        outs[j].push(res[name].data);
+                        // Integer outputs (ArgMax's int64) as float32, as npu-run writes them.
+                        const d = res[name].data;
+                        outs[j].push(d instanceof Float32Array ? d : Float32Array.from(d, Number));
                         outShapes[j] = res[name].dims;
                 });
         }
