@@ -34,6 +34,84 @@ int run_host_layer(const GraphLayer &L, const std::vector<GraphTensor> &tensors,
         return L.host_fn(L.host_user, in.data(), shapes.data(), unsigned(in.size()), out.data());
 }
 
+// A convolution, each output summed in double in (ky, kx, ci) order as
+// the generic loop below would, with the output channels of a group side by
+// side (weights transposed to [ky][kx][ci][co]) so that the sums run in
+// parallel lanes: the same numbers, many times faster.  Cloned per
+// instruction set; no FMA contraction anywhere, so every clone gives the
+// same bits.
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_reference(const GraphLayer &L, const GraphTensor &x, const std::vector<float> &xv, const GraphTensor &y,
+                           const std::vector<float> &weights, std::vector<float> &out)
+{
+        const auto &p = L.conv;
+        const size_t G = p.groups, cig = x.c / G, cog = y.c / G, kh = p.kernel_h, kw = p.kernel_w;
+        std::vector<double> wt(kh * kw * cig * y.c);  // [g][ky][kx][ci][co of the group]
+        for (size_t co = 0; co < y.c; co++) {
+                size_t g = co / cog, c = co % cog;
+                for (size_t t = 0; t < kh * kw; t++)
+                        for (size_t ci = 0; ci < cig; ci++)
+                                wt[((g * kh * kw + t) * cig + ci) * cog + c] = weights[(co * kh * kw + t) * cig + ci];
+        }
+        if (cig == 1 && cog == 1) {
+                // Depthwise: the channels side by side instead, taps in order.
+                std::vector<double> dw(kh * kw * G), a(G);
+                for (size_t c = 0; c < G; c++)
+                        for (size_t t = 0; t < kh * kw; t++)
+                                dw[t * G + c] = weights[c * kh * kw + t];
+                for (size_t b = 0; b < y.n; b++)
+                        for (size_t oy = 0; oy < y.h; oy++)
+                                for (size_t ox = 0; ox < y.w; ox++) {
+                                        std::fill(a.begin(), a.end(), 0.0);
+                                        for (size_t ky = 0; ky < kh; ky++) {
+                                                int64_t iy = int64_t(oy * p.stride_h + ky * p.dilation_h) - p.pad_top;
+                                                if (iy < 0 || iy >= x.h)
+                                                        continue;
+                                                for (size_t kx = 0; kx < kw; kx++) {
+                                                        int64_t ix = int64_t(ox * p.stride_w + kx * p.dilation_w) - p.pad_left;
+                                                        if (ix < 0 || ix >= x.w)
+                                                                continue;
+                                                        const float *xp = &xv[((b * x.h + size_t(iy)) * x.w + size_t(ix)) * x.c];
+                                                        const double *wp = &dw[(ky * kw + kx) * G];
+                                                        for (size_t c = 0; c < G; c++)
+                                                                a[c] += double(xp[c]) * wp[c];
+                                                }
+                                        }
+                                        float *o = &out[((b * y.h + oy) * y.w + ox) * y.c];
+                                        for (size_t c = 0; c < G; c++)
+                                                o[c] = act_ref(float(a[c] + L.bias[c]), L.act);
+                                }
+                return;
+        }
+        std::vector<double> acc(cog);
+        for (size_t b = 0; b < y.n; b++)
+                for (size_t oy = 0; oy < y.h; oy++)
+                        for (size_t ox = 0; ox < y.w; ox++)
+                                for (size_t g = 0; g < G; g++) {
+                                        std::fill(acc.begin(), acc.end(), 0.0);
+                                        for (size_t ky = 0; ky < kh; ky++) {
+                                                int64_t iy = int64_t(oy * p.stride_h + ky * p.dilation_h) - p.pad_top;
+                                                if (iy < 0 || iy >= x.h)
+                                                        continue;
+                                                for (size_t kx = 0; kx < kw; kx++) {
+                                                        int64_t ix = int64_t(ox * p.stride_w + kx * p.dilation_w) - p.pad_left;
+                                                        if (ix < 0 || ix >= x.w)
+                                                                continue;
+                                                        const float *xp = &xv[((b * x.h + size_t(iy)) * x.w + size_t(ix)) * x.c + g * cig];
+                                                        const double *wp = &wt[((g * kh + ky) * kw + kx) * cig * cog];
+                                                        for (size_t ci = 0; ci < cig; ci++) {
+                                                                const double xd = xp[ci];
+                                                                const double *wc = wp + ci * cog;
+                                                                for (size_t c = 0; c < cog; c++)
+                                                                        acc[c] += xd * wc[c];
+                                                        }
+                                                }
+                                        }
+                                        float *o = &out[((b * y.h + oy) * y.w + ox) * y.c + g * cog];
+                                        for (size_t c = 0; c < cog; c++)
+                                                o[c] = act_ref(float(acc[c] + L.bias[g * cog + c]), L.act);
+                                }
+}
+
 void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values,
                        bool int8_weights)
 {
@@ -62,6 +140,10 @@ void reference_forward(const npu_graph &g, const float *const *inputs, std::vect
                                                                      L.conv.kernel_w, L.conv.groups, fc});
                 }
                 const std::vector<float> &weights = dev.empty() ? L.weights : dev;
+                if (L.op == NPU_OP_CONV2D) {
+                        conv_reference(L, x, xv, y, weights, out);
+                        continue;
+                }
                 auto at = [&](const GraphTensor &t, const std::vector<float> &v, size_t b, int64_t iy, int64_t ix,
                               size_t c) { return v[((b * t.h + size_t(iy)) * t.w + size_t(ix)) * t.c + c]; };
                 for (size_t b = 0; b < y.n; b++)

@@ -39,6 +39,7 @@ void usage(FILE *f)
                 "  -o, --output=Y.npy   the N outputs stacked as the inputs were; repeat once per\n"
                 "                       model output, or give one name for all: Y.0.npy, Y.1.npy ...\n"
                 "      --calibration=C.npy  samples that ranges are measured on (default: X)\n"
+                "      --calibration-samples=N  how many of them, spread evenly (default: 8)\n"
                 "      --input-shape=NAME=D0xD1x...  a dynamic dimension's value (default: from X)\n"
                 "  -b, --bits=N|all     activation depth: 4, 6, 8, 16 or all (default: 8)\n"
                 "  -m, --mode=MODE      fixed (default), bwq-model or bwq-layer: the depth from\n"
@@ -141,7 +142,7 @@ int npu_run_model_main(int argc, char **argv)
                 {"placement", no_argument, nullptr, 1005},     {"summary", no_argument, nullptr, 1006},
                 {"json", no_argument, nullptr, 'j'},           {"help", no_argument, nullptr, 'h'},
                 {"name", required_argument, nullptr, 1007},    {"reference", optional_argument, nullptr, 1008},
-                {"no-host", no_argument, nullptr, 1009},
+                {"no-host", no_argument, nullptr, 1009},       {"calibration-samples", required_argument, nullptr, 1010},
                 {nullptr, 0, nullptr, 0},
         };
         const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run";
@@ -152,6 +153,7 @@ int npu_run_model_main(int argc, char **argv)
         unsigned min_bits = 4, max_bits = 16;
         bool json = false, summary = false, placement = false, reference = false, bits_all = false, no_host = false;
         uint32_t ref_flags = 0;
+        uint64_t cal_samples = 8;
         for (int i = 1; i < argc; i++)
                 if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
                         usage(stdout);
@@ -200,6 +202,16 @@ int npu_run_model_main(int argc, char **argv)
                 case 1006: summary = true; break;
                 case 1007: name = optarg; break;
                 case 1009: no_host = true; break;
+                case 1010: {
+                        char *e;
+                        long long v = std::strtoll(optarg, &e, 10);
+                        if (*e || v < 1 || v > 100000) {
+                                fprintf(stderr, "npu-run: --calibration-samples: '%s' is not a count from 1 to 100000\n", optarg);
+                                return 2;
+                        }
+                        cal_samples = uint64_t(v);
+                        break;
+                }
                 case 1008:
                         reference = true;
                         if (optarg && strcmp(optarg, "int8") == 0)
@@ -317,10 +329,22 @@ int npu_run_model_main(int argc, char **argv)
                 return 1;
         }
         std::unique_ptr<npu_device, void (*)(npu_device *)> dev_owner(dev, npu_device_close);
+        // Ranges are measured on at most --calibration-samples samples,
+        // spread evenly over the file (each is a float pass of the model).
+        uint64_t avail = calib_path ? cal.count : samples, ncal = std::min<uint64_t>(avail, cal_samples);
+        std::vector<std::vector<float>> picked(nin);
         std::vector<const float *> calib(nin);
-        uint64_t ncal = calib_path ? cal.count : samples;
-        for (unsigned i = 0; i < nin; i++)
-                calib[i] = calib_path ? cal.a.data : xs[i].a.data;
+        for (unsigned i = 0; i < nin; i++) {
+                const Samples &src = calib_path ? cal : xs[i];
+                for (uint64_t k = 0; k < ncal; k++) {
+                        const float *p = src.a.data + (k * avail / ncal) * src.per;
+                        picked[i].insert(picked[i].end(), p, p + src.per);
+                }
+                calib[i] = picked[i].data();
+        }
+        if (!json && ncal > 1)
+                fprintf(stderr, "npu-run: measuring activation ranges on %llu of %llu samples\n", (unsigned long long)ncal,
+                        (unsigned long long)avail);
         npu_compile_options co{};
         co.name = name;
         co.calibration_count = ncal;
