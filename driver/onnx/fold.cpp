@@ -287,24 +287,41 @@ Constant Folder::evaluate_resize(const Node &n, const std::vector<int64_t> &s)
                 else i = int64_t(v - f > 0.5 ? f + 1 : f);  // round_prefer_floor
                 return std::clamp<int64_t>(i, 0, in - 1);
         };
-        c.f.reserve(size_t(N * C * H * W));
-        for (int64_t b = 0; b < N * C; b++)
-                for (int64_t oy = 0; oy < H; oy++)
-                        for (int64_t ox = 0; ox < W; ox++) {
-                                double sy = src(oy, H, h), sx = src(ox, W, w), v;
-                                if (mode == "nearest") {
-                                        v = x.at(size_t((b * h + nearest(sy, h)) * w + nearest(sx, w)));
-                                } else {
-                                        sy = std::clamp(sy, 0.0, double(h - 1));
-                                        sx = std::clamp(sx, 0.0, double(w - 1));
-                                        int64_t y0 = int64_t(std::floor(sy)), x0 = int64_t(std::floor(sx));
-                                        int64_t y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
-                                        double fy = sy - double(y0), fx = sx - double(x0);
-                                        auto at = [&](int64_t yy, int64_t xx) { return x.at(size_t((b * h + yy) * w + xx)); };
-                                        v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
-                                }
-                                c.push(v);
+        // Per output row and column: the source index (nearest) or the two
+        // sources and the weight of the second (linear), computed once.
+        const bool near = mode == "nearest";
+        std::vector<int64_t> y0(static_cast<size_t>(H)), y1(static_cast<size_t>(H)), x0(static_cast<size_t>(W)), x1(static_cast<size_t>(W));
+        std::vector<double> fy(static_cast<size_t>(H)), fx(static_cast<size_t>(W));
+        auto axis = [&](int64_t out, int64_t in, std::vector<int64_t> &i0, std::vector<int64_t> &i1, std::vector<double> &f) {
+                for (int64_t o = 0; o < out; o++) {
+                        double v = src(o, out, in);
+                        if (near) {
+                                i0[size_t(o)] = i1[size_t(o)] = nearest(v, in);
+                                f[size_t(o)] = 0;
+                        } else {
+                                v = std::clamp(v, 0.0, double(in - 1));
+                                i0[size_t(o)] = int64_t(std::floor(v));
+                                i1[size_t(o)] = std::min(i0[size_t(o)] + 1, in - 1);
+                                f[size_t(o)] = v - double(i0[size_t(o)]);
                         }
+                }
+        };
+        axis(H, h, y0, y1, fy);
+        axis(W, w, x0, x1, fx);
+        std::vector<double> xin(size_t(h * w));
+        for (int64_t b = 0; b < N * C; b++) {
+                for (int64_t k = 0; k < h * w; k++)
+                        xin[size_t(k)] = x.at(size_t(b * h * w + k));
+                for (int64_t oy = 0; oy < H; oy++) {
+                        const double *r0 = &xin[size_t(y0[size_t(oy)] * w)], *r1 = &xin[size_t(y1[size_t(oy)] * w)];
+                        const double wy = fy[size_t(oy)];
+                        for (int64_t ox = 0; ox < W; ox++) {
+                                const int64_t a = x0[size_t(ox)], bb = x1[size_t(ox)];
+                                const double wx = fx[size_t(ox)];
+                                c.push(near ? r0[a] : (1 - wy) * ((1 - wx) * r0[a] + wx * r0[bb]) + wy * ((1 - wx) * r1[a] + wx * r1[bb]));
+                        }
+                }
+        }
         return c;
 }
 

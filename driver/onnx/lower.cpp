@@ -261,8 +261,7 @@ int run_host_node(void *user, const float *const *inputs, const npu_host_shape *
                 c.type = DType::Float;
                 c.shape = v.shape;
                 c.f.resize(size_t(v.elements()));
-                for (int64_t e = 0; e < v.elements(); e++)
-                        c.f[size_t(e)] = src[v.offset(e)];
+                v.each([&](int64_t e, int64_t off) { c.f[size_t(e)] = src[off]; });
                 h.local.values[size_t(h.node.in[i])].konst = std::move(c);
         }
         for (int o : h.node.out)
@@ -273,8 +272,10 @@ int run_host_node(void *user, const float *const *inputs, const npu_host_shape *
         const Constant &y = *h.local.values[size_t(h.node.out[size_t(h.out)])].konst;
         if (y.elements() != h.out_view.elements())
                 return -EPROTO;
-        for (int64_t e = 0; e < y.elements(); e++)
-                output[h.out_view.offset(e)] = float(y.at(size_t(e)));
+        if (y.type == DType::Float)
+                h.out_view.each([&](int64_t e, int64_t off) { output[off] = y.f[size_t(e)]; });
+        else
+                h.out_view.each([&](int64_t e, int64_t off) { output[off] = float(y.i[size_t(e)]); });
         return 0;
 }
 

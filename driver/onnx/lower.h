@@ -44,6 +44,31 @@ struct View {
                         n *= d;
                 return n;
         }
+        // Every element in row-major order: f(e, offset), the offset kept by
+        // an odometer over the axes instead of divisions per element.
+        template <class F> void each(F f) const
+        {
+                const auto &sh = strides.empty() ? src_shape : shape;
+                const auto &st = strides.empty() ? src_strides : strides;
+                const size_t R = sh.size();
+                int64_t n = 1;
+                for (int64_t d : sh)
+                        n *= d;
+                if (n == 0)
+                        return;
+                std::vector<int64_t> idx(R, 0);
+                int64_t off = 0;
+                for (int64_t e = 0; e < n; e++) {
+                        f(e, off);
+                        for (size_t i = R; i-- > 0;) {
+                                off += st[i];
+                                if (++idx[i] < sh[i])
+                                        break;
+                                off -= st[i] * sh[i];
+                                idx[i] = 0;
+                        }
+                }
+        }
 };
 
 struct Rewrites {

@@ -219,15 +219,18 @@ std::vector<const float *> to_device(npu_onnx *m, const float *const *inputs, ui
                 const auto &mul = m->low.input_mul[i], &add = m->low.input_add[i];
                 // The channel of element e of an [N, C, H, W] input.
                 int64_t C = mul.empty() ? 1 : int64_t(mul.size()), inner = mul.empty() ? 1 : v.shape[2] * v.shape[3];
-                for (uint64_t s = 0; s < count; s++)
-                        for (int64_t e = 0; e < n; e++) {
-                                float x = inputs[i][int64_t(s) * n + e];
+                for (uint64_t s = 0; s < count; s++) {
+                        const float *src = inputs[i] + int64_t(s) * n;
+                        float *dst = buf.data() + int64_t(s) * n;
+                        v.each([&](int64_t e, int64_t off) {
+                                float x = src[e];
                                 if (!mul.empty()) {
                                         size_t c = size_t((e / inner) % C);
                                         x = x * mul[c] + add[c];
                                 }
-                                buf[size_t(int64_t(s) * n + v.offset(e))] = x;
-                        }
+                                dst[off] = x;
+                        });
+                }
                 ptrs.push_back(buf.data());
         }
         return ptrs;
@@ -235,8 +238,7 @@ std::vector<const float *> to_device(npu_onnx *m, const float *const *inputs, ui
 
 void from_device(const onnxfe::View &v, const float *dev, float *out)
 {
-        for (int64_t e = 0; e < v.elements(); e++)
-                out[e] = dev[v.offset(e)];
+        v.each([&](int64_t e, int64_t off) { out[e] = dev[off]; });
 }
 
 } // namespace
