@@ -1064,6 +1064,84 @@ std::optional<Error> Folder::node(Node &n)
                 set(n, s);
                 return std::nullopt;
         }
+        if (op == "ConvTranspose") {
+                if (auto e = need(n, 2))
+                        return e;
+                const auto &x = in(n, 0).shape, &w = in(n, 1).shape;
+                if (x.size() != 4 || w.size() != 4)
+                        return err(-ENOTSUP, what_ + ": only 2-D ConvTranspose is supported");
+                int64_t groups = n.geti("group", 1);
+                if (groups <= 0 || x[1] != w[0] || x[1] % groups)
+                        return err(-EINVAL, what_ + ": " + std::to_string(x[1]) + " input channels do not match weights " + dims_text(w));
+                auto st = n.getints("strides", {1, 1}), dl = n.getints("dilations", {1, 1}), op_ = n.getints("output_padding", {0, 0});
+                auto pads = n.getints("pads", {0, 0, 0, 0});
+                if (st.size() != 2 || dl.size() != 2 || op_.size() != 2 || pads.size() != 4)
+                        return err(-EINVAL, what_ + ": strides, dilations, output_padding or pads of the wrong length");
+                std::string ap = n.gets("auto_pad", "NOTSET");
+                s = {x[0], w[1] * groups, 0, 0};
+                for (size_t i = 0; i < 2; i++) {
+                        if (st[i] <= 0 || dl[i] <= 0 || st[i] > 64 || dl[i] > 64 || op_[i] < 0 || op_[i] >= std::max(st[i], dl[i]))
+                                return err(-EINVAL, what_ + ": strides, dilations or output_padding out of range");
+                        int64_t full = st[i] * (x[2 + i] - 1) + op_[i] + (w[2 + i] - 1) * dl[i] + 1;
+                        if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+                                int64_t want = x[2 + i] * st[i], total = std::max<int64_t>(0, full - want);
+                                pads[i] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+                                pads[2 + i] = total - pads[i];
+                        } else if (ap == "VALID") {
+                                pads[i] = pads[2 + i] = 0;
+                        }
+                        s[2 + i] = full - pads[i] - pads[2 + i];
+                        if (pads[i] < 0 || pads[2 + i] < 0 || s[2 + i] <= 0)
+                                return err(-EINVAL, what_ + ": pads leave no output");
+                }
+                if (!n.getints("output_shape").empty())
+                        return err(-ENOTSUP, what_ + ": output_shape is not supported (give pads)");
+                Attr a;
+                a.kind = Attr::Ints;
+                a.ints = pads;
+                n.attrs["pads"] = a;
+                n.attrs.erase("auto_pad");
+                if (all_const(n)) {
+                        // y[b, g*Mg+m, oy, ox] += x[b, g*Cg+c, iy, ix] * w[g*Cg+c, m, ky, kx].
+                        const Constant &X = g_.konst(n.in[0]), &Wt = g_.konst(n.in[1]);
+                        int64_t Cg = x[1] / groups, Mg = w[1], OH = s[2], OW = s[3];
+                        std::vector<double> y(size_t(product(s)), 0.0);
+                        for (int64_t b = 0; b < x[0]; b++)
+                                for (int64_t c = 0; c < x[1]; c++) {
+                                        int64_t g = c / Cg;
+                                        for (int64_t iy = 0; iy < x[2]; iy++)
+                                                for (int64_t ix = 0; ix < x[3]; ix++) {
+                                                        double xv = X.at(size_t(((b * x[1] + c) * x[2] + iy) * x[3] + ix));
+                                                        for (int64_t m = 0; m < Mg; m++)
+                                                                for (int64_t ky = 0; ky < w[2]; ky++) {
+                                                                        int64_t oy = iy * st[0] + ky * dl[0] - pads[0];
+                                                                        if (oy < 0 || oy >= OH)
+                                                                                continue;
+                                                                        for (int64_t kx = 0; kx < w[3]; kx++) {
+                                                                                int64_t ox = ix * st[1] + kx * dl[1] - pads[1];
+                                                                                if (ox < 0 || ox >= OW)
+                                                                                        continue;
+                                                                                y[size_t(((b * s[1] + g * Mg + m) * OH + oy) * OW + ox)] +=
+                                                                                        xv * Wt.at(size_t(((c * Mg + m) * w[2] + ky) * w[3] + kx));
+                                                                        }
+                                                                }
+                                                }
+                                }
+                        Constant c;
+                        c.shape = s;
+                        c.f.resize(y.size());
+                        bool bias = n.in.size() > 2 && n.in[2] >= 0;
+                        int64_t hw = OH * OW;
+                        for (size_t k = 0; k < y.size(); k++)
+                                c.f[k] = float(y[k] + (bias ? g_.konst(n.in[2]).at(size_t((int64_t(k) / hw) % s[1])) : 0.0));
+                        set_const(n, std::move(c));
+                } else {
+                        if (n.in.size() > 2 && n.in[2] >= 0 && (!cin(n, 2) || g_.konst(n.in[2]).elements() != s[1]))
+                                return err(-EINVAL, what_ + ": the bias must be a constant of " + std::to_string(s[1]) + " values");
+                        set(n, s);
+                }
+                return std::nullopt;
+        }
         if (op == "MaxPool" || op == "AveragePool") {
                 if (auto e = need(n, 1))
                         return e;

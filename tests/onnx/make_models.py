@@ -198,6 +198,30 @@ save('softmax_head', [
 ], [tin('x', [1, 3, 8, 8])], [tout('y'), helper.make_tensor_value_info('y2', TensorProto.INT64, [1, 1])],
     [init('w', w(8, 3, 3, 3)), init('fw', w(10, 8)), init('fb', w(10))], shape=[1, 3, 8, 8])
 
+# A DBNet-style segmentation head: two scales of a backbone, the smaller
+# upsampled by Resize nearest x2 and joined by Concat, then ConvTranspose x2
+# twice (the second with a bias) and Sigmoid (Resize and ConvTranspose on
+# the host for now).
+save('dbnet_head', [
+    helper.make_node('Conv', ['x', 'w1', 'b1'], ['c1'], pads=[1, 1, 1, 1], strides=[2, 2], name='stage1'),
+    helper.make_node('Relu', ['c1'], ['r1'], name='relu1'),
+    helper.make_node('Conv', ['r1', 'w2', 'b2'], ['c2'], pads=[1, 1, 1, 1], strides=[2, 2], name='stage2'),
+    helper.make_node('Relu', ['c2'], ['r2'], name='relu2'),
+    helper.make_node('Resize', ['r2', '', 'scales'], ['up'], mode='nearest', name='upsample'),
+    helper.make_node('Concat', ['r1', 'up'], ['fused'], axis=1, name='fuse'),
+    helper.make_node('Conv', ['fused', 'w3', 'b3'], ['c3'], pads=[1, 1, 1, 1], name='smooth'),
+    helper.make_node('BatchNormalization', ['c3', 'g', 'beta', 'mean', 'var'], ['bn'], name='bn'),
+    helper.make_node('Relu', ['bn'], ['r3'], name='relu3'),
+    helper.make_node('ConvTranspose', ['r3', 'wt1'], ['t1'], strides=[2, 2], name='deconv1'),
+    helper.make_node('Relu', ['t1'], ['rt1'], name='relu4'),
+    helper.make_node('ConvTranspose', ['rt1', 'wt2', 'bt2'], ['t2'], strides=[2, 2], name='deconv2'),
+    helper.make_node('Sigmoid', ['t2'], ['y'], name='prob'),
+], [tin('x', [1, 3, 16, 16])], [tout('y')],
+    [init('w1', w(8, 3, 3, 3)), init('b1', w(8)), init('w2', w(8, 8, 3, 3)), init('b2', w(8)),
+     init('scales', np.array([1, 1, 2, 2], np.float32)), init('w3', w(6, 16, 3, 3)), init('b3', w(6)),
+     init('g', rng.uniform(0.5, 1.5, 6)), init('beta', w(6)), init('mean', w(6, scale=0.1)), init('var', rng.uniform(0.5, 2, 6)),
+     init('wt1', w(6, 4, 2, 2)), init('wt2', w(4, 1, 2, 2)), init('bt2', w(1))], shape=[1, 3, 16, 16])
+
 # A BatchNormalization after a MaxPool, with no Conv to fold into.
 save('lone_bn', [
     helper.make_node('MaxPool', ['x'], ['p'], kernel_shape=[2, 2], strides=[2, 2], name='pool'),
