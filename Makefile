@@ -219,10 +219,9 @@ $(E2E_CLIENT): $(B)/tests/integration/e2e_client.o $(MOBILENET_O) $(LIBNPU_LINK)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
 
-$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(LIBNPU_LINK)
+$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(ONNX_LINK)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(CMOCKA_LIBS) -pthread
 
-$(B)/tests/conformance/onnx_conformance.o: CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx
 
 unit-tests: $(UNIT_BINS) $(NPU_RUN) $(LIBNPU_SO)
 	@fail=0; for t in $(UNIT_BINS); do \

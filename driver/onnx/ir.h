@@ -110,6 +110,7 @@ struct Graph {
         std::map<std::string, int> by_name;
         int64_t opset = 0;
         std::map<std::string, std::string> metadata;
+        std::map<int, int> input_elem_types;  // the file's TensorProto type per input
         // Per-channel x * mul + add taken off an input into its conversion.
         std::map<int, std::pair<std::vector<float>, std::vector<float>>> input_affine;
 
@@ -133,6 +134,8 @@ struct Error {
 std::optional<Error> load_file(const std::string &path, Graph *g);
 std::optional<Error> load_bytes(const std::string &bytes, const std::string &dir, Graph *g);
 std::optional<Error> set_input_shapes(Graph *g, const std::string &shapes);
+// A TensorProto file: its values and ONNX data type.
+std::optional<Error> load_tensor_file(const std::string &path, Constant *c, int *type);
 
 // Shapes of every value and constants folded (fold.cpp).
 std::optional<Error> infer_and_fold(Graph *g);

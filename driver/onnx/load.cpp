@@ -329,9 +329,10 @@ std::optional<Error> load_bytes(const std::string &bytes, const std::string &dir
                         return err(-ENOTSUP, "input '" + in.name() + "' is not a tensor");
                 bool ok;
                 val.type = value_type(in.type().tensor_type().elem_type(), &ok);
-                if (!ok || val.type != DType::Float)
+                if (!ok)
                         return err(-ENOTSUP, "input '" + in.name() + "' is of element type " +
-                                                     std::to_string(in.type().tensor_type().elem_type()) + "; float inputs are taken");
+                                                     std::to_string(in.type().tensor_type().elem_type()) + ", which is not read");
+                g->input_elem_types[v] = in.type().tensor_type().elem_type();
                 val.shape.clear();
                 if (in.type().tensor_type().shape().dim_size() > int(kMaxRank))
                         return err(-E2BIG, "input '" + in.name() + "': rank over " + std::to_string(kMaxRank));
@@ -438,6 +439,19 @@ std::optional<Error> load_bytes(const std::string &bytes, const std::string &dir
         return std::nullopt;
 }
 
+std::optional<Error> load_tensor_file(const std::string &path, Constant *c, int *type)
+{
+        std::string bytes, why;
+        if (!read_file(path, kMaxFile, &bytes, &why))
+                return err(-ENOENT, why);
+        onnx::TensorProto t;
+        if (!t.ParseFromString(bytes))
+                return err(-EPROTO, path + ": not an ONNX TensorProto");
+        size_t slash = path.rfind('/');
+        *type = t.data_type();
+        return read_tensor(t, slash == std::string::npos ? "." : path.substr(0, slash), path, c);
+}
+
 std::optional<Error> load_file(const std::string &path, Graph *g)
 {
         std::string bytes, why;
@@ -490,6 +504,9 @@ std::optional<Error> set_input_shapes(Graph *g, const std::string &shapes)
         }
         for (int in : g->inputs) {
                 Value &val = g->values[size_t(in)];
+                if (val.type != DType::Float)
+                        return err(-ENOTSUP, "input '" + val.name + "' is of element type " + std::to_string(g->input_elem_types[in]) +
+                                                     "; float inputs are taken");
                 for (size_t i = 0; i < val.shape.size(); i++)
                         if (val.shape[i] < 0)
                                 return err(-EINVAL, "input '" + val.name + "': dimension " + std::to_string(i) +

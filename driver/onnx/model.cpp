@@ -3,7 +3,9 @@
 // boundary.
 #include <errno.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -188,6 +190,61 @@ extern "C" int npu_onnx_output_info(const npu_onnx *m, unsigned index, npu_onnx_
 
 extern "C" const npu_graph *npu_onnx_graph(const npu_onnx *m) { return m ? m->low.graph : nullptr; }
 extern "C" const char *npu_onnx_placement(const npu_onnx *m) { return m ? m->placement.c_str() : nullptr; }
+
+extern "C" unsigned npu_onnx_node_count(const npu_onnx *m) { return m ? unsigned(m->g.nodes.size()) : 0; }
+
+extern "C" const char *npu_onnx_node_op(const npu_onnx *m, unsigned node)
+{
+        return m && node < m->g.nodes.size() ? m->g.nodes[node].op.c_str() : nullptr;
+}
+
+extern "C" int npu_onnx_node_attr(const npu_onnx *m, unsigned node, const char *name, npu_onnx_attr *ret)
+{
+        if (!m || !name || !ret || node >= m->g.nodes.size())
+                return -EINVAL;
+        const onnxfe::Attr *a = m->g.nodes[node].attr(name);
+        if (!a || a->kind == onnxfe::Attr::Other)
+                return -ENOENT;
+        *ret = npu_onnx_attr{};
+        switch (a->kind) {
+        case onnxfe::Attr::Int: ret->kind = NPU_ONNX_ATTR_INT, ret->i = a->i; break;
+        case onnxfe::Attr::Float: ret->kind = NPU_ONNX_ATTR_FLOAT, ret->f = a->f; break;
+        case onnxfe::Attr::String: ret->kind = NPU_ONNX_ATTR_STRING, ret->s = a->s.c_str(); break;
+        case onnxfe::Attr::Ints:
+                ret->kind = NPU_ONNX_ATTR_INTS, ret->ints = a->ints.data(), ret->count = uint32_t(a->ints.size());
+                break;
+        case onnxfe::Attr::Floats:
+                ret->kind = NPU_ONNX_ATTR_FLOATS, ret->floats = a->floats.data(), ret->count = uint32_t(a->floats.size());
+                break;
+        default: ret->kind = NPU_ONNX_ATTR_TENSOR; break;
+        }
+        return 0;
+}
+
+extern "C" int npu_onnx_read_tensor(const char *path, npu_npy *ret, uint32_t *ret_type, char *why, size_t why_size)
+{
+        if (!path || !ret || !ret_type)
+                return fail(why, why_size, {-EINVAL, "no tensor file"});
+        onnxfe::Constant c;
+        int type = 0;
+        if (auto e = onnxfe::load_tensor_file(path, &c, &type))
+                return fail(why, why_size, *e);
+        if (c.shape.size() > NPU_NPY_MAX_RANK)
+                return fail(why, why_size, {-E2BIG, std::string(path) + ": rank over " + std::to_string(NPU_NPY_MAX_RANK)});
+        npu_npy a{};
+        a.rank = uint32_t(c.shape.size());
+        for (size_t i = 0; i < c.shape.size(); i++)
+                a.dims[i] = c.shape[i];
+        a.elements = uint64_t(c.elements());
+        a.data = static_cast<float *>(std::malloc(std::max<uint64_t>(a.elements, 1) * sizeof(float)));
+        if (!a.data)
+                return fail(why, why_size, {-ENOMEM, "no memory"});
+        for (uint64_t k = 0; k < a.elements; k++)
+                a.data[k] = float(c.at(size_t(k)));
+        *ret = a;
+        *ret_type = uint32_t(type);
+        return 0;
+}
 
 extern "C" int npu_onnx_bits_range(const npu_onnx *m, unsigned *ret_min, unsigned *ret_max)
 {

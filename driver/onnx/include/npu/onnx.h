@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "npu/npu.h"
+#include "npu/npy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,9 +37,9 @@ struct npu_onnx_options {
 	uint64_t reserved[6];      /* must be zero */
 };
 
-/* Read the file and its inputs' declared shapes only (a dynamic dimension
- * is -1): to learn what to give input_shapes.  Such a model does not
- * compile. */
+/* Read the file only: its inputs' declared shapes (a dynamic dimension is
+ * -1), to learn what to give input_shapes, and its nodes as written (the
+ * node queries below).  Such a model does not compile. */
 #define NPU_ONNX_INPUTS_ONLY (1u << 0)
 /* A node the device cannot run is an error, instead of a host node. */
 #define NPU_ONNX_NO_HOST (1u << 1)
@@ -75,6 +76,37 @@ const char *npu_onnx_layer_name(const npu_onnx *m, unsigned layer);
  * npu_model_set_mode.  Per-layer limits (bwq.layer_bits.NODE) are in the
  * graph already. */
 int npu_onnx_bits_range(const npu_onnx *m, unsigned *ret_min, unsigned *ret_max);
+
+/* ---- The file as written (a model loaded with NPU_ONNX_INPUTS_ONLY; after
+ * a full load the queries see the rewritten graph) ---- */
+unsigned npu_onnx_node_count(const npu_onnx *m);
+const char *npu_onnx_node_op(const npu_onnx *m, unsigned node);
+enum npu_onnx_attr_kind {
+	NPU_ONNX_ATTR_INT = 1,
+	NPU_ONNX_ATTR_FLOAT = 2,
+	NPU_ONNX_ATTR_STRING = 3,
+	NPU_ONNX_ATTR_INTS = 4,
+	NPU_ONNX_ATTR_FLOATS = 5,
+	NPU_ONNX_ATTR_TENSOR = 6,
+};
+struct npu_onnx_attr {
+	uint32_t kind;             /* enum npu_onnx_attr_kind */
+	uint32_t count;            /* elements of ints or floats */
+	int64_t i;
+	float f;
+	uint32_t pad;
+	const char *s;             /* NUL-terminated; valid while the model is */
+	const int64_t *ints;
+	const float *floats;
+};
+/* Attribute `name` of node `node`: 0, or -ENOENT when the node has none of
+ * that name. */
+int npu_onnx_node_attr(const npu_onnx *m, unsigned node, const char *name, struct npu_onnx_attr *ret);
+
+/* An ONNX TensorProto file (the backend tests' .pb format) as floats:
+ * *ret_type is its TensorProto data type (1 float, 2 uint8, 3 int8, 6
+ * int32, 7 int64, 9 bool, 11 double); free with npu_npy_free. */
+int npu_onnx_read_tensor(const char *path, struct npu_npy *ret, uint32_t *ret_type, char *why, size_t why_size);
 
 /* Compiles for `dev`: `calibration` holds one sample per input (model
  * layout).  `opts` as for npu_model_compile (its calibration_input is
