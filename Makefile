@@ -72,8 +72,8 @@ LIBNPU_LINK = $(LIBNPU_A) $(NPUREF_A) $(COMMON_A)
 
 # The model frontend (DESIGN §5.6): ONNX files onto libnpu's graph builder,
 # read with Debian's ONNX protobuf classes (protobuf stays out of libnpu).
-ONNX_SRC := driver/onnx/npy.cpp driver/onnx/load.cpp driver/onnx/fold.cpp driver/onnx/rewrite.cpp driver/onnx/patterns.cpp \
-	driver/onnx/lower.cpp driver/onnx/model.cpp
+ONNX_SRC := driver/onnx/npy.cpp driver/onnx/load.cpp driver/onnx/tensors.cpp driver/onnx/fold.cpp driver/onnx/fold_data.cpp driver/onnx/fold_math.cpp driver/onnx/fold_nn.cpp driver/onnx/rewrite.cpp driver/onnx/patterns.cpp \
+	driver/onnx/lower.cpp driver/onnx/lower_host.cpp driver/onnx/model.cpp
 ONNX_A := $(B)/libnpu-onnx.a
 ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
 ONNX_LINK = $(ONNX_A) $(LIBNPU_LINK)
