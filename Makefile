@@ -219,7 +219,7 @@ $(E2E_CLIENT): $(B)/tests/integration/e2e_client.o $(MOBILENET_O) $(LIBNPU_LINK)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -pthread
 
-$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(ONNX_LINK)
+$(CONFORMANCE): $(B)/tests/conformance/onnx_conformance.o $(B)/tests/conformance/node_data.o $(TEST_UTIL_O) $(OP_HARNESS_O) $(ONNX_LINK)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) $(CMOCKA_LIBS) -pthread
 
 
