@@ -52,6 +52,20 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_re
                         for (size_t ci = 0; ci < cig; ci++)
                                 wt[((g * kh * kw + t) * cig + ci) * cog + c] = weights[(co * kh * kw + t) * cig + ci];
         }
+        // The taps of output pixel (b, oy, ox) that fall inside the input, in
+        // (ky, kx) order: f(tap, pixel of x).
+        auto taps = [&](size_t b, size_t oy, size_t ox, auto f) {
+                for (size_t ky = 0; ky < kh; ky++) {
+                        int64_t iy = int64_t(oy * p.stride_h + ky * p.dilation_h) - p.pad_top;
+                        if (iy < 0 || iy >= x.h)
+                                continue;
+                        for (size_t kx = 0; kx < kw; kx++) {
+                                int64_t ix = int64_t(ox * p.stride_w + kx * p.dilation_w) - p.pad_left;
+                                if (ix >= 0 && ix < x.w)
+                                        f(ky * kw + kx, (b * x.h + size_t(iy)) * x.w + size_t(ix));
+                        }
+                }
+        };
         if (cig == 1 && cog == 1) {
                 // Depthwise: the channels side by side instead, taps in order.
                 std::vector<double> dw(kh * kw * G), a(G);
@@ -62,20 +76,12 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_re
                         for (size_t oy = 0; oy < y.h; oy++)
                                 for (size_t ox = 0; ox < y.w; ox++) {
                                         std::fill(a.begin(), a.end(), 0.0);
-                                        for (size_t ky = 0; ky < kh; ky++) {
-                                                int64_t iy = int64_t(oy * p.stride_h + ky * p.dilation_h) - p.pad_top;
-                                                if (iy < 0 || iy >= x.h)
-                                                        continue;
-                                                for (size_t kx = 0; kx < kw; kx++) {
-                                                        int64_t ix = int64_t(ox * p.stride_w + kx * p.dilation_w) - p.pad_left;
-                                                        if (ix < 0 || ix >= x.w)
-                                                                continue;
-                                                        const float *xp = &xv[((b * x.h + size_t(iy)) * x.w + size_t(ix)) * x.c];
-                                                        const double *wp = &dw[(ky * kw + kx) * G];
-                                                        for (size_t c = 0; c < G; c++)
-                                                                a[c] += double(xp[c]) * wp[c];
-                                                }
-                                        }
+                                        taps(b, oy, ox, [&](size_t t, size_t px) {
+                                                const float *xp = &xv[px * x.c];
+                                                const double *wp = &dw[t * G];
+                                                for (size_t c = 0; c < G; c++)
+                                                        a[c] += double(xp[c]) * wp[c];
+                                        });
                                         float *o = &out[((b * y.h + oy) * y.w + ox) * y.c];
                                         for (size_t c = 0; c < G; c++)
                                                 o[c] = act_ref(float(a[c] + L.bias[c]), L.act);
@@ -88,24 +94,16 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_re
                         for (size_t ox = 0; ox < y.w; ox++)
                                 for (size_t g = 0; g < G; g++) {
                                         std::fill(acc.begin(), acc.end(), 0.0);
-                                        for (size_t ky = 0; ky < kh; ky++) {
-                                                int64_t iy = int64_t(oy * p.stride_h + ky * p.dilation_h) - p.pad_top;
-                                                if (iy < 0 || iy >= x.h)
-                                                        continue;
-                                                for (size_t kx = 0; kx < kw; kx++) {
-                                                        int64_t ix = int64_t(ox * p.stride_w + kx * p.dilation_w) - p.pad_left;
-                                                        if (ix < 0 || ix >= x.w)
-                                                                continue;
-                                                        const float *xp = &xv[((b * x.h + size_t(iy)) * x.w + size_t(ix)) * x.c + g * cig];
-                                                        const double *wp = &wt[((g * kh + ky) * kw + kx) * cig * cog];
-                                                        for (size_t ci = 0; ci < cig; ci++) {
-                                                                const double xd = xp[ci];
-                                                                const double *wc = wp + ci * cog;
-                                                                for (size_t c = 0; c < cog; c++)
-                                                                        acc[c] += xd * wc[c];
-                                                        }
+                                        taps(b, oy, ox, [&](size_t t, size_t px) {
+                                                const float *xp = &xv[px * x.c + g * cig];
+                                                const double *wp = &wt[(g * kh * kw + t) * cig * cog];
+                                                for (size_t ci = 0; ci < cig; ci++) {
+                                                        const double xd = xp[ci];
+                                                        const double *wc = wp + ci * cog;
+                                                        for (size_t c = 0; c < cog; c++)
+                                                                acc[c] += xd * wc[c];
                                                 }
-                                        }
+                                        });
                                         float *o = &out[((b * y.h + oy) * y.w + ox) * y.c + g * cog];
                                         for (size_t c = 0; c < cog; c++)
                                                 o[c] = act_ref(float(acc[c] + L.bias[g * cog + c]), L.act);

@@ -16,6 +16,19 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         const size_t M = size_t(y.n) * y.h * y.w, C = y.c;
         auto deq = [&](int i, size_t e) { return bwq::dequantize_one(inq[i][e], inact[i].qp); };
         const OutQuant oq = out_quant(ay.qp, L.act);
+        // The input pixels of a pool's window (padding skipped), row by row.
+        auto in_window = [&](size_t b, size_t oy, size_t ox, auto f) {
+                for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
+                        int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
+                        if (iy < 0 || iy >= x.h)
+                                continue;
+                        for (uint32_t kx = 0; kx < L.kernel_w; kx++) {
+                                int64_t ix = int64_t(ox * L.stride_w) - L.pad_left + kx;
+                                if (ix >= 0 && ix < x.w)
+                                        f((b * x.h + size_t(iy)) * x.w + size_t(ix));
+                        }
+                }
+        };
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
                 uint16_t *Q = scratch(tls.q, kTile * C);
@@ -57,19 +70,11 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                 // The scale is positive: the largest q dequantizes largest.
                                 uint16_t *best = scratch(tls.q2, C);
                                 std::fill(best, best + C, uint16_t(0));
-                                for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
-                                        int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
-                                        if (iy < 0 || iy >= x.h)
-                                                continue;
-                                        for (uint32_t kx = 0; kx < L.kernel_w; kx++) {
-                                                int64_t ix = int64_t(ox * L.stride_w) - L.pad_left + kx;
-                                                if (ix < 0 || ix >= x.w)
-                                                        continue;
-                                                const uint16_t *q = inq[0] + ((b * x.h + size_t(iy)) * x.w + size_t(ix)) * C;
-                                                for (size_t c = 0; c < C; c++)
-                                                        best[c] = std::max(best[c], q[c]);
-                                        }
-                                }
+                                in_window(b, oy, ox, [&](size_t e) {
+                                        const uint16_t *q = inq[0] + e * C;
+                                        for (size_t c = 0; c < C; c++)
+                                                best[c] = std::max(best[c], q[c]);
+                                });
                                 for (size_t c = 0; c < C; c++)
                                         Y[c] = bwq::dequantize_one(best[c], inact[0].qp);
                                 break;
@@ -78,18 +83,10 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                 for (size_t c = 0; c < C; c++) {
                                         double sum = 0;
                                         size_t cnt = 0;
-                                        for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
-                                                int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
-                                                if (iy < 0 || iy >= x.h)
-                                                        continue;
-                                                for (uint32_t kx = 0; kx < L.kernel_w; kx++) {
-                                                        int64_t ix = int64_t(ox * L.stride_w) - L.pad_left + kx;
-                                                        if (ix < 0 || ix >= x.w)
-                                                                continue;
-                                                        sum += deq(0, ((b * x.h + size_t(iy)) * x.w + size_t(ix)) * C + c);
-                                                        cnt++;
-                                                }
-                                        }
+                                        in_window(b, oy, ox, [&](size_t e) {
+                                                sum += deq(0, e * C + c);
+                                                cnt++;
+                                        });
                                         Y[c] = float(sum / double(cnt));
                                 }
                                 break;
