@@ -188,6 +188,11 @@ enum npu_op {
 	NPU_OP_AVGPOOL = 6,        /* padding is excluded from the count */
 	NPU_OP_GLOBAL_AVGPOOL = 7,
 	NPU_OP_CONCAT = 8,         /* on channels, 2..4 inputs */
+	/* Upsampling by the integer factors stride_h x stride_w (1..16):
+	 * kernel_h = kernel_w = 1 nearest (each pixel repeated), 2 bilinear
+	 * with half-pixel centres and clamped edges (ONNX Resize linear,
+	 * half_pixel).  Dilations and pads zero. */
+	NPU_OP_RESIZE = 9,
 };
 
 enum npu_act {

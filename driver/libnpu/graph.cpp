@@ -251,6 +251,23 @@ extern "C" int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_b
         return 0;
 }
 
+extern "C" int npu_graph_resize(npu_graph *g, int input, uint32_t scale_h, uint32_t scale_w, uint32_t mode)
+{
+        if (!valid_tensor(g, input) || !scale_h || !scale_w || scale_h > 16 || scale_w > 16 ||
+            (mode != NPU_RESIZE_NEAREST && mode != NPU_RESIZE_BILINEAR))
+                return -EINVAL;
+        const GraphTensor x = g->tensors[input];
+        if (uint64_t(x.h) * scale_h > kMaxDim || uint64_t(x.w) * scale_w > kMaxDim)
+                return -EINVAL;
+        GraphLayer L{};
+        L.op = NPU_OP_RESIZE;
+        L.inputs = {input};
+        L.conv.stride_h = scale_h;
+        L.conv.stride_w = scale_w;
+        L.conv.kernel_h = L.conv.kernel_w = mode == NPU_RESIZE_NEAREST ? 1 : 2;
+        return add_layer(g, std::move(L), GraphTensor{x.n, x.h * scale_h, x.w * scale_w, x.c, 0});
+}
+
 extern "C" int npu_graph_host(npu_graph *g, const int *inputs, unsigned count, uint32_t n, uint32_t h, uint32_t w, uint32_t c,
                               npu_host_fn fn, void *user)
 {

@@ -210,6 +210,27 @@ void reference_forward(const npu_graph &g, const float *const *inputs, std::vect
                                                         s /= double(x.h) * x.w;
                                                         break;
                                                 }
+                                                case NPU_OP_RESIZE: {
+                                                        const auto &p = L.conv;  // stride_h, stride_w: factors; kernel_h: mode
+                                                        if (p.kernel_h == 1) {
+                                                                s = at(x, xv, b, oy / p.stride_h, ox / p.stride_w, co);
+                                                                break;
+                                                        }
+                                                        auto src = [](size_t o, uint32_t f, uint32_t in, int64_t *i0, int64_t *i1, double *w) {
+                                                                double v = (double(o) + 0.5) / double(f) - 0.5;
+                                                                v = std::min(std::max(v, 0.0), double(in - 1));
+                                                                *i0 = int64_t(v);
+                                                                *i1 = std::min<int64_t>(*i0 + 1, int64_t(in) - 1);
+                                                                *w = v - double(*i0);
+                                                        };
+                                                        int64_t y0, y1, x0, x1;
+                                                        double fy, fx;
+                                                        src(oy, p.stride_h, x.h, &y0, &y1, &fy);
+                                                        src(ox, p.stride_w, x.w, &x0, &x1, &fx);
+                                                        s = (1 - fy) * ((1 - fx) * at(x, xv, b, y0, x0, co) + fx * at(x, xv, b, y0, x1, co)) +
+                                                            fy * ((1 - fx) * at(x, xv, b, y1, x0, co) + fx * at(x, xv, b, y1, x1, co));
+                                                        break;
+                                                }
                                                 case NPU_OP_CONCAT: {
                                                         size_t cc = co;
                                                         for (int t : L.inputs) {

@@ -1,4 +1,5 @@
-// The ops npuref computes on dequantized values: pools, ADD, MUL, CONCAT.
+// The ops npuref computes on dequantized values: pools, ADD, MUL, CONCAT,
+// RESIZE.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -88,6 +89,36 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                                 cnt++;
                                         });
                                         Y[c] = float(sum / double(cnt));
+                                }
+                                break;
+                        }
+                        case NPU_OP_RESIZE: {
+                                const float s0 = inact[0].qp.scale;
+                                const int32_t z0 = inact[0].qp.zero;
+                                auto px = [&](size_t iy, size_t ix) { return inq[0] + ((b * x.h + iy) * x.w + ix) * C; };
+                                if (L.kernel_h == 1) {  // nearest: the pixel it repeats
+                                        const uint16_t *q = px(oy / L.stride_h, ox / L.stride_w);
+                                        for (size_t c = 0; c < C; c++)
+                                                Y[c] = s0 * float(int32_t(q[c]) - z0);
+                                        break;
+                                }
+                                // Bilinear, half-pixel centres, edges clamped (ONNX linear, half_pixel).
+                                auto src = [](size_t o, uint32_t s, uint32_t in, size_t *i0, size_t *i1, float *f) {
+                                        float v = (float(o) + 0.5f) / float(s) - 0.5f;
+                                        v = std::min(std::max(v, 0.0f), float(in - 1));
+                                        *i0 = size_t(v);
+                                        *i1 = std::min<size_t>(*i0 + 1, in - 1);
+                                        *f = v - float(*i0);
+                                };
+                                size_t y0, y1, x0, x1;
+                                float fy, fx;
+                                src(oy, L.stride_h, x.h, &y0, &y1, &fy);
+                                src(ox, L.stride_w, x.w, &x0, &x1, &fx);
+                                const uint16_t *a = px(y0, x0), *bq = px(y0, x1), *cq = px(y1, x0), *d = px(y1, x1);
+                                for (size_t c = 0; c < C; c++) {
+                                        float va = s0 * float(int32_t(a[c]) - z0), vb = s0 * float(int32_t(bq[c]) - z0);
+                                        float vc = s0 * float(int32_t(cq[c]) - z0), vd = s0 * float(int32_t(d[c]) - z0);
+                                        Y[c] = (1 - fy) * ((1 - fx) * va + fx * vb) + fy * ((1 - fx) * vc + fx * vd);
                                 }
                                 break;
                         }

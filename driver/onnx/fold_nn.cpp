@@ -4,16 +4,11 @@
 
 namespace onnxfe {
 
-Constant Folder::evaluate_resize(const Node &n, const std::vector<int64_t> &s)
+ResizeAxis resize_axis(const Node &n, int64_t opset, int64_t out, int64_t in)
 {
-        const Constant &x = g_.konst(n.in[0]);
-        Constant c;
-        c.type = x.type;
-        c.shape = s;
-        std::string mode = n.gets("mode", "nearest"), ct = n.gets("coordinate_transformation_mode", g_.opset < 11 ? "asymmetric" : "half_pixel");
+        std::string mode = n.gets("mode", "nearest"), ct = n.gets("coordinate_transformation_mode", opset < 11 ? "asymmetric" : "half_pixel");
         std::string nm = n.gets("nearest_mode", "round_prefer_floor");
-        const int64_t N = s[0], C = s[1], H = s[2], W = s[3], h = x.shape[2], w = x.shape[3];
-        auto src = [&](int64_t o, int64_t out, int64_t in) {
+        auto src = [&](int64_t o) {
                 double scale = double(out) / double(in);
                 if (ct == "align_corners")
                         return out > 1 ? double(o) * double(in - 1) / double(out - 1) : 0.0;
@@ -23,7 +18,7 @@ Constant Folder::evaluate_resize(const Node &n, const std::vector<int64_t> &s)
                         return out > 1 ? (double(o) + 0.5) / scale - 0.5 : 0.0;
                 return (double(o) + 0.5) / scale - 0.5;  // half_pixel
         };
-        auto nearest = [&](double v, int64_t in) {
+        auto nearest = [&](double v) {
                 double f = std::floor(v);
                 int64_t i;
                 if (nm == "floor") i = int64_t(f);
@@ -32,27 +27,37 @@ Constant Folder::evaluate_resize(const Node &n, const std::vector<int64_t> &s)
                 else i = int64_t(v - f > 0.5 ? f + 1 : f);  // round_prefer_floor
                 return std::clamp<int64_t>(i, 0, in - 1);
         };
+        ResizeAxis a;
+        a.i0.resize(size_t(out));
+        a.i1.resize(size_t(out));
+        a.f.resize(size_t(out));
+        for (int64_t o = 0; o < out; o++) {
+                double v = src(o);
+                if (mode == "nearest") {
+                        a.i0[size_t(o)] = a.i1[size_t(o)] = nearest(v);
+                } else {
+                        v = std::clamp(v, 0.0, double(in - 1));
+                        a.i0[size_t(o)] = int64_t(std::floor(v));
+                        a.i1[size_t(o)] = std::min(a.i0[size_t(o)] + 1, in - 1);
+                        a.f[size_t(o)] = v - double(a.i0[size_t(o)]);
+                }
+        }
+        return a;
+}
+
+Constant Folder::evaluate_resize(const Node &n, const std::vector<int64_t> &s)
+{
+        const Constant &x = g_.konst(n.in[0]);
+        Constant c;
+        c.type = x.type;
+        c.shape = s;
+        const bool near = n.gets("mode", "nearest") == "nearest";
+        const int64_t N = s[0], C = s[1], H = s[2], W = s[3], h = x.shape[2], w = x.shape[3];
         // Per output row and column: the source index (nearest) or the two
         // sources and the weight of the second (linear), computed once.
-        const bool near = mode == "nearest";
-        std::vector<int64_t> y0(static_cast<size_t>(H)), y1(static_cast<size_t>(H)), x0(static_cast<size_t>(W)), x1(static_cast<size_t>(W));
-        std::vector<double> fy(static_cast<size_t>(H)), fx(static_cast<size_t>(W));
-        auto axis = [&](int64_t out, int64_t in, std::vector<int64_t> &i0, std::vector<int64_t> &i1, std::vector<double> &f) {
-                for (int64_t o = 0; o < out; o++) {
-                        double v = src(o, out, in);
-                        if (near) {
-                                i0[size_t(o)] = i1[size_t(o)] = nearest(v, in);
-                                f[size_t(o)] = 0;
-                        } else {
-                                v = std::clamp(v, 0.0, double(in - 1));
-                                i0[size_t(o)] = int64_t(std::floor(v));
-                                i1[size_t(o)] = std::min(i0[size_t(o)] + 1, in - 1);
-                                f[size_t(o)] = v - double(i0[size_t(o)]);
-                        }
-                }
-        };
-        axis(H, h, y0, y1, fy);
-        axis(W, w, x0, x1, fx);
+        ResizeAxis ay = resize_axis(n, g_.opset, H, h), ax = resize_axis(n, g_.opset, W, w);
+        const auto &y0 = ay.i0, &y1 = ay.i1, &x0 = ax.i0, &x1 = ax.i1;
+        const auto &fy = ay.f, &fx = ax.f;
         std::vector<double> xin(size_t(h * w));
         for (int64_t b = 0; b < N * C; b++) {
                 for (int64_t k = 0; k < h * w; k++)

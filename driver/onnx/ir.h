@@ -139,6 +139,14 @@ std::optional<Error> load_tensor_file(const std::string &path, Constant *c, int 
 
 // Shapes of every value and constants folded (fold.cpp).
 std::optional<Error> infer_and_fold(Graph *g);
+// Where each output row (or column) of a Resize node reads: nearest, one
+// source (i0); linear, i0 and i1 with the weight f of i1.  `out` of `in`.
+struct ResizeAxis {
+        std::vector<int64_t> i0, i1;
+        std::vector<double> f;
+};
+ResizeAxis resize_axis(const Node &n, int64_t opset, int64_t out, int64_t in);
+
 // The outputs of node n, whose inputs in g are all constants (a host node
 // at run time); -ENOTSUP for an op that is only shaped, not computed.
 std::optional<Error> evaluate(Graph *g, Node *n);

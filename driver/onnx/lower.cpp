@@ -162,6 +162,48 @@ std::optional<Error> Lowerer::node(const Node &n)
                 return gemm(n);
         if (op == "Concat")
                 return concat(n);
+        if (op == "Resize" || op == "Upsample") {
+                // On the device when it reads what the device's upsampling
+                // reads: integer factors, and nearest repeating each pixel or
+                // linear with half-pixel centres.
+                const View &x = views_[size_t(n.in[0])];
+                const auto &xs = val(n.in[0]).shape, &ys = val(n.out[0]).shape;
+                if (!is_nchw(x) || xs.size() != 4 || ys[0] != xs[0] || ys[1] != xs[1])
+                        return err(-ENOTSUP, "a Resize of a tensor that is not NCHW, or across N or C");
+                if (ys[2] % xs[2] || ys[3] % xs[3] || ys[2] / xs[2] > 16 || ys[3] / xs[3] > 16)
+                        return err(-ENOTSUP, "not an upsampling by integer factors of 1 to 16");
+                int64_t fh = ys[2] / xs[2], fw = ys[3] / xs[3];
+                bool nearest = n.gets("mode", "nearest") == "nearest";
+                Node dev = n;
+                dev.attrs.clear();
+                Attr a;
+                a.kind = Attr::String;
+                a.s = nearest ? "nearest" : "linear";
+                dev.attrs["mode"] = a;
+                a.s = nearest ? "floor" : "half_pixel";
+                dev.attrs[nearest ? "nearest_mode" : "coordinate_transformation_mode"] = a;
+                if (nearest) {
+                        a.s = "asymmetric";
+                        dev.attrs["coordinate_transformation_mode"] = a;
+                }
+                for (int axis = 2; axis < 4; axis++) {
+                        ResizeAxis want = resize_axis(n, g_.opset, ys[size_t(axis)], xs[size_t(axis)]);
+                        ResizeAxis got = resize_axis(dev, 13, ys[size_t(axis)], xs[size_t(axis)]);
+                        for (size_t o = 0; o < want.i0.size(); o++)
+                                if (want.i0[o] != got.i0[o] || want.i1[o] != got.i1[o] || std::fabs(want.f[o] - got.f[o]) > 1e-6)
+                                        return err(-ENOTSUP, "its coordinate mapping is not the device's (nearest repeating pixels, "
+                                                             "or linear with half-pixel centres)");
+                }
+                if (n.geti("antialias", 0) || n.gets("coordinate_transformation_mode", "") == "tf_crop_and_resize")
+                        return err(-ENOTSUP, "antialias and tf_crop_and_resize are not the device's");
+                int r = npu_graph_resize(out_.graph, x.tensor, uint32_t(fh), uint32_t(fw),
+                                         nearest ? NPU_RESIZE_NEAREST : NPU_RESIZE_BILINEAR);
+                Dims d{ys[0], ys[2], ys[3], ys[1]};
+                if (auto e = made(r, n, d, nearest ? "Resize(nearest)" : "Resize(bilinear)"))
+                        return e;
+                views_[size_t(n.out[0])] = nchw(r, d);
+                return std::nullopt;
+        }
         if (op == "ChannelAffine") {
                 // A lone BatchNormalization: a depthwise 1x1 layer.
                 const View &x = views_[size_t(n.in[0])];

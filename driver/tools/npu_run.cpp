@@ -32,6 +32,7 @@ const char *op_name(uint32_t op)
         case 6: return "avgpool";
         case 7: return "global_avgpool";
         case 8: return "concat";
+        case 9: return "resize";
         default: return "?";
         }
 }

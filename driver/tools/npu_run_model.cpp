@@ -70,8 +70,9 @@ bool depth_arg(const char *arg, unsigned *ret)
 
 const char *op_name(uint32_t op)
 {
-        static const char *names[] = {"?", "conv2d", "fully_connected", "add", "mul", "maxpool", "avgpool", "global_avgpool", "concat"};
-        return op == NPU_LAYER_HOST ? "host" : op < 9 ? names[op] : "?";
+        static const char *names[] = {"?",       "conv2d",  "fully_connected", "add",   "mul",
+                                      "maxpool", "avgpool", "global_avgpool",  "concat", "resize"};
+        return op == NPU_LAYER_HOST ? "host" : op < 10 ? names[op] : "?";
 }
 
 // How the samples of an .npy lie against the model's input shape.

@@ -342,6 +342,45 @@ static void global_avgpool(void **state)
         }
 }
 
+// Resize and Upsample by integer factors: the device's nearest (each pixel
+// repeated) and linear with half-pixel centres; the other cases use a
+// coordinate mapping or a downsampling the device does not have.
+static void resize(void **state)
+{
+        struct R {
+                const char *name;
+                int mode;  // 1 nearest, 2 bilinear; 0 not applicable
+                const char *why;
+        } cases[] = {
+                {"test_resize_upsample_scales_nearest", 1, nullptr},
+                {"test_resize_upsample_scales_linear", 2, nullptr},
+                {"test_upsample_nearest", 1, nullptr},
+                {"test_resize_upsample_sizes_nearest", 0, "sizes of a non-integer factor"},
+                {"test_resize_upsample_scales_linear_align_corners", 0, "align_corners is not the device's mapping"},
+                {"test_resize_upsample_sizes_nearest_ceil_half_pixel", 0, "nearest_mode ceil does not repeat pixels"},
+                {"test_resize_downsample_scales_nearest", 0, "downsampling"},
+                {"test_resize_downsample_scales_linear", 0, "downsampling"},
+                {"test_resize_upsample_scales_cubic", 0, "cubic"},
+        };
+        for (const R &r : cases) {
+                if (!have(r.name)) {
+                        not_applicable(r.name, "not in this libonnx-testdata");
+                        continue;
+                }
+                if (!r.mode) {
+                        not_applicable(r.name, r.why);
+                        continue;
+                }
+                OTensor x = input(r.name, 0), sc = input(r.name, 1);  // X and scales (no roi input)
+                if (sc.v.size() != 4 || sc.v[0] != 1 || sc.v[1] != 1 || sc.v[2] != std::floor(sc.v[2]) || sc.v[3] != std::floor(sc.v[3]))
+                        fail_msg("%s: scales are not integer factors of H and W", r.name);
+                Case cs{r.name, NPU_OP_RESIZE, NPU_ACT_NONE, {to_nhwc(x)}};
+                cs.k = uint32_t(r.mode);
+                cs.s = uint32_t(sc.v[2]), cs.sw = uint32_t(sc.v[3]);
+                run_float_case(state, cs, to_nhwc(output(r.name)));
+        }
+}
+
 // Standalone activations run as a 1x1 max pool (identity) with the fused
 // activation.
 static void activations(void **state)
@@ -457,7 +496,8 @@ int main()
 #define GROUP(f) cmocka_unit_test_setup_teardown(f, group_start, group_end)
         const struct CMUnitTest tests[] = {
                 GROUP(conv),  GROUP(conv_integer), GROUP(matmul_integer), GROUP(gemm),
-                GROUP(pools), GROUP(global_avgpool), GROUP(activations),  GROUP(quantize_linear),
+                GROUP(pools), GROUP(global_avgpool), GROUP(resize),       GROUP(activations),
+                GROUP(quantize_linear),
         };
         int failed = cmocka_run_group_tests_name("onnx-conformance", tests, setup, teardown);
         printf("onnx conformance: %u cases ran, %u not applicable (listed above, each with its reason)\n", total.ran,

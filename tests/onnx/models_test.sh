@@ -119,7 +119,7 @@ layers pad_conv 1
 rewrite softmax_head "3 device layers, 2 host nodes in 1 host segments" "Softmax and ArgMax on the host after the device's layers"
 rewrite softmax_head "host +3  host:Softmax +softmax: op Softmax does not run on the device" "the placement names each host node with its op and reason"
 rewrite dbnet_head "Concat +fuse" "DBNet: the channel Concat of two scales on the device"
-rewrite dbnet_head "host +[0-9]+  host:Resize +upsample" "DBNet: Resize nearest x2 on the host"
+rewrite dbnet_head "npu +[0-9]+  Resize\(nearest\) +upsample" "DBNet: Resize nearest x2 on the device"
 rewrite dbnet_head "host +[0-9]+  host:ConvTranspose +deconv1" "DBNet: ConvTranspose on the host"
 rewrite dbnet_head "1 BatchNormalization folded" "DBNet: BatchNormalization into its Conv"
 if "$RUN" --model="$T/softmax_head.onnx" --input="$T/softmax_head.npy" --no-host --summary >/dev/null 2>"$T/err"; then
@@ -180,9 +180,9 @@ else
 	bad "the BlazeFace input is made from $NPM/data/astronaut.png"
 fi
 
-# M-LSD tiny on the same photograph (RGB and an opaque alpha, 0..255):
-# its Resize, Slice and peak step (MaxPool, Equal, Cast, Mul) run on the
-# host between device segments.
+# M-LSD tiny on the same photograph (RGB and an opaque alpha, 0..255): its
+# bilinear Resizes on the device, its Slices and peak step (Equal, Cast,
+# Mul) on the host between device segments.
 ML="$ROOT/$NPM/models/mlsd_320x320_tiny.onnx"
 if /usr/bin/python3 - "$ROOT/$NPM/data/astronaut.png" "$T/lines.npy" <<'EOF'; then
 import sys
@@ -210,7 +210,7 @@ EOF
 		bad "mlsd: ONNX Runtime: $(head -1 "$T/ortlog")"
 	fi
 	rewrite ml "3 Pad into a Conv" "M-LSD: the three Pads into their Convs"
-	rewrite ml "host +[0-9]+  host:Resize" "M-LSD: Resize on the host"
+	rewrite ml "npu +[0-9]+  Resize\(bilinear\) +Resize__163" "M-LSD: Resize linear (half_pixel) x2 on the device"
 	rewrite ml "host +[0-9]+  host:Equal" "M-LSD: the peak step on the host"
 	echo "# mlsd: $(head -1 "$T/ml.place")"
 else

@@ -69,6 +69,9 @@ Tensor reference(const Case &cs)
         } else if (cs.op == NPU_OP_MAXPOOL || cs.op == NPU_OP_AVGPOOL) {
                 y.h = extent(x.h, cs.k, cs.s, 1, cs.pt, cs.pb);
                 y.w = extent(x.w, cs.KW(), cs.SW(), 1, cs.pl, cs.pr);
+        } else if (cs.op == NPU_OP_RESIZE) {  // k: 1 nearest, 2 bilinear; s, SW(): factors
+                y.h = x.h * cs.s;
+                y.w = x.w * cs.SW();
         } else if (cs.op == NPU_OP_CONCAT) {
                 y.c = 0;
                 for (const auto &t : cs.in)
@@ -135,6 +138,21 @@ Tensor reference(const Case &cs)
                                                                 s += x.at(b, iy, ix, co);
                                                 s /= double(x.h) * x.w;
                                                 break;
+                                        case NPU_OP_RESIZE: {
+                                                if (cs.k == 1) {
+                                                        s = x.at(b, oy / cs.s, ox / cs.SW(), co);
+                                                        break;
+                                                }
+                                                // ONNX Resize linear, half_pixel: a source coordinate per axis.
+                                                double sy = std::clamp((oy + 0.5) / cs.s - 0.5, 0.0, double(x.h - 1));
+                                                double sx = std::clamp((ox + 0.5) / cs.SW() - 0.5, 0.0, double(x.w - 1));
+                                                size_t y0 = size_t(sy), x0 = size_t(sx);
+                                                size_t y1 = std::min<size_t>(y0 + 1, x.h - 1), x1 = std::min<size_t>(x0 + 1, x.w - 1);
+                                                double fy = sy - double(y0), fx = sx - double(x0);
+                                                s = (1 - fy) * ((1 - fx) * x.at(b, y0, x0, co) + fx * x.at(b, y0, x1, co)) +
+                                                    fy * ((1 - fx) * x.at(b, y1, x0, co) + fx * x.at(b, y1, x1, co));
+                                                break;
+                                        }
                                         case NPU_OP_CONCAT: {
                                                 size_t cc = co;
                                                 for (const auto &t : cs.in) {
@@ -220,6 +238,10 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
                 L.scale_offset = (pw.data.size() + 63) / 64 * 64;
                 L.bias_offset = L.scale_offset + (4 * cs.cout + 63) / 64 * 64;
                 param_size = L.bias_offset + 4 * cs.cout;
+        }
+        if (cs.op == NPU_OP_RESIZE) {
+                L.kernel_h = L.kernel_w = uint16_t(cs.k);
+                L.stride_h = uint16_t(cs.s), L.stride_w = uint16_t(cs.SW());
         }
         if (cs.op == NPU_OP_CONV2D || cs.op == NPU_OP_MAXPOOL || cs.op == NPU_OP_AVGPOOL) {
                 L.kernel_h = uint16_t(cs.k), L.kernel_w = uint16_t(cs.KW());

@@ -5,8 +5,8 @@
 //     |err| <= L * (sum|w_c| * e_x + K * max|x| * e_w[c] + K * e_x * e_w[c]) + s_y / 2
 //   with e_x = s_x / 2 (input quantization step / 2), e_w[c] = s_w[c] / 2
 //   (int8 weight step / 2), s_y the output step; ADD: L (e_a + e_b) + s_y/2;
-//   MUL: L (max|a| e_b + max|b| e_a + e_a e_b) + s_y/2; pools and concat:
-//   e_x + s_y/2.  Plus 1e-4 (1 + |ref|) for float rounding.
+//   MUL: L (max|a| e_b + max|b| e_a + e_a e_b) + s_y/2; pools, resize and
+//   concat: e_x + s_y/2.  Plus 1e-4 (1 + |ref|) for float rounding.
 //
 // The same jobs run on the portable kernels and on the best ISA of this CPU
 // and must give identical output bytes; the layer counters must equal
@@ -142,6 +142,20 @@ static void pools(void **state)
         check_case(d->best, d->portable, gap);
 }
 
+// Upsampling: nearest by 2x3 (each pixel repeated) and bilinear x2 (ONNX
+// linear, half_pixel), a convex combination: within e_x + s_y/2.
+static void resize(void **state)
+{
+        auto *d = static_cast<Devices *>(*state);
+        test::Rng rng{505};
+        Case nn{"resize nearest 2x3", NPU_OP_RESIZE, NPU_ACT_NONE, {random_tensor(rng, 1, 5, 4, 6, -1, 2)}};
+        nn.k = 1, nn.s = 2, nn.sw = 3;
+        check_case(d->best, d->portable, nn);
+        Case bl{"resize bilinear x2 relu", NPU_OP_RESIZE, NPU_ACT_RELU, {random_tensor(rng, 2, 6, 7, 5, -2, 1)}};
+        bl.k = 2, bl.s = 2;
+        check_case(d->best, d->portable, bl);
+}
+
 int main()
 {
         const struct CMUnitTest tests[] = {
@@ -149,6 +163,7 @@ int main()
                 cmocka_unit_test(fully_connected),
                 cmocka_unit_test(elementwise),
                 cmocka_unit_test(pools),
+                cmocka_unit_test(resize),
         };
         return cmocka_run_group_tests_name("ops", tests, setup, teardown);
 }

@@ -151,6 +151,27 @@ static void mismatched_shapes(void **)
         A.input_count = 2;
         A.inputs[1] = 1;
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        // RESIZE of [1,4,4,16] by 2x3 must write [1,8,12,16], nearest or
+        // bilinear, no dilations or pads, factors 1 to 16.
+        auto resize = [](uint32_t h, uint32_t w, void (*edit)(npu_layer_desc &)) {
+                auto r = good_job();
+                uint32_t t = r.tensor(1, 16384, 1, h, w, 16);
+                auto &R = r.layer(NPU_OP_RESIZE, 1, t);
+                R.kernel_h = R.kernel_w = 1;
+                R.stride_h = 2, R.stride_w = 3;
+                if (edit)
+                        edit(R);
+                return r;
+        };
+        expect(validate(resize(8, 12, nullptr)), 0, 0, 0);
+        expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.kernel_h = R.kernel_w = 2; })), 0, 0, 0);
+        expect(validate(resize(8, 13, nullptr)), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.kernel_h = R.kernel_w = 3; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.kernel_w = 2; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.pad_top = 1; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.dilation_h = 1; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.stride_w = 0; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(resize(68, 12, [](npu_layer_desc &R) { R.stride_h = 17; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
 }
 
 static void too_many_layers(void **)

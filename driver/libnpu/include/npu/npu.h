@@ -88,6 +88,13 @@ int npu_graph_maxpool(npu_graph *g, int input, const struct npu_pool_params *p);
 int npu_graph_avgpool(npu_graph *g, int input, const struct npu_pool_params *p);
 int npu_graph_global_avgpool(npu_graph *g, int input);
 int npu_graph_concat(npu_graph *g, const int *inputs, unsigned count);
+/* Upsampling by integer factors (1..16): nearest repeats each pixel,
+ * bilinear is ONNX Resize linear with half_pixel coordinates. */
+enum npu_resize_mode {
+	NPU_RESIZE_NEAREST = 0,
+	NPU_RESIZE_BILINEAR = 1,
+};
+int npu_graph_resize(npu_graph *g, int input, uint32_t scale_h, uint32_t scale_w, uint32_t mode);
 /* A host node: what the device cannot run, computed in float on the CPU
  * inside the model's run, between the device segments before and after it.
  * `fn` gets its inputs as float NHWC with their shapes and writes the
