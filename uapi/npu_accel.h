@@ -193,6 +193,12 @@ enum npu_op {
 	 * with half-pixel centres and clamped edges (ONNX Resize linear,
 	 * half_pixel).  Dilations and pads zero. */
 	NPU_OP_RESIZE = 9,
+	/* Blocks of stride_h x stride_w pixels from channels (1..16 each):
+	 * output (y, x, c) is input (y / stride_h, x / stride_w,
+	 * ((y % stride_h) * stride_w + x % stride_w) * C + c), C the output's
+	 * channels.  A transposed convolution whose kernel is its stride is a
+	 * 1x1 convolution to stride_h * stride_w * C channels and this. */
+	NPU_OP_DEPTH_TO_SPACE = 10,
 };
 
 enum npu_act {

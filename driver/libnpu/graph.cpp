@@ -268,6 +268,21 @@ extern "C" int npu_graph_resize(npu_graph *g, int input, uint32_t scale_h, uint3
         return add_layer(g, std::move(L), GraphTensor{x.n, x.h * scale_h, x.w * scale_w, x.c, 0});
 }
 
+extern "C" int npu_graph_depth_to_space(npu_graph *g, int input, uint32_t block_h, uint32_t block_w)
+{
+        if (!valid_tensor(g, input) || !block_h || !block_w || block_h > 16 || block_w > 16)
+                return -EINVAL;
+        const GraphTensor x = g->tensors[input];
+        if (x.c % (block_h * block_w) || uint64_t(x.h) * block_h > kMaxDim || uint64_t(x.w) * block_w > kMaxDim)
+                return -EINVAL;
+        GraphLayer L{};
+        L.op = NPU_OP_DEPTH_TO_SPACE;
+        L.inputs = {input};
+        L.conv.stride_h = block_h;
+        L.conv.stride_w = block_w;
+        return add_layer(g, std::move(L), GraphTensor{x.n, x.h * block_h, x.w * block_w, x.c / (block_h * block_w), 0});
+}
+
 extern "C" int npu_graph_host(npu_graph *g, const int *inputs, unsigned count, uint32_t n, uint32_t h, uint32_t w, uint32_t c,
                               npu_host_fn fn, void *user)
 {

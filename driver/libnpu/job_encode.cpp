@@ -62,7 +62,7 @@ void npu::model_write_job(npu_model *m, size_t seg, bool dynamic, unsigned fixed
                         d.dilation_h = uint16_t(L.conv.dilation_h), d.dilation_w = uint16_t(L.conv.dilation_w);
                         d.pad_top = uint16_t(L.conv.pad_top), d.pad_left = uint16_t(L.conv.pad_left);
                         d.pad_bottom = uint16_t(L.conv.pad_bottom), d.pad_right = uint16_t(L.conv.pad_right);
-                } else if (L.op == NPU_OP_RESIZE) {
+                } else if (L.op == NPU_OP_RESIZE || L.op == NPU_OP_DEPTH_TO_SPACE) {
                         d.kernel_h = uint16_t(L.conv.kernel_h), d.kernel_w = uint16_t(L.conv.kernel_w);
                         d.stride_h = uint16_t(L.conv.stride_h), d.stride_w = uint16_t(L.conv.stride_w);
                 } else if (L.op == NPU_OP_MAXPOOL || L.op == NPU_OP_AVGPOOL) {

@@ -231,6 +231,12 @@ void reference_forward(const npu_graph &g, const float *const *inputs, std::vect
                                                             fy * ((1 - fx) * at(x, xv, b, y1, x0, co) + fx * at(x, xv, b, y1, x1, co));
                                                         break;
                                                 }
+                                                case NPU_OP_DEPTH_TO_SPACE: {
+                                                        const auto &p = L.conv;
+                                                        size_t blk = (oy % p.stride_h) * p.stride_w + ox % p.stride_w;
+                                                        s = at(x, xv, b, oy / p.stride_h, ox / p.stride_w, blk * y.c + co);
+                                                        break;
+                                                }
                                                 case NPU_OP_CONCAT: {
                                                         size_t cc = co;
                                                         for (int t : L.inputs) {

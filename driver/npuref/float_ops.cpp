@@ -1,5 +1,5 @@
 // The ops npuref computes on dequantized values: pools, ADD, MUL, CONCAT,
-// RESIZE.
+// RESIZE, DEPTH_TO_SPACE.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -120,6 +120,15 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                         float vc = s0 * float(int32_t(cq[c]) - z0), vd = s0 * float(int32_t(d[c]) - z0);
                                         Y[c] = (1 - fy) * ((1 - fx) * va + fx * vb) + fy * ((1 - fx) * vc + fx * vd);
                                 }
+                                break;
+                        }
+                        case NPU_OP_DEPTH_TO_SPACE: {
+                                const size_t blk = (oy % L.stride_h) * L.stride_w + ox % L.stride_w;
+                                const uint16_t *q = inq[0] + ((b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w) * x.c + blk * C;
+                                const float s0 = inact[0].qp.scale;
+                                const int32_t z0 = inact[0].qp.zero;
+                                for (size_t c = 0; c < C; c++)
+                                        Y[c] = s0 * float(int32_t(q[c]) - z0);
                                 break;
                         }
                         case NPU_OP_CONCAT: {

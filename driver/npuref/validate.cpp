@@ -161,7 +161,7 @@ struct Validator {
                 const npu_layer_desc &L = job.layers[l];
                 if (L.pad0 || L.pad1 || !is_zero(L.reserved, sizeof L.reserved))
                         return {-EINVAL, DRM_NPU_JOB_ERR_RESERVED, l};
-                if (L.op < NPU_OP_CONV2D || L.op > NPU_OP_RESIZE || L.act > NPU_ACT_SIGMOID)
+                if (L.op < NPU_OP_CONV2D || L.op > NPU_OP_DEPTH_TO_SPACE || L.act > NPU_ACT_SIGMOID)
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_OP, l};
                 unsigned out_max;
                 if (L.policy == NPU_POLICY_FIXED) {
@@ -214,7 +214,8 @@ struct Validator {
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_SIZE, l};
                 auto bad_shape = Fail{-EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, l};
                 bool conv_like = L.op == NPU_OP_CONV2D || L.op == NPU_OP_FULLY_CONNECTED;
-                bool window = L.op == NPU_OP_CONV2D || L.op == NPU_OP_MAXPOOL || L.op == NPU_OP_AVGPOOL || L.op == NPU_OP_RESIZE;
+                bool window = L.op == NPU_OP_CONV2D || L.op == NPU_OP_MAXPOOL || L.op == NPU_OP_AVGPOOL || L.op == NPU_OP_RESIZE ||
+                              L.op == NPU_OP_DEPTH_TO_SPACE;
                 if (!window && !window_fields_zero(L))
                         return {-EINVAL, DRM_NPU_JOB_ERR_RESERVED, l};
                 if (!conv_like && !param_fields_zero(L))
@@ -276,6 +277,14 @@ struct Validator {
                                 return {-EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, l};
                         if (y.n != x.n || y.c != x.c || uint64_t(y.h) != uint64_t(x.h) * L.stride_h ||
                             uint64_t(y.w) != uint64_t(x.w) * L.stride_w)
+                                return bad_shape;
+                        break;
+                case NPU_OP_DEPTH_TO_SPACE:
+                        if (L.kernel_h || L.kernel_w || !L.stride_h || !L.stride_w || L.stride_h > 16 || L.stride_w > 16 ||
+                            L.dilation_h || L.dilation_w || L.pad_top || L.pad_left || L.pad_bottom || L.pad_right)
+                                return {-EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, l};
+                        if (y.n != x.n || uint64_t(y.h) != uint64_t(x.h) * L.stride_h || uint64_t(y.w) != uint64_t(x.w) * L.stride_w ||
+                            uint64_t(x.c) != uint64_t(y.c) * L.stride_h * L.stride_w)
                                 return bad_shape;
                         break;
                 case NPU_OP_GLOBAL_AVGPOOL:

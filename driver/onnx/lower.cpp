@@ -162,6 +162,47 @@ std::optional<Error> Lowerer::node(const Node &n)
                 return gemm(n);
         if (op == "Concat")
                 return concat(n);
+        if (op == "ConvTranspose") {
+                // Kernel = stride, no pads: a 1x1 convolution to sh*sw*M channels
+                // (each output pixel of a block its own group of channels) and a
+                // depth-to-space layer.
+                const View &x = views_[size_t(n.in[0])];
+                if (!is_nchw(x) || !g_.is_const(n.in[1]) || (n.in.size() > 2 && n.in[2] >= 0 && !g_.is_const(n.in[2])))
+                        return err(-ENOTSUP, "the input is not NCHW on the device, or the weights are not constants");
+                const Constant &W = g_.konst(n.in[1]);
+                auto st = n.getints("strides", {1, 1}), dl = n.getints("dilations", {1, 1}), pads = n.getints("pads", {0, 0, 0, 0});
+                auto opad = n.getints("output_padding", {0, 0});
+                int64_t C = W.shape[0], M = W.shape[1], kh = W.shape[2], kw = W.shape[3];
+                if (n.geti("group", 1) != 1 || kh != st[0] || kw != st[1] || dl != std::vector<int64_t>{1, 1} ||
+                    pads != std::vector<int64_t>{0, 0, 0, 0} || opad != std::vector<int64_t>{0, 0} || kh > 16 || kw > 16)
+                        return err(-ENOTSUP, "only a ConvTranspose whose kernel is its stride (one group, no pads) runs on the device");
+                const int64_t K = kh * kw * M;
+                std::vector<float> w(size_t(K * C)), b(size_t(K), 0.0f);
+                for (int64_t ky = 0; ky < kh; ky++)
+                        for (int64_t kx = 0; kx < kw; kx++)
+                                for (int64_t m = 0; m < M; m++) {
+                                        int64_t o = (ky * kw + kx) * M + m;
+                                        for (int64_t c = 0; c < C; c++)
+                                                w[size_t(o * C + c)] = W.f[size_t(((c * M + m) * kh + ky) * kw + kx)];
+                                        if (n.in.size() > 2 && n.in[2] >= 0)
+                                                b[size_t(o)] = float(g_.konst(n.in[2]).at(size_t(m)));
+                                }
+                npu_conv2d_params p{};
+                p.out_channels = uint32_t(K);
+                p.kernel_h = p.kernel_w = 1;
+                p.activation = act(n);
+                int r = npu_graph_conv2d(out_.graph, x.tensor, &p, w.data(), b.data());
+                Dims xd = dims_[size_t(x.tensor)], md{xd.n, xd.h, xd.w, K};
+                if (auto e = made(r, n, md, op_name(n) + "(1x1)"))
+                        return e;
+                int r2 = npu_graph_depth_to_space(out_.graph, r, uint32_t(kh), uint32_t(kw));
+                const auto &ys = val(n.out[0]).shape;
+                Dims d{ys[0], ys[2], ys[3], ys[1]};
+                if (auto e = made(r2, n, d, "ConvTranspose(depth-to-space)"))
+                        return e;
+                views_[size_t(n.out[0])] = nchw(r2, d);
+                return std::nullopt;
+        }
         if (op == "Resize" || op == "Upsample") {
                 // On the device when it reads what the device's upsampling
                 // reads: integer factors, and nearest repeating each pixel or

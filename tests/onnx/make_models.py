@@ -200,8 +200,7 @@ save('softmax_head', [
 
 # A DBNet-style segmentation head: two scales of a backbone, the smaller
 # upsampled by Resize nearest x2 and joined by Concat, then ConvTranspose x2
-# twice (the second with a bias) and Sigmoid (ConvTranspose on the host for
-# now).
+# twice (the second with a bias) and Sigmoid, all on the device.
 save('dbnet_head', [
     helper.make_node('Conv', ['x', 'w1', 'b1'], ['c1'], pads=[1, 1, 1, 1], strides=[2, 2], name='stage1'),
     helper.make_node('Relu', ['c1'], ['r1'], name='relu1'),

@@ -120,7 +120,9 @@ rewrite softmax_head "3 device layers, 2 host nodes in 1 host segments" "Softmax
 rewrite softmax_head "host +3  host:Softmax +softmax: op Softmax does not run on the device" "the placement names each host node with its op and reason"
 rewrite dbnet_head "Concat +fuse" "DBNet: the channel Concat of two scales on the device"
 rewrite dbnet_head "npu +[0-9]+  Resize\(nearest\) +upsample" "DBNet: Resize nearest x2 on the device"
-rewrite dbnet_head "host +[0-9]+  host:ConvTranspose +deconv1" "DBNet: ConvTranspose on the host"
+rewrite dbnet_head "npu +[0-9]+  ConvTranspose\+Relu\(1x1\) +deconv1" "DBNet: ConvTranspose x2 on the device (1x1 conv with its Relu, then depth-to-space)"
+rewrite dbnet_head "npu +[0-9]+  ConvTranspose\+Sigmoid\(1x1\) +deconv2" "DBNet: the final Sigmoid fused into the second ConvTranspose"
+rewrite dbnet_head "9 device layers, 0 host nodes" "DBNet: nothing left on the host"
 rewrite dbnet_head "1 BatchNormalization folded" "DBNet: BatchNormalization into its Conv"
 if "$RUN" --model="$T/softmax_head.onnx" --input="$T/softmax_head.npy" --no-host --summary >/dev/null 2>"$T/err"; then
 	bad "--no-host accepted a model with host nodes"

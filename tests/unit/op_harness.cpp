@@ -72,6 +72,10 @@ Tensor reference(const Case &cs)
         } else if (cs.op == NPU_OP_RESIZE) {  // k: 1 nearest, 2 bilinear; s, SW(): factors
                 y.h = x.h * cs.s;
                 y.w = x.w * cs.SW();
+        } else if (cs.op == NPU_OP_DEPTH_TO_SPACE) {  // s x SW() blocks
+                y.h = x.h * cs.s;
+                y.w = x.w * cs.SW();
+                y.c = x.c / (cs.s * cs.SW());
         } else if (cs.op == NPU_OP_CONCAT) {
                 y.c = 0;
                 for (const auto &t : cs.in)
@@ -137,6 +141,9 @@ Tensor reference(const Case &cs)
                                                         for (size_t ix = 0; ix < x.w; ix++)
                                                                 s += x.at(b, iy, ix, co);
                                                 s /= double(x.h) * x.w;
+                                                break;
+                                        case NPU_OP_DEPTH_TO_SPACE:
+                                                s = x.at(b, oy / cs.s, ox / cs.SW(), ((oy % cs.s) * cs.SW() + ox % cs.SW()) * y.c + co);
                                                 break;
                                         case NPU_OP_RESIZE: {
                                                 if (cs.k == 1) {
@@ -239,8 +246,8 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
                 L.bias_offset = L.scale_offset + (4 * cs.cout + 63) / 64 * 64;
                 param_size = L.bias_offset + 4 * cs.cout;
         }
-        if (cs.op == NPU_OP_RESIZE) {
-                L.kernel_h = L.kernel_w = uint16_t(cs.k);
+        if (cs.op == NPU_OP_RESIZE || cs.op == NPU_OP_DEPTH_TO_SPACE) {
+                L.kernel_h = L.kernel_w = uint16_t(cs.op == NPU_OP_RESIZE ? cs.k : 0);
                 L.stride_h = uint16_t(cs.s), L.stride_w = uint16_t(cs.SW());
         }
         if (cs.op == NPU_OP_CONV2D || cs.op == NPU_OP_MAXPOOL || cs.op == NPU_OP_AVGPOOL) {

@@ -5,8 +5,8 @@
 //     |err| <= L * (sum|w_c| * e_x + K * max|x| * e_w[c] + K * e_x * e_w[c]) + s_y / 2
 //   with e_x = s_x / 2 (input quantization step / 2), e_w[c] = s_w[c] / 2
 //   (int8 weight step / 2), s_y the output step; ADD: L (e_a + e_b) + s_y/2;
-//   MUL: L (max|a| e_b + max|b| e_a + e_a e_b) + s_y/2; pools, resize and
-//   concat: e_x + s_y/2.  Plus 1e-4 (1 + |ref|) for float rounding.
+//   MUL: L (max|a| e_b + max|b| e_a + e_a e_b) + s_y/2; pools, resize,
+//   depth-to-space and concat: e_x + s_y/2.  Plus 1e-4 (1 + |ref|) for float rounding.
 //
 // The same jobs run on the portable kernels and on the best ISA of this CPU
 // and must give identical output bytes; the layer counters must equal
@@ -142,8 +142,9 @@ static void pools(void **state)
         check_case(d->best, d->portable, gap);
 }
 
-// Upsampling: nearest by 2x3 (each pixel repeated) and bilinear x2 (ONNX
-// linear, half_pixel), a convex combination: within e_x + s_y/2.
+// Upsampling: nearest by 2x3 (each pixel repeated), bilinear x2 (ONNX
+// linear, half_pixel), a convex combination, and depth-to-space by 2x3
+// blocks: within e_x + s_y/2.
 static void resize(void **state)
 {
         auto *d = static_cast<Devices *>(*state);
@@ -154,6 +155,9 @@ static void resize(void **state)
         Case bl{"resize bilinear x2 relu", NPU_OP_RESIZE, NPU_ACT_RELU, {random_tensor(rng, 2, 6, 7, 5, -2, 1)}};
         bl.k = 2, bl.s = 2;
         check_case(d->best, d->portable, bl);
+        Case ds{"depth_to_space 2x3", NPU_OP_DEPTH_TO_SPACE, NPU_ACT_NONE, {random_tensor(rng, 1, 4, 5, 24, -1, 1)}};
+        ds.s = 2, ds.sw = 3;
+        check_case(d->best, d->portable, ds);
 }
 
 int main()

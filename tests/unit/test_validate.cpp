@@ -172,6 +172,21 @@ static void mismatched_shapes(void **)
         expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.dilation_h = 1; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
         expect(validate(resize(8, 12, [](npu_layer_desc &R) { R.stride_w = 0; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
         expect(validate(resize(68, 12, [](npu_layer_desc &R) { R.stride_h = 17; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        // DEPTH_TO_SPACE of [1,4,4,16] by 2x2 must write [1,8,8,4].
+        auto d2s = [](uint32_t h, uint32_t w, uint32_t c, void (*edit)(npu_layer_desc &)) {
+                auto r = good_job();
+                uint32_t t = r.tensor(1, 16384, 1, h, w, c);
+                auto &R = r.layer(NPU_OP_DEPTH_TO_SPACE, 1, t);
+                R.stride_h = R.stride_w = 2;
+                if (edit)
+                        edit(R);
+                return r;
+        };
+        expect(validate(d2s(8, 8, 4, nullptr)), 0, 0, 0);
+        expect(validate(d2s(8, 8, 8, nullptr)), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(d2s(8, 8, 4, [](npu_layer_desc &R) { R.kernel_h = 1; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
+        expect(validate(d2s(8, 16, 2, [](npu_layer_desc &R) { R.stride_w = 4; })), 0, 0, 0);
+        expect(validate(d2s(8, 8, 4, [](npu_layer_desc &R) { R.pad_left = 1; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
 }
 
 static void too_many_layers(void **)

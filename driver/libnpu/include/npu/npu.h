@@ -95,6 +95,10 @@ enum npu_resize_mode {
 	NPU_RESIZE_BILINEAR = 1,
 };
 int npu_graph_resize(npu_graph *g, int input, uint32_t scale_h, uint32_t scale_w, uint32_t mode);
+/* Blocks of block_h x block_w pixels from the input's channels (1..16):
+ * output (y, x, c) = input (y / block_h, x / block_w,
+ * ((y % block_h) * block_w + x % block_w) * C + c). */
+int npu_graph_depth_to_space(npu_graph *g, int input, uint32_t block_h, uint32_t block_w);
 /* A host node: what the device cannot run, computed in float on the CPU
  * inside the model's run, between the device segments before and after it.
  * `fn` gets its inputs as float NHWC with their shapes and writes the
