@@ -114,6 +114,24 @@ int main(int argc, char **argv)
                 mp.kernel_w = mp.stride_h = mp.stride_w = mp.dilation_h = mp.dilation_w = 1;
                 write_seed(dir, n++, 8, j);
         }
+        {
+                // resize nearest 2x3, bilinear x2, depth-to-space 2x2
+                test::RawJob j;
+                j.h.result_offset = 0;
+                uint32_t x = j.tensor(1, 0, 1, 3, 4, 8, 8);
+                uint32_t a = j.tensor(1, 1024, 1, 6, 12, 8);
+                uint32_t b = j.tensor(1, 4096, 1, 12, 24, 8);
+                uint32_t c = j.tensor(1, 8704, 1, 24, 48, 2);
+                auto &nn = j.layer(NPU_OP_RESIZE, x, a, 6);
+                nn.kernel_h = nn.kernel_w = 1;
+                nn.stride_h = 2, nn.stride_w = 3;
+                auto &bl = j.layer(NPU_OP_RESIZE, a, b, 8);
+                bl.kernel_h = bl.kernel_w = 2;
+                bl.stride_h = bl.stride_w = 2;
+                auto &ds = j.layer(NPU_OP_DEPTH_TO_SPACE, b, c, 4);
+                ds.stride_h = ds.stride_w = 2;
+                write_seed(dir, n++, 8, j);
+        }
         printf("make_seeds: %d seeds in %s\n", n, dir.c_str());
         return 0;
 }
