@@ -55,4 +55,4 @@ EOF
 			"${name:0:34}" "$thr" "$n" "$r" "$(awk "BEGIN { print $n / $r }")" "$l" "$dims"
 	done
 done
-echo "   (M-LSD runs its Slices and peak step on the host between device segments)"
+echo "   (M-LSD runs its peak step, Equal, Cast and Mul, on the host after the device's layers)"

@@ -192,7 +192,7 @@ int activation_of(const Graph &g, const Node &a, float *alpha, float *beta)
 void fuse_activations(Graph &g, Rewrites *done)
 {
         for (auto &n : g.nodes) {
-                if (n.dead || !(is_layer(n) || n.op == "Add" || n.op == "ChannelAffine" || n.op == "ConvTranspose") ||
+                if (n.dead || !(is_layer(n) || n.op == "Add" || n.op == "ChannelAffine" || n.op == "ConvTranspose" || n.op == "Slice") ||
                     n.attr("_act"))
                         continue;
                 int c = single_consumer(g, n.out[0]);

@@ -183,8 +183,8 @@ else
 fi
 
 # M-LSD tiny on the same photograph (RGB and an opaque alpha, 0..255): its
-# bilinear Resizes on the device, its Slices and peak step (Equal, Cast,
-# Mul) on the host between device segments.
+# bilinear Resizes and channel Slices on the device, its peak step (Equal,
+# Cast, Mul) on the host.
 ML="$ROOT/$NPM/models/mlsd_320x320_tiny.onnx"
 if /usr/bin/python3 - "$ROOT/$NPM/data/astronaut.png" "$T/lines.npy" <<'EOF'; then
 import sys
@@ -214,6 +214,8 @@ EOF
 	rewrite ml "3 Pad into a Conv" "M-LSD: the three Pads into their Convs"
 	rewrite ml "npu +[0-9]+  Resize\(bilinear\) +Resize__163" "M-LSD: Resize linear (half_pixel) x2 on the device"
 	rewrite ml "host +[0-9]+  host:Equal" "M-LSD: the peak step on the host"
+	rewrite ml "npu +[0-9]+  Slice\+Sigmoid" "M-LSD: its channel Slices on the device, the Sigmoid fused"
+	rewrite ml "3 host nodes in 1 host segments" "M-LSD: only Equal, Cast and Mul on the host"
 	echo "# mlsd: $(head -1 "$T/ml.place")"
 else
 	bad "the M-LSD input is made from $NPM/data/astronaut.png"
