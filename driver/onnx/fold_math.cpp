@@ -42,17 +42,8 @@ Constant Folder::evaluate_unary_like(const Node &n)
                 return c;
         }
         double lo = -INFINITY, hi = INFINITY, alpha = n.getf("alpha", op == "LeakyRelu" ? 0.01f : 0.2f), beta = n.getf("beta", 0.5f);
-        if (op == "Clip") {
-                if (g_.opset < 11) {
-                        lo = n.getf("min", -INFINITY);
-                        hi = n.getf("max", INFINITY);
-                } else {
-                        if (n.in.size() > 1 && n.in[1] >= 0)
-                                lo = g_.konst(n.in[1]).at(0);
-                        if (n.in.size() > 2 && n.in[2] >= 0)
-                                hi = g_.konst(n.in[2]).at(0);
-                }
-        }
+        if (op == "Clip")
+                (void)clip_bounds(g_, n, &lo, &hi);
         int64_t C = x.shape.size() > 1 ? x.shape[1] : 1, inner = x.shape.size() > 2 ? product({x.shape.begin() + 2, x.shape.end()}) : 1;
         float eps = n.getf("epsilon", 1e-5f);
         for (int64_t e = 0; e < N; e++) {

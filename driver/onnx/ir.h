@@ -119,8 +119,14 @@ struct Graph {
         const Constant &konst(int v) const { return *values[size_t(v)].konst; }
         // Node indices reading value v.
         std::vector<int> consumers(int v) const;
+        // The one live node reading v, or -1 (none, several, or v is an output).
+        int single_consumer(int v) const;
         bool is_output(int v) const;
 };
+
+// The bounds of a Clip node (attributes before opset 11, scalar constant
+// inputs after; absent: infinite); false when a bound is not a constant.
+bool clip_bounds(const Graph &g, const Node &n, double *lo, double *hi);
 
 // An error that names what was wrong; loading stops at the first.
 struct Error {

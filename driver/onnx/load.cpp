@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -71,6 +72,32 @@ std::vector<int> Graph::consumers(int v) const
                         }
         }
         return r;
+}
+
+int Graph::single_consumer(int v) const
+{
+        if (is_output(v))
+                return -1;
+        auto c = consumers(v);
+        return c.size() == 1 ? c[0] : -1;
+}
+
+bool clip_bounds(const Graph &g, const Node &n, double *lo, double *hi)
+{
+        *lo = -INFINITY, *hi = INFINITY;
+        if (g.opset < 11) {
+                *lo = n.getf("min", -INFINITY);
+                *hi = n.getf("max", INFINITY);
+                return true;
+        }
+        for (size_t i = 1; i < 3 && i < n.in.size(); i++) {
+                if (n.in[i] < 0)
+                        continue;
+                if (!g.is_const(n.in[i]) || g.konst(n.in[i]).elements() != 1)
+                        return false;
+                (i == 1 ? *lo : *hi) = g.konst(n.in[i]).at(0);
+        }
+        return true;
 }
 
 bool Graph::is_output(int v) const

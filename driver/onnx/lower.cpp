@@ -404,27 +404,20 @@ std::optional<Error> Lowerer::node(const Node &n)
                 views_[size_t(n.out[0])] = nchw(r, d);
                 return std::nullopt;
         }
-        if (op == "Relu" || op == "Clip" || op == "Sigmoid" || op == "HardSwish" ||
-            (op == "HardSigmoid" && std::fabs(n.getf("alpha", 0.2f) - 1.0f / 6) < 1e-7f && n.getf("beta", 0.5f) == 0.5f)) {
+        float alpha, beta;
+        if (int a = activation_of(g_, n, &alpha, &beta); a >= 0) {
                 // Not after a layer it could join: a depthwise 1x1 identity with the activation.
+                if (a == NPU_ACTIVATION_HARDSIGMOID && (std::fabs(alpha - 1.0f / 6) > 1e-7f || beta != 0.5f))
+                        return err(-ENOTSUP, "a lone HardSigmoid of other alpha and beta than 1/6 and 1/2");
                 const View &x = views_[size_t(n.in[0])];
                 if (!is_nchw(x))
                         return err(-ENOTSUP, "a lone activation of a tensor that is not NCHW");
-                uint32_t a = op == "Relu" ? NPU_ACTIVATION_RELU : op == "Sigmoid" ? NPU_ACTIVATION_SIGMOID
-                             : op == "HardSwish" ? NPU_ACTIVATION_HARDSWISH : op == "HardSigmoid" ? NPU_ACTIVATION_HARDSIGMOID : 99;
-                if (op == "Clip") {
-                        double lo = g_.opset < 11 ? n.getf("min", -INFINITY) : n.in.size() > 1 && n.in[1] >= 0 ? g_.konst(n.in[1]).at(0) : -INFINITY;
-                        double hi = g_.opset < 11 ? n.getf("max", INFINITY) : n.in.size() > 2 && n.in[2] >= 0 ? g_.konst(n.in[2]).at(0) : INFINITY;
-                        a = lo == 0 && hi == 6 ? NPU_ACTIVATION_RELU6 : lo == 0 && std::isinf(hi) ? NPU_ACTIVATION_RELU : 99;
-                        if (a == 99)
-                                return err(-ENOTSUP, "Clip to other bounds than [0, 6] or [0, inf)");
-                }
                 const Dims xd = dims_[size_t(x.tensor)];
                 std::vector<int64_t> map(size_t(xd.c));
                 for (size_t i = 0; i < map.size(); i++)
                         map[i] = int64_t(i);
                 View y;
-                if (auto e = channel_map(n, x, map, a, true, &y, op))
+                if (auto e = channel_map(n, x, map, uint32_t(a), true, &y, op))
                         return e;
                 views_[size_t(n.out[0])] = y;
                 return std::nullopt;

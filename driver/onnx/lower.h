@@ -105,6 +105,10 @@ struct Lowered {
 // rewrite.cpp: BatchNormalization, constant arithmetic and activations into
 // layers, with patterns.cpp's recognise() between.
 void rewrite(Graph *g, Rewrites *done);
+// The device activation (enum npu_activation) that node a is, or -1; a
+// HardSigmoid's own alpha and beta in *alpha, *beta (1/6 and 1/2 for the
+// device's), else 1/6 and 1/2.
+int activation_of(const Graph &g, const Node &a, float *alpha, float *beta);
 // patterns.cpp: HardSigmoid and HardSwish written out, a lone
 // BatchNormalization, arithmetic on an input.
 void recognise(Graph *g, Rewrites *done);

@@ -22,30 +22,6 @@ bool scalar(const Graph &g, int v, double *ret)
         return true;
 }
 
-// The one live consumer of v, or -1 (none, several, or v is an output).
-int only_consumer(const Graph &g, int v)
-{
-        if (g.is_output(v))
-                return -1;
-        auto c = g.consumers(v);
-        return c.size() == 1 ? c[0] : -1;
-}
-
-bool clip_bounds(const Graph &g, const Node &n, double *lo, double *hi)
-{
-        *lo = -INFINITY, *hi = INFINITY;
-        if (g.opset < 11) {
-                *lo = n.getf("min", -INFINITY);
-                *hi = n.getf("max", INFINITY);
-                return true;
-        }
-        if (n.in.size() > 1 && n.in[1] >= 0 && !scalar(g, n.in[1], lo))
-                return false;
-        if (n.in.size() > 2 && n.in[2] >= 0 && !scalar(g, n.in[2], hi))
-                return false;
-        return true;
-}
-
 // v = Clip(Add(x, 3), 0, 6), each step read only by the next: x, or -1.
 // The Clip and Add nodes in *clip and *add.
 int relu6_of_x_plus_3(const Graph &g, int v, int *clip, int *add)
@@ -58,7 +34,7 @@ int relu6_of_x_plus_3(const Graph &g, int v, int *clip, int *add)
         if (c.dead || c.op != "Clip" || !clip_bounds(g, c, &lo, &hi) || lo != 0 || hi != 6 || c.in.empty())
                 return -1;
         const Value &av = g.values[size_t(c.in[0])];
-        if (av.producer < 0 || only_consumer(g, c.in[0]) != cv.producer)
+        if (av.producer < 0 || g.single_consumer(c.in[0]) != cv.producer)
                 return -1;
         const Node &a = g.nodes[size_t(av.producer)];
         if (a.dead || a.op != "Add" || a.in.size() != 2)
@@ -102,13 +78,13 @@ void hard_activations(Graph &g, Rewrites *done)
                 int clip, add;
                 // x * Clip(x + 3, 0, 6) / 6, the product first.
                 int prod = divided_by_6(g, n);
-                if (prod >= 0 && g.values[size_t(prod)].producer >= 0 && only_consumer(g, prod) == int(k)) {
+                if (prod >= 0 && g.values[size_t(prod)].producer >= 0 && g.single_consumer(prod) == int(k)) {
                         Node &m = g.nodes[size_t(g.values[size_t(prod)].producer)];
                         if (!m.dead && m.op == "Mul" && m.in.size() == 2) {
                                 for (int side = 0; side < 2; side++) {
                                         int x = relu6_of_x_plus_3(g, m.in[size_t(side)], &clip, &add);
                                         if (x >= 0 && x == m.in[size_t(1 - side)] &&
-                                            only_consumer(g, m.in[size_t(side)]) == g.values[size_t(prod)].producer) {
+                                            g.single_consumer(m.in[size_t(side)]) == g.values[size_t(prod)].producer) {
                                                 become(n, "HardSwish", x);
                                                 m.dead = g.nodes[size_t(clip)].dead = g.nodes[size_t(add)].dead = true;
                                                 done->hardswish_matched++;
@@ -121,7 +97,7 @@ void hard_activations(Graph &g, Rewrites *done)
                 }
                 // Clip(x + 3, 0, 6) / 6: a HardSigmoid.
                 int q = divided_by_6(g, n);
-                if (q >= 0 && only_consumer(g, q) == int(k)) {
+                if (q >= 0 && g.single_consumer(q) == int(k)) {
                         int x = relu6_of_x_plus_3(g, q, &clip, &add);
                         if (x >= 0) {
                                 become(n, "HardSigmoid", x);
@@ -145,7 +121,7 @@ void hard_activations(Graph &g, Rewrites *done)
                 for (int side = 0; side < 2; side++) {
                         int h = m.in[size_t(side)], x = m.in[size_t(1 - side)];
                         int p = h >= 0 ? g.values[size_t(h)].producer : -1;
-                        if (p < 0 || only_consumer(g, h) != int(k))
+                        if (p < 0 || g.single_consumer(h) != int(k))
                                 continue;
                         Node &hs = g.nodes[size_t(p)];
                         if (hs.dead || hs.op != "HardSigmoid" || hs.in[0] != x || !near(hs.getf("alpha", 0.2f), 1.0 / 6) ||
@@ -196,7 +172,7 @@ void input_affine(Graph &g, Rewrites *done)
                 std::vector<float> mul(size_t(C), 1.0f), add(size_t(C), 0.0f);
                 bool any = false;
                 for (;;) {
-                        int k = only_consumer(g, v);
+                        int k = g.single_consumer(v);
                         if (k < 0)
                                 break;
                         Node &n = g.nodes[size_t(k)];
@@ -271,7 +247,7 @@ void fold_pads(Graph &g, Rewrites *done)
                 bool negative = false;
                 for (int64_t p : pads)
                         negative |= p < 0;
-                int c = only_consumer(g, n.out[0]);
+                int c = g.single_consumer(n.out[0]);
                 if (negative || c < 0 || g.nodes[size_t(c)].op != "Conv" || g.nodes[size_t(c)].in[0] != n.out[0])
                         continue;
                 Node &conv = g.nodes[size_t(c)];

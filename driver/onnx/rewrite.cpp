@@ -13,15 +13,6 @@ namespace onnxfe {
 
 namespace {
 
-// The one live consumer of v, or -1 (none, several, or v is an output).
-int single_consumer(const Graph &g, int v)
-{
-        if (g.is_output(v))
-                return -1;
-        auto c = g.consumers(v);
-        return c.size() == 1 ? c[0] : -1;
-}
-
 // Node `a` (the layer) takes over node `b`'s output; b goes.
 void absorb(Graph &g, Node &a, Node &b)
 {
@@ -65,7 +56,7 @@ void fold_batchnorm(Graph &g, Rewrites *done)
         for (auto &n : g.nodes) {
                 if (n.dead || n.op != "Conv" || !g.is_const(n.in[1]))
                         continue;
-                int c = single_consumer(g, n.out[0]);
+                int c = g.single_consumer(n.out[0]);
                 if (c < 0 || g.nodes[size_t(c)].op != "BatchNormalization" || g.nodes[size_t(c)].in[0] != n.out[0])
                         continue;
                 Node &bn = g.nodes[size_t(c)];
@@ -92,7 +83,7 @@ void fold_affine(Graph &g, Rewrites *done)
                 if (n.dead || !(is_layer(n) || n.op == "ChannelAffine") || (is_layer(n) && !g.is_const(n.in[1])))
                         continue;
                 for (;;) {
-                        int c = single_consumer(g, n.out[0]);
+                        int c = g.single_consumer(n.out[0]);
                         if (c < 0 || n.attr("_act"))
                                 break;
                         Node &op = g.nodes[size_t(c)];
@@ -155,47 +146,13 @@ void fold_affine(Graph &g, Rewrites *done)
         }
 }
 
-// The device activation an op is, or -1.
-int activation_of(const Graph &g, const Node &a, float *alpha, float *beta)
-{
-        *alpha = 1.0f / 6, *beta = 0.5f;
-        if (a.op == "Relu")
-                return NPU_ACTIVATION_RELU;
-        if (a.op == "Sigmoid")
-                return NPU_ACTIVATION_SIGMOID;
-        if (a.op == "HardSwish")
-                return NPU_ACTIVATION_HARDSWISH;
-        if (a.op == "HardSigmoid") {
-                *alpha = a.getf("alpha", 0.2f);
-                *beta = a.getf("beta", 0.5f);
-                return NPU_ACTIVATION_HARDSIGMOID;
-        }
-        if (a.op == "Clip") {
-                double lo = -INFINITY, hi = INFINITY;
-                if (g.opset < 11) {
-                        lo = a.getf("min", -INFINITY);
-                        hi = a.getf("max", INFINITY);
-                } else {
-                        if (a.in.size() > 1 && a.in[1] >= 0)
-                                lo = g.konst(a.in[1]).at(0);
-                        if (a.in.size() > 2 && a.in[2] >= 0)
-                                hi = g.konst(a.in[2]).at(0);
-                }
-                if (lo == 0 && hi == 6)
-                        return NPU_ACTIVATION_RELU6;
-                if (lo == 0 && std::isinf(hi))
-                        return NPU_ACTIVATION_RELU;
-        }
-        return -1;
-}
-
 void fuse_activations(Graph &g, Rewrites *done)
 {
         for (auto &n : g.nodes) {
                 if (n.dead || !(is_layer(n) || n.op == "Add" || n.op == "ChannelAffine" || n.op == "ConvTranspose" || n.op == "Slice") ||
                     n.attr("_act"))
                         continue;
-                int c = single_consumer(g, n.out[0]);
+                int c = g.single_consumer(n.out[0]);
                 if (c < 0)
                         continue;
                 Node &a = g.nodes[size_t(c)];
@@ -221,6 +178,30 @@ void fuse_activations(Graph &g, Rewrites *done)
 }
 
 } // namespace
+
+int activation_of(const Graph &g, const Node &a, float *alpha, float *beta)
+{
+        *alpha = 1.0f / 6, *beta = 0.5f;
+        if (a.op == "Relu")
+                return NPU_ACTIVATION_RELU;
+        if (a.op == "Sigmoid")
+                return NPU_ACTIVATION_SIGMOID;
+        if (a.op == "HardSwish")
+                return NPU_ACTIVATION_HARDSWISH;
+        if (a.op == "HardSigmoid") {
+                *alpha = a.getf("alpha", 0.2f);
+                *beta = a.getf("beta", 0.5f);
+                return NPU_ACTIVATION_HARDSIGMOID;
+        }
+        double lo, hi;
+        if (a.op == "Clip" && clip_bounds(g, a, &lo, &hi)) {
+                if (lo == 0 && hi == 6)
+                        return NPU_ACTIVATION_RELU6;
+                if (lo == 0 && std::isinf(hi))
+                        return NPU_ACTIVATION_RELU;
+        }
+        return -1;
+}
 
 void rewrite(Graph *g, Rewrites *done)
 {
