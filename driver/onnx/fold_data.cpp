@@ -368,6 +368,14 @@ std::optional<Error> Folder::data_op(Node &n, bool *handled)
                         lo[size_t(a)] = b;
                         step[size_t(a)] = st;
                 }
+                // The slice made explicit for whoever reads it later (the
+                // lowering): a start and a step per axis, in range.
+                Attr sa, sp;
+                sa.kind = sp.kind = Attr::Ints;
+                sa.ints = lo;
+                sp.ints = step;
+                n.attrs["_starts"] = sa;
+                n.attrs["_steps"] = sp;
                 if (cin(n, 0)) {
                         const Constant &d = g_.konst(n.in[0]);
                         Constant c;

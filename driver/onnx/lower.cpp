@@ -211,36 +211,11 @@ std::optional<Error> Lowerer::node(const Node &n)
                 const auto &xs = val(n.in[0]).shape, &ys = val(n.out[0]).shape;
                 if (!is_nchw(x) || xs.size() != 4 || xs[0] != ys[0] || xs[2] != ys[2] || xs[3] != ys[3])
                         return err(-ENOTSUP, "only a slice of the channels of an NCHW tensor runs on the device");
-                std::vector<int64_t> starts, axes, steps;
-                if (g_.opset < 10) {
-                        starts = n.getints("starts");
-                        axes = n.getints("axes");
-                } else {
-                        auto ints = [&](size_t i, std::vector<int64_t> *r) {
-                                if (i >= n.in.size() || n.in[i] < 0)
-                                        return true;
-                                if (!g_.is_const(n.in[i]))
-                                        return false;
-                                for (int64_t k = 0; k < g_.konst(n.in[i]).elements(); k++)
-                                        r->push_back(int64_t(g_.konst(n.in[i]).at(size_t(k))));
-                                return true;
-                        };
-                        if (!ints(1, &starts) || !ints(3, &axes) || !ints(4, &steps))
-                                return err(-ENOTSUP, "slice bounds that are not constants");
-                }
-                if (axes.empty())
-                        for (size_t i = 0; i < starts.size(); i++)
-                                axes.push_back(int64_t(i));
-                int64_t first = 0;
-                for (size_t i = 0; i < axes.size(); i++) {
-                        int64_t a = axes[i] < 0 ? axes[i] + 4 : axes[i];
-                        if (!steps.empty() && steps[i] != 1)
-                                return err(-ENOTSUP, "a slice with steps");
-                        if (a == 1) {
-                                int64_t s0 = starts[i] < 0 ? starts[i] + xs[1] : starts[i];
-                                first = std::clamp<int64_t>(s0, 0, xs[1]);
-                        }
-                }
+                // Starts and steps per axis, made explicit by the folder.
+                const auto starts = n.getints("_starts"), steps = n.getints("_steps");
+                if (starts.size() != 4 || steps != std::vector<int64_t>{1, 1, 1, 1} || starts[0] || starts[2] || starts[3])
+                        return err(-ENOTSUP, "a slice with steps, or of other axes than the channels");
+                const int64_t first = starts[1];
                 std::vector<int64_t> map;
                 for (int64_t c = 0; c < ys[1]; c++)
                         map.push_back(first + c);
