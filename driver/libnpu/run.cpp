@@ -312,7 +312,7 @@ extern "C" int npu_model_run_inputs(npu_model *m, const float *const *inputs, un
 
 extern "C" int npu_model_run(npu_model *m, const float *input, float *output, npu_run_stats *ret_stats)
 {
-        int r = npu_model_run_inputs(m, &input, 1, ret_stats);
+        int r = npu_model_run_inputs(m, &input, 1, nullptr);
         if (r < 0)
                 return r;
         return npu_model_result(m, output, ret_stats);

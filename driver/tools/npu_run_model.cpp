@@ -84,7 +84,7 @@ struct Samples {
         ~Samples() { npu_npy_free(&a); }
 };
 
-bool read_samples(const char *path, const npu_onnx_tensor_info *want, unsigned want_rank, const int64_t *want_dims,
+bool read_samples(const char *path, unsigned want_rank, const int64_t *want_dims,
                   Samples *s, std::string *why)
 {
         char msg[512];
@@ -92,7 +92,6 @@ bool read_samples(const char *path, const npu_onnx_tensor_info *want, unsigned w
                 *why = msg;
                 return false;
         }
-        (void)want;
         const npu_npy &a = s->a;
         if (a.rank == want_rank + 1) {
                 s->extra_axis = true;
@@ -268,7 +267,7 @@ int npu_run_model_main(int argc, char **argv)
                 npu_onnx_tensor_info ti;
                 npu_onnx_input_info(peek, i, &ti);
                 std::string e;
-                if (!read_samples(inputs[i], &ti, ti.rank, ti.dims, &xs[i], &e)) {
+                if (!read_samples(inputs[i], ti.rank, ti.dims, &xs[i], &e)) {
                         fprintf(stderr, "npu-run: %s\n", e.c_str());
                         npu_onnx_free(peek);
                         return 2;
@@ -318,7 +317,7 @@ int npu_run_model_main(int argc, char **argv)
                 npu_onnx_tensor_info ti;
                 npu_onnx_input_info(probe, 0, &ti);
                 std::string e;
-                if (!read_samples(calib_path, &ti, ti.rank, ti.dims, &cal, &e)) {
+                if (!read_samples(calib_path, ti.rank, ti.dims, &cal, &e)) {
                         fprintf(stderr, "npu-run: %s\n", e.c_str());
                         return 2;
                 }
