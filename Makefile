@@ -73,7 +73,7 @@ LIBNPU_LINK = $(LIBNPU_A) $(NPUREF_A) $(COMMON_A)
 # The model frontend (DESIGN §5.6): ONNX files onto libnpu's graph builder,
 # read with Debian's ONNX protobuf classes (protobuf stays out of libnpu).
 ONNX_SRC := driver/onnx/npy.cpp driver/onnx/load.cpp driver/onnx/tensors.cpp driver/onnx/fold.cpp driver/onnx/fold_data.cpp driver/onnx/fold_math.cpp driver/onnx/fold_nn.cpp driver/onnx/rewrite.cpp driver/onnx/patterns.cpp \
-	driver/onnx/lower.cpp driver/onnx/lower_host.cpp driver/onnx/model.cpp
+	driver/onnx/lower.cpp driver/onnx/lower_host.cpp driver/onnx/model.cpp driver/onnx/calibrate.cpp
 ONNX_A := $(B)/libnpu-onnx.a
 ONNX_PROTO_LIBS := -lonnx_proto -lprotobuf
 ONNX_LINK = $(ONNX_A) $(LIBNPU_LINK)
@@ -88,6 +88,7 @@ AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 $(patsubst %.cpp,$(B)/%.o,$(NPUREF_AVX512_SRC)): CXXFLAGS += $(AVX512_FLAGS)
 
 NPU_RUN := $(B)/npu-run
+NPU_CALIBRATE := $(B)/npu-calibrate
 # The memory antagonist of make demo and make bench.
 BWQ_STREAM := $(B)/bwq-stream
 
@@ -159,7 +160,7 @@ UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test
 UNIT_BINS := $(addprefix $(B)/tests/,$(UNIT_TESTS))
 CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
-PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
+PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(NPU_CALIBRATE) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
 
 .PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint \
 	layering bench-build fuzz-build test-deps onnx-models
@@ -187,7 +188,10 @@ $(LIBNPU_SO): $(LIBNPU_LINK) driver/libnpu/libnpu.map
 		$(PKG_LIBS) -pthread
 	ln -sf libnpu.so.1 $(B)/libnpu.so
 
-$(NPU_RUN): $(B)/driver/tools/npu_run.o $(B)/driver/tools/npu_run_model.o $(MOBILENET_O) $(ONNX_LINK)
+$(NPU_CALIBRATE): $(B)/driver/tools/npu_calibrate.o $(B)/driver/tools/samples.o $(ONNX_LINK)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) -pthread
+
+$(NPU_RUN): $(B)/driver/tools/npu_run.o $(B)/driver/tools/npu_run_model.o $(B)/driver/tools/samples.o $(MOBILENET_O) $(ONNX_LINK)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(ONNX_PROTO_LIBS) -pthread
 
 # ---- tests: each links what it tests and no more ------------------------------
@@ -290,7 +294,7 @@ $(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard 
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)
 
 # The model frontend with the part of libnpu that builds graphs.
-FUZZ_ONNX_SRC := $(ONNX_SRC) driver/libnpu/graph.cpp driver/libnpu/reference.cpp common/weights.cpp
+FUZZ_ONNX_SRC := $(filter-out driver/onnx/calibrate.cpp,$(ONNX_SRC)) driver/libnpu/graph.cpp driver/libnpu/reference.cpp common/weights.cpp
 $(FUZZ_B)/fuzz_onnx: tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC) $(wildcard driver/onnx/*.h driver/onnx/include/npu/*.h common/*.h)
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -DONNX_ML=1 -DONNX_NAMESPACE=onnx -o $@ tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC) \
@@ -356,14 +360,14 @@ install: all
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/bwq/bwqd.conf.d $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(DBUSDIR)/system.d $(DESTDIR)$(DBUSDIR)/system-services $(DESTDIR)$(DBUSDIR)/interfaces
-	install -m 0755 $(NPU_RUN) $(BWQCTL) $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(NPU_RUN) $(NPU_CALIBRATE) $(BWQCTL) $(DESTDIR)$(BINDIR)/
 	install -m 0755 $(BWQD) $(DESTDIR)$(SBINDIR)/bwqd
 	install -m 0755 $(LIBNPU_SO) $(DESTDIR)$(LIBDIR)/libnpu.so.1
 	ln -sf libnpu.so.1 $(DESTDIR)$(LIBDIR)/libnpu.so
 	install -m 0644 $(ONNX_A) $(DESTDIR)$(LIBDIR)/libnpu-onnx.a
 	install -m 0644 driver/libnpu/include/npu/npu.h uapi/npu_accel.h uapi/bwq_page.h driver/onnx/include/npu/onnx.h \
 		driver/onnx/include/npu/npy.h $(DESTDIR)$(INCLUDEDIR)/npu/
-	install -m 0644 man/npu-run.1 man/bwqctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/npu-run.1 man/npu-calibrate.1 man/bwqctl.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 man/libnpu.3 man/npu-onnx.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 0644 man/bwqd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/bwqd.8 $(DESTDIR)$(MANDIR)/man8/

@@ -22,10 +22,16 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                 calib.assign(opts->calibration_inputs, opts->calibration_inputs + g->inputs.size());
         else if (g->inputs.size() == 1)
                 calib = {opts->calibration_input};
-        if (calib.size() != g->inputs.size())
+        // Ranges given for every tensor (a calibrated model file) need no
+        // calibration input.
+        bool all_given = std::all_of(g->tensors.begin(), g->tensors.end(),
+                                     [](const npu::GraphTensor &t) { return t.given_ranges; });
+        if (all_given && !opts->calibration_input && !opts->calibration_inputs)
+                calib.assign(g->inputs.size(), nullptr);
+        else if (calib.size() != g->inputs.size())
                 return -EINVAL;
         for (const float *p : calib)
-                if (!p)
+                if (!p && !all_given)
                         return -EINVAL;
         auto m = std::make_unique<npu_model>();
         m->dev = dev;
@@ -46,6 +52,8 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
         uint64_t samples = opts->calibration_count ? opts->calibration_count : 1;
         if (samples > (1u << 20))
                 return -EINVAL;
+        if (all_given)
+                samples = 0;
         size_t T = g->tensors.size();
         std::vector<float> lo(T, 0.0f), hi(T, 0.0f);
         std::vector<std::vector<float>> kept(T);
@@ -68,7 +76,9 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                 }
         }
         for (size_t t = 0; t < T; t++)
-                m->ranges.push_back(npu::calibrate_ranges(kept[t], lo[t], hi[t]));
+                m->ranges.push_back(g->tensors[t].given_ranges ? g->tensors[t].ranges
+                                                               : npu::calibrate_ranges(kept[t], lo[t], hi[t]));
+        m->tensor_fixed.assign(T, 0);
 
         // Activations: every tensor its own region, sized for 16 bits.
         uint64_t act_size = 0;

@@ -242,12 +242,74 @@ extern "C" int npu_graph_concat(npu_graph *g, const int *inputs, unsigned count)
 
 extern "C" int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsigned max_bits)
 {
-        if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0 || !bwq::depth_supported(min_bits) ||
-            !bwq::depth_supported(max_bits) || min_bits > max_bits)
+        if (!valid_tensor(g, tensor) || !bwq::depth_supported(min_bits) || !bwq::depth_supported(max_bits) ||
+            min_bits > max_bits)
                 return -EINVAL;
-        auto &L = g->layers[g->tensors[tensor].producer];
+        GraphTensor &t = g->tensors[tensor];
+        if (t.producer < 0) { // a graph input: the depth it is quantized at
+                t.min_bits = min_bits;
+                t.max_bits = max_bits;
+                return 0;
+        }
+        auto &L = g->layers[t.producer];
         L.min_bits = min_bits;
         L.max_bits = max_bits;
+        return 0;
+}
+
+bool npu::range_valid(float lo, float hi)
+{
+        return std::isfinite(lo) && std::isfinite(hi) && lo <= 0.0f && hi >= 0.0f;
+}
+
+extern "C" int npu_graph_set_tensor_ranges(npu_graph *g, int tensor, const float *lo, const float *hi)
+{
+        if (!valid_tensor(g, tensor) || !lo || !hi)
+                return -EINVAL;
+        npu::Ranges r;
+        for (int i = 0; i < NPU_BITS_COUNT; i++) {
+                if (!npu::range_valid(lo[i], hi[i]))
+                        return -EINVAL;
+                r.lo[i] = lo[i];
+                r.hi[i] = hi[i];
+        }
+        g->tensors[tensor].ranges = r;
+        g->tensors[tensor].given_ranges = true;
+        return 0;
+}
+
+extern "C" int npu_graph_tensor_count(const npu_graph *g) { return g ? int(g->tensors.size()) : -EINVAL; }
+
+extern "C" int npu_graph_layer_count(const npu_graph *g) { return g ? int(g->layers.size()) : -EINVAL; }
+
+extern "C" int npu_graph_layer_output(const npu_graph *g, unsigned layer)
+{
+        if (!g || layer >= g->layers.size())
+                return -EINVAL;
+        return g->layers[layer].output;
+}
+
+extern "C" int npu_graph_tensor_producer(const npu_graph *g, int tensor)
+{
+        if (!valid_tensor(g, tensor))
+                return -EINVAL;
+        return g->tensors[tensor].producer;
+}
+
+extern "C" int npu_graph_reference_tensors(const npu_graph *g, const float *const *inputs, unsigned count, uint32_t flags,
+                                           float *const *values)
+{
+        if (!g || !inputs || !values || g->inputs.empty() || count != g->inputs.size() ||
+            (flags & ~NPU_REFERENCE_INT8_WEIGHTS))
+                return -EINVAL;
+        for (unsigned i = 0; i < count; i++)
+                if (!inputs[i])
+                        return -EINVAL;
+        std::vector<std::vector<float>> v;
+        npu::reference_forward(*g, inputs, v, flags & NPU_REFERENCE_INT8_WEIGHTS);
+        for (size_t t = 0; t < g->tensors.size(); t++)
+                if (values[t])
+                        std::memcpy(values[t], v[t].data(), v[t].size() * sizeof(float));
         return 0;
 }
 

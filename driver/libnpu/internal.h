@@ -51,9 +51,21 @@ template <class T, size_t N> bool reserved_zero(const T (&r)[N])
         return true;
 }
 
+// Clipping range of a tensor at each depth (npu_bits_index order).
+struct Ranges {
+        float lo[NPU_BITS_COUNT], hi[NPU_BITS_COUNT];
+};
+// A range the device accepts: finite, lo <= 0 <= hi.
+bool range_valid(float lo, float hi);
+
 struct GraphTensor {
         uint32_t n, h, w, c;
         int producer;  // layer index, -1 for the graph input
+        // A graph input's own depth clamp (a layer's is on the layer).
+        unsigned min_bits = 4, max_bits = 16;
+        // Ranges given with npu_graph_set_tensor_ranges: not calibrated.
+        bool given_ranges = false;
+        Ranges ranges{};
         uint64_t elements() const { return uint64_t(n) * h * w * c; }
 };
 
@@ -83,10 +95,6 @@ int run_host_layer(const GraphLayer &L, const std::vector<GraphTensor> &tensors,
 void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values,
                        bool int8_weights = false);
 
-// Clipping range of a tensor at each depth (npu_bits_index order).
-struct Ranges {
-        float lo[NPU_BITS_COUNT], hi[NPU_BITS_COUNT];
-};
 Ranges calibrate_ranges(const std::vector<float> &values);
 // The same from a sample of the values and their true extremes.
 Ranges calibrate_ranges(const std::vector<float> &sample, float lo, float hi);

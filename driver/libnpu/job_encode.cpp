@@ -50,7 +50,7 @@ void npu::model_write_job(npu_model *m, size_t seg, bool dynamic, unsigned fixed
                         d.max_bits = uint8_t(hi);
                 } else {
                         d.policy = NPU_POLICY_FIXED;
-                        d.bits = uint8_t(m->mode == NPU_MODE_FIXED ? fixed_bits : bwq::depth_clamp(fixed_bits, lo, hi));
+                        d.bits = uint8_t(npu::fixed_depth(m, L.output, fixed_bits, lo, hi));
                 }
                 d.input_count = uint8_t(L.inputs.size());
                 for (unsigned i = 0; i < NPU_MAX_INPUTS; i++)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bwq_link.h"
+#include "common/depth.h"
 #include "common/mapping.h"
 #include "common/unique_fd.h"
 #include "internal.h"
@@ -51,6 +52,7 @@ struct npu_model {
         npu_bo *act_bo = nullptr, *param_bo = nullptr;
         std::vector<npu::Segment> segments;
         std::vector<unsigned> tensor_bits;  // the depth each tensor was written at in this run (0: not yet)
+        std::vector<unsigned> tensor_fixed; // FIXED mode: a tensor's own depth (npu_model_set_tensor_bits; 0: none)
         // Host nodes' outputs of this run as computed: what later host nodes
         // and the model's outputs read (devices read the stored copy).
         std::vector<std::vector<float>> host_float;
@@ -94,6 +96,15 @@ struct npu_model {
 };
 
 namespace npu {
+
+// The depth a layer writes `output` at in a run of fixed depth `fixed`
+// (FIXED, BWQ_MODEL or fallback) between the clamps [lo, hi].
+inline unsigned fixed_depth(const npu_model *m, int output, unsigned fixed, unsigned lo, unsigned hi)
+{
+        if (m->mode == NPU_MODE_FIXED)
+                return m->tensor_fixed[output] ? m->tensor_fixed[output] : fixed;
+        return bwq::depth_clamp(fixed, lo, hi);
+}
 
 // Maps and imports a decision page for the model (-1: none, dropping the
 // one it has).  Returns 0 or a negative errno.

@@ -74,3 +74,36 @@ int npu::model_attach_page(npu_model *m, int page_fd)
         m->page_map = std::move(p);
         return 0;
 }
+
+extern "C" int npu_model_set_tensor_bits(npu_model *m, int tensor, unsigned bits)
+{
+        if (!m || tensor < 0 || size_t(tensor) >= m->tensors.size() || (bits && !bwq::depth_supported(bits)))
+                return -EINVAL;
+        if (m->job_id)
+                return -EBUSY;
+        m->tensor_fixed[tensor] = bits;
+        return 0;
+}
+
+extern "C" int npu_model_set_tensor_range(npu_model *m, int tensor, unsigned bits, float lo, float hi)
+{
+        if (!m || tensor < 0 || size_t(tensor) >= m->tensors.size() || !bwq::depth_supported(bits) ||
+            !npu::range_valid(lo, hi))
+                return -EINVAL;
+        if (m->job_id)
+                return -EBUSY;
+        int i = bwq::depth_index(bits);
+        m->ranges[tensor].lo[i] = lo;
+        m->ranges[tensor].hi[i] = hi;
+        return 0;
+}
+
+extern "C" int npu_model_tensor_range(const npu_model *m, int tensor, unsigned bits, float *ret_lo, float *ret_hi)
+{
+        if (!m || tensor < 0 || size_t(tensor) >= m->tensors.size() || !bwq::depth_supported(bits) || !ret_lo || !ret_hi)
+                return -EINVAL;
+        int i = bwq::depth_index(bits);
+        *ret_lo = m->ranges[tensor].lo[i];
+        *ret_hi = m->ranges[tensor].hi[i];
+        return 0;
+}

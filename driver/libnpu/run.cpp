@@ -67,13 +67,19 @@ extern "C" int npu_model_submit_inputs(npu_model *m, const float *const *inputs,
         for (auto &v : m->host_float)
                 v.clear();
         m->host_float.resize(m->tensors.size());
-        int ii = bwq::depth_index(input_bits);
         for (unsigned i = 0; i < count; i++) {
                 int in = m->inputs[i];
-                bwq::QParams qp = bwq::qparams(m->ranges[in].lo[ii], m->ranges[in].hi[ii], input_bits);
-                bwq::quantize_pack(inputs[i], m->tensors[in].elements(), qp, input_bits,
+                // An input's own clamp, as a layer's: the more specific one wins.
+                const npu::GraphTensor &t = m->tensors[in];
+                unsigned lo = std::max(m->min_bits, t.min_bits), hi = std::min(m->max_bits, t.max_bits);
+                if (lo > hi)
+                        lo = t.min_bits, hi = t.max_bits;
+                unsigned bits = dynamic ? bwq::depth_clamp(input_bits, lo, hi) : npu::fixed_depth(m, in, fixed, lo, hi);
+                int ii = bwq::depth_index(bits);
+                bwq::QParams qp = bwq::qparams(m->ranges[in].lo[ii], m->ranges[in].hi[ii], bits);
+                bwq::quantize_pack(inputs[i], t.elements(), qp, bits,
                                    static_cast<uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[in]);
-                m->tensor_bits[in] = input_bits;
+                m->tensor_bits[in] = bits;
         }
         st.min_layer_bits = 255;
         m->pending = st;
@@ -181,7 +187,7 @@ int run_host(npu_model *m, size_t l)
         unsigned lo = std::max(m->min_bits, L.min_bits), hi = std::min(m->max_bits, L.max_bits);
         if (lo > hi)
                 lo = L.min_bits, hi = L.max_bits;
-        unsigned bits = m->mode == NPU_MODE_FIXED ? m->run_fixed : bwq::depth_clamp(m->run_input_bits, lo, hi);
+        unsigned bits = m->run_dynamic ? bwq::depth_clamp(m->run_input_bits, lo, hi) : npu::fixed_depth(m, L.output, m->run_fixed, lo, hi);
         int bo = bwq::depth_index(bits);
         bwq::quantize_pack(out.data(), out.size(), bwq::qparams(m->ranges[L.output].lo[bo], m->ranges[L.output].hi[bo], bits),
                            bits, static_cast<uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[L.output]);

@@ -138,6 +138,10 @@ struct Error {
 // order.  `shapes`: "name=d0xd1x..." per input, ';'-separated, for
 // dynamic dimensions.
 std::optional<Error> load_file(const std::string &path, Graph *g);
+// The file at `in` written to `out` with its bwq.* metadata_props replaced
+// by `keys` (atomically: a temporary file renamed).
+std::optional<Error> save_metadata(const std::string &in, const std::string &out,
+                                   const std::map<std::string, std::string> &keys);
 std::optional<Error> load_bytes(const std::string &bytes, const std::string &dir, Graph *g);
 std::optional<Error> set_input_shapes(Graph *g, const std::string &shapes);
 // A TensorProto file: its values and ONNX data type.

@@ -361,3 +361,57 @@ std::optional<Error> set_input_shapes(Graph *g, const std::string &shapes)
 }
 
 } // namespace onnxfe
+
+namespace onnxfe {
+
+// The model file at `in` written to `out` with its bwq.* metadata replaced
+// by `keys`: through a temporary file beside `out`, renamed into place, so
+// that a failure leaves `out` as it was.
+std::optional<Error> save_metadata(const std::string &in, const std::string &out,
+                                   const std::map<std::string, std::string> &keys)
+{
+        std::string bytes, why;
+        if (!read_file(in, kMaxFile, &bytes, &why))
+                return err(-ENOENT, why);
+        onnx::ModelProto m;
+        google::protobuf::io::ArrayInputStream ais(bytes.data(), int(std::min<size_t>(bytes.size(), INT_MAX)));
+        google::protobuf::io::CodedInputStream cis(&ais);
+        cis.SetTotalBytesLimit(INT_MAX);
+        if (bytes.size() > INT_MAX || !m.ParseFromCodedStream(&cis) || !cis.ConsumedEntireMessage())
+                return err(-EPROTO, in + ": not an ONNX model: the file is truncated or is not protobuf");
+        auto *props = m.mutable_metadata_props();
+        for (int i = props->size(); i-- > 0;)
+                if (props->Get(i).key().compare(0, 4, "bwq.") == 0)
+                        props->DeleteSubrange(i, 1);
+        for (const auto &[k, v] : keys) {
+                auto *p = m.add_metadata_props();
+                p->set_key(k);
+                p->set_value(v);
+        }
+        std::string data;
+        if (!m.SerializeToString(&data))
+                return err(-EIO, out + ": cannot serialise the model");
+        std::string tmp = out + ".tmp";
+        bwq::unique_fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+        if (!fd)
+                return err(-errno, tmp + ": " + strerror(errno));
+        for (size_t at = 0; at < data.size();) {
+                ssize_t n = write(fd.get(), data.data() + at, data.size() - at);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int e = n < 0 ? errno : EIO;
+                        unlink(tmp.c_str());
+                        return err(-e, tmp + ": " + strerror(e));
+                }
+                at += size_t(n);
+        }
+        if (fsync(fd.get()) < 0 || rename(tmp.c_str(), out.c_str()) < 0) {
+                int e = errno;
+                unlink(tmp.c_str());
+                return err(-e, out + ": " + strerror(e));
+        }
+        return std::nullopt;
+}
+
+} // namespace onnxfe

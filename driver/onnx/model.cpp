@@ -4,26 +4,16 @@
 #include <errno.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 
-#include "ir.h"
-#include "lower.h"
+#include "model.h"
 #include "npu/onnx.h"
 
-struct npu_onnx {
-        onnxfe::Graph g;
-        onnxfe::Lowered low;
-        onnxfe::Rewrites done;
-        std::vector<npu_onnx_tensor_info> in_info, out_info;
-        std::string placement;
-        unsigned min_bits = 4, max_bits = 16;
-        std::vector<std::vector<float>> scratch_in, scratch_out;
-
-        ~npu_onnx() { npu_graph_free(low.graph); }
-};
 
 namespace {
 
@@ -86,10 +76,63 @@ bool parse_bits(const std::string &v, unsigned *lo, unsigned *hi)
         return true;
 }
 
-// The depth limits the model carries in its metadata_props (npu-onnx(3)).
+// "4:LO,HI;6:LO,HI;8:LO,HI;16:LO,HI": every depth once, in any order,
+// finite, LO <= 0 <= HI.
+bool parse_ranges(const std::string &v, float *lo, float *hi)
+{
+        bool seen[4] = {};
+        size_t at = 0;
+        for (int k = 0; k < 4; k++) {
+                size_t end = v.find(';', at);
+                std::string part = v.substr(at, end == std::string::npos ? std::string::npos : end - at);
+                unsigned bits;
+                float a, b;
+                int used = 0;
+                if (sscanf(part.c_str(), "%u:%f,%f%n", &bits, &a, &b, &used) != 3 || size_t(used) != part.size())
+                        return false;
+                int i = bits == 4 ? 0 : bits == 6 ? 1 : bits == 8 ? 2 : bits == 16 ? 3 : -1;
+                if (i < 0 || seen[i] || !std::isfinite(a) || !std::isfinite(b) || a > 0.0f || b < 0.0f)
+                        return false;
+                seen[i] = true;
+                lo[i] = a, hi[i] = b;
+                if (k < 3 && end == std::string::npos)
+                        return false;
+                at = end + 1;
+                if (k == 3 && end != std::string::npos)
+                        return false;
+        }
+        return true;
+}
+
+// Each device tensor's key: inputs by name, layers by node, the k-th
+// layer of a node (k >= 2) as NODE#k.
+void make_tensor_keys(npu_onnx &m)
+{
+        m.tensor_keys.assign(size_t(npu_graph_tensor_count(m.low.graph)), "");
+        for (size_t i = 0; i < m.low.inputs.size(); i++)
+                m.tensor_keys[size_t(m.low.inputs[i].tensor)] = m.g.values[size_t(m.g.inputs[i])].name;
+        std::map<std::string, int> seen;
+        for (size_t l = 0; l < m.low.layer_names.size(); l++) {
+                int k = ++seen[m.low.layer_names[l]];
+                m.tensor_keys[size_t(m.low.layer_tensors[l])] =
+                        k == 1 ? m.low.layer_names[l] : m.low.layer_names[l] + "#" + std::to_string(k);
+        }
+}
+
+int tensor_of_key(const npu_onnx &m, const std::string &key)
+{
+        for (size_t t = 0; t < m.tensor_keys.size(); t++)
+                if (!key.empty() && m.tensor_keys[t] == key)
+                        return int(t);
+        return -1;
+}
+
+// The depth limits and ranges the model carries in its metadata_props
+// (npu-onnx(3)).
 std::optional<onnxfe::Error> apply_limits(npu_onnx &m)
 {
-        const std::string layer_key = "bwq.layer_bits.";
+        const std::string layer_key = "bwq.layer_bits.", range_key = "bwq.ranges.";
+        size_t ranges = 0;
         for (const auto &[k, v] : m.g.metadata) {
                 if (k == "bwq.activation_bits") {
                         if (!parse_bits(v, &m.min_bits, &m.max_bits))
@@ -100,19 +143,45 @@ std::optional<onnxfe::Error> apply_limits(npu_onnx &m)
                         if (!parse_bits(v, &lo, &hi))
                                 return onnxfe::Error{-EINVAL, "metadata " + k + ": '" + v + "' is not MIN:MAX of 4, 6, 8 and 16"};
                         bool found = false;
-                        for (size_t l = 0; l < m.low.layer_names.size(); l++)
-                                if (m.low.layer_names[l] == node) {
-                                        int r = npu_graph_set_bits_range(m.low.graph, m.low.layer_tensors[l], lo, hi);
-                                        if (r < 0)
-                                                return onnxfe::Error{r, "metadata " + k + ": the graph refused the limits"};
-                                        found = true;
-                                }
+                        if (int t = tensor_of_key(m, node); t >= 0) {
+                                if (npu_graph_set_bits_range(m.low.graph, t, lo, hi) < 0)
+                                        return onnxfe::Error{-EINVAL, "metadata " + k + ": the graph refused the limits"};
+                                found = true;
+                        } else {
+                                for (size_t l = 0; l < m.low.layer_names.size(); l++)
+                                        if (m.low.layer_names[l] == node) {
+                                                int r = npu_graph_set_bits_range(m.low.graph, m.low.layer_tensors[l], lo, hi);
+                                                if (r < 0)
+                                                        return onnxfe::Error{r, "metadata " + k + ": the graph refused the limits"};
+                                                found = true;
+                                        }
+                        }
                         if (!found)
-                                return onnxfe::Error{-EINVAL, "metadata " + k + ": no device layer comes from node '" + node + "'"};
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": no input or device layer comes from node '" + node + "'"};
+                } else if (k.compare(0, range_key.size(), range_key) == 0) {
+                        std::string name = k.substr(range_key.size());
+                        float lo[4], hi[4];
+                        if (!parse_ranges(v, lo, hi))
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": '" + v.substr(0, 200) +
+                                                                      "' is not 4:LO,HI;6:LO,HI;8:LO,HI;16:LO,HI with finite LO <= 0 <= HI"};
+                        int t = tensor_of_key(m, name);
+                        if (t < 0)
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": no input or layer is named '" + name + "'"};
+                        if (npu_graph_set_tensor_ranges(m.low.graph, t, lo, hi) < 0)
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": the graph refused the ranges"};
+                        ranges++;
+                } else if (k == "bwq.calibration") {
+                        if (v.size() > 4096)
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": over 4096 characters"};
+                        m.calibration_note = v;
                 } else if (k.compare(0, 4, "bwq.") == 0) {
                         return onnxfe::Error{-EINVAL, "metadata " + k + ": not a key of this frontend (npu-onnx(3))"};
                 }
         }
+        size_t want = 0;
+        for (const auto &key : m.tensor_keys)
+                want += !key.empty();
+        m.ranges_given = ranges > 0 && ranges == want;
         return std::nullopt;
 }
 
@@ -156,6 +225,8 @@ extern "C" int npu_onnx_load(const char *path, const npu_onnx_options *opts, npu
         onnxfe::rewrite(&m->g, &m->done);
         if (auto e = onnxfe::lower(&m->g, &m->low, &m->done, opts && (opts->flags & NPU_ONNX_NO_HOST)))
                 return fail(why, why_size, prefix(*e));
+        make_tensor_keys(*m);
+        m->path = path;
         if (auto e = apply_limits(*m))
                 return fail(why, why_size, prefix(*e));
         for (int v : m->g.inputs)
@@ -260,11 +331,9 @@ extern "C" const char *npu_onnx_layer_name(const npu_onnx *m, unsigned layer)
         return m && layer < m->low.layer_names.size() ? m->low.layer_names[layer].c_str() : nullptr;
 }
 
-namespace {
-
 // `count` samples of the model's inputs in the device's layout, in m's
 // scratch buffers.
-std::vector<const float *> to_device(npu_onnx *m, const float *const *inputs, uint64_t count = 1)
+std::vector<const float *> onnxfe::to_device(npu_onnx *m, const float *const *inputs, uint64_t count)
 {
         m->scratch_in.resize(m->low.inputs.size());
         std::vector<const float *> ptrs;
@@ -293,25 +362,30 @@ std::vector<const float *> to_device(npu_onnx *m, const float *const *inputs, ui
         return ptrs;
 }
 
-void from_device(const onnxfe::View &v, const float *dev, float *out)
+void onnxfe::from_device(const onnxfe::View &v, const float *dev, float *out)
 {
         v.each([&](int64_t e, int64_t off) { out[e] = dev[off]; });
 }
 
-} // namespace
-
 extern "C" int npu_onnx_compile(npu_onnx *m, npu_device *dev, const float *const *calibration, const npu_compile_options *opts,
                                 npu_model **ret)
 {
-        if (!m || !dev || !calibration || !ret || !m->low.graph)
+        if (!m || !dev || !ret || !m->low.graph)
+                return -EINVAL;
+        npu_compile_options o{};
+        if (opts)
+                o = *opts;
+        if (!calibration && m->ranges_given) { // a calibrated model: its own ranges
+                o.calibration_input = nullptr;
+                o.calibration_inputs = nullptr;
+                return npu_model_compile(dev, m->low.graph, &o, ret);
+        }
+        if (!calibration)
                 return -EINVAL;
         for (size_t i = 0; i < m->in_info.size(); i++)
                 if (!calibration[i])
                         return -EINVAL;
-        npu_compile_options o{};
-        if (opts)
-                o = *opts;
-        auto ptrs = to_device(m, calibration, o.calibration_count ? o.calibration_count : 1);
+        auto ptrs = onnxfe::to_device(m, calibration, o.calibration_count ? o.calibration_count : 1);
         o.calibration_input = nullptr;
         o.calibration_inputs = ptrs.data();
         return npu_model_compile(dev, m->low.graph, &o, ret);
@@ -328,7 +402,7 @@ extern "C" int npu_onnx_run(npu_onnx *m, npu_model *model, const float *const *i
         for (size_t i = 0; i < m->out_info.size(); i++)
                 if (!outputs[i])
                         return -EINVAL;
-        auto ptrs = to_device(m, inputs);
+        auto ptrs = onnxfe::to_device(m, inputs);
         int r = npu_model_run_inputs(model, ptrs.data(), unsigned(ptrs.size()), ret_stats);
         if (r < 0)
                 return r;
@@ -339,7 +413,7 @@ extern "C" int npu_onnx_run(npu_onnx *m, npu_model *model, const float *const *i
                 buf.resize(size_t(v.elements()));
                 if ((r = npu_model_output(model, unsigned(j), buf.data(), buf.size())) < 0)
                         return r;
-                from_device(v, buf.data(), outputs[j]);
+                onnxfe::from_device(v, buf.data(), outputs[j]);
         }
         return 0;
 }
@@ -348,7 +422,7 @@ extern "C" int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float
 {
         if (!m || !inputs || !outputs || !m->low.graph)
                 return -EINVAL;
-        auto ptrs = to_device(m, inputs);
+        auto ptrs = onnxfe::to_device(m, inputs);
         for (size_t j = 0; j < m->low.outputs.size(); j++) {
                 const onnxfe::View &v = m->low.outputs[j];
                 std::vector<float> buf(size_t(v.elements()));
@@ -356,7 +430,16 @@ extern "C" int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float
                                                    buf.size());
                 if (r < 0)
                         return r;
-                from_device(v, buf.data(), outputs[j]);
+                onnxfe::from_device(v, buf.data(), outputs[j]);
         }
         return 0;
 }
+
+extern "C" const char *npu_onnx_tensor_key(const npu_onnx *m, int tensor)
+{
+        if (!m || tensor < 0 || size_t(tensor) >= m->tensor_keys.size() || m->tensor_keys[size_t(tensor)].empty())
+                return nullptr;
+        return m->tensor_keys[size_t(tensor)].c_str();
+}
+
+extern "C" int npu_onnx_calibrated(const npu_onnx *m) { return m && m->ranges_given; }

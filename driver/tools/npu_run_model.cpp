@@ -2,6 +2,7 @@
 // every activation depth, with per-layer bits, bytes and time under the
 // ONNX node names.  See npu-run(1).
 #include "npu_run_model.h"
+#include "samples.h"
 
 #include <getopt.h>
 
@@ -23,6 +24,8 @@
 #include "npu/onnx.h"
 
 using bwq::json_str;
+using tools::read_samples;
+using tools::Samples;
 
 namespace {
 
@@ -38,9 +41,11 @@ void usage(FILE *f)
                 "                       repeat once per model input, in the model's order\n"
                 "  -o, --output=Y.npy   the N outputs stacked as the inputs were; repeat once per\n"
                 "                       model output, or give one name for all: Y.0.npy, Y.1.npy ...\n"
-                "      --calibration=C.npy  samples that ranges are measured on (default: X)\n"
+                "      --calibration=C.npy  samples that ranges are measured on (default: X, or\n"
+                "                       the model's own ranges when npu-calibrate wrote them)\n"
                 "      --calibration-samples=N  how many of them, spread evenly (default: 8)\n"
                 "      --input-shape=NAME=D0xD1x...  a dynamic dimension's value (default: from X)\n"
+                "      --labels=L.npy   N class indices: top-1 of output 0 against them, per depth\n"
                 "  -b, --bits=N|all     activation depth: 4, 6, 8, 16 or all (default: 8)\n"
                 "  -m, --mode=MODE      fixed (default), bwq-model or bwq-layer: the depth from\n"
                 "                       bwqd ($BWQ_BUS); --bits is then the fallback depth\n"
@@ -75,55 +80,6 @@ const char *op_name(uint32_t op)
         return op == NPU_LAYER_HOST ? "host" : op < 10 ? names[op] : "?";
 }
 
-// How the samples of an .npy lie against the model's input shape.
-struct Samples {
-        npu_npy a{};
-        uint64_t count = 0, per = 0;   // samples, elements per sample
-        bool extra_axis = false;       // [N, ...shape] rather than the batch axis
-        std::vector<int64_t> shape;    // one sample's shape (batch 1)
-        ~Samples() { npu_npy_free(&a); }
-};
-
-bool read_samples(const char *path, unsigned want_rank, const int64_t *want_dims,
-                  Samples *s, std::string *why)
-{
-        char msg[512];
-        if (npu_npy_read(path, &s->a, msg, sizeof msg) < 0) {
-                *why = msg;
-                return false;
-        }
-        const npu_npy &a = s->a;
-        if (a.rank == want_rank + 1) {
-                s->extra_axis = true;
-                s->count = uint64_t(a.dims[0]);
-                s->shape.assign(a.dims + 1, a.dims + a.rank);
-        } else if (a.rank == want_rank && want_rank > 0) {
-                s->count = uint64_t(a.dims[0]);
-                s->shape.assign(a.dims, a.dims + a.rank);
-                s->shape[0] = 1;
-                if (want_dims[0] > 1) {  // the model takes a batch of its own
-                        s->count = a.dims[0] % want_dims[0] ? 0 : uint64_t(a.dims[0] / want_dims[0]);
-                        s->shape[0] = want_dims[0];
-                }
-        } else {
-                *why = std::string(path) + ": rank " + std::to_string(a.rank) + " does not fit the model input's rank " +
-                       std::to_string(want_rank) + " (or one more for the samples)";
-                return false;
-        }
-        if (!s->count) {
-                *why = std::string(path) + ": no samples";
-                return false;
-        }
-        for (size_t i = 0; i < s->shape.size(); i++)
-                if (want_dims[i] > 0 && want_dims[i] != s->shape[i]) {
-                        *why = std::string(path) + ": dimension " + std::to_string(i) + " of a sample is " + std::to_string(s->shape[i]) +
-                               ", the model's is " + std::to_string(want_dims[i]);
-                        return false;
-                }
-        s->per = a.elements / s->count;
-        return true;
-}
-
 struct Layer {
         npu_layer_stats st;
         std::vector<uint64_t> ns;
@@ -143,9 +99,9 @@ int npu_run_model_main(int argc, char **argv)
                 {"json", no_argument, nullptr, 'j'},           {"help", no_argument, nullptr, 'h'},
                 {"name", required_argument, nullptr, 1007},    {"reference", optional_argument, nullptr, 1008},
                 {"no-host", no_argument, nullptr, 1009},       {"calibration-samples", required_argument, nullptr, 1010},
-                {nullptr, 0, nullptr, 0},
+                {"labels", required_argument, nullptr, 1011},  {nullptr, 0, nullptr, 0},
         };
-        const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run";
+        const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run", *labels_path = nullptr;
         std::vector<const char *> inputs, outputs;
         std::string shapes;
         std::vector<unsigned> depths = {8};
@@ -167,6 +123,7 @@ int npu_run_model_main(int argc, char **argv)
                 case 'i': inputs.push_back(optarg); break;
                 case 'o': outputs.push_back(optarg); break;
                 case 1001: calib_path = optarg; break;
+                case 1011: labels_path = optarg; break;
                 case 1002: shapes += std::string(shapes.empty() ? "" : ";") + optarg; break;
                 case 'b':
                         if (strcmp(optarg, "all") == 0) {
@@ -295,6 +252,27 @@ int npu_run_model_main(int argc, char **argv)
         }
         std::unique_ptr<npu_onnx, void (*)(npu_onnx *)> model(probe, npu_onnx_free);
         unsigned nout = npu_onnx_output_count(probe);
+        npu_npy labels{};
+        std::unique_ptr<npu_npy, void (*)(npu_npy *)> labels_owner(&labels, npu_npy_free);
+        if (labels_path) {
+                npu_onnx_tensor_info o0;
+                npu_onnx_output_info(probe, 0, &o0);
+                if (npu_npy_read(labels_path, &labels, why, sizeof why) < 0) {
+                        fprintf(stderr, "npu-run: %s\n", why);
+                        return 1;
+                }
+                if (labels.elements != samples) {
+                        fprintf(stderr, "npu-run: %s: %llu labels for %llu samples\n", labels_path, (unsigned long long)labels.elements,
+                                (unsigned long long)samples);
+                        return 2;
+                }
+                for (uint64_t k = 0; k < labels.elements; k++)
+                        if (!(labels.data[k] >= 0) || labels.data[k] >= float(o0.elements) || labels.data[k] != std::floor(labels.data[k])) {
+                                fprintf(stderr, "npu-run: %s: label %llu is %g, not a class from 0 to %llu of output '%s'\n", labels_path,
+                                        (unsigned long long)k, double(labels.data[k]), (unsigned long long)(o0.elements - 1), o0.name);
+                                return 2;
+                        }
+        }
         if (!outputs.empty() && outputs.size() != 1 && outputs.size() != nout) {
                 fprintf(stderr, "npu-run: the model has %u output(s); give one --output or %u\n", nout, nout);
                 return 2;
@@ -342,15 +320,21 @@ int npu_run_model_main(int argc, char **argv)
                 }
                 calib[i] = picked[i].data();
         }
-        if (!json && ncal > 1)
+        if (!json && npu_onnx_calibrated(probe) && !calib_path)
+                fprintf(stderr, "npu-run: the model's own calibrated ranges (npu-calibrate)\n");
+        else if (!json && ncal > 1)
                 fprintf(stderr, "npu-run: measuring activation ranges on %llu of %llu samples\n", (unsigned long long)ncal,
                         (unsigned long long)avail);
         npu_compile_options co{};
         co.name = name;
         co.calibration_count = ncal;
+        // A calibrated model (npu-calibrate) brings its own ranges per depth.
+        bool own_ranges = npu_onnx_calibrated(probe) && !calib_path;
+        if (own_ranges)
+                co.calibration_count = 0;
         double t0 = bwq::monotonic_s();
         npu_model *m;
-        if ((r = npu_onnx_compile(probe, dev, calib.data(), &co, &m)) < 0) {
+        if ((r = npu_onnx_compile(probe, dev, own_ranges ? nullptr : calib.data(), &co, &m)) < 0) {
                 fprintf(stderr, "npu-run: %s: compiling for the device failed: %s\n", model_path, strerror(-r));
                 return 1;
         }
@@ -441,6 +425,14 @@ int npu_run_model_main(int argc, char **argv)
                 }
                 std::sort(ms.begin(), ms.end());
                 double median_ms = ms[ms.size() / 2];
+                // --labels: the class of largest output 0 against the label.
+                uint64_t correct = 0;
+                for (uint64_t s = 0; s < samples && labels_path; s++) {
+                        const float *o = results[0].data() + s * oinfo[0].elements;
+                        uint64_t best = uint64_t(std::max_element(o, o + oinfo[0].elements) - o);
+                        correct += best == uint64_t(labels.data[s]);
+                }
+                double top1 = samples ? 100.0 * double(correct) / double(samples) : 0.0;
                 if (json) {
                         printf("%s{\"bits\":%u,\"layers\":[", di ? "," : "", bits);
                         for (size_t l = 0; l < layers.size(); l++) {
@@ -453,9 +445,12 @@ int npu_run_model_main(int argc, char **argv)
                                        (unsigned long long)t[t.size() / 2]);
                         }
                         printf("],\"totals\":{\"activation_bytes_per_sample\":%llu,\"weight_bytes_per_sample\":%llu,"
-                               "\"median_ms\":%.3f,\"fallback_runs\":%u}}",
+                               "\"median_ms\":%.3f,\"fallback_runs\":%u",
                                (unsigned long long)(total.activation_bytes / samples), (unsigned long long)(total.weight_bytes / samples),
                                median_ms, fallback);
+                        if (labels_path)
+                                printf(",\"top1\":%.4f,\"correct\":%llu", top1 / 100, (unsigned long long)correct);
+                        printf("}}");
                 } else {
                         printf("== %s: %u-bit activations, %llu sample(s)\n", model_path, bits, (unsigned long long)samples);
                         if (!summary) {
@@ -474,6 +469,9 @@ int npu_run_model_main(int argc, char **argv)
                                layers.size(), (unsigned long long)(total.activation_bytes / samples),
                                (unsigned long long)(total.weight_bytes / samples), median_ms, ms.size(),
                                fallback ? ", some runs at the fallback depth (no bwqd decision)" : "");
+                        if (labels_path)
+                                printf("top-1: %.2f%% (%llu of %llu against %s)\n", top1, (unsigned long long)correct,
+                                       (unsigned long long)samples, labels_path);
                 }
         }
         if (json)

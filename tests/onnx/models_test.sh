@@ -250,6 +250,6 @@ refuse bad_initializer_type "data type 14 is not supported"
 refuse bad_external_missing "missing_weights.bin"
 refuse bad_cycle "cycle"
 refuse bad_limits_value "bwq.activation_bits: '5:16' is not MIN:MAX" "$T/depth_limits.npy"
-refuse bad_limits_node "bwq.layer_bits.conv9: no device layer comes from node 'conv9'" "$T/depth_limits.npy"
+refuse bad_limits_node "bwq.layer_bits.conv9: no input or device layer comes from node 'conv9'" "$T/depth_limits.npy"
 refuse bad_absurd_dims "dimension 1099511627776 is over the limit"
 finish

@@ -94,7 +94,8 @@ static void graph_builder_errors(void **)
         assert_int_equal(npu_graph_concat(g, cat, 1), -EINVAL);
         assert_int_equal(npu_graph_set_bits_range(g, y, 8, 6), -EINVAL);
         assert_int_equal(npu_graph_set_bits_range(g, y, 5, 8), -EINVAL);
-        assert_int_equal(npu_graph_set_bits_range(g, x, 4, 8), -EINVAL);  // the input has no layer
+        assert_int_equal(npu_graph_set_bits_range(g, x, 8, 4), -EINVAL);
+        assert_int_equal(npu_graph_set_bits_range(g, x, 6, 8), 0);  // an input's own clamp
         assert_int_equal(npu_graph_set_bits_range(g, y, 6, 8), 0);
         assert_int_equal(npu_graph_tensor_elements(g, y), 7 * 7 * 4);
         npu_graph_free(g);
@@ -407,6 +408,102 @@ static void modes_follow_page(void **)
         assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_FIXED, 5, 4, 16), -EINVAL);
 }
 
+// Ranges given per tensor and depth, per-tensor depths in FIXED mode, an
+// input's own clamp, and the graph queries calibration uses.
+static void given_ranges_and_tensor_depths(void **)
+{
+        npu_device *dev;
+        assert_int_equal(npu_device_open("soft:threads=1", &dev), 0);
+        npu_graph *g;
+        assert_int_equal(npu_graph_new(&g), 0);
+        int x = npu_graph_input(g, 1, 4, 4, 8);
+        npu_conv2d_params p{};
+        p.out_channels = 8;
+        p.kernel_h = p.kernel_w = 1;
+        p.activation = NPU_ACTIVATION_RELU;
+        std::vector<float> w(64), in(128);
+        for (size_t i = 0; i < w.size(); i++)
+                w[i] = float(int(i * 7 % 13) - 6) / 8.0f;
+        for (size_t i = 0; i < in.size(); i++)
+                in[i] = float(int(i * 5 % 17) - 8) / 4.0f;
+        int y = npu_graph_conv2d(g, x, &p, w.data(), nullptr);
+        int z = npu_graph_conv2d(g, y, &p, w.data(), nullptr);
+        assert_true(z > y && y > x);
+        assert_int_equal(npu_graph_tensor_count(g), 3);
+        assert_int_equal(npu_graph_layer_count(g), 2);
+        assert_int_equal(npu_graph_layer_output(g, 1), z);
+        assert_int_equal(npu_graph_layer_output(g, 2), -EINVAL);
+        assert_int_equal(npu_graph_tensor_producer(g, x), -1);
+        assert_int_equal(npu_graph_tensor_producer(g, z), 1);
+
+        // Every tensor's reference at once equals the one-tensor call.
+        std::vector<float> vy(32 * 4), vz(32 * 4), one(32 * 4);
+        float *vals[3] = {nullptr, vy.data(), vz.data()};
+        const float *ins[1] = {in.data()};
+        assert_int_equal(npu_graph_reference_tensors(g, ins, 1, 0, vals), 0);
+        assert_int_equal(npu_graph_reference(g, in.data(), z, one.data(), one.size()), 0);
+        assert_memory_equal(one.data(), vz.data(), one.size() * sizeof(float));
+
+        // Bad ranges are refused; good ones replace calibration.
+        float lo[4] = {-2, -2, -2, -2}, hi[4] = {2, 2, 2, 2};
+        float nan_hi[4] = {2, NAN, 2, 2}, pos_lo[4] = {-2, 0.5f, -2, -2};
+        assert_int_equal(npu_graph_set_tensor_ranges(g, y, lo, nan_hi), -EINVAL);
+        assert_int_equal(npu_graph_set_tensor_ranges(g, y, pos_lo, hi), -EINVAL);
+        assert_int_equal(npu_graph_set_tensor_ranges(g, 9, lo, hi), -EINVAL);
+        npu_compile_options none{};
+        npu_model *m;
+        assert_int_equal(npu_model_compile(dev, g, &none, &m), -EINVAL);  // not every tensor has ranges
+        for (int t : {x, y, z}) {
+                float l2[4] = {-2, -3, -4, -5}, h2[4] = {2, 3, 4, float(t + 5)};
+                assert_int_equal(npu_graph_set_tensor_ranges(g, t, l2, h2), 0);
+        }
+        assert_int_equal(npu_model_compile(dev, g, &none, &m), 0);
+        float a, b;
+        assert_int_equal(npu_model_tensor_range(m, z, 16, &a, &b), 0);
+        assert_true(a == -5.0f && b == float(z + 5));
+        assert_int_equal(npu_model_tensor_range(m, y, 6, &a, &b), 0);
+        assert_true(a == -3.0f && b == 3.0f);
+        assert_int_equal(npu_model_set_tensor_range(m, y, 6, 1.0f, 3.0f), -EINVAL);
+        assert_int_equal(npu_model_set_tensor_range(m, y, 5, -1.0f, 3.0f), -EINVAL);
+        assert_int_equal(npu_model_set_tensor_range(m, y, 6, -1.0f, INFINITY), -EINVAL);
+
+        // FIXED with one tensor at its own depth: its layer reports it.
+        assert_int_equal(npu_model_set_mode(m, NPU_MODE_FIXED, 8, 4, 16), 0);
+        assert_int_equal(npu_model_set_tensor_bits(m, y, 4), 0);
+        assert_int_equal(npu_model_set_tensor_bits(m, y, 5), -EINVAL);
+        std::vector<float> out4(128), out8(128);
+        npu_run_stats st;
+        assert_int_equal(npu_model_run(m, in.data(), out4.data(), &st), 0);
+        npu_layer_stats ls;
+        assert_int_equal(npu_model_layer_stats(m, 0, &ls), 0);
+        assert_int_equal(ls.bits, 4);
+        assert_int_equal(npu_model_layer_stats(m, 1, &ls), 0);
+        assert_int_equal(ls.bits, 8);
+        // A narrower 4-bit range of y changes the output; back to 0: all at 8.
+        assert_int_equal(npu_model_set_tensor_range(m, y, 4, 0.0f, 0.5f), 0);
+        assert_int_equal(npu_model_run(m, in.data(), out8.data(), &st), 0);
+        assert_memory_not_equal(out4.data(), out8.data(), out4.size() * sizeof(float));
+        assert_int_equal(npu_model_set_tensor_bits(m, y, 0), 0);
+        assert_int_equal(npu_model_run(m, in.data(), out8.data(), &st), 0);
+        assert_int_equal(st.min_layer_bits, 8);
+
+        // An input's clamp: a fallback of 4 quantizes the input at 8.
+        npu_model_free(m);
+        assert_int_equal(npu_graph_set_bits_range(g, x, 8, 16), 0);
+        assert_int_equal(npu_model_compile(dev, g, &none, &m), 0);
+        setenv("BWQ_BUS", "none", 1);
+        assert_int_equal(npu_model_set_mode(m, NPU_MODE_BWQ_MODEL, 4, 4, 16), 0);
+        assert_int_equal(npu_model_run(m, in.data(), out4.data(), &st), 0);
+        assert_true(st.flags & NPU_RUN_FALLBACK);
+        assert_int_equal(npu_model_layer_stats(m, 0, &ls), 0);
+        assert_int_equal(ls.bits, 4);
+        // The first layer read 128 input elements at 8 bits, not 4.
+        assert_true(ls.act_bytes_read == 128);
+        npu_model_free(m);
+        npu_graph_free(g);
+        npu_device_close(dev);
+}
+
 static void wait_many(void **)
 {
         npu_device *dev;
@@ -480,7 +577,7 @@ int main()
                 cmocka_unit_test(host_nodes),
                 cmocka_unit_test(traffic_per_depth),
                 cmocka_unit_test(accuracy_by_depth),    cmocka_unit_test(modes_follow_page),
-                cmocka_unit_test(wait_many),            cmocka_unit_test(isa_identical_end_to_end),
+                cmocka_unit_test(wait_many),            cmocka_unit_test(given_ranges_and_tensor_depths),            cmocka_unit_test(isa_identical_end_to_end),
         };
         return cmocka_run_group_tests_name("libnpu", tests, nullptr, nullptr);
 }

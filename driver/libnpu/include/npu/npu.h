@@ -115,8 +115,21 @@ int npu_graph_host(npu_graph *g, const int *inputs, unsigned count, uint32_t n, 
 		   npu_host_fn fn, void *user);
 /* npu_layer_stats.op of a host node. */
 #define NPU_LAYER_HOST 0x100u
-/* Per-layer activation depth clamp of the layer that writes `tensor`. */
+/* Per-layer activation depth clamp of the layer that writes `tensor`; on
+ * a graph input, the clamp of the depth the input is quantized at. */
 int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsigned max_bits);
+/* A tensor's clipping range at each depth, lo[i] <= 0 <= hi[i] finite, in
+ * NPU_BITS_* index order (4, 6, 8, 16 bits): the model uses them instead of
+ * calibrating that tensor.  When every tensor has them, npu_model_compile
+ * needs no calibration input. */
+int npu_graph_set_tensor_ranges(npu_graph *g, int tensor, const float *lo, const float *hi);
+/* The graph's shape: tensors (inputs and layer outputs) and layers in
+ * order; the tensor a layer writes; the layer that writes a tensor (-1
+ * for an input). */
+int npu_graph_tensor_count(const npu_graph *g);
+int npu_graph_layer_count(const npu_graph *g);
+int npu_graph_layer_output(const npu_graph *g, unsigned layer);
+int npu_graph_tensor_producer(const npu_graph *g, int tensor);
 /* The model's output (default: the last layer's); drops any others. */
 int npu_graph_set_output(npu_graph *g, int tensor);
 /* One more output: the first call replaces the default, later ones add to
@@ -128,6 +141,10 @@ int npu_graph_reference(const npu_graph *g, const float *input, int tensor, floa
  * flags NPU_REFERENCE_*. */
 int npu_graph_reference_inputs(const npu_graph *g, const float *const *inputs, unsigned count, uint32_t flags, int tensor,
 			       float *output, size_t output_count);
+/* Every tensor's float reference at once: values[t] (tensor t's
+ * elements, NULL to skip it) for t < npu_graph_tensor_count. */
+int npu_graph_reference_tensors(const npu_graph *g, const float *const *inputs, unsigned count, uint32_t flags,
+				float *const *values);
 /* With the int8 weights the device computes with (dequantized) instead of
  * the graph's float weights: what the device approximates at 16 bits. */
 #define NPU_REFERENCE_INT8_WEIGHTS (1u << 0)
@@ -166,6 +183,14 @@ void npu_model_free(npu_model *m);
  * takes the depth from bwqd's decision page; the driver reconnects by
  * itself when bwqd starts or restarts. */
 int npu_model_set_mode(npu_model *m, uint32_t mode, unsigned bits, unsigned min_bits, unsigned max_bits);
+/* FIXED mode: tensor (a layer's output or an input) at its own depth
+ * instead of the model's `bits`; 0 returns it to the model's.  A static
+ * per-layer mix, and how calibration tries one layer at a time. */
+int npu_model_set_tensor_bits(npu_model *m, int tensor, unsigned bits);
+/* A tensor's clipping range at one depth, as compiled, and a change of it
+ * for the runs that follow (finite, lo <= 0 <= hi). */
+int npu_model_set_tensor_range(npu_model *m, int tensor, unsigned bits, float lo, float hi);
+int npu_model_tensor_range(const npu_model *m, int tensor, unsigned bits, float *ret_lo, float *ret_hi);
 /* A bwq decision page (uapi/bwq_page.h) to take BWQ depths from instead
  * of bwqd's; -1 drops it (and returns to bwqd's). */
 int npu_model_set_decision_page(npu_model *m, int page_fd);

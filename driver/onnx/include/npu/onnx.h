@@ -122,6 +122,59 @@ int npu_onnx_run(npu_onnx *m, npu_model *model, const float *const *inputs, floa
  * weights). */
 int npu_onnx_reference(npu_onnx *m, const float *const *inputs, float *const *outputs, uint32_t flags);
 
+/* The name device tensor `tensor` has in the bwq.ranges and bwq.layer_bits
+ * keys: an input's name, a layer's ONNX node, "NODE#k" for the k-th layer
+ * of one node; NULL for none. */
+const char *npu_onnx_tensor_key(const npu_onnx *m, int tensor);
+/* 1 when the file carries ranges for every tensor (bwq.ranges, written by
+ * npu-calibrate): npu_onnx_compile then takes calibration NULL and uses
+ * them. */
+int npu_onnx_calibrated(const npu_onnx *m);
+
+/* ---- Calibration (npu-calibrate(1)) ------------------------------------------
+ * For every tensor and depth 4, 6, 8 a clipping range (min-max, the 99.99th
+ * and 99.9th percentiles, or the range of least squared error), chosen by
+ * the model's output SQNR against the float reference when that tensor
+ * alone runs at the depth and the others at 8; that SQNR is the tensor's
+ * sensitivity.  Then per-tensor minimum depths: all at 4, the tensor whose
+ * noise falls most per byte raised until the output SQNR keeps the budget.
+ * Every figure is measured on the device. */
+struct npu_onnx_calibrate_options {
+	uint32_t size;             /* sizeof(struct npu_onnx_calibrate_options) */
+	uint32_t flags;            /* none yet: 0 */
+	double budget_db;          /* output SQNR the minimums keep under a 4-bit decision; 0: 30 */
+	uint64_t eval_samples;     /* samples the output error is measured on; 0: min(count, 32) */
+	/* Called as the work goes on (may be NULL). */
+	void (*progress)(void *user, const char *stage, unsigned done, unsigned total);
+	void *user;
+	uint64_t reserved[4];      /* must be zero */
+};
+typedef struct npu_onnx_calibration npu_onnx_calibration;
+/* `samples[i]`: `count` samples of input i, model layout, one after
+ * another (finite values).  The model is the one loaded (its own bwq.ranges
+ * are not used). */
+int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *const *samples, uint64_t count,
+		       const struct npu_onnx_calibrate_options *opts, npu_onnx_calibration **ret, char *why, size_t why_size);
+void npu_onnx_calibration_free(npu_onnx_calibration *c);
+/* The report, as text or (json != 0) JSON; owned by c. */
+const char *npu_onnx_calibration_report(const npu_onnx_calibration *c, int json);
+struct npu_onnx_calibration_entry {
+	const char *name;          /* npu_onnx_tensor_key */
+	int tensor, layer;         /* layer -1: an input */
+	uint64_t elements;
+	uint32_t min_bits;         /* the per-layer minimum chosen */
+	uint32_t pad;
+	const char *method[4];     /* per depth 4, 6, 8, 16: "minmax", "p99.99", "p99.9", "mse" */
+	float lo[4], hi[4];
+	double sqnr_db[4];         /* output SQNR, this tensor alone at the depth (16: 0) */
+};
+unsigned npu_onnx_calibration_count(const npu_onnx_calibration *c);
+int npu_onnx_calibration_tensor(const npu_onnx_calibration *c, unsigned index, struct npu_onnx_calibration_entry *ret);
+/* The model file written to `path` with the result in its metadata_props
+ * (bwq.ranges.*, bwq.layer_bits.* replaced, bwq.calibration), through a
+ * temporary file renamed into place. */
+int npu_onnx_calibration_save(const npu_onnx_calibration *c, const char *path, char *why, size_t why_size);
+
 #ifdef __cplusplus
 }
 #endif
