@@ -162,7 +162,7 @@ CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
 PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(NPU_CALIBRATE) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
 
-.PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint \
+.PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint calibration \
 	layering bench-build fuzz-build test-deps onnx-models
 
 # make deps runs alone, before any compiler starts: the sub-make reads
@@ -252,6 +252,9 @@ test-deps:
 onnx-models: build test-deps
 	@echo "== tests/onnx/models_test.sh"; B=$(B) NPM_DIR=$(NPM_DIR) bash tests/onnx/models_test.sh
 
+calibration: build test-deps
+	@echo "== tests/onnx/calibration_test.sh"; B=$(B) NPM_DIR=$(NPM_DIR) bash tests/onnx/calibration_test.sh
+
 manlint:
 	@echo "== mandoc -Tlint man/*"; mandoc -Tlint -W warning man/* && echo "man pages: 0 warnings"
 
@@ -263,6 +266,7 @@ check: all
 	@$(MAKE) --no-print-directory unit-tests
 	@$(MAKE) --no-print-directory conformance
 	@$(MAKE) --no-print-directory onnx-models
+	@$(MAKE) --no-print-directory calibration
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory manlint

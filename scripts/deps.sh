@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages bwq needs to build, test and run, when missing
-# (python3-onnx, -numpy and -pil only write the test models and inputs;
+# (python3-onnx, -numpy and -pil only write the test models and inputs,
+# dataset-fashion-mnist is the trained test model's data, gnuplot-nox draws
+# npu-calibrate --plot;
 # scripts/test-deps.sh adds what comes from npm).
 # Idempotent and non-interactive; run as root (make deps does).
 set -eu
@@ -14,6 +16,7 @@ dbus-daemon systemd util-linux
 libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
 mandoc
 python3-onnx python3-numpy python3-pil
+dataset-fashion-mnist gnuplot-nox
 "
 
 missing=""

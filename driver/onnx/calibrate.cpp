@@ -26,6 +26,7 @@ namespace {
 
 constexpr unsigned kDepths[4] = {4, 6, 8, 16};
 constexpr size_t kKept = 1u << 15;  // values kept per tensor for the range search
+constexpr const char *kMethods[] = {"auto", "minmax", "percentile", "mse"};
 
 struct Range {
         float lo, hi;
@@ -50,6 +51,7 @@ struct npu_onnx_calibration {
         npu_onnx *m = nullptr;
         std::vector<Tensor> tensors;
         double budget_db = 30;
+        uint32_t method = 0;
         uint64_t samples = 0, eval_samples = 0;
         // Uniform depth d (index): output SQNR and activation bytes per
         // inference with min-max and with the chosen ranges; the mix under
@@ -78,7 +80,7 @@ double quant_mse(const std::vector<float> &v, size_t step, float lo, float hi, u
 
 // Candidate ranges of a tensor at `bits`: min-max, two percentiles and the
 // range of least squared error in the tensor itself (a grid over both ends).
-std::vector<Range> candidates(const Tensor &t, unsigned bits)
+std::vector<Range> candidates(const Tensor &t, unsigned bits, uint32_t method)
 {
         std::vector<Range> out{{t.lo, t.hi, "minmax"}};
         if (bits == 16 || t.kept.empty() || t.hi <= t.lo)
@@ -105,6 +107,12 @@ std::vector<Range> candidates(const Tensor &t, unsigned bits)
                         }
                 }
         out.push_back(r);
+        if (method == NPU_ONNX_RANGE_MINMAX)
+                return {out[0]};
+        if (method == NPU_ONNX_RANGE_MSE)
+                return {out.back()};
+        if (method == NPU_ONNX_RANGE_PERCENTILE)
+                return {out[bits <= 6 ? 2 : 1]};
         // Drop repeats (a tensor with no outliers has p99.99 = min-max).
         std::vector<Range> uniq;
         for (const Range &c : out) {
@@ -190,8 +198,8 @@ std::string range_text(const Range &r) { return fmt("%.9g,%.9g", double(r.lo), d
 void make_reports(Cal &c)
 {
         std::string &t = c.text;
-        t = fmt("calibration: %llu samples, the output error measured on %llu, budget %.1f dB output SQNR\n",
-                (unsigned long long)c.samples, (unsigned long long)c.eval_samples, c.budget_db);
+        t = fmt("calibration: %llu samples, the output error measured on %llu, ranges %s, budget %.1f dB output SQNR\n",
+                (unsigned long long)c.samples, (unsigned long long)c.eval_samples, kMethods[c.method], c.budget_db);
         t += "uniform depth  SQNR min-max  SQNR calibrated  activation bytes (of 16-bit)\n";
         for (int d = 3; d >= 0; d--)
                 t += fmt("  A%-2u          %8.2f dB     %8.2f dB     %10llu (%.3f)\n", kDepths[d], c.uniform_minmax[d],
@@ -207,8 +215,8 @@ void make_reports(Cal &c)
                          x.min_bits);
         }
         std::string &j = c.json;
-        j = fmt("{\"samples\":%llu,\"eval_samples\":%llu,\"budget_db\":%.3f,\"uniform\":[", (unsigned long long)c.samples,
-                (unsigned long long)c.eval_samples, c.budget_db);
+        j = fmt("{\"samples\":%llu,\"eval_samples\":%llu,\"method\":\"%s\",\"budget_db\":%.3f,\"uniform\":[",
+                (unsigned long long)c.samples, (unsigned long long)c.eval_samples, kMethods[c.method], c.budget_db);
         for (int d = 0; d < 4; d++)
                 j += fmt("%s{\"bits\":%u,\"sqnr_minmax_db\":%.3f,\"sqnr_db\":%.3f,\"activation_bytes\":%llu}", d ? "," : "",
                          kDepths[d], c.uniform_minmax[d], c.uniform_chosen[d], (unsigned long long)c.uniform_bytes[d]);
@@ -248,7 +256,10 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                                 return fail(why, why_size, -EINVAL, "npu_onnx_calibrate_options: reserved fields must be zero");
         if (count == 0 || count > 100000)
                 return fail(why, why_size, -EINVAL, "calibration needs 1 to 100000 samples, not " + std::to_string(count));
-        double budget = opts && opts->budget_db != 0 ? opts->budget_db : 30.0;
+        uint32_t method = opts ? opts->method : uint32_t(NPU_ONNX_RANGE_AUTO);
+        if (method > NPU_ONNX_RANGE_MSE)
+                return fail(why, why_size, -EINVAL, "method " + std::to_string(method) + " is not a range method");
+        double budget = opts && opts->budget_db != 0 ? opts->budget_db : 20.0;
         if (!std::isfinite(budget) || budget < 0 || budget > 100)
                 return fail(why, why_size, -EINVAL, "budget: " + std::to_string(budget) + " dB is not from 0 to 100");
         auto progress = [&](const char *what, unsigned done, unsigned total) {
@@ -269,6 +280,7 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
         auto c = std::make_unique<Cal>();
         c->m = m;
         c->budget_db = budget;
+        c->method = method;
         c->samples = count;
         uint64_t E = opts && opts->eval_samples ? std::min<uint64_t>(opts->eval_samples, count) : std::min<uint64_t>(count, 32);
         c->eval_samples = E;
@@ -343,7 +355,7 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
         // Start from the ranges of least local error.
         for (Tensor &x : c->tensors)
                 for (int d = 0; d < 4; d++) {
-                        auto cs = candidates(x, kDepths[d]);
+                        auto cs = candidates(x, kDepths[d], method);
                         x.chosen[d] = cs.back();
                 }
 
@@ -361,33 +373,41 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
         if ((r = set_ranges(ev.model, c->tensors, false)) < 0 || (r = mode(8)) < 0)
                 return fail(why, why_size, r, "the device model refused the ranges");
 
-        // Per depth (8 first: the others' context), per tensor: the
-        // candidate of best output SQNR with this tensor alone at the
-        // depth, the others at 8.  That SQNR is the tensor's sensitivity.
+        // Ranges: per depth (8 first), per tensor in order, the candidate of
+        // best output SQNR in two contexts, summed in dB: every tensor at
+        // that depth (the context a low decision runs in; a pass of
+        // coordinate descent, each choice seeing the ones before it), and
+        // the tensor alone at it, the others at 8 (so that a tensor whose
+        // error another's hides still gets a range good on its own).  The
+        // second is the tensor's sensitivity.
         unsigned total = unsigned(3 * c->tensors.size()), done = 0;
         for (int d : {2, 1, 0}) {
                 unsigned bits = kDepths[d];
                 for (Tensor &x : c->tensors) {
                         progress("ranges and sensitivity", done++, total);
-                        if ((r = npu_model_set_tensor_bits(ev.model, x.id, bits == 8 ? 0 : bits)) < 0)
-                                return fail(why, why_size, r, "the device model refused a depth");
                         double best = -1e9;
                         Range pick = x.chosen[d];
-                        for (const Range &cand : candidates(x, bits)) {
+                        for (const Range &cand : candidates(x, bits, method)) {
+                                double all, alone;
                                 if ((r = npu_model_set_tensor_range(ev.model, x.id, bits, cand.lo, cand.hi)) < 0)
                                         return fail(why, why_size, r, "the device model refused a range");
-                                double db;
-                                if ((r = ev.eval(&db, nullptr)) < 0)
+                                if ((r = mode(bits)) < 0 || (r = ev.eval(&all, nullptr)) < 0)
                                         return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
-                                if (db > best + 1e-9) {
-                                        best = db;
+                                alone = all;
+                                if (bits != 8) {
+                                        if ((r = mode(8)) < 0 || (r = npu_model_set_tensor_bits(ev.model, x.id, bits)) < 0 ||
+                                            (r = ev.eval(&alone, nullptr)) < 0)
+                                                return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
+                                        npu_model_set_tensor_bits(ev.model, x.id, 0);
+                                }
+                                if (all + alone > best + 1e-9) {
+                                        best = all + alone;
                                         pick = cand;
+                                        x.sens[d] = alone;
                                 }
                         }
                         x.chosen[d] = pick;
-                        x.sens[d] = best;
                         npu_model_set_tensor_range(ev.model, x.id, bits, pick.lo, pick.hi);
-                        npu_model_set_tensor_bits(ev.model, x.id, 0);
                 }
         }
         for (Tensor &x : c->tensors)
@@ -499,9 +519,9 @@ extern "C" int npu_onnx_calibration_save(const npu_onnx_calibration *c, const ch
                 keys["bwq.ranges." + x.key] = v;
                 keys["bwq.layer_bits." + x.key] = std::to_string(x.min_bits) + ":16";
         }
-        keys["bwq.calibration"] = fmt("npu-calibrate: %llu samples, output SQNR budget %.1f dB; per-layer minimums %.2f dB at "
-                                      "%.3f of the 16-bit activation bytes",
-                                      (unsigned long long)c->samples, c->budget_db, c->mix_db,
+        keys["bwq.calibration"] = fmt("npu-calibrate: %llu samples, ranges %s, output SQNR budget %.1f dB; per-layer minimums "
+                                      "%.2f dB at %.3f of the 16-bit activation bytes",
+                                      (unsigned long long)c->samples, kMethods[c->method], c->budget_db, c->mix_db,
                                       c->uniform_bytes[3] ? double(c->mix_bytes) / double(c->uniform_bytes[3]) : 0.0);
         if (auto e = onnxfe::save_metadata(c->m->path, path, keys))
                 return fail(why, why_size, e->code < 0 ? e->code : -EIO, e->message);

@@ -31,9 +31,12 @@ void usage(FILE *f)
               "                           once per model input, in order\n"
               "  -o, --output=OUT.onnx    the calibrated model (may be MODEL itself)\n"
               "  -b, --budget=DB          output SQNR the per-layer minimums keep under a\n"
-              "                           4-bit decision, in dB (default: 30)\n"
+              "                           4-bit decision, in dB (default: 20)\n"
               "  -n, --max-samples=N      use at most N samples, spread evenly (default: 256)\n"
               "  -e, --eval-samples=N     samples the output error is measured on (default: 32)\n"
+              "  -m, --method=M           ranges: auto (per tensor and depth, the best of the\n"
+              "                           others by output error; default), minmax, percentile,\n"
+              "                           mse\n"
               "      --input-shape=NAME=D0xD1x...  a dynamic dimension's value\n"
               "      --plot=PREFIX        PREFIX-bytes.png (output SQNR against activation bytes)\n"
               "                           and PREFIX-sensitivity.png (per layer), with gnuplot\n"
@@ -169,17 +172,19 @@ int main(int argc, char **argv)
                 {"eval-samples", required_argument, nullptr, 'e'}, {"input-shape", required_argument, nullptr, 1001},
                 {"plot", required_argument, nullptr, 1002},        {"json", no_argument, nullptr, 'j'},
                 {"device", required_argument, nullptr, 'd'},       {"quiet", no_argument, nullptr, 'q'},
-                {"help", no_argument, nullptr, 'h'},               {nullptr, 0, nullptr, 0},
+                {"help", no_argument, nullptr, 'h'},               {"method", required_argument, nullptr, 'm'},
+                {nullptr, 0, nullptr, 0},
         };
         std::vector<const char *> sample_paths;
         const char *out_path = nullptr, *device = nullptr, *input_shape = nullptr, *plot_prefix = nullptr;
-        double budget = 30;
+        double budget = 20;
         uint64_t max_samples = 256, eval_samples = 32;
         bool json = false;
+        uint32_t method = NPU_ONNX_RANGE_AUTO;
         Progress prog;
         prog.tty = isatty(2);
         int c;
-        while ((c = getopt_long(argc, argv, "s:o:b:n:e:jd:qh", longopts, nullptr)) != -1) {
+        while ((c = getopt_long(argc, argv, "s:o:b:n:e:m:jd:qh", longopts, nullptr)) != -1) {
                 switch (c) {
                 case 's': sample_paths.push_back(optarg); break;
                 case 'o': out_path = optarg; break;
@@ -200,6 +205,18 @@ int main(int argc, char **argv)
                                 return 2;
                         }
                         break;
+                case 'm': {
+                        static const char *names[] = {"auto", "minmax", "percentile", "mse"};
+                        method = 4;
+                        for (uint32_t k = 0; k < 4; k++)
+                                if (strcmp(optarg, names[k]) == 0)
+                                        method = k;
+                        if (method == 4) {
+                                fprintf(stderr, "npu-calibrate: --method: '%s' is not auto, minmax, percentile or mse\n", optarg);
+                                return 2;
+                        }
+                        break;
+                }
                 case 1001: input_shape = optarg; break;
                 case 1002: plot_prefix = optarg; break;
                 case 'j': json = true; break;
@@ -273,6 +290,7 @@ int main(int argc, char **argv)
         co.size = sizeof co;
         co.budget_db = budget;
         co.eval_samples = eval_samples;
+        co.method = method;
         co.progress = Progress::cb;
         co.user = &prog;
         npu_onnx_calibration *cal;

@@ -373,6 +373,16 @@ int npu_run_model_main(int argc, char **argv)
                 for (unsigned j = 0; j < nout; j++)
                         (*out)[j] = results[j].data() + s * oinfo[j].elements;
         };
+        // --labels: the class of largest output 0 against the label.
+        auto correct_top1 = [&]() {
+                uint64_t correct = 0;
+                for (uint64_t s = 0; s < samples && labels_path; s++) {
+                        const float *o = results[0].data() + s * oinfo[0].elements;
+                        uint64_t best = uint64_t(std::max_element(o, o + oinfo[0].elements) - o);
+                        correct += best == uint64_t(labels.data[s]);
+                }
+                return correct;
+        };
         if (reference)
                 depths.clear();
         for (unsigned j = 0; j < nout && reference; j++)
@@ -386,7 +396,17 @@ int npu_run_model_main(int argc, char **argv)
                         return 1;
                 }
         }
-        if (json)
+        if (reference && labels_path) {
+                uint64_t c = correct_top1();
+                if (json)
+                        printf("{\"model\":%s,\"samples\":%llu,\"reference_top1\":%.4f,\"correct\":%llu}\n",
+                               json_str(model_path).c_str(), (unsigned long long)samples, double(c) / double(samples),
+                               (unsigned long long)c);
+                else
+                        printf("top-1 of the float reference: %.2f%% (%llu of %llu against %s)\n", 100.0 * double(c) / double(samples),
+                               (unsigned long long)c, (unsigned long long)samples, labels_path);
+        }
+        if (json && !reference)
                 printf("{\"model\":%s,\"samples\":%llu,\"compile_s\":%.3f,\"runs\":[", json_str(model_path).c_str(),
                        (unsigned long long)samples, compile_s);
         for (size_t di = 0; di < depths.size(); di++) {
@@ -425,13 +445,7 @@ int npu_run_model_main(int argc, char **argv)
                 }
                 std::sort(ms.begin(), ms.end());
                 double median_ms = ms[ms.size() / 2];
-                // --labels: the class of largest output 0 against the label.
-                uint64_t correct = 0;
-                for (uint64_t s = 0; s < samples && labels_path; s++) {
-                        const float *o = results[0].data() + s * oinfo[0].elements;
-                        uint64_t best = uint64_t(std::max_element(o, o + oinfo[0].elements) - o);
-                        correct += best == uint64_t(labels.data[s]);
-                }
+                uint64_t correct = correct_top1();
                 double top1 = samples ? 100.0 * double(correct) / double(samples) : 0.0;
                 if (json) {
                         printf("%s{\"bits\":%u,\"layers\":[", di ? "," : "", bits);
@@ -474,7 +488,7 @@ int npu_run_model_main(int argc, char **argv)
                                        (unsigned long long)samples, labels_path);
                 }
         }
-        if (json)
+        if (json && !reference)
                 printf("]}\n");
         // Outputs of the last depth run, stacked as the inputs were.
         for (unsigned j = 0; j < nout && !outputs.empty(); j++) {

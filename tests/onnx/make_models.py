@@ -260,6 +260,40 @@ save('bad_limits_value', limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], li
 save('bad_limits_node', limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], limits_inits,
      meta={'bwq.layer_bits.conv9': '8:16'})
 
+# Ranges for every tensor: the model runs with them and no calibration.
+save('ranges_given', limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], limits_inits, shape=[1, 2, 6, 6],
+     meta={'bwq.ranges.x': '4:-1,1;6:-1,1;8:-1,1;16:-1,1', 'bwq.ranges.conv1': '16:0,4;4:0,2;6:0,3;8:0,4',
+           'bwq.ranges.conv2': '4:-3,3;6:-4,4;8:-5,5;16:-6,6', 'bwq.layer_bits.x': '8:16'})
+
+# Ranges in the metadata, malformed: inverted, not finite, a depth missing,
+# a tensor that does not exist.
+good_ranges = '4:-1,1;6:-1,1;8:-1,1;16:-1,1'
+for bad, (key, value) in {
+        'bad_ranges_inverted': ('bwq.ranges.conv1', '4:1,-1;6:-1,1;8:-1,1;16:-1,1'),
+        'bad_ranges_nan': ('bwq.ranges.conv1', '4:-1,nan;6:-1,1;8:-1,1;16:-1,1'),
+        'bad_ranges_missing': ('bwq.ranges.conv1', '4:-1,1;6:-1,1;8:-1,1'),
+        'bad_ranges_name': ('bwq.ranges.conv7', good_ranges),
+}.items():
+    save(bad, limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], limits_inits, meta={key: value})
+
+# A chain of 1x1 convolutions whose second output is fragile: its channel 0
+# is 16 times the others (and the next layer scales it back), so at a low
+# depth one range must cover both and the small channels vanish.  Its
+# calibrated minimum depth must be above its neighbours'.
+frng = np.random.default_rng(7)  # its own, so that models added above do not change it
+fw = [(frng.standard_normal((8, 8, 1, 1)) * 0.5).astype(np.float32) for _ in range(4)]
+fw[1][0] *= 16
+fw[2][:, 0] /= 16
+save('fragile_chain', [
+    helper.make_node('Conv', ['x', 'w1'], ['c1'], name='conv1'),
+    helper.make_node('Relu', ['c1'], ['r1'], name='relu1'),
+    helper.make_node('Conv', ['r1', 'w2'], ['c2'], name='fragile'),
+    helper.make_node('Conv', ['c2', 'w3'], ['c3'], name='conv3'),
+    helper.make_node('Relu', ['c3'], ['r3'], name='relu3'),
+    helper.make_node('Conv', ['r3', 'w4'], ['y'], name='conv4'),
+], [tin('x', [1, 8, 8, 8])], [tout('y')],
+    [init('w1', fw[0]), init('w2', fw[1]), init('w3', fw[2]), init('w4', fw[3])], shape=[1, 8, 8, 8], samples=64)
+
 # ---- malformed models: each must be refused with a named error ----
 good = onnx.load(os.path.join(out, 'conv_bn_relu.onnx'))
 raw = good.SerializeToString()

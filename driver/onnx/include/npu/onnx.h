@@ -134,16 +134,25 @@ int npu_onnx_calibrated(const npu_onnx *m);
 /* ---- Calibration (npu-calibrate(1)) ------------------------------------------
  * For every tensor and depth 4, 6, 8 a clipping range (min-max, the 99.99th
  * and 99.9th percentiles, or the range of least squared error), chosen by
- * the model's output SQNR against the float reference when that tensor
- * alone runs at the depth and the others at 8; that SQNR is the tensor's
- * sensitivity.  Then per-tensor minimum depths: all at 4, the tensor whose
+ * the model's output SQNR against the float reference with the whole model
+ * at that depth, tensor after tensor.  A tensor's sensitivity: the output
+ * SQNR when it alone runs at 4 (6) bits, the others at 8.  Then per-tensor
+ * minimum depths: all at 4, the tensor whose
  * noise falls most per byte raised until the output SQNR keeps the budget.
  * Every figure is measured on the device. */
+enum npu_onnx_range_method {
+	NPU_ONNX_RANGE_AUTO = 0,        /* each tensor and depth: the candidate of best output SQNR */
+	NPU_ONNX_RANGE_MINMAX = 1,      /* every range min-max */
+	NPU_ONNX_RANGE_PERCENTILE = 2,  /* the 99.99th percentile at 8 bits, the 99.9th at 4 and 6 */
+	NPU_ONNX_RANGE_MSE = 3,         /* least squared error in the tensor itself */
+};
 struct npu_onnx_calibrate_options {
 	uint32_t size;             /* sizeof(struct npu_onnx_calibrate_options) */
 	uint32_t flags;            /* none yet: 0 */
-	double budget_db;          /* output SQNR the minimums keep under a 4-bit decision; 0: 30 */
+	double budget_db;          /* output SQNR the minimums keep under a 4-bit decision; 0: 20 */
 	uint64_t eval_samples;     /* samples the output error is measured on; 0: min(count, 32) */
+	uint32_t method;           /* enum npu_onnx_range_method */
+	uint32_t pad;
 	/* Called as the work goes on (may be NULL). */
 	void (*progress)(void *user, const char *stage, unsigned done, unsigned total);
 	void *user;
