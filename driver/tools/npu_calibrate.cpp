@@ -31,7 +31,8 @@ void usage(FILE *f)
               "                           once per model input, in order\n"
               "  -o, --output=OUT.onnx    the calibrated model (may be MODEL itself)\n"
               "  -b, --budget=DB          output SQNR the per-layer minimums keep under a\n"
-              "                           4-bit decision, in dB (default: 20)\n"
+              "                           4-bit decision, in dB (default: 20); A8-DB: DB below\n"
+              "                           what uniform 8 bits reach\n"
               "  -n, --max-samples=N      use at most N samples, spread evenly (default: 256)\n"
               "  -e, --eval-samples=N     samples the output error is measured on (default: 32)\n"
               "  -m, --method=M           ranges: auto (per tensor and depth, the best of the\n"
@@ -179,7 +180,7 @@ int main(int argc, char **argv)
         const char *out_path = nullptr, *device = nullptr, *input_shape = nullptr, *plot_prefix = nullptr;
         double budget = 20;
         uint64_t max_samples = 256, eval_samples = 32;
-        bool json = false;
+        bool json = false, below_a8 = false;
         uint32_t method = NPU_ONNX_RANGE_AUTO;
         Progress prog;
         prog.tty = isatty(2);
@@ -190,9 +191,13 @@ int main(int argc, char **argv)
                 case 'o': out_path = optarg; break;
                 case 'b': {
                         char *e;
-                        budget = std::strtod(optarg, &e);
-                        if (*e || e == optarg || !std::isfinite(budget) || budget <= 0 || budget > 100) {
-                                fprintf(stderr, "npu-calibrate: --budget: '%s' is not a number of dB above 0 and up to 100\n", optarg);
+                        const char *v = optarg;
+                        below_a8 = strncmp(v, "A8-", 3) == 0;
+                        if (below_a8)
+                                v += 3;
+                        budget = std::strtod(v, &e);
+                        if (*e || e == v || !std::isfinite(budget) || budget <= 0 || budget > 100) {
+                                fprintf(stderr, "npu-calibrate: --budget: '%s' is not DB or A8-DB, DB above 0 and up to 100\n", optarg);
                                 return 2;
                         }
                         break;
@@ -291,6 +296,7 @@ int main(int argc, char **argv)
         co.budget_db = budget;
         co.eval_samples = eval_samples;
         co.method = method;
+        co.flags = below_a8 ? NPU_ONNX_BUDGET_BELOW_A8 : 0;
         co.progress = Progress::cb;
         co.user = &prog;
         npu_onnx_calibration *cal;

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,9 @@ void usage(FILE *f)
                 "      --calibration-samples=N  how many of them, spread evenly (default: 8)\n"
                 "      --input-shape=NAME=D0xD1x...  a dynamic dimension's value (default: from X)\n"
                 "      --labels=L.npy   N class indices: top-1 of output 0 against them, per depth\n"
+                "      --fps=F          a deadline loop at F frames/s over the samples in turn (one\n"
+                "                       --bits; with --labels, top-1 of the frames run)\n"
+                "      --seconds=S      with --fps: how long (default: 10)\n"
                 "  -b, --bits=N|all     activation depth: 4, 6, 8, 16 or all (default: 8)\n"
                 "  -m, --mode=MODE      fixed (default), bwq-model or bwq-layer: the depth from\n"
                 "                       bwqd ($BWQ_BUS); --bits is then the fallback depth\n"
@@ -99,7 +103,8 @@ int npu_run_model_main(int argc, char **argv)
                 {"json", no_argument, nullptr, 'j'},           {"help", no_argument, nullptr, 'h'},
                 {"name", required_argument, nullptr, 1007},    {"reference", optional_argument, nullptr, 1008},
                 {"no-host", no_argument, nullptr, 1009},       {"calibration-samples", required_argument, nullptr, 1010},
-                {"labels", required_argument, nullptr, 1011},  {nullptr, 0, nullptr, 0},
+                {"labels", required_argument, nullptr, 1011},  {"fps", required_argument, nullptr, 1012},
+                {"seconds", required_argument, nullptr, 1013}, {nullptr, 0, nullptr, 0},
         };
         const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run", *labels_path = nullptr;
         std::vector<const char *> inputs, outputs;
@@ -110,6 +115,7 @@ int npu_run_model_main(int argc, char **argv)
         bool json = false, summary = false, placement = false, reference = false, bits_all = false, no_host = false;
         uint32_t ref_flags = 0;
         uint64_t cal_samples = 8;
+        double fps = 0, loop_seconds = 10;
         for (int i = 1; i < argc; i++)
                 if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
                         usage(stdout);
@@ -124,6 +130,17 @@ int npu_run_model_main(int argc, char **argv)
                 case 'o': outputs.push_back(optarg); break;
                 case 1001: calib_path = optarg; break;
                 case 1011: labels_path = optarg; break;
+                case 1012:
+                case 1013: {
+                        char *e;
+                        double f = std::strtod(optarg, &e);
+                        if (*e || e == optarg || !(f > 0) || f > 1e6) {
+                                fprintf(stderr, "npu-run: --%s: '%s' is not a number above 0\n", c == 1012 ? "fps" : "seconds", optarg);
+                                return 2;
+                        }
+                        (c == 1012 ? fps : loop_seconds) = f;
+                        break;
+                }
                 case 1002: shapes += std::string(shapes.empty() ? "" : ";") + optarg; break;
                 case 'b':
                         if (strcmp(optarg, "all") == 0) {
@@ -405,6 +422,64 @@ int npu_run_model_main(int argc, char **argv)
                 else
                         printf("top-1 of the float reference: %.2f%% (%llu of %llu against %s)\n", 100.0 * double(c) / double(samples),
                                (unsigned long long)c, (unsigned long long)samples, labels_path);
+        }
+        if (fps > 0) {
+                if (reference || depths.size() != 1) {
+                        fprintf(stderr, "npu-run: --fps runs the device at one depth: give --bits N, not --reference\n");
+                        return 2;
+                }
+                if ((r = npu_model_set_mode(m, mode, depths[0], min_bits, max_bits)) < 0) {
+                        fprintf(stderr, "npu-run: cannot set the mode: %s\n", strerror(-r));
+                        return 1;
+                }
+                for (unsigned j = 0; j < nout; j++)
+                        results[j].assign(size_t(oinfo[j].elements), 0.0f);
+                const double period = 1.0 / fps, t0 = bwq::monotonic_s();
+                std::vector<double> lat;
+                uint64_t misses = 0, fallback = 0, act = 0, correct = 0;
+                unsigned lo_bits = 16, hi_bits = 0;
+                std::vector<const float *> in(nin);
+                std::vector<float *> out(nout);
+                for (uint64_t frame = 0; bwq::monotonic_s() - t0 < loop_seconds; frame++) {
+                        double wait = t0 + double(frame) * period - bwq::monotonic_s();
+                        if (wait > 0) {
+                                timespec ts{time_t(wait), long((wait - double(time_t(wait))) * 1e9)};
+                                nanosleep(&ts, nullptr);
+                        }
+                        uint64_t s = frame % samples;
+                        for (unsigned i = 0; i < nin; i++)
+                                in[i] = xs[i].a.data + s * xs[i].per;
+                        for (unsigned j = 0; j < nout; j++)
+                                out[j] = results[j].data();
+                        double a = bwq::monotonic_s();
+                        npu_run_stats st{};
+                        if ((r = npu_onnx_run(probe, m, in.data(), out.data(), &st)) < 0) {
+                                fprintf(stderr, "npu-run: frame %llu failed: %s\n", (unsigned long long)frame, strerror(-r));
+                                return 1;
+                        }
+                        double ms = (bwq::monotonic_s() - a) * 1e3;
+                        lat.push_back(ms);
+                        misses += ms > period * 1e3;
+                        fallback += (st.flags & NPU_RUN_FALLBACK) != 0;
+                        act += st.activation_bytes;
+                        lo_bits = std::min<unsigned>(lo_bits, st.min_layer_bits);
+                        hi_bits = std::max<unsigned>(hi_bits, st.max_layer_bits);
+                        if (labels_path) {
+                                const float *o = results[0].data();
+                                correct += uint64_t(std::max_element(o, o + oinfo[0].elements) - o) == uint64_t(labels.data[s]);
+                        }
+                }
+                std::sort(lat.begin(), lat.end());
+                size_t n = lat.size();
+                printf("frames %zu at %.1f fps: deadline misses %llu (%.1f%%), latency p50 %.3f ms p99 %.3f ms, "
+                       "activation %.4f MB/frame, layer bits %u..%u, %llu frames at the fallback depth",
+                       n, fps, (unsigned long long)misses, 100.0 * double(misses) / double(n), lat[n / 2],
+                       lat[std::min(n - 1, n * 99 / 100)], double(act) / 1e6 / double(n), lo_bits, hi_bits,
+                       (unsigned long long)fallback);
+                if (labels_path)
+                        printf("; top-1 %.2f%% against %s", 100.0 * double(correct) / double(n), labels_path);
+                printf("\n");
+                return 0;
         }
         if (json && !reference)
                 printf("{\"model\":%s,\"samples\":%llu,\"compile_s\":%.3f,\"runs\":[", json_str(model_path).c_str(),

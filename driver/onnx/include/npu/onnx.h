@@ -148,7 +148,7 @@ enum npu_onnx_range_method {
 };
 struct npu_onnx_calibrate_options {
 	uint32_t size;             /* sizeof(struct npu_onnx_calibrate_options) */
-	uint32_t flags;            /* none yet: 0 */
+	uint32_t flags;            /* NPU_ONNX_BUDGET_* */
 	double budget_db;          /* output SQNR the minimums keep under a 4-bit decision; 0: 20 */
 	uint64_t eval_samples;     /* samples the output error is measured on; 0: min(count, 32) */
 	uint32_t method;           /* enum npu_onnx_range_method */
@@ -158,6 +158,9 @@ struct npu_onnx_calibrate_options {
 	void *user;
 	uint64_t reserved[4];      /* must be zero */
 };
+/* budget_db is dB below the output SQNR of uniform 8 bits (which the
+ * device's 8-bit weights bound), not an absolute SQNR. */
+#define NPU_ONNX_BUDGET_BELOW_A8 (1u << 0)
 typedef struct npu_onnx_calibration npu_onnx_calibration;
 /* `samples[i]`: `count` samples of input i, model layout, one after
  * another (finite values).  The model is the one loaded (its own bwq.ranges
