@@ -225,8 +225,11 @@ enum npu_bits_policy {
  *     K = kh*kw*(C_in/groups) in (ky, kx, ci) order, K4 = K rounded up to 4,
  *     N16 = C_out/groups rounded up to 16, zero-filled.
  * FULLY_CONNECTED treats its input as [n, h*w*c] and its output is [n,1,1,c].
- * scale: float[C_out] (s_w), bias: float[C_out].
+ * scale: float[C_out] (s_w), bias: float[C_out]; with NPU_LAYER_BIAS_PER_DEPTH
+ * bias: float[NPU_BITS_COUNT][C_out], and the row of the depth input 0 was
+ * stored at is added (a bias correction per input depth).
  */
+#define NPU_LAYER_BIAS_PER_DEPTH (1u << 0)
 struct npu_layer_desc {
 	__u16 op;              /* enum npu_op */
 	__u8 act;              /* enum npu_act */
@@ -243,7 +246,7 @@ struct npu_layer_desc {
 	__u16 pad_top, pad_left, pad_bottom, pad_right;
 	__u32 groups;
 	__u32 param_bo_index;  /* BO holding weights, scales and bias */
-	__u32 pad0;            /* must be zero */
+	__u32 flags;           /* NPU_LAYER_* (CONV2D, FULLY_CONNECTED); others zero */
 	__u32 pad1;            /* must be zero */
 	__u64 weight_offset;
 	__u64 weight_size;

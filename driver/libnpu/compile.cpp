@@ -105,8 +105,12 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                         param_size = npu::align_up(param_size + pw.data.size());
                         ml.scale_offset = param_size;
                         param_size = npu::align_up(param_size + 4 * pw.scale.size());
+                        // A row of bias per input depth, so that a correction
+                        // can be set at any time (npu_model_set_bias_correction).
                         ml.bias_offset = param_size;
-                        param_size = npu::align_up(param_size + 4 * L.bias.size());
+                        param_size = npu::align_up(param_size + 4 * NPU_BITS_COUNT * L.bias.size());
+                        ml.bias = L.bias;
+                        ml.flags = L.bias_delta.empty() ? 0 : NPU_LAYER_BIAS_PER_DEPTH;
                 }
                 m->layers.push_back(ml);
         }
@@ -143,7 +147,7 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
                 const npu::ModelLayer &ml = m->layers[l];
                 std::memcpy(pbase + ml.weight_offset, pw.data.data(), pw.data.size());
                 std::memcpy(pbase + ml.scale_offset, pw.scale.data(), 4 * pw.scale.size());
-                std::memcpy(pbase + ml.bias_offset, L.bias.data(), 4 * L.bias.size());
+                npu::write_bias_rows(m.get(), l, L.bias_delta.empty() ? nullptr : L.bias_delta.data());
         }
         *ret = m.release();
         return 0;

@@ -278,6 +278,41 @@ extern "C" int npu_graph_set_tensor_ranges(npu_graph *g, int tensor, const float
         return 0;
 }
 
+extern "C" int npu_graph_set_bias_correction(npu_graph *g, int tensor, const float *delta, size_t count)
+{
+        if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0)
+                return -EINVAL;
+        GraphLayer &L = g->layers[g->tensors[tensor].producer];
+        if (L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED)
+                return -EINVAL;
+        if (!delta) {
+                if (count)
+                        return -EINVAL;
+                L.bias_delta.clear();
+                return 0;
+        }
+        if (count != NPU_BITS_COUNT * L.bias.size())
+                return -EINVAL;
+        for (size_t i = 0; i < count; i++)
+                if (!std::isfinite(delta[i]))
+                        return -EINVAL;
+        L.bias_delta.assign(delta, delta + count);
+        return 0;
+}
+
+extern "C" int npu_graph_layer_linear(const npu_graph *g, unsigned layer, uint32_t flags, const float *input, float *output)
+{
+        if (!g || layer >= g->layers.size() || !input || !output || (flags & ~NPU_REFERENCE_INT8_WEIGHTS))
+                return -EINVAL;
+        const GraphLayer &L = g->layers[layer];
+        if (L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED)
+                return -EINVAL;
+        std::vector<float> out;
+        npu::linear_forward(*g, L, input, flags & NPU_REFERENCE_INT8_WEIGHTS, out);
+        std::memcpy(output, out.data(), out.size() * sizeof(float));
+        return 0;
+}
+
 extern "C" int npu_graph_tensor_count(const npu_graph *g) { return g ? int(g->tensors.size()) : -EINVAL; }
 
 extern "C" int npu_graph_layer_count(const npu_graph *g) { return g ? int(g->layers.size()) : -EINVAL; }
@@ -287,6 +322,22 @@ extern "C" int npu_graph_layer_output(const npu_graph *g, unsigned layer)
         if (!g || layer >= g->layers.size())
                 return -EINVAL;
         return g->layers[layer].output;
+}
+
+extern "C" int npu_graph_tensor_shape(const npu_graph *g, int tensor, npu_host_shape *ret)
+{
+        if (!valid_tensor(g, tensor) || !ret)
+                return -EINVAL;
+        const GraphTensor &t = g->tensors[tensor];
+        *ret = {t.n, t.h, t.w, t.c};
+        return 0;
+}
+
+extern "C" int npu_graph_layer_input(const npu_graph *g, unsigned layer, unsigned index)
+{
+        if (!g || layer >= g->layers.size() || index >= g->layers[layer].inputs.size())
+                return -EINVAL;
+        return g->layers[layer].inputs[index];
 }
 
 extern "C" int npu_graph_tensor_producer(const npu_graph *g, int tensor)

@@ -80,6 +80,8 @@ struct GraphLayer {
         npu_conv2d_params conv{};   // CONV2D; FULLY_CONNECTED uses out_channels
         npu_pool_params pool{};
         std::vector<float> weights, bias;
+        // Added to bias per input depth ([NPU_BITS_COUNT][C_out]), or empty.
+        std::vector<float> bias_delta;
         unsigned min_bits = 4, max_bits = 16;
         npu_host_fn host_fn = nullptr;  // kOpHost
         void *host_user = nullptr;
@@ -88,6 +90,10 @@ struct GraphLayer {
 // Runs host layer L on float NHWC inputs (values indexed by tensor).
 int run_host_layer(const GraphLayer &L, const std::vector<GraphTensor> &tensors, const std::vector<std::vector<float>> &values,
                    std::vector<float> &out);
+
+// The linear part of conv/FC layer L (no bias, no activation) on `in`,
+// the layer's input tensor: `out` gets its output tensor.
+void linear_forward(const npu_graph &g, const GraphLayer &L, const float *in, bool int8_weights, std::vector<float> &out);
 
 // Float forward pass of the graph; fills every tensor's values.  With
 // int8_weights, convolutions and fully connected layers use the weights the

@@ -79,6 +79,7 @@ void npu::model_write_job(npu_model *m, size_t seg, bool dynamic, unsigned fixed
                         d.weight_size = L.weight_size;
                         d.scale_offset = L.scale_offset;
                         d.bias_offset = L.bias_offset;
+                        d.flags = L.flags;
                 }
                 std::memcpy(p, &d, sizeof d);
                 p += sizeof d;

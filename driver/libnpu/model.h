@@ -28,6 +28,8 @@ struct ModelLayer {
         npu_pool_params pool;
         unsigned min_bits, max_bits;
         uint64_t weight_offset = 0, weight_size = 0, scale_offset = 0, bias_offset = 0;
+        uint32_t flags = 0;             // NPU_LAYER_* of its jobs
+        std::vector<float> bias;        // conv/FC: the graph's bias (the rows add corrections to it)
         npu_host_fn host_fn = nullptr;  // kOpHost
         void *host_user = nullptr;
 };
@@ -105,6 +107,10 @@ inline unsigned fixed_depth(const npu_model *m, int output, unsigned fixed, unsi
                 return m->tensor_fixed[output] ? m->tensor_fixed[output] : fixed;
         return bwq::depth_clamp(fixed, lo, hi);
 }
+
+// Layer l's bias rows in the parameter BO: bias + delta[d] per input depth
+// d (delta NULL: the bias alone in every row).
+void write_bias_rows(npu_model *m, size_t l, const float *delta);
 
 // Maps and imports a decision page for the model (-1: none, dropping the
 // one it has).  Returns 0 or a negative errno.

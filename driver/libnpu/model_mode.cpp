@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <cmath>
 
 #include "common/depth.h"
 #include "model.h"
@@ -105,5 +106,39 @@ extern "C" int npu_model_tensor_range(const npu_model *m, int tensor, unsigned b
         int i = bwq::depth_index(bits);
         *ret_lo = m->ranges[tensor].lo[i];
         *ret_hi = m->ranges[tensor].hi[i];
+        return 0;
+}
+
+void npu::write_bias_rows(npu_model *m, size_t l, const float *delta)
+{
+        const npu::ModelLayer &L = m->layers[l];
+        size_t C = L.bias.size();
+        float *rows = reinterpret_cast<float *>(static_cast<uint8_t *>(npu_bo_map(m->param_bo)) + L.bias_offset);
+        for (size_t d = 0; d < NPU_BITS_COUNT; d++)
+                for (size_t c = 0; c < C; c++)
+                        rows[d * C + c] = L.bias[c] + (delta ? delta[d * C + c] : 0.0f);
+}
+
+extern "C" int npu_model_set_bias_correction(npu_model *m, int tensor, const float *delta, size_t count)
+{
+        if (!m || tensor < 0 || size_t(tensor) >= m->tensors.size() || m->tensors[tensor].producer < 0)
+                return -EINVAL;
+        if (m->job_id)
+                return -EBUSY;
+        size_t l = size_t(m->tensors[tensor].producer);
+        npu::ModelLayer &L = m->layers[l];
+        if (L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED)
+                return -EINVAL;
+        if (delta) {
+                if (count != NPU_BITS_COUNT * L.bias.size())
+                        return -EINVAL;
+                for (size_t i = 0; i < count; i++)
+                        if (!std::isfinite(delta[i]))
+                                return -EINVAL;
+        } else if (count) {
+                return -EINVAL;
+        }
+        npu::write_bias_rows(m, l, delta);
+        L.flags = delta ? NPU_LAYER_BIAS_PER_DEPTH : 0;
         return 0;
 }

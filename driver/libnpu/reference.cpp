@@ -110,6 +110,32 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_re
                                 }
 }
 
+void linear_forward(const npu_graph &g, const GraphLayer &L, const float *in, bool int8_weights, std::vector<float> &out)
+{
+        const GraphTensor &x = g.tensors[L.inputs[0]], &y = g.tensors[L.output];
+        GraphLayer M = L;  // without bias and activation
+        M.bias.assign(L.bias.size(), 0.0f);
+        M.act = NPU_ACT_NONE;
+        bool fc = L.op == NPU_OP_FULLY_CONNECTED;
+        if (int8_weights)
+                M.weights = bwq::device_weights(L.weights.data(), {L.conv.out_channels, fc ? x.h * x.w * x.c : x.c, L.conv.kernel_h,
+                                                                  L.conv.kernel_w, L.conv.groups, fc});
+        std::vector<float> xv(in, in + x.elements());
+        out.assign(y.elements(), 0.0f);
+        if (!fc) {
+                conv_reference(M, x, xv, y, M.weights, out);
+                return;
+        }
+        size_t K = size_t(x.h) * x.w * x.c;
+        for (size_t b = 0; b < y.n; b++)
+                for (size_t co = 0; co < y.c; co++) {
+                        double s = 0;
+                        for (size_t k = 0; k < K; k++)
+                                s += double(xv[b * K + k]) * M.weights[co * K + k];
+                        out[b * y.c + co] = float(s);
+                }
+}
+
 void reference_forward(const npu_graph &g, const float *const *inputs, std::vector<std::vector<float>> &values,
                        bool int8_weights)
 {

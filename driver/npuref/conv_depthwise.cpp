@@ -43,7 +43,7 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                         zw64[c] = int64_t(z) * zw[c];
                 else
                         zw[c] *= z;
-        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;
         const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
@@ -95,7 +95,7 @@ void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
         const int32_t z = io.ax.qp.zero;
-        const ChannelScale cs(params + L.scale_offset, params + L.bias_offset, G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);

@@ -114,6 +114,15 @@ struct LayerIO {
         Act ay;
 };
 
+// Where a layer's bias starts in its parameter BO: its one row, or with
+// NPU_LAYER_BIAS_PER_DEPTH the row of the depth its input was stored at.
+inline uint64_t bias_row(const npu_layer_desc &L, unsigned input_bits, uint32_t cout)
+{
+        if (!(L.flags & NPU_LAYER_BIAS_PER_DEPTH))
+                return L.bias_offset;
+        return L.bias_offset + 4ull * cout * uint64_t(bwq::depth_index(input_bits));
+}
+
 // Per-output-channel epilogue constants: y = float(acc) * mul[c] + add[c],
 // with the output quantizer folded in where it folds (epilogue.h).
 // (One layer at a time per runner thread: its vectors are the runner's.)

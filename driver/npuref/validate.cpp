@@ -136,6 +136,12 @@ struct Validator {
                          L.pad_top | L.pad_left | L.pad_bottom | L.pad_right);
         }
 
+        // A layer's bias: one row, or one per input depth.
+        static uint64_t bias_bytes(const npu_layer_desc &L, uint64_t cout)
+        {
+                return 4ull * cout * (L.flags & NPU_LAYER_BIAS_PER_DEPTH ? NPU_BITS_COUNT : 1);
+        }
+
         bool param_fields_zero(const npu_layer_desc &L)
         {
                 return !(L.groups | L.param_bo_index) && !(L.weight_offset | L.weight_size | L.scale_offset | L.bias_offset);
@@ -149,7 +155,7 @@ struct Validator {
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_SIZE, l};
                 uint64_t bsize = bos[L.param_bo_index].size;
                 if (!in_bounds(L.weight_offset, weight_bytes, bsize) ||
-                    !in_bounds(L.scale_offset, 4ull * cout, bsize) || !in_bounds(L.bias_offset, 4ull * cout, bsize))
+                    !in_bounds(L.scale_offset, 4ull * cout, bsize) || !in_bounds(L.bias_offset, bias_bytes(L, cout), bsize))
                         return {-EINVAL, DRM_NPU_JOB_ERR_OUT_OF_BOUNDS, l};
                 if (L.scale_offset % 4 || L.bias_offset % 4)
                         return {-EINVAL, DRM_NPU_JOB_ERR_OUT_OF_BOUNDS, l};
@@ -159,7 +165,8 @@ struct Validator {
         Fail check_layer(uint32_t l)
         {
                 const npu_layer_desc &L = job.layers[l];
-                if (L.pad0 || L.pad1 || !is_zero(L.reserved, sizeof L.reserved))
+                if ((L.flags & ~NPU_LAYER_BIAS_PER_DEPTH) || L.pad1 || !is_zero(L.reserved, sizeof L.reserved) ||
+                    (L.flags && L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED))
                         return {-EINVAL, DRM_NPU_JOB_ERR_RESERVED, l};
                 if (L.op < NPU_OP_CONV2D || L.op > NPU_OP_DEPTH_TO_SPACE || L.act > NPU_ACT_SIGMOID)
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_OP, l};
@@ -315,7 +322,7 @@ struct Validator {
                 if (conv_like &&
                     (overlaps(y.bo_index, y.offset, ylen, L.param_bo_index, L.weight_offset, L.weight_size) ||
                      overlaps(y.bo_index, y.offset, ylen, L.param_bo_index, L.scale_offset, 4ull * y.c) ||
-                     overlaps(y.bo_index, y.offset, ylen, L.param_bo_index, L.bias_offset, 4ull * y.c)))
+                     overlaps(y.bo_index, y.offset, ylen, L.param_bo_index, L.bias_offset, bias_bytes(L, y.c))))
                         return {-EINVAL, DRM_NPU_JOB_ERR_OVERLAP, l};
                 const npu_job_header &h = job.header;
                 uint64_t rlen = sizeof(npu_job_result) + uint64_t(h.layer_count) * sizeof(npu_layer_result);

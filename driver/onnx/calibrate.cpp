@@ -43,6 +43,7 @@ struct Tensor {
         Range chosen[4];            // per depth
         double sens[4] = {};        // output SQNR, this tensor alone at the depth, the others at 8
         unsigned min_bits = 4;
+        std::vector<float> bias;    // conv/FC: its bias correction [4][C] (empty: none)
 };
 
 } // namespace
@@ -60,6 +61,10 @@ struct npu_onnx_calibration {
         uint64_t uniform_bytes[4] = {};
         double mix_db = 0;
         uint64_t mix_bytes = 0;
+        // Bias correction per input depth: kept where it raised the uniform
+        // depth's SQNR; the SQNR without and with it.
+        bool bias_on[4] = {};
+        double bias_off_db[4] = {}, bias_on_db[4] = {};
         std::string text, json;
 };
 
@@ -182,6 +187,143 @@ int set_ranges(npu_model *model, const std::vector<Tensor> &ts, bool minmax)
         return 0;
 }
 
+int set_biases(npu_model *model, const std::vector<Tensor> &ts, bool on)
+{
+        for (const Tensor &t : ts) {
+                if (t.bias.empty())
+                        continue;
+                int r = npu_model_set_bias_correction(model, t.id, on ? t.bias.data() : nullptr, on ? t.bias.size() : 0);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+// Bias correction (per input depth): the mean error a depth's range puts
+// on a conv or fully connected layer's input, through the layer's own
+// weights, and the mean its int8 weights move the output by, taken back
+// from its bias.  Kept per depth where it raises that uniform depth's
+// output SQNR; the sensitivities are then measured again with it.
+template <class Mode, class Progress>
+int correct_biases(Cal &c, const npu_graph *g, const std::vector<std::vector<float>> &dev_in, uint64_t count, Evaluator &ev,
+                   Mode mode, Progress progress)
+{
+        const int L = npu_graph_layer_count(g), T = int(c.tensors.size());
+        const unsigned nin = unsigned(dev_in.size());
+        std::vector<float> probe;
+        struct Acc {
+                std::vector<double> x, e[3];
+        };
+        std::map<int, Acc> acc;  // per input tensor of a conv/FC layer
+        std::vector<int> convs;
+        for (int l = 0; l < L; l++) {
+                int in = npu_graph_layer_input(g, unsigned(l), 0);
+                probe.assign(c.tensors[size_t(in)].elements, 0.0f);
+                std::vector<float> out(c.tensors[size_t(npu_graph_layer_output(g, unsigned(l)))].elements);
+                if (npu_graph_layer_linear(g, unsigned(l), 0, probe.data(), out.data()) < 0)
+                        continue;  // not a conv or fully connected layer
+                convs.push_back(l);
+                Acc &a = acc[in];
+                a.x.assign(probe.size(), 0.0);
+                for (auto &e : a.e)
+                        e.assign(probe.size(), 0.0);
+        }
+        if (convs.empty())
+                return 0;
+        uint64_t n = std::min<uint64_t>(count, 256);
+        std::vector<std::vector<float>> vals(static_cast<size_t>(T));
+        std::vector<float *> vp(static_cast<size_t>(T), nullptr);
+        for (auto &[t, a] : acc) {
+                vals[size_t(t)].resize(c.tensors[size_t(t)].elements);
+                vp[size_t(t)] = vals[size_t(t)].data();
+        }
+        std::vector<const float *> at(nin);
+        for (uint64_t s = 0; s < n; s++) {
+                if (s % 16 == 0)
+                        progress("bias correction", unsigned(s), unsigned(n));
+                uint64_t k = s * count / n;
+                for (unsigned i = 0; i < nin; i++)
+                        at[i] = dev_in[i].data() + k * (dev_in[i].size() / count);
+                int r = npu_graph_reference_tensors(g, at.data(), nin, NPU_REFERENCE_INT8_WEIGHTS, vp.data());
+                if (r < 0)
+                        return r;
+                for (auto &[t, a] : acc) {
+                        const Tensor &x = c.tensors[size_t(t)];
+                        const auto &v = vals[size_t(t)];
+                        for (int d = 0; d < 3; d++) {
+                                bwq::QParams q = bwq::qparams(x.chosen[d].lo, x.chosen[d].hi, kDepths[d]);
+                                for (size_t e = 0; e < v.size(); e++)
+                                        a.e[d][e] += double(bwq::dequantize_one(bwq::quantize_one(v[e], q), q)) - v[e];
+                        }
+                        for (size_t e = 0; e < v.size(); e++)
+                                a.x[e] += v[e];
+                }
+        }
+        // delta[d][c] = -mean_c(W8 * mean_err_d + (W8 - W) * mean_x).
+        int r;
+        for (int l : convs) {
+                int in = npu_graph_layer_input(g, unsigned(l), 0), outt = npu_graph_layer_output(g, unsigned(l));
+                const Acc &a = acc[in];
+                Tensor &y = c.tensors[size_t(outt)];
+                size_t E = a.x.size(), C;
+                std::vector<float> mx(E), me(E), o8(y.elements), of(y.elements), oe(y.elements);
+                for (size_t e = 0; e < E; e++)
+                        mx[e] = float(a.x[e] / double(n));
+                npu_graph_layer_linear(g, unsigned(l), NPU_REFERENCE_INT8_WEIGHTS, mx.data(), o8.data());
+                npu_graph_layer_linear(g, unsigned(l), 0, mx.data(), of.data());
+                // Channels: the last axis of the NHWC output.
+                npu_host_shape sh;
+                npu_graph_tensor_shape(g, outt, &sh);
+                C = sh.c;
+                std::vector<float> delta(4 * C, 0.0f);
+                auto add_mean = [&](const std::vector<float> &o, double sign, size_t row) {
+                        std::vector<double> m(C, 0.0);
+                        for (size_t e = 0; e < o.size(); e++)
+                                m[e % C] += o[e];
+                        for (size_t ch = 0; ch < C; ch++)
+                                delta[row * C + ch] += float(sign * m[ch] / double(o.size() / C));
+                };
+                for (size_t row = 0; row < 4; row++) {
+                        add_mean(o8, -1, row);  // the int8 weights' shift, at every depth
+                        add_mean(of, +1, row);
+                }
+                for (int d = 0; d < 3; d++) {
+                        for (size_t e = 0; e < E; e++)
+                                me[e] = float(a.e[d][e] / double(n));
+                        npu_graph_layer_linear(g, unsigned(l), NPU_REFERENCE_INT8_WEIGHTS, me.data(), oe.data());
+                        add_mean(oe, -1, size_t(d));
+                }
+                y.bias = std::move(delta);
+        }
+        // Per depth: kept where the uniform depth's SQNR rises.
+        for (int d = 0; d < 4; d++) {
+                if ((r = mode(kDepths[d])) < 0 || (r = set_biases(ev.model, c.tensors, false)) < 0 ||
+                    (r = ev.eval(&c.bias_off_db[d], nullptr)) < 0 || (r = set_biases(ev.model, c.tensors, true)) < 0 ||
+                    (r = ev.eval(&c.bias_on_db[d], nullptr)) < 0)
+                        return r;
+                c.bias_on[d] = c.bias_on_db[d] > c.bias_off_db[d];
+        }
+        for (int l : convs) {
+                Tensor &y = c.tensors[size_t(npu_graph_layer_output(g, unsigned(l)))];
+                size_t C = y.bias.size() / 4;
+                for (int d = 0; d < 4; d++)
+                        if (!c.bias_on[d])
+                                std::fill(y.bias.begin() + long(d * C), y.bias.begin() + long((d + 1) * C), 0.0f);
+                if (!std::any_of(y.bias.begin(), y.bias.end(), [](float v) { return v != 0.0f; }))
+                        y.bias.clear();
+        }
+        if ((r = set_biases(ev.model, c.tensors, true)) < 0 || (r = mode(8)) < 0)
+                return r;
+        // Sensitivities again, with the corrections kept.
+        for (int d : {1, 0})
+                for (Tensor &x : c.tensors) {
+                        if ((r = npu_model_set_tensor_bits(ev.model, x.id, kDepths[d])) < 0 || (r = ev.eval(&x.sens[d], nullptr)) < 0)
+                                return r;
+                        npu_model_set_tensor_bits(ev.model, x.id, 0);
+                }
+        return 0;
+}
+
 std::string fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
 std::string fmt(const char *f, ...)
 {
@@ -207,6 +349,10 @@ void make_reports(Cal &c)
                          c.uniform_bytes[3] ? double(c.uniform_bytes[d]) / double(c.uniform_bytes[3]) : 0.0);
         t += fmt("  per-layer minimums under a 4-bit decision: %.2f dB, %llu bytes (%.3f of 16-bit)\n", c.mix_db,
                  (unsigned long long)c.mix_bytes, c.uniform_bytes[3] ? double(c.mix_bytes) / double(c.uniform_bytes[3]) : 0.0);
+        t += "bias correction per input depth (uniform depth's SQNR without -> with):";
+        for (int d = 0; d < 4; d++)
+                t += fmt(" A%u %s (%.2f -> %.2f dB)%s", kDepths[d], c.bias_on[d] ? "on" : "off", c.bias_off_db[d], c.bias_on_db[d],
+                         d < 3 ? "," : "\n");
         t += "tensor                                   elements  range at 4 / 6 / 8    SQNR@4   SQNR@6  min\n";
         for (const Tensor &x : c.tensors) {
                 std::string key = x.key.size() > 40 ? "..." + x.key.substr(x.key.size() - 37) : x.key;
@@ -220,7 +366,11 @@ void make_reports(Cal &c)
         for (int d = 0; d < 4; d++)
                 j += fmt("%s{\"bits\":%u,\"sqnr_minmax_db\":%.3f,\"sqnr_db\":%.3f,\"activation_bytes\":%llu}", d ? "," : "",
                          kDepths[d], c.uniform_minmax[d], c.uniform_chosen[d], (unsigned long long)c.uniform_bytes[d]);
-        j += fmt("],\"mix\":{\"sqnr_db\":%.3f,\"activation_bytes\":%llu},\"tensors\":[", c.mix_db, (unsigned long long)c.mix_bytes);
+        j += fmt("],\"mix\":{\"sqnr_db\":%.3f,\"activation_bytes\":%llu},\"bias_correction\":[", c.mix_db, (unsigned long long)c.mix_bytes);
+        for (int d = 0; d < 4; d++)
+                j += fmt("%s{\"bits\":%u,\"on\":%s,\"sqnr_off_db\":%.3f,\"sqnr_on_db\":%.3f}", d ? "," : "", kDepths[d],
+                         c.bias_on[d] ? "true" : "false", c.bias_off_db[d], c.bias_on_db[d]);
+        j += "],\"tensors\":[";
         for (size_t i = 0; i < c.tensors.size(); i++) {
                 const Tensor &x = c.tensors[i];
                 j += fmt("%s{\"name\":%s,\"layer\":%d,\"elements\":%llu,\"min_bits\":%u,\"sqnr4_db\":%.3f,\"sqnr6_db\":%.3f,\"ranges\":[",
@@ -248,7 +398,7 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
 {
         if (!m || !dev || !samples || !ret || !m->low.graph)
                 return fail(why, why_size, -EINVAL, "no model, device or samples");
-        if (opts && (opts->size != sizeof *opts || (opts->flags & ~NPU_ONNX_BUDGET_BELOW_A8)))
+        if (opts && (opts->size != sizeof *opts || (opts->flags & ~(NPU_ONNX_BUDGET_BELOW_A8 | NPU_ONNX_NO_BIAS_CORRECTION))))
                 return fail(why, why_size, -EINVAL, "npu_onnx_calibrate_options: unknown size or flags");
         if (opts)
                 for (uint64_t r : opts->reserved)
@@ -412,6 +562,8 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
         }
         for (Tensor &x : c->tensors)
                 x.chosen[3] = {x.lo, x.hi, "minmax"};
+        if (!(opts && (opts->flags & NPU_ONNX_NO_BIAS_CORRECTION)) && (r = correct_biases(*c, g, dev_in, count, ev, mode, progress)) < 0)
+                return fail(why, why_size, r, std::string("bias correction failed: ") + strerror(-r));
 
         // Uniform depths, with min-max and with the chosen ranges.
         for (int d = 0; d < 4; d++) {
@@ -419,11 +571,12 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                 double db;
                 uint64_t bytes;
                 if ((r = mode(kDepths[d])) < 0 || (r = set_ranges(ev.model, c->tensors, true)) < 0 ||
-                    (r = ev.eval(&db, &bytes)) < 0)
+                    (r = set_biases(ev.model, c->tensors, false)) < 0 || (r = ev.eval(&db, &bytes)) < 0)
                         return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
                 c->uniform_minmax[d] = db;
                 c->uniform_bytes[d] = bytes;
-                if ((r = set_ranges(ev.model, c->tensors, false)) < 0 || (r = ev.eval(&db, nullptr)) < 0)
+                if ((r = set_ranges(ev.model, c->tensors, false)) < 0 || (r = set_biases(ev.model, c->tensors, true)) < 0 ||
+                    (r = ev.eval(&db, nullptr)) < 0)
                         return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
                 c->uniform_chosen[d] = db;
         }
@@ -520,6 +673,16 @@ extern "C" int npu_onnx_calibration_save(const npu_onnx_calibration *c, const ch
                         v += fmt("%s%u:%s", d ? ";" : "", kDepths[d], range_text(x.chosen[d]).c_str());
                 keys["bwq.ranges." + x.key] = v;
                 keys["bwq.layer_bits." + x.key] = std::to_string(x.min_bits) + ":16";
+                if (!x.bias.empty()) {
+                        size_t C = x.bias.size() / 4;
+                        std::string b;
+                        for (int d = 0; d < 4; d++) {
+                                b += fmt("%s%u:", d ? ";" : "", kDepths[d]);
+                                for (size_t ch = 0; ch < C; ch++)
+                                        b += fmt("%s%.7g", ch ? "," : "", double(x.bias[size_t(d) * C + ch]));
+                        }
+                        keys["bwq.bias." + x.key] = b;
+                }
         }
         keys["bwq.calibration"] = fmt("npu-calibrate: %llu samples, ranges %s, output SQNR budget %.1f dB; per-layer minimums "
                                       "%.2f dB at %.3f of the 16-bit activation bytes",

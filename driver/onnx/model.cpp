@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <sstream>
 
 #include "model.h"
 #include "npu/onnx.h"
@@ -104,6 +105,38 @@ bool parse_ranges(const std::string &v, float *lo, float *hi)
         return true;
 }
 
+// "4:V,...;6:V,...;8:V,...;16:V,...": C finite values per depth, every
+// depth once; into delta[NPU_BITS_COUNT][C].
+bool parse_bias(const std::string &v, uint32_t C, std::vector<float> *delta)
+{
+        delta->assign(4 * size_t(C), 0.0f);
+        bool seen[4] = {};
+        std::stringstream rows(v);
+        std::string row;
+        int n = 0;
+        while (std::getline(rows, row, ';')) {
+                unsigned bits;
+                int used = 0;
+                if (++n > 4 || sscanf(row.c_str(), "%u:%n", &bits, &used) != 1 || used == 0)
+                        return false;
+                int i = bits == 4 ? 0 : bits == 6 ? 1 : bits == 8 ? 2 : bits == 16 ? 3 : -1;
+                if (i < 0 || seen[i])
+                        return false;
+                seen[i] = true;
+                const char *p = row.c_str() + used;
+                for (uint32_t ch = 0; ch < C; ch++) {
+                        char *e;
+                        errno = 0;
+                        float f = std::strtof(p, &e);
+                        if (e == p || errno || !std::isfinite(f) || (ch + 1 < C ? *e != ',' : *e != '\0'))
+                                return false;
+                        (*delta)[size_t(i) * C + ch] = f;
+                        p = e + 1;
+                }
+        }
+        return n == 4;
+}
+
 // Each device tensor's key: inputs by name, layers by node, the k-th
 // layer of a node (k >= 2) as NODE#k.
 void make_tensor_keys(npu_onnx &m)
@@ -131,7 +164,7 @@ int tensor_of_key(const npu_onnx &m, const std::string &key)
 // (npu-onnx(3)).
 std::optional<onnxfe::Error> apply_limits(npu_onnx &m)
 {
-        const std::string layer_key = "bwq.layer_bits.", range_key = "bwq.ranges.";
+        const std::string layer_key = "bwq.layer_bits.", range_key = "bwq.ranges.", bias_key = "bwq.bias.";
         size_t ranges = 0;
         for (const auto &[k, v] : m.g.metadata) {
                 if (k == "bwq.activation_bits") {
@@ -170,6 +203,20 @@ std::optional<onnxfe::Error> apply_limits(npu_onnx &m)
                         if (npu_graph_set_tensor_ranges(m.low.graph, t, lo, hi) < 0)
                                 return onnxfe::Error{-EINVAL, "metadata " + k + ": the graph refused the ranges"};
                         ranges++;
+                } else if (k.compare(0, bias_key.size(), bias_key) == 0) {
+                        std::string name = k.substr(bias_key.size());
+                        int t = tensor_of_key(m, name);
+                        if (t < 0)
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": no input or layer is named '" + name + "'"};
+                        npu_host_shape sh;
+                        npu_graph_tensor_shape(m.low.graph, t, &sh);
+                        std::vector<float> delta;
+                        if (!parse_bias(v, sh.c, &delta))
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": not 4:V,...;6:V,...;8:V,...;16:V,... of " +
+                                                                      std::to_string(sh.c) + " finite values each"};
+                        if (npu_graph_set_bias_correction(m.low.graph, t, delta.data(), delta.size()) < 0)
+                                return onnxfe::Error{-EINVAL, "metadata " + k + ": '" + name +
+                                                                      "' is not a convolution or fully connected layer"};
                 } else if (k == "bwq.calibration") {
                         if (v.size() > 4096)
                                 return onnxfe::Error{-EINVAL, "metadata " + k + ": over 4096 characters"};

@@ -38,6 +38,7 @@ void usage(FILE *f)
               "  -m, --method=M           ranges: auto (per tensor and depth, the best of the\n"
               "                           others by output error; default), minmax, percentile,\n"
               "                           mse\n"
+              "      --no-bias-correction no bias correction per input depth\n"
               "      --input-shape=NAME=D0xD1x...  a dynamic dimension's value\n"
               "      --plot=PREFIX        PREFIX-bytes.png (output SQNR against activation bytes)\n"
               "                           and PREFIX-sensitivity.png (per layer), with gnuplot\n"
@@ -174,13 +175,14 @@ int main(int argc, char **argv)
                 {"plot", required_argument, nullptr, 1002},        {"json", no_argument, nullptr, 'j'},
                 {"device", required_argument, nullptr, 'd'},       {"quiet", no_argument, nullptr, 'q'},
                 {"help", no_argument, nullptr, 'h'},               {"method", required_argument, nullptr, 'm'},
+                {"no-bias-correction", no_argument, nullptr, 1003},
                 {nullptr, 0, nullptr, 0},
         };
         std::vector<const char *> sample_paths;
         const char *out_path = nullptr, *device = nullptr, *input_shape = nullptr, *plot_prefix = nullptr;
         double budget = 20;
         uint64_t max_samples = 256, eval_samples = 32;
-        bool json = false, below_a8 = false;
+        bool json = false, below_a8 = false, no_bias = false;
         uint32_t method = NPU_ONNX_RANGE_AUTO;
         Progress prog;
         prog.tty = isatty(2);
@@ -224,6 +226,7 @@ int main(int argc, char **argv)
                 }
                 case 1001: input_shape = optarg; break;
                 case 1002: plot_prefix = optarg; break;
+                case 1003: no_bias = true; break;
                 case 'j': json = true; break;
                 case 'd': device = optarg; break;
                 case 'q': prog.on = false; break;
@@ -296,7 +299,7 @@ int main(int argc, char **argv)
         co.budget_db = budget;
         co.eval_samples = eval_samples;
         co.method = method;
-        co.flags = below_a8 ? NPU_ONNX_BUDGET_BELOW_A8 : 0;
+        co.flags = (below_a8 ? NPU_ONNX_BUDGET_BELOW_A8 : 0) | (no_bias ? NPU_ONNX_NO_BIAS_CORRECTION : 0);
         co.progress = Progress::cb;
         co.user = &prog;
         npu_onnx_calibration *cal;

@@ -128,6 +128,40 @@ else
 	bad "npu-calibrate on fragile_chain: $(head -1 "$T/err")"
 fi
 
+# Bias correction per input depth, where it helps: on the MobileNetV3-style
+# block (random weights, whose int8 rounding moves the means) it must be
+# kept at 16 bits and raise the SQNR there, and the file written must carry
+# it so that npu-run's 16-bit output is closer to the float reference than
+# that of the same calibration without it.
+/usr/bin/python3 -c "
+import numpy as np
+x = np.load('$T/m/mobilenetv3_block.npy')
+np.save('$T/mb_cal.npy', np.random.default_rng(5).uniform(-1, 1, (64,) + x.shape[1:]).astype(np.float32))"
+if "$CAL" -q "$T/m/mobilenetv3_block.onnx" -s "$T/mb_cal.npy" -o "$T/mb_bc.onnx" --json >"$T/mb.json" 2>"$T/err" &&
+	"$CAL" -q "$T/m/mobilenetv3_block.onnx" -s "$T/mb_cal.npy" -o "$T/mb_nobc.onnx" --no-bias-correction >/dev/null 2>>"$T/err"; then
+	on=$(jget "$T/mb.json" "j.bias_correction[3].on")
+	gain=$(jget "$T/mb.json" "(j.bias_correction[3].sqnr_on_db - j.bias_correction[3].sqnr_off_db).toFixed(2)")
+	[ "$on" = true ] && floor "bias correction kept at 16 bits on the MobileNetV3 block: SQNR gain (dB)" "$gain" ">=" 3 ||
+		bad "bias correction at 16 bits: on=$on, gain $gain dB"
+	for f in mb_bc mb_nobc; do
+		"$RUN" --model="$T/$f.onnx" -i "$T/mb_cal.npy" -o "$T/$f.out.npy" --bits=16 --summary >/dev/null 2>"$T/err" ||
+			bad "$f at 16 bits: $(head -1 "$T/err")"
+	done
+	"$RUN" --model="$T/m/mobilenetv3_block.onnx" -i "$T/mb_cal.npy" -o "$T/mb_ref.npy" --reference --summary >/dev/null 2>&1
+	read -r with without <<<"$(/usr/bin/python3 -c "
+import numpy as np
+r = np.load('$T/mb_ref.npy').astype(np.float64)
+def sqnr(f):
+    e = np.load(f) - r
+    return 10 * np.log10((r * r).sum() / (e * e).sum())
+print('%.2f %.2f' % (sqnr('$T/mb_bc.out.npy'), sqnr('$T/mb_nobc.out.npy')))")"
+	floor "npu-run with the file's bias correction, 16 bits: SQNR $with dB against $without without; gain (dB)" \
+		"$(calc "$with - $without")" ">=" 3
+	grep -aq "bwq.bias." "$T/mb_bc.onnx" && ok "the file carries bwq.bias keys" || bad "no bwq.bias key in the calibrated file"
+else
+	bad "npu-calibrate on the MobileNetV3 block: $(head -1 "$T/err")"
+fi
+
 # The plots a user looks at: two PNG files from gnuplot.
 if "$CAL" -q "$T/m/fragile_chain.onnx" -s "$T/m/fragile_chain.npy" -o "$T/fragile.onnx" --plot="$T/plot" >/dev/null 2>"$T/err" &&
 	[ "$(head -c 4 "$T/plot-bytes.png" | od -An -c | tr -d ' ')" = "211PNG" ] &&
@@ -180,13 +214,13 @@ refuse_cal "samples of the wrong shape" "$T/shape.npy" "of a sample is 7, the mo
 refuse_cal "an empty file" "$T/empty.npy" "empty.npy"
 refuse_cal "a file of no samples" "$T/none.npy" "no samples"
 refuse_cal "a missing file" "$T/missing.npy" "missing.npy"
-for b in inverted nan missing name; do
-	if "$RUN" --model="$T/m/bad_ranges_$b.onnx" -i "$T/m/depth_limits.npy" --summary >/dev/null 2>"$T/err"; then
-		bad "bad_ranges_$b was run"
-	elif grep -q "metadata bwq.ranges.conv" "$T/err"; then
-		ok "bad_ranges_$b refused at load: $(head -1 "$T/err")"
+for b in ranges_inverted ranges_nan ranges_missing ranges_name bias_count bias_value bias_input; do
+	if "$RUN" --model="$T/m/bad_$b.onnx" -i "$T/m/depth_limits.npy" --summary >/dev/null 2>"$T/err"; then
+		bad "bad_$b was run"
+	elif grep -q "metadata bwq.${b%%_*}.\(conv\|x\)" "$T/err"; then
+		ok "bad_$b refused at load: $(head -1 "$T/err")"
 	else
-		bad "bad_ranges_$b: $(head -1 "$T/err")"
+		bad "bad_$b: $(head -1 "$T/err")"
 	fi
 done
 # A calibrated file whose ranges were edited to be inverted is refused too.

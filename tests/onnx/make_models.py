@@ -273,6 +273,9 @@ for bad, (key, value) in {
         'bad_ranges_nan': ('bwq.ranges.conv1', '4:-1,nan;6:-1,1;8:-1,1;16:-1,1'),
         'bad_ranges_missing': ('bwq.ranges.conv1', '4:-1,1;6:-1,1;8:-1,1'),
         'bad_ranges_name': ('bwq.ranges.conv7', good_ranges),
+        'bad_bias_count': ('bwq.bias.conv1', '4:1,2;6:1,2;8:1,2;16:1,2'),
+        'bad_bias_value': ('bwq.bias.conv1', '4:1,2,3,inf;6:0,0,0,0;8:0,0,0,0;16:0,0,0,0'),
+        'bad_bias_input': ('bwq.bias.x', '4:0,0;6:0,0;8:0,0;16:0,0'),
 }.items():
     save(bad, limits_nodes, [tin('x', [1, 2, 6, 6])], [tout('y')], limits_inits, meta={key: value})
 

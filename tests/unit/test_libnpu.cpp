@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cmath>
 #include <cstring>
@@ -410,22 +411,33 @@ static void modes_follow_page(void **)
 
 // Ranges given per tensor and depth, per-tensor depths in FIXED mode, an
 // input's own clamp, and the graph queries calibration uses.
+// A device, a graph of one [1,4,4,8] input and the weights and input of
+// 1x1 convolutions of 8 channels on it (weights / w_div, input / in_div).
+struct SmallConv {
+        npu_device *dev = nullptr;
+        npu_graph *g = nullptr;
+        int x = -1;
+        npu_conv2d_params p{};
+        std::vector<float> w = std::vector<float>(64), in = std::vector<float>(128);
+        SmallConv(float w_div, float in_div)
+        {
+                assert_int_equal(npu_device_open("soft:threads=1", &dev), 0);
+                assert_int_equal(npu_graph_new(&g), 0);
+                x = npu_graph_input(g, 1, 4, 4, 8);
+                p.out_channels = 8;
+                p.kernel_h = p.kernel_w = 1;
+                for (size_t i = 0; i < w.size(); i++)
+                        w[i] = float(int(i * 7 % 13) - 6) / w_div;
+                for (size_t i = 0; i < in.size(); i++)
+                        in[i] = float(int(i * 5 % 17) - 8) / in_div;
+        }
+};
+
 static void given_ranges_and_tensor_depths(void **)
 {
-        npu_device *dev;
-        assert_int_equal(npu_device_open("soft:threads=1", &dev), 0);
-        npu_graph *g;
-        assert_int_equal(npu_graph_new(&g), 0);
-        int x = npu_graph_input(g, 1, 4, 4, 8);
-        npu_conv2d_params p{};
-        p.out_channels = 8;
-        p.kernel_h = p.kernel_w = 1;
+        SmallConv sc(8.0f, 4.0f);
+        auto &[dev, g, x, p, w, in] = sc;
         p.activation = NPU_ACTIVATION_RELU;
-        std::vector<float> w(64), in(128);
-        for (size_t i = 0; i < w.size(); i++)
-                w[i] = float(int(i * 7 % 13) - 6) / 8.0f;
-        for (size_t i = 0; i < in.size(); i++)
-                in[i] = float(int(i * 5 % 17) - 8) / 4.0f;
         int y = npu_graph_conv2d(g, x, &p, w.data(), nullptr);
         int z = npu_graph_conv2d(g, y, &p, w.data(), nullptr);
         assert_true(z > y && y > x);
@@ -504,6 +516,75 @@ static void given_ranges_and_tensor_depths(void **)
         npu_device_close(dev);
 }
 
+// A bias correction per input depth: the row of the depth the input was
+// stored at is added; set in the graph or on the compiled model; and the
+// layer's linear part, which such corrections are computed from.
+static void bias_per_input_depth(void **)
+{
+        SmallConv sc(32.0f, 8.0f);
+        auto &[dev, g, x, p, w, in] = sc;
+        std::vector<float> bias(8, 0.5f);
+        int y = npu_graph_conv2d(g, x, &p, w.data(), bias.data());
+        int z = npu_graph_add(g, y, y, 0);  // not a conv: no correction
+        assert_int_equal(npu_graph_set_output(g, y), 0);
+        for (int t : {x, y, z}) {
+                float lo[4] = {-8, -8, -8, -8}, hi[4] = {8, 8, 8, 8};
+                assert_int_equal(npu_graph_set_tensor_ranges(g, t, lo, hi), 0);
+        }
+        // The linear part: the reference without its bias.
+        std::vector<float> lin(128), ref(128);
+        assert_int_equal(npu_graph_layer_linear(g, 0, 0, in.data(), lin.data()), 0);
+        assert_int_equal(npu_graph_reference(g, in.data(), y, ref.data(), ref.size()), 0);
+        for (size_t i = 0; i < ref.size(); i++)
+                assert_true(std::fabs(lin[i] + 0.5f - ref[i]) < 1e-5f);
+        assert_int_equal(npu_graph_layer_linear(g, 1, 0, in.data(), lin.data()), -EINVAL);  // an Add
+
+        std::vector<float> delta(32);
+        for (size_t d = 0; d < 4; d++)
+                for (size_t c = 0; c < 8; c++)
+                        delta[d * 8 + c] = float(d + 1);  // 4 bits +1, 6 +2, 8 +3, 16 +4
+        assert_int_equal(npu_graph_set_bias_correction(g, y, delta.data(), 31), -EINVAL);
+        assert_int_equal(npu_graph_set_bias_correction(g, z, delta.data(), 32), -EINVAL);
+        assert_int_equal(npu_graph_set_bias_correction(g, x, delta.data(), 32), -EINVAL);
+        delta[5] = NAN;
+        assert_int_equal(npu_graph_set_bias_correction(g, y, delta.data(), 32), -EINVAL);
+        delta[5] = 1.0f;
+        npu_compile_options none{};
+        npu_model *plain, *corrected;
+        assert_int_equal(npu_model_compile(dev, g, &none, &plain), 0);
+        assert_int_equal(npu_graph_set_bias_correction(g, y, delta.data(), 32), 0);
+        assert_int_equal(npu_model_compile(dev, g, &none, &corrected), 0);
+        // The mean shift of y at each input depth (inputs quantized at the
+        // run's depth) is that depth's row, within the output's rounding.
+        const double tol[4] = {0.3, 0.1, 0.05, 0.005};
+        unsigned depths[4] = {4, 6, 8, 16};
+        std::vector<float> a(128), b(128);
+        for (int d = 0; d < 4; d++) {
+                for (npu_model *m : {plain, corrected})
+                        assert_int_equal(npu_model_set_mode(m, NPU_MODE_FIXED, depths[d], 4, 16), 0);
+                assert_int_equal(npu_model_run(plain, in.data(), a.data(), nullptr), 0);
+                assert_int_equal(npu_model_run(corrected, in.data(), b.data(), nullptr), 0);
+                double shift = 0;
+                for (size_t i = 0; i < a.size(); i++)
+                        shift += double(b[i]) - a[i];
+                shift /= double(a.size());
+                printf("bias row of %2u-bit inputs: mean shift %.4f (row %d)\n", depths[d], shift, d + 1);
+                assert_true(std::fabs(shift - (d + 1)) < tol[d]);
+        }
+        // The same set on the compiled model, and dropped again.
+        assert_int_equal(npu_model_set_bias_correction(plain, y, delta.data(), 32), 0);
+        assert_int_equal(npu_model_run(plain, in.data(), a.data(), nullptr), 0);
+        assert_memory_equal(a.data(), b.data(), a.size() * sizeof(float));
+        assert_int_equal(npu_model_set_bias_correction(plain, y, nullptr, 0), 0);
+        assert_int_equal(npu_model_set_bias_correction(plain, z, delta.data(), 32), -EINVAL);
+        assert_int_equal(npu_model_run(plain, in.data(), a.data(), nullptr), 0);
+        assert_memory_not_equal(a.data(), b.data(), a.size() * sizeof(float));
+        npu_model_free(plain);
+        npu_model_free(corrected);
+        npu_graph_free(g);
+        npu_device_close(dev);
+}
+
 static void wait_many(void **)
 {
         npu_device *dev;
@@ -577,7 +658,8 @@ int main()
                 cmocka_unit_test(host_nodes),
                 cmocka_unit_test(traffic_per_depth),
                 cmocka_unit_test(accuracy_by_depth),    cmocka_unit_test(modes_follow_page),
-                cmocka_unit_test(wait_many),            cmocka_unit_test(given_ranges_and_tensor_depths),            cmocka_unit_test(isa_identical_end_to_end),
+                cmocka_unit_test(wait_many),            cmocka_unit_test(given_ranges_and_tensor_depths),
+                cmocka_unit_test(bias_per_input_depth),            cmocka_unit_test(isa_identical_end_to_end),
         };
         return cmocka_run_group_tests_name("libnpu", tests, nullptr, nullptr);
 }

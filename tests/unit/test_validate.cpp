@@ -85,10 +85,22 @@ static void reserved_fields(void **)
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
         // Both pads of npu_layer_desc, the second once an implicit hole.
         j = good_job();
-        j.l[0].pad0 = 1;
+        j.l[0].flags = 2;  // an unknown layer flag
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
         j = good_job();
         j.l[0].pad1 = 0x100;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
+        // A bias per input depth: on a convolution only, and all four rows in the BO.
+        j = good_job();
+        j.l[0].flags = NPU_LAYER_BIAS_PER_DEPTH;
+        expect(validate(j), 0, DRM_NPU_JOB_OK, 0);
+        j.l[0].bias_offset = 65536 - 64;  // room for 16 floats: one row, not four
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_OUT_OF_BOUNDS, 0);
+        j.l[0].flags = 0;
+        expect(validate(j), 0, DRM_NPU_JOB_OK, 0);
+        j = good_job();
+        j.l[0].op = NPU_OP_ADD;
+        j.l[0].flags = NPU_LAYER_BIAS_PER_DEPTH;
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
         // A job of the format before the hole was made a field.
         j = good_job();

@@ -123,13 +123,27 @@ int npu_graph_set_bits_range(npu_graph *g, int tensor, unsigned min_bits, unsign
  * calibrating that tensor.  When every tensor has them, npu_model_compile
  * needs no calibration input. */
 int npu_graph_set_tensor_ranges(npu_graph *g, int tensor, const float *lo, const float *hi);
+/* A bias correction of the conv or fully connected layer that writes
+ * `tensor`: delta[d * C_out + c] is added to its bias when its input was
+ * stored at the depth of NPU_BITS_* index d (count = 4 * C_out, finite;
+ * NULL and 0 drop it).  What a depth's rounding and clipping shift in the
+ * mean is given back. */
+int npu_graph_set_bias_correction(npu_graph *g, int tensor, const float *delta, size_t count);
+/* The linear part of conv or fully connected `layer` (its weights, no bias
+ * or activation; NPU_REFERENCE_INT8_WEIGHTS: the device's) on `input`, a
+ * whole tensor of the layer's input shape, into `output`, one of its
+ * output's: how a shift of the input moves the output. */
+int npu_graph_layer_linear(const npu_graph *g, unsigned layer, uint32_t flags, const float *input, float *output);
 /* The graph's shape: tensors (inputs and layer outputs) and layers in
- * order; the tensor a layer writes; the layer that writes a tensor (-1
- * for an input). */
+ * order; the tensor a layer writes and its inputs; the layer that writes
+ * a tensor (-1 for an input). */
 int npu_graph_tensor_count(const npu_graph *g);
 int npu_graph_layer_count(const npu_graph *g);
 int npu_graph_layer_output(const npu_graph *g, unsigned layer);
+int npu_graph_layer_input(const npu_graph *g, unsigned layer, unsigned index);
 int npu_graph_tensor_producer(const npu_graph *g, int tensor);
+/* A tensor's shape, NHWC. */
+int npu_graph_tensor_shape(const npu_graph *g, int tensor, struct npu_host_shape *ret);
 /* The model's output (default: the last layer's); drops any others. */
 int npu_graph_set_output(npu_graph *g, int tensor);
 /* One more output: the first call replaces the default, later ones add to
@@ -191,6 +205,9 @@ int npu_model_set_tensor_bits(npu_model *m, int tensor, unsigned bits);
  * for the runs that follow (finite, lo <= 0 <= hi). */
 int npu_model_set_tensor_range(npu_model *m, int tensor, unsigned bits, float lo, float hi);
 int npu_model_tensor_range(const npu_model *m, int tensor, unsigned bits, float *ret_lo, float *ret_hi);
+/* npu_graph_set_bias_correction on a compiled model, for the runs that
+ * follow. */
+int npu_model_set_bias_correction(npu_model *m, int tensor, const float *delta, size_t count);
 /* A bwq decision page (uapi/bwq_page.h) to take BWQ depths from instead
  * of bwqd's; -1 drops it (and returns to bwqd's). */
 int npu_model_set_decision_page(npu_model *m, int page_fd);

@@ -137,7 +137,9 @@ int npu_onnx_calibrated(const npu_onnx *m);
  * the model's output SQNR against the float reference with the whole model
  * at that depth, tensor after tensor.  A tensor's sensitivity: the output
  * SQNR when it alone runs at 4 (6) bits, the others at 8.  Then per-tensor
- * minimum depths: all at 4, the tensor whose
+ * minimum depths (after a bias correction per input depth for each conv
+ * and fully connected layer, kept per depth where it raises the SQNR): all
+ * at 4, the tensor whose
  * noise falls most per byte raised until the output SQNR keeps the budget.
  * Every figure is measured on the device. */
 enum npu_onnx_range_method {
@@ -161,6 +163,8 @@ struct npu_onnx_calibrate_options {
 /* budget_db is dB below the output SQNR of uniform 8 bits (which the
  * device's 8-bit weights bound), not an absolute SQNR. */
 #define NPU_ONNX_BUDGET_BELOW_A8 (1u << 0)
+/* No bias correction (see npu-calibrate(1)). */
+#define NPU_ONNX_NO_BIAS_CORRECTION (1u << 1)
 typedef struct npu_onnx_calibration npu_onnx_calibration;
 /* `samples[i]`: `count` samples of input i, model layout, one after
  * another (finite values).  The model is the one loaded (its own bwq.ranges
