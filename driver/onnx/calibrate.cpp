@@ -353,12 +353,12 @@ void make_reports(Cal &c)
         for (int d = 0; d < 4; d++)
                 t += fmt(" A%u %s (%.2f -> %.2f dB)%s", kDepths[d], c.bias_on[d] ? "on" : "off", c.bias_off_db[d], c.bias_on_db[d],
                          d < 3 ? "," : "\n");
-        t += "tensor                                   elements  range at 4 / 6 / 8    SQNR@4   SQNR@6  min\n";
+        t += "tensor                                   elements  range at 4 / 6 / 8    SQNR@4   SQNR@6  min  bytes@min\n";
         for (const Tensor &x : c.tensors) {
                 std::string key = x.key.size() > 40 ? "..." + x.key.substr(x.key.size() - 37) : x.key;
-                t += fmt("  %-40s %8llu  %-6s %-6s %-6s %7.2f  %7.2f  %3u\n", key.c_str(), (unsigned long long)x.elements,
+                t += fmt("  %-40s %8llu  %-6s %-6s %-6s %7.2f  %7.2f  %3u  %9llu\n", key.c_str(), (unsigned long long)x.elements,
                          x.chosen[0].method.c_str(), x.chosen[1].method.c_str(), x.chosen[2].method.c_str(), x.sens[0], x.sens[1],
-                         x.min_bits);
+                         x.min_bits, (unsigned long long)((x.elements * x.min_bits + 7) / 8));
         }
         std::string &j = c.json;
         j = fmt("{\"samples\":%llu,\"eval_samples\":%llu,\"method\":\"%s\",\"budget_db\":%.3f,\"uniform\":[",
@@ -373,9 +373,10 @@ void make_reports(Cal &c)
         j += "],\"tensors\":[";
         for (size_t i = 0; i < c.tensors.size(); i++) {
                 const Tensor &x = c.tensors[i];
-                j += fmt("%s{\"name\":%s,\"layer\":%d,\"elements\":%llu,\"min_bits\":%u,\"sqnr4_db\":%.3f,\"sqnr6_db\":%.3f,\"ranges\":[",
-                         i ? "," : "", bwq::json_str(x.key).c_str(), x.layer, (unsigned long long)x.elements, x.min_bits, x.sens[0],
-                         x.sens[1]);
+                j += fmt("%s{\"name\":%s,\"layer\":%d,\"elements\":%llu,\"min_bits\":%u,\"bytes_at_min\":%llu,\"sqnr4_db\":%.3f,"
+                         "\"sqnr6_db\":%.3f,\"bias_correction\":%s,\"ranges\":[",
+                         i ? "," : "", bwq::json_str(x.key).c_str(), x.layer, (unsigned long long)x.elements, x.min_bits,
+                         (unsigned long long)((x.elements * x.min_bits + 7) / 8), x.sens[0], x.sens[1], x.bias.empty() ? "false" : "true");
                 for (int d = 0; d < 4; d++)
                         j += fmt("%s{\"bits\":%u,\"method\":\"%s\",\"lo\":%.9g,\"hi\":%.9g}", d ? "," : "", kDepths[d],
                                  x.chosen[d].method.c_str(), double(x.chosen[d].lo), double(x.chosen[d].hi));
