@@ -78,6 +78,12 @@ extern "C" int npu_model_compile(npu_device *dev, const npu_graph *g, const npu_
         for (size_t t = 0; t < T; t++)
                 m->ranges.push_back(g->tensors[t].given_ranges ? g->tensors[t].ranges
                                                                : npu::calibrate_ranges(kept[t], lo[t], hi[t]));
+        // A MaxPool's output takes its input's ranges: the max of quantized
+        // values is then exact, and a host step comparing the two (a peak
+        // mask, Equal(MaxPool(x), x)) sees one grid.
+        for (const auto &L : g->layers)
+                if (L.op == NPU_OP_MAXPOOL && !g->tensors[L.output].given_ranges)
+                        m->ranges[L.output] = m->ranges[L.inputs[0]];
         m->tensor_fixed.assign(T, 0);
 
         // Activations: every tensor its own region, sized for 16 bits.

@@ -333,6 +333,13 @@ extern "C" int npu_graph_tensor_shape(const npu_graph *g, int tensor, npu_host_s
         return 0;
 }
 
+extern "C" int npu_graph_layer_op(const npu_graph *g, unsigned layer)
+{
+        if (!g || layer >= g->layers.size())
+                return -EINVAL;
+        return g->layers[layer].op == npu::kOpHost ? int(NPU_LAYER_HOST) : int(g->layers[layer].op);
+}
+
 extern "C" int npu_graph_layer_input(const npu_graph *g, unsigned layer, unsigned index)
 {
         if (!g || layer >= g->layers.size() || index >= g->layers[layer].inputs.size())

@@ -264,9 +264,8 @@ int npu::model_finish(npu_model *m, int64_t deadline)
 }
 
 // Output `index` of the finished run, dequantized at the depth it was written at.
-static void read_output(const npu_model *m, unsigned index, float *output)
+static void read_tensor(const npu_model *m, int out, float *output)
 {
-        int out = m->outputs[index];
         const auto &t = m->tensors[out];
         if (!m->host_float[out].empty()) {  // a host node's, as it computed it
                 std::memcpy(output, m->host_float[out].data(), t.elements() * sizeof(float));
@@ -277,6 +276,22 @@ static void read_output(const npu_model *m, unsigned index, float *output)
         bwq::QParams qp = bwq::qparams(m->ranges[out].lo[i], m->ranges[out].hi[i], bits);
         bwq::unpack_dequantize(static_cast<const uint8_t *>(npu_bo_map(m->act_bo)) + m->tensor_offset[out], t.elements(), qp,
                                bits, output);
+}
+
+static void read_output(const npu_model *m, unsigned index, float *output) { read_tensor(m, m->outputs[index], output); }
+
+extern "C" int npu_model_tensor(npu_model *m, int tensor, float *output, size_t count)
+{
+        if (!m || !output || tensor < 0 || size_t(tensor) >= m->tensors.size() || count != m->tensors[tensor].elements())
+                return -EINVAL;
+        if (m->job_id)
+                return -EBUSY;
+        if (!m->have_result)
+                return -ENOENT;
+        if (!m->tensor_bits[tensor] && m->host_float[tensor].empty())
+                return -ENODATA;
+        read_tensor(m, tensor, output);
+        return 0;
 }
 
 extern "C" int npu_model_result(npu_model *m, float *output, npu_run_stats *ret_stats)

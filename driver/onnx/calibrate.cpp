@@ -21,6 +21,7 @@
 #include "common/json.h"
 #include "common/quant.h"
 #include "model.h"
+#include "uapi/npu_accel.h"
 
 namespace {
 
@@ -132,18 +133,24 @@ std::vector<Range> candidates(const Tensor &t, unsigned bits, uint32_t method)
 
 // Runs the evaluation samples on the device and compares with the float
 // reference: the output SQNR in dB (120 when exact), and the activation
-// bytes of one inference.
+// bytes of one inference.  "Outputs" are the device's: the model's outputs
+// that device layers write, and the device tensors host nodes read (a
+// host step such as a peak mask is discontinuous; what feeds it is not).
 struct Evaluator {
         npu_model *model = nullptr;
         std::vector<std::vector<float>> in;              // per input: eval samples, device layout
-        std::vector<std::vector<std::vector<float>>> ref;  // per sample, per output: device layout
+        std::vector<std::vector<std::vector<float>>> ref;  // per sample, per measured tensor
         std::vector<uint64_t> in_per, out_per;
+        std::vector<int> meas;                           // the measured tensors
         uint64_t n = 0;
         unsigned runs = 0;
 
+        // The output SQNR: of each output over the samples, the worst of
+        // them (so that a small output, a detector's scores beside its
+        // boxes, is not hidden by a large one).
         int eval(double *ret_db, uint64_t *ret_bytes)
         {
-                double sig = 0, noise = 0;
+                std::vector<double> sig(out_per.size(), 0.0), noise(out_per.size(), 0.0);
                 uint64_t bytes = 0;
                 std::vector<const float *> ptr(in.size());
                 std::vector<float> out;
@@ -157,18 +164,22 @@ struct Evaluator {
                         bytes += st.activation_bytes;
                         for (size_t j = 0; j < out_per.size(); j++) {
                                 out.resize(out_per[j]);
-                                if ((r = npu_model_output(model, unsigned(j), out.data(), out.size())) < 0)
+                                if ((r = npu_model_tensor(model, meas[j], out.data(), out.size())) < 0)
                                         return r;
                                 const auto &rf = ref[s][j];
                                 for (size_t k = 0; k < out.size(); k++) {
                                         double d = double(out[k]) - rf[k];
-                                        sig += double(rf[k]) * rf[k];
-                                        noise += d * d;
+                                        sig[j] += double(rf[k]) * rf[k];
+                                        noise[j] += d * d;
                                 }
                         }
                 }
                 runs++;
-                *ret_db = noise <= 0 ? 120.0 : std::min(120.0, 10 * std::log10(std::max(sig, 1e-30) / noise));
+                double worst = 120.0;
+                for (size_t j = 0; j < sig.size(); j++)
+                        if (noise[j] > 0)
+                                worst = std::min(worst, 10 * std::log10(std::max(sig[j], 1e-30) / noise[j]));
+                *ret_db = worst;
                 if (ret_bytes)
                         *ret_bytes = n ? bytes / n : 0;
                 return 0;
@@ -463,8 +474,34 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                 ev.in_per.push_back(m->in_info[i].elements);
                 ev.in.push_back(std::vector<float>(dev_in[i].begin(), dev_in[i].begin() + int64_t(m->in_info[i].elements * E)));
         }
-        for (const auto &o : m->low.outputs)
-                ev.out_per.push_back(uint64_t(o.elements()));
+        {
+                std::vector<bool> want(static_cast<size_t>(T), false);
+                for (const auto &o : m->low.outputs)
+                        want[size_t(o.tensor)] = true;
+                for (int l = 0; l < npu_graph_layer_count(g); l++)
+                        if (npu_graph_layer_op(g, unsigned(l)) == int(NPU_LAYER_HOST))
+                                for (unsigned i = 0;; i++) {
+                                        int t = npu_graph_layer_input(g, unsigned(l), i);
+                                        if (t < 0)
+                                                break;
+                                        want[size_t(t)] = true;
+                                }
+                for (int t = 0; t < T; t++) {
+                        int p = npu_graph_tensor_producer(g, t);
+                        if (want[size_t(t)] && p >= 0 && npu_graph_layer_op(g, unsigned(p)) != int(NPU_LAYER_HOST)) {
+                                ev.meas.push_back(t);
+                                ev.out_per.push_back(c->tensors[size_t(t)].elements);
+                        }
+                }
+                if (ev.meas.empty())
+                        return fail(why, why_size, -ENOTSUP, "no device tensor to measure: the model runs on the host alone");
+        }
+        std::vector<std::vector<float>> fvals(static_cast<size_t>(T));
+        std::vector<float *> fvp(static_cast<size_t>(T), nullptr);
+        for (int t : ev.meas) {
+                fvals[size_t(t)].resize(c->tensors[size_t(t)].elements);
+                fvp[size_t(t)] = fvals[size_t(t)].data();
+        }
         std::vector<std::vector<float>> vals(static_cast<size_t>(T));
         std::vector<float *> vp(static_cast<size_t>(T));
         for (int t = 0; t < T; t++) {
@@ -492,14 +529,11 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                                 x.kept.push_back(v[k]);
                 }
                 if (s < E) {
+                        if ((r = npu_graph_reference_tensors(g, at.data(), nin, 0, fvp.data())) < 0)
+                                return fail(why, why_size, r, "the float reference failed");
                         std::vector<std::vector<float>> outs;
-                        for (size_t j = 0; j < m->low.outputs.size(); j++) {
-                                std::vector<float> o(ev.out_per[j]);
-                                r = npu_graph_reference_inputs(g, at.data(), nin, 0, m->low.outputs[j].tensor, o.data(), o.size());
-                                if (r < 0)
-                                        return fail(why, why_size, r, "the float reference failed");
-                                outs.push_back(std::move(o));
-                        }
+                        for (int t : ev.meas)
+                                outs.push_back(fvals[size_t(t)]);
                         ev.ref.push_back(std::move(outs));
                 }
         }
@@ -531,16 +565,53 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
         // the tensor alone at it, the others at 8 (so that a tensor whose
         // error another's hides still gets a range good on its own).  The
         // second is the tensor's sensitivity.
+        //
+        // A MaxPool's output keeps its input's ranges ("tied"): the max of
+        // quantized values is then exact, and a host step comparing the two
+        // (a peak mask, Equal(MaxPool(x), x)) sees the same grid.
+        std::vector<int> tied(static_cast<size_t>(T), -1);
+        for (int l = 0; l < npu_graph_layer_count(g); l++)
+                if (npu_graph_layer_op(g, unsigned(l)) == NPU_OP_MAXPOOL) {
+                        int in = npu_graph_layer_input(g, unsigned(l), 0), out = npu_graph_layer_output(g, unsigned(l));
+                        tied[size_t(out)] = tied[size_t(in)] >= 0 ? tied[size_t(in)] : in;
+                }
+        for (int t = 0; t < T; t++)
+                if (tied[size_t(t)] >= 0) {
+                        c->tensors[size_t(t)].lo = c->tensors[size_t(tied[size_t(t)])].lo;
+                        c->tensors[size_t(t)].hi = c->tensors[size_t(tied[size_t(t)])].hi;
+                }
+        auto set_group = [&](int root, unsigned bits, float lo, float hi) {
+                int e = npu_model_set_tensor_range(ev.model, root, bits, lo, hi);
+                for (int t = 0; t < T && e >= 0; t++)
+                        if (tied[size_t(t)] == root)
+                                e = npu_model_set_tensor_range(ev.model, t, bits, lo, hi);
+                return e;
+        };
+        for (int t = 0; t < T; t++)
+                if (tied[size_t(t)] >= 0)
+                        for (int d = 0; d < 4; d++) {
+                                c->tensors[size_t(t)].chosen[d] = c->tensors[size_t(tied[size_t(t)])].chosen[d];
+                                set_group(tied[size_t(t)], kDepths[d], c->tensors[size_t(t)].chosen[d].lo, c->tensors[size_t(t)].chosen[d].hi);
+                        }
         unsigned total = unsigned(3 * c->tensors.size()), done = 0;
         for (int d : {2, 1, 0}) {
                 unsigned bits = kDepths[d];
                 for (Tensor &x : c->tensors) {
                         progress("ranges and sensitivity", done++, total);
+                        if (tied[size_t(x.id)] >= 0) {  // its input's range; only its sensitivity here
+                                x.chosen[d] = c->tensors[size_t(tied[size_t(x.id)])].chosen[d];
+                                x.chosen[d].method = "tied";
+                                if ((r = mode(8)) < 0 || (r = npu_model_set_tensor_bits(ev.model, x.id, bits == 8 ? 0 : bits)) < 0 ||
+                                    (r = ev.eval(&x.sens[d], nullptr)) < 0)
+                                        return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
+                                npu_model_set_tensor_bits(ev.model, x.id, 0);
+                                continue;
+                        }
                         double best = -1e9;
                         Range pick = x.chosen[d];
                         for (const Range &cand : candidates(x, bits, method)) {
                                 double all, alone;
-                                if ((r = npu_model_set_tensor_range(ev.model, x.id, bits, cand.lo, cand.hi)) < 0)
+                                if ((r = set_group(x.id, bits, cand.lo, cand.hi)) < 0)
                                         return fail(why, why_size, r, "the device model refused a range");
                                 if ((r = mode(bits)) < 0 || (r = ev.eval(&all, nullptr)) < 0)
                                         return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
@@ -558,11 +629,19 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                                 }
                         }
                         x.chosen[d] = pick;
-                        npu_model_set_tensor_range(ev.model, x.id, bits, pick.lo, pick.hi);
+                        set_group(x.id, bits, pick.lo, pick.hi);
                 }
         }
+        for (Tensor &x : c->tensors) {
+                const Tensor &root = tied[size_t(x.id)] >= 0 ? c->tensors[size_t(tied[size_t(x.id)])] : x;
+                x.chosen[3] = {root.lo, root.hi, &root == &x ? "minmax" : "tied"};
+                if (&root != &x)  // its 8-bit choice was made before its input's last
+                        for (int d = 0; d < 3; d++)
+                                x.chosen[d] = {root.chosen[d].lo, root.chosen[d].hi, "tied"};
+        }
         for (Tensor &x : c->tensors)
-                x.chosen[3] = {x.lo, x.hi, "minmax"};
+                for (int d = 0; d < 4; d++)
+                        npu_model_set_tensor_range(ev.model, x.id, kDepths[d], x.chosen[d].lo, x.chosen[d].hi);
         if (!(opts && (opts->flags & NPU_ONNX_NO_BIAS_CORRECTION)) && (r = correct_biases(*c, g, dev_in, count, ev, mode, progress)) < 0)
                 return fail(why, why_size, r, std::string("bias correction failed: ") + strerror(-r));
 

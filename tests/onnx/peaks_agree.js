@@ -18,10 +18,11 @@ for (let i = 0; i < args.length; i++) {
         else pos.push(args[i]);
 }
 const a = readNpy(pos[0]).data, b = readNpy(pos[1]).data;
-let same = 0, both = 0, err = 0;
+let same = 0, both = 0, err = 0, ref = 0;
 for (let i = 0; i < b.length; i++) {
         const pa = a[i] !== 0 && a[i] >= minScore, pb = b[i] !== 0 && b[i] >= minScore;
         if (pa === pb) same++;
+        if (pb) ref++;
         if (pa && pb) {
                 both++;
                 err = Math.max(err, Math.abs(a[i] - b[i]));
@@ -29,6 +30,6 @@ for (let i = 0; i < b.length; i++) {
 }
 const agree = same / b.length;
 const ok = a.length === b.length && agree >= minAgree && err <= maxErr;
-console.log(`${minScore ? `peaks of score >= ${minScore} ` : 'peaks '}agree at ${(100 * agree).toFixed(3)}% of ${b.length} positions; ${both} kept by both, ` +
+console.log(`${minScore ? `peaks of score >= ${minScore} ` : 'peaks '}agree at ${(100 * agree).toFixed(3)}% of ${b.length} positions; ${both} of the reference's ${ref} kept by both, ` +
         `largest score difference there ${err.toExponential(3)}${ok ? '' : ' OVER THE BOUND'}`);
 process.exit(ok ? 0 : 1);

@@ -141,6 +141,8 @@ int npu_graph_tensor_count(const npu_graph *g);
 int npu_graph_layer_count(const npu_graph *g);
 int npu_graph_layer_output(const npu_graph *g, unsigned layer);
 int npu_graph_layer_input(const npu_graph *g, unsigned layer, unsigned index);
+/* A layer's op: enum npu_op, or NPU_LAYER_HOST. */
+int npu_graph_layer_op(const npu_graph *g, unsigned layer);
 int npu_graph_tensor_producer(const npu_graph *g, int tensor);
 /* A tensor's shape, NHWC. */
 int npu_graph_tensor_shape(const npu_graph *g, int tensor, struct npu_host_shape *ret);
@@ -257,6 +259,10 @@ unsigned npu_model_output_count(const npu_model *m);
 /* Output `index` of the last finished run (npu_model_run or
  * npu_model_result first), float NHWC of `count` elements. */
 int npu_model_output(npu_model *m, unsigned index, float *output, size_t count);
+/* Any tensor of the last finished run as it was stored (dequantized at
+ * the depth it was written at; a host node's output as computed):
+ * -ENODATA for one the run did not write. */
+int npu_model_tensor(npu_model *m, int tensor, float *output, size_t count);
 
 /* Name of a DRM_NPU_JOB_ERR_* code, and the code and layer of the last
  * SUBMIT this device refused. */
