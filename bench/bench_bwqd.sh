@@ -112,18 +112,24 @@ echo "9. QoS: the MobileNet-V2-shaped network at 80 frames/s on CPU 0, bwq-strea
 printf '[Sampling]\nInterval=50ms\nSmoothing=ewma:0.5\n[Policy]\nMinDwell=1s\n' > "$T/c.conf"
 start --config="$T/c.conf" --source=probe
 printf '   %-22s %8s %9s %9s %13s %10s %9s\n' mode miss_% p50_ms p99_ms act_MB/frame top1_% rel_rms
-for mode in fixed bwq-layer; do
+# qos_run ARGS...: npu-run ARGS for 10 s on CPU 0 under bwq-stream on CPU 1;
+# sets line (npu-run's summary), miss, p50, p99 and mb from it.
+qos_run() {
 	taskset -c 1 "$STREAM" --threads 1 --seconds 12 > "$T/qos-stream.log" 2>&1 &
-	SP=$!
+	local sp=$!
 	sleep 1
-	if [ $mode = fixed ]; then args="--bits 16"; else args="--mode bwq-layer --bits 8"; fi
-	NPU_DEVICE=soft:threads=1 BWQ_BUS="$ADDR" taskset -c 0 "$ROOT/$B/npu-run" $args --fps 80 --seconds 10 > "$T/qos.log" 2>&1
-	wait $SP
+	NPU_DEVICE=soft:threads=1 BWQ_BUS="$ADDR" taskset -c 0 "$ROOT/$B/npu-run" "$@" --seconds 10 > "$T/qos.log" 2>"$T/qos.err"
+	wait $sp
 	line=$(tail -1 "$T/qos.log")
 	miss=$(echo "$line" | sed -n 's/.*deadline misses [0-9]* (\([0-9.]*\)%).*/\1/p')
 	p50=$(echo "$line" | sed -n 's/.*p50 \([0-9.]*\) ms.*/\1/p')
 	p99=$(echo "$line" | sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p')
 	mb=$(echo "$line" | sed -n 's/.*activation \([0-9.]*\) MB.*/\1/p')
+}
+for mode in fixed bwq-layer; do
+	if [ $mode = fixed ]; then args="--bits 16"; else args="--mode bwq-layer --bits 8"; fi
+	# shellcheck disable=SC2086
+	qos_run $args --fps 80
 	top=$(echo "$line" | sed -n 's/.*top-1 agreement \([0-9.]*\)%.*/\1/p')
 	rms=$(echo "$line" | sed -n 's/.*relative RMS error \([0-9.]*\).*/\1/p')
 	label=$([ $mode = fixed ] && echo "fixed 16 bits" || echo "BWQ_LAYER (bwqd probe)")
@@ -139,23 +145,13 @@ if /usr/bin/python3 "$FM/data.py" "$T/fm-test" 2>/dev/null && /usr/bin/python3 "
 	BWQ_BUS=none "$ROOT/$B/npu-calibrate" -q "$FM/fashion.onnx" -s "$T/fm-cal/X.npy" -o "$T/fc.onnx" >/dev/null; then
 	printf '   %-34s %8s %9s %9s %13s %10s %10s\n' mode miss_% p50_ms p99_ms act_MB/frame bits top1_%
 	for mode in fixed uniform calibrated; do
-		taskset -c 1 "$STREAM" --threads 1 --seconds 12 > "$T/qos-stream.log" 2>&1 &
-		SP=$!
-		sleep 1
 		case $mode in
 		fixed) args=(--model="$T/fc.onnx" --bits 16); label="fixed 16 bits" ;;
 		uniform) args=(--model="$FM/fashion.onnx" --calibration="$T/fm-cal/X.npy" --calibration-samples=256 --mode bwq-layer --bits 8)
 			label="BWQ_LAYER, uniform ranges" ;;
 		calibrated) args=(--model="$T/fc.onnx" --mode bwq-layer --bits 8); label="BWQ_LAYER, calibrated file" ;;
 		esac
-		NPU_DEVICE=soft:threads=1 BWQ_BUS="$ADDR" taskset -c 0 "$ROOT/$B/npu-run" "${args[@]}" -i "$T/fm-test/X.npy" \
-			--labels="$T/fm-test/Y.npy" --fps 1000 --seconds 10 > "$T/qos.log" 2>"$T/qos.err"
-		wait $SP
-		line=$(tail -1 "$T/qos.log")
-		miss=$(echo "$line" | sed -n 's/.*deadline misses [0-9]* (\([0-9.]*\)%).*/\1/p')
-		p50=$(echo "$line" | sed -n 's/.*p50 \([0-9.]*\) ms.*/\1/p')
-		p99=$(echo "$line" | sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p')
-		mb=$(echo "$line" | sed -n 's/.*activation \([0-9.]*\) MB.*/\1/p')
+		qos_run "${args[@]}" -i "$T/fm-test/X.npy" --labels="$T/fm-test/Y.npy" --fps 1000
 		bits=$(echo "$line" | sed -n 's/.*layer bits \([0-9.]*\)\.\.\([0-9]*\).*/\1-\2/p')
 		top=$(echo "$line" | sed -n 's/.*top-1 \([0-9.]*\)%.*/\1/p')
 		printf '   %-34s %8s %9s %9s %13s %10s %10s\n' "$label" "${miss:-?}" "${p50:-?}" "${p99:-?}" "${mb:-?}" "${bits:-?}" "${top:-?}"

@@ -283,21 +283,27 @@ extern "C" int npu_graph_set_bias_correction(npu_graph *g, int tensor, const flo
         if (!valid_tensor(g, tensor) || g->tensors[tensor].producer < 0)
                 return -EINVAL;
         GraphLayer &L = g->layers[g->tensors[tensor].producer];
-        if (L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED)
+        if (!npu::bias_delta_valid(L.op, L.bias.size(), delta, count))
                 return -EINVAL;
-        if (!delta) {
-                if (count)
-                        return -EINVAL;
+        if (delta)
+                L.bias_delta.assign(delta, delta + count);
+        else
                 L.bias_delta.clear();
-                return 0;
-        }
-        if (count != NPU_BITS_COUNT * L.bias.size())
-                return -EINVAL;
+        return 0;
+}
+
+bool npu::bias_delta_valid(uint16_t op, size_t channels, const float *delta, size_t count)
+{
+        if (op != NPU_OP_CONV2D && op != NPU_OP_FULLY_CONNECTED)
+                return false;
+        if (!delta)
+                return count == 0;
+        if (count != NPU_BITS_COUNT * channels)
+                return false;
         for (size_t i = 0; i < count; i++)
                 if (!std::isfinite(delta[i]))
-                        return -EINVAL;
-        L.bias_delta.assign(delta, delta + count);
-        return 0;
+                        return false;
+        return true;
 }
 
 extern "C" int npu_graph_layer_linear(const npu_graph *g, unsigned layer, uint32_t flags, const float *input, float *output)

@@ -57,6 +57,10 @@ struct Ranges {
 };
 // A range the device accepts: finite, lo <= 0 <= hi.
 bool range_valid(float lo, float hi);
+// A bias correction a layer of `op` and `channels` outputs accepts: a conv
+// or fully connected layer, and NULL with 0 (none) or 4 * channels finite
+// values.
+bool bias_delta_valid(uint16_t op, size_t channels, const float *delta, size_t count);
 
 struct GraphTensor {
         uint32_t n, h, w, c;

@@ -4,7 +4,6 @@
 #include <sys/mman.h>
 
 #include <atomic>
-#include <cmath>
 
 #include "common/depth.h"
 #include "model.h"
@@ -127,17 +126,8 @@ extern "C" int npu_model_set_bias_correction(npu_model *m, int tensor, const flo
                 return -EBUSY;
         size_t l = size_t(m->tensors[tensor].producer);
         npu::ModelLayer &L = m->layers[l];
-        if (L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED)
+        if (!npu::bias_delta_valid(L.op, L.bias.size(), delta, count))
                 return -EINVAL;
-        if (delta) {
-                if (count != NPU_BITS_COUNT * L.bias.size())
-                        return -EINVAL;
-                for (size_t i = 0; i < count; i++)
-                        if (!std::isfinite(delta[i]))
-                                return -EINVAL;
-        } else if (count) {
-                return -EINVAL;
-        }
         npu::write_bias_rows(m, l, delta);
         L.flags = delta ? NPU_LAYER_BIAS_PER_DEPTH : 0;
         return 0;

@@ -145,6 +145,17 @@ struct Evaluator {
         uint64_t n = 0;
         unsigned runs = 0;
 
+        // eval() with `tensor` at its own depth `bits` (FIXED mode), then
+        // back at `restore` (0: the model's depth).
+        int eval_with(int tensor, unsigned bits, unsigned restore, double *ret_db)
+        {
+                int r = npu_model_set_tensor_bits(model, tensor, bits);
+                if (r >= 0)
+                        r = eval(ret_db, nullptr);
+                npu_model_set_tensor_bits(model, tensor, restore);
+                return r;
+        }
+
         // The output SQNR: of each output over the samples, the worst of
         // them (so that a small output, a detector's scores beside its
         // boxes, is not hidden by a large one).
@@ -328,9 +339,8 @@ int correct_biases(Cal &c, const npu_graph *g, const std::vector<std::vector<flo
         // Sensitivities again, with the corrections kept.
         for (int d : {1, 0})
                 for (Tensor &x : c.tensors) {
-                        if ((r = npu_model_set_tensor_bits(ev.model, x.id, kDepths[d])) < 0 || (r = ev.eval(&x.sens[d], nullptr)) < 0)
+                        if ((r = ev.eval_with(x.id, kDepths[d], 0, &x.sens[d])) < 0)
                                 return r;
-                        npu_model_set_tensor_bits(ev.model, x.id, 0);
                 }
         return 0;
 }
@@ -555,6 +565,7 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                 return fail(why, why_size, r, std::string("compiling for the device failed: ") + strerror(-r));
         std::unique_ptr<npu_model, void (*)(npu_model *)> owner(ev.model, npu_model_free);
         auto mode = [&](unsigned bits) { return npu_model_set_mode(ev.model, NPU_MODE_FIXED, bits, 4, 16); };
+        auto run_failed = [&](int e) { return fail(why, why_size, e, std::string("a run failed: ") + strerror(-e)); };
         if ((r = set_ranges(ev.model, c->tensors, false)) < 0 || (r = mode(8)) < 0)
                 return fail(why, why_size, r, "the device model refused the ranges");
 
@@ -601,10 +612,8 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                         if (tied[size_t(x.id)] >= 0) {  // its input's range; only its sensitivity here
                                 x.chosen[d] = c->tensors[size_t(tied[size_t(x.id)])].chosen[d];
                                 x.chosen[d].method = "tied";
-                                if ((r = mode(8)) < 0 || (r = npu_model_set_tensor_bits(ev.model, x.id, bits == 8 ? 0 : bits)) < 0 ||
-                                    (r = ev.eval(&x.sens[d], nullptr)) < 0)
-                                        return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
-                                npu_model_set_tensor_bits(ev.model, x.id, 0);
+                                if ((r = mode(8)) < 0 || (r = ev.eval_with(x.id, bits, 0, &x.sens[d])) < 0)
+                                        return run_failed(r);
                                 continue;
                         }
                         double best = -1e9;
@@ -614,13 +623,11 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                                 if ((r = set_group(x.id, bits, cand.lo, cand.hi)) < 0)
                                         return fail(why, why_size, r, "the device model refused a range");
                                 if ((r = mode(bits)) < 0 || (r = ev.eval(&all, nullptr)) < 0)
-                                        return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
+                                        return run_failed(r);
                                 alone = all;
                                 if (bits != 8) {
-                                        if ((r = mode(8)) < 0 || (r = npu_model_set_tensor_bits(ev.model, x.id, bits)) < 0 ||
-                                            (r = ev.eval(&alone, nullptr)) < 0)
-                                                return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
-                                        npu_model_set_tensor_bits(ev.model, x.id, 0);
+                                        if ((r = mode(8)) < 0 || (r = ev.eval_with(x.id, bits, 0, &alone)) < 0)
+                                                return run_failed(r);
                                 }
                                 if (all + alone > best + 1e-9) {
                                         best = all + alone;
@@ -652,12 +659,12 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                 uint64_t bytes;
                 if ((r = mode(kDepths[d])) < 0 || (r = set_ranges(ev.model, c->tensors, true)) < 0 ||
                     (r = set_biases(ev.model, c->tensors, false)) < 0 || (r = ev.eval(&db, &bytes)) < 0)
-                        return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
+                        return run_failed(r);
                 c->uniform_minmax[d] = db;
                 c->uniform_bytes[d] = bytes;
                 if ((r = set_ranges(ev.model, c->tensors, false)) < 0 || (r = set_biases(ev.model, c->tensors, true)) < 0 ||
                     (r = ev.eval(&db, nullptr)) < 0)
-                        return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
+                        return run_failed(r);
                 c->uniform_chosen[d] = db;
         }
 
@@ -685,7 +692,7 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                 for (Tensor &x : c->tensors)
                         npu_model_set_tensor_bits(ev.model, x.id, x.min_bits);
                 if ((r = ev.eval(&c->mix_db, &c->mix_bytes)) < 0)
-                        return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
+                        return run_failed(r);
                 progress("per-layer minimums", step, unsigned(3 * c->tensors.size()));
                 if (c->mix_db >= budget)
                         break;
@@ -714,9 +721,8 @@ extern "C" int npu_onnx_calibrate(npu_onnx *m, npu_device *dev, const float *con
                         Tensor *x = ranked[k].second;
                         unsigned next = next_of(x->min_bits);
                         double db;
-                        if ((r = npu_model_set_tensor_bits(ev.model, x->id, next)) < 0 || (r = ev.eval(&db, nullptr)) < 0)
-                                return fail(why, why_size, r, std::string("a run failed: ") + strerror(-r));
-                        npu_model_set_tensor_bits(ev.model, x->id, x->min_bits);
+                        if ((r = ev.eval_with(x->id, next, x->min_bits, &db)) < 0)
+                                return run_failed(r);
                         double gain = (db - c->mix_db) / (double(x->elements) * (next - x->min_bits));
                         if (gain > best_gain) {
                                 best_gain = gain;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 
+#include "common/depth.h"
 #include "model.h"
 #include "npu/onnx.h"
 
@@ -77,64 +78,53 @@ bool parse_bits(const std::string &v, unsigned *lo, unsigned *hi)
         return true;
 }
 
-// "4:LO,HI;6:LO,HI;8:LO,HI;16:LO,HI": every depth once, in any order,
-// finite, LO <= 0 <= HI.
-bool parse_ranges(const std::string &v, float *lo, float *hi)
+// "4:V,...;6:V,...;8:V,...;16:V,...": n finite values per depth, every
+// depth once, in any order; into rows[NPU_BITS_COUNT][n].  The format of
+// bwq.ranges (n = 2: LO,HI) and bwq.bias (n = the layer's channels).
+bool parse_depth_rows(const std::string &v, uint32_t n, std::vector<float> *rows)
 {
+        rows->assign(4 * size_t(n), 0.0f);
+        if (v.empty() || v.back() == ';')
+                return false;
         bool seen[4] = {};
-        size_t at = 0;
-        for (int k = 0; k < 4; k++) {
-                size_t end = v.find(';', at);
-                std::string part = v.substr(at, end == std::string::npos ? std::string::npos : end - at);
-                unsigned bits;
-                float a, b;
-                int used = 0;
-                if (sscanf(part.c_str(), "%u:%f,%f%n", &bits, &a, &b, &used) != 3 || size_t(used) != part.size())
-                        return false;
-                int i = bits == 4 ? 0 : bits == 6 ? 1 : bits == 8 ? 2 : bits == 16 ? 3 : -1;
-                if (i < 0 || seen[i] || !std::isfinite(a) || !std::isfinite(b) || a > 0.0f || b < 0.0f)
-                        return false;
-                seen[i] = true;
-                lo[i] = a, hi[i] = b;
-                if (k < 3 && end == std::string::npos)
-                        return false;
-                at = end + 1;
-                if (k == 3 && end != std::string::npos)
-                        return false;
-        }
-        return true;
-}
-
-// "4:V,...;6:V,...;8:V,...;16:V,...": C finite values per depth, every
-// depth once; into delta[NPU_BITS_COUNT][C].
-bool parse_bias(const std::string &v, uint32_t C, std::vector<float> *delta)
-{
-        delta->assign(4 * size_t(C), 0.0f);
-        bool seen[4] = {};
-        std::stringstream rows(v);
+        std::stringstream ss(v);
         std::string row;
-        int n = 0;
-        while (std::getline(rows, row, ';')) {
+        int count = 0;
+        while (std::getline(ss, row, ';')) {
                 unsigned bits;
                 int used = 0;
-                if (++n > 4 || sscanf(row.c_str(), "%u:%n", &bits, &used) != 1 || used == 0)
+                if (++count > 4 || sscanf(row.c_str(), "%u:%n", &bits, &used) != 1 || used == 0)
                         return false;
-                int i = bits == 4 ? 0 : bits == 6 ? 1 : bits == 8 ? 2 : bits == 16 ? 3 : -1;
+                int i = bwq::depth_index(bits);
                 if (i < 0 || seen[i])
                         return false;
                 seen[i] = true;
                 const char *p = row.c_str() + used;
-                for (uint32_t ch = 0; ch < C; ch++) {
+                for (uint32_t k = 0; k < n; k++) {
                         char *e;
                         errno = 0;
                         float f = std::strtof(p, &e);
-                        if (e == p || errno || !std::isfinite(f) || (ch + 1 < C ? *e != ',' : *e != '\0'))
+                        if (e == p || errno || !std::isfinite(f) || (k + 1 < n ? *e != ',' : *e != '\0'))
                                 return false;
-                        (*delta)[size_t(i) * C + ch] = f;
+                        (*rows)[size_t(i) * n + k] = f;
                         p = e + 1;
                 }
         }
-        return n == 4;
+        return count == 4;
+}
+
+// bwq.ranges: LO <= 0 <= HI at every depth.
+bool parse_ranges(const std::string &v, float *lo, float *hi)
+{
+        std::vector<float> rows;
+        if (!parse_depth_rows(v, 2, &rows))
+                return false;
+        for (int i = 0; i < 4; i++) {
+                lo[i] = rows[size_t(2 * i)], hi[i] = rows[size_t(2 * i + 1)];
+                if (lo[i] > 0.0f || hi[i] < 0.0f)
+                        return false;
+        }
+        return true;
 }
 
 // Each device tensor's key: inputs by name, layers by node, the k-th
@@ -211,7 +201,7 @@ std::optional<onnxfe::Error> apply_limits(npu_onnx &m)
                         npu_host_shape sh;
                         npu_graph_tensor_shape(m.low.graph, t, &sh);
                         std::vector<float> delta;
-                        if (!parse_bias(v, sh.c, &delta))
+                        if (!parse_depth_rows(v, sh.c, &delta))
                                 return onnxfe::Error{-EINVAL, "metadata " + k + ": not 4:V,...;6:V,...;8:V,...;16:V,... of " +
                                                                       std::to_string(sh.c) + " finite values each"};
                         if (npu_graph_set_bias_correction(m.low.graph, t, delta.data(), delta.size()) < 0)
