@@ -48,7 +48,7 @@ objs = $(patsubst %.cpp,$(B)/%.o,$(1))
 
 # common/: what bwqd, libnpu and npuref share (DESIGN §3).
 COMMON_SRC := common/quant.cpp common/units.cpp common/bus.cpp common/stream.cpp common/job_error.cpp common/json.cpp \
-	common/weights.cpp
+	common/weights.cpp common/text.cpp common/file.cpp
 COMMON_A := $(B)/libbwqcommon.a
 
 # npuref, the software NPU: an archive whose entry point is npuref.h.
@@ -104,7 +104,7 @@ $(COMMON_A) $(NPUREF_A) $(LIBNPU_A) $(ONNX_A):
 DAEMON_CORE_SRC := daemon/config.cpp daemon/config_keys.cpp daemon/policy.cpp daemon/replay_source.cpp \
 	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/ebpf_source.cpp \
 	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp daemon/reload.cpp daemon/client_registry.cpp \
-	daemon/manager_vtable.cpp daemon/client_vtable.cpp daemon/explain.cpp daemon/source_registry.cpp
+	daemon/manager_vtable.cpp daemon/client_vtable.cpp daemon/explain.cpp daemon/source_registry.cpp daemon/bus_args.cpp
 
 # ---- eBPF: CO-RE against the running kernel's BTF (or BTF=file) ----------------
 BTF ?= /sys/kernel/btf/vmlinux
@@ -292,7 +292,7 @@ $(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/u
 	$(FUZZ_B)/make_seeds $(FUZZ_SEEDS)
 	@touch $@
 
-FUZZ_CONFIG_SRC := daemon/config.cpp daemon/config_keys.cpp common/units.cpp daemon/replay_source.cpp
+FUZZ_CONFIG_SRC := daemon/config.cpp daemon/config_keys.cpp common/units.cpp common/text.cpp common/file.cpp daemon/replay_source.cpp
 $(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard daemon/*.h common/*.h)
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)

@@ -63,7 +63,22 @@ template <size_t N> int parse_scaled(std::string_view s, const Unit (&units)[N],
                         double x = v * u.mult;
                         if (x >= limit)
                                 return -ERANGE;
-                        *ret = uint64_t(std::llround(x));
+                        // Whole numbers of the base unit exactly (a double
+                        // holds 53 bits); the rest rounded, in range.
+                        std::string_view num = trim(s).substr(0, trim(s).size() - unit.size());
+                        num = trim(num);
+                        if (u.mult == 1 && num.find('.') == std::string_view::npos) {
+                                std::string n(num);
+                                errno = 0;
+                                unsigned long long w = strtoull(n.c_str(), nullptr, 10);
+                                if (errno)
+                                        return -ERANGE;
+                                if (double(w) >= limit)
+                                        return -ERANGE;
+                                *ret = w;
+                                return 0;
+                        }
+                        *ret = uint64_t(x + 0.5);
                         return 0;
                 }
         return -EINVAL;

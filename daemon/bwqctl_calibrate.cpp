@@ -3,16 +3,18 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <string>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/stream.h"
+#include "common/text.h"
+#include "common/unique_fd.h"
 #include "common/units.h"
 
 #include "bwqctl.h"
@@ -35,27 +37,67 @@ static double measure_stream(unsigned threads, double seconds)
         return double(m1 - m0) * 1e9 / double(t1 - t0);
 }
 
+// Writes the value to STATE/max-bandwidth, replacing it atomically.  The
+// directory must be ours (or root's) and writable by no one else: in a
+// directory another user controls, any file we write could be swapped for a
+// link to one of ours.  The temporary file is created new (O_EXCL, never
+// through a link) and renamed over the old one.
+static int store_calibration(const std::string &state_dir, uint64_t bps, std::string *why)
+{
+        const std::string dir = bwq::escape_text(state_dir);
+        if (mkdir(state_dir.c_str(), 0755) < 0 && errno != EEXIST) {
+                *why = "cannot create " + dir + ": " + strerror(errno);
+                return -errno;
+        }
+        bwq::unique_fd dfd(open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (!dfd) {
+                int e = errno;
+                *why = dir + ": " + (e == ELOOP || e == ENOTDIR ? "not a directory (or a symbolic link)" : strerror(e));
+                return -e;
+        }
+        struct stat st;
+        if (fstat(dfd.get(), &st) < 0) {
+                *why = dir + ": " + strerror(errno);
+                return -errno;
+        }
+        if ((st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022)) {
+                *why = dir + " is owned by uid " + std::to_string(st.st_uid) + " with mode " +
+                       std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
+                       std::to_string(st.st_mode & 7) + ": another user could replace what is written there; "
+                       "it must belong to root (or to us) and be writable by no one else";
+                return -EPERM;
+        }
+        char tmp[64];
+        bwq::unique_fd fd;
+        for (unsigned i = 0; i < 100 && !fd; i++) {
+                snprintf(tmp, sizeof tmp, "max-bandwidth.%d.%u.tmp", int(getpid()), i);
+                fd.reset(openat(dfd.get(), tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+                if (!fd && errno != EEXIST)
+                        break;
+        }
+        if (!fd) {
+                *why = "cannot create a file in " + dir + ": " + strerror(errno);
+                return -errno;
+        }
+        std::string text = std::to_string(bps) + "\n";
+        if (write(fd.get(), text.data(), text.size()) != ssize_t(text.size()) || fsync(fd.get()) < 0 ||
+            renameat(dfd.get(), tmp, dfd.get(), "max-bandwidth") < 0) {
+                int e = errno ? errno : EIO;
+                (void)unlinkat(dfd.get(), tmp, 0);
+                *why = "cannot write " + dir + "/max-bandwidth: " + strerror(e);
+                return -e;
+        }
+        return 0;
+}
+
 int cmd_calibrate(const std::string &bus_spec, unsigned threads, double seconds, const std::string &state_dir)
 {
         if (!threads)
                 threads = std::max(1u, std::thread::hardware_concurrency());
         double bps = measure_stream(threads, seconds);
-        std::string path = state_dir + "/max-bandwidth";
-        if (mkdir(state_dir.c_str(), 0755) < 0 && errno != EEXIST) {
-                fprintf(stderr, "bwqctl: calibrate: cannot create %s: %s\n", state_dir.c_str(), strerror(errno));
-                return EXIT_FAIL;
-        }
-        std::string tmp = path + ".tmp";
-        {
-                std::ofstream f(tmp);
-                f << uint64_t(bps) << "\n";
-                if (!f) {
-                        fprintf(stderr, "bwqctl: calibrate: cannot write %s\n", tmp.c_str());
-                        return EXIT_FAIL;
-                }
-        }
-        if (rename(tmp.c_str(), path.c_str()) < 0) {
-                fprintf(stderr, "bwqctl: calibrate: cannot write %s: %s\n", path.c_str(), strerror(errno));
+        std::string path = state_dir + "/max-bandwidth", why;
+        if (store_calibration(state_dir, uint64_t(bps), &why) < 0) {
+                fprintf(stderr, "bwqctl: calibrate: %s\n", why.c_str());
                 return EXIT_FAIL;
         }
         if (json)

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/text.h"
 #include "log.h"
 #include "service.h"
 
@@ -94,13 +95,14 @@ int main(int argc, char **argv)
                 return 2;
         }
         if (check) {
-                bwq::Config cfg;
+                // The same loading and checks as a start (and a reload).
+                bwq::Service svc(config, ov, bus);
                 std::string why;
-                if (bwq::config_load(config, &cfg, &why) < 0) {
+                if (svc.check_config(&why) < 0) {
                         fprintf(stderr, "bwqd: %s\n", why.c_str());
                         return 78;
                 }
-                printf("%s: configuration is valid\n", config.c_str());
+                printf("%s: configuration is valid\n", bwq::escape_text(config).c_str());
                 return 0;
         }
         bwq::Service svc(config, ov, bus);

@@ -7,10 +7,11 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "common/depth.h"
+#include "common/file.h"
+#include "common/text.h"
 #include "config_parse.h"
 
 namespace bwq {
@@ -51,7 +52,7 @@ namespace {
 
 std::string trim(const std::string &s)
 {
-        size_t b = s.find_first_not_of(" \t\r"), e = s.find_last_not_of(" \t\r");
+        size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
         return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
 }
 
@@ -139,9 +140,12 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
         std::string line, section;
         unsigned lineno = 0;
         Config c = *cfg;
+        // Every part of the message is escaped: a line's control bytes must
+        // not reach a terminal or the journal.
         auto fail = [&](const std::string &key, const std::string &why) {
-                *ret_error = filename + ":" + std::to_string(lineno) + ": " +
-                             (key.empty() ? std::string() : "[" + section + "] " + key + ": ") + why;
+                *ret_error = escape_text(filename) + ":" + std::to_string(lineno) + ": " +
+                             (key.empty() ? std::string() : "[" + escape_text(section) + "] " + escape_text(key) + ": ") +
+                             escape_text(why, 1024);
                 return -EINVAL;
         };
         while (std::getline(in, line)) {
@@ -149,6 +153,10 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
                 if (line.size() > 4096)
                         return fail("", "line longer than 4096 bytes");
                 std::string l = trim(line);
+                std::string spaced = l;
+                std::replace(spaced.begin(), spaced.end(), '\t', ' ');
+                if (!utf8_printable(spaced))
+                        return fail("", "a control character or invalid UTF-8 in '" + l + "'");
                 if (l.empty() || l[0] == '#' || l[0] == ';')
                         continue;
                 if (l[0] == '[') {
@@ -183,6 +191,11 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
 
 int config_check(const Config &cfg, uint64_t max_bps, std::string *ret_error)
 {
+        if (cfg.clients.reserved >= cfg.clients.total) {
+                *ret_error = "[Clients] Reserved=" + std::to_string(cfg.clients.reserved) + " must be less than Max=" +
+                             std::to_string(cfg.clients.total);
+                return -EINVAL;
+        }
         for (size_t i = 1; i < cfg.policy.table.size(); i++)
                 if (cfg.policy.table[i].threshold.resolve(max_bps) >= cfg.policy.table[i - 1].threshold.resolve(max_bps)) {
                         *ret_error = "[Policy] Table: thresholds " + cfg.policy.table[i - 1].threshold.to_string() + " and " +
@@ -197,48 +210,79 @@ int config_check(const Config &cfg, uint64_t max_bps, std::string *ret_error)
         return 0;
 }
 
-static int read_file(const std::string &path, std::string *ret, std::string *ret_error)
+// Limits of what bwqd reads (bwqd.conf(5), LIMITS).
+static const size_t kConfigFileLimit = 1u << 20;
+static const size_t kDropInLimit = 256;
+
+int read_calibration(const std::string &path, uint64_t *ret, std::string *ret_error)
 {
-        std::ifstream f(path, std::ios::binary);
-        if (!f) {
-                int e = errno ? errno : EIO;
-                *ret_error = path + ": " + strerror(e);
-                return -e;
+        std::string text;
+        if (int r = read_regular_file(path, 64, &text, ret_error); r < 0)
+                return r;
+        std::string t = trim(text);
+        unsigned long long v = 0;
+        bool digits = !t.empty() && t.size() <= 20 && std::all_of(t.begin(), t.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        if (digits) {
+                errno = 0;
+                v = strtoull(t.c_str(), nullptr, 10);
+                digits = errno == 0;
         }
-        std::ostringstream ss;
-        ss << f.rdbuf();
-        if (ss.str().size() > (1u << 20)) {
-                *ret_error = path + ": larger than 1 MiB";
-                return -EFBIG;
+        if (!digits || v < kMinCalibratedBandwidth || v > kMaxBandwidthLimit) {
+                *ret_error = escape_text(path) + ": '" + escape_text(t, 32) +
+                             "' is not a whole number of bytes per second from 1 MB/s to 1 PB/s";
+                return -EINVAL;
         }
-        *ret = ss.str();
+        *ret = v;
         return 0;
 }
 
 int config_load(const std::string &path, Config *ret, std::string *ret_error)
 {
         Config c;
-        std::string text;
-        if (access(path.c_str(), F_OK) == 0) {
-                if (int r = read_file(path, &text, ret_error); r < 0)
-                        return r;
-                if (int r = config_parse_text(text, path, &c, ret_error); r < 0)
-                        return r;
+        std::string text, why;
+        // A missing main file means the defaults; anything else that is not a
+        // regular file we can read (a directory, a FIFO, a symlink loop, no
+        // permission) is an error, not a silent default.
+        int r = read_regular_file(path, kConfigFileLimit, &text, &why);
+        if (r < 0 && r != -ENOENT) {
+                *ret_error = why;
+                return r;
         }
+        if (r >= 0 && (r = config_parse_text(text, path, &c, ret_error)) < 0)
+                return r;
         std::string dir = path + ".d";
-        if (DIR *d = opendir(dir.c_str())) {
+        DIR *d = opendir(dir.c_str());
+        if (!d && errno != ENOENT) {
+                int e = errno;
+                *ret_error = escape_text(dir) + ": " + (e == ENOTDIR ? "not a directory" : strerror(e));
+                return -e;
+        }
+        if (d) {
                 std::vector<std::string> names;
+                errno = 0;
                 while (dirent *de = readdir(d)) {
                         std::string n = de->d_name;
-                        if (n.size() > 5 && n.compare(n.size() - 5, 5, ".conf") == 0)
+                        if (n.size() > 5 && n.compare(n.size() - 5, 5, ".conf") == 0 && n[0] != '.')
                                 names.push_back(n);
+                        errno = 0;
                 }
+                int e = errno;
                 closedir(d);
+                if (e) {
+                        *ret_error = escape_text(dir) + ": " + strerror(e);
+                        return -e;
+                }
+                if (names.size() > kDropInLimit) {
+                        *ret_error = escape_text(dir) + ": more than " + std::to_string(kDropInLimit) + " drop-ins";
+                        return -E2BIG;
+                }
                 std::sort(names.begin(), names.end());
                 for (const auto &n : names) {
-                        if (int r = read_file(dir + "/" + n, &text, ret_error); r < 0)
+                        // Each drop-in must be a regular file: a symlink to a
+                        // directory named x.conf is an error, not skipped.
+                        if ((r = read_regular_file(dir + "/" + n, kConfigFileLimit, &text, ret_error)) < 0)
                                 return r;
-                        if (int r = config_parse_text(text, dir + "/" + n, &c, ret_error); r < 0)
+                        if ((r = config_parse_text(text, dir + "/" + n, &c, ret_error)) < 0)
                                 return r;
                 }
         }

@@ -41,6 +41,11 @@ struct SamplingConfig {
         uint64_t sample_min_interval_usec = 10000;  // Sample() rate limit
         bool operator==(const SamplingConfig &) const = default;
 };
+// The largest maximum bandwidth bwqd takes, configured or calibrated: 1 PB/s.
+constexpr uint64_t kMaxBandwidthLimit = 1000000000000000ull;
+// The smallest calibrated one it believes: 1 MB/s.
+constexpr uint64_t kMinCalibratedBandwidth = 1000000ull;
+
 struct BandwidthConfig {
         std::optional<uint64_t> max_bps;  // unset: calibrated value, else 44 GB/s
         bool operator==(const BandwidthConfig &) const = default;
@@ -82,7 +87,9 @@ struct ReplayConfig {
 };
 struct ClientsConfig {
         unsigned per_connection = 16;
+        unsigned per_user = 256;     // for every uid but root's and bwqd's own
         unsigned total = 4096;
+        unsigned reserved = 256;     // of total, kept for root and bwqd's own uid
         bool operator==(const ClientsConfig &) const = default;
 };
 struct ServiceConfig {
@@ -119,6 +126,10 @@ int config_parse_text(const std::string &text, const std::string &filename, Conf
 // The main file (missing is fine) and its .conf.d drop-ins, then the checks
 // that span keys.  Returns 0, or a negative errno with *ret_error.
 int config_load(const std::string &path, Config *ret, std::string *ret_error);
+// The maximum `bwqctl calibrate` stored at path (STATE/max-bandwidth): a
+// regular file holding a decimal number of bytes per second from 1 MB/s to
+// 1 PB/s.  Returns 0, -ENOENT, or another negative errno with *ret_error.
+int read_calibration(const std::string &path, uint64_t *ret, std::string *ret_error);
 // Checks that span keys (table order against the maximum, etc.).
 int config_check(const Config &cfg, uint64_t max_bps, std::string *ret_error);
 

@@ -87,7 +87,10 @@ int bandwidth_max(const std::string &v, Config *c, Why why)
                 return 0;
         }
         uint64_t u;
-        if (parse_bandwidth(v, &u) < 0 || u == 0)
+        int r = parse_bandwidth(v, &u);
+        if (r == -ERANGE || (r >= 0 && u > kMaxBandwidthLimit))
+                return bad(why, "'" + v + "' is more than 1 PB/s, past any memory system");
+        if (r < 0 || u == 0)
                 return bad(why, "'" + v + "' is not a bandwidth such as 44GB/s, or 'calibrated'");
         c->bandwidth.max_bps = u;
         return 0;
@@ -214,6 +217,10 @@ const std::vector<ConfigKey> &config_keys()
                  [](const std::string &v, Config *c, Why why) { return number_in(v, 1, 4096, &c->clients.per_connection, why); }},
                 {"Clients", "Max",
                  [](const std::string &v, Config *c, Why why) { return number_in(v, 1, 65536, &c->clients.total, why); }},
+                {"Clients", "MaxPerUser",
+                 [](const std::string &v, Config *c, Why why) { return number_in(v, 1, 65536, &c->clients.per_user, why); }},
+                {"Clients", "Reserved",
+                 [](const std::string &v, Config *c, Why why) { return number_in(v, 0, 65535, &c->clients.reserved, why); }},
                 {"Service", "StateDirectory",
                  [](const std::string &v, Config *c, Why why) { return absolute_path(v, &c->service.state_dir, why); }},
         };

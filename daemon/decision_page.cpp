@@ -30,7 +30,8 @@ int DecisionPage::create()
         return 0;
 }
 
-void DecisionPage::publish(const Decision &d, const std::string &source, uint32_t table_generation, uint32_t flags)
+void DecisionPage::publish(const Decision &d, const std::string &source, uint32_t table_generation, uint32_t flags,
+                           uint64_t now_ns, uint64_t interval_ns)
 {
         bwq_page *p = page_;
         bwq_page_write_begin(p);
@@ -45,6 +46,8 @@ void DecisionPage::publish(const Decision &d, const std::string &source, uint32_
                 __atomic_store_n(&p->source[i], i < source.size() && i + 1 < sizeof p->source ? source[i] : '\0',
                                  __ATOMIC_RELAXED);
         __atomic_store_n(&p->table_generation, table_generation, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->published_ns, now_ns, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->interval_ns, interval_ns, __ATOMIC_RELAXED);
         bwq_page_write_end(p);
 }
 

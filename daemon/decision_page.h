@@ -22,7 +22,10 @@ public:
         // Returns 0 or a negative errno.
         int create();
         int fd() const { return fd_.get(); }
-        void publish(const Decision &d, const std::string &source, uint32_t table_generation, uint32_t flags);
+        // now_ns and interval_ns: bwqd's heartbeat, by which clients tell a
+        // frozen page from a live one (bwq_decision_frozen).
+        void publish(const Decision &d, const std::string &source, uint32_t table_generation, uint32_t flags,
+                     uint64_t now_ns, uint64_t interval_ns);
         void set_flags(uint32_t flags);
 
 private:

@@ -197,8 +197,9 @@ public:
                 return r;
         }
 
-        int add_client(pid_t pid, std::string *why) override
+        int add_client(const ClientProcess &p, std::string *why) override
         {
+                const pid_t pid = p.pid;
                 uint32_t k = uint32_t(pid);
                 uint64_t zero = 0;
                 if (bpf_map_update_elem(bpf_map__fd(skel_->maps.npu_tgids), &k, &zero, BPF_NOEXIST) < 0 && errno != EEXIST) {
@@ -211,8 +212,9 @@ public:
                 return 0;
         }
 
-        void remove_client(pid_t pid) override
+        void remove_client(const ClientProcess &p) override
         {
+                const pid_t pid = p.pid;
                 uint32_t k = uint32_t(pid);
                 (void)bpf_map_delete_elem(bpf_map__fd(skel_->maps.npu_tgids), &k);
                 clients_.erase(pid);

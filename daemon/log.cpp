@@ -12,8 +12,20 @@ static void vlog(int priority, const char *fmt, va_list ap, const char *suffix)
         static const int max_level = getenv("BWQ_DEBUG") ? 7 : 6;
         if (priority > max_level)
                 return;
-        char buf[2048];
-        vsnprintf(buf, sizeof buf, fmt, ap);
+        char raw[2048];
+        vsnprintf(raw, sizeof raw, fmt, ap);
+        // Whatever a message quotes, no control byte reaches the log: a
+        // newline would forge a line, an escape sequence a terminal.
+        char buf[sizeof raw * 4];
+        size_t o = 0;
+        for (const char *p = raw; *p; p++) {
+                unsigned char ch = static_cast<unsigned char>(*p);
+                if (ch < 0x20 || ch == 0x7f)
+                        o += size_t(snprintf(buf + o, sizeof buf - o, "\\x%02x", ch));
+                else
+                        buf[o++] = char(ch);
+        }
+        buf[o] = 0;
         if (journal)
                 fprintf(stderr, "<%d>%s%s%s\n", priority, buf, suffix ? ": " : "", suffix ? suffix : "");
         else

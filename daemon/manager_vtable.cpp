@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "bus_args.h"
 #include "bus_vtables.h"
 #include "common/bus.h"
 #include "service.h"
@@ -98,20 +99,7 @@ static int method_set_table(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (r <= 0)
                 return r;
         std::vector<TableRow> rows;
-        r = sd_bus_message_enter_container(m, 'a', "(ty)");
-        if (r < 0)
-                return r;
-        uint64_t t;
-        uint8_t b;
-        while ((r = sd_bus_message_read(m, "(ty)", &t, &b)) > 0) {
-                if (rows.size() >= 16)
-                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "a table has at most 16 rows");
-                rows.push_back({Level{false, 0, t}, b});
-        }
-        if (r < 0)
-                return r;
-        r = sd_bus_message_exit_container(m);
-        if (r < 0)
+        if ((r = read_table_rows(m, &rows, error)) < 0)
                 return r;
         r = static_cast<Service *>(userdata)->set_table(rows, error);
         if (r < 0)

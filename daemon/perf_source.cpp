@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/file.h"
 #include "source.h"
 
 namespace bwq {
@@ -35,12 +36,10 @@ namespace {
 
 bool read_text(const std::string &path, std::string *ret)
 {
-        std::ifstream f(path);
-        if (!f)
+        // sysfs attributes are short; a fixture tree's may be anything.
+        std::string s, why;
+        if (read_regular_file(path, 4096, &s, &why) < 0)
                 return false;
-        std::ostringstream ss;
-        ss << f.rdbuf();
-        std::string s = ss.str();
         while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
                 s.pop_back();
         *ret = s;

@@ -3,10 +3,10 @@
 // changed), Reload and SIGHUP, and SetTable.
 #include <systemd/sd-daemon.h>
 
-#include <fstream>
 
 #include "common/bus.h"
 #include "common/clock.h"
+#include "common/text.h"
 #include "log.h"
 #include "client.h"
 #include "service.h"
@@ -38,19 +38,30 @@ int Service::load_config(Config *ret, std::string *why)
         return 0;
 }
 
+int Service::check_config(std::string *why)
+{
+        Config c;
+        return load_config(&c, why);
+}
+
 uint64_t Service::resolve_max(const Config &c, std::string *origin) const
 {
         if (c.bandwidth.max_bps) {
                 *origin = "configured";
                 return *c.bandwidth.max_bps;
         }
-        std::ifstream f(c.service.state_dir + "/max-bandwidth");
+        const std::string path = c.service.state_dir + "/max-bandwidth";
         uint64_t v = 0;
-        if (f >> v && v > 0) {
-                *origin = "calibrated (" + c.service.state_dir + "/max-bandwidth)";
+        std::string why;
+        int r = read_calibration(path, &v, &why);
+        if (r >= 0) {
+                *origin = "calibrated (" + escape_text(path) + ")";
                 return v;
         }
-        *origin = "default (no [Bandwidth] Max= and no calibration in " + c.service.state_dir + ")";
+        if (r == -ENOENT)
+                *origin = "default (no [Bandwidth] Max= and no calibration in " + escape_text(c.service.state_dir) + ")";
+        else
+                *origin = "default (no [Bandwidth] Max=; calibration ignored: " + why + ")";
         return 44000000000ull;
 }
 
@@ -70,11 +81,11 @@ int Service::apply_config(const Config &c, std::string *why)
                 source_name_ = source_->name();
                 source_choice_ = choice;
                 // Clients registered before a source change join the new one.
-                for (auto &[id, cl] : clients_) {
+                for (auto &[pid, pr] : processes_) {
                         std::string w;
-                        if (source_->add_client(pid_t(cl->pid), &w) < 0)
-                                log_warning("cannot attribute client %s to %s: %s, ignoring", cl->path.c_str(),
-                                            source_name_.c_str(), w.c_str());
+                        if (source_->add_client(ClientProcess{pid_t(pid), pr.pidfd.get()}, &w) < 0)
+                                log_warning("cannot attribute client pid %u to %s: %s, ignoring", pid, source_name_.c_str(),
+                                            w.c_str());
                 }
         }
         cfg_ = c;

@@ -3,14 +3,20 @@
 // holds after the trace ends.
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <string_view>
 #include <sstream>
 
+#include "common/file.h"
+#include "common/text.h"
 #include "source.h"
 
 namespace bwq {
 
 namespace {
+
+// What a trace may hold (bwqd.conf(5), [Replay]).
+const size_t kReplayFileLimit = 64u << 20;
+const size_t kReplayRowLimit = 1000000;
 
 bool parse_u64(const std::string &s, uint64_t *ret)
 {
@@ -45,15 +51,10 @@ public:
                         *why = "no trace: set [Replay] Path=";
                         return -ENOENT;
                 }
-                std::ifstream f(path_);
-                if (!f) {
-                        int e = errno ? errno : ENOENT;
-                        *why = path_ + ": " + strerror(e);
-                        return -e;
-                }
-                std::ostringstream ss;
-                ss << f.rdbuf();
-                if (int r = parse_replay(ss.str(), path_, &rows_, why); r < 0)
+                std::string text;
+                if (int r = read_regular_file(path_, kReplayFileLimit, &text, why); r < 0)
+                        return r;
+                if (int r = parse_replay(text, path_, &rows_, why); r < 0)
                         return r;
                 t0_ = clock_();
                 last_ = t0_;
@@ -93,11 +94,14 @@ private:
 
 int parse_replay(const std::string &text, const std::string &name, std::vector<ReplayRow> *ret, std::string *ret_error)
 {
-        std::istringstream in(text);
-        std::string line;
+        std::string_view rest = text;
         unsigned lineno = 0;
         std::vector<ReplayRow> rows;
-        while (std::getline(in, line)) {
+        const std::string shown = escape_text(name);
+        while (!rest.empty()) {
+                size_t nl = rest.find('\n');
+                std::string line(rest.substr(0, nl));
+                rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
                 lineno++;
                 std::string l = trim(line);
                 if (l.empty() || l[0] == '#')
@@ -107,15 +111,15 @@ int parse_replay(const std::string &text, const std::string &name, std::vector<R
                 std::vector<std::string> f;
                 std::stringstream ls(l);
                 std::string cell;
-                while (std::getline(ls, cell, ','))
+                while (f.size() < 4 && std::getline(ls, cell, ','))
                         f.push_back(trim(cell));
                 ReplayRow row{0, 0, 0};
                 auto fail = [&](const std::string &why) {
-                        *ret_error = name + ":" + std::to_string(lineno) + ": " + why;
+                        *ret_error = shown + ":" + std::to_string(lineno) + ": " + escape_text(why);
                         return -EINVAL;
                 };
                 if (f.size() < 2 || f.size() > 3)
-                        return fail("expected t_ms,used_Bps[,npu_Bps], got " + std::to_string(f.size()) + " fields");
+                        return fail("expected t_ms,used_Bps[,npu_Bps], got " + (f.size() > 3 ? std::string("more than 3") : std::to_string(f.size())) + " fields");
                 if (!parse_u64(f[0], &row.t_ms))
                         return fail("t_ms '" + f[0] + "' is not a whole number of milliseconds");
                 if (!parse_u64(f[1], &row.used_bps))
@@ -126,12 +130,12 @@ int parse_replay(const std::string &text, const std::string &name, std::vector<R
                         return fail("npu_Bps is larger than used_Bps, which includes it");
                 if (!rows.empty() && row.t_ms <= rows.back().t_ms)
                         return fail("t_ms must increase from row to row");
+                if (rows.size() >= kReplayRowLimit)
+                        return fail("more than " + std::to_string(kReplayRowLimit) + " rows");
                 rows.push_back(row);
-                if (rows.size() > 1000000)
-                        return fail("more than 1000000 rows");
         }
         if (rows.empty()) {
-                *ret_error = name + ": no rows";
+                *ret_error = shown + ": no rows";
                 return -EINVAL;
         }
         *ret = std::move(rows);

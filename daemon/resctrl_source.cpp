@@ -14,6 +14,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/file.h"
 #include "common/unique_fd.h"
 #include "source.h"
 
@@ -96,7 +97,9 @@ public:
                                " on a CPU with MBM)";
                         return -ENOENT;
                 }
-                std::ifstream features(root_ + "/info/L3_MON/mon_features");
+                std::string text, ferr;
+                (void)read_regular_file(root_ + "/info/L3_MON/mon_features", 4096, &text, &ferr);
+                std::istringstream features(text);
                 std::string f, all;
                 bool total = false;
                 while (features >> f) {
@@ -167,12 +170,15 @@ public:
                 return r;
         }
 
-        int add_client(pid_t pid, std::string *why) override { return move_tasks(pid, root_ + "/mon_groups/" + group_ + "/tasks", why); }
+        int add_client(const ClientProcess &p, std::string *why) override
+        {
+                return move_tasks(p, root_ + "/mon_groups/" + group_ + "/tasks", why);
+        }
 
-        void remove_client(pid_t pid) override
+        void remove_client(const ClientProcess &p) override
         {
                 std::string why;
-                (void)move_tasks(pid, root_ + "/tasks", &why);
+                (void)move_tasks(p, root_ + "/tasks", &why);
         }
 
         std::string detail() const override
@@ -204,8 +210,12 @@ private:
         // One counter file: a decimal number, or a word the kernel uses instead.
         static Value read_counter(File &f, uint64_t *ret)
         {
-                if (!f.fd)
-                        f.fd.reset(open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
+                if (!f.fd) {
+                        f.fd.reset(open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+                        struct stat st;
+                        if (f.fd && (fstat(f.fd.get(), &st) < 0 || !S_ISREG(st.st_mode)))
+                                f.fd.reset();
+                }
                 if (!f.fd)
                         return Value::Missing;
                 char buf[64];
@@ -266,15 +276,26 @@ private:
                 }
         }
 
-        static int move_tasks(pid_t pid, const std::string &tasks, std::string *why)
+        // Every thread of the client's process: resctrl moves one task per
+        // write.  Only while the process of the client's pidfd lives: a pid
+        // reused after it exited is another process, never moved.  (The
+        // tasks file takes pids, so a reuse between the check and the
+        // writes, microseconds apart, cannot be excluded.)
+        static int move_tasks(const ClientProcess &p, const std::string &tasks, std::string *why)
         {
-                // Every thread of the process: resctrl moves one task per write.
-                auto tids = list_dir("/proc/" + std::to_string(pid) + "/task", "");
-                if (tids.empty()) {
-                        *why = "process " + std::to_string(pid) + " is gone";
+                const std::string pid = std::to_string(p.pid);
+                if (!p.alive()) {
+                        *why = "process " + pid + " is gone (or was never held by a pidfd)";
                         return -ESRCH;
                 }
-                bwq::unique_fd fd(open(tasks.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+                auto tids = list_dir("/proc/" + pid + "/task", "");
+                if (tids.empty()) {
+                        *why = "process " + pid + " is gone";
+                        return -ESRCH;
+                }
+                // O_NONBLOCK | O_NOFOLLOW: a fixture's FIFO or a planted link
+                // is refused, not waited on or followed.
+                bwq::unique_fd fd(open(tasks.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW));
                 if (!fd) {
                         int e = errno;
                         *why = tasks + ": " + strerror(e);

@@ -161,7 +161,7 @@ int Service::sample_now(bool rate_limited)
 void Service::publish(const Decision &before)
 {
         const Decision &d = policy_.decision();
-        page_.publish(d, source_name_, table_generation_, 0);
+        page_.publish(d, source_name_, table_generation_, 0, monotonic_ns(), cfg_.sampling.interval_usec * 1000);
         if (!bus_)
                 return;
         // Depth, section and staleness are signalled at once; bandwidth-only

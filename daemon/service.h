@@ -16,6 +16,7 @@
 #include <string>
 
 #include "common/sd_ptr.h"
+#include "common/unique_fd.h"
 #include "config.h"
 #include "decision_page.h"
 #include "policy.h"
@@ -39,6 +40,9 @@ public:
         // Returns 0, or a negative errno after logging; -EINVAL for a bad
         // config (the caller exits 78).
         int setup();
+        // Loads and checks the configuration as setup() and reload() do, and
+        // changes nothing (--check-config).
+        int check_config(std::string *why);
         int run();
 
         // For sd-bus callbacks.
@@ -105,6 +109,19 @@ private:
                 BusTrackPtr track;
         };
         std::map<std::string, std::unique_ptr<Owner>> owners_;
+        // The client processes: a pidfd each, opened at the first client's
+        // registration; the source learns of a process with its first client
+        // and forgets it with its last.
+        struct Process {
+                unique_fd pidfd;
+                unsigned clients = 0;
+        };
+        std::map<uint32_t, Process> processes_;
+        // Clients per uid of the users outside root and bwqd's own.
+        std::map<uint32_t, unsigned> user_clients_;
+        unsigned unprivileged_clients_ = 0;
+        int check_limits(const std::string &owner, uint32_t uid, bool privileged, sd_bus_error *error) const;
+        int open_pidfd(sd_bus_message *m, uint32_t pid, unique_fd *ret);
         static int on_owner_gone(sd_bus_track *t, void *userdata);
         uint32_t next_client_ = 1;
 };

@@ -38,6 +38,16 @@ inline Reading stamped(const Clock &clock, uint64_t *last)
         return r;
 }
 
+// A client's process as bwqd knows it from registration: its pid, and a
+// pidfd opened then, so that a task is moved only while that process lives
+// and never a later process that reuses the pid.  pidfd < 0: unknown.
+struct ClientProcess {
+        pid_t pid = 0;
+        int pidfd = -1;
+        // True while the process of the pidfd runs (false without one).
+        bool alive() const;
+};
+
 class Source {
 public:
         virtual ~Source() = default;
@@ -47,8 +57,8 @@ public:
         virtual int start(std::string *why) = 0;
         virtual Reading read() = 0;
         // NPU client processes, for sources that attribute traffic.
-        virtual int add_client(pid_t, std::string *) { return 0; }
-        virtual void remove_client(pid_t) {}
+        virtual int add_client(const ClientProcess &, std::string *) { return 0; }
+        virtual void remove_client(const ClientProcess &) {}
         // Per-domain or per-PMU detail for status and Explain().
         virtual std::string detail() const { return {}; }
 };

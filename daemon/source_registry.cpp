@@ -1,8 +1,19 @@
 #include "source_registry.h"
 
 #include <errno.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace bwq {
+
+bool ClientProcess::alive() const
+{
+        if (pidfd < 0)
+                return false;
+        // Signal 0 only checks: EPERM (another user's process, for a bwqd
+        // without CAP_KILL) still means it runs; ESRCH means it exited.
+        return syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0 || errno == EPERM;
+}
 
 const std::vector<SourceEntry> &source_registry()
 {

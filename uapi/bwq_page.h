@@ -37,8 +37,16 @@ struct bwq_page {
 	char source[16];       /* NUL-terminated source name */
 	__u32 table_generation;
 	__u32 pad1;
-	__u64 reserved[8];
+	__u64 published_ns;    /* CLOCK_MONOTONIC of bwqd's last update: every interval */
+	__u64 interval_ns;     /* bwqd's sampling interval; 0 from a bwqd that did not say */
+	__u64 reserved[6];
 };
+
+/* A page bwqd has not updated for this many intervals (and at least
+ * BWQ_PAGE_FROZEN_MIN_NS) is frozen: bwqd is stopped, stalled or blocked,
+ * and clients treat its decision as stale (bwq_decision_frozen). */
+#define BWQ_PAGE_FROZEN_INTERVALS 10
+#define BWQ_PAGE_FROZEN_MIN_NS 500000000ull
 
 /* A consistent copy of the page. */
 struct bwq_decision {
@@ -50,6 +58,7 @@ struct bwq_decision {
 	__u64 timestamp_ns;
 	__u64 max_bps, used_bps, available_bps;
 	char source[16];
+	__u64 published_ns, interval_ns;
 };
 
 #if defined(__cplusplus)
@@ -59,8 +68,9 @@ struct bwq_decision {
 #endif
 BWQ_PAGE_ASSERT(sizeof(struct bwq_page) == 144 && sizeof(struct bwq_page) <= BWQ_PAGE_SIZE);
 BWQ_PAGE_ASSERT(__builtin_offsetof(struct bwq_page, timestamp_ns) == 16 && __builtin_offsetof(struct bwq_page, act_bits) == 48 &&
-		__builtin_offsetof(struct bwq_page, source) == 56 && __builtin_offsetof(struct bwq_page, reserved) == 80);
-BWQ_PAGE_ASSERT(sizeof(struct bwq_decision) == 64 && __builtin_offsetof(struct bwq_decision, timestamp_ns) == 16);
+		__builtin_offsetof(struct bwq_page, source) == 56 && __builtin_offsetof(struct bwq_page, published_ns) == 80 &&
+		__builtin_offsetof(struct bwq_page, reserved) == 96);
+BWQ_PAGE_ASSERT(sizeof(struct bwq_decision) == 80 && __builtin_offsetof(struct bwq_decision, timestamp_ns) == 16);
 #undef BWQ_PAGE_ASSERT
 
 /* Copy a consistent decision out of the page.  Returns 0, -EPROTO for a page
@@ -91,6 +101,8 @@ static inline int bwq_page_read(const struct bwq_page *p, struct bwq_decision *r
 		for (i = 0; i < sizeof d.source; i++)
 			d.source[i] = __atomic_load_n(&p->source[i], __ATOMIC_RELAXED);
 		d.source[sizeof d.source - 1] = 0;
+		d.published_ns = __atomic_load_n(&p->published_ns, __ATOMIC_RELAXED);
+		d.interval_ns = __atomic_load_n(&p->interval_ns, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&p->seq, __ATOMIC_RELAXED) == s1) {
 			*ret = d;
@@ -98,6 +110,19 @@ static inline int bwq_page_read(const struct bwq_page *p, struct bwq_decision *r
 		}
 	}
 	return -11; /* EAGAIN */
+}
+
+/* Whether the page was frozen at now_ns (CLOCK_MONOTONIC): not updated for
+ * BWQ_PAGE_FROZEN_INTERVALS intervals, and at least BWQ_PAGE_FROZEN_MIN_NS.
+ * A page from a bwqd that gives no interval counts one second. */
+static inline int bwq_decision_frozen(const struct bwq_decision *d, __u64 now_ns)
+{
+	__u64 t = d->published_ns ? d->published_ns : d->timestamp_ns;
+	__u64 limit = d->interval_ns ? d->interval_ns * BWQ_PAGE_FROZEN_INTERVALS : 1000000000ull;
+
+	if (limit < BWQ_PAGE_FROZEN_MIN_NS)
+		limit = BWQ_PAGE_FROZEN_MIN_NS;
+	return now_ns > t && now_ns - t > limit;
 }
 
 /* Writer side, for bwqd (and tests): begin and end one update. */

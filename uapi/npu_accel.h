@@ -56,9 +56,12 @@ struct drm_npu_param {
 };
 
 /* ---- BO_CREATE / BO_INFO ------------------------------------------------ */
-/* Import a sealed bwq decision page (uapi/bwq_page.h) given in `fd`.  The
- * BO is read-only for the device and is named by SUBMIT as the page that
- * DYNAMIC layers read their bit depth from. */
+/* Import a sealed bwq decision page (uapi/bwq_page.h) given in `fd`: a
+ * regular file of at least BWQ_PAGE_SIZE sealed against shrinking
+ * (F_SEAL_SHRINK, as bwqd's memfd is), else EPERM.  The BO is read-only for
+ * the device and is named by SUBMIT as the page that DYNAMIC layers read
+ * their bit depth from.  BO_CREATE of other BOs fails with ENOMEM past the
+ * device's total for all of them. */
 #define DRM_NPU_BO_IMPORT_DECISION_PAGE (1u << 0)
 #define DRM_NPU_BO_CREATE_FLAGS DRM_NPU_BO_IMPORT_DECISION_PAGE
 

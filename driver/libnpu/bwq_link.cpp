@@ -10,7 +10,10 @@
 #include <chrono>
 #include <cstring>
 
+#include <algorithm>
+
 #include "common/bus.h"
+#include "common/clock.h"
 
 namespace npu {
 
@@ -24,6 +27,7 @@ constexpr const char *kDest = bwq::dbus::kService;
 struct LinkCall {
         BwqLink *link;
         uint64_t id;
+        uint64_t attempt = 0;
 };
 
 // The bus owns the call's slot from here on, and frees its LinkCall with it.
@@ -69,10 +73,14 @@ void BwqLink::add_client(uint64_t id, const std::string &name, unsigned min_bits
                 if (it != clients_.end()) {
                         if (it->second.lo == min_bits && it->second.hi == max_bits)
                                 return;
-                        if (!it->second.path.empty())
+                        if (it->second.state == State::Registered)
                                 unregister_.push_back(it->second.path);
                 }
-                clients_[id] = Client{name, min_bits, max_bits, ""};
+                Client c;
+                c.name = name;
+                c.lo = min_bits;
+                c.hi = max_bits;
+                clients_[id] = std::move(c);
         }
         wake();
 }
@@ -84,8 +92,9 @@ void BwqLink::remove_client(uint64_t id)
                 auto it = clients_.find(id);
                 if (it == clients_.end())
                         return;
-                if (!it->second.path.empty())
+                if (it->second.state == State::Registered)
                         unregister_.push_back(it->second.path);
+                // A registration in flight is undone when its reply comes.
                 clients_.erase(it);
         }
         wake();
@@ -116,6 +125,39 @@ int BwqLink::sample(unsigned timeout_ms)
         if (!cv_.wait_for(lk, std::chrono::milliseconds(timeout_ms), [&] { return samples_done_ >= want || !owner_; }))
                 return -ETIME;
         return owner_ ? 0 : -ENOTCONN;
+}
+
+BwqLink::Status BwqLink::status(uint64_t id)
+{
+        std::lock_guard<std::mutex> lk(mu_);
+        Status st;
+        auto it = clients_.find(id);
+        if (it == clients_.end() || !owner_)
+                return st;
+        const Client &c = it->second;
+        st.refusals = c.refusals;
+        st.reason = c.reason;
+        st.state = c.state == State::NoBwqd ? State::Pending : c.state;
+        if (c.state == State::Refused) {
+                uint64_t now = bwq::monotonic_ns();
+                st.retry_in_ns = c.retry_at_ns > now ? c.retry_at_ns - now : 0;
+        }
+        return st;
+}
+
+int BwqLink::next_retry_ms(int cap)
+{
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!owner_)
+                return cap;
+        uint64_t now = bwq::monotonic_ns();
+        int t = cap;
+        for (const auto &[id, c] : clients_)
+                if (c.state == State::Refused) {
+                        uint64_t ms = c.retry_at_ns > now ? (c.retry_at_ns - now + 999999) / 1000000 : 0;
+                        t = std::min<int>(t, int(std::min<uint64_t>(ms, uint64_t(cap))));
+                }
+        return t;
 }
 
 bool BwqLink::connect_bus()
@@ -163,8 +205,16 @@ void BwqLink::set_owner(bool present)
         if (owner_ == present && present)
                 return;
         owner_ = present;
-        for (auto &[id, c] : clients_)
+        // Every registration starts over, at once: replies still to come
+        // belong to the bwqd that went.
+        for (auto &[id, c] : clients_) {
+                c.state = State::NoBwqd;
                 c.path.clear();
+                c.reason.clear();
+                c.refusals = 0;
+                c.backoff_ms = 0;
+                c.attempt = ++attempts_;
+        }
         unregister_.clear();
         if (page_fd_) {
                 page_fd_.reset();
@@ -183,42 +233,74 @@ void BwqLink::send_requests()
                 (void)sd_bus_call_method_async(bus_.get(), nullptr, kDest, kPath, kManager, "UnregisterClient", nullptr,
                                                nullptr, "o", path.c_str());
         unregister_.clear();
+        const uint64_t now = bwq::monotonic_ns();
         for (auto &[id, c] : clients_) {
-                if (!c.path.empty())
+                if (c.state == State::Pending || c.state == State::Registered ||
+                    (c.state == State::Refused && c.retry_at_ns > now))
                         continue;
-                c.path = "-";  // in flight
+                c.state = State::Pending;
+                c.attempt = ++attempts_;
                 auto on_reply = [](sd_bus_message *m, void *userdata, sd_bus_error *) -> int {
                         auto *call = static_cast<LinkCall *>(userdata);
                         BwqLink *l = call->link;
                         std::lock_guard<std::mutex> g(l->mu_);
                         auto it = l->clients_.find(call->id);
+                        const bool current = it != l->clients_.end() && it->second.attempt == call->attempt &&
+                                             it->second.state == State::Pending;
                         const char *path;
                         int fd;
                         if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read(m, "oh", &path, &fd) < 0) {
-                                if (it != l->clients_.end())
-                                        it->second.path = "!";  // refused: do not retry until bwqd restarts
+                                if (current) {
+                                        // Refused (limits, a bad argument) or lost: again
+                                        // later, waiting twice as long each time.
+                                        Client &c = it->second;
+                                        const sd_bus_error *e = sd_bus_message_get_error(m);
+                                        c.reason = e && e->message ? e->message : e && e->name ? e->name : "a malformed reply";
+                                        c.state = State::Refused;
+                                        c.refusals++;
+                                        c.backoff_ms = c.backoff_ms ? std::min(c.backoff_ms * 2, kRetryMaxMs) : kRetryFirstMs;
+                                        c.retry_at_ns = bwq::monotonic_ns() + uint64_t(c.backoff_ms) * 1000000;
+                                }
                                 return 0;
                         }
-                        if (it == l->clients_.end() || it->second.path != "-") {
-                                // Removed meanwhile: let bwqd forget it too.
+                        if (!current) {
+                                // Removed or changed meanwhile: let bwqd forget it too.
                                 (void)sd_bus_call_method_async(l->bus_.get(), nullptr, kDest, kPath, kManager, "UnregisterClient",
                                                                nullptr, nullptr, "o", path);
                                 return 0;
                         }
-                        it->second.path = path;
+                        Client &c = it->second;
+                        c.state = State::Registered;
+                        c.path = path;
+                        c.reason.clear();
+                        c.refusals = 0;
+                        c.backoff_ms = 0;
                         if (!l->page_fd_) {
                                 l->page_fd_.reset(fcntl(fd, F_DUPFD_CLOEXEC, 3));
                                 l->generation_++;
                         }
                         return 0;
                 };
+                // No reply timeout: a stalled bwqd answers when it runs again,
+                // and a timed-out call would leave it listing a client we
+                // forgot.  A bwqd that goes away ends the call (NameOwnerChanged
+                // starts over).  Until the answer the model runs at its
+                // fallback depth, as "pending".
+                sd_bus_message *msg = nullptr;
+                int r = sd_bus_message_new_method_call(bus_.get(), &msg, kDest, kPath, kManager, "RegisterClient");
+                bwq::BusMessagePtr owned(msg);
+                if (r >= 0)
+                        r = sd_bus_message_append(msg, "syya{sv}", c.name.c_str(), uint8_t(c.lo), uint8_t(c.hi), 0);
                 sd_bus_slot *slot = nullptr;
-                auto *call = new LinkCall{this, id};
-                int r = sd_bus_call_method_async(bus_.get(), &slot, kDest, kPath, kManager, "RegisterClient", on_reply, call,
-                                                 "syya{sv}", c.name.c_str(), uint8_t(c.lo), uint8_t(c.hi), 0);
+                auto *call = new LinkCall{this, id, c.attempt};
+                if (r >= 0)
+                        r = sd_bus_call_async(bus_.get(), &slot, msg, on_reply, call, UINT64_MAX);
                 if (r < 0) {
                         delete call;
-                        c.path.clear();
+                        c.state = State::Refused;
+                        c.reason = std::string("cannot send RegisterClient: ") + strerror(-r);
+                        c.backoff_ms = c.backoff_ms ? std::min(c.backoff_ms * 2, kRetryMaxMs) : kRetryFirstMs;
+                        c.retry_at_ns = now + uint64_t(c.backoff_ms) * 1000000;
                         continue;
                 }
                 float_slot(slot);
@@ -268,18 +350,18 @@ void BwqLink::run()
                         continue;
                 }
                 uint64_t usec;
-                int timeout = -1;
+                int timeout = next_retry_ms(1000);
                 if (sd_bus_get_timeout(bus_.get(), &usec) >= 0 && usec != UINT64_MAX)
-                        timeout = 10;
+                        timeout = std::min(timeout, 10);
                 pollfd p[2] = {{sd_bus_get_fd(bus_.get()), short(sd_bus_get_events(bus_.get())), 0}, {wake_fd_.get(), POLLIN, 0}};
-                (void)poll(p, 2, timeout < 0 ? 1000 : timeout);
+                (void)poll(p, 2, timeout);
                 uint64_t v;
                 (void)!read(wake_fd_.get(), &v, sizeof v);
         }
         if (bus_) {
                 std::lock_guard<std::mutex> lk(mu_);
                 for (auto &[id, c] : clients_)
-                        if (!c.path.empty() && c.path[0] == '/')
+                        if (c.state == State::Registered)
                                 (void)sd_bus_call_method(bus_.get(), kDest, kPath, kManager, "UnregisterClient", nullptr, nullptr, "o",
                                                          c.path.c_str());
         }

@@ -37,12 +37,33 @@ public:
         // timeout_ms.  Returns 0, -ETIME or -ENOTCONN.
         int sample(unsigned timeout_ms);
 
+        // Where a client's registration stands.
+        enum class State { NoBwqd, Pending, Refused, Registered };
+        struct Status {
+                State state = State::NoBwqd;
+                unsigned refusals = 0;      // since the last success
+                uint64_t retry_in_ns = 0;   // Refused: until the next attempt
+                std::string reason;         // Refused: bwqd's (or the bus's) message
+        };
+        Status status(uint64_t id);
+
+        // A refused registration is tried again after kRetryFirstMs, then
+        // twice as long each time up to kRetryMaxMs (libnpu(3)).
+        static constexpr unsigned kRetryFirstMs = 250, kRetryMaxMs = 5000;
+
 private:
         struct Client {
                 std::string name;
                 unsigned lo, hi;
-                std::string path;  // "" until registered
+                State state = State::NoBwqd;  // NoBwqd: not sent (yet)
+                std::string path;             // Registered: the client object
+                std::string reason;
+                unsigned refusals = 0, backoff_ms = 0;
+                uint64_t retry_at_ns = 0;
+                uint64_t attempt = 0;         // a reply to an older attempt is ignored
         };
+        // The poll timeout until the next retry is due (ms), at most cap.
+        int next_retry_ms(int cap);
         void run();
         bool connect_bus();
         void drop_bus();
@@ -63,6 +84,7 @@ private:
         bwq::unique_fd wake_fd_;
         bwq::BusPtr bus_;                     // the link thread's alone
         std::thread thread_;
+        uint64_t attempts_ = 0;
         friend struct LinkCall;
 };
 

@@ -76,6 +76,14 @@ static int parse_soft_options(const char *opts, npuref_options *o)
                         if (errno || *e || v.empty() || n == 0 || n > 256)
                                 return -EINVAL;
                         o->threads = unsigned(n);
+                } else if (k == "bo_limit") {
+                        // MiB, as a size a user types.
+                        char *e;
+                        errno = 0;
+                        unsigned long long n = strtoull(v.c_str(), &e, 10);
+                        if (errno || *e || v.empty() || v[0] == '-' || n == 0 || n > (1ull << 40))
+                                return -EINVAL;
+                        o->bo_limit = uint64_t(n) << 20;
                 } else if (k == "pin") {
                         if (v != "0" && v != "1")
                                 return -EINVAL;
@@ -107,7 +115,7 @@ extern "C" int npu_device_open(const char *name, npu_device **ret)
         auto *dev = new npu_device;
         int r;
         if (strcmp(name, "soft") == 0 || strncmp(name, "soft:", 5) == 0) {
-                npuref_options o{0, -1, -1};
+                npuref_options o{0, -1, -1, 0};
                 r = name[4] == ':' ? parse_soft_options(name + 5, &o) : 0;
                 if (r == 0)
                         r = npuref_open(&o, &dev->soft);

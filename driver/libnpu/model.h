@@ -115,6 +115,11 @@ void write_bias_rows(npu_model *m, size_t l, const float *delta);
 // Maps and imports a decision page for the model (-1: none, dropping the
 // one it has).  Returns 0 or a negative errno.
 int model_attach_page(npu_model *m, int page_fd);
+// Where the model stands with bwqd now (npu_model_bwq_status); *ret_d holds
+// the page's decision when the state is NPU_BWQ_LIVE.
+uint32_t model_bwq_state(const npu_model *m, npu_bwq_status *ret, bwq_decision *ret_d);
+// The NPU_RUN_* flags of a run at the fallback depth in that state.
+uint32_t bwq_state_run_flag(uint32_t state);
 // Writes segment `seg`'s job for a run at these depths into its command
 // buffer; tensors written before it (tensor_bits) are its inputs.
 void model_write_job(npu_model *m, size_t seg, bool dynamic, unsigned fixed_bits);

@@ -4,7 +4,9 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <cstdio>
 
+#include "common/clock.h"
 #include "common/depth.h"
 #include "model.h"
 
@@ -73,6 +75,71 @@ int npu::model_attach_page(npu_model *m, int page_fd)
         m->page = p.as<const bwq_page>();
         m->page_map = std::move(p);
         return 0;
+}
+
+uint32_t npu::model_bwq_state(const npu_model *m, npu_bwq_status *ret, bwq_decision *ret_d)
+{
+        *ret = {};
+        if (m->mode == NPU_MODE_FIXED)
+                return ret->state = NPU_BWQ_UNLINKED;
+        npu::BwqLink *link = !m->page_explicit && m->link_id ? m->dev->link.get() : nullptr;
+        npu::BwqLink::Status ls;
+        if (link) {
+                ls = link->status(m->link_id);
+                ret->refusals = ls.refusals;
+                ret->retry_in_ns = ls.retry_in_ns;
+                snprintf(ret->reason, sizeof ret->reason, "%s", ls.reason.c_str());
+        }
+        const bool page_ok = m->page && bwq_page_read(m->page, ret_d) == 0;
+        const uint64_t now = bwq::monotonic_ns();
+        if (page_ok) {
+                uint64_t t = ret_d->published_ns ? ret_d->published_ns : ret_d->timestamp_ns;
+                ret->page_age_ns = now > t ? now - t : 0;
+        }
+        // bwqd's answer to this model's own registration comes first: a
+        // refused model does not use the page another model's brought.
+        if (link && ls.state != npu::BwqLink::State::Registered) {
+                switch (ls.state) {
+                case npu::BwqLink::State::Pending: return ret->state = NPU_BWQ_PENDING;
+                case npu::BwqLink::State::Refused: return ret->state = NPU_BWQ_REFUSED;
+                default: return ret->state = NPU_BWQ_NO_BWQD;
+                }
+        }
+        if (!link && !m->page_explicit)
+                return ret->state = NPU_BWQ_NO_BWQD;
+        if (!page_ok)
+                return ret->state = link ? NPU_BWQ_PENDING : NPU_BWQ_NO_BWQD;
+        if ((ret_d->flags & BWQ_PAGE_STOPPED) || !ret_d->act_bits)
+                return ret->state = NPU_BWQ_NO_BWQD;
+        if (bwq_decision_frozen(ret_d, now))
+                return ret->state = NPU_BWQ_STALE;
+        return ret->state = NPU_BWQ_LIVE;
+}
+
+uint32_t npu::bwq_state_run_flag(uint32_t state)
+{
+        switch (state) {
+        case NPU_BWQ_NO_BWQD: return NPU_RUN_FALLBACK | NPU_RUN_NO_BWQD;
+        case NPU_BWQ_PENDING: return NPU_RUN_FALLBACK | NPU_RUN_PENDING;
+        case NPU_BWQ_REFUSED: return NPU_RUN_FALLBACK | NPU_RUN_REFUSED;
+        case NPU_BWQ_STALE: return NPU_RUN_FALLBACK | NPU_RUN_STALE;
+        default: return 0;
+        }
+}
+
+extern "C" int npu_model_bwq_status(const npu_model *m, npu_bwq_status *ret)
+{
+        if (!m || !ret)
+                return -EINVAL;
+        bwq_decision d;
+        npu::model_bwq_state(m, ret, &d);
+        return 0;
+}
+
+extern "C" const char *npu_bwq_state_name(uint32_t state)
+{
+        static const char *const names[] = {"unlinked", "live", "no bwqd", "pending", "refused", "stale"};
+        return state < sizeof names / sizeof names[0] ? names[state] : nullptr;
 }
 
 extern "C" int npu_model_set_tensor_bits(npu_model *m, int tensor, unsigned bits)

@@ -41,8 +41,10 @@ extern "C" int npu_model_submit_inputs(npu_model *m, const float *const *inputs,
         if (link && m->mode == NPU_MODE_BWQ_MODEL && m->page)
                 (void)link->sample(50);
         bwq_decision d;
-        bool have = m->mode != NPU_MODE_FIXED && m->page && bwq_page_read(m->page, &d) == 0 &&
-                    !(d.flags & BWQ_PAGE_STOPPED) && d.act_bits;
+        npu_bwq_status bs{};
+        const bool have = npu::model_bwq_state(m, &bs, &d) == NPU_BWQ_LIVE;
+        if (m->mode != NPU_MODE_FIXED && !have)
+                st.flags |= npu::bwq_state_run_flag(bs.state);
         if (have) {
                 st.available_bps = d.available_bps;
                 st.section = d.section;

@@ -71,6 +71,7 @@ struct npuref_device {
         std::map<uint32_t, std::shared_ptr<JobState>> jobs;
         std::deque<std::shared_ptr<JobState>> queue;
         uint32_t next_handle = 1, next_job = 1;
+        uint64_t bo_bytes = 0, bo_limit = 0;  // all BOs but pages, and their cap
         bool stopping = false;
         std::thread runner;
 
@@ -141,6 +142,12 @@ int npuref_device::bo_create(drm_npu_bo_create *a)
                 struct stat st;
                 if (a->fd < 0 || fstat(a->fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < BWQ_PAGE_SIZE)
                         return -EINVAL;
+                // A page its owner could truncate would kill us with SIGBUS
+                // at the next read: only one sealed against shrinking, as
+                // bwqd's is (a file that cannot be sealed is refused too).
+                int seals = fcntl(a->fd, F_GET_SEALS);
+                if (seals < 0 || !(seals & F_SEAL_SHRINK))
+                        return -EPERM;
                 bo->mapping = bwq::Mapping::map(BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, a->fd, 0);
                 if (!bo->mapping)
                         return -errno;
@@ -171,6 +178,12 @@ int npuref_device::bo_create(drm_npu_bo_create *a)
         std::lock_guard<std::mutex> lk(mu);
         if (bos.size() >= kMaxBos)
                 return -ENOSPC;
+        // The memfds are sparse: without a total, 4096 BOs of 1 GiB each
+        // would be accepted and fail only when touched.
+        if (!bo->is_page() && bo_bytes + bo->size > bo_limit)
+                return -ENOMEM;
+        if (!bo->is_page())
+                bo_bytes += bo->size;
         while (!next_handle || bos.count(next_handle))
                 next_handle++;
         bo->handle = next_handle++;
@@ -202,7 +215,13 @@ int npuref_device::gem_close(drm_gem_close *a)
                 return -EINVAL;
         std::lock_guard<std::mutex> lk(mu);
         // Jobs in flight hold their own references; memory goes with the last.
-        return bos.erase(a->handle) ? 0 : -ENOENT;
+        auto it = bos.find(a->handle);
+        if (it == bos.end())
+                return -ENOENT;
+        if (!it->second->is_page())
+                bo_bytes -= it->second->size;
+        bos.erase(it);
+        return 0;
 }
 
 int npuref_device::submit(drm_npu_submit *a)
@@ -312,9 +331,15 @@ int npuref_open(const npuref_options *opts, npuref_device **ret)
                         return -ENOTSUP;
                 isa = Isa(opts->isa);
         }
-        unsigned threads = opts && opts->threads ? opts->threads : std::thread::hardware_concurrency();
-        if (!threads)
-                threads = 1;
+        // Compute threads spin between layers: more of them than CPUs to run
+        // on makes a run hundreds of times slower, so that is refused.
+        cpu_set_t allowed;
+        unsigned ncpu = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? unsigned(CPU_COUNT(&allowed)) : 0;
+        if (!ncpu)
+                ncpu = std::max(1u, std::thread::hardware_concurrency());
+        unsigned threads = opts && opts->threads ? opts->threads : ncpu;
+        if (threads > ncpu)
+                return -ERANGE;
         // Compute threads on distinct CPUs of those this process may use:
         // left to the scheduler, two of them sometimes share one CPU for a
         // whole run (the job's waker and the spinning worker), which halves
@@ -329,6 +354,7 @@ int npuref_open(const npuref_options *opts, npuref_device **ret)
                                         cpus.push_back(c);
         }
         auto dev = std::make_unique<npuref_device>();
+        dev->bo_limit = opts && opts->bo_limit ? opts->bo_limit : uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE)) / 2;
         dev->kernels = &kernels_for(isa);
         dev->pool = std::make_unique<ThreadPool>(threads, cpus);
         dev->runner = std::thread([d = dev.get()] { d->run(); });

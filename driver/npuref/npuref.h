@@ -14,9 +14,11 @@ struct npuref_options {
         unsigned threads;  // compute threads; 0 = one per online CPU
         int isa;           // enum drm_npu_isa, or -1 for the best this CPU runs
         int pin;           // 1: each compute thread on its own CPU, 0: not, -1: when threads > 1
+        uint64_t bo_limit; // bytes all BOs may take together; 0 = half the machine's memory
 };
 
-// Returns 0 or a negative errno (-ENOTSUP: the requested ISA is missing).
+// Returns 0 or a negative errno (-ENOTSUP: the requested ISA is missing;
+// -ERANGE: more threads than the CPUs this process may run on).
 int npuref_open(const npuref_options *opts, npuref_device **ret);
 void npuref_close(npuref_device *dev);
 // Returns 0 or a negative errno.

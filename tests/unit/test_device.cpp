@@ -1,6 +1,7 @@
 // The ioctl line of the software device: params, buffer objects, submit,
 // fences and wait, decision pages, and the errors of each.
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -211,14 +212,35 @@ static void free_during_job(void **)
 static void decision_pages(void **)
 {
         npu_device *d = open_dev();
-        // A memfd that is not a decision page is refused.
-        int fd = memfd_create("not-a-page", MFD_CLOEXEC);
+        // A memfd that is not a decision page is refused: unsealed, for
+        // that (its owner could truncate it under us: SIGBUS), and sealed,
+        // for its contents.
+        int fd = memfd_create("not-a-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         assert_int_equal(ftruncate(fd, 4096), 0);
         drm_npu_bo_create c{};
         c.flags = DRM_NPU_BO_IMPORT_DECISION_PAGE;
         c.fd = fd;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -EPERM);
+        assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
         assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -EPROTO);
         close(fd);
+        {
+                // A real page, but unsealed: refused, and truncating it
+                // afterwards harms no one.
+                test::Page open_page(false);
+                c.fd = open_page.fd;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -EPERM);
+                assert_int_equal(ftruncate(open_page.fd, 0), 0);
+                // A regular file cannot be sealed at all.
+                char path[] = "/tmp/bwq-page-XXXXXX";
+                int ffd = mkstemp(path);
+                assert_true(ffd >= 0);
+                unlink(path);
+                assert_int_equal(ftruncate(ffd, 4096), 0);
+                c.fd = ffd;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -EPERM);
+                close(ffd);
+        }
         c.fd = -1;
         assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -EINVAL);
         {
@@ -374,9 +396,53 @@ static void pinning(void **)
         npu_device_close(d);
 }
 
+// The BOs of a device together stay under its limit (bo_limit=MiB): the
+// memfds are sparse, and 4096 of 1 GiB each would be accepted otherwise.
+static void buffer_object_total(void **)
+{
+        npu_device *d;
+        assert_int_equal(npu_device_open("soft:threads=1,bo_limit=3", &d), 0);
+        drm_npu_bo_create c{};
+        c.fd = -1;
+        c.size = 1u << 20;
+        uint32_t h[3];
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), 0);
+                h[i] = c.handle;
+        }
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -ENOMEM);
+        c.size = 1;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), -ENOMEM);
+        drm_gem_close gc{h[1], 0};
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_GEM_CLOSE, &gc), 0);
+        c.size = 1u << 20;
+        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c), 0);
+        npu_device_close(d);
+        // The default: half the machine's memory, so 4096 BOs of 1 GiB fail
+        // long before the last.
+        assert_int_equal(npu_device_open("soft:threads=1", &d), 0);
+        c.size = 1ull << 30;
+        unsigned made = 0;
+        while (made < 4096 && npu_ioctl(d, DRM_IOCTL_NPU_BO_CREATE, &c) == 0)
+                made++;
+        const uint64_t mem = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+        assert_true(made < 4096);
+        assert_true(uint64_t(made) << 30 <= mem / 2);
+        npu_device_close(d);
+        assert_int_equal(npu_device_open("soft:bo_limit=0", &d), -EINVAL);
+        assert_int_equal(npu_device_open("soft:bo_limit=-1", &d), -EINVAL);
+}
+
 static void device_names(void **)
 {
         npu_device *d;
+        // More compute threads than CPUs to run on: refused (they spin
+        // between layers; 256 on 2 CPUs ran 600 times slower).
+        cpu_set_t set;
+        assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+        std::string too_many = "soft:threads=" + std::to_string(CPU_COUNT(&set) + 1);
+        assert_int_equal(npu_device_open(too_many.c_str(), &d), -ERANGE);
+        assert_int_equal(npu_device_open("soft:threads=256", &d), CPU_COUNT(&set) >= 256 ? 0 : -ERANGE);
         assert_int_equal(npu_device_open("soft:threads=0", &d), -EINVAL);
         assert_int_equal(npu_device_open("soft:isa=sse9", &d), -EINVAL);
         assert_int_equal(npu_device_open("soft:bogus", &d), -EINVAL);
@@ -398,6 +464,7 @@ int main()
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(get_param),         cmocka_unit_test(pinning),         cmocka_unit_test(buffer_objects),
+                cmocka_unit_test(buffer_object_total),
                 cmocka_unit_test(submit_fence_wait), cmocka_unit_test(bad_and_freed_handles),
                 cmocka_unit_test(free_during_job),   cmocka_unit_test(decision_pages),
                 cmocka_unit_test(dynamic_layers_follow_page), cmocka_unit_test(device_names),

@@ -95,7 +95,7 @@ static void attribution_to_tgid(void **)
         int go;
         pid_t child = spawn_faulter(&go);
         std::string why;
-        assert_int_equal(s->add_client(child, &why), 0);
+        assert_int_equal(s->add_client(ClientProcess{child, -1}, &why), 0);
         (void)s->read();
         // Faults between fork and registration stay where they were charged.
         uint64_t before = ebpf_events_of(s.get(), child);
@@ -114,7 +114,7 @@ static void attribution_to_tgid(void **)
         // Not charged to others: this process faulted far less.
         assert_true(ebpf_events_of(s.get(), getpid()) < kPages / 10);
         assert_int_equal(ebpf_events_of(s.get(), child), before);  // a client's events go to the clients' map
-        s->remove_client(child);
+        s->remove_client(ClientProcess{child, -1});
 }
 
 // What attribution_to_cgroup made, removed by its teardown even when an
@@ -203,7 +203,7 @@ static void rejects_missing_or_non_memory_events(void **)
                 // A counter is there: it must count a child's memory traffic.
                 int go;
                 pid_t child = spawn_faulter(&go);
-                assert_int_equal(s->add_client(child, &why), 0);
+                assert_int_equal(s->add_client(ClientProcess{child, -1}, &why), 0);
                 (void)s->read();
                 run_child(child, go);
                 Reading rd = s->read();
@@ -212,7 +212,7 @@ static void rejects_missing_or_non_memory_events(void **)
                 assert_true(rd.valid);
                 assert_true(rd.npu_bytes > 0);
                 assert_true(rd.total_bytes >= rd.npu_bytes);
-                s->remove_client(child);
+                s->remove_client(ClientProcess{child, -1});
         }
 }
 

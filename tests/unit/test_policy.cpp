@@ -133,7 +133,7 @@ static void decision_page_sealed(void **)
         d.available_bps = 12;
         d.used_bps = 32;
         d.timestamp_usec = 77;
-        page.publish(d, "replay", 5, 0);
+        page.publish(d, "replay", 5, 0, 1000000000ull, 100000000ull);
         void *ro = mmap(nullptr, BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, page.fd(), 0);
         assert_true(ro != MAP_FAILED);
         bwq_decision got;
@@ -144,6 +144,19 @@ static void decision_page_sealed(void **)
         assert_int_equal(got.timestamp_ns, 77000);
         assert_int_equal(got.table_generation, 5);
         assert_string_equal(got.source, "replay");
+        // The heartbeat: frozen after 10 intervals (1 s here), not before.
+        assert_int_equal(got.published_ns, 1000000000ull);
+        assert_int_equal(got.interval_ns, 100000000ull);
+        assert_false(bwq_decision_frozen(&got, 1000000000ull + 999000000ull));
+        assert_true(bwq_decision_frozen(&got, 1000000000ull + 1001000000ull));
+        // ... and at least 500 ms when the interval is short.
+        got.interval_ns = 1000000;
+        assert_false(bwq_decision_frozen(&got, 1000000000ull + 400000000ull));
+        assert_true(bwq_decision_frozen(&got, 1000000000ull + 501000000ull));
+        // An older bwqd's page without an interval: one second.
+        got.interval_ns = 0;
+        assert_false(bwq_decision_frozen(&got, 1000000000ull + 900000000ull));
+        assert_true(bwq_decision_frozen(&got, 1000000000ull + 1100000000ull));
         // Sealed: no writable mapping, no resizing.
         assert_true(mmap(nullptr, BWQ_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, page.fd(), 0) == MAP_FAILED);
         assert_int_equal(errno, EPERM);

@@ -2,6 +2,8 @@
 // between samples, and perf through its syscall seam.
 #include <linux/perf_event.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -165,12 +167,42 @@ static void resctrl_missing_and_clients(void **)
         assert_int_equal(s3->start(&why), 0);
         write_file(fx.root + "/mon_groups/bwq-npu/tasks", "");
         // A client's threads go to the group's tasks and back to the default group.
-        assert_int_equal(s3->add_client(getpid(), &why), 0);
+        const int mefd = int(syscall(SYS_pidfd_open, getpid(), 0));
+        assert_true(mefd >= 0);
+        const ClientProcess self{getpid(), mefd};
+        assert_int_equal(s3->add_client(self, &why), 0);
         std::string me = std::to_string(getpid()) + "\n";
         assert_non_null(strstr(read_file(fx.root + "/mon_groups/bwq-npu/tasks").c_str(), me.c_str()));
-        s3->remove_client(getpid());
+        s3->remove_client(self);
         assert_non_null(strstr(read_file(fx.root + "/tasks").c_str(), me.c_str()));
-        assert_int_equal(s3->add_client(999999999, &why), -ESRCH);
+        assert_int_equal(s3->add_client(ClientProcess{999999999, -1}, &why), -ESRCH);
+
+        // A reused pid: the client's process exited (its pidfd says so), and
+        // its pid now names another process (here: us).  Neither add nor
+        // remove may move that process.
+        pid_t child = fork();
+        if (child == 0)
+                _exit(0);
+        const int childfd = int(syscall(SYS_pidfd_open, child, 0));
+        assert_true(childfd >= 0);
+        assert_int_equal(waitpid(child, nullptr, 0), child);
+        write_file(fx.root + "/mon_groups/bwq-npu/tasks", "");
+        write_file(fx.root + "/tasks", "");
+        const ClientProcess reused{getpid(), childfd};
+        assert_false(reused.alive());
+        assert_int_equal(s3->add_client(reused, &why), -ESRCH);
+        assert_non_null(strstr(why.c_str(), "is gone"));
+        s3->remove_client(reused);
+        assert_string_equal(read_file(fx.root + "/mon_groups/bwq-npu/tasks").c_str(), "");
+        assert_string_equal(read_file(fx.root + "/tasks").c_str(), "");
+        // A tasks file that is a FIFO (a fixture, or worse) is refused, not
+        // waited on.
+        unlink((fx.root + "/tasks").c_str());
+        assert_int_equal(mkfifo((fx.root + "/tasks").c_str(), 0600), 0);
+        s3->remove_client(self);
+        unlink((fx.root + "/tasks").c_str());
+        close(childfd);
+        close(mefd);
 }
 
 // ---- perf through the seam ----

@@ -1,10 +1,12 @@
 #include "test_util.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
 
+#include "common/clock.h"
 #include "uapi/bwq_page.h"
 
 namespace test {
@@ -97,7 +99,7 @@ Buffers::Buffers(size_t count, size_t size) : mem(count, std::vector<uint8_t>(si
                 data.push_back(m.data());
 }
 
-Page::Page()
+Page::Page(bool seal)
 {
         fd = memfd_create("test-page", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         assert_true(fd >= 0);
@@ -107,7 +109,18 @@ Page::Page()
         p = static_cast<bwq_page *>(m);
         p->magic = BWQ_PAGE_MAGIC;
         p->version = BWQ_PAGE_VERSION;
+        if (seal)
+                assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL), 0);
+        set_published(bwq::monotonic_ns(), 3600000000000ull);
         set_bits(8);
+}
+
+void Page::set_published(uint64_t published_ns, uint64_t interval_ns)
+{
+        bwq_page_write_begin(p);
+        __atomic_store_n(&p->published_ns, published_ns, __ATOMIC_RELAXED);
+        __atomic_store_n(&p->interval_ns, interval_ns, __ATOMIC_RELAXED);
+        bwq_page_write_end(p);
 }
 
 Page::~Page()

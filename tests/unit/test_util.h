@@ -51,13 +51,17 @@ struct Buffers {
         Buffers(size_t count, size_t size);
 };
 
-// A decision page in a memfd, writable by the test (as bwqd would be).
+// A decision page in a memfd, sealed as bwqd's is and writable by the
+// test through the mapping made before the seal.  Its heartbeat says now,
+// with an interval of an hour: it is never frozen unless a test makes it so
+// (set_published).
 struct Page {
         int fd = -1;
         bwq_page *p = nullptr;
-        Page();
+        explicit Page(bool seal = true);
         ~Page();
         void set_bits(unsigned bits);
+        void set_published(uint64_t published_ns, uint64_t interval_ns);
 };
 
 } // namespace test

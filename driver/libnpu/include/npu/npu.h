@@ -228,6 +228,36 @@ struct npu_run_stats {
 	uint32_t host_layers;      /* host nodes run (their time is in ns, their bytes in activation_bytes) */
 };
 #define NPU_RUN_FALLBACK (1u << 0) /* BWQ mode without a decision: fallback depth */
+/* With NPU_RUN_FALLBACK, why (one of them; npu_model_bwq_status says more): */
+#define NPU_RUN_NO_BWQD  (1u << 1) /* no bwqd on the bus, or it stopped */
+#define NPU_RUN_PENDING  (1u << 2) /* registration sent, not answered yet */
+#define NPU_RUN_REFUSED  (1u << 3) /* bwqd refused the registration; retried */
+#define NPU_RUN_STALE    (1u << 4) /* the page is frozen: bwqd stalled or blocked */
+
+/* Where a model stands with bwqd (libnpu(3), BWQD).  A refused registration
+ * is retried after 250 ms, then twice as long each time up to 5 s; a page
+ * not updated for BWQ_PAGE_FROZEN_INTERVALS (10) sampling intervals, and at
+ * least 500 ms, is stale. */
+enum npu_bwq_state {
+	NPU_BWQ_UNLINKED = 0, /* FIXED mode: bwqd is not asked */
+	NPU_BWQ_LIVE,         /* registered, and the page is current */
+	NPU_BWQ_NO_BWQD,      /* no bus, no bwqd on it, or bwqd stopped */
+	NPU_BWQ_PENDING,      /* registration sent, not answered yet */
+	NPU_BWQ_REFUSED,      /* bwqd refused it (reason); retried with backoff */
+	NPU_BWQ_STALE,        /* registered, but the page is frozen */
+};
+struct npu_bwq_status {
+	uint32_t state;        /* enum npu_bwq_state */
+	uint32_t refusals;     /* registrations refused since the last success */
+	uint64_t retry_in_ns;  /* REFUSED: until the next attempt */
+	uint64_t page_age_ns;  /* since bwqd last updated the page; 0 without one */
+	char reason[192];      /* REFUSED: bwqd's message; else "" */
+	uint64_t reserved[4];
+};
+int npu_model_bwq_status(const npu_model *m, struct npu_bwq_status *ret);
+/* "unlinked", "live", "no bwqd", "pending", "refused", "stale"; NULL for
+ * another value. */
+const char *npu_bwq_state_name(uint32_t state);
 
 struct npu_layer_stats {
 	uint32_t bits;
