@@ -17,6 +17,8 @@
 #include "common/clock.h"
 #include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
+#include "bwq_status.h"
+#include "deadline.h"
 #include "npu_run_model.h"
 
 namespace {
@@ -166,22 +168,18 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
         unsigned top1 = 0;
         signal(SIGINT, [](int) { interrupted = 1; });
         signal(SIGTERM, [](int) { interrupted = 1; });
-        const double period = 1.0 / fps, t0 = now_s();
-        std::vector<double> lat;
-        unsigned misses = 0, fallback = 0;
+        const tools::DeadlineLoop loop(fps, seconds);
+        const double t0 = loop.t0();
+        tools::Latencies lat;
+        unsigned fallback = 0;
+        uint32_t last_state = ~0u;
         uint64_t act_bytes = 0;
         if (live) {
                 printf("%8s %10s %7s %-22s %10s %11s %s\n", "time_s", "avail_GB/s", "section", "bits(layer runs)", "frame_ms",
                        "act_MB/frame", "");
                 fflush(stdout);
         }
-        for (uint64_t frame = 0; !interrupted && (seconds <= 0 || now_s() - t0 < seconds); frame++) {
-                double start = t0 + frame * period;
-                double wait = start - now_s();
-                if (wait > 0) {
-                        timespec ts{time_t(wait), long((wait - double(time_t(wait))) * 1e9)};
-                        nanosleep(&ts, nullptr);
-                }
+        for (uint64_t frame = 0; loop.wait(frame, &interrupted); frame++) {
                 double a = now_s();
                 npu_run_stats st{};
                 int r = npu_model_run(m, input.data(), output.data(), &st);
@@ -190,10 +188,15 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
                         fprintf(stderr, "npu-run: frame %llu failed: %s\n", (unsigned long long)frame, strerror(-r));
                         return 1;
                 }
-                bool miss = ms > period * 1e3;
-                misses += miss;
+                bool miss = ms > loop.period_ms();
+                lat.add(ms, loop.period_ms());
                 fallback += (st.flags & NPU_RUN_FALLBACK) != 0;
-                lat.push_back(ms);
+                // Every change of where the model stands with bwqd, on stderr.
+                npu_bwq_status bs;
+                if (mode != NPU_MODE_FIXED && npu_model_bwq_status(m, &bs) == 0 && bs.state != last_state) {
+                        fprintf(stderr, "npu-run: %.2f s: bwqd link: %s\n", a - t0, tools::bwq_status_text(bs).c_str());
+                        last_state = bs.state;
+                }
                 act_bytes += st.activation_bytes;
                 double e = 0;
                 for (size_t i = 0; i < ref.size(); i++)
@@ -207,20 +210,18 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
                                 snprintf(sect, sizeof sect, "%u", st.section);
                         }
                         printf("%8.2f %10s %7s %-22s %10.2f %11.2f %s%s\n", a - t0, avail, sect, bits_rle(m, st.layer_count).c_str(),
-                               ms, st.activation_bytes / 1e6, miss ? "MISS " : "", st.flags & NPU_RUN_FALLBACK ? "fallback (no bwqd)" : "");
+                               ms, st.activation_bytes / 1e6, miss ? "MISS " : "", tools::run_fallback_text(st.flags).c_str());
                         fflush(stdout);
                 }
         }
-        if (lat.empty())
+        const size_t n = lat.ms.size();
+        if (!n)
                 return 0;
-        std::vector<double> sorted = lat;
-        std::sort(sorted.begin(), sorted.end());
-        printf("frames %zu at %.1f fps: deadline misses %u (%.1f%%), latency p50 %.2f ms p99 %.2f ms, "
+        printf("frames %zu at %.1f fps: deadline misses %llu (%.1f%%), latency p50 %.2f ms p99 %.2f ms, "
                "activation %.2f MB/frame, %u frames at the fallback depth; against 16 bits: top-1 agreement %.1f%%, "
                "relative RMS error %.4f\n",
-               lat.size(), fps, misses, 100.0 * misses / lat.size(), sorted[sorted.size() / 2],
-               sorted[std::min(sorted.size() - 1, sorted.size() * 99 / 100)], act_bytes / 1e6 / lat.size(), fallback,
-               100.0 * top1 / lat.size(), err_sum / lat.size());
+               n, fps, (unsigned long long)lat.misses, 100.0 * double(lat.misses) / double(n), lat.percentile(0.5),
+               lat.percentile(0.99), act_bytes / 1e6 / double(n), fallback, 100.0 * top1 / double(n), err_sum / double(n));
         return 0;
 }
 
@@ -290,9 +291,12 @@ int main(int argc, char **argv)
                         char *e;
                         errno = 0;
                         double f = strtod(optarg, &e);
-                        if (errno || *e || e == optarg || !(f > 0 && f <= (c == 1003 ? 1000 : 86400))) {
-                                fprintf(stderr, "npu-run: %s: '%s' is not a number from 0 to %s\n", c == 1003 ? "--fps" : "--seconds",
-                                        optarg, c == 1003 ? "1000" : "86400");
+                        if (c == 1003 && (errno || *e || e == optarg || !(f >= tools::kMinFps && f <= tools::kMaxFps))) {
+                                fprintf(stderr, "npu-run: --fps: '%s' is not a number from 0.001 to 1000\n", optarg);
+                                return 2;
+                        }
+                        if (c == 1004 && (errno || *e || e == optarg || !(f > 0 && f <= 86400))) {
+                                fprintf(stderr, "npu-run: --seconds: '%s' is not a number above 0, at most 86400\n", optarg);
                                 return 2;
                         }
                         (c == 1003 ? fps : seconds) = f;
@@ -311,6 +315,7 @@ int main(int argc, char **argv)
                 case 'b':
                         if (strcmp(optarg, "all") == 0) {
                                 depths = {4, 6, 8, 16};
+                                bits_given = true;
                         } else if (parse_uint(optarg, 1, 64, &v) && (v == 4 || v == 6 || v == 8 || v == 16)) {
                                 depths = {unsigned(v)};
                                 bits_given = true;

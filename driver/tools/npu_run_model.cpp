@@ -3,6 +3,8 @@
 // ONNX node names.  See npu-run(1).
 #include "npu_run_model.h"
 #include "samples.h"
+#include "bwq_status.h"
+#include "deadline.h"
 
 #include <getopt.h>
 
@@ -29,6 +31,15 @@ using tools::read_samples;
 using tools::Samples;
 
 namespace {
+
+// Where the model stands with bwqd after its runs, for the summary line.
+std::string fallback_status(const npu_model *m)
+{
+        npu_bwq_status bs{};
+        if (npu_model_bwq_status(m, &bs) < 0)
+                return "?";
+        return tools::bwq_status_text(bs);
+}
 
 void usage(FILE *f)
 {
@@ -133,9 +144,14 @@ int npu_run_model_main(int argc, char **argv)
                 case 1012:
                 case 1013: {
                         char *e;
+                        errno = 0;
                         double f = std::strtod(optarg, &e);
-                        if (*e || e == optarg || !(f > 0) || f > 1e6) {
-                                fprintf(stderr, "npu-run: --%s: '%s' is not a number above 0\n", c == 1012 ? "fps" : "seconds", optarg);
+                        if (c == 1012 && (errno || *e || e == optarg || !(f >= tools::kMinFps && f <= tools::kMaxFps))) {
+                                fprintf(stderr, "npu-run: --fps: '%s' is not a number from 0.001 to 1000\n", optarg);
+                                return 2;
+                        }
+                        if (c == 1013 && (errno || *e || e == optarg || !(f > 0 && f <= 86400))) {
+                                fprintf(stderr, "npu-run: --seconds: '%s' is not a number above 0, at most 86400\n", optarg);
                                 return 2;
                         }
                         (c == 1012 ? fps : loop_seconds) = f;
@@ -434,18 +450,14 @@ int npu_run_model_main(int argc, char **argv)
                 }
                 for (unsigned j = 0; j < nout; j++)
                         results[j].assign(size_t(oinfo[j].elements), 0.0f);
-                const double period = 1.0 / fps, t0 = bwq::monotonic_s();
-                std::vector<double> lat;
-                uint64_t misses = 0, fallback = 0, act = 0, correct = 0;
+                const tools::DeadlineLoop loop(fps, loop_seconds);
+                tools::Latencies lat;
+                uint64_t fallback = 0, act = 0, correct = 0;
+                uint32_t last_state = ~0u;
                 unsigned lo_bits = 16, hi_bits = 0;
                 std::vector<const float *> in(nin);
                 std::vector<float *> out(nout);
-                for (uint64_t frame = 0; bwq::monotonic_s() - t0 < loop_seconds; frame++) {
-                        double wait = t0 + double(frame) * period - bwq::monotonic_s();
-                        if (wait > 0) {
-                                timespec ts{time_t(wait), long((wait - double(time_t(wait))) * 1e9)};
-                                nanosleep(&ts, nullptr);
-                        }
+                for (uint64_t frame = 0; loop.wait(frame); frame++) {
                         uint64_t s = frame % samples;
                         for (unsigned i = 0; i < nin; i++)
                                 in[i] = xs[i].a.data + s * xs[i].per;
@@ -458,9 +470,13 @@ int npu_run_model_main(int argc, char **argv)
                                 return 1;
                         }
                         double ms = (bwq::monotonic_s() - a) * 1e3;
-                        lat.push_back(ms);
-                        misses += ms > period * 1e3;
+                        lat.add(ms, loop.period_ms());
                         fallback += (st.flags & NPU_RUN_FALLBACK) != 0;
+                        npu_bwq_status bs;
+                        if (mode != NPU_MODE_FIXED && npu_model_bwq_status(m, &bs) == 0 && bs.state != last_state) {
+                                fprintf(stderr, "npu-run: %.2f s: bwqd link: %s\n", a - loop.t0(), tools::bwq_status_text(bs).c_str());
+                                last_state = bs.state;
+                        }
                         act += st.activation_bytes;
                         lo_bits = std::min<unsigned>(lo_bits, st.min_layer_bits);
                         hi_bits = std::max<unsigned>(hi_bits, st.max_layer_bits);
@@ -469,12 +485,11 @@ int npu_run_model_main(int argc, char **argv)
                                 correct += uint64_t(std::max_element(o, o + oinfo[0].elements) - o) == uint64_t(labels.data[s]);
                         }
                 }
-                std::sort(lat.begin(), lat.end());
-                size_t n = lat.size();
+                size_t n = std::max<size_t>(lat.ms.size(), 1);
                 printf("frames %zu at %.1f fps: deadline misses %llu (%.1f%%), latency p50 %.3f ms p99 %.3f ms, "
                        "activation %.4f MB/frame, layer bits %u..%u, %llu frames at the fallback depth",
-                       n, fps, (unsigned long long)misses, 100.0 * double(misses) / double(n), lat[n / 2],
-                       lat[std::min(n - 1, n * 99 / 100)], double(act) / 1e6 / double(n), lo_bits, hi_bits,
+                       lat.ms.size(), fps, (unsigned long long)lat.misses, 100.0 * double(lat.misses) / double(n),
+                       lat.percentile(0.5), lat.percentile(0.99), double(act) / 1e6 / double(n), lo_bits, hi_bits,
                        (unsigned long long)fallback);
                 if (labels_path)
                         printf("; top-1 %.2f%% against %s", 100.0 * double(correct) / double(n), labels_path);
@@ -533,10 +548,12 @@ int npu_run_model_main(int argc, char **argv)
                                        (unsigned long long)layers[l].st.bytes_read, (unsigned long long)layers[l].st.bytes_written,
                                        (unsigned long long)t[t.size() / 2]);
                         }
+                        npu_bwq_status bs{};
+                        (void)npu_model_bwq_status(m, &bs);
                         printf("],\"totals\":{\"activation_bytes_per_sample\":%llu,\"weight_bytes_per_sample\":%llu,"
-                               "\"median_ms\":%.3f,\"fallback_runs\":%u",
+                               "\"median_ms\":%.3f,\"fallback_runs\":%u,\"bwqd\":%s",
                                (unsigned long long)(total.activation_bytes / samples), (unsigned long long)(total.weight_bytes / samples),
-                               median_ms, fallback);
+                               median_ms, fallback, json_str(npu_bwq_state_name(bs.state)).c_str());
                         if (labels_path)
                                 printf(",\"top1\":%.4f,\"correct\":%llu", top1 / 100, (unsigned long long)correct);
                         printf("}}");
@@ -557,7 +574,8 @@ int npu_run_model_main(int argc, char **argv)
                         printf("total: %zu layers, activation_bytes %llu, weight_bytes %llu per sample, %.3f ms (median of %zu)%s\n",
                                layers.size(), (unsigned long long)(total.activation_bytes / samples),
                                (unsigned long long)(total.weight_bytes / samples), median_ms, ms.size(),
-                               fallback ? ", some runs at the fallback depth (no bwqd decision)" : "");
+                               fallback ? (", " + std::to_string(fallback) + " run(s) at the fallback depth; bwqd link: " +
+                                           fallback_status(m)).c_str() : "");
                         if (labels_path)
                                 printf("top-1: %.2f%% (%llu of %llu against %s)\n", top1, (unsigned long long)correct,
                                        (unsigned long long)samples, labels_path);

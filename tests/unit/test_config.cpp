@@ -1,8 +1,12 @@
 // bwqd's configuration without a bus: units, errors that name the file, line
 // and key, drop-ins, and which keys make a reload reopen the source.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/units.h"
 #include "daemon/config.h"
 #include "daemon/source_registry.h"
@@ -159,6 +163,117 @@ static void reload_reopens_source_on_any_source_key(void **)
         }
 }
 
+// What a careless or hostile admin can put where bwqd reads (issue: files
+// with no type or size limit, silently skipped drop-ins): each a clear error
+// naming the file, at once, never a hang, an abort or a default.
+static void config_files_that_are_not_config(void **)
+{
+        const std::string d = tmpdir();
+        Config c;
+        std::string why;
+        auto load = [&](const std::string &path) {
+                why.clear();
+                return config_load(path, &c, &why);
+        };
+        // Missing: the defaults.
+        assert_int_equal(load(d + "/none.conf"), 0);
+        // A directory given as -c.
+        assert_int_equal(mkdir((d + "/dir.conf").c_str(), 0755), 0);
+        assert_int_equal(load(d + "/dir.conf"), -EISDIR);
+        assert_non_null(strstr(why.c_str(), "a directory, not a regular file"));
+        // A symlink loop.
+        assert_int_equal(symlink((d + "/loop.conf").c_str(), (d + "/loop.conf").c_str()), 0);
+        assert_int_equal(load(d + "/loop.conf"), -ELOOP);
+        assert_non_null(strstr(why.c_str(), "too many levels of symbolic links"));
+        // A device: /dev/zero would have filled memory.
+        assert_int_equal(load("/dev/zero"), -EINVAL);
+        assert_non_null(strstr(why.c_str(), "/dev/zero: a character device"));
+        // A FIFO with no writer: refused at once, not waited on.
+        assert_int_equal(mkfifo((d + "/fifo.conf").c_str(), 0600), 0);
+        uint64_t t0 = bwq::monotonic_ns();
+        assert_int_equal(load(d + "/fifo.conf"), -EINVAL);
+        assert_true(bwq::monotonic_ns() - t0 < 1000000000ull);
+        assert_non_null(strstr(why.c_str(), "a FIFO"));
+        // Past the 1 MiB limit.
+        write_file(d + "/big.conf", std::string((1u << 20) + 1, '#'));
+        assert_int_equal(load(d + "/big.conf"), -EFBIG);
+        assert_non_null(strstr(why.c_str(), "larger than 1 MiB"));
+
+        // Drop-ins: a conf.d that is a file, a drop-in that is a symlink to
+        // a directory, a FIFO drop-in.
+        write_file(d + "/m.conf", "[Sampling]\nInterval=50ms\n");
+        write_file(d + "/m.conf.d", "not a directory");
+        assert_int_equal(load(d + "/m.conf"), -ENOTDIR);
+        assert_non_null(strstr(why.c_str(), "m.conf.d: not a directory"));
+        unlink((d + "/m.conf.d").c_str());
+        assert_int_equal(mkdir((d + "/m.conf.d").c_str(), 0755), 0);
+        assert_int_equal(mkdir((d + "/elsewhere").c_str(), 0755), 0);
+        assert_int_equal(symlink((d + "/elsewhere").c_str(), (d + "/m.conf.d/x.conf").c_str()), 0);
+        assert_int_equal(load(d + "/m.conf"), -EISDIR);
+        assert_non_null(strstr(why.c_str(), "x.conf: a directory"));
+        unlink((d + "/m.conf.d/x.conf").c_str());
+        assert_int_equal(mkfifo((d + "/m.conf.d/y.conf").c_str(), 0600), 0);
+        assert_int_equal(load(d + "/m.conf"), -EINVAL);
+        assert_non_null(strstr(why.c_str(), "y.conf: a FIFO"));
+        unlink((d + "/m.conf.d/y.conf").c_str());
+        // A drop-in that links to a regular file is read (a packaged /etc
+        // may link).
+        write_file(d + "/elsewhere/z", "[Sampling]\nInterval=70ms\n");
+        assert_int_equal(symlink((d + "/elsewhere/z").c_str(), (d + "/m.conf.d/z.conf").c_str()), 0);
+        assert_int_equal(load(d + "/m.conf"), 0);
+        assert_int_equal(c.sampling.interval_usec, 70000);
+
+        // Control bytes in a line: refused, and escaped in the message.
+        write_file(d + "/esc.conf", "[Sampling]\nSource=\x1b[2Jreplay\n");
+        assert_int_equal(load(d + "/esc.conf"), -EINVAL);
+        assert_null(strchr(why.c_str(), '\x1b'));
+        assert_non_null(strstr(why.c_str(), "\\x1b[2Jreplay"));
+        assert_non_null(strstr(why.c_str(), "esc.conf:2"));
+        write_file(d + "/cr.conf", "[Sampling]\nSource=re\rplay\n");
+        assert_int_equal(load(d + "/cr.conf"), -EINVAL);
+        assert_null(strchr(why.c_str(), '\r'));
+
+        // A maximum past 2^63 was silently 2^63: now exact, or refused.
+        write_file(d + "/max.conf", "[Bandwidth]\nMax=18000000000000000000\n");
+        assert_int_equal(load(d + "/max.conf"), -EINVAL);
+        assert_non_null(strstr(why.c_str(), "more than 1 PB/s"));
+        write_file(d + "/max.conf", "[Bandwidth]\nMax=44000000001\n");
+        assert_int_equal(load(d + "/max.conf"), 0);
+        assert_int_equal(*c.bandwidth.max_bps, 44000000001ull);
+        uint64_t v;
+        assert_int_equal(parse_bandwidth("18446744073709551615", &v), -ERANGE);
+        assert_int_equal(parse_bandwidth("18000000000000000000", &v), 0);
+        assert_int_equal(v, 18000000000000000000ull);
+        assert_int_equal(parse_bandwidth("9223372036854775809", &v), 0);
+        assert_int_equal(v, 9223372036854775809ull);
+        rm_rf(d);
+}
+
+// The calibration bwqctl stores, read back strictly (it was read with >>:
+// "-5" became 18446744073 GB/s, "12abc" 12 B/s, "1e30" 1 B/s).
+static void calibration_file(void **)
+{
+        const std::string d = tmpdir(), f = d + "/max-bandwidth";
+        uint64_t v = 0;
+        std::string why;
+        assert_int_equal(read_calibration(f, &v, &why), -ENOENT);
+        write_file(f, "44000000000\n");
+        assert_int_equal(read_calibration(f, &v, &why), 0);
+        assert_int_equal(v, 44000000000ull);
+        for (const char *bad : {"-5", "12abc", "1e30", "", "12 13", "999", "2000000000000000", "0x10"}) {
+                write_file(f, std::string(bad) + "\n");
+                why.clear();
+                assert_int_equal(read_calibration(f, &v, &why), -EINVAL);
+                assert_non_null(strstr(why.c_str(), "is not a whole number of bytes per second from 1 MB/s to 1 PB/s"));
+        }
+        write_file(f, std::string(100, '1'));
+        assert_int_equal(read_calibration(f, &v, &why), -EFBIG);
+        unlink(f.c_str());
+        assert_int_equal(mkfifo(f.c_str(), 0600), 0);
+        assert_int_equal(read_calibration(f, &v, &why), -EINVAL);
+        rm_rf(d);
+}
+
 int main()
 {
         const struct CMUnitTest tests[] = {
@@ -166,6 +281,8 @@ int main()
                 cmocka_unit_test(config_errors_name_file_line_key),
                 cmocka_unit_test(config_files_and_dropins),
                 cmocka_unit_test(reload_reopens_source_on_any_source_key),
+                cmocka_unit_test(config_files_that_are_not_config),
+                cmocka_unit_test(calibration_file),
         };
         return cmocka_run_group_tests_name("config", tests, nullptr, nullptr);
 }

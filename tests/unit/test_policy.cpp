@@ -4,6 +4,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -120,6 +122,44 @@ static void replay_traces(void **)
         auto s2 = make_replay_source(c, clk.fn());
         assert_int_equal(s2->start(&why), -ENOENT);
         assert_string_equal(why.c_str(), "/nonexistent/trace.csv: No such file or directory");
+
+        // Traces that are not files, or too big: refused at once, without
+        // reading them whole (--replay=/dev/zero aborted, a FIFO hung, 10
+        // million rows took 600 MB before they were refused).
+        auto start = [&](const std::string &path) {
+                c.replay.path = path;
+                auto src = make_replay_source(c, clk.fn());
+                why.clear();
+                return src->start(&why);
+        };
+        assert_int_equal(start("/dev/zero"), -EINVAL);
+        assert_non_null(strstr(why.c_str(), "a character device"));
+        d = tmpdir();
+        assert_int_equal(mkfifo((d + "/fifo").c_str(), 0600), 0);
+        assert_int_equal(start(d + "/fifo"), -EINVAL);
+        assert_non_null(strstr(why.c_str(), "a FIFO"));
+        {
+                // 65 MiB of comments: past the 64 MiB limit.
+                FILE *f = fopen((d + "/big.csv").c_str(), "w");
+                std::string line(1023, '#');
+                line += '\n';
+                for (int i = 0; i < 65 * 1024; i++)
+                        fputs(line.c_str(), f);
+                fclose(f);
+        }
+        assert_int_equal(start(d + "/big.csv"), -EFBIG);
+        assert_non_null(strstr(why.c_str(), "larger than 64 MiB"));
+        {
+                std::string rows_text;
+                for (int i = 0; i <= 1000000; i++)
+                        rows_text += std::to_string(i) + ",1\n";
+                assert_int_equal(parse_replay(rows_text, "rows.csv", &rows, &why), -EINVAL);
+                assert_string_equal(why.c_str(), "rows.csv:1000001: more than 1000000 rows");
+        }
+        // Control bytes in a trace's cells are escaped in the message.
+        assert_int_equal(parse_replay("0,\x1b[31m5\n", "t.csv", &rows, &why), -EINVAL);
+        assert_null(strchr(why.c_str(), '\x1b'));
+        rm_rf(d);
 }
 
 static void decision_page_sealed(void **)
