@@ -12,7 +12,7 @@ g++ make pkg-config
 clang libclang-rt-14-dev libbpf-dev bpftool
 libdrm-dev liburing-dev libsystemd-dev libcmocka-dev
 libdnnl-dev
-dbus-daemon systemd util-linux
+dbus-daemon systemd util-linux time
 libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
 mandoc
 python3-onnx python3-numpy python3-pil

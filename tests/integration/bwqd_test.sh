@@ -156,7 +156,7 @@ expect_error() {
 	out=$(bctl call org.bwq1 /org/bwq1 org.bwq1.Manager "$@" 2>&1) && { bad "$d (no error)"; return; }
 	[[ "$out" == *"$want"* ]] && ok "$d: $out" || bad "$d (got '$out')"
 }
-expect_error "RegisterClient with an empty name" "name must be 1 to 64 printable characters" RegisterClient "syya{sv}" "" 4 16 0
+expect_error "RegisterClient with an empty name" "name must be 1 to 64 bytes of printable UTF-8" RegisterClient "syya{sv}" "" 4 16 0
 expect_error "RegisterClient with min_bits 5" "min_bits 5 and max_bits 16 must be 4, 6, 8 or 16" RegisterClient "syya{sv}" x 5 16 0
 expect_error "RegisterClient with min > max" "min_bits 16 and max_bits 4" RegisterClient "syya{sv}" x 16 4 0
 expect_error "RegisterClient with an unknown option" "unknown option 'Bogus'" RegisterClient "syya{sv}" x 4 16 1 Bogus s y
