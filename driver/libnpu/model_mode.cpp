@@ -49,31 +49,38 @@ extern "C" int npu_model_set_decision_page(npu_model *m, int page_fd)
 
 int npu::model_attach_page(npu_model *m, int page_fd)
 {
+        // The new page is imported and mapped before the old one goes: a
+        // page that is refused (not sealed, not a page) leaves the model
+        // with the one it had.
+        uint32_t handle = 0;
+        bwq::Mapping p;
+        if (page_fd >= 0) {
+                drm_npu_bo_create c{};
+                c.flags = DRM_NPU_BO_IMPORT_DECISION_PAGE;
+                c.fd = page_fd;
+                int r = m->dev->ioctl(DRM_IOCTL_NPU_BO_CREATE, &c);
+                if (r < 0)
+                        return r;
+                p = bwq::Mapping::map(BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, page_fd, 0);
+                if (!p) {
+                        r = -errno;
+                        drm_gem_close gc{c.handle, 0};
+                        (void)m->dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
+                        return r;
+                }
+                handle = c.handle;
+        }
         m->page_map.reset();
         m->page = nullptr;
         if (m->page_handle) {
                 drm_gem_close gc{m->page_handle, 0};
                 (void)m->dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
-                m->page_handle = 0;
         }
-        if (page_fd < 0)
-                return 0;
-        drm_npu_bo_create c{};
-        c.flags = DRM_NPU_BO_IMPORT_DECISION_PAGE;
-        c.fd = page_fd;
-        int r = m->dev->ioctl(DRM_IOCTL_NPU_BO_CREATE, &c);
-        if (r < 0)
-                return r;
-        bwq::Mapping p = bwq::Mapping::map(BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, page_fd, 0);
-        if (!p) {
-                r = -errno;
-                drm_gem_close gc{c.handle, 0};
-                (void)m->dev->ioctl(DRM_IOCTL_GEM_CLOSE, &gc);
-                return r;
+        m->page_handle = handle;
+        if (handle) {
+                m->page = p.as<const bwq_page>();
+                m->page_map = std::move(p);
         }
-        m->page_handle = c.handle;
-        m->page = p.as<const bwq_page>();
-        m->page_map = std::move(p);
         return 0;
 }
 

@@ -2,6 +2,7 @@
 // decision page written by the test, fallback, waiting on many models with
 // io_uring, traffic per depth, and ISA-independent results end to end.
 #include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -400,6 +401,50 @@ static void modes_follow_page(void **)
         assert_int_equal(npu_model_layer_stats(m2, 1, &ls), 0);
         assert_int_equal(ls.bits, 4);
         npu_model_free(m2);
+
+        // A frozen page (bwqd stopped updating it: SIGSTOP, a blocked loop)
+        // is stale: the fallback depth, flagged, and the status says so.
+        assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_BWQ_LAYER, 8, 4, 16), 0);
+        npu_bwq_status bs;
+        assert_int_equal(npu_model_bwq_status(n.m, &bs), 0);
+        assert_int_equal(bs.state, NPU_BWQ_LIVE);
+        assert_string_equal(npu_bwq_state_name(bs.state), "live");
+        page.set_bits(4);
+        page.set_published(bwq::monotonic_ns() - 2000000000ull, 100000000ull);  // 2 s old, 100 ms interval
+        st = n.run();
+        assert_int_equal(st.flags, NPU_RUN_FALLBACK | NPU_RUN_STALE);
+        assert_int_equal(st.min_layer_bits, 8);
+        assert_int_equal(npu_model_bwq_status(n.m, &bs), 0);
+        assert_int_equal(bs.state, NPU_BWQ_STALE);
+        assert_true(bs.page_age_ns >= 2000000000ull);
+        page.set_published(bwq::monotonic_ns(), 100000000ull);  // alive again
+        st = n.run();
+        assert_false(st.flags & NPU_RUN_FALLBACK);
+        assert_int_equal(st.min_layer_bits, 4);
+        // A stopped bwqd's page: no bwqd.
+        bwq_page_write_begin(page.p);
+        page.p->flags = BWQ_PAGE_STOPPED;
+        bwq_page_write_end(page.p);
+        st = n.run();
+        assert_int_equal(st.flags, NPU_RUN_FALLBACK | NPU_RUN_NO_BWQD);
+        page.p->flags = 0;
+        assert_null(npu_bwq_state_name(99));
+        // FIXED mode is not linked.
+        assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_FIXED, 8, 4, 16), 0);
+        assert_int_equal(npu_model_bwq_status(n.m, &bs), 0);
+        assert_int_equal(bs.state, NPU_BWQ_UNLINKED);
+        assert_int_equal(npu_model_bwq_status(nullptr, &bs), -EINVAL);
+        assert_int_equal(npu_model_set_mode(n.m, NPU_MODE_BWQ_LAYER, 8, 4, 16), 0);
+
+        // A page that is not sealed could be truncated under the model
+        // (SIGBUS at the next read): refused, and the model keeps its page.
+        {
+                test::Page open_page(false);
+                assert_int_equal(npu_model_set_decision_page(n.m, open_page.fd), -EPERM);
+                assert_int_equal(ftruncate(open_page.fd, 0), 0);
+        }
+        st = n.run();
+        assert_false(st.flags & NPU_RUN_FALLBACK);
 
         // Dropping the page returns to the fallback.
         assert_int_equal(npu_model_set_decision_page(n.m, -1), 0);
