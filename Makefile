@@ -298,6 +298,11 @@ $(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard 
 	@mkdir -p $(FUZZ_B)
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)
 
+FUZZ_BUS_SRC := daemon/bus_args.cpp daemon/config.cpp daemon/config_keys.cpp common/units.cpp common/text.cpp common/file.cpp
+$(FUZZ_B)/fuzz_bus: tests/fuzz/fuzz_bus.cpp $(FUZZ_BUS_SRC) $(wildcard daemon/*.h common/*.h)
+	@mkdir -p $(FUZZ_B)
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_bus.cpp $(FUZZ_BUS_SRC) -lsystemd
+
 # The model frontend with the part of libnpu that builds graphs.
 FUZZ_ONNX_SRC := $(filter-out driver/onnx/calibrate.cpp,$(ONNX_SRC)) driver/libnpu/graph.cpp driver/libnpu/reference.cpp common/weights.cpp
 $(FUZZ_B)/fuzz_onnx: tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC) $(wildcard driver/onnx/*.h driver/onnx/include/npu/*.h common/*.h)
@@ -319,18 +324,20 @@ define run_fuzzer
 	@echo "$(1): no crash"
 endef
 
-fuzz-build: $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_B)/fuzz_onnx $(FUZZ_SEEDS)/.stamp $(FUZZ_ONNX_SEEDS)/.stamp
+fuzz-build: $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_B)/fuzz_bus $(FUZZ_B)/fuzz_onnx $(FUZZ_SEEDS)/.stamp $(FUZZ_ONNX_SEEDS)/.stamp
 
 fuzz-smoke: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	$(call run_fuzzer,fuzz_job,20,$(FUZZ_SEEDS))
 	$(call run_fuzzer,fuzz_config,10,tests/fuzz/seeds-config)
+	$(call run_fuzzer,fuzz_bus,10,tests/fuzz/seeds-bus)
 	$(call run_fuzzer,fuzz_onnx,20,$(FUZZ_ONNX_SEEDS))
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
 	$(call run_fuzzer,fuzz_job,$(FUZZ_SECONDS),$(FUZZ_SEEDS))
 	$(call run_fuzzer,fuzz_config,$(FUZZ_SECONDS),tests/fuzz/seeds-config)
+	$(call run_fuzzer,fuzz_bus,$(FUZZ_SECONDS),tests/fuzz/seeds-bus)
 	$(call run_fuzzer,fuzz_onnx,$(FUZZ_SECONDS),$(FUZZ_ONNX_SEEDS))
 
 # ---- demo and bench -------------------------------------------------------

@@ -21,6 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (r < 0) {
                         if (why.rfind("fuzz.conf:", 0) != 0)
                                 __builtin_trap();  // every error names the file and line
+                        for (unsigned char ch : why)
+                                if (ch < 0x20 || ch == 0x7f)
+                                        __builtin_trap();  // and echoes no control byte
                         return 0;
                 }
                 for (uint64_t max : {1ull, 44000000000ull, ~0ull})
