@@ -6,6 +6,10 @@
 //   bwq_testclient ADDRESS swarm CONNECTIONS PER_CONNECTION POLLS
 //       register CONNECTIONS x PER_CONNECTION clients at once, then poll
 //       GetDecision POLLS times on every connection; print latencies
+//   bwq_testclient ADDRESS resilient NAME MIN MAX
+//       keep NAME registered through bwqd's restarts, stalls and refusals;
+//       print "registered PATH (N)" each time, and "violation: ..." for a
+//       depth outside [MIN, MAX]; on SIGTERM exit 0, or 1 after a violation
 //   bwq_testclient ADDRESS contract XML
 //       compare the live introspection of /org/bwq1 and a client object
 //       with the interfaces in XML
@@ -148,6 +152,169 @@ int cmd_hold(const char *address, const char *name, int lo, int hi)
 }
 
 uint64_t now_ns() { return bwq::monotonic_ns(); }
+
+// A raw D-Bus client that keeps itself registered through restarts,
+// stalls and refusals, as an application should: registers whenever
+// org.bwq1 has an owner, again after a refusal (backoff 100 ms to 1 s),
+// never with a reply timeout (a stalled bwqd answers later).  Every depth
+// it is given must lie in [lo, hi].
+struct Resilient {
+        sd_bus *bus = nullptr;
+        std::string name, path;
+        uint8_t lo = 4, hi = 16;
+        bool owner = false, pending = false;
+        uint64_t attempt = 0, retry_at = 0, backoff_ms = 0;
+        unsigned registrations = 0, violations = 0;
+        sd_bus_slot *props = nullptr;
+
+        void depth(uint8_t b, const char *how)
+        {
+                if (b < lo || b > hi) {
+                        violations++;
+                        printf("violation: %s depth %u outside [%u, %u]\n", how, b, lo, hi);
+                        fflush(stdout);
+                }
+        }
+        void lost()
+        {
+                path.clear();
+                pending = false;
+                attempt++;
+                props = sd_bus_slot_unref(props);
+        }
+        void try_register();
+};
+
+struct ResilientCall {
+        Resilient *r;
+        uint64_t attempt;
+};
+
+int resilient_props(sd_bus_message *m, void *userdata, sd_bus_error *)
+{
+        auto *r = static_cast<Resilient *>(userdata);
+        const char *iface;
+        if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return 0;
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                const char *name;
+                uint8_t b;
+                if (sd_bus_message_read(m, "s", &name) < 0)
+                        return 0;
+                if (strcmp(name, "BitDepth") == 0 && sd_bus_message_read(m, "v", "y", &b) >= 0)
+                        r->depth(b, "BitDepth");
+                else
+                        sd_bus_message_skip(m, "v");
+                sd_bus_message_exit_container(m);
+        }
+        return 0;
+}
+
+void Resilient::try_register()
+{
+        if (!owner || pending || !path.empty() || now_ns() < retry_at)
+                return;
+        sd_bus_message *m = nullptr;
+        if (sd_bus_message_new_method_call(bus, &m, "org.bwq1", "/org/bwq1", "org.bwq1.Manager", "RegisterClient") < 0)
+                return;
+        sd_bus_message_append(m, "syya{sv}", name.c_str(), lo, hi, 0);
+        auto *call = new ResilientCall{this, ++attempt};
+        auto on_reply = [](sd_bus_message *reply, void *userdata, sd_bus_error *) -> int {
+                auto *c = static_cast<ResilientCall *>(userdata);
+                Resilient *r = c->r;
+                const bool current = c->attempt == r->attempt && r->pending;
+                const char *p;
+                int fd;
+                if (sd_bus_message_is_method_error(reply, nullptr) || sd_bus_message_read(reply, "oh", &p, &fd) < 0) {
+                        if (current) {
+                                r->pending = false;
+                                r->backoff_ms = r->backoff_ms ? std::min<uint64_t>(r->backoff_ms * 2, 1000) : 100;
+                                r->retry_at = now_ns() + r->backoff_ms * 1000000;
+                        }
+                        return 0;
+                }
+                if (!current) {
+                        (void)sd_bus_call_method_async(r->bus, nullptr, "org.bwq1", "/org/bwq1", "org.bwq1.Manager",
+                                                       "UnregisterClient", nullptr, nullptr, "o", p);
+                        return 0;
+                }
+                r->pending = false;
+                r->backoff_ms = 0;
+                r->path = p;
+                r->registrations++;
+                bwq_decision d;
+                void *page = mmap(nullptr, BWQ_PAGE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+                if (page != MAP_FAILED) {
+                        if (bwq_page_read(static_cast<const bwq_page *>(page), &d) == 0 && d.act_bits)
+                                printf("page_bits %u\n", d.act_bits);
+                        munmap(page, BWQ_PAGE_SIZE);
+                }
+                std::string match = "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path='" +
+                                    r->path + "'";
+                sd_bus_add_match(r->bus, &r->props, match.c_str(), resilient_props, r);
+                printf("registered %s (%u)\n", p, r->registrations);
+                fflush(stdout);
+                return 0;
+        };
+        sd_bus_slot *slot = nullptr;
+        if (sd_bus_call_async(bus, &slot, m, on_reply, call, UINT64_MAX) < 0) {
+                delete call;
+                sd_bus_message_unref(m);
+                return;
+        }
+        sd_bus_slot_set_destroy_callback(slot, [](void *p) { delete static_cast<ResilientCall *>(p); });
+        sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
+        sd_bus_message_unref(m);
+        pending = true;
+}
+
+int cmd_resilient(const char *address, const char *name, int lo, int hi)
+{
+        Resilient r;
+        r.name = name;
+        r.lo = uint8_t(lo);
+        r.hi = uint8_t(hi);
+        if (connect_bus(address, &r.bus) < 0)
+                return 1;
+        auto on_owner = [](sd_bus_message *m, void *userdata, sd_bus_error *) -> int {
+                auto *r = static_cast<Resilient *>(userdata);
+                const char *n, *old_owner, *new_owner;
+                if (sd_bus_message_read(m, "sss", &n, &old_owner, &new_owner) < 0 || strcmp(n, "org.bwq1") != 0)
+                        return 0;
+                if (*old_owner) {
+                        r->lost();
+                        printf("lost bwqd\n");
+                        fflush(stdout);
+                }
+                r->owner = *new_owner;
+                return 0;
+        };
+        sd_bus_match_signal(r.bus, nullptr, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "NameOwnerChanged", on_owner, &r);
+        int has = 0;
+        sd_bus_message *reply = nullptr;
+        if (sd_bus_call_method(r.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+                               nullptr, &reply, "s", "org.bwq1") >= 0) {
+                sd_bus_message_read(reply, "b", &has);
+                sd_bus_message_unref(reply);
+        }
+        r.owner = has;
+        signal(SIGTERM, [](int) { stop_flag = 1; });
+        while (!stop_flag) {
+                r.try_register();
+                int q = sd_bus_process(r.bus, nullptr);
+                if (q < 0) {
+                        fprintf(stderr, "testclient: resilient: the bus failed: %s\n", strerror(-q));
+                        return 1;
+                }
+                if (q == 0)
+                        sd_bus_wait(r.bus, 50000);
+        }
+        printf("exiting: %u registrations, %u violations\n", r.registrations, r.violations);
+        sd_bus_flush_close_unref(r.bus);
+        return r.violations ? 1 : 0;
+}
 
 int cmd_swarm(const char *address, int conns, int per, int polls)
 {
@@ -351,6 +518,8 @@ int main(int argc, char **argv)
                 return cmd_hold(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]));
         if (argc >= 6 && strcmp(argv[2], "swarm") == 0)
                 return cmd_swarm(argv[1], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+        if (argc >= 6 && strcmp(argv[2], "resilient") == 0)
+                return cmd_resilient(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]));
         if (argc >= 4 && strcmp(argv[2], "contract") == 0)
                 return cmd_contract(argv[1], argv[3]);
         if (argc >= 4 && strcmp(argv[2], "notify-sink") == 0)
