@@ -26,7 +26,7 @@ declare -A WHITEBOX=(
 	[tests/fuzz/fuzz_job.cpp]=npuref
 	[tests/unit/test_config.cpp]=daemon [tests/unit/test_policy.cpp]=daemon
 	[tests/unit/test_sources.cpp]=daemon [tests/unit/daemon_fixtures.h]=daemon [tests/unit/test_ebpf.cpp]=daemon
-	[tests/fuzz/fuzz_config.cpp]=daemon
+	[tests/fuzz/fuzz_config.cpp]=daemon [tests/fuzz/fuzz_bus.cpp]=daemon
 )
 
 component() {

@@ -34,6 +34,24 @@ fi
 layers=$(printf '%s' "$json4" | grep -o '"op":' | wc -l)
 [ "$layers" -eq 64 ] && ok "64 layers reported" || bad "64 layers reported (got $layers)"
 "$RUN" --bits all --json | grep -q '^{"runs":\[{"bits":4' && ok "--bits all --json is one object of runs" || bad "--bits all --json is one object of runs"
+# --fps edge cases: a slow rate never sleeps past --seconds, a rate too
+# slow to be meant is refused (its period overflowed the sleep), and the
+# loop runs one depth.
+t0=$(date +%s%N)
+"$RUN" --fps 0.02 --seconds 1 --size 64 >/dev/null 2>err.$$; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ $rc -eq 0 ] && [ $ms -lt 5000 ] && ok "--fps 0.02 --seconds 1 ends after about 1 s ($ms ms), not 50 s" || bad "--fps 0.02 --seconds 1 (rc=$rc, $ms ms)"
+"$RUN" --fps 1e-300 --seconds 1 >/dev/null 2>err.$$; rc=$?
+[ $rc -eq 2 ] && grep -q "'1e-300' is not a number from 0.001 to 1000" err.$$ && ok "--fps 1e-300 exits 2 with the range" || bad "--fps 1e-300 (rc=$rc: $(cat err.$$))"
+"$RUN" --fps 10 --bits all --seconds 1 >/dev/null 2>err.$$; rc=$?
+[ $rc -eq 2 ] && grep -q "runs one depth" err.$$ && ok "--fps 10 --bits all exits 2 (it ran at 16 bits)" || bad "--fps with --bits all (rc=$rc)"
+cpus=$(nproc)
+"$RUN" --device "soft:threads=$((cpus + 1))" >/dev/null 2>err.$$; rc=$?
+[ $rc -eq 1 ] && grep -q "more compute threads than" err.$$ && ok "more device threads than CPUs exits 1 saying so: $(cat err.$$)" || bad "soft:threads=$((cpus + 1)) (rc=$rc: $(cat err.$$))"
+BWQ_BUS=none "$RUN" --mode bwq-layer --fps 5 --seconds 0.5 --size 64 --live >out.$$ 2>err.$$; rc=$?
+[ $rc -eq 0 ] && grep -q "bwqd link: no bwqd" err.$$ && grep -q "fallback (no bwqd)" out.$$ && ok "without bwqd: 'bwqd link: no bwqd' and frames at 'fallback (no bwqd)'" ||
+	bad "no bwqd status (rc=$rc: $(cat err.$$))"
+rm -f out.$$
 rm -f err.$$
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -15,6 +15,7 @@
 
 #include "npu/npu.h"
 #include "npu/onnx.h"
+#include "device_error.h"
 #include "samples.h"
 
 namespace {
@@ -290,7 +291,7 @@ int main(int argc, char **argv)
         npu_device *dev;
         int r;
         if ((r = npu_device_open(device, &dev)) < 0) {
-                fprintf(stderr, "npu-calibrate: cannot open the NPU device: %s\n", strerror(-r));
+                fprintf(stderr, "npu-calibrate: cannot open the NPU device: %s\n", tools::device_open_error(r).c_str());
                 return 1;
         }
         std::unique_ptr<npu_device, void (*)(npu_device *)> dev_owner(dev, npu_device_close);

@@ -18,6 +18,7 @@
 #include "driver/mobilenet/mobilenet.h"
 #include "npu/npu.h"
 #include "bwq_status.h"
+#include "device_error.h"
 #include "deadline.h"
 #include "npu_run_model.h"
 
@@ -389,7 +390,7 @@ int main(int argc, char **argv)
         int r = npu_device_open(device, &dev);
         if (r < 0) {
                 fprintf(stderr, "npu-run: cannot open NPU device '%s': %s\n",
-                        device ? device : getenv("NPU_DEVICE") ? getenv("NPU_DEVICE") : "soft", strerror(-r));
+                        device ? device : getenv("NPU_DEVICE") ? getenv("NPU_DEVICE") : "soft", tools::device_open_error(r).c_str());
                 return 1;
         }
         std::unique_ptr<npu_device, void (*)(npu_device *)> dev_guard(dev, npu_device_close);

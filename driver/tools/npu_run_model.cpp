@@ -2,6 +2,7 @@
 // every activation depth, with per-layer bits, bytes and time under the
 // ONNX node names.  See npu-run(1).
 #include "npu_run_model.h"
+#include "device_error.h"
 #include "samples.h"
 #include "bwq_status.h"
 #include "deadline.h"
@@ -336,7 +337,7 @@ int npu_run_model_main(int argc, char **argv)
 
         npu_device *dev;
         if ((r = npu_device_open(device, &dev)) < 0) {
-                fprintf(stderr, "npu-run: cannot open the NPU device: %s\n", strerror(-r));
+                fprintf(stderr, "npu-run: cannot open the NPU device: %s\n", tools::device_open_error(r).c_str());
                 return 1;
         }
         std::unique_ptr<npu_device, void (*)(npu_device *)> dev_owner(dev, npu_device_close);
