@@ -163,7 +163,7 @@ BENCH_BIN := $(B)/bench/bench_npu
 PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(NPU_CALIBRATE) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
 
 .PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint calibration \
-	layering bench-build fuzz-build test-deps onnx-models
+	layering bench-build fuzz-build test-deps onnx-models deb
 
 # make deps runs alone, before any compiler starts: the sub-make reads
 # pkg-config once the packages are there, and -j cannot race it.
@@ -368,8 +368,25 @@ bench: all
 	@B=$(B) NPM_DIR=$(NPM_DIR) bash bench/bench_onnx.sh
 
 # ---- install --------------------------------------------------------------
-install: all
+# The frontend's archive as installed: its objects with the common ones it
+# uses (libnpu.so keeps its own copy of those hidden).
+ONNX_DIST_A := $(B)/dist/libnpu-onnx.a
+$(ONNX_DIST_A): $(call objs,$(ONNX_SRC)) $(call objs,$(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+# pkg-config files: sed over packaging/*.pc.in with the install paths.
+$(B)/dist/%.pc: packaging/%.pc.in
+	@mkdir -p $(dir $@)
+	sed -e "s|@PREFIX@|$(PREFIX)|" -e "s|@LIBDIR@|$(LIBDIR)|" -e "s|@INCLUDEDIR@|$(INCLUDEDIR)|" \
+		-e "s|@VERSION@|$(VERSION)|" $< > $@
+
+VERSION := ${shell sed -n '1s/^bwq (\([^)]*\)).*/\1/p' debian/changelog}
+
+install: build $(ONNX_DIST_A) $(B)/dist/libnpu.pc $(B)/dist/libnpu-onnx.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/npu \
+		$(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/bwq/bwqd.conf.d $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(DBUSDIR)/system.d $(DESTDIR)$(DBUSDIR)/system-services $(DESTDIR)$(DBUSDIR)/interfaces
@@ -377,7 +394,8 @@ install: all
 	install -m 0755 $(BWQD) $(DESTDIR)$(SBINDIR)/bwqd
 	install -m 0755 $(LIBNPU_SO) $(DESTDIR)$(LIBDIR)/libnpu.so.1
 	ln -sf libnpu.so.1 $(DESTDIR)$(LIBDIR)/libnpu.so
-	install -m 0644 $(ONNX_A) $(DESTDIR)$(LIBDIR)/libnpu-onnx.a
+	install -m 0644 $(ONNX_DIST_A) $(DESTDIR)$(LIBDIR)/libnpu-onnx.a
+	install -m 0644 $(B)/dist/libnpu.pc $(B)/dist/libnpu-onnx.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 0644 driver/libnpu/include/npu/npu.h uapi/npu_accel.h uapi/bwq_page.h driver/onnx/include/npu/onnx.h \
 		driver/onnx/include/npu/npy.h $(DESTDIR)$(INCLUDEDIR)/npu/
 	install -m 0644 man/npu-run.1 man/npu-calibrate.1 man/bwqctl.1 $(DESTDIR)$(MANDIR)/man1/
@@ -389,6 +407,19 @@ install: all
 	install -m 0644 packaging/org.bwq1.conf $(DESTDIR)$(DBUSDIR)/system.d/org.bwq1.conf
 	install -m 0644 packaging/org.bwq1.service $(DESTDIR)$(DBUSDIR)/system-services/org.bwq1.service
 	install -m 0644 uapi/org.bwq1.xml $(DESTDIR)$(DBUSDIR)/interfaces/org.bwq1.xml
+
+# ---- Debian packages --------------------------------------------------------
+# Built from a copy of the tracked files with the distribution's own flags
+# (dpkg-buildpackage cleans its tree), into build/deb; lintian must pass.
+DEB_DIR := build/deb
+deb:
+	@rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/bwq-$(VERSION)
+	git ls-files -z | tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)/bwq-$(VERSION)
+	cd $(DEB_DIR)/bwq-$(VERSION) && DEB_BUILD_OPTIONS="parallel=$$(nproc) $(DEB_BUILD_OPTIONS)" \
+		dpkg-buildpackage -us -uc -b > ../build.log 2>&1 || { tail -n 40 ../build.log; exit 1; }
+	@ls -1 $(DEB_DIR)/*.deb
+	lintian --fail-on warning --info $(DEB_DIR)/bwq_$(VERSION)_*.changes
+	@echo "deb: $$(ls $(DEB_DIR)/*.deb | wc -l) packages, lintian clean"
 
 clean:
 	rm -rf build build-san build-fuzz
