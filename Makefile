@@ -153,7 +153,7 @@ SYSTEMD_VERSION = $(shell $(PKG_CONFIG) --modversion libsystemd 2>/dev/null | cu
 $(B)/bwqd.service: packaging/bwqd.service.in
 	@mkdir -p $(dir $@)
 	if [ "$(SYSTEMD_VERSION)" -ge 253 ] 2>/dev/null; then t=notify-reload; r=; \
-	else t=notify; r='ExecReload=/bin/kill -HUP $$MAINPID\n'; fi; \
+	else t=notify; r='ExecReload=/usr/bin/busctl call org.bwq1 /org/bwq1 org.bwq1.Manager Reload\n'; fi; \
 	sed -e "s|@TYPE@|$$t|" -e "s|@EXECRELOAD@|$$r|" -e "s|@SBINDIR@|$(SBINDIR)|" $< > $@
 
 UNIT_TESTS := test_quant test_kernels test_validate test_device test_libnpu test_ops test_config test_policy test_sources test_ebpf
@@ -163,7 +163,7 @@ BENCH_BIN := $(B)/bench/bench_npu
 PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(NPU_CALIBRATE) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
 
 .PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint calibration \
-	layering bench-build fuzz-build test-deps onnx-models deb
+	layering bench-build fuzz-build test-deps onnx-models deb packaging
 
 # make deps runs alone, before any compiler starts: the sub-make reads
 # pkg-config once the packages are there, and -j cannot race it.
@@ -263,6 +263,11 @@ manlint:
 layering:
 	@echo "== tests/layering_test.sh"; bash tests/layering_test.sh
 
+# The Debian packages, lintian, then a booted systemd with them installed.
+packaging:
+	@$(MAKE) --no-print-directory deb
+	@echo "== tests/packaging/systemd_test.sh (a booted Debian 12 in systemd-nspawn)"; B=$(B) bash tests/packaging/systemd_test.sh
+
 check: all
 	@$(MAKE) --no-print-directory layering
 	@$(MAKE) --no-print-directory unit-tests
@@ -271,6 +276,7 @@ check: all
 	@$(MAKE) --no-print-directory calibration
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory packaging
 	@$(MAKE) --no-print-directory manlint
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------------
@@ -424,5 +430,5 @@ deb:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' -type f -not -path '$(B)/deb/*' -not -path '$(B)/nspawn/*' 2>/dev/null)
 $(B)/bench/bench_npu.o: CXXFLAGS += -fopenmp

@@ -2,7 +2,8 @@
 # Installs the Debian packages bwq needs to build, test and run, when missing
 # (python3-onnx, -numpy and -pil only write the test models and inputs,
 # dataset-fashion-mnist is the trained test model's data, gnuplot-nox draws
-# npu-calibrate --plot;
+# npu-calibrate --plot; debhelper and lintian build and check the packages,
+# debootstrap and systemd-container boot them under a real systemd;
 # scripts/test-deps.sh adds what comes from npm).
 # Idempotent and non-interactive; run as root (make deps does).
 set -eu
@@ -17,6 +18,7 @@ libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
 mandoc
 python3-onnx python3-numpy python3-pil
 dataset-fashion-mnist gnuplot-nox
+debhelper lintian debootstrap systemd-container
 "
 
 missing=""
