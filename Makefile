@@ -104,7 +104,7 @@ $(COMMON_A) $(NPUREF_A) $(LIBNPU_A) $(ONNX_A):
 DAEMON_CORE_SRC := daemon/config.cpp daemon/config_keys.cpp daemon/policy.cpp daemon/replay_source.cpp \
 	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/ebpf_source.cpp \
 	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp daemon/reload.cpp daemon/client_registry.cpp \
-	daemon/manager_vtable.cpp daemon/client_vtable.cpp daemon/explain.cpp daemon/source_registry.cpp daemon/bus_args.cpp
+	daemon/manager_vtable.cpp daemon/client_vtable.cpp daemon/explain.cpp daemon/source_registry.cpp daemon/bus_args.cpp daemon/metrics.cpp
 
 # ---- eBPF: CO-RE against the running kernel's BTF (or BTF=file) ----------------
 BTF ?= /sys/kernel/btf/vmlinux
@@ -239,6 +239,7 @@ integration: build $(TESTCLIENT) $(E2E_CLIENT)
 	@echo "== tests/integration/bwqd_test.sh"; B=$(B) bash tests/integration/bwqd_test.sh
 	@echo "== tests/integration/hostile_test.sh"; B=$(B) bash tests/integration/hostile_test.sh
 	@echo "== tests/integration/chaos_test.sh (about 1 minute)"; B=$(B) bash tests/integration/chaos_test.sh
+	@echo "== tests/integration/metrics_test.sh"; B=$(B) bash tests/integration/metrics_test.sh
 	@echo "== tests/integration/e2e_test.sh"; B=$(B) bash tests/integration/e2e_test.sh
 	@echo "== tests/demo_test.sh (make demo, replay, 1 s phases; 5 s with SANITIZE=1)"; SANITIZE=$(SANITIZE) B=$(B) bash tests/demo_test.sh
 

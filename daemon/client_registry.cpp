@@ -117,8 +117,10 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
                 sd_bus_creds_unref(creds);
         }
         const bool privileged = uid == 0 || uid == uint32_t(geteuid());
-        if ((r = check_limits(owner, uid, privileged, error)) < 0)
+        if ((r = check_limits(owner, uid, privileged, error)) < 0) {
+                refused_registrations_++;
                 return r;
+        }
 
         // A process seen before whose pidfd says it exited: its clients are
         // dead (the bus has not told us yet), and this pid is a new process.

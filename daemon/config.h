@@ -96,6 +96,12 @@ struct ServiceConfig {
         std::string state_dir = "/var/lib/bwq";
         bool operator==(const ServiceConfig &) const = default;
 };
+// Prometheus metrics in the node_exporter textfile-collector format.
+struct MetricsConfig {
+        std::string textfile;                 // empty: none
+        uint64_t interval_usec = 5000000;
+        bool operator==(const MetricsConfig &) const = default;
+};
 
 struct Config {
         SamplingConfig sampling;
@@ -108,6 +114,7 @@ struct Config {
         ReplayConfig replay;
         ClientsConfig clients;
         ServiceConfig service;
+        MetricsConfig metrics;
         bool operator==(const Config &) const = default;
 };
 

@@ -96,6 +96,20 @@ int bandwidth_max(const std::string &v, Config *c, Why why)
         return 0;
 }
 
+// The textfile collector reads DIR/*.prom: an absolute path with that
+// ending, or "" (none).
+int metrics_textfile(const std::string &v, Config *c, Why why)
+{
+        if (v == "none") {
+                c->metrics.textfile.clear();
+                return 0;
+        }
+        if (v[0] != '/' || v.size() < 7 || v.compare(v.size() - 5, 5, ".prom") != 0 || v.back() == '/')
+                return bad(why, "'" + v + "' is not an absolute path of a .prom file, or 'none'");
+        c->metrics.textfile = v;
+        return 0;
+}
+
 int policy_on_stale(const std::string &v, Config *c, Why why)
 {
         PolicyConfig &p = c->policy;
@@ -221,6 +235,11 @@ const std::vector<ConfigKey> &config_keys()
                  [](const std::string &v, Config *c, Why why) { return number_in(v, 1, 65536, &c->clients.per_user, why); }},
                 {"Clients", "Reserved",
                  [](const std::string &v, Config *c, Why why) { return number_in(v, 0, 65535, &c->clients.reserved, why); }},
+                {"Metrics", "TextfilePath", metrics_textfile},
+                {"Metrics", "Interval",
+                 [](const std::string &v, Config *c, Why why) {
+                         return duration_in(v, 100000, 3600000000ull, "from 100ms to 1h", &c->metrics.interval_usec, why);
+                 }},
                 {"Service", "StateDirectory",
                  [](const std::string &v, Config *c, Why why) { return absolute_path(v, &c->service.state_dir, why); }},
         };

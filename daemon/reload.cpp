@@ -2,6 +2,7 @@
 // overrides, applying it (reopening the source when a source setting
 // changed), Reload and SIGHUP, and SetTable.
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 
 #include "common/bus.h"
@@ -88,6 +89,8 @@ int Service::apply_config(const Config &c, std::string *why)
                                             w.c_str());
                 }
         }
+        if (!cfg_.metrics.textfile.empty() && cfg_.metrics.textfile != c.metrics.textfile)
+                (void)unlink(cfg_.metrics.textfile.c_str());  // no stale file left where no one writes
         cfg_ = c;
         smoother_.configure(c.sampling.smoothing, c.sampling.ewma_alpha, c.sampling.window);
         policy_.configure(c.policy.table, max_bps_, c.policy.hysteresis.resolve(max_bps_), c.policy.min_dwell_usec, c.policy.on_stale, c.policy.stale_bits);

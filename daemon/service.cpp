@@ -141,13 +141,17 @@ void Service::tick()
                 rec.npu_bps = npu;
                 rec.used_bps = smoother_.add(others);
                 policy_.on_sample(now, rec.used_bps);
+                samples_++;
         } else {
                 policy_.on_missed(now);
+                missed_samples_++;
         }
         recent_.push_back(rec);
         while (recent_.size() > kRecent)
                 recent_.pop_front();
         publish(before);
+        if (!cfg_.metrics.textfile.empty() && now - metrics_written_usec_ >= cfg_.metrics.interval_usec)
+                write_metrics(now);
 }
 
 int Service::sample_now(bool rate_limited)
@@ -192,6 +196,7 @@ void Service::publish(const Decision &before)
                 (void)sd_bus_emit_properties_changed_strv(bus_.get(), dbus::kPath, dbus::kManager, const_cast<char **>(changed.data()));
         }
         if (d.bits != before.bits) {
+                decision_changes_++;
                 (void)sd_bus_emit_signal(bus_.get(), dbus::kPath, dbus::kManager, "BitDepthChanged", "yyt", before.bits, d.bits, d.available_bps);
                 for (auto &[id, c] : clients_) {
                         uint8_t b = uint8_t(depth_clamp(d.bits, c->min_bits, c->max_bits));

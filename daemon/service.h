@@ -124,6 +124,14 @@ private:
         int open_pidfd(sd_bus_message *m, uint32_t pid, unique_fd *ret);
         static int on_owner_gone(sd_bus_track *t, void *userdata);
         uint32_t next_client_ = 1;
+
+        // The metrics file (metrics.cpp): counters since start, and the
+        // last write's error, logged once until a write succeeds again.
+        uint64_t decision_changes_ = 0, samples_ = 0, missed_samples_ = 0, refused_registrations_ = 0;
+        uint64_t metrics_written_usec_ = 0;
+        std::string metrics_error_;
+        std::string metrics_text() const;
+        void write_metrics(uint64_t now_usec);
 };
 
 } // namespace bwq

@@ -3,7 +3,8 @@
 # (python3-onnx, -numpy and -pil only write the test models and inputs,
 # dataset-fashion-mnist is the trained test model's data, gnuplot-nox draws
 # npu-calibrate --plot; debhelper and lintian build and check the packages,
-# debootstrap and systemd-container boot them under a real systemd;
+# debootstrap and systemd-container boot them under a real systemd,
+# prometheus-node-exporter and curl read bwqd's metrics back;
 # scripts/test-deps.sh adds what comes from npm).
 # Idempotent and non-interactive; run as root (make deps does).
 set -eu
@@ -19,6 +20,7 @@ mandoc
 python3-onnx python3-numpy python3-pil
 dataset-fashion-mnist gnuplot-nox
 debhelper lintian debootstrap systemd-container
+prometheus-node-exporter curl
 "
 
 missing=""

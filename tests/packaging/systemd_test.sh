@@ -165,6 +165,16 @@ else
 	bad "perf under the unit: $(gsh 'journalctl -u bwqd --no-pager | grep "bwqd\[" | tail -1')"
 fi
 gsh 'rm -f /run/systemd/system/bwqd.service.d/source.conf; systemctl daemon-reload; systemctl restart bwqd'
+# The metrics file where prometheus-node-exporter's textfile collector
+# looks, through the unit's ReadWritePaths=.
+gsh 'mkdir -p /var/lib/prometheus/node-exporter && printf "[Metrics]
+TextfilePath=/var/lib/prometheus/node-exporter/bwqd.prom
+Interval=100ms
+" > /etc/bwq/bwqd.conf.d/metrics.conf && systemctl restart bwqd'
+gwait 10 'grep -q "^bwq_activation_bits " /var/lib/prometheus/node-exporter/bwqd.prom' &&
+	ok "under the unit, bwqd writes its metrics to /var/lib/prometheus/node-exporter/bwqd.prom ($(gsh 'stat -c %a /var/lib/prometheus/node-exporter/bwqd.prom'))" ||
+	bad "no metrics file under the unit: $(gsh 'journalctl -u bwqd --no-pager | grep "bwqd\[" | tail -1')"
+gsh 'rm -f /etc/bwq/bwqd.conf.d/metrics.conf; systemctl restart bwqd'
 gwait 15 'systemctl is-active -q bwqd' && ok "back on the shipped unit, bwqd runs on $(gx busctl --system get-property org.bwq1 /org/bwq1 org.bwq1.Manager Source)" || bad "shipped unit after the sources"
 
 # ---- exposure ------------------------------------------------------------------------
