@@ -167,8 +167,10 @@ PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(NPU_CALIBRATE) $(BWQD) $(BWQCT
 
 # make deps runs alone, before any compiler starts: the sub-make reads
 # pkg-config once the packages are there, and -j cannot race it.
+# Builds use every CPU unless the caller gave -j itself.
+JOBS = $$(case "$$MAKEFLAGS" in *jobserver*|*j[0-9]*) ;; *) echo -j$$(nproc) ;; esac)
 all: deps
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory $(JOBS) build
 build: $(PROGRAMS)
 
 deps:
@@ -335,7 +337,7 @@ endef
 fuzz-build: $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_B)/fuzz_bus $(FUZZ_B)/fuzz_onnx $(FUZZ_SEEDS)/.stamp $(FUZZ_ONNX_SEEDS)/.stamp
 
 fuzz-smoke: deps
-	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory $(JOBS) fuzz-build
 	$(call run_fuzzer,fuzz_job,20,$(FUZZ_SEEDS))
 	$(call run_fuzzer,fuzz_config,10,tests/fuzz/seeds-config)
 	$(call run_fuzzer,fuzz_bus,10,tests/fuzz/seeds-bus)
@@ -422,8 +424,9 @@ DEB_DIR := build/deb
 deb:
 	@rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/bwq-$(VERSION)
 	git ls-files -z | tar --null -T - -cf - | tar -xf - -C $(DEB_DIR)/bwq-$(VERSION)
-	cd $(DEB_DIR)/bwq-$(VERSION) && DEB_BUILD_OPTIONS="parallel=$$(nproc) $(DEB_BUILD_OPTIONS)" \
+	cd $(DEB_DIR)/bwq-$(VERSION) && DEB_BUILD_OPTIONS="parallel=$$(nproc) noautodbgsym $(DEB_BUILD_OPTIONS)" \
 		dpkg-buildpackage -us -uc -b > ../build.log 2>&1 || { tail -n 40 ../build.log; exit 1; }
+	@rm -f $(DEB_DIR)/*-dbgsym_*.deb
 	@ls -1 $(DEB_DIR)/*.deb
 	lintian --fail-on warning --info $(DEB_DIR)/bwq_$(VERSION)_*.changes
 	@echo "deb: $$(ls $(DEB_DIR)/*.deb | wc -l) packages, lintian clean"
