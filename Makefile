@@ -272,15 +272,15 @@ packaging:
 	@echo "== tests/packaging/systemd_test.sh (a booted Debian 12 in systemd-nspawn)"; B=$(B) bash tests/packaging/systemd_test.sh
 
 check: all
-	@$(MAKE) --no-print-directory layering
-	@$(MAKE) --no-print-directory unit-tests
-	@$(MAKE) --no-print-directory conformance
-	@$(MAKE) --no-print-directory onnx-models
-	@$(MAKE) --no-print-directory calibration
-	@$(MAKE) --no-print-directory integration
-	@$(MAKE) --no-print-directory fuzz-smoke
-	@$(MAKE) --no-print-directory packaging
-	@$(MAKE) --no-print-directory manlint
+	@$(MAKE) --no-print-directory $(JOBS) layering
+	@$(MAKE) --no-print-directory $(JOBS) unit-tests
+	@$(MAKE) --no-print-directory $(JOBS) conformance
+	@$(MAKE) --no-print-directory $(JOBS) onnx-models
+	@$(MAKE) --no-print-directory $(JOBS) calibration
+	@$(MAKE) --no-print-directory $(JOBS) integration
+	@$(MAKE) --no-print-directory $(JOBS) fuzz-smoke
+	@$(MAKE) --no-print-directory $(JOBS) packaging
+	@$(MAKE) --no-print-directory $(JOBS) manlint
 
 # ---- fuzzing (clang libFuzzer) -------------------------------------------------
 FUZZ_B := build-fuzz

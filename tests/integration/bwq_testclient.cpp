@@ -85,24 +85,31 @@ int do_register(sd_bus *bus, const char *name, uint8_t lo, uint8_t hi, std::stri
 
 volatile sig_atomic_t stop_flag = 0;
 
-int on_props(sd_bus_message *m, void *, sd_bus_error *)
+// The BitDepth values of a PropertiesChanged signal, in order.
+std::vector<uint8_t> changed_bitdepths(sd_bus_message *m)
 {
+        std::vector<uint8_t> out;
         const char *iface;
-        if (sd_bus_message_read(m, "s", &iface) < 0)
-                return 0;
-        if (sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
-                return 0;
+        if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
+                return out;
         while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
                 const char *name;
                 uint8_t b;
                 if (sd_bus_message_read(m, "s", &name) < 0)
-                        return 0;
+                        return out;
                 if (strcmp(name, "BitDepth") == 0 && sd_bus_message_read(m, "v", "y", &b) >= 0)
-                        printf("bitdepth %u\n", b);
+                        out.push_back(b);
                 else
                         sd_bus_message_skip(m, "v");
                 sd_bus_message_exit_container(m);
         }
+        return out;
+}
+
+int on_props(sd_bus_message *m, void *, sd_bus_error *)
+{
+        for (uint8_t b : changed_bitdepths(m))
+                printf("bitdepth %u\n", b);
         fflush(stdout);
         return 0;
 }
@@ -193,20 +200,8 @@ struct ResilientCall {
 int resilient_props(sd_bus_message *m, void *userdata, sd_bus_error *)
 {
         auto *r = static_cast<Resilient *>(userdata);
-        const char *iface;
-        if (sd_bus_message_read(m, "s", &iface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0)
-                return 0;
-        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
-                const char *name;
-                uint8_t b;
-                if (sd_bus_message_read(m, "s", &name) < 0)
-                        return 0;
-                if (strcmp(name, "BitDepth") == 0 && sd_bus_message_read(m, "v", "y", &b) >= 0)
-                        r->depth(b, "BitDepth");
-                else
-                        sd_bus_message_skip(m, "v");
-                sd_bus_message_exit_container(m);
-        }
+        for (uint8_t b : changed_bitdepths(m))
+                r->depth(b, "BitDepth");
         return 0;
 }
 

@@ -14,34 +14,9 @@ T=$(mktemp -d /tmp/bwq-it-XXXXXX)
 chmod 755 "$T"
 ADDR="unix:path=$T/bus.sock"
 export BWQ_BUS="$ADDR"
-pass=0 fail=0 skipped=0
-PIDS=()
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-skip() { skipped=$((skipped + 1)); echo "skip - $1"; }
-check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi; }
-# Waits up to $1 seconds for a command to succeed.
-wait_for() {
-	local t=$1; shift
-	local n=$((t * 20))
-	while [ $n -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.05
-		n=$((n - 1))
-	done
-	return 1
-}
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	sleep 0.1
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
+. "$ROOT/tests/integration/lib.sh"
 bctl() { busctl --address="$ADDR" "$@"; }
 prop() { bctl get-property org.bwq1 /org/bwq1 org.bwq1.Manager "$1"; }
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 
 # ---- the bus -----------------------------------------------------------------
 . "$ROOT/scripts/private_bus.sh"
@@ -327,5 +302,4 @@ else
 	skip "systemd-analyze is not installed"
 fi
 
-echo "$pass passed, $fail failed, $skipped skipped"
-[ $fail -eq 0 ]
+summary

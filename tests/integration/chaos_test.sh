@@ -16,28 +16,7 @@ NPU_RUN="$ROOT/$B/npu-run"
 CLIENT="$ROOT/$B/tests/bwq_testclient"
 T=$(mktemp -d /tmp/bwq-chaos-XXXXXX)
 chmod 755 "$T"
-pass=0 fail=0
-PIDS=()
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-wait_for() {
-	local t=$1; shift
-	local n=$((t * 20))
-	while [ $n -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.05
-		n=$((n - 1))
-	done
-	return 1
-}
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+. "$ROOT/tests/integration/lib.sh"
 
 . "$ROOT/scripts/private_bus.sh"
 private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; exit 1; }
@@ -240,5 +219,4 @@ done
 wait_for 5 sh -c "[ \"\$(busctl --address='$ADDR' get-property org.bwq1 /org/bwq1 org.bwq1.Manager Clients)\" = 'u 0' ]" &&
 	ok "with every client gone bwqd lists none" || bad "clients left: $(listed | tr '\n' ' ')"
 echo "bwqd's most descriptors: $MAX_FDS; most resident memory: $((MAX_RSS / 1024)) MB; $(( $(date +%s) - T0 )) s"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

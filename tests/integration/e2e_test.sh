@@ -10,13 +10,7 @@ T=$(mktemp -d /tmp/bwq-e2e-XXXXXX)
 chmod 755 "$T"
 ADDR="unix:path=$T/bus.sock"
 export BWQ_BUS="$ADDR"
-pass=0 fail=0
-PIDS=()
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-wait_for() { local n=$(($1 * 20)); shift; while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done; return 1; }
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 0.1; for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$T"; }
-trap cleanup EXIT
+. "$ROOT/tests/integration/lib.sh"
 clients() { busctl --address="$ADDR" get-property org.bwq1 /org/bwq1 org.bwq1.Manager Clients; }
 
 . "$ROOT/scripts/private_bus.sh"
@@ -74,5 +68,4 @@ wait_for 10 sh -c "[ \"\$(busctl --address='$ADDR' get-property org.bwq1 /org/bw
 wait_for 10 sh -c "[ \"\$(busctl --address='$ADDR' get-property org.bwq1 /org/bwq1 org.bwq1.Manager Clients)\" = 'u 0' ]" &&
 	ok "a killed application is unregistered in bwqd (Clients u 0)" || bad "killed client ($(clients))"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

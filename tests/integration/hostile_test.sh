@@ -13,29 +13,7 @@ NPU_RUN="$ROOT/$B/npu-run"
 CLIENT="$ROOT/$B/tests/bwq_testclient"
 T=$(mktemp -d /tmp/bwq-hostile-XXXXXX)
 chmod 755 "$T"
-pass=0 fail=0
-PIDS=()
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi; }
-wait_for() {
-	local t=$1; shift
-	local n=$((t * 20))
-	while [ $n -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.05
-		n=$((n - 1))
-	done
-	return 1
-}
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
-	sleep 0.1
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+. "$ROOT/tests/integration/lib.sh"
 as_daemon_user() { setpriv --reuid=1 --regid=1 --clear-groups "$@"; }
 
 . "$ROOT/scripts/private_bus.sh"
@@ -280,5 +258,4 @@ for n in $'a\x01b' $'tab\there' $'c1\xc2\x85x'; do
 done
 stop_bwqd
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

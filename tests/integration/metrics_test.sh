@@ -8,13 +8,7 @@ ROOT=$(pwd)
 BWQD="$ROOT/$B/bwqd"
 T=$(mktemp -d /tmp/bwq-metrics-XXXXXX)
 chmod 755 "$T"
-pass=0 fail=0
-PIDS=()
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "not ok - $1"; }
-wait_for() { local n=$(($1 * 20)); shift; while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done; return 1; }
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; sleep 0.1; rm -rf "$T"; }
-trap cleanup EXIT
+. "$ROOT/tests/integration/lib.sh"
 EXPORTER=$(command -v prometheus-node-exporter) || { echo "not ok - prometheus-node-exporter is not installed (make deps installs it)"; exit 1; }
 
 . "$ROOT/scripts/private_bus.sh"
@@ -83,5 +77,4 @@ sleep 1
 n=$(grep -c "metrics: cannot create $T/missing/bwqd.prom" "$T/bwqd.log")
 [ "$n" = 1 ] && kill -0 "$BWQD_PID" && [ ! -e "$T/textfile/bwqd.prom" ] &&
 	ok "an unwritable path is logged once (not every 100 ms), bwqd runs on, the old file is removed" || bad "unwritable path: $n warnings ($(tail -2 "$T/bwqd.log"))"
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -1,0 +1,36 @@
+# Sourced by the integration tests: TAP-like results, waiting, and the
+# processes a test started, stopped (SIGCONT first: some are stopped on
+# purpose) and killed when it exits, with its scratch directory $T.
+#   ok TEXT, bad TEXT, skip TEXT, check TEXT COMMAND..., wait_for SECONDS COMMAND...
+#   PIDS+=(pid) to have a process cleaned up; summary prints the counts.
+pass=0 fail=0 skipped=0
+PIDS=()
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() { fail=$((fail + 1)); echo "not ok - $1"; }
+skip() { skipped=$((skipped + 1)); echo "skip - $1"; }
+check() { local d=$1; shift; if "$@" >/dev/null 2>&1; then ok "$d"; else bad "$d"; fi; }
+# Waits up to $1 seconds for a command to succeed.
+wait_for() {
+	local n=$(($1 * 20))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.05
+		n=$((n - 1))
+	done
+	return 1
+}
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; done
+	sleep 0.1
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	[ -n "${T:-}" ] && rm -rf "$T"
+}
+trap cleanup EXIT
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# "N passed, M failed[, K skipped]"; the exit status of the test.
+summary() {
+	if [ "$skipped" -gt 0 ]; then echo "$pass passed, $fail failed, $skipped skipped"; else echo "$pass passed, $fail failed"; fi
+	[ "$fail" -eq 0 ]
+}
