@@ -242,6 +242,7 @@ integration: build $(TESTCLIENT) $(E2E_CLIENT)
 	@echo "== tests/integration/hostile_test.sh"; B=$(B) bash tests/integration/hostile_test.sh
 	@echo "== tests/integration/chaos_test.sh (about 1 minute)"; B=$(B) bash tests/integration/chaos_test.sh
 	@echo "== tests/integration/metrics_test.sh"; B=$(B) bash tests/integration/metrics_test.sh
+	@echo "== tests/integration/traffic_test.sh"; B=$(B) bash tests/integration/traffic_test.sh
 	@echo "== tests/integration/e2e_test.sh"; B=$(B) bash tests/integration/e2e_test.sh
 	@echo "== tests/demo_test.sh (make demo, replay, 1 s phases; 5 s with SANITIZE=1)"; SANITIZE=$(SANITIZE) B=$(B) bash tests/demo_test.sh
 

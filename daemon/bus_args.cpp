@@ -26,16 +26,27 @@ int read_register_args(sd_bus_message *m, RegisterArgs *ret, sd_bus_error *error
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
-        // No options are defined yet: any key is refused, so that a client
-        // asking for one learns that this bwqd does not know it.
+        // An unknown key is refused, so that a client asking for an option
+        // learns that this bwqd does not know it.
+        int traffic_fd = -1;
         while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
                 const char *key;
                 if ((r = sd_bus_message_read(m, "s", &key)) < 0)
                         return r;
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "unknown option '%s'", escape_text(key, 64).c_str());
+                if (strcmp(key, "TrafficCounter") != 0)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "unknown option '%s'",
+                                                 escape_text(key, 64).c_str());
+                if (traffic_fd >= 0)
+                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, "option 'TrafficCounter' given twice");
+                if (sd_bus_message_read(m, "v", "h", &traffic_fd) < 0)
+                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                "option 'TrafficCounter' must be a file descriptor (h)");
+                if ((r = sd_bus_message_exit_container(m)) < 0)
+                        return r;
         }
         if (r < 0 || (r = sd_bus_message_exit_container(m)) < 0)
                 return r;
+        ret->traffic_fd = traffic_fd;
         ret->name = name;
         ret->min_bits = lo;
         ret->max_bits = hi;

@@ -14,6 +14,7 @@ namespace bwq {
 struct RegisterArgs {
         std::string name;
         uint8_t min_bits = 0, max_bits = 0;
+        int traffic_fd = -1;  // option TrafficCounter (h): the message's, not ours
 };
 
 // RegisterClient(s name, y min_bits, y max_bits, a{sv} options).  Returns

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/mapping.h"
 #include "common/sd_ptr.h"
 
 namespace bwq {
@@ -20,6 +21,10 @@ struct Client {
         bool privileged = false;  // root or bwqd's own uid: outside the per-user limits
         uint8_t min_bits = 4, max_bits = 16, bits = 0;
         BusSlotPtr slot;
+        // The client's traffic counter (struct bwq_traffic), read-only, and
+        // its value at the last sample.
+        Mapping traffic;
+        uint64_t traffic_last = 0;
 };
 
 } // namespace bwq

@@ -1,6 +1,8 @@
 // The client registry of bwqd: RegisterClient's checks and limits, one
 // sd_bus_track per calling connection, and dropping clients that leave or
 // vanish (with their attribution in the source).
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include "common/text.h"
 #include "log.h"
 #include "service.h"
+#include "uapi/bwq_page.h"
 
 namespace bwq {
 
@@ -96,6 +99,36 @@ int Service::open_pidfd(sd_bus_message *m, uint32_t pid, unique_fd *ret)
         return 0;
 }
 
+// A client's traffic counter: a memfd of at least BWQ_TRAFFIC_SIZE sealed
+// against shrinking (else its owner could truncate it and kill bwqd with
+// SIGBUS at the next read), holding a struct bwq_traffic.  Returns the
+// read-only mapping, or an empty one with *why.
+static Mapping map_traffic_counter(int fd, std::string *why)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < BWQ_TRAFFIC_SIZE) {
+                *why = "TrafficCounter is not a memfd of at least 4096 bytes";
+                return {};
+        }
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+                *why = "TrafficCounter is not sealed against shrinking (F_SEAL_SHRINK)";
+                return {};
+        }
+        Mapping map = Mapping::map(BWQ_TRAFFIC_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+        if (!map) {
+                *why = std::string("TrafficCounter cannot be mapped: ") + strerror(errno);
+                return {};
+        }
+        const auto *t = map.as<const bwq_traffic>();
+        if (__atomic_load_n(&t->magic, __ATOMIC_RELAXED) != BWQ_TRAFFIC_MAGIC ||
+            __atomic_load_n(&t->version, __ATOMIC_RELAXED) != BWQ_TRAFFIC_VERSION) {
+                *why = "TrafficCounter does not hold a struct bwq_traffic of version 1";
+                return {};
+        }
+        return map;
+}
+
 int Service::register_client(sd_bus_message *m, sd_bus_error *error)
 {
         RegisterArgs a;
@@ -117,6 +150,12 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
                 sd_bus_creds_unref(creds);
         }
         const bool privileged = uid == 0 || uid == uint32_t(geteuid());
+        Mapping traffic;
+        if (a.traffic_fd >= 0) {
+                std::string why;
+                if (!(traffic = map_traffic_counter(a.traffic_fd, &why)))
+                        return sd_bus_error_set(error, SD_BUS_ERROR_INVALID_ARGS, why.c_str());
+        }
         if ((r = check_limits(owner, uid, privileged, error)) < 0) {
                 refused_registrations_++;
                 return r;
@@ -153,6 +192,10 @@ int Service::register_client(sd_bus_message *m, sd_bus_error *error)
         c->privileged = privileged;
         c->min_bits = a.min_bits;
         c->max_bits = a.max_bits;
+        if (traffic) {
+                c->traffic_last = __atomic_load_n(&traffic.as<const bwq_traffic>()->bytes, __ATOMIC_ACQUIRE);
+                c->traffic = std::move(traffic);
+        }
         c->bits = uint8_t(depth_clamp(policy_.decision().bits, a.min_bits, a.max_bits));
         c->path = std::string(dbus::kPath) + "/client/" + std::to_string(c->id);
 

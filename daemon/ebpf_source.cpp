@@ -193,6 +193,7 @@ public:
                 }
                 r.total_bytes = dtotal * cfg_.ebpf.line_size;
                 r.npu_bytes = std::min(npu, dtotal) * cfg_.ebpf.line_size;
+                r.npu_split = true;
                 r.valid = r.interval_ns > 0;
                 return r;
         }

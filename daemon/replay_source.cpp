@@ -77,6 +77,7 @@ public:
                 // Bytes in the interval at the row's rates.
                 r.total_bytes = uint64_t((unsigned __int128)row.used_bps * r.interval_ns / 1000000000u);
                 r.npu_bytes = uint64_t((unsigned __int128)row.npu_bps * r.interval_ns / 1000000000u);
+                r.npu_split = row.has_npu;
                 r.valid = true;
                 return r;
         }
@@ -126,6 +127,7 @@ int parse_replay(const std::string &text, const std::string &name, std::vector<R
                         return fail("used_Bps '" + f[1] + "' is not a whole number of bytes per second");
                 if (f.size() == 3 && !parse_u64(f[2], &row.npu_bps))
                         return fail("npu_Bps '" + f[2] + "' is not a whole number of bytes per second");
+                row.has_npu = f.size() == 3;
                 if (row.npu_bps > row.used_bps)
                         return fail("npu_Bps is larger than used_Bps, which includes it");
                 if (!rows.empty() && row.t_ms <= rows.back().t_ms)

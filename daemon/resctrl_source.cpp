@@ -164,6 +164,7 @@ public:
                 }
                 r.total_bytes = total;
                 r.npu_bytes = std::min(npu, total);
+                r.npu_split = true;
                 r.valid = r.interval_ns > 0;
                 if (skipped)
                         r.note = "skipped " + std::to_string(skipped) + " domain(s): " + r.note;

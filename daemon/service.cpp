@@ -15,6 +15,7 @@
 #include "client.h"
 #include "common/bus.h"
 #include "log.h"
+#include "uapi/bwq_page.h"
 #include "common/clock.h"
 #include "common/depth.h"
 
@@ -126,13 +127,36 @@ int Service::on_signal(sd_event_source *, const struct signalfd_siginfo *si, voi
         return sd_event_exit(svc->event_.get(), 0);
 }
 
+// The bytes the clients' traffic counters moved since the last call.  A
+// counter that went down was reset: it counts from there.  The sum is
+// capped by what the source saw in all, in tick().
+uint64_t Service::client_traffic()
+{
+        uint64_t sum = 0;
+        for (auto &[id, c] : clients_) {
+                if (!c->traffic)
+                        continue;
+                uint64_t cur = __atomic_load_n(&c->traffic.as<const bwq_traffic>()->bytes, __ATOMIC_ACQUIRE);
+                uint64_t delta = cur >= c->traffic_last ? cur - c->traffic_last : 0;
+                c->traffic_last = cur;
+                sum = delta > UINT64_MAX - sum ? UINT64_MAX : sum + delta;
+        }
+        return sum;
+}
+
 void Service::tick()
 {
         const Decision before = policy_.decision();
         Reading rd = source_->read();
+        // Sources that cannot tell the NPU clients' traffic from the rest's
+        // subtract what the clients report.
+        const uint64_t reported = client_traffic();
+        const bool npu_reported = !rd.npu_split;
+        if (npu_reported)
+                rd.npu_bytes = std::min(reported, rd.total_bytes);
         uint64_t now = monotonic_usec();
         last_sample_usec_ = now;
-        Recent rec{now, 0, 0, 0, rd.valid, rd.note};
+        Recent rec{now, 0, 0, 0, rd.valid, npu_reported, rd.note};
         if (rd.valid && rd.interval_ns > 0) {
                 uint64_t total = uint64_t((unsigned __int128)rd.total_bytes * 1000000000u / rd.interval_ns);
                 uint64_t npu = uint64_t((unsigned __int128)rd.npu_bytes * 1000000000u / rd.interval_ns);

@@ -96,8 +96,10 @@ private:
         struct Recent {
                 uint64_t t_usec, total_bps, npu_bps, used_bps;
                 bool valid;
+                bool npu_reported;  // npu_bps is the clients' reports, not the source's measure
                 std::string note;
         };
+        uint64_t client_traffic();
         std::deque<Recent> recent_;
         std::map<uint32_t, std::unique_ptr<Client>> clients_;
         // One sd_bus_track per client connection: a bus match each, not one

@@ -20,6 +20,7 @@ struct Reading {
         uint64_t interval_ns = 0;  // since the previous read; 0 on the first
         uint64_t total_bytes = 0;  // moved by everyone in the interval
         uint64_t npu_bytes = 0;    // of which by the NPU clients
+        bool npu_split = false;    // the source measured npu_bytes; else the clients' reports stand in
         bool valid = false;
         std::string note;          // why not valid, or what was skipped
 };
@@ -98,6 +99,7 @@ uint64_t ebpf_events_of(Source *s, pid_t pid);
 // Replay traces: "t_ms,used_Bps[,npu_Bps]" rows.
 struct ReplayRow {
         uint64_t t_ms, used_bps, npu_bps;
+        bool has_npu = false;  // the row gives npu_Bps (else the clients' reports stand in)
 };
 int parse_replay(const std::string &text, const std::string &name, std::vector<ReplayRow> *ret, std::string *ret_error);
 

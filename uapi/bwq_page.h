@@ -125,6 +125,30 @@ static inline int bwq_decision_frozen(const struct bwq_decision *d, __u64 now_ns
 	return now_ns > t && now_ns - t > limit;
 }
 
+/* A client's traffic counter (DESIGN §4.3): a memfd of BWQ_TRAFFIC_SIZE
+ * bytes sealed against shrinking, written by the client and mapped
+ * read-only by bwqd, given to RegisterClient as the option "TrafficCounter"
+ * (h).  `bytes` counts, from 0 and never down, every byte the client's jobs
+ * moved (the device's per-layer counters), stored with release order.
+ * Sources that cannot tell the NPU clients' traffic from others' (the probe,
+ * perf's memory-controller counters, a replay trace without npu_Bps)
+ * subtract what the counters moved in each interval. */
+#define BWQ_TRAFFIC_MAGIC 0x54515742u /* "BWQT" */
+#define BWQ_TRAFFIC_VERSION 1
+#define BWQ_TRAFFIC_SIZE 4096
+
+struct bwq_traffic {
+	__u32 magic;
+	__u32 version;
+	__u64 bytes;
+	__u64 reserved[6];
+};
+#if defined(__cplusplus)
+static_assert(sizeof(struct bwq_traffic) == 64, "bwq_traffic layout");
+#else
+_Static_assert(sizeof(struct bwq_traffic) == 64, "bwq_traffic layout");
+#endif
+
 /* Writer side, for bwqd (and tests): begin and end one update. */
 static inline void bwq_page_write_begin(struct bwq_page *p)
 {

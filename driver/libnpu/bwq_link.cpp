@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 
 #include "common/bus.h"
 #include "common/clock.h"
+#include "uapi/bwq_page.h"
 
 namespace npu {
 
@@ -36,6 +38,35 @@ static void float_slot(sd_bus_slot *slot)
         sd_bus_slot_set_destroy_callback(slot, [](void *p) { delete static_cast<LinkCall *>(p); });
         sd_bus_slot_set_floating(slot, 1);
         bwq::BusSlotPtr drop(slot);
+}
+
+// A client's traffic counter: a memfd sealed against shrinking, growing
+// and further seals (bwqd refuses one it could be made to fault on), mapped
+// writable here.  Without one the client registers without the option.
+void BwqLink::make_traffic_counter(Client *c)
+{
+        bwq::unique_fd fd(memfd_create("bwq-traffic", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+        if (!fd || ftruncate(fd.get(), BWQ_TRAFFIC_SIZE) < 0 ||
+            fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+                return;
+        bwq::Mapping map = bwq::Mapping::map(BWQ_TRAFFIC_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+        if (!map)
+                return;
+        auto *t = map.as<bwq_traffic>();
+        t->magic = BWQ_TRAFFIC_MAGIC;
+        t->version = BWQ_TRAFFIC_VERSION;
+        __atomic_store_n(&t->bytes, 0, __ATOMIC_RELEASE);
+        c->traffic_fd = std::make_shared<bwq::unique_fd>(std::move(fd));
+        c->traffic = std::make_shared<bwq::Mapping>(std::move(map));
+}
+
+void BwqLink::add_traffic(uint64_t id, uint64_t bytes)
+{
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = clients_.find(id);
+        if (it == clients_.end() || !it->second.traffic)
+                return;
+        (void)__atomic_fetch_add(&it->second.traffic->as<bwq_traffic>()->bytes, bytes, __ATOMIC_RELEASE);
 }
 
 BwqLink::BwqLink(std::string bus) : bus_spec_(std::move(bus))
@@ -80,6 +111,12 @@ void BwqLink::add_client(uint64_t id, const std::string &name, unsigned min_bits
                 c.name = name;
                 c.lo = min_bits;
                 c.hi = max_bits;
+                if (it != clients_.end()) {
+                        c.traffic_fd = it->second.traffic_fd;
+                        c.traffic = it->second.traffic;
+                } else {
+                        make_traffic_counter(&c);
+                }
                 clients_[id] = std::move(c);
         }
         wake();
@@ -205,6 +242,7 @@ void BwqLink::set_owner(bool present)
         if (owner_ == present && present)
                 return;
         owner_ = present;
+        traffic_refused_ = false;  // a new bwqd may take traffic counters
         // Every registration starts over, at once: replies still to come
         // belong to the bwqd that went.
         for (auto &[id, c] : clients_) {
@@ -250,6 +288,14 @@ void BwqLink::send_requests()
                         const char *path;
                         int fd;
                         if (sd_bus_message_is_method_error(m, nullptr) || sd_bus_message_read(m, "oh", &path, &fd) < 0) {
+                                const sd_bus_error *err = sd_bus_message_get_error(m);
+                                if (current && err && err->message && strstr(err->message, "unknown option 'TrafficCounter'")) {
+                                        // A bwqd from before traffic counters: again at once, without.
+                                        l->traffic_refused_ = true;
+                                        it->second.state = State::NoBwqd;
+                                        l->wake();
+                                        return 0;
+                                }
                                 if (current) {
                                         // Refused (limits, a bad argument) or lost: again
                                         // later, waiting twice as long each time.
@@ -289,7 +335,10 @@ void BwqLink::send_requests()
                 sd_bus_message *msg = nullptr;
                 int r = sd_bus_message_new_method_call(bus_.get(), &msg, kDest, kPath, kManager, "RegisterClient");
                 bwq::BusMessagePtr owned(msg);
-                if (r >= 0)
+                if (r >= 0 && c.traffic_fd && !traffic_refused_)
+                        r = sd_bus_message_append(msg, "syya{sv}", c.name.c_str(), uint8_t(c.lo), uint8_t(c.hi), 1, "TrafficCounter",
+                                                  "h", c.traffic_fd->get());
+                else if (r >= 0)
                         r = sd_bus_message_append(msg, "syya{sv}", c.name.c_str(), uint8_t(c.lo), uint8_t(c.hi), 0);
                 sd_bus_slot *slot = nullptr;
                 auto *call = new LinkCall{this, id, c.attempt};

@@ -9,10 +9,12 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "common/mapping.h"
 #include "common/sd_ptr.h"
 #include "common/unique_fd.h"
 
@@ -46,6 +48,9 @@ public:
                 std::string reason;         // Refused: bwqd's (or the bus's) message
         };
         Status status(uint64_t id);
+        // The bytes a finished run of client `id` moved, added to its
+        // traffic counter, which bwqd reads (uapi/bwq_page.h, bwq_traffic).
+        void add_traffic(uint64_t id, uint64_t bytes);
 
         // A refused registration is tried again after kRetryFirstMs, then
         // twice as long each time up to kRetryMaxMs (libnpu(3)).
@@ -61,7 +66,12 @@ private:
                 unsigned refusals = 0, backoff_ms = 0;
                 uint64_t retry_at_ns = 0;
                 uint64_t attempt = 0;         // a reply to an older attempt is ignored
+                // The traffic counter: a sealed memfd this client writes and
+                // bwqd maps read-only; shared so that a move keeps it.
+                std::shared_ptr<bwq::unique_fd> traffic_fd;
+                std::shared_ptr<bwq::Mapping> traffic;
         };
+        void make_traffic_counter(Client *c);
         // The poll timeout until the next retry is due (ms), at most cap.
         int next_retry_ms(int cap);
         void run();
@@ -85,6 +95,7 @@ private:
         bwq::BusPtr bus_;                     // the link thread's alone
         std::thread thread_;
         uint64_t attempts_ = 0;
+        bool traffic_refused_ = false;  // an older bwqd that takes no TrafficCounter
         friend struct LinkCall;
 };
 

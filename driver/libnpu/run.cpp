@@ -217,6 +217,10 @@ void finish_run(npu_model *m)
         m->pending.layer_count = uint32_t(m->layers.size());
         m->last = m->pending;
         m->have_result = true;
+        // What the run moved, as the device counted it, for bwqd to tell
+        // this client's traffic from others' (DESIGN §4.3).
+        if (m->link_id && m->dev->link && m->mode != NPU_MODE_FIXED)
+                m->dev->link->add_traffic(m->link_id, m->pending.activation_bytes + m->pending.weight_bytes);
 }
 
 } // namespace

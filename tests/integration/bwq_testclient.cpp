@@ -10,6 +10,9 @@
 //       keep NAME registered through bwqd's restarts, stalls and refusals;
 //       print "registered PATH (N)" each time, and "violation: ..." for a
 //       depth outside [MIN, MAX]; on SIGTERM exit 0, or 1 after a violation
+//   bwq_testclient ADDRESS traffic NAME BPS|PATH
+//       register with a traffic counter advancing at BPS bytes per second,
+//       or with the file PATH as the counter (printing bwqd's answer)
 //   bwq_testclient ADDRESS contract XML
 //       compare the live introspection of /org/bwq1 and a client object
 //       with the interfaces in XML
@@ -264,6 +267,70 @@ void Resilient::try_register()
         pending = true;
 }
 
+// A client that reports traffic: registered with a traffic counter that
+// it advances at `bps` bytes per second, in steps of 2 ms, until SIGTERM
+// (SIGSTOP freezes it: a client that stops reporting).
+int cmd_traffic(const char *address, const char *name, const char *bps_arg)
+{
+        sd_bus *bus;
+        if (connect_bus(address, &bus) < 0)
+                return 1;
+        // A path instead of a rate: that file as the counter, as a careless
+        // client might give it (bwqd must refuse what it cannot trust).
+        if (bps_arg[0] == '/') {
+                int f = open(bps_arg, O_RDWR | O_CLOEXEC);
+                sd_bus_error e = SD_BUS_ERROR_NULL;
+                int r = f < 0 ? -errno
+                              : sd_bus_call_method(bus, "org.bwq1", "/org/bwq1", "org.bwq1.Manager", "RegisterClient", &e, nullptr,
+                                                   "syya{sv}", name, 4, 16, 1, "TrafficCounter", "h", f);
+                printf("%s\n", r < 0 ? (e.message ? e.message : strerror(-r)) : "registered");
+                return r < 0 ? 1 : 0;
+        }
+        const double bps = atof(bps_arg);
+        int fd = memfd_create("traffic", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0 || ftruncate(fd, BWQ_TRAFFIC_SIZE) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+                perror("testclient: traffic memfd");
+                return 1;
+        }
+        auto *t = static_cast<bwq_traffic *>(mmap(nullptr, BWQ_TRAFFIC_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        if (t == MAP_FAILED) {
+                perror("testclient: traffic mmap");
+                return 1;
+        }
+        t->magic = BWQ_TRAFFIC_MAGIC;
+        t->version = BWQ_TRAFFIC_VERSION;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = nullptr;
+        int r = sd_bus_call_method(bus, "org.bwq1", "/org/bwq1", "org.bwq1.Manager", "RegisterClient", &e, &reply, "syya{sv}", name,
+                                   4, 16, 1, "TrafficCounter", "h", fd);
+        if (r < 0) {
+                fprintf(stderr, "testclient: RegisterClient: %s\n", e.message ? e.message : strerror(-r));
+                return 1;
+        }
+        const char *path;
+        int page;
+        sd_bus_message_read(reply, "oh", &path, &page);
+        printf("registered %s reporting %.0f B/s\n", path, bps);
+        fflush(stdout);
+        sd_bus_message_unref(reply);
+        signal(SIGTERM, [](int) { stop_flag = 1; });
+        // Bytes for the time that passed, at most 10 ms of it a step: a
+        // stopped client moved nothing and catches nothing up.
+        uint64_t last = now_ns();
+        double bytes = 0;
+        while (!stop_flag) {
+                const uint64_t now = now_ns();
+                bytes += bps * double(std::min<uint64_t>(now - last, 10000000)) * 1e-9;
+                last = now;
+                __atomic_store_n(&t->bytes, uint64_t(bytes), __ATOMIC_RELEASE);
+                while (sd_bus_process(bus, nullptr) > 0) {
+                }
+                usleep(2000);
+        }
+        sd_bus_flush_close_unref(bus);
+        return 0;
+}
+
 int cmd_resilient(const char *address, const char *name, int lo, int hi)
 {
         Resilient r;
@@ -513,6 +580,8 @@ int main(int argc, char **argv)
                 return cmd_hold(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]));
         if (argc >= 6 && strcmp(argv[2], "swarm") == 0)
                 return cmd_swarm(argv[1], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+        if (argc >= 5 && strcmp(argv[2], "traffic") == 0)
+                return cmd_traffic(argv[1], argv[3], argv[4]);
         if (argc >= 6 && strcmp(argv[2], "resilient") == 0)
                 return cmd_resilient(argv[1], argv[3], atoi(argv[4]), atoi(argv[5]));
         if (argc >= 4 && strcmp(argv[2], "contract") == 0)
