@@ -10,6 +10,8 @@
 // the slope from probe change to bytes per second used by others.
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,7 +54,8 @@ class ProbeSource : public Source {
 public:
         ProbeSource(const Config &c, Clock clock, uint64_t max_bps)
                 : bytes_(c.probe.buffer_bytes), method_cfg_(c.probe.method), clock_(std::move(clock)), max_bps_(max_bps),
-                  spacing_ms_(unsigned(std::clamp<uint64_t>(c.sampling.interval_usec / 1000, 1, 20)))
+                  spacing_ms_(unsigned(std::clamp<uint64_t>(c.sampling.interval_usec / 1000, 1, 20))),
+                  interval_usec_(c.sampling.interval_usec)
         {
         }
         const char *name() const override { return "probe"; }
@@ -81,21 +84,45 @@ public:
 
         Reading read() override
         {
-                double x = best(method_);
+                double x = 0;
+                const bool clean = best(method_, &x);
                 Reading r = stamped(clock_, &last_);
-                double change = method_ == ProbeMethod::Stream ? 1.0 - x / idle_ : x / idle_ - 1.0;
-                if (change < 0) {
-                        // Faster than the idle baseline: the baseline was contended.
-                        idle_ = x;
-                        change = 0;
+                if (!clean) {
+                        // Every try was preempted or migrated: what it timed was
+                        // the scheduler, not memory.  The last estimate stands.
+                        skipped_++;
+                        r.note = "probe preempted on every try; the last estimate stands";
+                        r.total_bytes = uint64_t(last_used_ * double(r.interval_ns) / 1e9);
+                        r.valid = r.interval_ns > 0;
+                        return r;
                 }
+                track_idle(x, r.t_ns);
+                double change = method_ == ProbeMethod::Stream ? 1.0 - x / idle_ : x / idle_ - 1.0;
+                change = std::max(0.0, change);
                 double used = std::min(double(max_bps_), slope_ * change);
+                last_used_ = used;
                 r.total_bytes = uint64_t(used * double(r.interval_ns) / 1e9);
                 r.valid = r.interval_ns > 0;
                 return r;
         }
 
-        std::string detail() const override { return detail_; }
+        // The calibration, and what sampling costs: the share of one CPU the
+        // probe takes and the bandwidth it moves itself, per sample; and how
+        // many samples the preemption filter threw away.
+        std::string detail() const override
+        {
+                char buf[256];
+                const double per_sample_ms = measured_ ? double(busy_ns_) / 1e6 / double(measured_) : 0;
+                const double interval_ms = double(interval_usec_) / 1e3;
+                const double self_bps = method_ == ProbeMethod::Stream ? 2.0 * 2.0 * double(kBurstBytes) / (interval_ms / 1e3)
+                                                                       : 2.0 * kChaseLoads * 64.0 / (interval_ms / 1e3);
+                snprintf(buf, sizeof buf,
+                         "\nprobe cost: %.2f ms a sample (%.1f%% of one CPU at %.0f ms), %.0f MB/s of its own traffic; "
+                         "idle baseline now %.3g; %llu of %llu samples preempted on every try",
+                         per_sample_ms, interval_ms > 0 ? 100 * per_sample_ms / interval_ms : 0, interval_ms, self_bps / 1e6, idle_,
+                         (unsigned long long)skipped_, (unsigned long long)measured_);
+                return detail_ + buf;
+        }
 
 private:
         // A random cycle over the buffer, one pointer per cache line.
@@ -113,8 +140,63 @@ private:
                 }
         }
 
+        // The idle baseline follows the best sample of each second: up by a
+        // twentieth of the way each second (one lucky sample, or a few
+        // seconds of a machine that runs faster under load, do not move it
+        // much; a faster idle is followed within a minute), down by at most
+        // kIdleDriftPerMin (a drift of clocks or temperature is followed in
+        // minutes, a load of seconds or minutes is not taken for idle).
+        void track_idle(double x, uint64_t now_ns)
+        {
+                const bool stream = method_ == ProbeMethod::Stream;
+                sec_best_ = sec_best_ == 0 ? x : stream ? std::max(sec_best_, x) : std::min(sec_best_, x);
+                if (sec_start_ns_ == 0)
+                        sec_start_ns_ = now_ns;
+                if (now_ns - sec_start_ns_ < 1000000000ull)
+                        return;
+                const double mins = double(now_ns - sec_start_ns_) / 60e9;
+                const bool better = stream ? sec_best_ > idle_ : sec_best_ < idle_;
+                if (better)
+                        idle_ += 0.05 * (sec_best_ - idle_);
+                else
+                        idle_ = stream ? std::max(sec_best_, idle_ * (1 - kIdleDriftPerMin * mins))
+                                       : std::min(sec_best_, idle_ * (1 + kIdleDriftPerMin * mins));
+                sec_best_ = 0;
+                sec_start_ns_ = now_ns;
+        }
+
         // Stream: bytes/s of one read burst.  Latency: ns per dependent load.
-        double measure(ProbeMethod m)
+        // Timed on the thread's own CPU clock, and discarded (false) when the
+        // thread was switched out involuntarily, moved to another CPU, or ran
+        // for less than 95% of the wall time: a probe that shares its CPU
+        // with spinning compute threads must not read preemption as
+        // contention.
+        bool measure(ProbeMethod m, double *ret)
+        {
+                rusage ru0, ru1;
+                getrusage(RUSAGE_THREAD, &ru0);
+                const int cpu0 = sched_getcpu();
+                const uint64_t w0 = monotonic_ns(), c0 = thread_cpu_ns();
+                const double v = measure_raw(m);
+                const uint64_t w1 = monotonic_ns(), c1 = thread_cpu_ns();
+                getrusage(RUSAGE_THREAD, &ru1);
+                const bool clean = ru1.ru_nivcsw == ru0.ru_nivcsw && sched_getcpu() == cpu0 &&
+                                   double(c1 - c0) >= 0.95 * double(w1 - w0);
+                busy_ns_ += w1 - w0;
+                if (!clean)
+                        return false;
+                *ret = v;
+                return true;
+        }
+
+        static uint64_t thread_cpu_ns()
+        {
+                timespec ts;
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+                return uint64_t(ts.tv_sec) * 1000000000ull + uint64_t(ts.tv_nsec);
+        }
+
+        double measure_raw(ProbeMethod m)
         {
                 if (m == ProbeMethod::Stream) {
                         // A copy between two far-apart parts of the buffer: it
@@ -135,12 +217,21 @@ private:
                 return double(monotonic_ns() - t0) / kChaseLoads;
         }
 
-        // One sample: the better of two back-to-back measurements, so a CPU
-        // waking from idle does not read as a busy memory system.
-        double best(ProbeMethod m)
+        // One sample: the better of two clean back-to-back measurements (so
+        // a CPU waking from idle does not read as a busy memory system), in
+        // at most kTries; false when fewer than one was clean.
+        bool best(ProbeMethod m, double *ret)
         {
-                double a = measure(m), b = measure(m);
-                return m == ProbeMethod::Stream ? std::max(a, b) : std::min(a, b);
+                double v[2];
+                int n = 0;
+                for (int t = 0; t < kTries && n < 2; t++)
+                        if (measure(m, &v[n]))
+                                n++;
+                measured_++;
+                if (n == 0)
+                        return false;
+                *ret = n == 1 ? v[0] : m == ProbeMethod::Stream ? std::max(v[0], v[1]) : std::min(v[0], v[1]);
+                return true;
         }
 
         // Spaced like samples in operation, so caches and clocks look the same.
@@ -149,8 +240,12 @@ private:
                 std::vector<double> v;
                 for (int i = 0; i < n; i++) {
                         std::this_thread::sleep_for(std::chrono::milliseconds(spacing_ms_));
-                        v.push_back(best(m));
+                        double x;
+                        if (best(m, &x))
+                                v.push_back(x);
                 }
+                if (v.empty())
+                        v.push_back(m == ProbeMethod::Stream ? 1.0 : 1e9);  // nothing clean: a value no sample beats
                 return v;
         }
 
@@ -208,6 +303,7 @@ private:
         Clock clock_;
         uint64_t max_bps_;
         unsigned spacing_ms_;
+        uint64_t interval_usec_;
         Mapping mapping_;
         uint8_t *buf_ = nullptr;  // mapping_'s
         bool huge_ = false;
@@ -216,6 +312,11 @@ private:
         double idle_ = 1, slope_ = 0;
         uint64_t last_ = 0;
         std::string detail_;
+        // Preemption filter and drift tracking.
+        static constexpr int kTries = 4;
+        static constexpr double kIdleDriftPerMin = 0.02;
+        double sec_best_ = 0, last_used_ = 0;
+        uint64_t sec_start_ns_ = 0, busy_ns_ = 0, measured_ = 0, skipped_ = 0;
 };
 
 } // namespace
