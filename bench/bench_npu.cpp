@@ -1,13 +1,19 @@
 // make bench: the driver side.  Every figure is measured in this run against
 // a peer on the same data and printed as a ratio; times are medians.
 //
+//   0. the machine's own limits: CPU model and family, the AVX-512 VNNI
+//      multiply-accumulate peak per core (a register-only vpdpbusd loop, 1
+//      and 2 threads) and memcpy bandwidth
 //   1. quantize-and-pack per depth against memcpy of the same float buffer
 //   2. npuref at 8 bits against oneDNN's int8 primitives (u8 x s8, u8 out
 //      with per-channel scales): GEMM, 1x1, 3x3 and depthwise convolution,
 //      on 1 and 2 threads
 //   3. the 4-, 6- and 16-bit paths against the 8-bit path
 //   4. npu-run's network: latency per depth
+#include <immintrin.h>
 #include <omp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +24,9 @@
 #include <functional>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -48,6 +56,103 @@ double time_median(const std::function<void()> &fn, int reps, int warm = 2)
                 t.push_back(now_s() - t0);
         }
         return median(t);
+}
+
+// ---- 0. the machine's limits ----------------------------------------------
+
+// The VNNI peak, in MACs per second (G MAC/s for 1 and 2 threads), filled by
+// bench_machine and used by the GEMM rows.
+double g_vnni_peak[3] = {0, 0, 0};
+
+// 12 independent accumulators: enough to cover vpdpbusd's latency on two
+// 512-bit pipes.  Each vpdpbusd is 64 u8 x s8 multiply-accumulates.
+__attribute__((target("avx512f,avx512vnni"))) double vnni_loop(uint64_t iters)
+{
+        volatile int8_t va = 3, vb = -2;
+        const __m512i a = _mm512_set1_epi8(va), b = _mm512_set1_epi8(vb);
+        __m512i c0 = _mm512_set1_epi32(0), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
+                c10 = c0, c11 = c0;
+        double t0 = now_s();
+        for (uint64_t n = 0; n < iters; n++) {
+                c0 = _mm512_dpbusd_epi32(c0, a, b);
+                c1 = _mm512_dpbusd_epi32(c1, a, b);
+                c2 = _mm512_dpbusd_epi32(c2, a, b);
+                c3 = _mm512_dpbusd_epi32(c3, a, b);
+                c4 = _mm512_dpbusd_epi32(c4, a, b);
+                c5 = _mm512_dpbusd_epi32(c5, a, b);
+                c6 = _mm512_dpbusd_epi32(c6, a, b);
+                c7 = _mm512_dpbusd_epi32(c7, a, b);
+                c8 = _mm512_dpbusd_epi32(c8, a, b);
+                c9 = _mm512_dpbusd_epi32(c9, a, b);
+                c10 = _mm512_dpbusd_epi32(c10, a, b);
+                c11 = _mm512_dpbusd_epi32(c11, a, b);
+        }
+        double dt = now_s() - t0;
+        // Keep every accumulator live, in registers, past the loop.
+        __asm__ volatile("" ::"v"(c0), "v"(c1), "v"(c2), "v"(c3), "v"(c4), "v"(c5), "v"(c6), "v"(c7), "v"(c8), "v"(c9), "v"(c10),
+                         "v"(c11));
+        return double(iters) * 12 * 64 / dt;
+}
+
+// MACs per second on `threads` threads at once, each pinned to its own CPU.
+double vnni_peak(unsigned threads)
+{
+        const uint64_t iters = 20000000;
+        std::vector<double> rate(threads);
+        std::vector<std::thread> ts;
+        for (unsigned t = 0; t < threads; t++)
+                ts.emplace_back([&, t] {
+                        cpu_set_t set;
+                        CPU_ZERO(&set);
+                        CPU_SET(int(t), &set);
+                        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+                        vnni_loop(iters / 10);  // clocks up
+                        rate[t] = vnni_loop(iters);
+                });
+        for (auto &t : ts)
+                t.join();
+        double sum = 0;
+        for (double r : rate)
+                sum += r;
+        return sum;
+}
+
+std::string cpuinfo_field(const char *key)
+{
+        std::ifstream f("/proc/cpuinfo");
+        std::string line;
+        while (std::getline(f, line))
+                if (line.rfind(key, 0) == 0) {
+                        size_t c = line.find(':');
+                        return c == std::string::npos ? "" : line.substr(c + 2);
+                }
+        return "?";
+}
+
+void bench_machine()
+{
+        printf("\n0. this machine's limits\n");
+        const std::string flags = cpuinfo_field("flags");
+        auto has = [&](const char *f) { return (" " + flags + " ").find(std::string(" ") + f + " ") != std::string::npos; };
+        printf("   cpu: %s; vendor %s, family %s, model %s; %u CPUs\n", cpuinfo_field("model name").c_str(),
+               cpuinfo_field("vendor_id").c_str(), cpuinfo_field("cpu family").c_str(), cpuinfo_field("model\t").c_str(),
+               std::thread::hardware_concurrency());
+        printf("   AVX-512:%s%s%s%s%s\n", has("avx512f") ? " F" : " none", has("avx512_vnni") ? " VNNI" : "",
+               has("avx512_bf16") ? " BF16" : "", has("avx512_fp16") ? " FP16" : "", has("avx512_vp2intersect") ? " VP2INTERSECT" : "");
+        if (!__builtin_cpu_supports("avx512vnni")) {
+                printf("   no AVX-512 VNNI: no MAC peak to compare with\n");
+                return;
+        }
+        for (unsigned t : {1u, 2u}) {
+                if (t > std::thread::hardware_concurrency())
+                        break;
+                std::vector<double> r;
+                for (int i = 0; i < 5; i++)
+                        r.push_back(vnni_peak(t));
+                g_vnni_peak[t] = median(r);
+                printf("   VNNI peak (register-only vpdpbusd, %u thread%s): %.0f G MAC/s%s\n", t, t > 1 ? "s" : "",
+                       g_vnni_peak[t] / 1e9, t > 1 ? "" : " per core");
+        }
 }
 
 void bench_quantize()
@@ -258,8 +363,13 @@ void bench_layers()
                                 }
                         }
                         double ours = median(a), theirs = median(b);
-                        printf("   %-26s %3u %12.1f %12.1f %10.2f   (onednn/npuref; goal >= 0.8)\n", sh.name, threads,
+                        printf("   %-26s %3u %12.1f %12.1f %10.2f   (onednn/npuref; goal >= 0.9)\n", sh.name, threads,
                                ours / 1e3, theirs / 1e3, theirs / ours);
+                        if (sh.fc && g_vnni_peak[threads] > 0) {
+                                const double macs = double(sh.n) * double(sh.c) * double(sh.oc);
+                                printf("   %-26s     npuref %.0f G MAC/s = %.2f of the VNNI peak (goal >= 0.85); oneDNN %.2f\n", "",
+                                       macs / ours, macs / ours * 1e9 / g_vnni_peak[threads], macs / theirs * 1e9 / g_vnni_peak[threads]);
+                        }
                         if (threads == 1)
                                 keep.push_back(std::move(L));
                 }
@@ -328,11 +438,13 @@ int main(int argc, char **argv)
                 return false;
         };
         for (int i = 1; i < argc; i++)
-                if (strcmp(argv[i], "quantize") && strcmp(argv[i], "layers") && strcmp(argv[i], "network")) {
-                        fprintf(stderr, "usage: bench_npu [quantize] [layers] [network]\n");
+                if (strcmp(argv[i], "machine") && strcmp(argv[i], "quantize") && strcmp(argv[i], "layers") && strcmp(argv[i], "network")) {
+                        fprintf(stderr, "usage: bench_npu [machine] [quantize] [layers] [network]\n");
                         return 2;
                 }
         printf("bwq bench (driver side): medians; this machine is shared, so figures move between runs.\n");
+        if (want("machine") || want("layers"))
+                bench_machine();
         if (want("quantize"))
                 bench_quantize();
         if (want("layers"))
