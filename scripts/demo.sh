@@ -69,7 +69,8 @@ fi
 echo
 echo "== starting bwqd (source: $SOURCE) on a private bus"
 "$ROOT/$B/bwqd" --bus="$ADDR" --config="$T/bwqd.conf" > "$T/bwqd.log" 2>&1 &
-PIDS+=($!)
+BWQD_PID=$!
+PIDS+=("$BWQD_PID")
 if ! wait_for 30 busctl --address="$ADDR" status org.bwq1; then
 	echo "demo: bwqd did not start:" >&2
 	cat "$T/bwqd.log" >&2
@@ -82,36 +83,62 @@ busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | tr '
 "$ROOT/$B/bwqctl" monitor > "$T/monitor.log" 2>&1 &
 PIDS+=($!)
 
+FAILED=()
+# The start of a phase, in seconds since npu-run started, for the timeline.
+mark() { echo "$(awk -v a="$(date +%s.%N)" -v b="$T0" 'BEGIN {printf "%.2f", a - b}') $1" >> "$T/phases.txt"; }
+antagonist() {  # antagonist NAME ARGS...: bwq-stream for the phase; a failure fails the demo
+	local name=$1; shift
+	"$ROOT/$B/bwq-stream" "$@" > "$T/$name.log" 2>&1 &
+	PIDS+=($!)
+	wait $! || FAILED+=("the antagonist bwq-stream $* (exit $?: $(tail -1 "$T/$name.log"))")
+	[ -s "$T/$name.log" ] || FAILED+=("the antagonist bwq-stream $* reported nothing")
+}
 phases() {
 	if [ "$SOURCE" = replay ]; then
 		echo "== the trace: 5, 15, 25, 38, then 5 GB/s used by others, $PHASE s each"
+		mark "trace"
 		sleep "$TOTAL"
 		return
 	fi
 	echo "== phase 1: idle ($PHASE s)"
+	mark "idle"
 	sleep "$PHASE"
 	echo "== phase 2: moderate: bwq-stream, 1 thread, 40% duty ($PHASE s)"
-	"$ROOT/$B/bwq-stream" --threads 1 --duty 40 --seconds "$PHASE" > "$T/ant2.log" &
-	PIDS+=($!)
-	wait $!
+	mark "moderate"
+	antagonist ant2 --threads 1 --duty 40 --seconds "$PHASE"
 	echo "== phase 3: heavy: bwq-stream, 1 thread, all the time ($PHASE s)"
-	"$ROOT/$B/bwq-stream" --threads 1 --seconds "$PHASE" > "$T/ant3.log" &
-	PIDS+=($!)
-	wait $!
+	mark "heavy"
+	antagonist ant3 --threads 1 --seconds "$PHASE"
 	echo "== phase 4: idle again ($PHASE s)"
+	mark "idle"
 	sleep "$PHASE"
 }
 
-"$ROOT/$B/npu-run" --mode bwq-layer --bits 8 --min-bits 4 --max-bits 16 --fps "$FPS" --seconds "$TOTAL" --live --name demo &
+T0=$(date +%s.%N)
+"$ROOT/$B/npu-run" --mode bwq-layer --bits 8 --min-bits 4 --max-bits 16 --fps "$FPS" --seconds "$TOTAL" --live --name demo \
+	> >(tee "$T/npu.log") &
 NPU=$!
 PIDS+=("$NPU")
 phases
-wait "$NPU"
+wait "$NPU" || FAILED+=("npu-run (exit $?)")
 echo
 if [ "$SOURCE" = auto ]; then
 	for f in ant2 ant3; do [ -s "$T/$f.log" ] && echo "antagonist ($f): $(tail -1 "$T/$f.log")"; done
 fi
+kill -0 "$BWQD_PID" 2>/dev/null || FAILED+=("bwqd exited during the demo: $(tail -2 "$T/bwqd.log")")
+grep -q '^frames [0-9]' "$T/npu.log" || FAILED+=("npu-run printed no summary")
 echo "== bwqctl monitor saw (the registered client with its clamped depth at the end of each line):"
 sed 's/^/   /' "$T/monitor.log" | grep -v 'was not provided'
 echo
+# The timeline: one picture instead of the tables above.
+PNG="$ROOT/$B/demo-timeline.png"
+if bash "$ROOT/scripts/timeline.sh" "$T/npu.log" "$T/phases.txt" "$FPS" "$PNG" "bwq demo ($SOURCE source, $FPS frames/s)" > "$T/plot.log" 2>&1; then
+	echo "== timeline: $PNG (available bandwidth, bits, frame latency against its deadline, phases)"
+else
+	FAILED+=("the timeline: $(tail -2 "$T/plot.log")")
+fi
+if [ ${#FAILED[@]} -gt 0 ]; then
+	for f in "${FAILED[@]}"; do echo "demo: FAILED: $f" >&2; done
+	exit 1
+fi
 echo "demo: done; stopping bwqd and the private bus"
