@@ -129,12 +129,17 @@ qos_run() {
 for mode in fixed bwq-layer; do
 	if [ $mode = fixed ]; then args="--bits 16"; else args="--mode bwq-layer --bits 8"; fi
 	# shellcheck disable=SC2086
-	qos_run $args --fps 80
+	qos_run $args --fps 80 --live
 	top=$(echo "$line" | sed -n 's/.*top-1 agreement \([0-9.]*\)%.*/\1/p')
 	rms=$(echo "$line" | sed -n 's/.*relative RMS error \([0-9.]*\).*/\1/p')
 	label=$([ $mode = fixed ] && echo "fixed 16 bits" || echo "BWQ_LAYER (bwqd probe)")
 	printf '   %-22s %8s %9s %9s %13s %10s %9s\n' "$label" "$miss" "$p50" "$p99" "$mb" "$top" "$rms"
 	echo "   antagonist: $(tail -1 "$T/qos-stream.log")"
+	# The run as a picture: bandwidth, bits and each frame against its deadline.
+	echo "0 antagonist on CPU 1 (from 1 s before)" > "$T/qos-phases.txt"
+	png="$ROOT/$B/bench-qos-$mode.png"
+	bash "$ROOT/scripts/timeline.sh" "$T/qos.log" "$T/qos-phases.txt" 80 "$png" "QoS at 80 frames/s: $label" > /dev/null 2>&1 &&
+		echo "   timeline: $png" || echo "   timeline: not drawn"
 done
 echo "   (agreement: top-1 class and RMS error of each frame's output against the 16-bit output of the same input)"
 
