@@ -21,6 +21,13 @@ awk '$1 ~ /^[0-9]+\.[0-9]+$/ && NF >= 6 {
 }' "$log" > "$data"
 [ -s "$data" ] || { echo "timeline: no frames in $log" >&2; exit 1; }
 deadline=$(awk -v f="$fps" 'BEGIN {printf "%.3f", 1000 / f}')
+# Without any decision (every frame at the fallback depth) the first panel
+# has no points: a fixed range, and a label saying so.
+avail_range='[0:*]' no_decision=''
+if ! awk '$2 != "nan" {found = 1} END {exit !found}' "$data"; then
+	avail_range='[0:50]'
+	no_decision="set label 'no bwqd decision: every frame at the fallback depth' at graph 0.3, graph 0.5"
+fi
 end=$(tail -1 "$data" | awk '{print $1 + 0.2}')
 marks=""
 while read -r t label; do
@@ -38,8 +45,12 @@ set key bottom left opaque font ',9'
 set lmargin 10
 $marks
 set ylabel 'available GB/s'
-set yrange [0:*]
+set yrange $avail_range
+$no_decision
 plot '$data' using 1:2 with steps lw 2 lc rgb '#1f77b4' title 'available (bwqd decision)'
+unset label
+unset arrow
+$marks
 set ylabel 'bits'
 set yrange [0:18]
 set ytics (4, 6, 8, 16)
