@@ -18,12 +18,7 @@ T=$(mktemp -d /tmp/bwq-chaos-XXXXXX)
 chmod 755 "$T"
 . "$ROOT/tests/integration/lib.sh"
 
-. "$ROOT/scripts/private_bus.sh"
-private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; exit 1; }
-PIDS+=("$BUS_PID")
-ADDR=$BUS_ADDR
-export BWQ_BUS="$ADDR"
-bctl() { busctl --address="$ADDR" "$@"; }
+bus_up
 
 # A trace that moves through every section every 8 s, for 10 minutes.
 /usr/bin/python3 -c "

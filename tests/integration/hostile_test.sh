@@ -16,12 +16,7 @@ chmod 755 "$T"
 . "$ROOT/tests/integration/lib.sh"
 as_daemon_user() { setpriv --reuid=1 --regid=1 --clear-groups "$@"; }
 
-. "$ROOT/scripts/private_bus.sh"
-private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; exit 1; }
-PIDS+=("$BUS_PID")
-ADDR=$BUS_ADDR
-export BWQ_BUS="$ADDR"
-bctl() { busctl --address="$ADDR" "$@"; }
+bus_up
 prop() { bctl get-property org.bwq1 /org/bwq1 org.bwq1.Manager "$1"; }
 clients() { prop Clients | awk '{print $2}'; }
 start_bwqd() {

@@ -34,3 +34,13 @@ summary() {
 	if [ "$skipped" -gt 0 ]; then echo "$pass passed, $fail failed, $skipped skipped"; else echo "$pass passed, $fail failed"; fi
 	[ "$fail" -eq 0 ]
 }
+# A private dbus-daemon with the project's policy file, in $T: sets ADDR and
+# exports BWQ_BUS for the clients; bctl is busctl on it.
+bus_up() {
+	. "$ROOT/scripts/private_bus.sh"
+	private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; exit 1; }
+	PIDS+=("$BUS_PID")
+	ADDR=$BUS_ADDR
+	export BWQ_BUS="$ADDR"
+}
+bctl() { busctl --address="$ADDR" "$@"; }

@@ -11,9 +11,7 @@ chmod 755 "$T"
 . "$ROOT/tests/integration/lib.sh"
 EXPORTER=$(command -v prometheus-node-exporter) || { echo "not ok - prometheus-node-exporter is not installed (make deps installs it)"; exit 1; }
 
-. "$ROOT/scripts/private_bus.sh"
-private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; exit 1; }
-PIDS+=("$BUS_PID")
+bus_up
 mkdir -p "$T/textfile"
 printf 't_ms,used_Bps,npu_Bps\n0,5000000000,1000000000\n1500,40000000000,2000000000\n' > "$T/trace.csv"
 cat > "$T/bwqd.conf" <<CONF
@@ -29,7 +27,7 @@ Path=$T/trace.csv
 TextfilePath=$T/textfile/bwqd.prom
 Interval=100ms
 CONF
-"$BWQD" --bus="$BUS_ADDR" --config="$T/bwqd.conf" > "$T/bwqd.log" 2>&1 &
+"$BWQD" --bus="$ADDR" --config="$T/bwqd.conf" > "$T/bwqd.log" 2>&1 &
 PIDS+=($!)
 wait_for 10 test -s "$T/textfile/bwqd.prom" && ok "bwqd writes its metrics file" || bad "no metrics file ($(cat "$T/bwqd.log"))"
 # A port of our own: the first free one from 19100.

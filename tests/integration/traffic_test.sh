@@ -13,12 +13,7 @@ CLIENT="$ROOT/$B/tests/bwq_testclient"
 T=$(mktemp -d /tmp/bwq-traffic-XXXXXX)
 chmod 755 "$T"
 . "$ROOT/tests/integration/lib.sh"
-. "$ROOT/scripts/private_bus.sh"
-private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; exit 1; }
-PIDS+=("$BUS_PID")
-ADDR=$BUS_ADDR
-export BWQ_BUS="$ADDR"
-bctl() { busctl --address="$ADDR" "$@"; }
+bus_up
 prop() { bctl get-property org.bwq1 /org/bwq1 org.bwq1.Manager "$1" | awk '{print $2}'; }
 # Whether a property lies in [lo, hi].
 within() { local v; v=$(prop "$1"); [ -n "$v" ] && [ "$v" -ge "$2" ] && [ "$v" -le "$3" ]; }
