@@ -86,26 +86,72 @@ kill $BP
 wait $BP 2>/dev/null
 
 echo
-echo "8. the probe's estimate against an antagonist's own reported bandwidth"
+echo "8. the probe's estimate of the bandwidth others use, against two antagonists' own reported rates"
+echo "   (bwq-stream and stress-ng --stream, 1 and 2 threads), with npu-run at 5 and 80 frames/s beside it"
 printf '[Sampling]\nInterval=100ms\nSmoothing=ewma:0.3\n' > "$T/c.conf"
 start --config="$T/c.conf" --source=probe
 # (busctl prints the reply's newlines as \n: split on those and on ';')
 busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | sed 's/\\n/\n/g' | tr ';' '\n' |
-	grep -E 'probe:|stream burst|pointer chase' | sed 's/^s "//; s/^ */   /'
-idle=$("$BC" "$ADDR" watch 2)
-printf '   %-28s %12s %14s %8s\n' load probe_GB/s antagonist_GB/s ratio
-printf '   %-28s %12s %14s %8s\n' "idle" "$idle" "-" "-"
-"$STREAM" --threads 1 --seconds 5 > "$T/stream.log" 2>&1 &
-SP=$!
-sleep 1
-est=$("$BC" "$ADDR" watch 3)
-wait $SP
-ant=$(grep -o 'mean [0-9.]*' "$T/stream.log" | awk '{print $2}')
-printf '   %-28s %12s %14s %8.2f\n' "bwq-stream, 1 thread" "$est" "$ant" "$(calc "$est / $ant")"
+	grep -E 'probe:|stream burst|pointer chase|probe cost' | sed 's/^s "//; s/^ */   /'
+MAXG=44
+IDLE_LIMIT=$(calc "$MAXG / 10")
+RUNS=${BENCH_PROBE_RUNS:-3}
+# antagonist KIND THREADS SECONDS: runs it, sets ant_pid; ant_rate reads its
+# own mean rate in GB/s afterwards (read + write, as the probe counts).
+antagonist() {
+	if [ "$1" = bwq-stream ]; then
+		"$STREAM" --threads "$2" --seconds "$3" > "$T/ant.log" 2>&1 &
+	else
+		stress-ng --stream "$2" --stream-l3-size 16M -t "$3" --metrics -v > "$T/ant.log" 2>&1 &
+	fi
+	ant_pid=$!
+}
+ant_rate() {
+	if grep -q 'mean [0-9.]* GB/s' "$T/ant.log"; then
+		grep -o 'mean [0-9.]*' "$T/ant.log" | awk '{print $2}'
+	else
+		awk '/memory rate: [0-9.]+ MB read\/sec/ {for (i = 1; i <= NF; i++) if ($i == "rate:") s += $(i + 1) + $(i + 4)} END {printf "%.3f", s / 1000}' "$T/ant.log"
+	fi
+}
+idle_ok=0 load_ok=0 cells=0 idle_cells=0
+have_stress=$(command -v stress-ng >/dev/null && echo 1 || echo 0)
+[ "$have_stress" = 1 ] || echo "   stress-ng is not installed (make deps installs it): its rows are left out"
+for run in $(seq "$RUNS"); do
+	for fps in 5 80; do
+		NPU_DEVICE=soft:threads=1 BWQ_BUS="$ADDR" "$ROOT/$B/npu-run" --mode bwq-layer --bits 8 --size 224 --fps "$fps" \
+			--seconds 600 > /dev/null 2>&1 &
+		np=$!
+		sleep 2
+		read -r med p95 frac <<< "$("$BC" "$ADDR" watch 5 "$IDLE_LIMIT")"
+		idle_cells=$((idle_cells + 1))
+		hold=$(awk -v f="$frac" 'BEGIN {print (f >= 0.95) ? "holds" : "misses"}')
+		[ "$hold" = holds ] && idle_ok=$((idle_ok + 1))
+		printf '   run %d, npu-run %2d fps: %-24s median %6.2f GB/s, p95 %6.2f, %3.0f%% of samples <= %.1f GB/s (10%% of max): %s\n' \
+			"$run" "$fps" "idle" "$med" "$p95" "$(calc "$frac * 100")" "$IDLE_LIMIT" "$hold"
+		for kind in bwq-stream stress-ng; do
+			[ $kind = stress-ng ] && [ "$have_stress" = 0 ] && continue
+			for thr in 1 2; do
+				antagonist $kind $thr 6
+				sleep 1
+				est=$("$BC" "$ADDR" watch 4)
+				wait "$ant_pid"
+				rate=$(ant_rate)
+				ratio=$(calc "$est / ($rate + 1e-9)")
+				cells=$((cells + 1))
+				hold=$(awk -v r="$ratio" 'BEGIN {print (r >= 0.75 && r <= 1.25) ? "holds" : "misses"}')
+				[ "$hold" = holds ] && load_ok=$((load_ok + 1))
+				printf '   run %d, npu-run %2d fps: %-24s probe %6.2f GB/s, antagonist %6.2f GB/s: ratio %5.2f (goal 0.75-1.25): %s\n' \
+					"$run" "$fps" "$kind, $thr thread(s)" "$est" "$rate" "$ratio" "$hold"
+			done
+		done
+		kill $np 2>/dev/null
+		wait $np 2>/dev/null
+	done
+done
+echo "   goals over $RUNS run(s): idle <= 10% of the maximum in >= 95% of samples: $idle_ok of $idle_cells;"
+echo "   under load within 25% of the antagonist's own rate (median): $load_ok of $cells"
 kill $BP
 wait $BP 2>/dev/null
-echo "   (ratio = the probe's median estimate of the bandwidth others use / the antagonist's own mean;"
-echo "    the antagonist and the probe share this machine's two CPUs)"
 
 echo
 echo "9. QoS: the MobileNet-V2-shaped network at 80 frames/s on CPU 0, bwq-stream streaming on CPU 1"

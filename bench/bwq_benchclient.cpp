@@ -4,8 +4,9 @@
 //       changes and until PropertiesChanged(UsedBandwidth) arrives
 //   bwq_benchclient ADDRESS pageread N
 //       a decision page read against a GetDecision round trip
-//   bwq_benchclient ADDRESS watch SECONDS
-//       UsedBandwidth every 100 ms; prints the median
+//   bwq_benchclient ADDRESS watch SECONDS [LIMIT_GBPS]
+//       UsedBandwidth every 100 ms; prints the median (GB/s), and with a
+//       limit also the 95th percentile and the fraction at or below it
 //   bwq_benchclient - pingpong SECONDS
 //       two processes pinned to CPU 0 pass a byte back and forth over pipes;
 //       prints context switches per second
@@ -186,7 +187,7 @@ int pageread(const char *addr, int n)
         return 0;
 }
 
-int watch(const char *addr, double seconds)
+int watch(const char *addr, double seconds, double limit_gbps)
 {
         sd_bus *bus;
         if (open_bus(addr, &bus) < 0)
@@ -200,7 +201,17 @@ int watch(const char *addr, double seconds)
                         v.push_back(double(used));
                 usleep(100000);
         }
-        printf("%.3f\n", v.empty() ? 0.0 : pct(v, 0.5) / 1e9);
+        // The median in GB/s; with a limit, also the 95th percentile and
+        // the fraction of readings at or below the limit.
+        if (limit_gbps < 0) {
+                printf("%.3f\n", v.empty() ? 0.0 : pct(v, 0.5) / 1e9);
+                return 0;
+        }
+        size_t below = 0;
+        for (double x : v)
+                below += x <= limit_gbps * 1e9;
+        printf("%.3f %.3f %.3f\n", v.empty() ? 0.0 : pct(v, 0.5) / 1e9, v.empty() ? 0.0 : pct(v, 0.95) / 1e9,
+               v.empty() ? 0.0 : double(below) / double(v.size()));
         return 0;
 }
 
@@ -271,7 +282,7 @@ int main(int argc, char **argv)
         if (argc >= 4 && strcmp(argv[2], "pageread") == 0)
                 return pageread(argv[1], atoi(argv[3]));
         if (argc >= 4 && strcmp(argv[2], "watch") == 0)
-                return watch(argv[1], atof(argv[3]));
+                return watch(argv[1], atof(argv[3]), argc >= 5 ? atof(argv[4]) : -1.0);
         if (argc >= 4 && strcmp(argv[2], "pingpong") == 0)
                 return pingpong(atof(argv[3]));
         if (argc >= 5 && strcmp(argv[2], "timerloop") == 0)

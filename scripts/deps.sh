@@ -4,7 +4,8 @@
 # dataset-fashion-mnist is the trained test model's data, gnuplot-nox draws
 # npu-calibrate --plot; debhelper and lintian build and check the packages,
 # debootstrap and systemd-container boot them under a real systemd,
-# prometheus-node-exporter and curl read bwqd's metrics back;
+# prometheus-node-exporter and curl read bwqd's metrics back, stress-ng is
+# make bench's second antagonist;
 # scripts/test-deps.sh adds what comes from npm).
 # Idempotent and non-interactive; run as root (make deps does).
 set -eu
@@ -20,7 +21,7 @@ mandoc
 python3-onnx python3-numpy python3-pil
 dataset-fashion-mnist gnuplot-nox
 debhelper lintian debootstrap systemd-container
-prometheus-node-exporter curl
+prometheus-node-exporter curl stress-ng
 "
 
 missing=""
