@@ -12,16 +12,11 @@ BWQCTL="$ROOT/$B/bwqctl"
 CLIENT="$ROOT/$B/tests/bwq_testclient"
 T=$(mktemp -d /tmp/bwq-it-XXXXXX)
 chmod 755 "$T"
-ADDR="unix:path=$T/bus.sock"
-export BWQ_BUS="$ADDR"
 . "$ROOT/tests/integration/lib.sh"
-bctl() { busctl --address="$ADDR" "$@"; }
 prop() { bctl get-property org.bwq1 /org/bwq1 org.bwq1.Manager "$1"; }
 
 # ---- the bus -----------------------------------------------------------------
-. "$ROOT/scripts/private_bus.sh"
-private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon did not start"; echo "0 passed, 1 failed"; exit 1; }
-PIDS+=("$BUS_PID")
+bus_up
 
 start_bwqd() {
 	"$BWQD" --bus="$ADDR" "$@" > "$T/bwqd.log" 2>&1 &

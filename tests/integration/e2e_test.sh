@@ -8,14 +8,9 @@ ROOT=$(pwd)
 BWQD="$ROOT/$B/bwqd"
 T=$(mktemp -d /tmp/bwq-e2e-XXXXXX)
 chmod 755 "$T"
-ADDR="unix:path=$T/bus.sock"
-export BWQ_BUS="$ADDR"
 . "$ROOT/tests/integration/lib.sh"
-clients() { busctl --address="$ADDR" get-property org.bwq1 /org/bwq1 org.bwq1.Manager Clients; }
-
-. "$ROOT/scripts/private_bus.sh"
-private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "not ok - dbus-daemon"; echo "0 passed, 1 failed"; exit 1; }
-PIDS+=("$BUS_PID")
+clients() { bctl get-property org.bwq1 /org/bwq1 org.bwq1.Manager Clients; }
+bus_up
 
 printf 't_ms,used_Bps\n0,5000000000\n' > "$T/trace.csv"
 printf '[Sampling]\nSource=replay\nInterval=20ms\nSmoothing=none\n[Policy]\nHysteresis=0\nMinDwell=0\n[Replay]\nPath=%s\n' "$T/trace.csv" > "$T/bwqd.conf"
