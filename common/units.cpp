@@ -65,8 +65,8 @@ template <size_t N> int parse_scaled(std::string_view s, const Unit (&units)[N],
                                 return -ERANGE;
                         // Whole numbers of the base unit exactly (a double
                         // holds 53 bits); the rest rounded, in range.
-                        std::string_view num = trim(s).substr(0, trim(s).size() - unit.size());
-                        num = trim(num);
+                        const std::string_view all = trim(s);
+                        const std::string_view num = trim(all.substr(0, all.size() - unit.size()));
                         if (u.mult == 1 && num.find('.') == std::string_view::npos) {
                                 std::string n(num);
                                 errno = 0;

@@ -219,15 +219,9 @@ int read_calibration(const std::string &path, uint64_t *ret, std::string *ret_er
         std::string text;
         if (int r = read_regular_file(path, 64, &text, ret_error); r < 0)
                 return r;
-        std::string t = trim(text);
-        unsigned long long v = 0;
-        bool digits = !t.empty() && t.size() <= 20 && std::all_of(t.begin(), t.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-        if (digits) {
-                errno = 0;
-                v = strtoull(t.c_str(), nullptr, 10);
-                digits = errno == 0;
-        }
-        if (!digits || v < kMinCalibratedBandwidth || v > kMaxBandwidthLimit) {
+        const std::string t = trim(text);
+        unsigned long v = 0;
+        if (parse_uint(t, kMinCalibratedBandwidth, kMaxBandwidthLimit, &v) < 0) {
                 *ret_error = escape_text(path) + ": '" + escape_text(t, 32) +
                              "' is not a whole number of bytes per second from 1 MB/s to 1 PB/s";
                 return -EINVAL;
