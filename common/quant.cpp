@@ -117,6 +117,26 @@ NPU_VBMI static void pack6_u16_vbmi(const uint16_t *q, size_t quads, uint8_t *ds
         pack6_groups(q + 4 * i, quads - i, dst + 3 * i);
 }
 
+// 64 4-bit elements into 32 bytes: vpmaddubsw makes lo + 16 hi of each
+// byte pair, vpmovwb keeps the low byte of each word.
+#define NPU_AVX512BW __attribute__((target("avx512f,avx512bw")))
+NPU_AVX512BW static void pack4_u8_avx512(const uint8_t *q, size_t pairs, uint8_t *dst)
+{
+        const __m512i mul = _mm512_set1_epi16(0x1001), mask = _mm512_set1_epi8(15);
+        size_t i = 0;
+        for (; i + 32 <= pairs; i += 32) {
+                __m512i v = _mm512_and_si512(_mm512_loadu_si512(q + 2 * i), mask);
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + i), _mm512_cvtepi16_epi8(_mm512_maddubs_epi16(v, mul)));
+        }
+        pack4_groups(q + 2 * i, pairs - i, dst + i);
+}
+
+static bool have_avx512bw()
+{
+        static const bool yes = __builtin_cpu_supports("avx512bw");
+        return yes;
+}
+
 static bool have_vbmi()
 {
         static const bool yes = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi");
@@ -155,7 +175,7 @@ void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bi
                 size_t g = pack_group(bits);
                 size_t whole = n / g;
                 if (bits == 4)
-                        pack4_u8(tmp, whole, dst + i / 2);
+                        (have_avx512bw() ? pack4_u8_avx512 : pack4_u8)(tmp, whole, dst + i / 2);
                 else
                         (vbmi ? pack6_u8_vbmi : pack6_u8)(tmp, whole, dst + i / 4 * 3);
                 if (whole * g < n) {
@@ -197,7 +217,6 @@ static inline void put6(uint8_t *dst, size_t e, uint32_t v)
 
 // 64 4-bit elements from 32 bytes: each byte widened to 16 bits holds its
 // low nibble in the low byte and its high nibble in the high byte.
-#define NPU_AVX512BW __attribute__((target("avx512f,avx512bw")))
 NPU_AVX512BW static void unpack4_avx512(const uint8_t *src, size_t pairs, uint8_t *dst)
 {
         const __m512i lo = _mm512_set1_epi16(0x000f), hi = _mm512_set1_epi16(0x00f0);
@@ -237,12 +256,6 @@ NPU_VBMI static void unpack6_vbmi(const uint8_t *src, size_t quads, uint8_t *dst
                 dst[4 * i + 2] = uint8_t((w >> 12) & 63);
                 dst[4 * i + 3] = uint8_t((w >> 18) & 63);
         }
-}
-
-static bool have_avx512bw()
-{
-        static const bool yes = __builtin_cpu_supports("avx512bw");
-        return yes;
 }
 
 NPU_CLONES static void unpack4_pairs(const uint8_t *__restrict src, size_t pairs, uint8_t *__restrict dst)
@@ -350,7 +363,7 @@ static void pack8(const uint16_t *q, size_t n, uint8_t *dst)
 }
 
 // Element by element, keeping the neighbours that share a byte.
-static void pack_slow(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
+template <typename Q> static void pack_slow(const Q *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
         for (size_t i = 0; i < count; i++) {
                 size_t e = first + i;
@@ -363,6 +376,22 @@ static void pack_slow(const uint16_t *src, unsigned bits, size_t first, size_t c
         }
 }
 
+// 4 and 6 bits: the head up to a group boundary and the tail element by
+// element, the whole groups between them by `groups4` / `groups6`.
+template <typename Q, typename G4, typename G6>
+static void pack_narrow(const Q *src, unsigned bits, size_t first, size_t count, uint8_t *dst, G4 groups4, G6 groups6)
+{
+        size_t g = pack_group(bits), head = std::min(count, (g - first % g) % g);
+        pack_slow(src, bits, first, head, dst);
+        size_t whole = (count - head) / g;
+        if (bits == 4)
+                groups4(src + head, whole, dst + (first + head) / 2);
+        else
+                groups6(src + head, whole, dst + (first + head) / 4 * 3);
+        size_t done = head + whole * g;
+        pack_slow(src + done, bits, first + done, count - done, dst);
+}
+
 void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
         switch (bits) {
@@ -373,20 +402,26 @@ void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_
                 pack8(src, count, dst + first);
                 return;
         case 4:
-        case 6: {
-                // Head up to a group boundary, whole groups, then the tail.
-                size_t g = pack_group(bits), head = std::min(count, (g - first % g) % g);
-                pack_slow(src, bits, first, head, dst);
-                size_t whole = (count - head) / g;
-                if (bits == 4)
-                        pack4_u16(src + head, whole, dst + (first + head) / 2);
-                else
-                        (have_vbmi() ? pack6_u16_vbmi : pack6_u16)(src + head, whole, dst + (first + head) / 4 * 3);
-                size_t done = head + whole * g;
-                pack_slow(src + done, bits, first + done, count - done, dst);
+        case 6:
+                pack_narrow(src, bits, first, count, dst, pack4_u16, have_vbmi() ? pack6_u16_vbmi : pack6_u16);
+                return;
+        default:
                 return;
         }
-        default:
+}
+
+void pack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        switch (bits) {
+        case 8:
+                std::memcpy(dst + first, src, count);
+                return;
+        case 4:
+        case 6:
+                pack_narrow(src, bits, first, count, dst, have_avx512bw() ? pack4_u8_avx512 : pack4_u8,
+                            have_vbmi() ? pack6_u8_vbmi : pack6_u8);
+                return;
+        default:  // 16 bits do not fit in u8 values; callers use pack
                 return;
         }
 }

@@ -32,6 +32,8 @@ void split_u16(const uint8_t *src, size_t n, uint8_t *hi, uint8_t *lo);
 // multiple of the packing group (2 at 4 bits, 4 at 6 bits) unless count
 // reaches the end, and groups are only written whole by their owner.
 void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst);
+// The same from u8 values, at 4, 6 or 8 bits.
+void pack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst);
 
 // Elements per indivisible packing group.
 constexpr size_t pack_group(unsigned bits) { return bits == 4 ? 2 : bits == 6 ? 4 : 1; }

@@ -46,12 +46,15 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;
+        // 4 and 6 bits from one plane: bytes into an L1 tile, packed from there.
+        const bool byte_tile = !wide && (io.ay.bits == 4 || io.ay.bits == 6);
         const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
                 int32_t *acc[2] = {scratch(tls.c32, kTile * C), scratch(tls.c32lo, wide ? kTile * C : 0)};
-                uint16_t *Q = scratch(tls.q, out8 && !wide ? 0 : kTile * C);
+                uint16_t *Q = scratch(tls.q, (out8 && !wide) || byte_tile ? 0 : kTile * C);
+                uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
                 // One u8 plane: the epilogue runs in the kernel, outputs go to
                 // the tensor (8 bits) or Q; two planes meet in the wide epilogue.
                 auto rows = [&](int p, const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
@@ -63,6 +66,8 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                         GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
                         if (out8)
                                 e.q8 = io.y + m * C;
+                        else if (byte_tile)
+                                e.q8 = Q8 + (m - m0) * C;
                         else
                                 e.q16 = Q + (m - m0) * C;
                         k.depthwise_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, a);
@@ -82,6 +87,10 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                                 });
                 if (out8 && !wide)
                         return;
+                if (byte_tile) {
+                        store_tile(Q8, io.ay.bits, m0 * C, mt * C, io.y);
+                        return;
+                }
                 if (wide)
                         k.epilogue_wide(acc[0], acc[1], C, mt, C, zw64.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
                 store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);

@@ -45,6 +45,9 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
+        // 4 and 6 bits from one int32 plane: the epilogue writes bytes into a
+        // tile that stays in L1, packed from there (no 16-bit tile).
+        const bool byte_tile = narrow && (io.ay.bits == 4 || io.ay.bits == 6);
 
         const bool pointwise = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
                                G.groups == 1 && G.c % 4 == 0;
@@ -52,7 +55,10 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         // one GEMM call covers K (no int32 split).
         const bool direct = !pointwise && cin_g % 4 == 0 && !split;
         const size_t M = size_t(G.n) * G.oh * G.ow;
-        const Planes P = input_planes(G, io, pool, planes);
+        // A pointwise layer's 4- and 6-bit rows are unpacked tile by tile
+        // into L1 as the tile's GEMM needs them, not in a pass of their own.
+        const bool unpack_rows = pointwise && (io.ax.bits == 4 || io.ax.bits == 6);
+        const Planes P = unpack_rows ? Planes{{nullptr, nullptr}} : input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
         std::vector<ptrdiff_t> &taps = rs.taps;
@@ -66,10 +72,13 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
-                uint8_t *A = scratch(tls.a, pointwise ? 0 : kTile * K4);
+                uint8_t *A = scratch(tls.a, pointwise && !unpack_rows ? 0 : kTile * K4);
                 int32_t *Cp[2] = {scratch(tls.c32, kTile * cout_g), scratch(tls.c32lo, wide ? kTile * cout_g : 0)};
                 int64_t *C64 = scratch(tls.c64, split ? kTile * cout_g : 0);
-                uint16_t *Q = scratch(tls.q, out8 && narrow ? 0 : kTile * G.oc);
+                uint16_t *Q = scratch(tls.q, (out8 && narrow) || byte_tile ? 0 : kTile * G.oc);
+                uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * G.oc : 0);
+                if (unpack_rows)
+                        bwq::unpack_u8(io.x, io.ax.bits, m0 * G.c, mt * G.c, A);
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const int8_t *Bg = W + g * K4 * N16;
                         const uint32_t c0 = g * cout_g;
@@ -91,6 +100,8 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                         GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc};
                                         if (out8)
                                                 e.q8 = io.y + m * G.oc + c0;
+                                        else if (byte_tile)
+                                                e.q8 = Q8 + (m - m0) * G.oc + c0;
                                         else
                                                 e.q16 = Q + (m - m0) * G.oc + c0;
                                         k.gemm_epilogue(a, rows, Bg, K4, cout_g, e, c, cout_g);
@@ -120,7 +131,10 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                 }
                                 const uint8_t *Ap = A;
                                 size_t lda = K4;
-                                if (pointwise) {
+                                if (unpack_rows) {
+                                        Ap = A;
+                                        lda = G.c;
+                                } else if (pointwise) {
                                         Ap = plane + m0 * G.c;
                                         lda = G.c;
                                 } else {
@@ -145,7 +159,9 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                 k.epilogue_wide(Cp[0], Cp[1], cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0,
                                                 G.oc);
                 }
-                if (!out8 || !narrow)
+                if (byte_tile)
+                        store_tile(Q8, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
+                else if (!out8 || !narrow)
                         store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
         });
 }

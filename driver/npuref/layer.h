@@ -50,7 +50,7 @@ template <typename T> T *scratch(std::vector<T> &v, size_t n)
 }
 
 struct ThreadScratch {
-        std::vector<uint8_t> a;
+        std::vector<uint8_t> a, q8;
         std::vector<int32_t> c32, c32lo;
         std::vector<int64_t> c64;
         std::vector<uint16_t> q, q2;
@@ -86,6 +86,10 @@ inline void unpack_all(ThreadPool *pool, const uint8_t *src, unsigned bits, size
 inline void store_tile(const uint16_t *q, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
         bwq::pack(q, bits, first, count, dst);
+}
+inline void store_tile(const uint8_t *q, unsigned bits, size_t first, size_t count, uint8_t *dst)
+{
+        bwq::pack_u8(q, bits, first, count, dst);
 }
 
 struct Geometry {

@@ -73,6 +73,42 @@ static void pack_roundtrip(void **)
         assert_int_equal(w, 1u | 2u << 6 | 3u << 12 | 63u << 18);
 }
 
+// pack_u8 (the device's tile packer, from bytes) writes the same bytes as
+// pack at 4, 6 and 8 bits: whole vector blocks (64 values) and partial
+// ones, tiles starting on a group boundary, and a head and tail that share
+// bytes with their neighbours, which keep their values.
+static void pack_u8_matches_pack(void **)
+{
+        test::Rng rng{11};
+        for (unsigned bits : {4u, 6u, 8u}) {
+                const size_t n = 3 * 1024 + 77;
+                std::vector<uint16_t> v(n);
+                std::vector<uint8_t> v8(n);
+                for (size_t i = 0; i < n; i++)
+                        v8[i] = uint8_t(v[i] = uint16_t(rng.next() & ((1u << bits) - 1)));
+                std::vector<uint8_t> a(packed_bytes(n, bits) + 8, 0xa5), b = a;
+                // Tiles of 288 values (a whole number of groups), then a tail.
+                for (size_t first = 0; first < n; first += 288) {
+                        const size_t cnt = std::min<size_t>(288, n - first);
+                        pack(v.data() + first, bits, first, cnt, a.data());
+                        pack_u8(v8.data() + first, bits, first, cnt, b.data());
+                }
+                assert_memory_equal(a.data(), b.data(), a.size());
+                // Odd starts and lengths over the packed tensor: the values
+                // outside [first, first + cnt) stay as they were.
+                for (size_t first : {1ul, 3ul, 6ul, 130ul}) {
+                        const size_t cnt = 2 * 64 + 5;
+                        std::vector<uint8_t> z(cnt, 0);
+                        std::vector<uint8_t> c = b;
+                        pack_u8(z.data(), bits, first, cnt, c.data());
+                        std::vector<uint8_t> back(n);
+                        unpack_u8(c.data(), bits, 0, n, back.data());
+                        for (size_t i = 0; i < n; i++)
+                                assert_int_equal(back[i], i >= first && i < first + cnt ? 0 : v8[i]);
+                }
+        }
+}
+
 // The vectorised host path equals the scalar definition, at every depth,
 // with whole and partial vector blocks (the 6-bit AVX-512 VBMI packer takes
 // 16 groups at a time, the rest goes the generic way).
@@ -122,7 +158,7 @@ int main()
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(dynamic_quantize_linear_example), cmocka_unit_test(packed_sizes),
-                cmocka_unit_test(pack_roundtrip), cmocka_unit_test(quantize_pack_matches_scalar),
+                cmocka_unit_test(pack_roundtrip), cmocka_unit_test(pack_u8_matches_pack), cmocka_unit_test(quantize_pack_matches_scalar),
                 cmocka_unit_test(quantize_error_bound),
         };
         return cmocka_run_group_tests_name("quant", tests, nullptr, nullptr);
