@@ -7,12 +7,23 @@
 #                               through idle, moderate and heavy phases
 #   DEMO_SOURCE=replay          a trace walks through all four table sections
 #   DEMO_PHASE_SECONDS=6        length of each phase
+#   DEMO_MODEL=fashion (default) the trained Fashion-MNIST classifier
+#                               (models/fashion) over the test images, with
+#                               top-1 against their labels per phase
+#   DEMO_MODEL=synthetic        npu-run's MobileNet-V2-shaped network
+#   DEMO_FPS                    frames per second (default: 20 for the
+#                               classifier, 5 for the synthetic network)
 set -u
 B=${1:-build}
 ROOT=$(pwd)
 SOURCE=${DEMO_SOURCE:-auto}
 PHASE=${DEMO_PHASE_SECONDS:-6}
-FPS=${DEMO_FPS:-5}
+MODEL=${DEMO_MODEL:-fashion}
+case "$MODEL" in
+fashion) FPS=${DEMO_FPS:-20} ;;
+synthetic) FPS=${DEMO_FPS:-5} ;;
+*) echo "demo: DEMO_MODEL must be fashion or synthetic, not '$MODEL'" >&2; exit 2 ;;
+esac
 T=$(mktemp -d /tmp/bwq-demo-XXXXXX)
 chmod 755 "$T"
 ADDR="unix:path=$T/bus.sock"
@@ -35,39 +46,51 @@ auto | replay) ;;
 *) echo "demo: DEMO_SOURCE must be auto or replay, not '$SOURCE'" >&2; exit 2 ;;
 esac
 
+if [ "$MODEL" = fashion ]; then
+	WHAT="the trained Fashion-MNIST classifier (models/fashion/fashion.onnx)
+  over the dataset's test images at $FPS frames/s, in BWQ_LAYER mode: every
+  layer reads the decision when it starts.  Each phase's frames are scored
+  against the images' labels (top-1), beside the depths they ran at."
+else
+	WHAT="a MobileNet-V2-shaped network (224x224, 64 layers) on the software
+  NPU at $FPS frames/s in BWQ_LAYER mode: every layer reads the decision when
+  it starts."
+fi
 cat <<TXT
 bwq demo
   bwqd measures the memory bandwidth the rest of the machine uses and
   decides how many bits the NPU's activations get (table: > 33 GB/s
   available -> 16 bits, > 22 -> 8, > 11 -> 6, else 4, of 44 GB/s).
-  npu-run runs a MobileNet-V2-shaped network (224x224, 64 layers) on the
-  software NPU at $FPS frames/s in BWQ_LAYER mode: every layer reads the
-  decision when it starts.  Watch available bandwidth, section and the
-  layers' depths move together, and the activation bytes per frame with them.
+  npu-run runs $WHAT
+  Watch available bandwidth, section and the layers' depths move together,
+  and the activation bytes per frame with them.
 TXT
 
 . "$ROOT/scripts/private_bus.sh"
 private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "demo: dbus-daemon did not start" >&2; exit 1; }
 PIDS+=("$BUS_PID")
 
+LEAD=3
 if [ "$SOURCE" = replay ]; then
 	ms=$((PHASE * 1000))
 	{
+		# The trace starts with bwqd; its first step is LEAD s longer, the
+		# time npu-run may take to load and calibrate its model.
 		echo "t_ms,used_Bps"
 		echo "0,5000000000"
-		echo "$ms,15000000000"
-		echo "$((2 * ms)),25000000000"
-		echo "$((3 * ms)),38000000000"
-		echo "$((4 * ms)),5000000000"
+		for k in 1 2 3 4; do
+			echo "$((LEAD * 1000 + k * ms)),$(echo 0 15 25 38 5 | cut -d' ' -f$((k + 1)))000000000"
+		done
 	} > "$T/trace.csv"
 	printf '[Sampling]\nSource=replay\nInterval=50ms\n[Replay]\nPath=%s\n' "$T/trace.csv" > "$T/bwqd.conf"
-	TOTAL=$((4 * PHASE + PHASE / 2))
+	TOTAL=$((LEAD + 4 * PHASE + PHASE / 2))
 else
 	printf '[Sampling]\nSource=auto\nInterval=100ms\nSmoothing=ewma:0.5\n[Policy]\nMinDwell=1s\n' > "$T/bwqd.conf"
 	TOTAL=$((4 * PHASE))
 fi
 echo
 echo "== starting bwqd (source: $SOURCE) on a private bus"
+TR0=$(date +%s.%N)
 "$ROOT/$B/bwqd" --bus="$ADDR" --config="$T/bwqd.conf" > "$T/bwqd.log" 2>&1 &
 BWQD_PID=$!
 PIDS+=("$BWQD_PID")
@@ -96,8 +119,15 @@ antagonist() {  # antagonist NAME ARGS...: bwq-stream for the phase; a failure f
 phases() {
 	if [ "$SOURCE" = replay ]; then
 		echo "== the trace: 5, 15, 25, 38, then 5 GB/s used by others, $PHASE s each"
-		mark "trace"
-		sleep "$TOTAL"
+		# Its steps on npu-run's clock: the trace began when bwqd started.
+		local k=0 at
+		for used in 5 15 25 38 5; do
+			at=$(awk -v r="$TR0" -v t="$T0" -v k=$k -v l=$LEAD -v p="$PHASE" \
+				'BEGIN { x = r + (k ? l + k * p : 0) - t; printf "%.2f", x < 0 ? 0 : x }')
+			echo "$at ${used}GB/s" >> "$T/phases.txt"
+			k=$((k + 1))
+		done
+		sleep "$(awk -v r="$TR0" -v t="$T0" -v total="$TOTAL" 'BEGIN { x = r + total - t; printf "%.2f", x < 0 ? 0 : x }')"
 		return
 	fi
 	echo "== phase 1: idle ($PHASE s)"
@@ -114,11 +144,32 @@ phases() {
 	sleep "$PHASE"
 }
 
+NET=()
+if [ "$MODEL" = fashion ]; then
+	# The test split to score, and images of the training split to measure
+	# the activation ranges on.
+	if ! /usr/bin/python3 "$ROOT/models/fashion/data.py" "$T/test" --count 1000 > "$T/data.log" 2>&1 ||
+		! /usr/bin/python3 "$ROOT/models/fashion/data.py" "$T/cal" --split train --count 64 >> "$T/data.log" 2>&1; then
+		echo "demo: the Fashion-MNIST images could not be made (make deps installs dataset-fashion-mnist):" >&2
+		tail -3 "$T/data.log" >&2
+		exit 1
+	fi
+	NET=(--model="$ROOT/models/fashion/fashion.onnx" --input="$T/test/X.npy" --labels="$T/test/Y.npy"
+		--calibration="$T/cal/X.npy" --calibration-samples=64)
+fi
 T0=$(date +%s.%N)
-"$ROOT/$B/npu-run" --mode bwq-layer --bits 8 --min-bits 4 --max-bits 16 --fps "$FPS" --seconds "$TOTAL" --live --name demo \
+"$ROOT/$B/npu-run" "${NET[@]}" --mode bwq-layer --bits 8 --min-bits 4 --max-bits 16 --fps "$FPS" --seconds "$TOTAL" --live --name demo \
 	> >(tee "$T/npu.log") &
 NPU=$!
 PIDS+=("$NPU")
+# The phases start with npu-run's frames (after it has loaded and calibrated
+# its model), so that the timeline's phase marks and frame times agree.
+if ! wait_for 60 grep -q '^ *time_s' "$T/npu.log"; then
+	echo "demo: npu-run did not start its frames:" >&2
+	tail -5 "$T/npu.log" >&2
+	exit 1
+fi
+T0=$(date +%s.%N)
 phases
 wait "$NPU" || FAILED+=("npu-run (exit $?)")
 echo
@@ -127,6 +178,32 @@ if [ "$SOURCE" = auto ]; then
 fi
 kill -0 "$BWQD_PID" 2>/dev/null || FAILED+=("bwqd exited during the demo: $(tail -2 "$T/bwqd.log")")
 grep -q '^frames [0-9]' "$T/npu.log" || FAILED+=("npu-run printed no summary")
+# Per phase: the frames, the depth most of their layers ran at, and (the
+# classifier) top-1 against the labels.
+if [ -s "$T/phases.txt" ]; then
+	echo "== per phase: the depth most layers of each frame ran at$([ "$MODEL" = fashion ] && echo ", and top-1 against the labels")"
+	awk -v fashion=$([ "$MODEL" = fashion ] && echo 1 || echo 0) '
+	FNR == NR { start[++np] = $1; label[np] = $2; next }
+	$1 ~ /^[0-9]+\.[0-9]+$/ && NF >= 6 {
+		p = 1
+		for (i = 1; i <= np; i++) if ($1 + 0 >= start[i] + 0) p = i
+		best = 0; depth = 0
+		for (i = 4; i <= NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) { split($i, a, ":"); if (a[2] + 0 > best) { best = a[2] + 0; depth = a[1] } }
+		n[p]++; at[p, depth]++
+		if ($NF == "ok") ok[p]++
+	}
+	END {
+		printf "   %-10s %7s %7s %7s %7s %7s%s\n", "phase", "frames", "16b", "8b", "6b", "4b", fashion ? "   top-1" : ""
+		for (i = 1; i <= np; i++) {
+			if (!n[i]) continue
+			printf "   %-10s %7d", label[i], n[i]
+			split("16 8 6 4", ds, " ")
+			for (k = 1; k <= 4; k++) printf " %6.0f%%", 100 * at[i, ds[k]] / n[i]
+			if (fashion) printf "  %6.1f%%", 100 * ok[i] / n[i]
+			printf "\n"
+		}
+	}' "$T/phases.txt" "$T/npu.log"
+fi
 echo "== bwqctl monitor saw (the registered client with its clamped depth at the end of each line):"
 sed 's/^/   /' "$T/monitor.log" | grep -v 'was not provided'
 echo

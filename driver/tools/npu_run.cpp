@@ -20,6 +20,7 @@
 #include "bwq_status.h"
 #include "device_error.h"
 #include "deadline.h"
+#include "live_line.h"
 #include "npu_run_model.h"
 
 namespace {
@@ -126,25 +127,6 @@ volatile sig_atomic_t interrupted = 0;
 double now_s() { return bwq::monotonic_s(); }
 
 // "16:3 8:61": run-length bits of the layers.
-std::string bits_rle(npu_model *m, unsigned layers)
-{
-        std::string s;
-        unsigned prev = 0, run = 0;
-        for (unsigned l = 0; l <= layers; l++) {
-                npu_layer_stats ls{};
-                unsigned b = l < layers && npu_model_layer_stats(m, l, &ls) == 0 ? ls.bits : 0;
-                if (l < layers && b == prev) {
-                        run++;
-                        continue;
-                }
-                if (run)
-                        s += (s.empty() ? "" : " ") + std::to_string(prev) + ":" + std::to_string(run);
-                prev = b;
-                run = 1;
-        }
-        return s;
-}
-
 size_t argmax(const std::vector<float> &v)
 {
         return size_t(std::max_element(v.begin(), v.end()) - v.begin());
@@ -175,11 +157,8 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
         unsigned fallback = 0;
         uint32_t last_state = ~0u;
         uint64_t act_bytes = 0;
-        if (live) {
-                printf("%8s %10s %7s %-22s %10s %11s %s\n", "time_s", "avail_GB/s", "section", "bits(layer runs)", "frame_ms",
-                       "act_MB/frame", "");
-                fflush(stdout);
-        }
+        if (live)
+                tools::live_header();
         for (uint64_t frame = 0; loop.wait(frame, &interrupted); frame++) {
                 double a = now_s();
                 npu_run_stats st{};
@@ -204,16 +183,8 @@ int run_loop(npu_model *m, const std::vector<float> &input, std::vector<float> &
                         e += double(output[i] - ref[i]) * (output[i] - ref[i]);
                 err_sum += ref_rms > 0 ? std::sqrt(e / ref.size()) / ref_rms : 0;
                 top1 += argmax(output) == argmax(ref);
-                if (live) {
-                        char avail[32] = "-", sect[16] = "-";
-                        if (!(st.flags & NPU_RUN_FALLBACK) && st.section) {
-                                snprintf(avail, sizeof avail, "%.2f", st.available_bps / 1e9);
-                                snprintf(sect, sizeof sect, "%u", st.section);
-                        }
-                        printf("%8.2f %10s %7s %-22s %10.2f %11.2f %s%s\n", a - t0, avail, sect, bits_rle(m, st.layer_count).c_str(),
-                               ms, st.activation_bytes / 1e6, miss ? "MISS " : "", tools::run_fallback_text(st.flags).c_str());
-                        fflush(stdout);
-                }
+                if (live)
+                        tools::live_line(a - t0, m, st, ms, miss, "");
         }
         const size_t n = lat.ms.size();
         if (!n)

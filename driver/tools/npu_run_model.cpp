@@ -6,6 +6,7 @@
 #include "samples.h"
 #include "bwq_status.h"
 #include "deadline.h"
+#include "live_line.h"
 
 #include <getopt.h>
 
@@ -62,6 +63,8 @@ void usage(FILE *f)
                 "      --fps=F          a deadline loop at F frames/s over the samples in turn (one\n"
                 "                       --bits; with --labels, top-1 of the frames run)\n"
                 "      --seconds=S      with --fps: how long (default: 10)\n"
+                "      --live           with --fps: one line per frame (with --labels, the frame's\n"
+                "                       class and label: ok or WRONG)\n"
                 "  -b, --bits=N|all     activation depth: 4, 6, 8, 16 or all (default: 8)\n"
                 "  -m, --mode=MODE      fixed (default), bwq-model or bwq-layer: the depth from\n"
                 "                       bwqd ($BWQ_BUS); --bits is then the fallback depth\n"
@@ -116,7 +119,8 @@ int npu_run_model_main(int argc, char **argv)
                 {"name", required_argument, nullptr, 1007},    {"reference", optional_argument, nullptr, 1008},
                 {"no-host", no_argument, nullptr, 1009},       {"calibration-samples", required_argument, nullptr, 1010},
                 {"labels", required_argument, nullptr, 1011},  {"fps", required_argument, nullptr, 1012},
-                {"seconds", required_argument, nullptr, 1013}, {nullptr, 0, nullptr, 0},
+                {"seconds", required_argument, nullptr, 1013}, {"live", no_argument, nullptr, 1014},
+                {nullptr, 0, nullptr, 0},
         };
         const char *model_path = nullptr, *calib_path = nullptr, *device = nullptr, *name = "npu-run", *labels_path = nullptr;
         std::vector<const char *> inputs, outputs;
@@ -125,6 +129,7 @@ int npu_run_model_main(int argc, char **argv)
         uint32_t mode = NPU_MODE_FIXED;
         unsigned min_bits = 4, max_bits = 16;
         bool json = false, summary = false, placement = false, reference = false, bits_all = false, no_host = false;
+        bool live = false;
         uint32_t ref_flags = 0;
         uint64_t cal_samples = 8;
         double fps = 0, loop_seconds = 10;
@@ -142,6 +147,7 @@ int npu_run_model_main(int argc, char **argv)
                 case 'o': outputs.push_back(optarg); break;
                 case 1001: calib_path = optarg; break;
                 case 1011: labels_path = optarg; break;
+                case 1014: live = true; break;
                 case 1012:
                 case 1013: {
                         char *e;
@@ -223,6 +229,10 @@ int npu_run_model_main(int argc, char **argv)
         }
         if (!model_path || inputs.empty()) {
                 fprintf(stderr, "npu-run: --model and --input are needed (see --help)\n");
+                return 2;
+        }
+        if (live && fps <= 0) {
+                fprintf(stderr, "npu-run: --live needs --fps\n");
                 return 2;
         }
         if (min_bits > max_bits) {
@@ -458,6 +468,8 @@ int npu_run_model_main(int argc, char **argv)
                 unsigned lo_bits = 16, hi_bits = 0;
                 std::vector<const float *> in(nin);
                 std::vector<float *> out(nout);
+                if (live)
+                        tools::live_header();
                 for (uint64_t frame = 0; loop.wait(frame); frame++) {
                         uint64_t s = frame % samples;
                         for (unsigned i = 0; i < nin; i++)
@@ -481,10 +493,15 @@ int npu_run_model_main(int argc, char **argv)
                         act += st.activation_bytes;
                         lo_bits = std::min<unsigned>(lo_bits, st.min_layer_bits);
                         hi_bits = std::max<unsigned>(hi_bits, st.max_layer_bits);
+                        std::string verdict;
                         if (labels_path) {
                                 const float *o = results[0].data();
-                                correct += uint64_t(std::max_element(o, o + oinfo[0].elements) - o) == uint64_t(labels.data[s]);
+                                const uint64_t got = uint64_t(std::max_element(o, o + oinfo[0].elements) - o), want = uint64_t(labels.data[s]);
+                                correct += got == want;
+                                verdict = "class " + std::to_string(got) + " label " + std::to_string(want) + (got == want ? " ok" : " WRONG");
                         }
+                        if (live)
+                                tools::live_line(a - loop.t0(), m, st, ms, ms > loop.period_ms(), verdict);
                 }
                 size_t n = std::max<size_t>(lat.ms.size(), 1);
                 printf("frames %zu at %.1f fps: deadline misses %llu (%.1f%%), latency p50 %.3f ms p99 %.3f ms, "

@@ -239,4 +239,27 @@ else
 	grep -q "is not 4:LO,HI" "$T/err" && ok "an inverted range in a calibrated model refused: $(head -c 120 "$T/err")" ||
 		bad "inverted range: $(head -1 "$T/err")"
 fi
+# --fps --live with --labels (what make demo runs): one line per frame,
+# each ending in ok or WRONG, as many ok lines as the summary's top-1 says.
+if "$RUN" --model="$MODEL" -i "$T/test/X.npy" --labels="$T/test/Y.npy" --bits 8 --fps 50 --seconds 0.6 --live >"$T/live.out" 2>"$T/err"; then
+	frames=$(grep -cE '^ +[0-9]+\.[0-9]+ ' "$T/live.out")
+	judged=$(grep -cE '^ +[0-9]+\.[0-9]+ .* class [0-9] label [0-9] (ok|WRONG)$' "$T/live.out")
+	oks=$(grep -cE ' ok$' "$T/live.out")
+	summary=$(sed -n 's/^frames \([0-9]*\) .*; top-1 \([0-9.]*\)%.*/\1 \2/p' "$T/live.out")
+	read -r n top <<<"$summary"
+	if [ "$frames" -gt 0 ] && [ "$frames" = "$judged" ] && [ "$frames" = "${n:-x}" ] &&
+		awk -v o="$oks" -v n="$n" -v t="$top" 'BEGIN { exit !(n > 0 && (100 * o / n - t) ^ 2 < 0.01) }'; then
+		ok "--fps --live --labels: $frames frame lines, each judged; $oks ok = the summary's top-1 $top%"
+	else
+		bad "--fps --live --labels: $frames frame lines, $judged judged, $oks ok, summary '$summary'"
+	fi
+else
+	bad "--fps --live --labels failed: $(head -1 "$T/err")"
+fi
+if "$RUN" --model="$MODEL" -i "$T/test/X.npy" --live >/dev/null 2>"$T/err"; then
+	bad "--live without --fps was accepted"
+else
+	[ $? -eq 2 ] && grep -q -- "--live needs --fps" "$T/err" && ok "--live without --fps: exit 2, \"$(head -1 "$T/err")\"" ||
+		bad "--live without --fps: $(head -1 "$T/err")"
+fi
 finish
