@@ -151,7 +151,6 @@ NPU_CLONES static void pack6_u16(const uint16_t *q, size_t n, uint8_t *dst) { pa
 
 void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst)
 {
-        const bool vbmi = have_vbmi();
         const float zero = float(p.zero), qmax = float(p.qmax);
         if (bits == 16) {
                 // Little-endian hosts store u16 as the packed format itself.
@@ -167,23 +166,13 @@ void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bi
                 quantize_u8(src, count, p.scale, zero, qmax, dst);
                 return;
         }
-        // 4 and 6 bits: quantize a block to bytes, then pack whole groups.
+        // 4 and 6 bits: quantize a block to bytes, then pack it (blocks
+        // start on group boundaries; the last one may end inside a group).
         uint8_t tmp[1024];
         for (size_t i = 0; i < count; i += 1024) {
                 size_t n = std::min<size_t>(1024, count - i);
                 quantize_u8(src + i, n, p.scale, zero, qmax, tmp);
-                size_t g = pack_group(bits);
-                size_t whole = n / g;
-                if (bits == 4)
-                        (have_avx512bw() ? pack4_u8_avx512 : pack4_u8)(tmp, whole, dst + i / 2);
-                else
-                        (vbmi ? pack6_u8_vbmi : pack6_u8)(tmp, whole, dst + i / 4 * 3);
-                if (whole * g < n) {
-                        uint16_t rest[4] = {0, 0, 0, 0};
-                        for (size_t k = whole * g; k < n; k++)
-                                rest[k - whole * g] = tmp[k];
-                        pack(rest, bits, i + whole * g, n - whole * g, dst);
-                }
+                pack_u8(tmp, bits, i, n, dst);
         }
 }
 

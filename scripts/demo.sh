@@ -70,16 +70,17 @@ TXT
 private_bus "$T" "$ROOT/packaging/org.bwq1.conf" || { echo "demo: dbus-daemon did not start" >&2; exit 1; }
 PIDS+=("$BUS_PID")
 
+# The replay trace: GB/s used by others, one step a phase.  It starts with
+# bwqd; its first step is LEAD s longer, the time npu-run may take to load
+# and calibrate its model.  step_ms K: where step K starts in the trace.
+STEPS=(5 15 25 38 5)
 LEAD=3
+step_ms() { echo $(($1 ? (LEAD + $1 * PHASE) * 1000 : 0)); }
 if [ "$SOURCE" = replay ]; then
-	ms=$((PHASE * 1000))
 	{
-		# The trace starts with bwqd; its first step is LEAD s longer, the
-		# time npu-run may take to load and calibrate its model.
 		echo "t_ms,used_Bps"
-		echo "0,5000000000"
-		for k in 1 2 3 4; do
-			echo "$((LEAD * 1000 + k * ms)),$(echo 0 15 25 38 5 | cut -d' ' -f$((k + 1)))000000000"
+		for k in "${!STEPS[@]}"; do
+			echo "$(step_ms "$k"),${STEPS[k]}000000000"
 		done
 	} > "$T/trace.csv"
 	printf '[Sampling]\nSource=replay\nInterval=50ms\n[Replay]\nPath=%s\n' "$T/trace.csv" > "$T/bwqd.conf"
@@ -120,12 +121,10 @@ phases() {
 	if [ "$SOURCE" = replay ]; then
 		echo "== the trace: 5, 15, 25, 38, then 5 GB/s used by others, $PHASE s each"
 		# Its steps on npu-run's clock: the trace began when bwqd started.
-		local k=0 at
-		for used in 5 15 25 38 5; do
-			at=$(awk -v r="$TR0" -v t="$T0" -v k=$k -v l=$LEAD -v p="$PHASE" \
-				'BEGIN { x = r + (k ? l + k * p : 0) - t; printf "%.2f", x < 0 ? 0 : x }')
-			echo "$at ${used}GB/s" >> "$T/phases.txt"
-			k=$((k + 1))
+		local k at
+		for k in "${!STEPS[@]}"; do
+			at=$(awk -v r="$TR0" -v t="$T0" -v ms="$(step_ms "$k")" 'BEGIN { x = r + ms / 1000 - t; printf "%.2f", x < 0 ? 0 : x }')
+			echo "$at ${STEPS[k]}GB/s" >> "$T/phases.txt"
 		done
 		sleep "$(awk -v r="$TR0" -v t="$T0" -v total="$TOTAL" 'BEGIN { x = r + total - t; printf "%.2f", x < 0 ? 0 : x }')"
 		return

@@ -131,11 +131,8 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                 }
                                 const uint8_t *Ap = A;
                                 size_t lda = K4;
-                                if (unpack_rows) {
-                                        Ap = A;
-                                        lda = G.c;
-                                } else if (pointwise) {
-                                        Ap = plane + m0 * G.c;
+                                if (pointwise) {
+                                        Ap = unpack_rows ? A : plane + m0 * G.c;
                                         lda = G.c;
                                 } else {
                                         window_rows(m0, mt);

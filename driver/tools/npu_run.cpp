@@ -126,7 +126,6 @@ volatile sig_atomic_t interrupted = 0;
 
 double now_s() { return bwq::monotonic_s(); }
 
-// "16:3 8:61": run-length bits of the layers.
 size_t argmax(const std::vector<float> &v)
 {
         return size_t(std::max_element(v.begin(), v.end()) - v.begin());
