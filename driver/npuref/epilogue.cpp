@@ -113,12 +113,21 @@ NPU_INLINE void tile_act(const A *acc, size_t ldc, size_t rows, size_t n, const 
         with_act(act, o.folded, [&](auto a) NPU_INLINE_LAMBDA { tile<decltype(a)::value>(acc, ldc, rows, n, off, mul, add, o, q, ldq); });
 }
 
-template <int ACT> NPU_INLINE void row_float(float *__restrict y, size_t n, const OutQuant &o, uint16_t *__restrict q)
+template <int ACT, typename Q> NPU_INLINE void row_float(const float *__restrict y, size_t n, const OutQuant &o, Q *__restrict q)
 {
         const OutQuant oc = o;
         for (size_t i = 0; i < n; i++)
-                q[i] = uint16_t(finish<ACT>(y[i], oc));
+                q[i] = Q(finish<ACT>(y[i], oc));
 }
+
+template <typename T> NPU_INLINE void deq_row(const T *__restrict q, size_t n, const bwq::QParams &p, float *__restrict y)
+{
+        const float s = p.scale;
+        const int32_t z = p.zero;
+        for (size_t i = 0; i < n; i++)
+                y[i] = s * float(int32_t(q[i]) - z);
+}
+
 
 } // namespace
 
@@ -162,6 +171,32 @@ void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint16_t
 {
         // The unfolded form: float layers quantize the value itself.
         with_act(act, false, [&](auto a) NPU_INLINE_LAMBDA { row_float<decltype(a)::value>(y, n, o, q); });
+}
+
+NPU_CLONES
+void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint8_t *q)
+{
+        with_act(act, false, [&](auto a) NPU_INLINE_LAMBDA { row_float<decltype(a)::value>(y, n, o, q); });
+}
+
+NPU_CLONES
+void dequantize_row(const uint8_t *q, size_t n, const bwq::QParams &p, float *y) { deq_row(q, n, p, y); }
+
+NPU_CLONES
+void dequantize_row(const uint16_t *q, size_t n, const bwq::QParams &p, float *y) { deq_row(q, n, p, y); }
+
+NPU_CLONES
+void add_rows(float *__restrict y, const float *__restrict b, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                y[i] = y[i] + b[i];
+}
+
+NPU_CLONES
+void mul_rows(float *__restrict y, const float *__restrict b, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                y[i] = y[i] * b[i];
 }
 
 } // namespace npuref

@@ -75,5 +75,15 @@ void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows
 // One row of values computed in float (pools, ADD, MUL, CONCAT): q[i] from
 // y[i] as OutQuant's unfolded form says (o.folded is ignored).
 void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint16_t *q);
+void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint8_t *q);
+
+// The float layers' element loops, in the clones' vector widths, each
+// value computed as the scalar expression says (no contraction):
+//   dequantize_row: y[i] = p.scale * float(int32_t(q[i]) - p.zero)
+//   add_rows: y[i] = y[i] + b[i];  mul_rows: y[i] = y[i] * b[i]
+void dequantize_row(const uint8_t *q, size_t n, const bwq::QParams &p, float *y);
+void dequantize_row(const uint16_t *q, size_t n, const bwq::QParams &p, float *y);
+void add_rows(float *y, const float *b, size_t n);
+void mul_rows(float *y, const float *b, size_t n);
 
 } // namespace npuref

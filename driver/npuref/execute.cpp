@@ -54,7 +54,6 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
 
         std::vector<uint16_t> &xq = rs.xq;
         std::vector<uint8_t> &planes = rs.planes;
-        std::vector<uint16_t> *inq_store = rs.inq;
         for (size_t l = 0; l < job.layers.size(); l++) {
                 const npu_layer_desc &L = job.layers[l];
                 const uint64_t t0 = bwq::monotonic_ns();
@@ -87,18 +86,15 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                         }
                 } else {
                         std::vector<const npu_tensor_desc *> in;
-                        std::vector<const uint16_t *> inq;
+                        std::vector<const uint8_t *> src;
                         std::vector<Act> inact;
                         for (unsigned i = 0; i < L.input_count; i++) {
                                 const npu_tensor_desc &t = job.tensors[L.inputs[i]];
-                                inq_store[i].resize(tensor_elements(t));
-                                unpack_all(pool, bos[t.bo_index].data + t.offset, act[L.inputs[i]].bits,
-                                           inq_store[i].size(), inq_store[i].data());
                                 in.push_back(&t);
-                                inq.push_back(inq_store[i].data());
+                                src.push_back(bos[t.bo_index].data + t.offset);
                                 inact.push_back(act[L.inputs[i]]);
                         }
-                        run_float_layer(L, in, inq, inact, y, act[L.output], ydst, pool);
+                        run_float_layer(L, in, src, inact, y, act[L.output], ydst, pool);
                 }
                 r.ns = bwq::monotonic_ns() - t0;
                 std::memcpy(rbase + sizeof(npu_job_result) + l * sizeof(npu_layer_result), &r, sizeof r);

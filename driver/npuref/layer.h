@@ -50,11 +50,12 @@ template <typename T> T *scratch(std::vector<T> &v, size_t n)
 }
 
 struct ThreadScratch {
-        std::vector<uint8_t> a, q8;
+        std::vector<uint8_t> a, q8, b8;
         std::vector<int32_t> c32, c32lo;
         std::vector<int64_t> c64;
         std::vector<uint16_t> q, q2;
-        std::vector<float> f;
+        std::vector<float> f, f2;
+        std::vector<double> d;
 };
 inline thread_local ThreadScratch tls;
 
@@ -65,6 +66,7 @@ struct RunnerScratch {
         std::vector<uint16_t> xq;
         std::vector<uint8_t> planes;
         std::vector<uint16_t> inq[NPU_MAX_INPUTS];
+        std::vector<uint8_t> inq8[NPU_MAX_INPUTS];
         std::vector<int64_t> wsum, zw64;
         std::vector<int32_t> zw;
         std::vector<ptrdiff_t> taps, window_taps;
@@ -216,20 +218,60 @@ inline void for_runs(const Geometry &G, const Interior &in, size_t m0, size_t mt
         }
 }
 
+// n bytes from s to d, n small (a window's row of taps): overlapping
+// word moves instead of a library call for each.
+inline void copy_small(uint8_t *d, const uint8_t *s, size_t n)
+{
+        auto mv = [&](auto w, size_t at) {
+                decltype(w) v;
+                std::memcpy(&v, s + at, sizeof v);
+                std::memcpy(d + at, &v, sizeof v);
+        };
+        if (n >= 16 && n <= 32) {
+                mv(uint64_t{}, 0), mv(uint64_t{}, 8), mv(uint64_t{}, n - 16), mv(uint64_t{}, n - 8);
+        } else if (n >= 8 && n < 16) {
+                mv(uint64_t{}, 0), mv(uint64_t{}, n - 8);
+        } else if (n >= 4 && n < 8) {
+                mv(uint32_t{}, 0), mv(uint32_t{}, n - 4);
+        } else if (n < 4) {
+                for (size_t i = 0; i < n; i++)
+                        d[i] = s[i];
+        } else {
+                std::memcpy(d, s, n);
+        }
+}
+
 // The window of output pixel m, channels [c0, c0 + cn) of each tap, as one
-// row [tap][cn] with the pad value outside the input (im2col).
+// row [tap][cn] with the pad value outside the input (im2col).  With all
+// channels and no dilation, a kernel row's taps inside the input are one
+// run of bytes.
 inline void window_row(const Geometry &G, const uint8_t *plane, uint8_t pad, size_t m, size_t c0, size_t cn, uint8_t *row)
 {
         const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+        const int64_t ix0 = int64_t(ox * G.sw) - G.pl;
+        const bool runs = G.dw == 1 && cn == G.c;
+        // Taps [klo, khi) of a kernel row lie inside the input (runs only).
+        const int64_t kw = G.kw, klo = std::clamp<int64_t>(-ix0, 0, kw), khi = std::clamp<int64_t>(int64_t(G.w) - ix0, klo, kw);
         for (uint32_t ky = 0; ky < G.kh; ky++) {
                 const int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                uint8_t *dst = row + size_t(ky) * G.kw * cn;
+                if (iy < 0 || iy >= G.h) {
+                        std::memset(dst, pad, G.kw * cn);
+                        continue;
+                }
+                const uint8_t *src = plane + (b * G.h + size_t(iy)) * G.w * G.c + c0;
+                if (runs) {
+                        std::memset(dst, pad, size_t(klo) * cn);
+                        copy_small(dst + size_t(klo) * cn, src + size_t(ix0 + klo) * G.c, size_t(khi - klo) * cn);
+                        std::memset(dst + size_t(khi) * cn, pad, size_t(kw - khi) * cn);
+                        continue;
+                }
                 for (uint32_t kx = 0; kx < G.kw; kx++) {
-                        const int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
-                        uint8_t *dst = row + (size_t(ky) * G.kw + kx) * cn;
-                        if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
-                                std::memset(dst, pad, cn);
+                        const int64_t ix = ix0 + int64_t(kx) * G.dw;
+                        if (ix < 0 || ix >= G.w)
+                                std::memset(dst + size_t(kx) * cn, pad, cn);
                         else
-                                std::memcpy(dst, plane + ((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c + c0, cn);
+                                copy_small(dst + size_t(kx) * cn, src + size_t(ix) * G.c, cn);
                 }
         }
 }
@@ -241,8 +283,9 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes);
 void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
                      ThreadPool *pool, const uint16_t *xq);
+// A float layer's inputs are the packed tensors (src[i] at inact[i]).
 void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &in,
-                     const std::vector<const uint16_t *> &inq, const std::vector<Act> &inact,
+                     const std::vector<const uint8_t *> &src, const std::vector<Act> &inact,
                      const npu_tensor_desc &y, const Act &ay, uint8_t *ydst, ThreadPool *pool);
 
 } // namespace npuref

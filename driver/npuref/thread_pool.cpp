@@ -43,6 +43,20 @@ void ThreadPool::pin_caller() const
                 pin_self(cpus_[0]);
 }
 
+ThreadPool::CallerPin::CallerPin(const ThreadPool &pool)
+{
+        if (pool.cpus_.empty() || pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_) != 0)
+                return;
+        restore_ = true;
+        pool.pin_caller();
+}
+
+ThreadPool::CallerPin::~CallerPin()
+{
+        if (restore_)
+                (void)pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_);
+}
+
 ThreadPool::~ThreadPool()
 {
         {

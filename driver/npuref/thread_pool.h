@@ -1,6 +1,8 @@
 // A fixed set of compute threads that split one layer's work.
 #pragma once
 
+#include <sched.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -24,6 +26,20 @@ public:
         // Pins the calling thread (the one that will call parallel_for) to
         // cpus[0]; nothing without cpus.
         void pin_caller() const;
+        // The same for a thread that calls parallel_for for a while (a
+        // waiter running jobs): pinned while it lives, then given back the
+        // CPUs it had.  Nothing without cpus.
+        class CallerPin {
+        public:
+                explicit CallerPin(const ThreadPool &pool);
+                ~CallerPin();
+                CallerPin(const CallerPin &) = delete;
+                CallerPin &operator=(const CallerPin &) = delete;
+
+        private:
+                bool restore_ = false;
+                cpu_set_t saved_;
+        };
         // Calls fn(i) for i in [0, n), spread over the pool and the caller;
         // returns when all calls have returned.
         void parallel_for(size_t n, const std::function<void(size_t)> &fn);

@@ -44,23 +44,44 @@ struct View {
                         n *= d;
                 return n;
         }
-        // Every element in row-major order: f(e, offset), the offset kept by
-        // an odometer over the axes instead of divisions per element.
-        template <class F> void each(F f) const
+        // The elements in row-major order as runs along the last axis:
+        // f(e, offset, n, step) for elements [e, e + n) at device offsets
+        // offset + i * step, the offset kept by an odometer over the other
+        // axes instead of divisions per element.
+        template <class F> void each_run(F f) const
         {
-                const auto &sh = strides.empty() ? src_shape : shape;
-                const auto &st = strides.empty() ? src_strides : strides;
-                const size_t R = sh.size();
+                const auto &sh0 = strides.empty() ? src_shape : shape;
+                const auto &st0 = strides.empty() ? src_strides : strides;
                 int64_t n = 1;
-                for (int64_t d : sh)
+                for (int64_t d : sh0)
                         n *= d;
                 if (n == 0)
                         return;
+                // Axes that continue each other in memory as one, so that a
+                // contiguous tensor is one run, not one per pixel.
+                std::vector<int64_t> sh, st;
+                for (size_t i = 0; i < sh0.size(); i++) {
+                        if (sh0[i] == 1)
+                                continue;
+                        if (!sh.empty() && st.back() == st0[i] * sh0[i]) {
+                                sh.back() *= sh0[i];
+                                st.back() = st0[i];
+                                continue;
+                        }
+                        sh.push_back(sh0[i]);
+                        st.push_back(st0[i]);
+                }
+                const size_t R = sh.size();
+                if (R == 0) {
+                        f(int64_t(0), int64_t(0), int64_t(1), int64_t(1));
+                        return;
+                }
+                const int64_t len = sh[R - 1], step = st[R - 1];
                 std::vector<int64_t> idx(R, 0);
                 int64_t off = 0;
-                for (int64_t e = 0; e < n; e++) {
-                        f(e, off);
-                        for (size_t i = R; i-- > 0;) {
+                for (int64_t e = 0; e < n; e += len) {
+                        f(e, off, len, step);
+                        for (size_t i = R - 1; i-- > 0;) {
                                 off += st[i];
                                 if (++idx[i] < sh[i])
                                         break;
@@ -68,6 +89,14 @@ struct View {
                                 idx[i] = 0;
                         }
                 }
+        }
+        // Every element in row-major order: f(e, offset).
+        template <class F> void each(F f) const
+        {
+                each_run([&](int64_t e, int64_t off, int64_t n, int64_t step) {
+                        for (int64_t i = 0; i < n; i++)
+                                f(e + i, off + i * step);
+                });
         }
 };
 

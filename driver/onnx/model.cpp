@@ -378,20 +378,34 @@ std::vector<const float *> onnxfe::to_device(npu_onnx *m, const float *const *in
                 const onnxfe::View &v = m->low.inputs[i];
                 auto &buf = m->scratch_in[i];
                 int64_t n = v.elements();
-                buf.assign(size_t(n * int64_t(count)), 0.0f);
+                // Every element is written each time: the view is a permutation.
+                buf.resize(size_t(n * int64_t(count)));
                 const auto &mul = m->low.input_mul[i], &add = m->low.input_add[i];
-                // The channel of element e of an [N, C, H, W] input.
+                // The channel of element e of an [N, C, H, W] input: one per
+                // run along W.
                 int64_t C = mul.empty() ? 1 : int64_t(mul.size()), inner = mul.empty() ? 1 : v.shape[2] * v.shape[3];
                 for (uint64_t s = 0; s < count; s++) {
                         const float *src = inputs[i] + int64_t(s) * n;
                         float *dst = buf.data() + int64_t(s) * n;
-                        v.each([&](int64_t e, int64_t off) {
-                                float x = src[e];
-                                if (!mul.empty()) {
-                                        size_t c = size_t((e / inner) % C);
-                                        x = x * mul[c] + add[c];
+                        v.each_run([&](int64_t e, int64_t off, int64_t len, int64_t step) {
+                                const float *x = src + e;
+                                float *d = dst + off;
+                                if (mul.empty() && step == 1) {
+                                        std::memcpy(d, x, size_t(len) * sizeof(float));
+                                } else if (mul.empty()) {
+                                        for (int64_t k = 0; k < len; k++)
+                                                d[k * step] = x[k];
+                                } else if (inner % len == 0) {
+                                        const size_t c = size_t((e / inner) % C);
+                                        const float a = mul[c], b = add[c];
+                                        for (int64_t k = 0; k < len; k++)
+                                                d[k * step] = x[k] * a + b;
+                                } else {
+                                        for (int64_t k = 0; k < len; k++) {
+                                                const size_t c = size_t(((e + k) / inner) % C);
+                                                d[k * step] = x[k] * mul[c] + add[c];
+                                        }
                                 }
-                                dst[off] = x;
                         });
                 }
                 ptrs.push_back(buf.data());
@@ -401,7 +415,13 @@ std::vector<const float *> onnxfe::to_device(npu_onnx *m, const float *const *in
 
 void onnxfe::from_device(const onnxfe::View &v, const float *dev, float *out)
 {
-        v.each([&](int64_t e, int64_t off) { out[e] = dev[off]; });
+        v.each_run([&](int64_t e, int64_t off, int64_t len, int64_t step) {
+                if (step == 1)
+                        std::memcpy(out + e, dev + off, size_t(len) * sizeof(float));
+                else
+                        for (int64_t k = 0; k < len; k++)
+                                out[e + k] = dev[off + k * step];
+        });
 }
 
 extern "C" int npu_onnx_compile(npu_onnx *m, npu_device *dev, const float *const *calibration, const npu_compile_options *opts,
