@@ -193,6 +193,14 @@ void add_rows(float *__restrict y, const float *__restrict b, size_t n)
 }
 
 NPU_CLONES
+void lerp_row(float *__restrict y, const float *__restrict a, const float *__restrict b, const float *__restrict c,
+              const float *__restrict d, float fx, float fy, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                y[i] = (1 - fy) * ((1 - fx) * a[i] + fx * b[i]) + fy * ((1 - fx) * c[i] + fx * d[i]);
+}
+
+NPU_CLONES
 void mul_rows(float *__restrict y, const float *__restrict b, size_t n)
 {
         for (size_t i = 0; i < n; i++)

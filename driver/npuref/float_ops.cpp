@@ -55,6 +55,26 @@ In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, Threa
         return in;
 }
 
+// A bilinear source position: o's centre in the input, clamped to its
+// edges, between pixels i0 and i1 at weight f of i1.
+struct Lerp {
+        size_t i0, i1;
+        float f;
+};
+
+std::vector<Lerp> lerp_table(uint32_t out, uint32_t scale, uint32_t in)
+{
+        std::vector<Lerp> t(out);
+        for (size_t o = 0; o < out; o++) {
+                float v = (float(o) + 0.5f) / float(scale) - 0.5f;
+                v = std::min(std::max(v, 0.0f), float(in - 1));
+                t[o].i0 = size_t(v);
+                t[o].i1 = std::min<size_t>(t[o].i0 + 1, in - 1);
+                t[o].f = v - float(t[o].i0);
+        }
+        return t;
+}
+
 // best[i] = max(best[i], q[i]), in vectors.
 template <typename T> inline void max_into(T *__restrict best, const T *__restrict q, size_t n)
 {
@@ -87,6 +107,23 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         }
                 }
         };
+        // A bilinear resize reads the input as floats, and each output row
+        // and column's two source positions and weight from a table.
+        // (rs is the runner's: the workers see the pointer, not their own.)
+        std::vector<Lerp> lerp_x, lerp_y;
+        float *xf = nullptr;
+        if (L.op == NPU_OP_RESIZE && L.kernel_h != 1) {
+                const size_t X = tensor_elements(x);
+                rs.xf.resize(X);
+                xf = rs.xf.data();
+                constexpr size_t chunk = 1 << 16;
+                parallel_for(pool, (X + chunk - 1) / chunk, [&](size_t c) {
+                        const size_t first = c * chunk;
+                        in[0].deq(first, std::min(chunk, X - first), xf + first);
+                });
+                lerp_x = lerp_table(y.w, L.stride_w, x.w);
+                lerp_y = lerp_table(y.h, L.stride_h, x.h);
+        }
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0), n = mt * C;
@@ -137,18 +174,42 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 }
                 case NPU_OP_MAXPOOL: {
                         // The scale is positive: the largest q dequantizes largest.
-                        auto pool_max = [&](auto *best, const auto *q) {
-                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
-                                        auto *d = best + r * C;
-                                        std::fill(d, d + C, 0);
-                                        in_window(b, oy, ox, [&](size_t e) { max_into(d, q + e * C, C); });
-                                });
+                        // Separable: for each run of pixels in one output row, the
+                        // column maxima of the input rows its windows cover, then
+                        // each pixel's maximum over its window's columns.  Pixels
+                        // outside the input are skipped; an empty window gives 0.
+                        auto pool_max = [&](auto *best, const auto *q, auto *V) {
+                                const int64_t W = x.w, H = x.h, kw = L.kernel_w;
+                                size_t ox = m0 % y.w, oy = (m0 / y.w) % y.h, b = m0 / (size_t(y.w) * y.h);
+                                for (size_t r = 0; r < mt;) {
+                                        const size_t len = std::min(mt - r, size_t(y.w) - ox);
+                                        const int64_t x0 = int64_t(ox * L.stride_w) - L.pad_left;
+                                        const int64_t lo = std::max<int64_t>(0, x0);
+                                        const int64_t hi = std::clamp<int64_t>(x0 + int64_t((len - 1) * L.stride_w) + kw, lo, W);
+                                        const size_t span = size_t(hi - lo) * C;
+                                        std::fill(V, V + span, 0);
+                                        for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
+                                                const int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
+                                                if (iy >= 0 && iy < H)
+                                                        max_into(V, q + ((b * x.h + size_t(iy)) * x.w + size_t(lo)) * C, span);
+                                        }
+                                        for (size_t i = 0; i < len; i++) {
+                                                auto *d = best + (r + i) * C;
+                                                std::fill(d, d + C, 0);
+                                                const int64_t ix0 = x0 + int64_t(i * L.stride_w);
+                                                for (int64_t ix = std::max(ix0, lo); ix < std::min(ix0 + kw, hi); ix++)
+                                                        max_into(d, V + size_t(ix - lo) * C, C);
+                                        }
+                                        r += len;
+                                        if ((ox += len) == y.w && (ox = 0, ++oy == y.h))
+                                                oy = 0, b++;
+                                }
                                 dequantize_row(best, n, in[0].qp, F);
                         };
                         if (in[0].b)
-                                pool_max(scratch(tls.b8, n), in[0].b);
+                                pool_max(scratch(tls.b8, n), in[0].b, scratch(tls.v8, size_t(x.w) * C));
                         else
-                                pool_max(scratch(tls.q2, n), in[0].w);
+                                pool_max(scratch(tls.q2, n), in[0].w, scratch(tls.v16, size_t(x.w) * C));
                         break;
                 }
                 case NPU_OP_AVGPOOL: {  // per channel, in double, window pixels in order
@@ -176,27 +237,12 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                 });
                                 break;
                         }
-                        // Bilinear, half-pixel centres, edges clamped (ONNX linear, half_pixel).
-                        auto srcpos = [](size_t o, uint32_t s, uint32_t len, size_t *i0, size_t *i1, float *f) {
-                                float v = (float(o) + 0.5f) / float(s) - 0.5f;
-                                v = std::min(std::max(v, 0.0f), float(len - 1));
-                                *i0 = size_t(v);
-                                *i1 = std::min<size_t>(*i0 + 1, len - 1);
-                                *f = v - float(*i0);
-                        };
-                        float *Q4 = scratch(tls.f2, 4 * C);
+                        // Bilinear, half-pixel centres, edges clamped (ONNX linear,
+                        // half_pixel): from the input dequantized once.
                         each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
-                                size_t y0, y1, x0, x1;
-                                float fy, fx;
-                                srcpos(oy, L.stride_h, x.h, &y0, &y1, &fy);
-                                srcpos(ox, L.stride_w, x.w, &x0, &x1, &fx);
-                                const float *va = Q4, *vb = Q4 + C, *vc = Q4 + 2 * C, *vd = Q4 + 3 * C;
-                                in[0].deq(px(b, y0, x0), C, Q4);
-                                in[0].deq(px(b, y0, x1), C, Q4 + C);
-                                in[0].deq(px(b, y1, x0), C, Q4 + 2 * C);
-                                in[0].deq(px(b, y1, x1), C, Q4 + 3 * C);
-                                for (size_t c = 0; c < C; c++)
-                                        F[r * C + c] = (1 - fy) * ((1 - fx) * va[c] + fx * vb[c]) + fy * ((1 - fx) * vc[c] + fx * vd[c]);
+                                const Lerp &ly = lerp_y[oy], &lx = lerp_x[ox];
+                                lerp_row(F + r * C, xf + px(b, ly.i0, lx.i0), xf + px(b, ly.i0, lx.i1), xf + px(b, ly.i1, lx.i0),
+                                         xf + px(b, ly.i1, lx.i1), lx.f, ly.f, C);
                         });
                         break;
                 }

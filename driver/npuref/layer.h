@@ -50,10 +50,10 @@ template <typename T> T *scratch(std::vector<T> &v, size_t n)
 }
 
 struct ThreadScratch {
-        std::vector<uint8_t> a, q8, b8;
+        std::vector<uint8_t> a, q8, b8, v8;
         std::vector<int32_t> c32, c32lo;
         std::vector<int64_t> c64;
-        std::vector<uint16_t> q, q2;
+        std::vector<uint16_t> q, q2, v16;
         std::vector<float> f, f2;
         std::vector<double> d;
 };
@@ -70,7 +70,7 @@ struct RunnerScratch {
         std::vector<int64_t> wsum, zw64;
         std::vector<int32_t> zw;
         std::vector<ptrdiff_t> taps, window_taps;
-        std::vector<float> mul, add;
+        std::vector<float> mul, add, xf;
 };
 inline thread_local RunnerScratch rs;
 

@@ -141,33 +141,49 @@ private:
                 return std::nullopt;
         }
 
-        // Elementwise over broadcast constants.
-        Constant elementwise(const Node &n, const std::vector<int64_t> &shape, DType t,
-                             const std::function<double(const std::vector<double> &)> &f)
+        // Elementwise over broadcast constants: each input's offset kept by
+        // an odometer over the output's axes (stride 0 where it broadcasts).
+        template <class F> Constant elementwise(const Node &n, const std::vector<int64_t> &shape, DType t, F f)
         {
                 Constant c;
                 c.type = t;
                 c.shape = shape;
-                int64_t total = product(shape);
-                std::vector<int64_t> ost = strides_of(shape);
-                std::vector<double> args(n.in.size());
-                for (int64_t e = 0; e < total; e++) {
-                        for (size_t i = 0; i < n.in.size(); i++) {
-                                const Constant &a = g_.konst(n.in[i]);
-                                std::vector<int64_t> ast = strides_of(a.shape);
-                                int64_t off = 0;
-                                for (size_t k = 0; k < a.shape.size(); k++) {
-                                        size_t ok = shape.size() - a.shape.size() + k;
-                                        int64_t idx = (e / ost[ok]) % shape[ok];
-                                        off += (a.shape[k] == 1 ? 0 : idx) * ast[k];
-                                }
-                                args[i] = a.at(size_t(off));
+                const int64_t total = product(shape);
+                const size_t R = shape.size(), ni = n.in.size();
+                std::vector<const Constant *> a(ni);
+                std::vector<int64_t> bst(ni * R, 0);  // input i's step along output axis k
+                for (size_t i = 0; i < ni; i++) {
+                        a[i] = &g_.konst(n.in[i]);
+                        std::vector<int64_t> ast = strides_of(a[i]->shape);
+                        for (size_t k = 0; k < a[i]->shape.size(); k++)
+                                bst[i * R + R - a[i]->shape.size() + k] = a[i]->shape[k] == 1 ? 0 : ast[k];
+                }
+                (t == DType::Float ? c.f.reserve(size_t(total)) : c.i.reserve(size_t(total)));
+                if (total == 0)
+                        return c;
+                // Rows along the last axis; the odometer moves between rows.
+                const int64_t len = R ? shape[R - 1] : 1;
+                std::vector<int64_t> idx(R, 0), off(ni, 0);
+                std::vector<double> args(ni);
+                for (int64_t e = 0; e < total; e += len) {
+                        for (int64_t j = 0; j < len; j++) {
+                                for (size_t i = 0; i < ni; i++)
+                                        args[i] = a[i]->at(size_t(off[i] + (R ? j * bst[i * R + R - 1] : 0)));
+                                double v = f(args);
+                                if (t == DType::Float)
+                                        c.f.push_back(float(v));
+                                else
+                                        c.i.push_back(int64_t(v));
                         }
-                        double v = f(args);
-                        if (t == DType::Float)
-                                c.f.push_back(float(v));
-                        else
-                                c.i.push_back(int64_t(v));
+                        for (size_t k = R ? R - 1 : 0; k-- > 0;) {
+                                for (size_t i = 0; i < ni; i++)
+                                        off[i] += bst[i * R + k];
+                                if (++idx[k] < shape[k])
+                                        break;
+                                for (size_t i = 0; i < ni; i++)
+                                        off[i] -= bst[i * R + k] * shape[k];
+                                idx[k] = 0;
+                        }
                 }
                 return c;
         }

@@ -123,7 +123,7 @@ std::optional<Error> Folder::math_op(Node &n, bool *handled)
         const std::string &op = n.op;
         std::vector<int64_t> s;
         *handled = true;
-        static const std::map<std::string, std::function<double(const std::vector<double> &)>> kBinary = {
+        static const std::map<std::string, double (*)(const std::vector<double> &)> kBinary = {
                 {"Add", [](const std::vector<double> &a) { return a[0] + a[1]; }},
                 {"Sub", [](const std::vector<double> &a) { return a[0] - a[1]; }},
                 {"Mul", [](const std::vector<double> &a) { return a[0] * a[1]; }},
@@ -140,18 +140,18 @@ std::optional<Error> Folder::math_op(Node &n, bool *handled)
                         return e;
                 DType t = op == "Equal" ? DType::Bool : in(n, 0).type;
                 if (all_const(n)) {
-                        bool integer = t != DType::Float;
+                        const bool int_div = t != DType::Float && op == "Div";
                         auto f = it->second;
                         set_const(n, elementwise(n, s, t, [&](const std::vector<double> &a) {
                                           double v = f(a);
-                                          return integer && op == "Div" ? std::trunc(v) : v;
+                                          return int_div ? std::trunc(v) : v;
                                   }));
                 } else {
                         set(n, s, t);
                 }
                 return std::nullopt;
         }
-        static const std::map<std::string, std::function<double(double)>> kUnary = {
+        static const std::map<std::string, double (*)(double)> kUnary = {
                 {"Relu", [](double x) { return std::max(x, 0.0); }},
                 {"Sigmoid", [](double x) { return 1 / (1 + std::exp(-x)); }},
                 {"Neg", [](double x) { return -x; }},

@@ -381,8 +381,7 @@ std::vector<const float *> onnxfe::to_device(npu_onnx *m, const float *const *in
                 // Every element is written each time: the view is a permutation.
                 buf.resize(size_t(n * int64_t(count)));
                 const auto &mul = m->low.input_mul[i], &add = m->low.input_add[i];
-                // The channel of element e of an [N, C, H, W] input: one per
-                // run along W.
+                // The channel of element e of an [N, C, H, W] input: (e / inner) % C.
                 int64_t C = mul.empty() ? 1 : int64_t(mul.size()), inner = mul.empty() ? 1 : v.shape[2] * v.shape[3];
                 for (uint64_t s = 0; s < count; s++) {
                         const float *src = inputs[i] + int64_t(s) * n;
@@ -395,15 +394,15 @@ std::vector<const float *> onnxfe::to_device(npu_onnx *m, const float *const *in
                                 } else if (mul.empty()) {
                                         for (int64_t k = 0; k < len; k++)
                                                 d[k * step] = x[k];
-                                } else if (inner % len == 0) {
-                                        const size_t c = size_t((e / inner) % C);
-                                        const float a = mul[c], b = add[c];
-                                        for (int64_t k = 0; k < len; k++)
-                                                d[k * step] = x[k] * a + b;
                                 } else {
-                                        for (int64_t k = 0; k < len; k++) {
+                                        // Pieces of one channel each: it changes every `inner` elements.
+                                        for (int64_t k = 0; k < len;) {
+                                                const int64_t piece = std::min(len - k, inner - (e + k) % inner);
                                                 const size_t c = size_t(((e + k) / inner) % C);
-                                                d[k * step] = x[k] * mul[c] + add[c];
+                                                const float a = mul[c], b = add[c];
+                                                for (int64_t j = k; j < k + piece; j++)
+                                                        d[j * step] = x[j] * a + b;
+                                                k += piece;
                                         }
                                 }
                         });
