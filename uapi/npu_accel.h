@@ -87,7 +87,13 @@ struct drm_npu_bo_info {
 /* Return an eventfd in out_fence_fd that becomes readable when the job ends
  * (the caller owns and closes it). */
 #define DRM_NPU_SUBMIT_FENCE_FD (1u << 0)
-#define DRM_NPU_SUBMIT_FLAGS DRM_NPU_SUBMIT_FENCE_FD
+/* The submitter waits for the job next, with WAIT and no deadline: the
+ * device need not start the job before that WAIT, which may then run it in
+ * the caller's own context (npuref does, instead of waking its runner).  A
+ * WAIT with a deadline, or a later SUBMIT without this flag, starts it as
+ * any other job. */
+#define DRM_NPU_SUBMIT_WAITED   (1u << 1)
+#define DRM_NPU_SUBMIT_FLAGS (DRM_NPU_SUBMIT_FENCE_FD | DRM_NPU_SUBMIT_WAITED)
 
 /* Job validation errors, reported in drm_npu_submit.error (SUBMIT then fails
  * with EINVAL, ENOENT or E2BIG) and in the job result. */

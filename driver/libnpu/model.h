@@ -76,6 +76,7 @@ struct npu_model {
         bwq::unique_fd fence;
         npu_run_stats pending{};      // of the run in flight, so far
         bool run_dynamic = false;       // and its depths
+        bool run_sync = false;          // the caller waits for the whole run (npu_model_run*)
         unsigned run_fixed = 8, run_input_bits = 8;
 
         npu_run_stats last{};

@@ -16,7 +16,15 @@ extern "C" int npu_model_submit(npu_model *m, const float *input)
         return npu_model_submit_inputs(m, &input, 1);
 }
 
+static int submit_inputs(npu_model *m, const float *const *inputs, unsigned count, bool sync);
+
 extern "C" int npu_model_submit_inputs(npu_model *m, const float *const *inputs, unsigned count)
+{
+        return submit_inputs(m, inputs, count, false);
+}
+
+// sync: the caller waits for the run's end before anything else.
+static int submit_inputs(npu_model *m, const float *const *inputs, unsigned count, bool sync)
 {
         if (!m || !inputs || count != m->inputs.size())
                 return -EINVAL;
@@ -89,6 +97,7 @@ extern "C" int npu_model_submit_inputs(npu_model *m, const float *const *inputs,
         m->run_dynamic = dynamic;
         m->run_fixed = fixed;
         m->run_input_bits = input_bits;
+        m->run_sync = sync;
         m->have_result = false;
         return npu::model_run_segments(m, 0);
 }
@@ -108,7 +117,10 @@ int submit_segment(npu_model *m, size_t seg)
         s.cmd_offset = 0;
         s.cmd_size = sg.cmd_size;
         s.page_handle = m->run_dynamic ? m->page_handle : 0;
-        s.flags = DRM_NPU_SUBMIT_FENCE_FD;
+        // A job waited for at once (every segment but a submitted run's
+        // last) needs no fence, and the device may run it in the WAIT.
+        const bool waited = seg + 1 < m->segments.size() || m->run_sync;
+        s.flags = waited ? DRM_NPU_SUBMIT_WAITED : DRM_NPU_SUBMIT_FENCE_FD;
         int r = npu_ioctl(m->dev, DRM_IOCTL_NPU_SUBMIT, &s);
         if (r < 0)
                 return r;
@@ -328,7 +340,7 @@ extern "C" int npu_model_output(npu_model *m, unsigned index, float *output, siz
 
 extern "C" int npu_model_run_inputs(npu_model *m, const float *const *inputs, unsigned count, npu_run_stats *ret_stats)
 {
-        int r = npu_model_submit_inputs(m, inputs, count);
+        int r = submit_inputs(m, inputs, count, true);
         if (r < 0)
                 return r;
         r = npu::model_finish(m, INT64_MAX);

@@ -309,7 +309,9 @@ int npuref_device::submit(drm_npu_submit *a)
         js->id = next_job++;
         jobs[js->id] = js;
         queue.push_back(js);
-        queue_cv.notify_one();
+        // A job its submitter waits for next is run by that WAIT.
+        if (!(a->flags & DRM_NPU_SUBMIT_WAITED))
+                queue_cv.notify_one();
         a->job_id = js->id;
         a->out_fence_fd = user_fence;
         return 0;
@@ -328,11 +330,14 @@ int npuref_device::wait(drm_npu_wait *a)
         // has not started (its job, and those before it): a synchronous run
         // then costs no hand-over to the runner and back, which in a VM
         // takes tens of microseconds each way.  A wait with a deadline only
-        // waits, since a job it started could not be left at the deadline.
+        // waits, since a job it started could not be left at the deadline;
+        // it wakes the runner, which a WAITED job's SUBMIT did not.
         if (a->timeout_ns == INT64_MAX && !js->done && !executing && !queue.empty()) {
                 ThreadPool::CallerPin pin(*pool);
                 while (!js->done && !executing && !queue.empty())
                         execute_front(lk);
+        } else if (!js->done && !executing && !queue.empty()) {
+                queue_cv.notify_one();
         }
         while (!js->done) {
                 uint64_t now = bwq::monotonic_ns();

@@ -149,6 +149,68 @@ static void submit_fence_wait(void **)
         npu_device_close(d);
 }
 
+// A WAITED job (no fence, the runner not woken) runs in a WAIT without a
+// deadline, or on the runner when a WAIT with one or a later plain job
+// wakes it; either way in submission order.
+static void submit_waited(void **)
+{
+        npu_device *d = open_dev();
+        {
+                Setup s(d);
+                uint32_t handles[3];
+                auto result_magic = [&] {
+                        npu_job_result jr;
+                        std::memcpy(&jr, npu_bo_map(s.job), sizeof jr);
+                        return jr.magic;
+                };
+                auto clear_result = [&] { std::memset(npu_bo_map(s.job), 0, sizeof(npu_job_result)); };
+                drm_npu_wait w{};
+                // Run by the WAIT itself.
+                clear_result();
+                drm_npu_submit a = s.submit_args(handles);
+                a.flags = DRM_NPU_SUBMIT_WAITED;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+                assert_int_equal(a.out_fence_fd, -1);
+                w.job_id = a.job_id;
+                w.timeout_ns = INT64_MAX;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+                assert_int_equal(w.job_status, 0);
+                assert_int_equal(result_magic(), NPU_RESULT_MAGIC);
+                // A WAIT with a deadline wakes the runner for it.
+                clear_result();
+                a = s.submit_args(handles);
+                a.flags = DRM_NPU_SUBMIT_WAITED;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+                w.job_id = a.job_id;
+                w.timeout_ns = now_ns() + 10000000000ll;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+                assert_int_equal(w.job_status, 0);
+                assert_int_equal(result_magic(), NPU_RESULT_MAGIC);
+                // A later plain job starts the queue: both end, in order.
+                clear_result();
+                a = s.submit_args(handles);
+                a.flags = DRM_NPU_SUBMIT_WAITED;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+                const uint32_t first = a.job_id;
+                a = s.submit_args(handles);
+                a.flags = DRM_NPU_SUBMIT_FENCE_FD;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+                pollfd p{a.out_fence_fd, POLLIN, 0};
+                assert_int_equal(poll(&p, 1, 10000), 1);
+                close(a.out_fence_fd);
+                w.job_id = first;
+                w.timeout_ns = 0;  // already done: the poll needs no wait
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+                w.job_id = a.job_id;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+                // One never waited for does not hold up closing the device.
+                a = s.submit_args(handles);
+                a.flags = DRM_NPU_SUBMIT_WAITED;
+                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+        }
+        npu_device_close(d);
+}
+
 static void bad_and_freed_handles(void **)
 {
         npu_device *d = open_dev();
@@ -465,7 +527,7 @@ int main()
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(get_param),         cmocka_unit_test(pinning),         cmocka_unit_test(buffer_objects),
                 cmocka_unit_test(buffer_object_total),
-                cmocka_unit_test(submit_fence_wait), cmocka_unit_test(bad_and_freed_handles),
+                cmocka_unit_test(submit_fence_wait), cmocka_unit_test(submit_waited), cmocka_unit_test(bad_and_freed_handles),
                 cmocka_unit_test(free_during_job),   cmocka_unit_test(decision_pages),
                 cmocka_unit_test(dynamic_layers_follow_page), cmocka_unit_test(device_names),
         };
