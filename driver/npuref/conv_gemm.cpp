@@ -7,15 +7,14 @@
 
 namespace npuref {
 
-// CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernel.
-// A 1x1 convolution or FC reads the activation rows in place (or unpacked);
-// a convolution whose groups hold whole 4-byte K blocks reads its interior
-// pixels in place tap by tap and copies only the border pixels' windows;
-// anything else copies every output pixel's window into a row (im2col).
-void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
-                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
+namespace {
+
+// The layer on the GEMM kernel with weights W (K4 x N16 per group, in
+// 16-column blocks of 4-byte K blocks) and, when `given` is set, its input
+// already as u8 planes laid out as G says.
+void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const int8_t *W, const uint8_t *params,
+                const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes, const Planes *given)
 {
-        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const uint32_t cin_g = G.c / G.groups, cout_g = G.oc / G.groups;
         const size_t K = size_t(G.kh) * G.kw * cin_g, K4 = (K + 3) / 4 * 4, N16 = (cout_g + 15) / 16 * 16;
         const size_t KB = K4 / 4;
@@ -58,7 +57,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         // A pointwise layer's 4- and 6-bit rows are unpacked tile by tile
         // into L1 as the tile's GEMM needs them, not in a pass of their own.
         const bool unpack_rows = pointwise && (io.ax.bits == 4 || io.ax.bits == 6);
-        const Planes P = unpack_rows ? Planes{{nullptr, nullptr}} : input_planes(G, io, pool, planes);
+        const Planes P = given ? *given : unpack_rows ? Planes{{nullptr, nullptr}} : input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
         std::vector<ptrdiff_t> &taps = rs.taps;
@@ -111,7 +110,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                                         for (size_t r = 0; r < len; r++) {
                                                 uint8_t *row = A + (m - m0 + r) * K4;
                                                 window_row(G, plane, pad_value[p], m + r, size_t(g) * cin_g, cin_g, row);
-                                                std::memset(row + K, 0, K4 - K);
+                                                fill_small(row + K, 0, K4 - K);
                                         }
                                 };
                                 if (direct) {
@@ -161,6 +160,81 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                 else if (!out8 || !narrow)
                         store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
         });
+}
+
+} // namespace
+
+// CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernel.
+// A 1x1 convolution or FC reads the activation rows in place (or unpacked);
+// a convolution whose groups hold whole 4-byte K blocks reads its interior
+// pixels in place tap by tap and copies only the border pixels' windows; a
+// convolution of a few input channels that do not (RGB, say) reads a copy
+// of its input with the channels padded to 4 the same way, its weights
+// padded with zeros to match; anything else copies every output pixel's
+// window into a row (im2col).
+void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
+{
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const uint32_t cin = G.c, cpad = (cin + 3) / 4 * 4, cout = G.oc;
+        const size_t taps = size_t(G.kh) * G.kw, K4 = (taps * cin + 3) / 4 * 4, Kp = taps * cpad;
+        // Padding pays where the GEMM grows by at most half (3 -> 4
+        // channels: a third) and the rows stay within one int32 piece.
+        const bool pad = L.op == NPU_OP_CONV2D && G.groups == 1 && cin % 4 != 0 && !(G.kh == 1 && G.kw == 1) &&
+                         2 * Kp <= 3 * K4 && Kp / 4 <= kKBlocks;
+        if (!pad) {
+                gemm_layer(L, G, io, W, params, k, pool, planes, nullptr);
+                return;
+        }
+        const size_t N16 = (cout + 15) / 16 * 16;
+        const size_t X = size_t(G.n) * G.h * G.w;
+        const bool wide = io.ax.bits == 16;
+        const Planes P0 = input_planes(G, io, pool, planes);
+        std::vector<uint8_t> &store = rs.padded;
+        store.resize(X * cpad * (wide ? 2 : 1));
+        Planes P{{store.data(), wide ? store.data() + X * cpad : nullptr}};
+        for (int p = 0; p < (wide ? 2 : 1); p++) {
+                const uint8_t *src = P0.plane[p];
+                uint8_t *dst = const_cast<uint8_t *>(P.plane[p]);
+                parallel_for(pool, (X + 4095) / 4096, [&](size_t i) {
+                        const size_t e = std::min(X, (i + 1) * 4096);
+                        size_t x = i * 4096;
+                        // Up to 4 channels: a pixel as one word read (the bytes
+                        // past its channels masked off) while the read stays
+                        // inside the plane.
+                        if (cpad == 4) {
+                                const size_t safe = X * cin >= 4 ? (X * cin - 4) / cin + 1 : 0;
+                                const uint32_t keep = cin == 3 ? 0xffffffu : cin == 2 ? 0xffffu : 0xffu;
+                                for (; x < std::min(e, safe); x++) {
+                                        uint32_t v;
+                                        std::memcpy(&v, src + x * cin, 4);
+                                        v &= keep;
+                                        std::memcpy(dst + x * 4, &v, 4);
+                                }
+                        }
+                        for (; x < e; x++) {
+                                for (uint32_t c = 0; c < cin; c++)
+                                        dst[x * cpad + c] = src[x * cin + c];
+                                for (uint32_t c = cin; c < cpad; c++)
+                                        dst[x * cpad + c] = 0;
+                        }
+                });
+        }
+        // Weight k = tap * cin + c moves to tap * cpad + c; the pad rows are zero.
+        std::vector<int8_t> &wp = rs.wpad;
+        wp.assign(Kp * N16, 0);
+        for (size_t nb = 0; nb < N16 / 16; nb++)
+                for (size_t t = 0; t < taps; t++)
+                        for (uint32_t c = 0; c < cin; c++) {
+                                const size_t ko = t * cin + c, kn = t * cpad + c;
+                                const int8_t *s = W + nb * K4 * 16 + ko / 4 * 64 + ko % 4;
+                                int8_t *d = wp.data() + nb * Kp * 16 + kn / 4 * 64 + kn % 4;
+                                for (int col = 0; col < 16; col++)
+                                        d[col * 4] = s[col * 4];
+                        }
+        Geometry Gp = G;
+        Gp.c = cpad;
+        gemm_layer(L, Gp, io, wp.data(), params, k, pool, planes, &P);
 }
 
 } // namespace npuref

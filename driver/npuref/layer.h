@@ -71,6 +71,8 @@ struct RunnerScratch {
         std::vector<int32_t> zw;
         std::vector<ptrdiff_t> taps, window_taps;
         std::vector<float> mul, add, xf;
+        std::vector<uint8_t> padded;
+        std::vector<int8_t> wpad;
 };
 inline thread_local RunnerScratch rs;
 
@@ -241,6 +243,21 @@ inline void copy_small(uint8_t *d, const uint8_t *s, size_t n)
         }
 }
 
+// n bytes of d set to v, n small: word stores, no library call.
+inline void fill_small(uint8_t *d, uint8_t v, size_t n)
+{
+        const uint64_t w = 0x0101010101010101ull * v;
+        if (n >= 8 && n <= 16) {
+                std::memcpy(d, &w, 8);
+                std::memcpy(d + n - 8, &w, 8);
+        } else if (n > 16) {
+                std::memset(d, v, n);
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        d[i] = v;
+        }
+}
+
 // The window of output pixel m, channels [c0, c0 + cn) of each tap, as one
 // row [tap][cn] with the pad value outside the input (im2col).  With all
 // channels and no dilation, a kernel row's taps inside the input are one
@@ -256,20 +273,20 @@ inline void window_row(const Geometry &G, const uint8_t *plane, uint8_t pad, siz
                 const int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
                 uint8_t *dst = row + size_t(ky) * G.kw * cn;
                 if (iy < 0 || iy >= G.h) {
-                        std::memset(dst, pad, G.kw * cn);
+                        fill_small(dst, pad, G.kw * cn);
                         continue;
                 }
                 const uint8_t *src = plane + (b * G.h + size_t(iy)) * G.w * G.c + c0;
                 if (runs) {
-                        std::memset(dst, pad, size_t(klo) * cn);
+                        fill_small(dst, pad, size_t(klo) * cn);
                         copy_small(dst + size_t(klo) * cn, src + size_t(ix0 + klo) * G.c, size_t(khi - klo) * cn);
-                        std::memset(dst + size_t(khi) * cn, pad, size_t(kw - khi) * cn);
+                        fill_small(dst + size_t(khi) * cn, pad, size_t(kw - khi) * cn);
                         continue;
                 }
                 for (uint32_t kx = 0; kx < G.kw; kx++) {
                         const int64_t ix = ix0 + int64_t(kx) * G.dw;
                         if (ix < 0 || ix >= G.w)
-                                std::memset(dst + size_t(kx) * cn, pad, cn);
+                                fill_small(dst + size_t(kx) * cn, pad, cn);
                         else
                                 copy_small(dst + size_t(kx) * cn, src + size_t(ix) * G.c, cn);
                 }

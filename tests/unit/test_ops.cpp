@@ -65,6 +65,10 @@ static void conv2d(void **state)
         check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 5->7", rng, 5, 7, 3, 1, 1, 1, p1, NPU_ACT_NONE));
         check_case(d->best, d->portable, conv_case("conv 3x3 s2 asym pads relu", rng, 6, 18, 3, 2, 1, 1, pa, NPU_ACT_RELU));
         check_case(d->best, d->portable, conv_case("conv 3x3 dilation 2 relu6", rng, 4, 9, 3, 1, 2, 1, p2, NPU_ACT_RELU6));
+        // RGB-like inputs: channels padded to 4 (a pixel read as one word),
+        // the last pixels of the plane byte by byte.
+        check_case(d->best, d->portable, conv_case("conv 5x5 s2 3->24 (channels padded)", rng, 3, 24, 5, 2, 1, 1, p2, NPU_ACT_RELU, 16));
+        check_case(d->best, d->portable, conv_case("conv 3x3 s1 3->5 (channels padded)", rng, 3, 5, 3, 1, 1, 1, p1, NPU_ACT_NONE));
         check_case(d->best, d->portable, conv_case("conv 1x1 8->33 (in place)", rng, 8, 33, 1, 1, 1, 1, p0, NPU_ACT_NONE));
         // Whole 4-byte K blocks per tap: the padded input read tap by tap.
         check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 8->12 (taps)", rng, 8, 12, 3, 1, 1, 1, p1, NPU_ACT_RELU6));
