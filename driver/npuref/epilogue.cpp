@@ -120,6 +120,19 @@ template <int ACT, typename Q> NPU_INLINE void row_float(const float *__restrict
                 q[i] = Q(finish<ACT>(y[i], oc));
 }
 
+template <int ACT>
+NPU_INLINE void add_q(const uint8_t *__restrict a, const bwq::QParams &pa, const uint8_t *__restrict b, const bwq::QParams &pb,
+                      size_t n, const OutQuant &o, uint8_t *__restrict q)
+{
+        const OutQuant oc = o;
+        const float sa = pa.scale, sb = pb.scale;
+        const int32_t za = pa.zero, zb = pb.zero;
+        for (size_t i = 0; i < n; i++) {
+                const float y = sa * float(int32_t(a[i]) - za) + sb * float(int32_t(b[i]) - zb);
+                q[i] = uint8_t(finish<ACT>(y, oc));
+        }
+}
+
 template <typename T> NPU_INLINE void deq_row(const T *__restrict q, size_t n, const bwq::QParams &p, float *__restrict y)
 {
         const float s = p.scale;
@@ -184,6 +197,13 @@ void dequantize_row(const uint8_t *q, size_t n, const bwq::QParams &p, float *y)
 
 NPU_CLONES
 void dequantize_row(const uint16_t *q, size_t n, const bwq::QParams &p, float *y) { deq_row(q, n, p, y); }
+
+NPU_CLONES
+void add_quantize(const uint8_t *a, const bwq::QParams &pa, const uint8_t *b, const bwq::QParams &pb, size_t n, uint8_t act,
+                  const OutQuant &o, uint8_t *q)
+{
+        with_act(act, false, [&](auto A) NPU_INLINE_LAMBDA { add_q<decltype(A)::value>(a, pa, b, pb, n, o, q); });
+}
 
 NPU_CLONES
 void add_rows(float *__restrict y, const float *__restrict b, size_t n)

@@ -125,8 +125,17 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 lerp_y = lerp_table(y.h, L.stride_h, x.h);
         }
         const size_t tm = tile_rows(M, pool);
+        // ADD of two byte inputs to at most 8 bits: one pass, no float tile.
+        const bool add8 = L.op == NPU_OP_ADD && in[0].b && in[1].b && ay.bits <= 8;
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0), n = mt * C;
+                if (add8) {
+                        uint8_t *q = ay.bits == 8 ? ydst + m0 * C : scratch(tls.q8, n);
+                        add_quantize(in[0].b + m0 * C, in[0].qp, in[1].b + m0 * C, in[1].qp, n, L.act, oq, q);
+                        if (ay.bits < 8)
+                                store_tile(q, ay.bits, m0 * C, n, ydst);
+                        return;
+                }
                 float *F = scratch(tls.f, n);
                 // Each op leaves the tile's values in F, row r at F + r * C.
                 auto each_row = [&](auto f) {

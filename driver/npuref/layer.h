@@ -197,27 +197,44 @@ inline Interior interior(const Geometry &G)
         return r;
 }
 
-// Calls inside(m, b, oy, ox, len) for the runs of interior pixels and
-// border(m, len) for the runs of border pixels among output pixels
-// [m0, m0 + mt), in order, each run within one output row.
+// Calls inside(m, b, oy, ox, len) for the runs of interior pixels, each
+// within one output row, and border(m, len) for the runs of border pixels
+// among output pixels [m0, m0 + mt), in order.  A border run may span
+// rows (a row's last pixels and the next row's first), so that the pixels
+// between two interior runs are one run.
 template <typename Inside, typename Border>
 inline void for_runs(const Geometry &G, const Interior &in, size_t m0, size_t mt, Inside inside, Border border)
 {
+        size_t bm = m0, blen = 0;  // the border run not yet passed on
+        auto add_border = [&](size_t m, size_t len) {
+                if (blen && bm + blen == m) {
+                        blen += len;
+                        return;
+                }
+                if (blen)
+                        border(bm, blen);
+                bm = m, blen = len;
+        };
         for (size_t m = m0; m < m0 + mt;) {
                 const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
                 const size_t end = ox + std::min(m0 + mt - m, size_t(G.ow) - ox);
                 if (oy < in.oy0 || oy >= in.oy1 || in.ox1 <= ox || in.ox0 >= end) {
-                        border(m, end - ox);
+                        add_border(m, end - ox);
                 } else {
                         const size_t a = std::max(ox, in.ox0), e = std::min(end, in.ox1);
                         if (a > ox)
-                                border(m, a - ox);
+                                add_border(m, a - ox);
+                        if (blen)
+                                border(bm, blen);
+                        blen = 0;
                         inside(m + (a - ox), b, oy, a, e - a);
                         if (end > e)
-                                border(m + (e - ox), end - e);
+                                add_border(m + (e - ox), end - e);
                 }
                 m += end - ox;
         }
+        if (blen)
+                border(bm, blen);
 }
 
 // n bytes from s to d, n small (a window's row of taps): overlapping
