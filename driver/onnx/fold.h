@@ -169,7 +169,7 @@ private:
                         for (int64_t j = 0; j < len; j++) {
                                 for (size_t i = 0; i < ni; i++)
                                         args[i] = a[i]->at(size_t(off[i] + (R ? j * bst[i * R + R - 1] : 0)));
-                                double v = f(args);
+                                double v = f(static_cast<const double *>(args.data()));
                                 if (t == DType::Float)
                                         c.f.push_back(float(v));
                                 else

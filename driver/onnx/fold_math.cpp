@@ -123,15 +123,15 @@ std::optional<Error> Folder::math_op(Node &n, bool *handled)
         const std::string &op = n.op;
         std::vector<int64_t> s;
         *handled = true;
-        static const std::map<std::string, double (*)(const std::vector<double> &)> kBinary = {
-                {"Add", [](const std::vector<double> &a) { return a[0] + a[1]; }},
-                {"Sub", [](const std::vector<double> &a) { return a[0] - a[1]; }},
-                {"Mul", [](const std::vector<double> &a) { return a[0] * a[1]; }},
-                {"Div", [](const std::vector<double> &a) { return a[1] != 0 ? a[0] / a[1] : NAN; }},
-                {"Max", [](const std::vector<double> &a) { return std::max(a[0], a[1]); }},
-                {"Min", [](const std::vector<double> &a) { return std::min(a[0], a[1]); }},
-                {"Pow", [](const std::vector<double> &a) { return std::pow(a[0], a[1]); }},
-                {"Equal", [](const std::vector<double> &a) { return double(a[0] == a[1]); }},
+        static const std::map<std::string, double (*)(const double *)> kBinary = {
+                {"Add", [](const double *a) { return a[0] + a[1]; }},
+                {"Sub", [](const double *a) { return a[0] - a[1]; }},
+                {"Mul", [](const double *a) { return a[0] * a[1]; }},
+                {"Div", [](const double *a) { return a[1] != 0 ? a[0] / a[1] : NAN; }},
+                {"Max", [](const double *a) { return std::max(a[0], a[1]); }},
+                {"Min", [](const double *a) { return std::min(a[0], a[1]); }},
+                {"Pow", [](const double *a) { return std::pow(a[0], a[1]); }},
+                {"Equal", [](const double *a) { return double(a[0] == a[1]); }},
         };
         if (auto it = kBinary.find(op); it != kBinary.end()) {
                 if (auto e = need(n, 2))
@@ -142,7 +142,7 @@ std::optional<Error> Folder::math_op(Node &n, bool *handled)
                 if (all_const(n)) {
                         const bool int_div = t != DType::Float && op == "Div";
                         auto f = it->second;
-                        set_const(n, elementwise(n, s, t, [&](const std::vector<double> &a) {
+                        set_const(n, elementwise(n, s, t, [&](const double *a) {
                                           double v = f(a);
                                           return int_div ? std::trunc(v) : v;
                                   }));
@@ -169,7 +169,7 @@ std::optional<Error> Folder::math_op(Node &n, bool *handled)
                         return e;
                 if (cin(n, 0)) {
                         auto f = it->second;
-                        set_const(n, elementwise(n, in(n, 0).shape, in(n, 0).type, [&](const std::vector<double> &a) { return f(a[0]); }));
+                        set_const(n, elementwise(n, in(n, 0).shape, in(n, 0).type, [&](const double *a) { return f(a[0]); }));
                 } else {
                         set(n, in(n, 0).shape, in(n, 0).type);
                 }

@@ -198,6 +198,21 @@ save('softmax_head', [
 ], [tin('x', [1, 3, 8, 8])], [tout('y'), helper.make_tensor_value_info('y2', TensorProto.INT64, [1, 1])],
     [init('w', w(8, 3, 3, 3)), init('fw', w(10, 8)), init('fb', w(10))], shape=[1, 3, 8, 8])
 
+# Elementwise ops of two device tensors that the device does not run, on
+# the host between device segments: Max and Sub of tensors of one shape
+# (the host's own loop), and a Max against a per-channel tensor, which
+# broadcasts (the folder's evaluation).
+save('host_elementwise', [
+    helper.make_node('Conv', ['x', 'wa'], ['a'], pads=[1, 1, 1, 1], name='conv_a'),
+    helper.make_node('Conv', ['x', 'wb'], ['b'], pads=[1, 1, 1, 1], name='conv_b'),
+    helper.make_node('Max', ['a', 'b'], ['mx'], name='max'),
+    helper.make_node('Sub', ['mx', 'b'], ['d'], name='sub'),
+    helper.make_node('Conv', ['d', 'wc'], ['y1'], name='conv_c'),
+    helper.make_node('GlobalAveragePool', ['b'], ['g'], name='gap'),
+    helper.make_node('Max', ['a', 'g'], ['y2'], name='max_bcast'),
+], [tin('x', [1, 3, 8, 8])], [tout('y1'), tout('y2')],
+    [init('wa', w(6, 3, 3, 3)), init('wb', w(6, 3, 3, 3)), init('wc', w(4, 6, 1, 1))], shape=[1, 3, 8, 8])
+
 # A DBNet-style segmentation head: two scales of a backbone, the smaller
 # upsampled by Resize nearest x2 and joined by Concat, then ConvTranspose x2
 # twice (the second with a bias) and Sigmoid, all on the device.

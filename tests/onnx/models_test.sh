@@ -81,7 +81,7 @@ layers() {
 }
 
 for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold \
-	squeeze_excite mobilenetv3_block lone_bn pad_conv softmax_head dbnet_head dynamic_batch; do
+	squeeze_excite mobilenetv3_block lone_bn pad_conv softmax_head host_elementwise dbnet_head dynamic_batch; do
 	check_model "$m" "$T/$m.onnx" "$T/$m.npy"
 done
 rewrite conv_bn_relu "1 BatchNormalization folded" "BatchNormalization folded into the Conv"
@@ -118,6 +118,8 @@ rewrite pad_conv "1 Pad into a Conv" "Pad with zeros into the next Conv's paddin
 layers pad_conv 1
 rewrite softmax_head "3 device layers, 2 host nodes in 1 host segments" "Softmax and ArgMax on the host after the device's layers"
 rewrite softmax_head "host +3  host:Softmax +softmax: op Softmax does not run on the device" "the placement names each host node with its op and reason"
+rewrite host_elementwise "4 device layers, 3 host nodes in 2 host segments" "Max and Sub of two device tensors on the host, between device segments"
+rewrite host_elementwise "host +6  host:Max +max_bcast" "a Max that broadcasts a per-channel tensor on the host"
 rewrite dbnet_head "Concat +fuse" "DBNet: the channel Concat of two scales on the device"
 rewrite dbnet_head "npu +[0-9]+  Resize\(nearest\) +upsample" "DBNet: Resize nearest x2 on the device"
 rewrite dbnet_head "npu +[0-9]+  ConvTranspose\+Relu\(1x1\) +deconv1" "DBNet: ConvTranspose x2 on the device (1x1 conv with its Relu, then depth-to-space)"
