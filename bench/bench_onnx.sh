@@ -12,8 +12,8 @@ RUN="$ROOT/$B/npu-run"
 T=$(mktemp -d /tmp/bwq-bench-onnx-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export BWQ_BUS=none BWQ_NODE_MODULES="$ROOT/$NPM/node_modules"
-RUNS=${BENCH_MODEL_RUNS:-10}
-BLOCKS=3
+RUNS=${BENCH_MODEL_RUNS:-30}
+BLOCKS=5
 med() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo

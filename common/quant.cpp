@@ -31,7 +31,7 @@ uint32_t quantize_one(float x, const QParams &p)
 
 // Multiversioned: the loops vectorise, and every clone computes the same
 // IEEE division and round-half-even, so results are bit-identical.
-#define NPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define NPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 
 // quantize_one over a row, for any output width.
 template <typename T> static inline void quantize_to(const float *src, size_t n, float scale, float zero, float qmax, T *dst)

@@ -116,7 +116,7 @@ check "nobody may RegisterClient" as_nobody busctl --address="$ADDR" call org.bw
 check "nobody may read properties" as_nobody busctl --address="$ADDR" get-property org.bwq1 /org/bwq1 org.bwq1.Manager ActivationBitDepth
 out=$(as_nobody busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager UnregisterClient o "$CPATH" 2>&1)
 [[ "$out" == *"denied"* ]] && [ "$(prop Clients)" = "u 1" ] && ok "nobody may not unregister another's client ($out)" || bad "nobody UnregisterClient (got '$out')"
-out=$(as_nobody "$BWQCTL" set-table "33GB/s:16 0:4" 2>&1); rc=$?
+out=$(as_nobody "$(nobody_bin "$BWQCTL")" set-table "33GB/s:16 0:4" 2>&1); rc=$?
 [ $rc -eq 4 ] && ok "bwqctl set-table as nobody exits 4 (permission denied)" || bad "bwqctl set-table as nobody (rc=$rc: $out)"
 
 # Bad D-Bus arguments: clear errors, the daemon keeps its state.

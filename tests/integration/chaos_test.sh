@@ -151,7 +151,7 @@ kill -9 "${NPU_PID[chaos-npu-5]}"; wait "${NPU_PID[chaos-npu-5]}" 2>/dev/null; d
 wait_for 5 registered_all && ok "killed clients are dropped: bwqd lists the ${#LIVE[@]} live ones" || bad "killed clients still listed ($(listed | tr '\n' ' '))"
 
 touch "$T/flood.hold"
-as_nobody env SWARM_HOLD_FILE="$T/flood.hold" "$CLIENT" "$ADDR" swarm 64 16 1 > "$T/flood.log" 2> "$T/flood.err" &
+as_nobody env SWARM_HOLD_FILE="$T/flood.hold" "$(nobody_bin "$CLIENT")" "$ADDR" swarm 64 16 1 > "$T/flood.log" 2> "$T/flood.err" &
 FLOOD=$!
 PIDS+=("$FLOOD")
 wait_for 30 grep -q registered "$T/flood.log"

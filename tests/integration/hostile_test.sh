@@ -14,6 +14,7 @@ CLIENT="$ROOT/$B/tests/bwq_testclient"
 T=$(mktemp -d /tmp/bwq-hostile-XXXXXX)
 chmod 755 "$T"
 . "$ROOT/tests/integration/lib.sh"
+NOBODY_NPU_RUN=$(nobody_bin "$NPU_RUN") NOBODY_CLIENT=$(nobody_bin "$CLIENT") NOBODY_BWQD=$(nobody_bin "$BWQD")
 as_daemon_user() { setpriv --reuid=1 --regid=1 --clear-groups "$@"; }
 
 bus_up
@@ -63,7 +64,7 @@ stop_bwqd
 # ---- 2: a registration flood as another user ----------------------------------------
 start_bwqd "$BWQD" --config="$T/a.conf" || bad "bwqd did not start"
 touch "$T/flood.hold"
-as_nobody env SWARM_HOLD_FILE="$T/flood.hold" "$CLIENT" "$ADDR" swarm 256 16 1 > "$T/flood.log" 2> "$T/flood.err" &
+as_nobody env SWARM_HOLD_FILE="$T/flood.hold" "$NOBODY_CLIENT" "$ADDR" swarm 256 16 1 > "$T/flood.log" 2> "$T/flood.err" &
 FLOOD=$!
 PIDS+=("$FLOOD")
 if wait_for 60 grep -q "registered" "$T/flood.log"; then
@@ -90,11 +91,11 @@ MaxPerUser=8
 EOF
 start_bwqd "$BWQD" --config="$T/small.conf" || bad "bwqd did not start"
 touch "$T/flood.hold"
-as_nobody env SWARM_HOLD_FILE="$T/flood.hold" "$CLIENT" "$ADDR" swarm 1 8 1 > "$T/flood.log" 2>&1 &
+as_nobody env SWARM_HOLD_FILE="$T/flood.hold" "$NOBODY_CLIENT" "$ADDR" swarm 1 8 1 > "$T/flood.log" 2>&1 &
 FLOOD=$!
 PIDS+=("$FLOOD")
 wait_for 10 grep -q "registered 8 clients" "$T/flood.log"
-as_nobody env NPU_DEVICE=soft:threads=1 "$NPU_RUN" --mode=bwq-layer --bits=8 --fps=10 --seconds=6 --live > "$T/run.log" 2> "$T/run.err" &
+as_nobody env NPU_DEVICE=soft:threads=1 "$NOBODY_NPU_RUN" --mode=bwq-layer --bits=8 --fps=10 --seconds=6 --live > "$T/run.log" 2> "$T/run.err" &
 RUN=$!
 PIDS+=("$RUN")
 sleep 2
@@ -218,7 +219,7 @@ cc() { timeout 10 "$BWQD" --check-config -c "$1" 2>&1; }
 mkdir -p "$T/locked.conf.d"
 cp "$T/a.conf" "$T/locked.conf"
 chmod 700 "$T/locked.conf.d"
-out=$(as_nobody "$BWQD" --check-config -c "$T/locked.conf" 2>&1); rc=$?
+out=$(as_nobody "$NOBODY_BWQD" --check-config -c "$T/locked.conf" 2>&1); rc=$?
 [ $rc -eq 78 ] && [[ "$out" == *"locked.conf.d: Permission denied"* ]] && ok "6. a conf.d that cannot be read is an error: $out" || bad "6. unreadable conf.d (rc=$rc: $out)"
 ln -s "$T/loop.conf" "$T/loop.conf"
 out=$(cc "$T/loop.conf"); rc=$?

@@ -29,6 +29,13 @@ cleanup() {
 }
 trap cleanup EXIT
 as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+# The path of a copy of binary $1 that nobody can run: the checkout may sit
+# under a directory others cannot enter (one made by mktemp -d, say).  The
+# copies go to $T/nobody-bin ($T of mode 755).
+nobody_bin() {
+	mkdir -p "$T/nobody-bin" && chmod 755 "$T/nobody-bin" && cp "$1" "$T/nobody-bin/" &&
+		chmod 755 "$T/nobody-bin/${1##*/}" && echo "$T/nobody-bin/${1##*/}"
+}
 # "N passed, M failed[, K skipped]"; the exit status of the test.
 summary() {
 	if [ "$skipped" -gt 0 ]; then echo "$pass passed, $fail failed, $skipped skipped"; else echo "$pass passed, $fail failed"; fi
