@@ -165,30 +165,24 @@ static void submit_waited(void **)
                 };
                 auto clear_result = [&] { std::memset(npu_bo_map(s.job), 0, sizeof(npu_job_result)); };
                 drm_npu_wait w{};
-                // Run by the WAIT itself.
-                clear_result();
-                drm_npu_submit a = s.submit_args(handles);
-                a.flags = DRM_NPU_SUBMIT_WAITED;
-                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
-                assert_int_equal(a.out_fence_fd, -1);
-                w.job_id = a.job_id;
-                w.timeout_ns = INT64_MAX;
-                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
-                assert_int_equal(w.job_status, 0);
-                assert_int_equal(result_magic(), NPU_RESULT_MAGIC);
-                // A WAIT with a deadline wakes the runner for it.
-                clear_result();
-                a = s.submit_args(handles);
-                a.flags = DRM_NPU_SUBMIT_WAITED;
-                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
-                w.job_id = a.job_id;
-                w.timeout_ns = now_ns() + 10000000000ll;
-                assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
-                assert_int_equal(w.job_status, 0);
-                assert_int_equal(result_magic(), NPU_RESULT_MAGIC);
+                // A WAITED job waited for until `deadline` ends and writes its result.
+                auto run_waited = [&](int64_t deadline) {
+                        clear_result();
+                        drm_npu_submit a = s.submit_args(handles);
+                        a.flags = DRM_NPU_SUBMIT_WAITED;
+                        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
+                        assert_int_equal(a.out_fence_fd, -1);
+                        w.job_id = a.job_id;
+                        w.timeout_ns = deadline;
+                        assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_WAIT, &w), 0);
+                        assert_int_equal(w.job_status, 0);
+                        assert_int_equal(result_magic(), NPU_RESULT_MAGIC);
+                };
+                run_waited(INT64_MAX);                  // run by the WAIT itself
+                run_waited(now_ns() + 10000000000ll);  // the runner, woken by a WAIT with a deadline
                 // A later plain job starts the queue: both end, in order.
                 clear_result();
-                a = s.submit_args(handles);
+                drm_npu_submit a = s.submit_args(handles);
                 a.flags = DRM_NPU_SUBMIT_WAITED;
                 assert_int_equal(npu_ioctl(d, DRM_IOCTL_NPU_SUBMIT, &a), 0);
                 const uint32_t first = a.job_id;
