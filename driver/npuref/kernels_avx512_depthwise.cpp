@@ -114,39 +114,44 @@ static void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_
 
 // 3x3, stride 1, dilation 1 over the input in place: four output pixels
 // read six input columns per kernel row, each loaded once for the up to
-// three pixels whose windows hold it; the nine weights stay in registers.
+// three pixels whose windows hold it.  A kernel row's three taps of a
+// channel share one int32 lane: the activations as bytes 0-2 of the lane
+// (byte 3 zero), the row's weights likewise, so one vpdpbusd adds the
+// row's three products (exactly: u8 x s8 into int32).
 template <typename Q>
 static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const int8_t *w, size_t C, size_t count,
                                const GemmEpilogue &e, Q *q)
 {
         const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
+        // a | b << 8 | c << 16 of three zero-extended byte lanes.
+        auto lanes3 = [](__m512i a, __m512i b, __m512i c) {
+                return _mm512_ternarylogic_epi32(a, _mm512_slli_epi32(b, 8), _mm512_slli_epi32(c, 16), 0xfe);
+        };
         for (size_t c = 0; c < C; c += 16) {
                 const bool full = C - c >= 16;
                 const __mmask16 m = column_mask(C - c);
-                __m512i wt[9];
-                for (int t = 0; t < 9; t++)
-                        wt[t] = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + size_t(t) * C + c));
+                auto bytes = [&](const void *p) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)); };
+                __m512i wr[3];
+                for (int ky = 0; ky < 3; ky++)
+                        wr[ky] = lanes3(bytes(w + size_t(3 * ky) * C + c), bytes(w + size_t(3 * ky + 1) * C + c),
+                                        bytes(w + size_t(3 * ky + 2) * C + c));
                 const __m512i ov = _mm512_maskz_loadu_epi32(m, e.off + c);
                 const __m512 mv = _mm512_maskz_loadu_ps(m, e.mul + c), av = _mm512_maskz_loadu_ps(m, e.add + c);
                 auto load_x = [&](const uint8_t *p) {
                         return full ? _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)))
                                     : _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p));
                 };
-                auto madd = [](__m512i a, __m512i v, __m512i wv) { return _mm512_add_epi32(a, _mm512_mullo_epi32(v, wv)); };
                 size_t j = 0;
                 for (; j + 4 <= count; j += 4) {
                         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
                         for (int ky = 0; ky < 3; ky++) {
                                 const uint8_t *p = x + j * C + rows[ky] + c;
-                                const __m512i w0 = wt[3 * ky], w1 = wt[3 * ky + 1], w2 = wt[3 * ky + 2];
-                                __m512i v0 = load_x(p), v1 = load_x(p + C), v2 = load_x(p + 2 * C);
-                                a0 = madd(madd(madd(a0, v0, w0), v1, w1), v2, w2);
-                                __m512i v3 = load_x(p + 3 * C);
-                                a1 = madd(madd(madd(a1, v1, w0), v2, w1), v3, w2);
-                                __m512i v4 = load_x(p + 4 * C);
-                                a2 = madd(madd(madd(a2, v2, w0), v3, w1), v4, w2);
-                                __m512i v5 = load_x(p + 5 * C);
-                                a3 = madd(madd(madd(a3, v3, w0), v4, w1), v5, w2);
+                                const __m512i v0 = load_x(p), v1 = load_x(p + C), v2 = load_x(p + 2 * C);
+                                const __m512i v3 = load_x(p + 3 * C), v4 = load_x(p + 4 * C), v5 = load_x(p + 5 * C);
+                                a0 = _mm512_dpbusd_epi32(a0, lanes3(v0, v1, v2), wr[ky]);
+                                a1 = _mm512_dpbusd_epi32(a1, lanes3(v1, v2, v3), wr[ky]);
+                                a2 = _mm512_dpbusd_epi32(a2, lanes3(v2, v3, v4), wr[ky]);
+                                a3 = _mm512_dpbusd_epi32(a3, lanes3(v3, v4, v5), wr[ky]);
                         }
                         Q *d = q + j * e.ldq + c;
                         finish16(a0, ov, mv, av, lo, hi, d, m, full);
@@ -158,8 +163,7 @@ static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const 
                         __m512i a0 = _mm512_setzero_si512();
                         for (int ky = 0; ky < 3; ky++) {
                                 const uint8_t *p = x + j * C + rows[ky] + c;
-                                a0 = madd(madd(madd(a0, load_x(p), wt[3 * ky]), load_x(p + C), wt[3 * ky + 1]), load_x(p + 2 * C),
-                                          wt[3 * ky + 2]);
+                                a0 = _mm512_dpbusd_epi32(a0, lanes3(load_x(p), load_x(p + C), load_x(p + 2 * C)), wr[ky]);
                         }
                         finish16(a0, ov, mv, av, lo, hi, q + j * e.ldq + c, m, full);
                 }
