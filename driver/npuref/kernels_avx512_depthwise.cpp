@@ -135,7 +135,9 @@ static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const 
                 for (int ky = 0; ky < 3; ky++)
                         wr[ky] = lanes3(bytes(w + size_t(3 * ky) * C + c), bytes(w + size_t(3 * ky + 1) * C + c),
                                         bytes(w + size_t(3 * ky + 2) * C + c));
-                const __m512i ov = _mm512_maskz_loadu_epi32(m, e.off + c);
+                // The zero-point term starts the sums (int32 wraps alike either way).
+                const __m512i zero = _mm512_setzero_si512();
+                const __m512i start = _mm512_sub_epi32(zero, _mm512_maskz_loadu_epi32(m, e.off + c)), ov = zero;
                 const __m512 mv = _mm512_maskz_loadu_ps(m, e.mul + c), av = _mm512_maskz_loadu_ps(m, e.add + c);
                 auto load_x = [&](const uint8_t *p) {
                         return full ? _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)))
@@ -143,7 +145,7 @@ static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const 
                 };
                 size_t j = 0;
                 for (; j + 4 <= count; j += 4) {
-                        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+                        __m512i a0 = start, a1 = a0, a2 = a0, a3 = a0;
                         for (int ky = 0; ky < 3; ky++) {
                                 const uint8_t *p = x + j * C + rows[ky] + c;
                                 const __m512i v0 = load_x(p), v1 = load_x(p + C), v2 = load_x(p + 2 * C);
@@ -160,7 +162,7 @@ static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const 
                         finish16(a3, ov, mv, av, lo, hi, d + 3 * e.ldq, m, full);
                 }
                 for (; j < count; j++) {
-                        __m512i a0 = _mm512_setzero_si512();
+                        __m512i a0 = start;
                         for (int ky = 0; ky < 3; ky++) {
                                 const uint8_t *p = x + j * C + rows[ky] + c;
                                 a0 = _mm512_dpbusd_epi32(a0, lanes3(load_x(p), load_x(p + C), load_x(p + 2 * C)), wr[ky]);
