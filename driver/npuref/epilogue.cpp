@@ -141,7 +141,6 @@ template <typename T> NPU_INLINE void deq_row(const T *__restrict q, size_t n, c
                 y[i] = s * float(int32_t(q[i]) - z);
 }
 
-
 } // namespace
 
 // Multiversioned instances (clang multiversions no templates).  The scale

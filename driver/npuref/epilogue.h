@@ -81,15 +81,15 @@ void epilogue_float(float *y, size_t n, uint8_t act, const OutQuant &o, uint8_t 
 // value computed as the scalar expression says (no contraction):
 //   dequantize_row: y[i] = p.scale * float(int32_t(q[i]) - p.zero)
 //   add_rows: y[i] = y[i] + b[i];  mul_rows: y[i] = y[i] * b[i]
+//   lerp_row: y[i] = (1 - fy) * ((1 - fx) * a[i] + fx * b[i]) + fy * ((1 - fx) * c[i] + fx * d[i])
 void dequantize_row(const uint8_t *q, size_t n, const bwq::QParams &p, float *y);
 void dequantize_row(const uint16_t *q, size_t n, const bwq::QParams &p, float *y);
 void add_rows(float *y, const float *b, size_t n);
+void mul_rows(float *y, const float *b, size_t n);
+void lerp_row(float *y, const float *a, const float *b, const float *c, const float *d, float fx, float fy, size_t n);
 // ADD of two u8 inputs in one pass: dequantize_row of each, add_rows and
 // epilogue_float's u8 form, with the same arithmetic.
 void add_quantize(const uint8_t *a, const bwq::QParams &pa, const uint8_t *b, const bwq::QParams &pb, size_t n, uint8_t act,
                   const OutQuant &o, uint8_t *q);
-//   lerp_row: y[i] = (1 - fy) * ((1 - fx) * a[i] + fx * b[i]) + fy * ((1 - fx) * c[i] + fx * d[i])
-void lerp_row(float *y, const float *a, const float *b, const float *c, const float *d, float fx, float fy, size_t n);
-void mul_rows(float *y, const float *b, size_t n);
 
 } // namespace npuref

@@ -27,7 +27,6 @@ struct In {
                 else
                         dequantize_row(w + first, n, qp, y);
         }
-        uint32_t at(size_t e) const { return b ? b[e] : w[e]; }
 };
 
 In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, ThreadPool *pool)
@@ -43,14 +42,9 @@ In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, Threa
                 unpack_all(pool, src, 16, count, rs.inq[i].data());
                 in.w = rs.inq[i].data();
         } else {
-                std::vector<uint8_t> &v = rs.inq8[i];
-                v.resize(count);
-                constexpr size_t chunk = 1 << 16;
-                parallel_for(pool, (count + chunk - 1) / chunk, [&](size_t c) {
-                        size_t first = c * chunk;
-                        bwq::unpack_u8(src, a.bits, first, std::min(chunk, count - first), v.data() + first);
-                });
-                in.b = v.data();
+                rs.inq8[i].resize(count);
+                unpack_all_u8(pool, src, a.bits, count, rs.inq8[i].data());
+                in.b = rs.inq8[i].data();
         }
         return in;
 }

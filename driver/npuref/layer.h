@@ -86,6 +86,16 @@ inline void unpack_all(ThreadPool *pool, const uint8_t *src, unsigned bits, size
         });
 }
 
+// Unpacks a whole tensor of up to 8 bits to u8, in parallel chunks.
+inline void unpack_all_u8(ThreadPool *pool, const uint8_t *src, unsigned bits, size_t count, uint8_t *dst)
+{
+        constexpr size_t chunk = 1 << 16;
+        parallel_for(pool, (count + chunk - 1) / chunk, [&](size_t i) {
+                size_t first = i * chunk;
+                bwq::unpack_u8(src, bits, first, std::min(chunk, count - first), dst + first);
+        });
+}
+
 // Writes one tile of quantized outputs and is the only writer of its groups.
 inline void store_tile(const uint16_t *q, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
@@ -164,12 +174,13 @@ inline Planes input_planes(const Geometry &G, const LayerIO &io, ThreadPool *poo
                 return {{io.x, nullptr}};
         const bool wide = io.ax.bits == 16;
         store.resize(X * (wide ? 2 : 1));
+        if (!wide) {
+                unpack_all_u8(pool, io.x, io.ax.bits, X, store.data());
+                return {{store.data(), nullptr}};
+        }
         parallel_for(pool, (X + 65535) / 65536, [&](size_t i) {
                 size_t b = i * 65536, e = std::min(X, b + 65536);
-                if (wide)
-                        bwq::split_u16(io.x + 2 * b, e - b, store.data() + b, store.data() + X + b);
-                else
-                        bwq::unpack_u8(io.x, io.ax.bits, b, e - b, store.data() + b);
+                bwq::split_u16(io.x + 2 * b, e - b, store.data() + b, store.data() + X + b);
         });
         return {{store.data(), wide ? store.data() + X : nullptr}};
 }

@@ -118,21 +118,32 @@ Constant Folder::evaluate_reduce(const Node &n, const std::vector<bool> &red, co
 
 // Conv and pool output shapes; auto_pad made explicit in n's pads.
 
+namespace {
+
+const std::map<std::string, BinaryFn> kBinary = {
+        {"Add", [](const double *a) { return a[0] + a[1]; }},
+        {"Sub", [](const double *a) { return a[0] - a[1]; }},
+        {"Mul", [](const double *a) { return a[0] * a[1]; }},
+        {"Div", [](const double *a) { return a[1] != 0 ? a[0] / a[1] : NAN; }},
+        {"Max", [](const double *a) { return std::max(a[0], a[1]); }},
+        {"Min", [](const double *a) { return std::min(a[0], a[1]); }},
+        {"Pow", [](const double *a) { return std::pow(a[0], a[1]); }},
+        {"Equal", [](const double *a) { return double(a[0] == a[1]); }},
+};
+
+} // namespace
+
+BinaryFn binary_fn(const std::string &op)
+{
+        auto it = kBinary.find(op);
+        return it == kBinary.end() ? nullptr : it->second;
+}
+
 std::optional<Error> Folder::math_op(Node &n, bool *handled)
 {
         const std::string &op = n.op;
         std::vector<int64_t> s;
         *handled = true;
-        static const std::map<std::string, double (*)(const double *)> kBinary = {
-                {"Add", [](const double *a) { return a[0] + a[1]; }},
-                {"Sub", [](const double *a) { return a[0] - a[1]; }},
-                {"Mul", [](const double *a) { return a[0] * a[1]; }},
-                {"Div", [](const double *a) { return a[1] != 0 ? a[0] / a[1] : NAN; }},
-                {"Max", [](const double *a) { return std::max(a[0], a[1]); }},
-                {"Min", [](const double *a) { return std::min(a[0], a[1]); }},
-                {"Pow", [](const double *a) { return std::pow(a[0], a[1]); }},
-                {"Equal", [](const double *a) { return double(a[0] == a[1]); }},
-        };
         if (auto it = kBinary.find(op); it != kBinary.end()) {
                 if (auto e = need(n, 2))
                         return e;

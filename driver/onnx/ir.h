@@ -160,5 +160,10 @@ ResizeAxis resize_axis(const Node &n, int64_t opset, int64_t out, int64_t in);
 // The outputs of node n, whose inputs in g are all constants (a host node
 // at run time); -ENOTSUP for an op that is only shaped, not computed.
 std::optional<Error> evaluate(Graph *g, Node *n);
+// The folder's function of an elementwise binary op (Add, Sub, Mul, Div,
+// Max, Min, Pow, Equal) of its two arguments, computed in double; null for
+// any other op.
+using BinaryFn = double (*)(const double *);
+BinaryFn binary_fn(const std::string &op);
 
 } // namespace onnxfe

@@ -1,8 +1,7 @@
 // Host nodes: what the device cannot run, evaluated on the CPU inside the
 // run by the folder's code (fold.h) between device segments.
-#include <cmath>
-
 #include "lowerer.h"
+#include "model.h"
 
 namespace onnxfe {
 
@@ -10,57 +9,41 @@ namespace {
 
 // The elementwise ops a model's host step is made of (M-LSD's peak mask:
 // Equal, Cast, Mul), on float inputs of the output's own shape: computed
-// in one loop, as the folder computes them (in double, then float; Equal
-// and Cast to bool as 0 or 1), without building its constants.
+// in one loop with the folder's own function of the op (in double, then
+// float; Cast to bool as 0 or 1), without building its constants.
 bool fast_elementwise(const HostNode &h, const float *const *inputs, float *output)
 {
         const Node &n = h.node;
-        const std::string &op = n.op;
-        const bool binary = op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Max" || op == "Min" || op == "Equal";
-        const int64_t to = op == "Cast" ? n.geti("to", 1) : 0;
-        const bool cast = op == "Cast" && (to == 1 || to == 9);
-        if ((!binary && !cast) || n.in.size() != (binary ? 2u : 1u) || h.out != 0)
+        const BinaryFn f = binary_fn(n.op);
+        const int64_t to = n.op == "Cast" ? n.geti("to", 1) : 0;
+        const bool cast = n.op == "Cast" && (to == 1 || to == 9);
+        if ((!f && !cast) || n.in.size() != (f ? 2u : 1u) || h.out != 0)
                 return false;
         const Value &y = h.local.values[size_t(n.out[0])];
-        std::vector<const float *> x;
-        static thread_local std::vector<float> rows[2];
+        static thread_local std::vector<float> rows[2], out;
         for (size_t i = 0; i < n.in.size(); i++) {
                 const Value &v = h.local.values[size_t(n.in[i])];
                 // (A Bool input, Equal's output, reaches a Cast as floats 0 and 1.)
                 if (h.arg[i] < 0 || !(v.type == DType::Float || (cast && v.type == DType::Bool)) || v.shape != y.shape)
                         return false;
+        }
+        for (size_t i = 0; i < n.in.size(); i++) {
                 const View &vw = h.in_views[size_t(h.arg[i])];
-                const float *src = inputs[h.arg[i]];
                 rows[i].resize(size_t(vw.elements()));
-                float *d = rows[i].data();
-                vw.each_run([&](int64_t e, int64_t off, int64_t len, int64_t step) {
-                        for (int64_t k = 0; k < len; k++)
-                                d[e + k] = src[off + k * step];
-                });
-                x.push_back(d);
+                from_device(vw, inputs[h.arg[i]], rows[i].data());
         }
         const size_t N = size_t(h.out_view.elements());
-        static thread_local std::vector<float> out;
         out.resize(N);
-        const float *a = x[0], *b = binary ? x[1] : nullptr;
+        const float *a = rows[0].data(), *b = rows[1].data();
         float *o = out.data();
         if (cast) {
                 for (size_t e = 0; e < N; e++)
                         o[e] = to == 1 ? a[e] : float(a[e] != 0.0f);
-        } else if (op == "Equal") {
-                for (size_t e = 0; e < N; e++)
-                        o[e] = float(a[e] == b[e]);
         } else {
-                auto each = [&](auto f) {
-                        for (size_t e = 0; e < N; e++)
-                                o[e] = float(f(double(a[e]), double(b[e])));
-                };
-                if (op == "Add") each([](double p, double q) { return p + q; });
-                else if (op == "Sub") each([](double p, double q) { return p - q; });
-                else if (op == "Mul") each([](double p, double q) { return p * q; });
-                else if (op == "Div") each([](double p, double q) { return q != 0 ? p / q : NAN; });
-                else if (op == "Max") each([](double p, double q) { return std::max(p, q); });
-                else each([](double p, double q) { return std::min(p, q); });
+                for (size_t e = 0; e < N; e++) {
+                        const double args[2] = {double(a[e]), double(b[e])};
+                        o[e] = float(f(args));
+                }
         }
         h.out_view.each_run([&](int64_t e, int64_t off, int64_t len, int64_t step) {
                 for (int64_t k = 0; k < len; k++)
@@ -89,7 +72,7 @@ int run_host_node(void *user, const float *const *inputs, const npu_host_shape *
                 c.type = DType::Float;
                 c.shape = v.shape;
                 c.f.resize(size_t(v.elements()));
-                v.each([&](int64_t e, int64_t off) { c.f[size_t(e)] = src[off]; });
+                from_device(v, src, c.f.data());
                 h.local.values[size_t(h.node.in[i])].konst = std::move(c);
         }
         for (int o : h.node.out)
