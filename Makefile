@@ -102,7 +102,7 @@ $(COMMON_A) $(NPUREF_A) $(LIBNPU_A) $(ONNX_A):
 
 # ---- bwqd and bwqctl --------------------------------------------------------
 DAEMON_CORE_SRC := daemon/config.cpp daemon/config_keys.cpp daemon/policy.cpp daemon/replay_source.cpp \
-	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/ebpf_source.cpp \
+	daemon/resctrl_source.cpp daemon/perf_source.cpp daemon/probe_source.cpp daemon/probe_estimator.cpp daemon/ebpf_source.cpp \
 	daemon/decision_page.cpp daemon/log.cpp daemon/service.cpp daemon/reload.cpp daemon/client_registry.cpp \
 	daemon/manager_vtable.cpp daemon/client_vtable.cpp daemon/explain.cpp daemon/source_registry.cpp daemon/bus_args.cpp daemon/metrics.cpp
 

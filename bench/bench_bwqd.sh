@@ -92,7 +92,7 @@ printf '[Sampling]\nInterval=100ms\nSmoothing=ewma:0.3\n' > "$T/c.conf"
 start --config="$T/c.conf" --source=probe
 # (busctl prints the reply's newlines as \n: split on those and on ';')
 busctl --address="$ADDR" call org.bwq1 /org/bwq1 org.bwq1.Manager Explain | sed 's/\\n/\n/g' | tr ';' '\n' |
-	grep -E 'probe:|stream burst|pointer chase|probe cost' | sed 's/^s "//; s/^ */   /'
+	grep -E 'probe:|stream burst|pointer chase|probe cost|probe blind' | sed 's/^s "//; s/^ */   /'
 MAXG=44
 IDLE_LIMIT=$(calc "$MAXG / 10")
 RUNS=${BENCH_PROBE_RUNS:-3}

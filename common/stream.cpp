@@ -1,5 +1,6 @@
 #include "stream.h"
 
+#include <sched.h>
 #include <time.h>
 
 #include <chrono>
@@ -22,6 +23,16 @@ Streamer::~Streamer() { stop(); }
 
 void Streamer::run(const Options &o)
 {
+        if (o.avoid_cpu >= 0) {
+                // Off the CPU given (the probe's, while it calibrates): sharing
+                // it, the two would take turns instead of meeting in memory.
+                cpu_set_t set;
+                if (sched_getaffinity(0, sizeof set, &set) == 0 && o.avoid_cpu < CPU_SETSIZE && CPU_ISSET(o.avoid_cpu, &set) &&
+                    CPU_COUNT(&set) > 1) {
+                        CPU_CLR(o.avoid_cpu, &set);
+                        (void)sched_setaffinity(0, sizeof set, &set);
+                }
+        }
         const size_t n = o.buffer_bytes < kChunk ? kChunk : o.buffer_bytes;
         std::vector<uint8_t> a(n, 1), b(n, 2);
         std::memcpy(b.data(), a.data(), n);  // fault the pages in first

@@ -17,6 +17,7 @@ public:
                 unsigned threads = 1;
                 size_t buffer_bytes = 64u << 20;  // per thread, two of them
                 unsigned duty_pct = 100;          // stream this share of every 10 ms
+                int avoid_cpu = -1;               // >= 0: run on the other allowed CPUs
         };
         explicit Streamer(const Options &o);
         ~Streamer();

@@ -7,7 +7,8 @@
 // With Method=auto each is measured idle and against a short antagonist
 // that bwqd runs on another CPU; the probe whose change stands furthest
 // above its own idle noise wins, and the antagonist's own rate calibrates
-// the slope from probe change to bytes per second used by others.
+// the slope from probe change to bytes per second used by others.  What a
+// stream of readings says is probe_estimator.h's arithmetic.
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -25,6 +26,7 @@
 
 #include "common/stream.h"
 #include "common/mapping.h"
+#include "probe_estimator.h"
 #include "source.h"
 
 namespace bwq {
@@ -33,22 +35,6 @@ namespace {
 
 constexpr size_t kBurstBytes = 4u << 20;  // one stream sample: 4 MiB copied
 constexpr unsigned kChaseLoads = 2000;    // one latency sample
-
-double median(std::vector<double> v)
-{
-        std::sort(v.begin(), v.end());
-        return v[v.size() / 2];
-}
-
-// Relative spread of idle samples: median absolute deviation / median.
-double spread(const std::vector<double> &v)
-{
-        double m = median(v);
-        std::vector<double> d;
-        for (double x : v)
-                d.push_back(std::fabs(x - m));
-        return m > 0 ? std::max(median(d) / m, 1e-3) : 1;
-}
 
 class ProbeSource : public Source {
 public:
@@ -87,20 +73,15 @@ public:
                 double x = 0;
                 const bool clean = best(method_, &x);
                 Reading r = stamped(clock_, &last_);
+                double used = est_->last();
                 if (!clean) {
                         // Every try was preempted or migrated: what it timed was
                         // the scheduler, not memory.  The last estimate stands.
                         skipped_++;
                         r.note = "probe preempted on every try; the last estimate stands";
-                        r.total_bytes = uint64_t(last_used_ * double(r.interval_ns) / 1e9);
-                        r.valid = r.interval_ns > 0;
-                        return r;
+                } else {
+                        used = est_->update(r.t_ns, x);
                 }
-                track_idle(x, r.t_ns);
-                double change = method_ == ProbeMethod::Stream ? 1.0 - x / idle_ : x / idle_ - 1.0;
-                change = std::max(0.0, change);
-                double used = std::min(double(max_bps_), slope_ * change);
-                last_used_ = used;
                 r.total_bytes = uint64_t(used * double(r.interval_ns) / 1e9);
                 r.valid = r.interval_ns > 0;
                 return r;
@@ -119,8 +100,8 @@ public:
                 snprintf(buf, sizeof buf,
                          "\nprobe cost: %.2f ms a sample (%.1f%% of one CPU at %.0f ms), %.0f MB/s of its own traffic; "
                          "idle baseline now %.3g; %llu of %llu samples preempted on every try",
-                         per_sample_ms, interval_ms > 0 ? 100 * per_sample_ms / interval_ms : 0, interval_ms, self_bps / 1e6, idle_,
-                         (unsigned long long)skipped_, (unsigned long long)measured_);
+                         per_sample_ms, interval_ms > 0 ? 100 * per_sample_ms / interval_ms : 0, interval_ms, self_bps / 1e6,
+                         est_->baseline(), (unsigned long long)skipped_, (unsigned long long)measured_);
                 return detail_ + buf;
         }
 
@@ -138,31 +119,6 @@ private:
                         uint64_t next = uint64_t(order[(i + 1) % lines]) * 64;
                         std::memcpy(buf_ + uint64_t(order[i]) * 64, &next, sizeof next);
                 }
-        }
-
-        // The idle baseline follows the best sample of each second: up by a
-        // twentieth of the way each second (one lucky sample, or a few
-        // seconds of a machine that runs faster under load, do not move it
-        // much; a faster idle is followed within a minute), down by at most
-        // kIdleDriftPerMin (a drift of clocks or temperature is followed in
-        // minutes, a load of seconds or minutes is not taken for idle).
-        void track_idle(double x, uint64_t now_ns)
-        {
-                const bool stream = method_ == ProbeMethod::Stream;
-                sec_best_ = sec_best_ == 0 ? x : stream ? std::max(sec_best_, x) : std::min(sec_best_, x);
-                if (sec_start_ns_ == 0)
-                        sec_start_ns_ = now_ns;
-                if (now_ns - sec_start_ns_ < 1000000000ull)
-                        return;
-                const double mins = double(now_ns - sec_start_ns_) / 60e9;
-                const bool better = stream ? sec_best_ > idle_ : sec_best_ < idle_;
-                if (better)
-                        idle_ += 0.05 * (sec_best_ - idle_);
-                else
-                        idle_ = stream ? std::max(sec_best_, idle_ * (1 - kIdleDriftPerMin * mins))
-                                       : std::min(sec_best_, idle_ * (1 + kIdleDriftPerMin * mins));
-                sec_best_ = 0;
-                sec_start_ns_ = now_ns;
         }
 
         // Stream: bytes/s of one read burst.  Latency: ns per dependent load.
@@ -251,51 +207,75 @@ private:
 
         void calibrate()
         {
-                const int n = 11;
-                double idle_stream = median(samples(ProbeMethod::Stream, n));
-                double noise_stream = spread(samples(ProbeMethod::Stream, n));
-                double idle_lat = median(samples(ProbeMethod::Latency, n));
-                double noise_lat = spread(samples(ProbeMethod::Latency, n));
-                double drop_stream = 0, rise_lat = 0, antagonist_bps = 0;
-                bool loaded = std::thread::hardware_concurrency() > 1;
+                const int n = kCalibrationSamples;
+                ProbeCalibration cs, cl;
+                cs.higher_is_better = true;
+                cl.higher_is_better = false;
+                cs.max_bps = cl.max_bps = max_bps_;
+                cs.interval_ns = cl.interval_ns = interval_usec_ * 1000;
+                cs.idle = samples(ProbeMethod::Stream, n);
+                cl.idle = samples(ProbeMethod::Latency, n);
+                cpu_set_t allowed;
+                const bool loaded = sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 1;
                 if (loaded) {
-                        // A short antagonist on another CPU, reporting its own rate.
-                        Streamer ant({1, 64u << 20, 100});
+                        // A short antagonist on another CPU, reporting its own
+                        // rate; the probe stays on its CPU meanwhile.
+                        const int cpu = sched_getcpu();
+                        cpu_set_t one;
+                        CPU_ZERO(&one);
+                        CPU_SET(cpu, &one);
+                        (void)sched_setaffinity(0, sizeof one, &one);
+                        Streamer::Options ao;
+                        ao.threads = 1;
+                        ao.avoid_cpu = cpu;
+                        Streamer ant(ao);
                         // Wait until it streams, then measure long enough for its rate.
                         ant.wait_started();
                         uint64_t m0 = ant.moved();
                         uint64_t ta0 = monotonic_ns();
-                        double loaded_stream = median(samples(ProbeMethod::Stream, 2 * n));
-                        double loaded_lat = median(samples(ProbeMethod::Latency, 2 * n));
+                        cs.loaded = samples(ProbeMethod::Stream, n);
+                        cl.loaded = samples(ProbeMethod::Latency, n);
                         std::this_thread::sleep_for(std::chrono::milliseconds(20));
                         uint64_t ta1 = monotonic_ns();
-                        antagonist_bps = double(ant.moved() - m0) * 1e9 / double(ta1 - ta0);
+                        cs.antagonist_bps = cl.antagonist_bps = double(ant.moved() - m0) * 1e9 / double(ta1 - ta0);
                         ant.stop();
-                        drop_stream = std::max(0.0, 1.0 - loaded_stream / idle_stream);
-                        rise_lat = std::max(0.0, loaded_lat / idle_lat - 1.0);
+                        (void)sched_setaffinity(0, sizeof allowed, &allowed);
                 }
-                double snr_stream = drop_stream / noise_stream, snr_lat = rise_lat / noise_lat;
-                char buf[512];
+                const double snr_stream = ProbeEstimator::signal_noise(cs), snr_lat = ProbeEstimator::signal_noise(cl);
                 if (method_cfg_ == ProbeMethod::Auto)
                         method_ = !loaded || snr_stream >= snr_lat ? ProbeMethod::Stream : ProbeMethod::Latency;
                 else
                         method_ = method_cfg_;
-                bool stream = method_ == ProbeMethod::Stream;
-                idle_ = stream ? idle_stream : idle_lat;
-                double change = stream ? drop_stream : rise_lat;
-                // Slope from probe change to bytes/s used by others; without a
-                // measured antagonist, the whole change stands for the maximum.
-                slope_ = loaded && change > 0.01 ? antagonist_bps / change : double(max_bps_);
+                const bool stream = method_ == ProbeMethod::Stream;
+                est_ = std::make_unique<ProbeEstimator>(stream ? cs : cl);
+                auto change = [](const ProbeCalibration &c) {
+                        return c.loaded.empty() ? 0.0
+                                                : ProbeEstimator::change(ProbeEstimator::statistic(c.loaded, c.higher_is_better),
+                                                                         ProbeEstimator::statistic(c.idle, c.higher_is_better),
+                                                                         c.higher_is_better);
+                };
+                char buf[768];
                 snprintf(buf, sizeof buf,
-                         "probe: %s (%s); stream burst %.2f GB/s idle, -%.0f%% under a %.2f GB/s antagonist, noise %.1f%% "
-                         "(signal/noise %.1f); pointer chase %.0f ns idle, +%.0f%%, noise %.1f%% (signal/noise %.1f); "
-                         "%s pages; slope %.2f GB/s per unit change",
+                         "probe: %s (%s); stream burst %.2f GB/s idle, %+.0f%% under a %.2f GB/s antagonist, noise %.1f%% "
+                         "(signal/noise %.1f); pointer chase %.0f ns idle, %+.0f%%, noise %.1f%% (signal/noise %.1f); "
+                         "%s pages; estimate: the %s quartile of the last %zu samples; changes within the idle noise "
+                         "(%.1f%%) read as no load, %.2f GB/s per unit change past it",
                          stream ? "stream" : "latency",
                          method_cfg_ != ProbeMethod::Auto ? "configured" : loaded ? "larger signal/noise" : "one CPU: no antagonist",
-                         idle_stream / 1e9, drop_stream * 100, antagonist_bps / 1e9, noise_stream * 100, snr_stream, idle_lat,
-                         rise_lat * 100, noise_lat * 100, snr_lat, huge_ ? "2 MiB huge" : "transparent huge (if granted)",
-                         slope_ / 1e9);
+                         ProbeEstimator::statistic(cs.idle, true) / 1e9, -100 * change(cs), cs.antagonist_bps / 1e9,
+                         100 * ProbeEstimator::noise(cs.idle), snr_stream, ProbeEstimator::statistic(cl.idle, false),
+                         100 * change(cl), 100 * ProbeEstimator::noise(cl.idle), snr_lat,
+                         huge_ ? "2 MiB huge" : "transparent huge (if granted)", stream ? "upper" : "lower", est_->window(),
+                         100 * est_->band(), est_->slope() / 1e9);
                 detail_ = buf;
+                if (loaded && (stream ? snr_stream : snr_lat) < 1) {
+                        // Said plainly, so that nobody reads its quiet for an idle machine.
+                        snprintf(buf, sizeof buf,
+                                 "; probe blind: a %.2f GB/s antagonist on another CPU changed it by less than its idle noise "
+                                 "(here streaming on one CPU does not slow memory access on another), so it reads little or no load",
+                                 cs.antagonist_bps / 1e9);
+                        detail_ += buf;
+                }
         }
 
         uint64_t bytes_;
@@ -309,14 +289,13 @@ private:
         bool huge_ = false;
         size_t offset_ = 0;
         uint64_t chase_ = 0;
-        double idle_ = 1, slope_ = 0;
+        std::unique_ptr<ProbeEstimator> est_;
         uint64_t last_ = 0;
         std::string detail_;
         // Preemption filter and drift tracking.
         static constexpr int kTries = 4;
-        static constexpr double kIdleDriftPerMin = 0.02;
-        double sec_best_ = 0, last_used_ = 0;
-        uint64_t sec_start_ns_ = 0, busy_ns_ = 0, measured_ = 0, skipped_ = 0;
+        static constexpr int kCalibrationSamples = 25;
+        uint64_t busy_ns_ = 0, measured_ = 0, skipped_ = 0;
 };
 
 } // namespace

@@ -47,6 +47,25 @@ if [ $fail -ne 0 ]; then
 	exit 1
 fi
 
+# A fresh clone's plain `make demo`: the auto source, or, where the probe
+# says it is blind, a notice naming why and the replay trace's four depths.
+out=$(DEMO_PHASE_SECONDS=$((phase + 1)) make --no-print-directory demo 2>&1)
+rc=$?
+[ $rc -eq 0 ] && echo "ok - make demo (default source) exits 0" || { echo "not ok - make demo (default source) exited $rc"; fail=1; }
+if echo "$out" | grep -q '^   probe blind: '; then
+	check "the blind probe is said to be so" "^demo: the probe cannot see memory contention on this machine"
+	check "bwqd restarts on the replay trace" "^== starting bwqd \(source: replay\)"
+	for bits in 16 4; do
+		check "the client follows the trace to $bits bits" "bits +$bits .*clients: demo\[4-16\]=$bits"
+	done
+else
+	check "the probe's phases ran" "^== phase 3: heavy"
+fi
+if [ $fail -ne 0 ]; then
+	echo "$out" | tail -40
+	exit 1
+fi
+
 # The auto source, as a fresh clone's `make demo` runs it (the probe on a
 # machine without counters), with two-second phases: every phase runs, the
 # antagonist runs and reports its rate, nothing fails.  What the probe

@@ -6,11 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <map>
 
 #include "daemon/config.h"
+#include "daemon/probe_estimator.h"
 #include "daemon/source.h"
 #include "daemon_fixtures.h"
 
@@ -352,9 +355,165 @@ static void perf_amd_arm_and_garbage(void **)
         rm_rf(root2);
 }
 
+// ---- the probe's arithmetic, through ProbeEstimator on synthetic streams ----
+
+namespace {
+
+const double kG = 1e9;
+
+// Stream readings in GB/s: a VM's idle with a long slow tail (a fifth of
+// the samples meet a neighbour's moment and run at two thirds), and a
+// loaded state in which an antagonist of 30 GB/s halves the rate.
+struct Synth {
+        uint64_t state = 12345;
+        double uniform()
+        {
+                state = state * 6364136223846793005ull + 1442695040888963407ull;
+                return double(state >> 11) / double(1ull << 53);
+        }
+        double idle() { return (uniform() < 0.2 ? 26.0 : 39.0) * (1 + 0.04 * (uniform() - 0.5)) * kG; }
+        double loaded() { return (uniform() < 0.1 ? 39.0 : 19.5) * (1 + 0.04 * (uniform() - 0.5)) * kG; }
+};
+
+ProbeCalibration synth_calibration(Synth &g)
+{
+        ProbeCalibration c;
+        c.max_bps = 44000000000ull;
+        c.interval_ns = 100000000;
+        for (int i = 0; i < 25; i++)
+                c.idle.push_back(g.idle());
+        for (int i = 0; i < 25; i++)
+                c.loaded.push_back(g.loaded());
+        c.antagonist_bps = 30 * kG;
+        return c;
+}
+
+} // namespace
+
+static void probe_idle_noise_reads_as_no_load(void **)
+{
+        Synth g;
+        ProbeEstimator e(synth_calibration(g));
+        assert_int_equal(e.window(), 10);
+        assert_true(e.band() > 0.01 && e.band() < 0.3);
+        int quiet = 0, n = 0;
+        uint64_t t = 0;
+        for (int i = 0; i < 600; i++, t += 100000000) {
+                const double used = e.update(t, g.idle());
+                assert_true(used >= 0 && used <= 44 * kG);
+                n++;
+                quiet += used <= 4.4 * kG;
+        }
+        // A fifth of the samples are slow, yet nearly every estimate is idle.
+        assert_true(quiet >= n * 95 / 100);
+}
+
+static void probe_load_step_reads_as_the_antagonist(void **)
+{
+        Synth g;
+        ProbeEstimator e(synth_calibration(g));
+        uint64_t t = 0;
+        for (int i = 0; i < 100; i++, t += 100000000)
+                e.update(t, g.idle());
+        const double base = e.baseline();
+        // A load step: within a window's worth of samples the estimate is the
+        // antagonist's rate (within 25%), and it stays there for 5 minutes.
+        std::vector<double> est;
+        for (int i = 0; i < 3000; i++, t += 100000000) {
+                const double used = e.update(t, g.loaded());
+                if (i >= int(e.window()))
+                        est.push_back(used);
+        }
+        std::sort(est.begin(), est.end());
+        const double med = est[est.size() / 2];
+        print_message("probe load step: median estimate %.2f GB/s for a 30 GB/s antagonist\n", med / kG);
+        assert_true(med >= 0.75 * 30 * kG && med <= 1.25 * 30 * kG);
+        // 5 minutes of load did not move the idle baseline (beyond the step's
+        // first samples, while the window still read as idle).
+        assert_true(std::fabs(e.baseline() - base) < 0.01 * base);
+        // Back to idle: the estimate falls to nothing within a window.
+        double used = 0;
+        for (int i = 0; i < int(e.window()); i++, t += 100000000)
+                used = e.update(t, g.idle());
+        assert_true(used <= 4.4 * kG);
+}
+
+static void probe_baseline_follows_drift_not_load(void **)
+{
+        Synth g;
+        ProbeCalibration c = synth_calibration(g);
+        ProbeEstimator e(c);
+        const double base0 = e.baseline();
+        uint64_t t = 0;
+        // The machine's idle speeds up by 10% (a clock, a quieter neighbour):
+        // followed with the 20 s time constant, so 2 minutes later it is in.
+        for (int i = 0; i < 1200; i++, t += 100000000)
+                e.update(t, 1.10 * g.idle());
+        assert_true(e.baseline() > 1.08 * base0);
+        // And back down by 10%: within the dead band, the baseline falls at
+        // most 2% a minute.
+        const double high = e.baseline();
+        for (int i = 0; i < 600; i++, t += 100000000)
+                e.update(t, g.idle());
+        assert_true(e.baseline() >= high * (1 - 0.02 * 1.05));
+        assert_true(e.baseline() < high);
+        // A latency probe reads the other way round: slower is more load.
+        ProbeCalibration l;
+        l.higher_is_better = false;
+        l.max_bps = c.max_bps;
+        for (int i = 0; i < 25; i++) {
+                l.idle.push_back(200 + (i % 5 == 0 ? 60 : i % 3));
+                l.loaded.push_back(260 + i % 3);
+        }
+        l.antagonist_bps = 30 * kG;
+        ProbeEstimator el(l);
+        double idle_used = 0, load_used = 0;
+        for (int i = 0; i < 50; i++, t += 100000000)
+                idle_used = el.update(t, 200 + (i % 5 == 0 ? 60 : i % 3));
+        for (int i = 0; i < 50; i++, t += 100000000)
+                load_used = el.update(t, 261);
+        assert_true(idle_used <= 4.4 * kG);
+        assert_true(load_used >= 0.75 * 30 * kG && load_used <= 1.25 * 30 * kG);
+}
+
+static void probe_bad_readings_and_no_antagonist(void **)
+{
+        Synth g;
+        ProbeCalibration c = synth_calibration(g);
+        ProbeEstimator e(c);
+        uint64_t t = 0;
+        for (int i = 0; i < 20; i++, t += 100000000)
+                e.update(t, g.loaded());
+        const double before = e.last();
+        assert_true(before > 0);
+        // Nonsense readings (a clock that went wrong) change nothing.
+        for (double bad : {0.0, -1.0, double(NAN), double(INFINITY)})
+                assert_true(e.update(t, bad) == before);
+        // One CPU: no antagonist ran; a change of one past the band is the maximum.
+        ProbeCalibration one = c;
+        one.loaded.clear();
+        one.antagonist_bps = 0;
+        ProbeEstimator e1(one);
+        assert_true(e1.slope() == double(c.max_bps));
+        assert_true(ProbeEstimator::signal_noise(one) == 0);
+        assert_true(ProbeEstimator::signal_noise(c) > 1);
+        // An antagonist the probe did not see: the slope is not blown up by
+        // a change of nothing.
+        ProbeCalibration blind = c;
+        blind.loaded = blind.idle;
+        ProbeEstimator eb(blind);
+        assert_true(eb.slope() == double(c.max_bps));
+        for (int i = 0; i < 50; i++, t += 100000000)
+                assert_true(eb.update(t, g.idle()) <= 44 * kG);
+}
+
 int main()
 {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(probe_idle_noise_reads_as_no_load),
+                cmocka_unit_test(probe_load_step_reads_as_the_antagonist),
+                cmocka_unit_test(probe_baseline_follows_drift_not_load),
+                cmocka_unit_test(probe_bad_readings_and_no_antagonist),
                 cmocka_unit_test(resctrl_exact_rates_and_odd_values),
                 cmocka_unit_test(resctrl_snc_subdomains),
                 cmocka_unit_test(resctrl_missing_and_clients),
