@@ -50,8 +50,9 @@ public:
         // The relative idle noise of a set of readings: median absolute
         // deviation over the median (at least 1e-3).
         static double noise(const std::vector<double> &v);
-        // The relative change from idle to loaded of the statistic, past the
-        // dead band, over the band's width: how clearly this probe sees load.
+        // The relative change of the statistic from idle to loaded, over the
+        // idle noise (the dead band's width): how clearly this probe sees
+        // load; below one it is blind.
         static double signal_noise(const ProbeCalibration &c);
         // The statistic of a set of readings (see above).
         static double statistic(std::vector<double> v, bool higher_is_better);
