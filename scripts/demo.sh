@@ -211,13 +211,11 @@ if [ -s "$T/phases.txt" ]; then
 	echo "== per phase: the depth most layers of each frame ran at$([ "$MODEL" = fashion ] && echo ", and top-1 against the labels")"
 	awk -v fashion=$([ "$MODEL" = fashion ] && echo 1 || echo 0) '
 	FNR == NR { start[++np] = $1; label[np] = $2; next }
-	$1 ~ /^[0-9]+\.[0-9]+$/ && NF >= 6 {
+	{
 		p = 1
 		for (i = 1; i <= np; i++) if ($1 + 0 >= start[i] + 0) p = i
-		best = 0; depth = 0
-		for (i = 4; i <= NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) { split($i, a, ":"); if (a[2] + 0 > best) { best = a[2] + 0; depth = a[1] } }
-		n[p]++; at[p, depth]++
-		if ($NF == "ok") ok[p]++
+		n[p]++; at[p, $3]++
+		if ($5 == "1") ok[p]++
 	}
 	END {
 		printf "   %-10s %7s %7s %7s %7s %7s%s\n", "phase", "frames", "16b", "8b", "6b", "4b", fashion ? "   top-1" : ""
@@ -229,7 +227,7 @@ if [ -s "$T/phases.txt" ]; then
 			if (fashion) printf "  %6.1f%%", 100 * ok[i] / n[i]
 			printf "\n"
 		}
-	}' "$T/phases.txt" "$T/npu.log"
+	}' "$T/phases.txt" <(bash "$ROOT/scripts/frames.sh" "$T/npu.log")
 fi
 echo "== bwqctl monitor saw (the registered client with its clamped depth at the end of each line):"
 sed 's/^/   /' "$T/monitor.log" | grep -v 'was not provided'

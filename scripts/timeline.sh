@@ -11,14 +11,7 @@ data=$(mktemp)
 trap 'rm -f "$data"' EXIT
 # Per frame: time, available GB/s (nan at the fallback depth), the depth
 # most layers ran at, frame milliseconds.
-awk '$1 ~ /^[0-9]+\.[0-9]+$/ && NF >= 6 {
-	best = 0; depth = 0
-	for (i = 4; i <= NF; i++) if ($i ~ /^[0-9]+:[0-9]+$/) { split($i, a, ":"); if (a[2] + 0 > best) { best = a[2] + 0; depth = a[1] } }
-	for (i = 4; i <= NF && $i ~ /^[0-9]+:[0-9]+$/; i++) ;
-	ms = $i
-	avail = ($2 == "-") ? "nan" : $2
-	print $1, avail, depth, ms
-}' "$log" > "$data"
+bash "$(dirname "$0")/frames.sh" "$log" > "$data"
 [ -s "$data" ] || { echo "timeline: no frames in $log" >&2; exit 1; }
 deadline=$(awk -v f="$fps" 'BEGIN {printf "%.3f", 1000 / f}')
 # Without any decision (every frame at the fallback depth) the first panel
