@@ -46,13 +46,18 @@ double ProbeEstimator::change(double s, double idle, bool higher_is_better)
         return higher_is_better ? 1.0 - s / idle : s / idle - 1.0;
 }
 
+double ProbeEstimator::loaded_change(const ProbeCalibration &c)
+{
+        if (c.idle.empty() || c.loaded.empty())
+                return 0;
+        return change(statistic(c.loaded, c.higher_is_better), statistic(c.idle, c.higher_is_better), c.higher_is_better);
+}
+
 double ProbeEstimator::signal_noise(const ProbeCalibration &c)
 {
         if (c.idle.empty() || c.loaded.empty())
                 return 0;
-        const double idle = statistic(c.idle, c.higher_is_better);
-        const double ch = change(statistic(c.loaded, c.higher_is_better), idle, c.higher_is_better);
-        return std::max(0.0, ch) / noise(c.idle);
+        return std::max(0.0, loaded_change(c)) / noise(c.idle);
 }
 
 ProbeEstimator::ProbeEstimator(const ProbeCalibration &c)
@@ -64,7 +69,7 @@ ProbeEstimator::ProbeEstimator(const ProbeCalibration &c)
         baseline_ = statistic(c.idle, higher_);
         band_ = c.idle.size() > 1 ? noise(c.idle) : 0;
         alpha_ = std::min(1.0, double(interval) / 1e9 / kFollowSeconds);
-        const double ch = c.loaded.empty() ? 0 : change(statistic(c.loaded, higher_), baseline_, higher_);
+        const double ch = loaded_change(c);
         // Without a measured antagonist (or one the probe did not see past
         // its noise), a change of one past the band stands for the maximum.
         slope_ = ch - band_ > 0.01 ? c.antagonist_bps / (ch - band_) : double(max_bps_);

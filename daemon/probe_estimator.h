@@ -58,6 +58,8 @@ public:
         static double statistic(std::vector<double> v, bool higher_is_better);
         // Relative change of a statistic from an idle one (> 0: slower).
         static double change(double s, double idle, bool higher_is_better);
+        // The calibration's change from idle to loaded (0 without loaded).
+        static double loaded_change(const ProbeCalibration &c);
 
         static constexpr double kQuantile = 0.75;        // of speed
         static constexpr uint64_t kWindowNs = 1000000000;  // one second

@@ -248,12 +248,6 @@ private:
                         method_ = method_cfg_;
                 const bool stream = method_ == ProbeMethod::Stream;
                 est_ = std::make_unique<ProbeEstimator>(stream ? cs : cl);
-                auto change = [](const ProbeCalibration &c) {
-                        return c.loaded.empty() ? 0.0
-                                                : ProbeEstimator::change(ProbeEstimator::statistic(c.loaded, c.higher_is_better),
-                                                                         ProbeEstimator::statistic(c.idle, c.higher_is_better),
-                                                                         c.higher_is_better);
-                };
                 char buf[768];
                 snprintf(buf, sizeof buf,
                          "probe: %s (%s); stream burst %.2f GB/s idle, %+.0f%% under a %.2f GB/s antagonist, noise %.1f%% "
@@ -262,9 +256,9 @@ private:
                          "(%.1f%%) read as no load, %.2f GB/s per unit change past it",
                          stream ? "stream" : "latency",
                          method_cfg_ != ProbeMethod::Auto ? "configured" : loaded ? "larger signal/noise" : "one CPU: no antagonist",
-                         ProbeEstimator::statistic(cs.idle, true) / 1e9, -100 * change(cs), cs.antagonist_bps / 1e9,
+                         ProbeEstimator::statistic(cs.idle, true) / 1e9, -100 * ProbeEstimator::loaded_change(cs), cs.antagonist_bps / 1e9,
                          100 * ProbeEstimator::noise(cs.idle), snr_stream, ProbeEstimator::statistic(cl.idle, false),
-                         100 * change(cl), 100 * ProbeEstimator::noise(cl.idle), snr_lat,
+                         100 * ProbeEstimator::loaded_change(cl), 100 * ProbeEstimator::noise(cl.idle), snr_lat,
                          huge_ ? "2 MiB huge" : "transparent huge (if granted)", stream ? "upper" : "lower", est_->window(),
                          100 * est_->band(), est_->slope() / 1e9);
                 detail_ = buf;
