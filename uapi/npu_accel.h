@@ -239,6 +239,17 @@ enum npu_bits_policy {
  * stored at is added (a bias correction per input depth).
  */
 #define NPU_LAYER_BIAS_PER_DEPTH (1u << 0)
+/*
+ * NPU_LAYER_RESIDUAL: a CONV2D that is not depthwise, with input_count 2.
+ * inputs[1] is a residual r with the output's n, h and w and 1..C_out
+ * channels; its value is added to the convolution's before the
+ * activation, channel by channel, zero past r's channels (a residual Add,
+ * and the zero channels a block that widens pads its shortcut with):
+ *   y[c] = act(conv(x)[c] + (c < r.c ? r[c] : 0))
+ * The sum is not stored in between, so this is one layer's quantization
+ * where a CONV2D and an ADD would be two.
+ */
+#define NPU_LAYER_RESIDUAL (1u << 1)
 struct npu_layer_desc {
 	__u16 op;              /* enum npu_op */
 	__u8 act;              /* enum npu_act */

@@ -149,6 +149,28 @@ extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params
         return add_layer(g, std::move(L), {x.n, oh, ow, q.out_channels, 0});
 }
 
+extern "C" int npu_graph_conv2d_residual(npu_graph *g, int input, int residual, const npu_conv2d_params *p,
+                                         const float *weights, const float *bias)
+{
+        if (!valid_tensor(g, input) || !valid_tensor(g, residual) || !p)
+                return -EINVAL;
+        const GraphTensor x = g->tensors[input], r = g->tensors[residual];
+        const uint32_t groups = or_one(p->groups);
+        if (groups > 1 && groups == x.c && groups == p->out_channels)
+                return -EINVAL;  // depthwise
+        int t = npu_graph_conv2d(g, input, p, weights, bias);
+        if (t < 0)
+                return t;
+        const GraphTensor &y = g->tensors[t];
+        if (r.n != y.n || r.h != y.h || r.w != y.w || r.c > y.c) {
+                g->tensors.pop_back();
+                g->layers.pop_back();
+                return -EINVAL;
+        }
+        g->layers.back().inputs.push_back(residual);
+        return t;
+}
+
 extern "C" int npu_graph_fully_connected(npu_graph *g, int input, uint32_t out_channels, const float *weights,
                                          const float *bias, uint32_t activation)
 {

@@ -80,6 +80,8 @@ void npu::model_write_job(npu_model *m, size_t seg, bool dynamic, unsigned fixed
                         d.scale_offset = L.scale_offset;
                         d.bias_offset = L.bias_offset;
                         d.flags = L.flags;
+                        if (L.op == NPU_OP_CONV2D && L.inputs.size() > 1)
+                                d.flags |= NPU_LAYER_RESIDUAL;
                 }
                 std::memcpy(p, &d, sizeof d);
                 p += sizeof d;

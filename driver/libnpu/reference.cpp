@@ -40,9 +40,18 @@ int run_host_layer(const GraphLayer &L, const std::vector<GraphTensor> &tensors,
 // parallel lanes: the same numbers, many times faster.  Cloned per
 // instruction set; no FMA contraction anywhere, so every clone gives the
 // same bits.
+// A residual (npu_graph_conv2d_residual): res, of rc channels per output
+// pixel, is added before the activation (zero past its channels).
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_reference(const GraphLayer &L, const GraphTensor &x, const std::vector<float> &xv, const GraphTensor &y,
-                           const std::vector<float> &weights, std::vector<float> &out)
+                           const std::vector<float> &weights, std::vector<float> &out, const float *res = nullptr, size_t rc = 0)
 {
+        // Output channel co of pixel px: the sum s plus the bias, the residual and the activation.
+        auto finish = [&](double s, size_t px, size_t co) {
+                float v = float(s + L.bias[co]);
+                if (res && co < rc)
+                        v += res[px * rc + co];
+                return act_ref(v, L.act);
+        };
         const auto &p = L.conv;
         const size_t G = p.groups, cig = x.c / G, cog = y.c / G, kh = p.kernel_h, kw = p.kernel_w;
         std::vector<double> wt(kh * kw * cig * y.c);  // [g][ky][kx][ci][co of the group]
@@ -82,9 +91,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_re
                                                 for (size_t c = 0; c < G; c++)
                                                         a[c] += double(xp[c]) * wp[c];
                                         });
-                                        float *o = &out[((b * y.h + oy) * y.w + ox) * y.c];
+                                        const size_t px = (b * y.h + oy) * y.w + ox;
                                         for (size_t c = 0; c < G; c++)
-                                                o[c] = act_ref(float(a[c] + L.bias[c]), L.act);
+                                                out[px * y.c + c] = finish(a[c], px, c);
                                 }
                 return;
         }
@@ -104,9 +113,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void conv_re
                                                                 acc[c] += xd * wc[c];
                                                 }
                                         });
-                                        float *o = &out[((b * y.h + oy) * y.w + ox) * y.c + g * cog];
+                                        const size_t px = (b * y.h + oy) * y.w + ox;
                                         for (size_t c = 0; c < cog; c++)
-                                                o[c] = act_ref(float(acc[c] + L.bias[g * cog + c]), L.act);
+                                                out[px * y.c + g * cog + c] = finish(acc[c], px, g * cog + c);
                                 }
 }
 
@@ -165,7 +174,9 @@ void reference_forward(const npu_graph &g, const float *const *inputs, std::vect
                 }
                 const std::vector<float> &weights = dev.empty() ? L.weights : dev;
                 if (L.op == NPU_OP_CONV2D) {
-                        conv_reference(L, x, xv, y, weights, out);
+                        const bool residual = L.inputs.size() > 1;
+                        conv_reference(L, x, xv, y, weights, out, residual ? values[L.inputs[1]].data() : nullptr,
+                                       residual ? g.tensors[L.inputs[1]].c : 0);
                         continue;
                 }
                 auto at = [&](const GraphTensor &t, const std::vector<float> &v, size_t b, int64_t iy, int64_t ix,

@@ -92,7 +92,7 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                         return;
                 }
                 if (wide)
-                        k.epilogue_wide(acc[0], acc[1], C, mt, C, zw64.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C);
+                        k.epilogue_wide(acc[0], acc[1], C, mt, C, zw64.data(), cs.mul.data(), cs.add.data(), L.act, oq, Q, C, {});
                 store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
         });
 }

@@ -78,6 +78,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
                 uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * G.oc : 0);
                 if (unpack_rows)
                         bwq::unpack_u8(io.x, io.ax.bits, m0 * G.c, mt * G.c, A);
+                // The tile's residual, dequantized once for all groups and planes.
+                const Residual R = io.r ? residual_rows(io, m0, mt) : Residual{};
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const int8_t *Bg = W + g * K4 * N16;
                         const uint32_t c0 = g * cout_g;
@@ -96,7 +98,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
                                                 k.gemm_u8s8(a, rows, Bg, K4, cout_g, 0, c, cout_g);
                                                 return;
                                         }
-                                        GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc};
+                                        GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc,
+                                                       R.at(m - m0, c0)};
                                         if (out8)
                                                 e.q8 = io.y + m * G.oc + c0;
                                         else if (byte_tile)
@@ -150,10 +153,11 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
                                 }
                         }
                         if (split)
-                                epilogue_tile(C64, cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0, G.oc);
+                                epilogue_tile(C64, cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0, G.oc,
+                                              R.at(0, c0));
                         else if (wide)
                                 k.epilogue_wide(Cp[0], Cp[1], cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0,
-                                                G.oc);
+                                                G.oc, R.at(0, c0));
                 }
                 if (byte_tile)
                         store_tile(Q8, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);

@@ -1,5 +1,6 @@
 #include "epilogue.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "uapi/npu_accel.h"
@@ -76,41 +77,66 @@ template <int ACT> NPU_INLINE int32_t finish(float y, const OutQuant &o)
                 return round_clamped(activate<ACT>(y) * o.inv + o.zero, 0.0f, o.qmax);
 }
 
+// y with the residual's value v added: in the folded form y is in output
+// steps, so v is scaled by 1 / step in the same rounding.
+template <int ACT> NPU_INLINE float plus_residual(float y, float v, const OutQuant &o)
+{
+        if constexpr (ACT == kActFolded)
+                return std::fma(v, o.inv, y);
+        else
+                return y + v;
+}
+
 template <int ACT, typename A, typename Q>
 NPU_INLINE void tile(const A *__restrict acc, size_t ldc, size_t rows, size_t n, const A *__restrict off,
-                     const float *__restrict mul, const float *__restrict add, const OutQuant &o, Q *__restrict q, size_t ldq)
+                     const float *__restrict mul, const float *__restrict add, const OutQuant &o, Q *__restrict q, size_t ldq,
+                     Residual res)
 {
         const OutQuant oc = o;  // by value: no aliasing with the outputs
         for (size_t r = 0; r < rows; r++) {
                 const A *a = acc + r * ldc;
                 Q *d = q + r * ldq;
-                if (off)
-                        for (size_t c = 0; c < n; c++)
+                size_t c0 = 0;
+                if (res.res) {
+                        const float *__restrict v = res.res + r * res.ldr;
+                        for (; c0 < std::min(n, res.rc); c0++) {
+                                const size_t c = c0;
+                                float y = std::fma(float(off ? a[c] - off[c] : a[c]), mul[c], add[c]);
+                                d[c] = Q(finish<ACT>(plus_residual<ACT>(y, v[c], oc), oc));
+                        }
+                }
+                if (off) {
+                        for (size_t c = c0; c < n; c++)
                                 d[c] = Q(finish<ACT>(std::fma(float(a[c] - off[c]), mul[c], add[c]), oc));
-                else
-                        for (size_t c = 0; c < n; c++)
+                } else {
+                        for (size_t c = c0; c < n; c++)
                                 d[c] = Q(finish<ACT>(std::fma(float(a[c]), mul[c], add[c]), oc));
+                }
         }
 }
 
 template <int ACT>
 NPU_INLINE void tile_wide(const int32_t *__restrict hi, const int32_t *__restrict lo, size_t ldc, size_t rows, size_t n,
                           const int64_t *__restrict off, const float *__restrict mul, const float *__restrict add,
-                          const OutQuant &o, uint16_t *__restrict q, size_t ldq)
+                          const OutQuant &o, uint16_t *__restrict q, size_t ldq, Residual res)
 {
         const OutQuant oc = o;
         for (size_t r = 0; r < rows; r++)
                 for (size_t c = 0; c < n; c++) {
                         const int64_t a = int64_t(hi[r * ldc + c]) * 256 + lo[r * ldc + c] - off[c];
-                        q[r * ldq + c] = uint16_t(finish<ACT>(std::fma(float(a), mul[c], add[c]), oc));
+                        float y = std::fma(float(a), mul[c], add[c]);
+                        if (res.res && c < res.rc)
+                                y = plus_residual<ACT>(y, res.res[r * res.ldr + c], oc);
+                        q[r * ldq + c] = uint16_t(finish<ACT>(y, oc));
                 }
 }
 
 template <typename A, typename Q>
 NPU_INLINE void tile_act(const A *acc, size_t ldc, size_t rows, size_t n, const A *off, const float *mul, const float *add,
-                         uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+                         uint8_t act, const OutQuant &o, Q *q, size_t ldq, Residual res)
 {
-        with_act(act, o.folded, [&](auto a) NPU_INLINE_LAMBDA { tile<decltype(a)::value>(acc, ldc, rows, n, off, mul, add, o, q, ldq); });
+        with_act(act, o.folded,
+                 [&](auto a) NPU_INLINE_LAMBDA { tile<decltype(a)::value>(acc, ldc, rows, n, off, mul, add, o, q, ldq, res); });
 }
 
 template <int ACT, typename Q> NPU_INLINE void row_float(const float *__restrict y, size_t n, const OutQuant &o, Q *__restrict q)
@@ -151,31 +177,32 @@ template <typename T> NPU_INLINE void deq_row(const T *__restrict q, size_t n, c
 
 NPU_CLONES
 void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                   const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq)
+                   const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq, Residual res)
 {
-        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
 }
 
 NPU_CLONES
 void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq, Residual res)
 {
-        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
 }
 
 NPU_CLONES
 void epilogue_tile(const int64_t *acc, size_t ldc, size_t rows, size_t n, const int64_t *off, const float *mul,
-                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq, Residual res)
 {
-        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        tile_act(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
 }
 
 NPU_CLONES
 void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
-                   const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+                   const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq,
+                   Residual res)
 {
         with_act(act, o.folded,
-                 [&](auto a) NPU_INLINE_LAMBDA { tile_wide<decltype(a)::value>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq); });
+                 [&](auto a) NPU_INLINE_LAMBDA { tile_wide<decltype(a)::value>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq, res); });
 }
 
 NPU_CLONES

@@ -56,21 +56,38 @@ template <typename F> inline __attribute__((always_inline)) decltype(auto) with_
 // Folds the quantizer into per-channel mul and add when o.folded.
 void fold_channels(const OutQuant &o, float *mul, float *add, size_t n);
 
+// A residual (NPU_LAYER_RESIDUAL): the value res[r * ldr + c] of each
+// output of the first rc columns, already dequantized (its real value),
+// added before the activation; the columns from rc on have none (they add
+// nothing: the same bytes as adding 0).  res null: none.
+struct Residual {
+        const float *res = nullptr;
+        size_t ldr = 0, rc = 0;
+        // The residual of the tile from (row, col) on.
+        Residual at(size_t row, size_t col) const
+        {
+                return res ? Residual{res + row * ldr + col, ldr, rc > col ? rc - col : 0} : Residual{};
+        }
+};
+
 // The epilogue of a tile of accumulators (rows x n, row stride ldc):
 //   q[r * ldq + c] from acc[r * ldc + c] as OutQuant says, with the
 //   channel constants mul[c], add[c] (folded when o.folded) and off[c]
 // off may be null (no zero-point term).  u8 output for depths up to 8 bits.
+// With a residual v = res[r * ldr + c] (c < rc), y = fma(float(acc - off),
+// mul, add) becomes fma(v, 1 / step, y) when folded, else y + v before act().
 void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                   const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
+                   const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq, Residual res = {});
 void epilogue_tile(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq, Residual res = {});
 void epilogue_tile(const int64_t *acc, size_t ldc, size_t rows, size_t n, const int64_t *off, const float *mul,
-                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+                   const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq, Residual res = {});
 
 // 16-bit inputs as two u8 planes: acc = 256 * hi + lo - off in int64, then
 // as epilogue_tile.
 void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
-                   const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+                   const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq,
+                   Residual res);
 
 // One row of values computed in float (pools, ADD, MUL, CONCAT): q[i] from
 // y[i] as OutQuant's unfolded form says (o.folded is ignored).

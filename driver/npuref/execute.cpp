@@ -72,6 +72,12 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                         const npu_tensor_desc &x = job.tensors[L.inputs[0]];
                         Geometry G = geometry(L, x, y);
                         LayerIO io{bos[x.bo_index].data + x.offset, act[L.inputs[0]], ydst, act[L.output]};
+                        if (L.flags & NPU_LAYER_RESIDUAL) {
+                                const npu_tensor_desc &rt = job.tensors[L.inputs[1]];
+                                io.r = bos[rt.bo_index].data + rt.offset;
+                                io.ar = act[L.inputs[1]];
+                                io.rc = rt.c;
+                        }
                         const uint8_t *params = bos[L.param_bo_index].data;
                         r.param_bytes_read = L.weight_size + 8ull * y.c;
                         bool depthwise = L.op == NPU_OP_CONV2D && G.groups > 1 && G.groups == G.c && G.groups == G.oc;

@@ -44,11 +44,12 @@ constexpr unsigned kDepthwiseMaxTaps32 = 65536;
 
 using EpilogueWideFn = void (*)(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n,
                                 const int64_t *off, const float *mul, const float *add, uint8_t act, const OutQuant &o,
-                                uint16_t *q, size_t ldq);
+                                uint16_t *q, size_t ldq, Residual res);
 
 // The epilogue fused into a GEMM (int32 accumulators, K in one call):
 // output row m, column n gets epilogue_tile's value of C[m][n] with off[n],
-// mul[n], add[n], written to q8 (depths up to 8) or q16 at m * ldq + n.
+// mul[n], add[n] and the residual's res[m * ldr + n] (GEMM layers only),
+// written to q8 (depths up to 8) or q16 at m * ldq + n.
 struct GemmEpilogue {
         const int32_t *off;
         const float *mul, *add;
@@ -57,6 +58,7 @@ struct GemmEpilogue {
         uint8_t *q8;
         uint16_t *q16;
         size_t ldq;
+        Residual res{};
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.
@@ -103,12 +105,13 @@ void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
 // in the same order, so the same bytes (the fallback of the AVX-512 GEMM
 // and depthwise kernels for what they do not fuse).
 void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                        const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq);
+                        const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq, Residual res);
 void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                         const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+                         const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq, Residual res);
 
 void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
-                          const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq);
+                          const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq,
+                          Residual res);
 
 void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                 size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);

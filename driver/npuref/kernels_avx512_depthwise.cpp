@@ -205,9 +205,9 @@ void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *t
         }
         depthwise_rows_avx512(x, step, tap_off, taps, w, C, count, acc);
         if (e.q8)
-                epilogue_u8_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq);
+                epilogue_u8_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
         else
-                epilogue_u16_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
+                epilogue_u16_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
 }
 
 } // namespace npuref

@@ -42,9 +42,18 @@ template <int ACT> static inline __m512 activate(__m512 y)
 }
 
 
+// y with the residual's values added, as epilogue.cpp's plus_residual.
+template <int ACT> static inline __m512 plus_residual(__m512 y, __m512 v, __m512 inv)
+{
+        if constexpr (ACT == kActFolded)
+                return _mm512_fmadd_ps(v, inv, y);
+        else
+                return _mm512_add_ps(y, v);
+}
+
 template <int ACT, bool OFF, typename Q>
 static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                     const float *add, const OutQuant &o, Q *q, size_t ldq)
+                     const float *add, const OutQuant &o, Q *q, size_t ldq, Residual res)
 {
         const __m512 inv = _mm512_set1_ps(o.inv), zp = _mm512_set1_ps(o.zero);
         const __m512 lo = _mm512_set1_ps(ACT == kActFolded ? o.lo : 0.0f), hi = _mm512_set1_ps(ACT == kActFolded ? o.hi : o.qmax);
@@ -53,11 +62,14 @@ static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, cons
                 const __mmask16 m = full ? __mmask16(0xffff) : __mmask16((1u << (n - c)) - 1);
                 const __m512 mv = _mm512_maskz_loadu_ps(m, mul + c), av = _mm512_maskz_loadu_ps(m, add + c);
                 const __m512i ov = OFF ? _mm512_maskz_loadu_epi32(m, off + c) : _mm512_setzero_si512();
+                const __mmask16 rm = column_mask(res.rc > c ? res.rc - c : 0);  // the residual's columns
                 for (size_t r = 0; r < rows; r++) {
                         __m512i a = _mm512_maskz_loadu_epi32(m, acc + r * ldc + c);
                         if (OFF)
                                 a = _mm512_sub_epi32(a, ov);
                         __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), mv, av);
+                        if (res.res)
+                                y = plus_residual<ACT>(y, _mm512_maskz_loadu_ps(m & rm, res.res + r * res.ldr + c), inv);
                         if constexpr (ACT != kActFolded)
                                 y = _mm512_add_ps(_mm512_mul_ps(activate<ACT>(y), inv), zp);
                         // vmaxps returns its second operand for NaN: NaN -> lo.
@@ -69,43 +81,43 @@ static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, cons
 
 template <bool OFF, typename Q>
 static void epilogue_act(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq, Residual res)
 {
         with_act(act, o.folded, [&](auto a) {
                 if constexpr (decltype(a)::value == NPU_ACT_SIGMOID)  // libm's exp, in the generic loop
-                        epilogue_tile(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                        epilogue_tile(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
                 else
-                        epilogue<decltype(a)::value, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq);
+                        epilogue<decltype(a)::value, OFF>(acc, ldc, rows, n, off, mul, add, o, q, ldq, res);
         });
 }
 
 template <typename Q>
 static void epilogue_any(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq)
+                         const float *add, uint8_t act, const OutQuant &o, Q *q, size_t ldq, Residual res)
 {
         if (off)
-                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                epilogue_act<true>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
         else
-                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                epilogue_act<false>(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
 }
 
 void epilogue_u8_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                        const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq)
+                        const float *add, uint8_t act, const OutQuant &o, uint8_t *q, size_t ldq, Residual res)
 {
-        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
 }
 
 void epilogue_u16_avx512(const int32_t *acc, size_t ldc, size_t rows, size_t n, const int32_t *off, const float *mul,
-                         const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+                         const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq, Residual res)
 {
-        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq);
+        epilogue_any(acc, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
 }
 
 // 16-bit inputs: 8 channels per step in int64 lanes (vcvtqq2ps converts
 // exactly as the scalar int64 -> float conversion: current rounding mode).
 template <int ACT>
 static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
-                          const float *mul, const float *add, const OutQuant &o, uint16_t *q, size_t ldq)
+                          const float *mul, const float *add, const OutQuant &o, uint16_t *q, size_t ldq, Residual res)
 {
         const __m256 inv = _mm256_set1_ps(o.inv), zp = _mm256_set1_ps(o.zero);
         const __m256 lov = _mm256_set1_ps(ACT == kActFolded ? o.lo : 0.0f), hiv = _mm256_set1_ps(ACT == kActFolded ? o.hi : o.qmax);
@@ -118,6 +130,14 @@ static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size
                         const __m512i l = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(m, lo + r * ldc + c));
                         const __m512i a = _mm512_sub_epi64(_mm512_add_epi64(_mm512_slli_epi64(h, 8), l), ov);
                         __m256 y = _mm256_fmadd_ps(_mm512_cvtepi64_ps(a), mv, av);
+                        if (res.res) {
+                                const __mmask8 rm = res.rc > c ? __mmask8(column_mask(res.rc - c)) : __mmask8(0);
+                                const __m256 v = _mm256_maskz_loadu_ps(m & rm, res.res + r * res.ldr + c);
+                                if constexpr (ACT == kActFolded)
+                                        y = _mm256_fmadd_ps(v, inv, y);
+                                else
+                                        y = _mm256_add_ps(y, v);
+                        }
                         if constexpr (ACT != kActFolded) {
                                 // The activations on 8 lanes: the 16-lane forms, upper half unused.
                                 y = _mm512_castps512_ps256(activate<ACT>(_mm512_zextps256_ps512(y)));
@@ -130,13 +150,14 @@ static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size
 }
 
 void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size_t rows, size_t n, const int64_t *off,
-                          const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq)
+                          const float *mul, const float *add, uint8_t act, const OutQuant &o, uint16_t *q, size_t ldq,
+                          Residual res)
 {
         with_act(act, o.folded, [&](auto a) {
                 if constexpr (decltype(a)::value == NPU_ACT_SIGMOID)  // libm's exp, in the generic loop
-                        npuref::epilogue_wide(hi, lo, ldc, rows, n, off, mul, add, act, o, q, ldq);
+                        npuref::epilogue_wide(hi, lo, ldc, rows, n, off, mul, add, act, o, q, ldq, res);
                 else
-                        epilogue_wide<decltype(a)::value>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq);
+                        epilogue_wide<decltype(a)::value>(hi, lo, ldc, rows, n, off, mul, add, o, q, ldq, res);
         });
 }
 

@@ -107,7 +107,7 @@ void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         });
 }
 
-template <int MR, typename Q>
+template <int MR, bool RES, typename Q>
 static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, size_t K4, size_t N, size_t n0,
                                  const GemmEpilogue &e, Q *q)
 {
@@ -123,19 +123,32 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
         accumulate<MR>(A, m0, b0, b0 + K4 * 16, two, acc0, acc1, o0, o1);
         const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
         const __m512 mv0 = _mm512_maskz_loadu_ps(k0, e.mul + n0), av0 = _mm512_maskz_loadu_ps(k0, e.add + n0);
+        const __m512 inv = _mm512_set1_ps(e.o->inv);
+        auto res = [&](int r, size_t n) { return RES ? e.res.res + (m0 + r) * e.res.ldr + n : nullptr; };
+        const __mmask16 r0 = column_mask(e.res.rc > n0 ? e.res.rc - n0 : 0), r1 = column_mask(e.res.rc > n1 ? e.res.rc - n1 : 0);
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-                finish16(acc0[r], zero, mv0, av0, lo, hi, q + (m0 + r) * e.ldq + n0, k0, left0 >= 16);
+                finish16(acc0[r], zero, mv0, av0, lo, hi, q + (m0 + r) * e.ldq + n0, k0, left0 >= 16, res(r, n0), r0, inv);
         if (two) {
                 const __m512 mv1 = _mm512_maskz_loadu_ps(k1, e.mul + n1), av1 = _mm512_maskz_loadu_ps(k1, e.add + n1);
                 _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
-                        finish16(acc1[r], zero, mv1, av1, lo, hi, q + (m0 + r) * e.ldq + n1, k1, left1 >= 16);
+                        finish16(acc1[r], zero, mv1, av1, lo, hi, q + (m0 + r) * e.ldq + n1, k1, left1 >= 16, res(r, n1), r1, inv);
         }
+}
+
+template <bool RES, typename Q>
+static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q)
+{
+        for_tiles(M, N,
+                  [&](auto rows, size_t m, size_t n0) { tile_epilogue<decltype(rows)::value, RES>(A, m, B, K4, N, n0, e, q); });
 }
 
 template <typename Q>
 static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q)
 {
-        for_tiles(M, N, [&](auto rows, size_t m, size_t n0) { tile_epilogue<decltype(rows)::value>(A, m, B, K4, N, n0, e, q); });
+        if (e.res.res)
+                gemm_epilogue_fused<true>(A, M, B, K4, N, e, q);
+        else
+                gemm_epilogue_fused<false>(A, M, B, K4, N, e, q);
 }
 
 void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
@@ -151,9 +164,9 @@ void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         // Other activations: the tile through memory.
         gemm_u8s8_avx512vnni(A, M, B, K4, N, 0, C, ldc);
         if (e.q8)
-                epilogue_u8_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq);
+                epilogue_u8_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
         else
-                epilogue_u16_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq);
+                epilogue_u16_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
 }
 
 // Weight sums of 16 channels per step: vpdpbusd against bytes of 1 adds

@@ -54,7 +54,9 @@ struct ThreadScratch {
         std::vector<int32_t> c32, c32lo;
         std::vector<int64_t> c64;
         std::vector<uint16_t> q, q2, v16;
-        std::vector<float> f, f2;
+        std::vector<float> f, f2, res;
+        std::vector<uint8_t> r8;
+        std::vector<uint16_t> r16;
         std::vector<double> d;
 };
 inline thread_local ThreadScratch tls;
@@ -130,7 +132,31 @@ struct LayerIO {
         Act ax;
         uint8_t *y;
         Act ay;
+        // NPU_LAYER_RESIDUAL: the residual tensor, its depth and channels.
+        const uint8_t *r = nullptr;
+        Act ar{};
+        uint32_t rc = 0;
 };
+
+// Output rows [m0, m0 + rows) of a residual as floats, [rows][io.rc]:
+// each value's real value (dequantize_row's).
+inline Residual residual_rows(const LayerIO &io, size_t m0, size_t rows)
+{
+        const size_t rc = io.rc, first = m0 * rc, count = rows * rc;
+        float *R = scratch(tls.res, count);
+        if (io.ar.bits == 8) {
+                dequantize_row(io.r + first, count, io.ar.qp, R);
+        } else if (io.ar.bits == 16) {
+                uint16_t *u = scratch(tls.r16, count);
+                bwq::unpack_u16(io.r, 16, first, count, u);
+                dequantize_row(u, count, io.ar.qp, R);
+        } else {
+                uint8_t *u = scratch(tls.r8, count);
+                bwq::unpack_u8(io.r, io.ar.bits, first, count, u);
+                dequantize_row(u, count, io.ar.qp, R);
+        }
+        return Residual{R, rc, rc};
+}
 
 // Where a layer's bias starts in its parameter BO: its one row, or with
 // NPU_LAYER_BIAS_PER_DEPTH the row of the depth its input was stored at.

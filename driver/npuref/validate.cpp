@@ -165,8 +165,9 @@ struct Validator {
         Fail check_layer(uint32_t l)
         {
                 const npu_layer_desc &L = job.layers[l];
-                if ((L.flags & ~NPU_LAYER_BIAS_PER_DEPTH) || L.pad1 || !is_zero(L.reserved, sizeof L.reserved) ||
-                    (L.flags && L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED))
+                if ((L.flags & ~(NPU_LAYER_BIAS_PER_DEPTH | NPU_LAYER_RESIDUAL)) || L.pad1 || !is_zero(L.reserved, sizeof L.reserved) ||
+                    (L.flags && L.op != NPU_OP_CONV2D && L.op != NPU_OP_FULLY_CONNECTED) ||
+                    ((L.flags & NPU_LAYER_RESIDUAL) && L.op != NPU_OP_CONV2D))
                         return {-EINVAL, DRM_NPU_JOB_ERR_RESERVED, l};
                 if (L.op < NPU_OP_CONV2D || L.op > NPU_OP_DEPTH_TO_SPACE || L.act > NPU_ACT_SIGMOID)
                         return {-EINVAL, DRM_NPU_JOB_ERR_BAD_OP, l};
@@ -195,6 +196,9 @@ struct Validator {
                         break;
                 case NPU_OP_CONCAT:
                         want_inputs = L.input_count >= 2 && L.input_count <= NPU_MAX_INPUTS ? L.input_count : 0;
+                        break;
+                case NPU_OP_CONV2D:
+                        want_inputs = L.flags & NPU_LAYER_RESIDUAL ? 2 : 1;
                         break;
                 default:
                         want_inputs = 1;
@@ -245,6 +249,12 @@ struct Validator {
                         }
                         if (Fail f = check_params(l, L, wbytes, y.c); f.err)
                                 return f;
+                        if (L.flags & NPU_LAYER_RESIDUAL) {
+                                // Not depthwise; the output's pixels, at most its channels.
+                                const npu_tensor_desc &r = job.tensors[L.inputs[1]];
+                                if ((g == x.c && g == y.c && g > 1) || !same_nhw(r, y) || r.c > y.c)
+                                        return bad_shape;
+                        }
                         break;
                 }
                 case NPU_OP_FULLY_CONNECTED: {

@@ -43,9 +43,26 @@ std::optional<Error> Lowerer::conv(const Node &n)
         std::vector<float> b;
         if (n.in.size() > 2 && n.in[2] >= 0)
                 b = g_.konst(n.in[2]).f;
-        int r = npu_graph_conv2d(out_.graph, x.tensor, &p, w.data(), b.empty() ? nullptr : b.data());
         const auto &ys = val(n.out[0]).shape;
         Dims d{ys[0], ys[2], ys[3], ys[1]};
+        const float *bias = b.empty() ? nullptr : b.data();
+        if (n.in.size() > 3 && n.in[3] >= 0) {
+                // A residual Add fused by the rewrite (rewrite.cpp).
+                const View &rv = views_[size_t(n.in[3])];
+                if (!is_nchw(rv))
+                        return err(-ENOTSUP, "the residual '" + val(n.in[3]).name + "' is not NCHW on the device");
+                const Dims rd = dims_[size_t(rv.tensor)];
+                int r = npu_graph_conv2d_residual(out_.graph, x.tensor, rv.tensor, &p, w.data(), bias);
+                std::string name = op_name(n);
+                name.insert(4, "+Add");
+                if (auto e = made(r, n, d, name))
+                        return e;
+                if (rd.c < d.c)
+                        done_.channel_pads++;
+                views_[size_t(n.out[0])] = nchw(r, d);
+                return std::nullopt;
+        }
+        int r = npu_graph_conv2d(out_.graph, x.tensor, &p, w.data(), bias);
         if (auto e = made(r, n, d, op_name(n)))
                 return e;
         views_[size_t(n.out[0])] = nchw(r, d);

@@ -103,7 +103,7 @@ struct View {
 struct Rewrites {
         unsigned batchnorm_folded = 0, batchnorm_alone = 0, affine_folded = 0, activations_fused = 0, hardswish_matched = 0,
                  hardsigmoid_matched = 0, input_ops_folded = 0, pads_folded = 0, transposes_viewed = 0, reshapes_viewed = 0,
-                 channel_pads = 0, host_nodes = 0;
+                 channel_pads = 0, residuals_fused = 0, host_nodes = 0;
 };
 
 // A node run on the host (npu_graph_host): a graph of its own whose inputs

@@ -50,10 +50,10 @@ std::string placement_text(const npu_onnx &m)
                  "rewrites: %u BatchNormalization folded, %u BatchNormalization alone, "
                  "%u constant Add/Sub/Mul/Div folded, %u input Add/Sub/Mul/Div into the conversion, %u HardSwish and "
                  "%u HardSigmoid recognised, %u activations fused, %u Pad into a Conv, %u Transpose and %u reshapes as views, "
-                 "%u channel pads\n",
+                 "%u channel pads, %u residual Add into a Conv\n",
                  d.batchnorm_folded, d.batchnorm_alone, d.affine_folded, d.input_ops_folded,
                  d.hardswish_matched, d.hardsigmoid_matched, d.activations_fused, d.pads_folded, d.transposes_viewed,
-                 d.reshapes_viewed, d.channel_pads);
+                 d.reshapes_viewed, d.channel_pads, d.residuals_fused);
         s += line;
         for (size_t l = 0; l < m.low.layer_names.size(); l++) {
                 const std::string &why = m.low.layer_reasons[l];

@@ -3,7 +3,8 @@
 // by constants after a layer folded into its scale and bias; activations
 // after a Conv, Gemm, MatMul, Add or channel affine fused into the layer
 // (Relu, Clip(0, 6), Sigmoid, HardSwish, HardSigmoid with any alpha and
-// beta after a Conv).
+// beta after a Conv); and a residual Add (with a shortcut padded by zero
+// channels) into the Conv before it.
 #include <cerrno>
 #include <cmath>
 
@@ -177,6 +178,73 @@ void fuse_activations(Graph &g, Rewrites *done)
         }
 }
 
+// x when v is Concat(x, zeros...) on the channels of a 4-D value, read only
+// by node k: a shortcut padded with zero channels; else -1.
+int zero_padded(const Graph &g, int v, int k)
+{
+        const int p = g.values[size_t(v)].producer;
+        if (p < 0 || g.single_consumer(v) != k)
+                return -1;
+        const Node &c = g.nodes[size_t(p)];
+        const int64_t axis = c.geti("axis", 0);
+        if (c.dead || c.op != "Concat" || c.in.size() < 2 || (axis != 1 && axis != -3) || g.is_const(c.in[0]))
+                return -1;
+        for (size_t i = 1; i < c.in.size(); i++) {
+                if (!g.is_const(c.in[i]))
+                        return -1;
+                const Constant &z = g.konst(c.in[i]);
+                for (int64_t e = 0; e < z.elements(); e++)
+                        if (z.at(size_t(e)) != 0)
+                                return -1;
+        }
+        return c.in[0];
+}
+
+// A residual Add after a Conv: a Conv (one group, no activation of its
+// own) read only by an Add of a value r computed before the Conv, or of
+// Concat(r, zeros) read only by that Add, becomes one layer that adds r
+// before the Add's activation (npu_graph_conv2d_residual): r is the Conv's
+// fourth input, and the Conv takes the Add's output.  The sum is quantized
+// once and neither the Add nor the channel pad is a layer.
+void fuse_residual(Graph &g, Rewrites *done)
+{
+        for (size_t k = 0; k < g.nodes.size(); k++) {
+                Node &a = g.nodes[k];
+                if (a.dead || a.op != "Add" || a.in.size() != 2 || a.out.size() != 1)
+                        continue;
+                const auto &ys = g.values[size_t(a.out[0])].shape;
+                if (ys.size() != 4 || a.in[0] < 0 || a.in[1] < 0 || g.is_const(a.in[0]) || g.is_const(a.in[1]))
+                        continue;
+                for (int side = 0; side < 2; side++) {
+                        const int cv = a.in[size_t(side)], other = a.in[size_t(1 - side)];
+                        const int p = g.values[size_t(cv)].producer;
+                        if (p < 0 || g.single_consumer(cv) != int(k) || g.values[size_t(cv)].shape != ys ||
+                            g.values[size_t(other)].shape != ys)
+                                continue;
+                        Node &conv = g.nodes[size_t(p)];
+                        if (conv.dead || conv.op != "Conv" || conv.attr("_act") || conv.geti("group", 1) != 1 || conv.in.size() > 3 ||
+                            !g.is_const(conv.in[1]) || (conv.in.size() > 2 && conv.in[2] >= 0 && !g.is_const(conv.in[2])))
+                                continue;
+                        const int padded = zero_padded(g, other, int(k));
+                        const int r = padded >= 0 ? padded : other;
+                        const auto &rs = g.values[size_t(r)].shape;
+                        // Computed before the Conv, so lowered by then; the output's pixels.
+                        if (g.values[size_t(r)].producer >= p || rs.size() != 4 || rs[0] != ys[0] || rs[2] != ys[2] ||
+                            rs[3] != ys[3] || rs[1] > ys[1])
+                                continue;
+                        conv.in.resize(3, -1);
+                        conv.in.push_back(r);
+                        if (const Attr *act = a.attr("_act"))
+                                conv.attrs["_act"] = *act;
+                        if (padded >= 0)
+                                g.nodes[size_t(g.values[size_t(other)].producer)].dead = true;
+                        absorb(g, conv, a);
+                        done->residuals_fused++;
+                        break;
+                }
+        }
+}
+
 } // namespace
 
 int activation_of(const Graph &g, const Node &a, float *alpha, float *beta)
@@ -209,6 +277,7 @@ void rewrite(Graph *g, Rewrites *done)
         recognise(g, done);
         fold_affine(*g, done);
         fuse_activations(*g, done);
+        fuse_residual(*g, done);
 }
 
 } // namespace onnxfe

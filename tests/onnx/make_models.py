@@ -123,6 +123,17 @@ save('pad_residual_fold', [
      init('w2', w(8, 6, 3, 3)), init('b2', w(8)), init('i0', np.array(0, np.int64)), init('ax0', np.array([0], np.int64)),
      init('rest', np.array([-1, 8], np.int64))], shape=[1, 6, 9, 9])
 
+# A residual Add that stays a layer: its Conv's output is also read by
+# another Conv, so the sum cannot replace it.
+save('residual_kept', [
+    helper.make_node('Conv', ['x', 'w1', 'b1'], ['c1'], pads=[1, 1, 1, 1], name='conv1'),
+    helper.make_node('Add', ['c1', 'x'], ['sum'], name='residual'),
+    helper.make_node('Relu', ['sum'], ['r'], name='relu'),
+    helper.make_node('Conv', ['c1', 'w2', 'b2'], ['c2'], name='conv2'),
+    helper.make_node('Add', ['r', 'c2'], ['y'], name='join'),
+], [tin('x', [1, 6, 7, 7])], [tout('y')],
+    [init('w1', w(6, 6, 3, 3)), init('b1', w(6)), init('w2', w(6, 6, 1, 1)), init('b2', w(6))], shape=[1, 6, 7, 7])
+
 # Squeeze-and-excite: GlobalAveragePool -> Conv -> Relu -> Conv ->
 # HardSigmoid -> Mul with the block's input (broadcast), and an AveragePool.
 save('squeeze_excite', [

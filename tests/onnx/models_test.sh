@@ -80,7 +80,7 @@ layers() {
 	if [ "$n" = "$2" ]; then ok "$1: $2 device layer(s)"; else bad "$1: $n device layers, $2 expected"; fi
 }
 
-for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold \
+for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold residual_kept \
 	squeeze_excite mobilenetv3_block lone_bn pad_conv softmax_head host_elementwise dbnet_head dynamic_batch; do
 	check_model "$m" "$T/$m.onnx" "$T/$m.npy"
 done
@@ -99,8 +99,13 @@ rewrite flatten_nchw_gemm "1 reshapes as views" "Flatten of NCHW read by the Gem
 layers flatten_nchw_gemm 2
 rewrite pad_residual_fold "1 channel pads" "Concat with zeros as a channel pad"
 rewrite pad_residual_fold "1 Transpose and 1 reshapes as views" "Transpose and Reshape as views, no layer"
-rewrite pad_residual_fold "Add\+Relu .*residual" "residual Add with Relu fused"
-layers pad_residual_fold 5
+rewrite pad_residual_fold "1 residual Add into a Conv" "the residual Add into the Conv before it"
+rewrite pad_residual_fold "Conv\+Add\+Relu .*conv2" "residual Add with its Relu and the zero-padded shortcut in conv2: no Add or pad layer"
+layers pad_residual_fold 3
+rewrite residual_kept "1 residual Add into a Conv" "one Add fused: the join into conv2"
+rewrite residual_kept "npu .*  Add\+Relu .*residual" "conv1, read by two nodes, keeps its Add as a layer of its own"
+rewrite residual_kept "Conv\+Add .*conv2" "the join, whose other operand came before conv2, in conv2"
+layers residual_kept 3
 rewrite squeeze_excite "Mul .*se_mul" "squeeze-and-excite Mul on the device"
 rewrite squeeze_excite "Conv\+HardSigmoid .*se_expand" "the gate's HardSigmoid fused"
 layers squeeze_excite 6
@@ -110,7 +115,8 @@ rewrite mobilenetv3_block "Conv\+HardSwish .*stem" "BatchNormalization and HardS
 rewrite mobilenetv3_block "Conv\+HardSwish .*depthwise" "HardSwish into the depthwise Conv"
 rewrite mobilenetv3_block "Conv\+HardSigmoid .*se_expand" "the SE gate into its Conv"
 rewrite mobilenetv3_block "2 constant Add/Sub/Mul/Div folded" "the projection's Mul and the classifier's bias folded"
-layers mobilenetv3_block 10
+rewrite mobilenetv3_block "Conv\+Add .*project" "the residual Add into the projection Conv"
+layers mobilenetv3_block 9
 rewrite lone_bn "1 BatchNormalization alone" "a lone BatchNormalization as a per-channel scale and shift"
 rewrite lone_bn "BatchNormalization\+Relu .*bn" "with its Relu fused"
 layers lone_bn 2
@@ -161,6 +167,7 @@ np.save(sys.argv[2], (np.asarray(im, dtype=np.float32) / 127.5 - 1.0)[None])
 EOF
 	check_model blazeface "$BF" "$T/face.npy"
 	rewrite blazeface "11 channel pads" "BlazeFace: 11 channel pads by Concat with zeros"
+	rewrite blazeface "16 residual Add into a Conv" "BlazeFace: its 16 residual Adds (11 with padded shortcuts) in the Conv before them"
 	rewrite blazeface "5 Transpose and 4 reshapes as views" "BlazeFace: no transposes between layers (5 Transpose, 4 Reshape as views)"
 	for b in 16 8 6 4; do
 		"$RUN" --model="$BF" --input="$T/face.npy" --output="$T/bf$b.npy" --bits=$b --json >"$T/bf$b.json" 2>"$T/bf.err" ||

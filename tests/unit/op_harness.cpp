@@ -101,6 +101,9 @@ Tensor reference(const Case &cs)
                                                                              cs.weights[((co * cs.k + ky) * cs.KW() + kx) * cig + ci];
                                                         }
                                                 s += cs.bias[co];
+                                                // A second input: the residual (NPU_LAYER_RESIDUAL), zero past its channels.
+                                                if (cs.in.size() > 1 && co < cs.in[1].c)
+                                                        s += cs.in[1].at(b, oy, ox, co);
                                                 break;
                                         }
                                         case NPU_OP_FULLY_CONNECTED: {
@@ -228,6 +231,8 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
         L.input_count = uint8_t(ins.size());
         for (size_t i = 1; i < ins.size(); i++)
                 L.inputs[i] = ins[i];
+        if (cs.op == NPU_OP_CONV2D && ins.size() > 1)
+                L.flags |= NPU_LAYER_RESIDUAL;
 
         bwq::PackedWeights pw;
         uint64_t param_size = 64;
@@ -368,6 +373,8 @@ double check_against(npu_device *best, npu_device *portable, const Case &cs, con
                                         }
                                         double ew = wmax / 127.0 / 2.0;
                                         bound = L * (w1 * ex[0] + K * in_max[0] * ew + K * ex[0] * ew);
+                                        if (cs.in.size() > 1 && c < cs.in[1].c)  // the residual's own step
+                                                bound += L * ex[1];
                                         break;
                                 }
                                 case NPU_OP_ADD:

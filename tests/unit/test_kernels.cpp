@@ -99,7 +99,8 @@ static void portable_definition(void **)
 
 // The AVX-512 epilogues against the generic one, bit for bit: every
 // activation, both output widths, with and without the zero-point term,
-// row lengths with a masked tail, accumulators that saturate both ends.
+// row lengths with a masked tail, accumulators that saturate both ends,
+// and with a residual over all columns, or all but the last three.
 static void check_epilogue(Isa isa)
 {
         const Kernels &k = kernels_for(isa);
@@ -117,7 +118,12 @@ static void check_epilogue(Isa isa)
                 for (unsigned bits : {4u, 8u, 16u}) {
                         for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU, NPU_ACT_RELU6, NPU_ACT_HARDSWISH, NPU_ACT_HARDSIGMOID,
                                             NPU_ACT_SIGMOID})
-                                for (const int32_t *of : {static_cast<const int32_t *>(off.data()), static_cast<const int32_t *>(nullptr)}) {
+                                for (const int32_t *of : {static_cast<const int32_t *>(off.data()), static_cast<const int32_t *>(nullptr)})
+                                for (size_t rc : {size_t(0), n, n > 3 ? n - 3 : n}) {
+                                        std::vector<float> rv(rows * n);
+                                        for (auto &v : rv)
+                                                v = rng.uniform(-3.0f, 3.0f);
+                                        const Residual res = rc ? Residual{rv.data(), n, rc} : Residual{};
                                         // The quantizer folded into the channel constants for NONE, RELU, RELU6.
                                         const OutQuant o = out_quant(bwq::qparams(-4.0f, 7.0f, bits), act);
                                         std::vector<float> fm(mul), fa(add);
@@ -125,8 +131,9 @@ static void check_epilogue(Isa isa)
                                         std::vector<uint8_t> w8(rows * n, 1), g8(rows * n, 2);
                                         std::vector<uint16_t> w16(rows * n, 1), g16(rows * n, 2);
                                         if (bits <= 8) {  // u8 output holds up to 8 bits
-                                                epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w8.data(), n);
-                                                epilogue_u8_avx512(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g8.data(), n);
+                                                epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w8.data(), n, res);
+                                                epilogue_u8_avx512(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g8.data(), n,
+                                                                   res);
                                                 assert_memory_equal(w8.data(), g8.data(), w8.size());
                                         }
                                         // Two planes of 16-bit inputs: acc (hi) * 256 + lo.
@@ -138,13 +145,14 @@ static void check_epilogue(Isa isa)
                                                         wm[c] = fm[c] / 256.0f;
                                                 }
                                                 epilogue_wide(acc.data(), acc.data() + 1, ldc, rows, n, off64.data(), wm.data(),
-                                                              fa.data(), act, o, w16.data(), n);
+                                                              fa.data(), act, o, w16.data(), n, res);
                                                 k.epilogue_wide(acc.data(), acc.data() + 1, ldc, rows, n, off64.data(), wm.data(),
-                                                                fa.data(), act, o, g16.data(), n);
+                                                                fa.data(), act, o, g16.data(), n, res);
                                                 assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
                                         }
-                                        epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w16.data(), n);
-                                        epilogue_u16_avx512(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g16.data(), n);
+                                        epilogue_tile(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, w16.data(), n, res);
+                                        epilogue_u16_avx512(acc.data(), ldc, rows, n, of, fm.data(), fa.data(), act, o, g16.data(), n,
+                                                            res);
                                         assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
                                 }
                 }
@@ -251,15 +259,21 @@ static void gemm_epilogue(void **)
                 std::vector<float> &mul = ch.mul, &add = ch.add;
                 const ptrdiff_t zero = 0;
                 const GemmA a{A.data(), K4, &zero, 1, K4 / 4};
+                // A residual over all columns, all but the last 5, or none.
+                std::vector<float> rv(M * (N + 1));
+                for (auto &v : rv)
+                        v = rng.uniform(-3.0f, 3.0f);
                 for (unsigned bits : {4u, 8u, 16u})
-                        for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU6, NPU_ACT_HARDSWISH}) {
+                        for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU6, NPU_ACT_HARDSWISH})
+                        for (size_t rc : {size_t(0), N, N > 5 ? N - 5 : N}) {
                                 const OutQuant o = out_quant(bwq::qparams(-4.0f, 7.0f, bits), act);
                                 std::vector<float> fm(mul), fa(add);
                                 fold_channels(o, fm.data(), fa.data(), N);
                                 const size_t ldq = N + 3;
                                 std::vector<uint8_t> w8(M * ldq, 1), g8(M * ldq, 1);
                                 std::vector<uint16_t> w16(M * ldq, 1), g16(M * ldq, 1);
-                                GemmEpilogue e{off.data(), fm.data(), fa.data(), act, &o, nullptr, nullptr, ldq};
+                                GemmEpilogue e{off.data(), fm.data(), fa.data(), act, &o, nullptr, nullptr, ldq,
+                                               rc ? Residual{rv.data(), N + 1, rc} : Residual{}};
                                 if (bits <= 8) {
                                         e.q8 = w8.data();
                                         gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);

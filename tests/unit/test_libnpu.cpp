@@ -83,6 +83,25 @@ static void graph_builder_errors(void **)
         p.kernel_w = 3;
         p.reserved[5] = 1;  // reserved fields of option structs must be zero
         assert_int_equal(npu_graph_conv2d(g, x, &p, w, nullptr), -EINVAL);
+        p.reserved[5] = 0;
+        p.pad_left = p.pad_bottom = p.pad_right = 1;  // 8x8 in, 8x8 out
+        // A residual: the output's pixels and at most its channels, not
+        // depthwise; a refused one adds nothing to the graph.
+        const int layers = npu_graph_layer_count(g), tensors = npu_graph_tensor_count(g);
+        int wide = npu_graph_input(g, 1, 8, 8, 5), small = npu_graph_input(g, 1, 4, 8, 4);
+        assert_true(wide > 0 && small > 0);
+        assert_int_equal(npu_graph_conv2d_residual(g, x, wide, &p, w, nullptr), -EINVAL);
+        assert_int_equal(npu_graph_conv2d_residual(g, x, small, &p, w, nullptr), -EINVAL);
+        assert_int_equal(npu_graph_conv2d_residual(g, x, 99, &p, w, nullptr), -EINVAL);
+        p.groups = 4;
+        assert_int_equal(npu_graph_conv2d_residual(g, x, x, &p, w, nullptr), -EINVAL);
+        p.groups = 1;
+        assert_int_equal(npu_graph_layer_count(g), layers);
+        assert_int_equal(npu_graph_tensor_count(g), tensors + 2);
+        int r = npu_graph_conv2d_residual(g, x, x, &p, w, nullptr);
+        assert_true(r > 0);
+        assert_int_equal(npu_graph_layer_input(g, unsigned(layers), 1), x);
+        p.pad_left = p.pad_bottom = p.pad_right = 0;
         npu_pool_params pp{};
         pp.kernel_h = pp.kernel_w = 2;
         pp.reserved[0] = 1;

@@ -87,6 +87,43 @@ static void conv2d(void **state)
         check_case(d->best, d->portable, conv_case("conv 1x1 sigmoid", rng, 16, 16, 1, 1, 1, 1, p0, NPU_ACT_SIGMOID));
 }
 
+// NPU_LAYER_RESIDUAL: a second input added before the activation, zero
+// past its channels, on each GEMM path: 1x1 in place with the epilogue in
+// registers (folded activations) and through memory (HardSwish, Sigmoid),
+// tap by tap, channels padded, groups, the int64 split; the bound adds the
+// residual's own half step.
+static void conv2d_residual(void **state)
+{
+        auto *d = static_cast<Devices *>(*state);
+        test::Rng rng{111};
+        uint32_t p0[4] = {0, 0, 0, 0}, p1[4] = {1, 1, 1, 1};
+        auto with = [&](Case cs, uint32_t rc, float lo, float hi) {
+                const Tensor &x = cs.in[0];
+                const uint32_t oh = (x.h + cs.pt + cs.pb - cs.d * (cs.k - 1) - 1) / cs.s + 1;
+                const uint32_t ow = (x.w + cs.pl + cs.pr - cs.d * (cs.k - 1) - 1) / cs.s + 1;
+                cs.in.push_back(random_tensor(rng, x.n, oh, ow, rc, lo, hi));
+                return cs;
+        };
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 1x1 24->28 relu (padded shortcut)", rng, 24, 28, 1, 1, 1, 1, p0, NPU_ACT_RELU), 24, -2, 2));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 1x1 40->40 none (two column blocks)", rng, 40, 40, 1, 1, 1, 1, p0, NPU_ACT_NONE), 40, -1, 3));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 1x1 16->20 relu6, 17 channels", rng, 16, 20, 1, 1, 1, 1, p0, NPU_ACT_RELU6), 17, -1, 1));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 1x1 hardswish", rng, 8, 12, 1, 1, 1, 1, p0, NPU_ACT_HARDSWISH), 12, -3, 1));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 1x1 sigmoid, 5 channels", rng, 8, 9, 1, 1, 1, 1, p0, NPU_ACT_SIGMOID), 5, -1, 1));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 3x3 taps 8->12", rng, 8, 12, 3, 1, 1, 1, p1, NPU_ACT_RELU), 10, -1, 2));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 3x3 s2 3->6 (channels padded)", rng, 3, 6, 3, 2, 1, 1, p1, NPU_ACT_NONE, 12), 6, -1, 1));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 3x3 groups 2", rng, 6, 4, 3, 1, 1, 2, p1, NPU_ACT_RELU), 3, -2, 2));
+        check_case(d->best, d->portable,
+                   with(conv_case("residual 3x3 7301->2 (K split)", rng, 7301, 2, 3, 1, 1, 1, p0, NPU_ACT_NONE, 3), 1, -1, 1));
+}
+
 static void fully_connected(void **state)
 {
         auto *d = static_cast<Devices *>(*state);
@@ -168,6 +205,7 @@ int main()
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(conv2d),
+                cmocka_unit_test(conv2d_residual),
                 cmocka_unit_test(fully_connected),
                 cmocka_unit_test(elementwise),
                 cmocka_unit_test(pools),

@@ -85,7 +85,7 @@ static void reserved_fields(void **)
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
         // Both pads of npu_layer_desc, the second once an implicit hole.
         j = good_job();
-        j.l[0].flags = 2;  // an unknown layer flag
+        j.l[0].flags = 4;  // an unknown layer flag
         expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
         j = good_job();
         j.l[0].pad1 = 0x100;
@@ -201,6 +201,50 @@ static void mismatched_shapes(void **)
         expect(validate(d2s(8, 8, 4, [](npu_layer_desc &R) { R.pad_left = 1; })), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 1);
 }
 
+// NPU_LAYER_RESIDUAL: a second input with the output's pixels and at most
+// its channels, on a convolution that is not depthwise.
+static void residual(void **)
+{
+        auto with_residual = [](uint32_t n, uint32_t h, uint32_t w, uint32_t c) {
+                auto j = good_job();
+                uint32_t r = j.tensor(1, 16384, n, h, w, c, 8);
+                j.l[0].flags = NPU_LAYER_RESIDUAL;
+                j.l[0].input_count = 2;
+                j.l[0].inputs[1] = r;
+                return j;
+        };
+        expect(validate(with_residual(1, 4, 4, 16)), 0, DRM_NPU_JOB_OK, 0);
+        expect(validate(with_residual(1, 4, 4, 5)), 0, DRM_NPU_JOB_OK, 0);  // zero past its channels
+        expect(validate(with_residual(1, 4, 4, 17)), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 0);
+        expect(validate(with_residual(1, 4, 3, 16)), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 0);
+        expect(validate(with_residual(2, 4, 4, 16)), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 0);
+        // The flag without the second input, or the input without the flag.
+        auto j = with_residual(1, 4, 4, 16);
+        j.l[0].input_count = 1;
+        j.l[0].inputs[1] = NPU_TENSOR_NONE;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 0);
+        j = with_residual(1, 4, 4, 16);
+        j.l[0].flags = 0;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 0);
+        // Not a fully connected layer's, nor an ADD's.
+        j = with_residual(1, 4, 4, 16);
+        j.l[0].op = NPU_OP_ADD;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
+        j = with_residual(1, 4, 4, 16);
+        j.l[0].op = NPU_OP_FULLY_CONNECTED;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_RESERVED, 0);
+        // Not depthwise: [1,4,4,8] -> [1,4,4,8] in 8 groups.
+        j = with_residual(1, 4, 4, 8);
+        j.t[1].c = 8;
+        j.l[0].groups = 8;
+        j.l[0].weight_size = 8;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_BAD_SHAPE, 0);
+        // The output may not overlap the residual.
+        j = with_residual(1, 4, 4, 16);
+        j.t[2].offset = 4096;
+        expect(validate(j), -EINVAL, DRM_NPU_JOB_ERR_OVERLAP, 0);
+}
+
 static void too_many_layers(void **)
 {
         auto j = good_job();
@@ -293,7 +337,7 @@ int main()
                 cmocka_unit_test(good_job_passes), cmocka_unit_test(bad_header),     cmocka_unit_test(reserved_fields),
                 cmocka_unit_test(out_of_bounds),   cmocka_unit_test(bad_bo_index),   cmocka_unit_test(unknown_op),
                 cmocka_unit_test(mismatched_shapes), cmocka_unit_test(too_many_layers), cmocka_unit_test(wrong_sizes),
-                cmocka_unit_test(bad_tensor_refs), cmocka_unit_test(bits_and_policy), cmocka_unit_test(overlap_and_ranges),
+                cmocka_unit_test(bad_tensor_refs), cmocka_unit_test(bits_and_policy), cmocka_unit_test(overlap_and_ranges), cmocka_unit_test(residual),
         };
         return cmocka_run_group_tests_name("validate", tests, nullptr, nullptr);
 }

@@ -78,6 +78,14 @@ int npu_graph_input(npu_graph *g, uint32_t n, uint32_t h, uint32_t w, uint32_t c
  * bias: float [out_channels] or NULL. */
 int npu_graph_conv2d(npu_graph *g, int input, const struct npu_conv2d_params *p, const float *weights,
 		     const float *bias);
+/* A convolution (not depthwise) whose output adds `residual` before the
+ * activation: act(conv(input) + residual), the residual zero past its
+ * channels.  residual: the output's n, h and w, 1..out_channels channels
+ * (a block's shortcut, padded with zero channels where the block widens).
+ * One layer, quantized once: what a convolution and npu_graph_add
+ * compute, without storing the convolution's output. */
+int npu_graph_conv2d_residual(npu_graph *g, int input, int residual, const struct npu_conv2d_params *p,
+			      const float *weights, const float *bias);
 /* weights: float [out_channels][h*w*c of the input]; output [n,1,1,out]. */
 int npu_graph_fully_connected(npu_graph *g, int input, uint32_t out_channels, const float *weights,
 			      const float *bias, uint32_t activation);
