@@ -57,6 +57,9 @@ std::optional<Error> Lowerer::conv(const Node &n)
                 name.insert(4, "+Add");
                 if (auto e = made(r, n, d, name))
                         return e;
+                // The layer writes the Add's output: its key is the Add's (npu-onnx(3)).
+                out_.layer_also.back() = out_.layer_names.back();
+                out_.layer_names.back() = n.gets("_residual_add", out_.layer_names.back());
                 if (rd.c < d.c)
                         done_.channel_pads++;
                 views_[size_t(n.out[0])] = nchw(r, d);

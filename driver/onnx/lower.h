@@ -124,7 +124,8 @@ struct Lowered {
         // Per input: x * mul[c] + add[c] in the conversion (empty: none),
         // c the channel (axis 1) of the input's element.
         std::vector<std::vector<float>> input_mul, input_add;
-        std::vector<std::string> layer_names;  // per builder layer: the ONNX node
+        std::vector<std::string> layer_names;  // per builder layer: the ONNX node whose output it writes
+        std::vector<std::string> layer_also;   // and the node it fused in before that ("": none)
         std::vector<std::string> layer_ops;    // and its op (fusions as "Conv+Relu")
         std::vector<int> layer_tensors;        // and the tensor it writes
         std::vector<std::string> layer_reasons;  // host layers: why not the device ("" for device layers)

@@ -80,6 +80,7 @@ private:
                 dims_[size_t(r)] = d;
                 layer_of_[r] = int(out_.layer_names.size());
                 out_.layer_names.push_back(n.label(g_));
+                out_.layer_also.emplace_back();
                 out_.layer_ops.push_back(op);
                 out_.layer_tensors.push_back(r);
                 out_.layer_reasons.push_back(reason_);

@@ -57,8 +57,9 @@ std::string placement_text(const npu_onnx &m)
         s += line;
         for (size_t l = 0; l < m.low.layer_names.size(); l++) {
                 const std::string &why = m.low.layer_reasons[l];
-                snprintf(line, sizeof line, "  %s %3zu  %-24s %s%s%s\n", why.empty() ? "npu " : "host", l, m.low.layer_ops[l].c_str(),
-                         m.low.layer_names[l].c_str(), why.empty() ? "" : ": ", why.c_str());
+                const std::string &also = m.low.layer_also[l];
+                snprintf(line, sizeof line, "  %s %3zu  %-24s %s%s%s%s%s\n", why.empty() ? "npu " : "host", l, m.low.layer_ops[l].c_str(),
+                         also.c_str(), also.empty() ? "" : " + ", m.low.layer_names[l].c_str(), why.empty() ? "" : ": ", why.c_str());
                 s += line;
         }
         return s;
@@ -172,7 +173,7 @@ std::optional<onnxfe::Error> apply_limits(npu_onnx &m)
                                 found = true;
                         } else {
                                 for (size_t l = 0; l < m.low.layer_names.size(); l++)
-                                        if (m.low.layer_names[l] == node) {
+                                        if (m.low.layer_names[l] == node || m.low.layer_also[l] == node) {
                                                 int r = npu_graph_set_bits_range(m.low.graph, m.low.layer_tensors[l], lo, hi);
                                                 if (r < 0)
                                                         return onnxfe::Error{r, "metadata " + k + ": the graph refused the limits"};

@@ -236,6 +236,10 @@ void fuse_residual(Graph &g, Rewrites *done)
                         conv.in.push_back(r);
                         if (const Attr *act = a.attr("_act"))
                                 conv.attrs["_act"] = *act;
+                        Attr label;
+                        label.kind = Attr::String;
+                        label.s = a.label(g);
+                        conv.attrs["_residual_add"] = label;
                         if (padded >= 0)
                                 g.nodes[size_t(g.values[size_t(other)].producer)].dead = true;
                         absorb(g, conv, a);

@@ -123,6 +123,14 @@ save('pad_residual_fold', [
      init('w2', w(8, 6, 3, 3)), init('b2', w(8)), init('i0', np.array(0, np.int64)), init('ax0', np.array([0], np.int64)),
      init('rest', np.array([-1, 8], np.int64))], shape=[1, 6, 9, 9])
 
+# The layer that a residual Add is fused into answers to both nodes'
+# names: depth limits on the Add (whose output it writes) or on the Conv.
+for name, node in (('residual_limits_add', 'residual'), ('residual_limits_conv', 'conv2')):
+    m = onnx.load(os.path.join(out, 'pad_residual_fold.onnx'))
+    p = m.metadata_props.add()
+    p.key, p.value = 'bwq.layer_bits.' + node, '8:16'
+    onnx.save(m, os.path.join(out, name + '.onnx'))
+
 # A residual Add that stays a layer: its Conv's output is also read by
 # another Conv, so the sum cannot replace it.
 save('residual_kept', [

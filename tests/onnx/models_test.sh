@@ -148,6 +148,18 @@ if "$RUN" --model="$T/depth_limits.onnx" --input="$T/depth_limits.npy" --mode=bw
 else
 	bad "depth_limits: $(head -1 "$T/err")"
 fi
+# Limits on a residual Add fused into its Conv, by either node's name: the
+# fused layer (conv1, conv2 + residual, pool) at 8 bits for a fallback of 4.
+for node in add conv; do
+	if "$RUN" --model="$T/residual_limits_$node.onnx" --input="$T/pad_residual_fold.npy" --mode=bwq-model --bits=4 --json \
+		>"$T/lim.json" 2>"$T/err"; then
+		got=$(grep -o '"bits":[0-9]*' "$T/lim.json" | tail -3 | cut -d: -f2 | tr '\n' ' ')
+		if [ "$got" = "4 8 4 " ]; then ok "limits on the residual $node: the fused layer at 8 bits, the others at 4"
+		else bad "limits on the residual $node: layer bits '$got', wanted '4 8 4 '"; fi
+	else
+		bad "residual_limits_$node: $(head -1 "$T/err")"
+	fi
+done
 if "$RUN" --model="$T/depth_limits.onnx" --input="$T/depth_limits.npy" --bits=4 --summary >/dev/null 2>"$T/err"; then
 	bad "4 fixed bits outside the model's 6:16 were accepted"
 else
