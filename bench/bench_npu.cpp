@@ -409,7 +409,7 @@ void bench_layers()
 void bench_network()
 {
         const int reps = 9;
-        printf("\n4. npu-run's network (MobileNet-V2 shape, 224x224, 64 layers), 2 threads, median of %d\n", reps);
+        printf("\n4. npu-run's network (MobileNet-V2 shape, 224x224, 54 layers), 2 threads, median of %d\n", reps);
         npu_device *dev;
         npu_graph *g;
         npu_model *m;

@@ -56,7 +56,7 @@ if [ "$MODEL" = fashion ]; then
   layer reads the decision when it starts.  Each phase's frames are scored
   against the images' labels (top-1), beside the depths they ran at."
 else
-	WHAT="a MobileNet-V2-shaped network (224x224, 64 layers) on the software
+	WHAT="a MobileNet-V2-shaped network (224x224, 54 layers) on the software
   NPU at $FPS frames/s in BWQ_LAYER mode: every layer reads the decision when
   it starts."
 fi

@@ -32,7 +32,7 @@ else
 	bad "activation bytes at 4 bits ($a4) x 4 = at 16 bits ($a16)"
 fi
 layers=$(printf '%s' "$json4" | grep -o '"op":' | wc -l)
-[ "$layers" -eq 64 ] && ok "64 layers reported" || bad "64 layers reported (got $layers)"
+[ "$layers" -eq 54 ] && ok "54 layers reported" || bad "54 layers reported (got $layers)"
 "$RUN" --bits all --json | grep -q '^{"runs":\[{"bits":4' && ok "--bits all --json is one object of runs" || bad "--bits all --json is one object of runs"
 # --fps edge cases: a slow rate never sleeps past --seconds, a rate too
 # slow to be meant is refused (its period overflowed the sleep), and the

@@ -11,7 +11,9 @@ struct Builder {
         Rng rng;
         int err = 0;
 
-        int conv(int x, uint32_t cin, uint32_t cout, uint32_t k, uint32_t stride, uint32_t groups, uint32_t act)
+        // residual >= 0: its value added before the activation (a block's shortcut).
+        int conv(int x, uint32_t cin, uint32_t cout, uint32_t k, uint32_t stride, uint32_t groups, uint32_t act,
+                 int residual = -1)
         {
                 if (err)
                         return err;
@@ -30,7 +32,8 @@ struct Builder {
                 p.pad_top = p.pad_left = p.pad_bottom = p.pad_right = k / 2;
                 p.groups = groups;
                 p.activation = act;
-                int r = npu_graph_conv2d(g, x, &p, w.data(), b.data());
+                int r = residual >= 0 ? npu_graph_conv2d_residual(g, x, residual, &p, w.data(), b.data())
+                                      : npu_graph_conv2d(g, x, &p, w.data(), b.data());
                 if (r < 0)
                         err = r;
                 return r;
@@ -70,13 +73,11 @@ int mobilenet_v2_build(const MobileNetOptions &o, npu_graph **ret)
                         if (blk[0] != 1)
                                 h = b.conv(h, c, hidden, 1, 1, 1, NPU_ACTIVATION_RELU6);
                         h = b.conv(h, hidden, hidden, 3, stride, hidden, NPU_ACTIVATION_RELU6);
-                        h = b.conv(h, hidden, out, 1, 1, 1, NPU_ACTIVATION_NONE);
+                        // The projection adds the block's input where the shapes allow
+                        // (the residual Add inside the convolution).
+                        h = b.conv(h, hidden, out, 1, 1, 1, NPU_ACTIVATION_NONE, stride == 1 && c == out ? x : -1);
                         if (b.err)
                                 return b.err;
-                        if (stride == 1 && c == out)
-                                h = npu_graph_add(g, x, h, NPU_ACTIVATION_NONE);
-                        if (h < 0)
-                                return h;
                         x = h;
                         c = out;
                 }
