@@ -36,7 +36,7 @@ done < <("$ROOT/$B/tests/e2e_client" model 2>"$T/model.err")
 "$ROOT/$B/npu-run" --mode bwq-layer --bits 6 --size 64 --fps 20 --seconds 6 --live > "$T/run.log" 2>&1 &
 RUN=$!
 PIDS+=("$RUN")
-wait_for 10 grep -q ' 16:64 ' "$T/run.log"
+wait_for 10 grep -qE ' 16:[0-9]+ ' "$T/run.log"  # every layer at bwqd's 16 bits
 { kill -9 "$BWQD_PID"; wait "$BWQD_PID"; } 2>/dev/null
 sleep 1.5
 echo "== restart" >> "$T/run.log.mark"
@@ -50,7 +50,7 @@ case "$phases" in
 *DFD*) ok "frames used bwqd's decision, then the fallback depth, then bwqd's again after its restart ($phases)" ;;
 *) bad "fallback and reconnect phases (got '$phases')"; tail -n 20 "$T/run.log" ;;
 esac
-grep 'fallback' "$T/run.log" | grep -q ' 6:64 ' && ok "fallback frames ran at the configured 6 bits" || bad "fallback depth"
+grep 'fallback' "$T/run.log" | grep -qE ' 6:[0-9]+ ' && ok "fallback frames ran at the configured 6 bits" || bad "fallback depth"
 grep -q 'frames .* deadline misses' "$T/run.log" && ok "npu-run's summary: $(tail -1 "$T/run.log")" || bad "npu-run summary"
 
 # A killed client is cleaned up.
