@@ -200,6 +200,25 @@ int zero_padded(const Graph &g, int v, int k)
         return c.in[0];
 }
 
+// Whether value v will be an NCHW device tensor, as a residual must be:
+// not a layout view (which may keep another order), nor a model input read
+// through a Transpose (an NHWC model's).
+bool nchw_on_device(const Graph &g, int v)
+{
+        const int p = g.values[size_t(v)].producer;
+        if (p < 0) {
+                for (int c : g.consumers(v))
+                        if (g.nodes[size_t(c)].op == "Transpose")
+                                return false;
+                return true;
+        }
+        static const char *views[] = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
+        for (const char *op : views)
+                if (g.nodes[size_t(p)].op == op)
+                        return false;
+        return true;
+}
+
 // A residual Add after a Conv: a Conv (one group, no activation of its
 // own) read only by an Add of a value r computed before the Conv, or of
 // Concat(r, zeros) read only by that Add, becomes one layer that adds r
@@ -227,6 +246,8 @@ void fuse_residual(Graph &g, Rewrites *done)
                                 continue;
                         const int padded = zero_padded(g, other, int(k));
                         const int r = padded >= 0 ? padded : other;
+                        if (!nchw_on_device(g, r))
+                                continue;
                         const auto &rs = g.values[size_t(r)].shape;
                         // Computed before the Conv, so lowered by then; the output's pixels.
                         if (g.values[size_t(r)].producer >= p || rs.size() != 4 || rs[0] != ys[0] || rs[2] != ys[2] ||

@@ -142,6 +142,18 @@ save('residual_kept', [
 ], [tin('x', [1, 6, 7, 7])], [tout('y')],
     [init('w1', w(6, 6, 3, 3)), init('b1', w(6)), init('w2', w(6, 6, 1, 1)), init('b2', w(6))], shape=[1, 6, 7, 7])
 
+# A shortcut that is a layout view (Reshape there and back) is not taken
+# into the Conv: a view may keep another order on the device.
+save('residual_view', [
+    helper.make_node('Relu', ['x'], ['xr'], name='relu0'),
+    helper.make_node('Reshape', ['xr', 'flat'], ['xf'], name='to_rows'),
+    helper.make_node('Reshape', ['xf', 'back'], ['xb'], name='to_nchw'),
+    helper.make_node('Conv', ['xr', 'w1', 'b1'], ['c1'], pads=[1, 1, 1, 1], name='conv1'),
+    helper.make_node('Add', ['c1', 'xb'], ['y'], name='residual'),
+], [tin('x', [1, 4, 6, 6])], [tout('y')],
+    [init('w1', w(4, 4, 3, 3)), init('b1', w(4)), init('flat', np.array([1, 4, 36], np.int64)),
+     init('back', np.array([1, 4, 6, 6], np.int64))], shape=[1, 4, 6, 6])
+
 # Squeeze-and-excite: GlobalAveragePool -> Conv -> Relu -> Conv ->
 # HardSigmoid -> Mul with the block's input (broadcast), and an AveragePool.
 save('squeeze_excite', [

@@ -80,7 +80,7 @@ layers() {
 	if [ "$n" = "$2" ]; then ok "$1: $2 device layer(s)"; else bad "$1: $n device layers, $2 expected"; fi
 }
 
-for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold residual_kept \
+for m in conv_bn_relu conv_clip_sigmoid conv_hardsigmoid gap_gemm_matmul flatten_nchw_gemm pad_residual_fold residual_kept residual_view \
 	squeeze_excite mobilenetv3_block lone_bn pad_conv softmax_head host_elementwise dbnet_head dynamic_batch; do
 	check_model "$m" "$T/$m.onnx" "$T/$m.npy"
 done
@@ -106,6 +106,9 @@ rewrite residual_kept "1 residual Add into a Conv" "one Add fused: the join into
 rewrite residual_kept "npu .*  Add\+Relu .*residual" "conv1, read by two nodes, keeps its Add as a layer of its own"
 rewrite residual_kept "Conv\+Add .*conv2" "the join, whose other operand came before conv2, in conv2"
 layers residual_kept 3
+rewrite residual_view "0 residual Add into a Conv" "a shortcut that is a layout view stays out of the Conv"
+rewrite residual_view "host +2  host:Add +residual" "the view's Add runs where it did before the rewrite existed (the host), the model loads"
+layers residual_view 2
 rewrite squeeze_excite "Mul .*se_mul" "squeeze-and-excite Mul on the device"
 rewrite squeeze_excite "Conv\+HardSigmoid .*se_expand" "the gate's HardSigmoid fused"
 layers squeeze_excite 6
