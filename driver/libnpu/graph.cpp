@@ -115,8 +115,11 @@ extern "C" int npu_graph_input(npu_graph *g, uint32_t n, uint32_t h, uint32_t w,
         return g->inputs.back();
 }
 
-extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params *p, const float *weights,
-                                const float *bias)
+// A convolution; residual >= 0 (npu_graph_conv2d_residual): a tensor of
+// the output's n, h, w and at most its channels, added before the
+// activation, on a convolution that is not depthwise.
+static int conv_layer(npu_graph *g, int input, int residual, const npu_conv2d_params *p, const float *weights,
+                      const float *bias)
 {
         if (!valid_tensor(g, input) || !p || !weights || p->activation > NPU_ACTIVATION_SIGMOID || !npu::reserved_zero(p->reserved))
                 return -EINVAL;
@@ -136,6 +139,13 @@ extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params
         uint32_t ow = out_extent(x.w, q.kernel_w, q.stride_w, q.dilation_w, q.pad_left, q.pad_right);
         if (!oh || !ow)
                 return -EINVAL;
+        if (residual >= 0) {
+                if (!valid_tensor(g, residual) || (q.groups > 1 && q.groups == x.c && q.groups == q.out_channels))
+                        return -EINVAL;
+                const GraphTensor &r = g->tensors[residual];
+                if (r.n != x.n || r.h != oh || r.w != ow || r.c > q.out_channels)
+                        return -EINVAL;
+        }
         size_t nw = size_t(q.out_channels) * q.kernel_h * q.kernel_w * (x.c / q.groups);
         if (!all_finite(weights, nw) || (bias && !all_finite(bias, q.out_channels)))
                 return -EINVAL;
@@ -143,32 +153,26 @@ extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params
         L.op = NPU_OP_CONV2D;
         L.act = uint8_t(q.activation);
         L.inputs = {input};
+        if (residual >= 0)
+                L.inputs.push_back(residual);
         L.conv = q;
         L.weights.assign(weights, weights + nw);
         L.bias = bias ? std::vector<float>(bias, bias + q.out_channels) : std::vector<float>(q.out_channels, 0.0f);
         return add_layer(g, std::move(L), {x.n, oh, ow, q.out_channels, 0});
 }
 
+extern "C" int npu_graph_conv2d(npu_graph *g, int input, const npu_conv2d_params *p, const float *weights,
+                                const float *bias)
+{
+        return conv_layer(g, input, -1, p, weights, bias);
+}
+
 extern "C" int npu_graph_conv2d_residual(npu_graph *g, int input, int residual, const npu_conv2d_params *p,
                                          const float *weights, const float *bias)
 {
-        if (!valid_tensor(g, input) || !valid_tensor(g, residual) || !p)
+        if (residual < 0)
                 return -EINVAL;
-        const GraphTensor x = g->tensors[input], r = g->tensors[residual];
-        const uint32_t groups = or_one(p->groups);
-        if (groups > 1 && groups == x.c && groups == p->out_channels)
-                return -EINVAL;  // depthwise
-        int t = npu_graph_conv2d(g, input, p, weights, bias);
-        if (t < 0)
-                return t;
-        const GraphTensor &y = g->tensors[t];
-        if (r.n != y.n || r.h != y.h || r.w != y.w || r.c > y.c) {
-                g->tensors.pop_back();
-                g->layers.pop_back();
-                return -EINVAL;
-        }
-        g->layers.back().inputs.push_back(residual);
-        return t;
+        return conv_layer(g, input, residual, p, weights, bias);
 }
 
 extern "C" int npu_graph_fully_connected(npu_graph *g, int input, uint32_t out_channels, const float *weights,

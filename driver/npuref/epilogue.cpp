@@ -96,14 +96,12 @@ NPU_INLINE void tile(const A *__restrict acc, size_t ldc, size_t rows, size_t n,
         for (size_t r = 0; r < rows; r++) {
                 const A *a = acc + r * ldc;
                 Q *d = q + r * ldq;
-                size_t c0 = 0;
-                if (res.res) {
-                        const float *__restrict v = res.res + r * res.ldr;
-                        for (; c0 < std::min(n, res.rc); c0++) {
-                                const size_t c = c0;
-                                float y = std::fma(float(off ? a[c] - off[c] : a[c]), mul[c], add[c]);
-                                d[c] = Q(finish<ACT>(plus_residual<ACT>(y, v[c], oc), oc));
-                        }
+                // The columns with a residual value first, then the others.
+                const size_t c0 = res.res ? std::min(n, res.rc) : 0;
+                const float *__restrict v = res.res + r * res.ldr;
+                for (size_t c = 0; c < c0; c++) {
+                        float y = std::fma(float(off ? a[c] - off[c] : a[c]), mul[c], add[c]);
+                        d[c] = Q(finish<ACT>(plus_residual<ACT>(y, v[c], oc), oc));
                 }
                 if (off) {
                         for (size_t c = c0; c < n; c++)

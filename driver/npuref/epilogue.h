@@ -63,11 +63,10 @@ void fold_channels(const OutQuant &o, float *mul, float *add, size_t n);
 struct Residual {
         const float *res = nullptr;
         size_t ldr = 0, rc = 0;
+        // How many of the columns from col on have a residual value.
+        size_t cols_from(size_t col) const { return rc > col ? rc - col : 0; }
         // The residual of the tile from (row, col) on.
-        Residual at(size_t row, size_t col) const
-        {
-                return res ? Residual{res + row * ldr + col, ldr, rc > col ? rc - col : 0} : Residual{};
-        }
+        Residual at(size_t row, size_t col) const { return res ? Residual{res + row * ldr + col, ldr, cols_from(col)} : Residual{}; }
 };
 
 // The epilogue of a tile of accumulators (rows x n, row stride ldc):

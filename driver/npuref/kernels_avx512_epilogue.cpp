@@ -42,13 +42,21 @@ template <int ACT> static inline __m512 activate(__m512 y)
 }
 
 
-// y with the residual's values added, as epilogue.cpp's plus_residual.
+// y with the residual's values added, as epilogue.cpp's plus_residual
+// (16 lanes, and 8 for the 16-bit inputs' int64 lanes).
 template <int ACT> static inline __m512 plus_residual(__m512 y, __m512 v, __m512 inv)
 {
         if constexpr (ACT == kActFolded)
                 return _mm512_fmadd_ps(v, inv, y);
         else
                 return _mm512_add_ps(y, v);
+}
+template <int ACT> static inline __m256 plus_residual(__m256 y, __m256 v, __m256 inv)
+{
+        if constexpr (ACT == kActFolded)
+                return _mm256_fmadd_ps(v, inv, y);
+        else
+                return _mm256_add_ps(y, v);
 }
 
 template <int ACT, bool OFF, typename Q>
@@ -62,7 +70,7 @@ static void epilogue(const int32_t *acc, size_t ldc, size_t rows, size_t n, cons
                 const __mmask16 m = full ? __mmask16(0xffff) : __mmask16((1u << (n - c)) - 1);
                 const __m512 mv = _mm512_maskz_loadu_ps(m, mul + c), av = _mm512_maskz_loadu_ps(m, add + c);
                 const __m512i ov = OFF ? _mm512_maskz_loadu_epi32(m, off + c) : _mm512_setzero_si512();
-                const __mmask16 rm = column_mask(res.rc > c ? res.rc - c : 0);  // the residual's columns
+                const __mmask16 rm = column_mask(res.cols_from(c));  // the residual's columns
                 for (size_t r = 0; r < rows; r++) {
                         __m512i a = _mm512_maskz_loadu_epi32(m, acc + r * ldc + c);
                         if (OFF)
@@ -131,12 +139,8 @@ static void epilogue_wide(const int32_t *hi, const int32_t *lo, size_t ldc, size
                         const __m512i a = _mm512_sub_epi64(_mm512_add_epi64(_mm512_slli_epi64(h, 8), l), ov);
                         __m256 y = _mm256_fmadd_ps(_mm512_cvtepi64_ps(a), mv, av);
                         if (res.res) {
-                                const __mmask8 rm = res.rc > c ? __mmask8(column_mask(res.rc - c)) : __mmask8(0);
-                                const __m256 v = _mm256_maskz_loadu_ps(m & rm, res.res + r * res.ldr + c);
-                                if constexpr (ACT == kActFolded)
-                                        y = _mm256_fmadd_ps(v, inv, y);
-                                else
-                                        y = _mm256_add_ps(y, v);
+                                const __mmask8 rm = __mmask8(column_mask(res.cols_from(c)));
+                                y = plus_residual<ACT>(y, _mm256_maskz_loadu_ps(m & rm, res.res + r * res.ldr + c), inv);
                         }
                         if constexpr (ACT != kActFolded) {
                                 // The activations on 8 lanes: the 16-lane forms, upper half unused.

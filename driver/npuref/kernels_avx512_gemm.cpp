@@ -125,7 +125,7 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
         const __m512 mv0 = _mm512_maskz_loadu_ps(k0, e.mul + n0), av0 = _mm512_maskz_loadu_ps(k0, e.add + n0);
         const __m512 inv = _mm512_set1_ps(e.o->inv);
         auto res = [&](int r, size_t n) { return RES ? e.res.res + (m0 + r) * e.res.ldr + n : nullptr; };
-        const __mmask16 r0 = column_mask(e.res.rc > n0 ? e.res.rc - n0 : 0), r1 = column_mask(e.res.rc > n1 ? e.res.rc - n1 : 0);
+        const __mmask16 r0 = column_mask(e.res.cols_from(n0)), r1 = column_mask(e.res.cols_from(n1));
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
                 finish16(acc0[r], zero, mv0, av0, lo, hi, q + (m0 + r) * e.ldq + n0, k0, left0 >= 16, res(r, n0), r0, inv);
         if (two) {
