@@ -97,31 +97,35 @@ static void conv2d_residual(void **state)
         auto *d = static_cast<Devices *>(*state);
         test::Rng rng{111};
         uint32_t p0[4] = {0, 0, 0, 0}, p1[4] = {1, 1, 1, 1};
-        auto with = [&](Case cs, uint32_t rc, float lo, float hi) {
-                const Tensor &x = cs.in[0];
-                const uint32_t oh = (x.h + cs.pt + cs.pb - cs.d * (cs.k - 1) - 1) / cs.s + 1;
-                const uint32_t ow = (x.w + cs.pl + cs.pr - cs.d * (cs.k - 1) - 1) / cs.s + 1;
-                cs.in.push_back(random_tensor(rng, x.n, oh, ow, rc, lo, hi));
-                return cs;
+        // A convolution of conv_case and its residual: rc channels in [lo, hi].
+        struct ResidualCase {
+                const char *name;
+                uint32_t cin, cout, k, s, groups;
+                const uint32_t *pads;
+                uint8_t act;
+                uint32_t hw, rc;
+                float lo, hi;
         };
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 1x1 24->28 relu (padded shortcut)", rng, 24, 28, 1, 1, 1, 1, p0, NPU_ACT_RELU), 24, -2, 2));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 1x1 40->40 none (two column blocks)", rng, 40, 40, 1, 1, 1, 1, p0, NPU_ACT_NONE), 40, -1, 3));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 1x1 16->20 relu6, 17 channels", rng, 16, 20, 1, 1, 1, 1, p0, NPU_ACT_RELU6), 17, -1, 1));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 1x1 hardswish", rng, 8, 12, 1, 1, 1, 1, p0, NPU_ACT_HARDSWISH), 12, -3, 1));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 1x1 sigmoid, 5 channels", rng, 8, 9, 1, 1, 1, 1, p0, NPU_ACT_SIGMOID), 5, -1, 1));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 3x3 taps 8->12", rng, 8, 12, 3, 1, 1, 1, p1, NPU_ACT_RELU), 10, -1, 2));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 3x3 s2 3->6 (channels padded)", rng, 3, 6, 3, 2, 1, 1, p1, NPU_ACT_NONE, 12), 6, -1, 1));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 3x3 groups 2", rng, 6, 4, 3, 1, 1, 2, p1, NPU_ACT_RELU), 3, -2, 2));
-        check_case(d->best, d->portable,
-                   with(conv_case("residual 3x3 7301->2 (K split)", rng, 7301, 2, 3, 1, 1, 1, p0, NPU_ACT_NONE, 3), 1, -1, 1));
+        const ResidualCase cases[] = {
+                {"residual 1x1 24->28 relu (padded shortcut)", 24, 28, 1, 1, 1, p0, NPU_ACT_RELU, 9, 24, -2, 2},
+                {"residual 1x1 40->40 none (two column blocks)", 40, 40, 1, 1, 1, p0, NPU_ACT_NONE, 9, 40, -1, 3},
+                {"residual 1x1 16->20 relu6, 17 channels", 16, 20, 1, 1, 1, p0, NPU_ACT_RELU6, 9, 17, -1, 1},
+                {"residual 1x1 hardswish", 8, 12, 1, 1, 1, p0, NPU_ACT_HARDSWISH, 9, 12, -3, 1},
+                {"residual 1x1 sigmoid, 5 channels", 8, 9, 1, 1, 1, p0, NPU_ACT_SIGMOID, 9, 5, -1, 1},
+                {"residual 3x3 taps 8->12", 8, 12, 3, 1, 1, p1, NPU_ACT_RELU, 9, 10, -1, 2},
+                {"residual 3x3 s2 3->6 (channels padded)", 3, 6, 3, 2, 1, p1, NPU_ACT_NONE, 12, 6, -1, 1},
+                {"residual 3x3 groups 2", 6, 4, 3, 1, 2, p1, NPU_ACT_RELU, 9, 3, -2, 2},
+                {"residual 3x3 7301->2 (K split)", 7301, 2, 3, 1, 1, p0, NPU_ACT_NONE, 3, 1, -1, 1},
+        };
+        for (const ResidualCase &r : cases) {
+                uint32_t pads[4] = {r.pads[0], r.pads[1], r.pads[2], r.pads[3]};
+                Case cs = conv_case(r.name, rng, r.cin, r.cout, r.k, r.s, 1, r.groups, pads, r.act, r.hw);
+                const uint32_t n = cs.in[0].n;
+                const uint32_t oh = (cs.in[0].h + cs.pt + cs.pb - cs.d * (cs.k - 1) - 1) / cs.s + 1;
+                const uint32_t ow = (cs.in[0].w + cs.pl + cs.pr - cs.d * (cs.k - 1) - 1) / cs.s + 1;
+                cs.in.push_back(random_tensor(rng, n, oh, ow, r.rc, r.lo, r.hi));
+                check_case(d->best, d->portable, cs);
+        }
 }
 
 static void fully_connected(void **state)
