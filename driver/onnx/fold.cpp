@@ -7,10 +7,28 @@
 
 namespace onnxfe {
 
+// How many leading inputs of an op are float data that the rewrites and
+// the lowering read as such (weights, bias, batch-norm statistics); an
+// integer tensor there is refused here, by name, rather than misread.
+static size_t float_inputs(const std::string &op)
+{
+        if (op == "Conv" || op == "ConvTranspose" || op == "Gemm")
+                return 3;
+        if (op == "MatMul")
+                return 2;
+        if (op == "BatchNormalization")
+                return 5;
+        return 0;
+}
+
 std::optional<Error> Folder::node(Node &n)
 {
         if (n.out.empty() || n.out[0] < 0)
                 return err(-EINVAL, what_ + ": no output");
+        for (size_t i = 0; i < std::min(float_inputs(n.op), n.in.size()); i++)
+                if (n.in[i] >= 0 && g_.values[size_t(n.in[i])].type != DType::Float)
+                        return err(-EINVAL, what_ + ": input " + std::to_string(i) + " '" + g_.values[size_t(n.in[i])].name +
+                                                    "' is not a float tensor");
         bool handled = false;
         std::optional<Error> e = data_op(n, &handled);
         if (!handled)

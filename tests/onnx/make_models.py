@@ -402,6 +402,14 @@ def wrong_type(m):
 variant('bad_initializer_type', wrong_type)
 
 
+def int_weights(m):
+    t = m.graph.initializer[0]  # the conv's weights, as 32-bit integers of the same byte count
+    t.data_type = TensorProto.INT32
+
+
+variant('bad_weight_type', int_weights)
+
+
 def external(m):
     t = m.graph.initializer[0]
     t.ClearField('raw_data')
