@@ -147,6 +147,9 @@ std::optional<Error> Folder::math_op(Node &n, bool *handled)
         if (auto it = kBinary.find(op); it != kBinary.end()) {
                 if (auto e = need(n, 2))
                         return e;
+                if (n.in.size() != 2)  // Max and Min of more than two are not taken either
+                        return err(n.op == "Max" || n.op == "Min" ? -ENOTSUP : -EINVAL,
+                                   what_ + ": " + std::to_string(n.in.size()) + " inputs, 2 are taken");
                 if (auto e = broadcast(n, &s))
                         return e;
                 DType t = op == "Equal" ? DType::Bool : in(n, 0).type;
@@ -178,6 +181,8 @@ std::optional<Error> Folder::math_op(Node &n, bool *handled)
         if (auto it = kUnary.find(op); it != kUnary.end()) {
                 if (auto e = need(n, 1))
                         return e;
+                if (n.in.size() != 1)
+                        return err(-EINVAL, what_ + ": " + std::to_string(n.in.size()) + " inputs, it takes 1");
                 if (cin(n, 0)) {
                         auto f = it->second;
                         set_const(n, elementwise(n, in(n, 0).shape, in(n, 0).type, [&](const double *a) { return f(a[0]); }));

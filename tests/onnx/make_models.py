@@ -408,6 +408,8 @@ def int_weights(m):
 
 
 variant('bad_weight_type', int_weights)
+# A unary op given more inputs than it takes (the weights, of another rank).
+variant('bad_input_count', lambda m: m.graph.node[2].input.extend(['w']))
 
 
 def external(m):

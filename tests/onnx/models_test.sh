@@ -272,6 +272,7 @@ fi
 refuse bad_initializer_size "12 bytes of data for shape \[8\]"
 refuse bad_initializer_type "data type 14 is not supported"
 refuse bad_weight_type "input 1 '[a-z0-9_]*' is not a float tensor"
+refuse bad_input_count "node 'relu' \\(Relu\\): 2 inputs, it takes 1"
 refuse bad_external_missing "missing_weights.bin"
 refuse bad_cycle "cycle"
 refuse bad_limits_value "bwq.activation_bits: '5:16' is not MIN:MAX" "$T/depth_limits.npy"
