@@ -85,6 +85,19 @@ static void conv2d(void **state)
         check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 (columns reused)", rng, 20, 20, 3, 1, 1, 20, p1, NPU_ACT_RELU));
         check_case(d->best, d->portable, conv_case("depthwise 5x5 hardsigmoid", rng, 8, 8, 5, 1, 1, 8, p2, NPU_ACT_HARDSIGMOID));
         check_case(d->best, d->portable, conv_case("conv 1x1 sigmoid", rng, 16, 16, 1, 1, 1, 1, p0, NPU_ACT_SIGMOID));
+        // Whole 16-channel blocks: 4- and 6-bit outputs packed by the
+        // epilogue (in registers where the activation folds, else through
+        // a byte tile), on each kernel path.
+        check_case(d->best, d->portable, conv_case("conv 1x1 32->32 relu (packed)", rng, 32, 32, 1, 1, 1, 1, p0, NPU_ACT_RELU));
+        check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 8->16 (taps, packed)", rng, 8, 16, 3, 1, 1, 1, p1, NPU_ACT_NONE));
+        check_case(d->best, d->portable,
+                   conv_case("conv 3x3 groups 2 8->32 (packed per group)", rng, 8, 32, 3, 1, 1, 2, p1, NPU_ACT_RELU6));
+        check_case(d->best, d->portable, conv_case("conv 1x1 16->16 hardswish (packed)", rng, 16, 16, 1, 1, 1, 1, p0, NPU_ACT_HARDSWISH));
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 32 (packed)", rng, 32, 32, 3, 1, 1, 32, p1, NPU_ACT_RELU));
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 s2 16 (packed)", rng, 16, 16, 3, 2, 1, 16, p1, NPU_ACT_RELU6));
+        check_case(d->best, d->portable, conv_case("depthwise 5x5 16 (packed)", rng, 16, 16, 5, 1, 1, 16, p2, NPU_ACT_NONE));
+        check_case(d->best, d->portable,
+                   conv_case("depthwise 3x3 16 hardsigmoid (packed)", rng, 16, 16, 3, 1, 1, 16, p1, NPU_ACT_HARDSIGMOID));
 }
 
 // NPU_LAYER_RESIDUAL: a second input added before the activation, zero
@@ -128,26 +141,32 @@ static void conv2d_residual(void **state)
         }
 }
 
+// A FULLY_CONNECTED case on x: weights uniform in [-wmax, wmax], every bias b.
+static Case fc_case(const char *name, uint8_t act, test::Rng &rng, Tensor x, uint32_t cout, float wmax, float b)
+{
+        Case cs{name, NPU_OP_FULLY_CONNECTED, act, {std::move(x)}};
+        cs.cout = cout;
+        cs.weights.resize(size_t(cout) * cs.in[0].h * cs.in[0].w * cs.in[0].c);
+        for (auto &w : cs.weights)
+                w = rng.uniform(-wmax, wmax);
+        cs.bias.assign(cout, b);
+        return cs;
+}
+
 static void fully_connected(void **state)
 {
         auto *d = static_cast<Devices *>(*state);
         test::Rng rng{202};
-        Case cs{"fully_connected 45->10", NPU_OP_FULLY_CONNECTED, NPU_ACT_NONE, {random_tensor(rng, 2, 3, 3, 5, -1, 1)}};
-        cs.cout = 10;
-        cs.weights.resize(10 * 45);
-        for (auto &w : cs.weights)
-                w = rng.uniform(-0.3f, 0.3f);
-        cs.bias.assign(10, 0.05f);
-        check_case(d->best, d->portable, cs);
+        check_case(d->best, d->portable,
+                   fc_case("fully_connected 45->10", NPU_ACT_NONE, rng, random_tensor(rng, 2, 3, 3, 5, -1, 1), 10, 0.3f, 0.05f));
         // K = 66000 > 65536: each row's sums in int32 pieces added in int64.
-        Case big{"fully_connected 66000->3 (K split)", NPU_OP_FULLY_CONNECTED, NPU_ACT_RELU,
-                 {random_tensor(rng, 1, 1, 1, 66000, -1, 1)}};
-        big.cout = 3;
-        big.weights.resize(3 * 66000);
-        for (auto &w : big.weights)
-                w = rng.uniform(-0.01f, 0.01f);
-        big.bias.assign(3, 0.1f);
-        check_case(d->best, d->portable, big);
+        check_case(d->best, d->portable,
+                   fc_case("fully_connected 66000->3 (K split)", NPU_ACT_RELU, rng, random_tensor(rng, 1, 1, 1, 66000, -1, 1), 3,
+                           0.01f, 0.1f));
+        // Whole 16-channel blocks: outputs at 4 and 6 bits packed by the epilogue.
+        check_case(d->best, d->portable,
+                   fc_case("fully_connected 45->32 relu (packed)", NPU_ACT_RELU, rng, random_tensor(rng, 3, 3, 3, 5, -1, 1), 32,
+                           0.3f, 0.05f));
 }
 
 static void elementwise(void **state)
