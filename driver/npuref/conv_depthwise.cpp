@@ -19,9 +19,7 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
         const bool wide = io.ax.bits == 16;
         const int nplanes = wide ? 2 : 1;
-        // 4 and 6 bits: rows unpacked as the tiles first read them.
-        const LazyRows lazy = io.ax.bits == 4 || io.ax.bits == 6 ? LazyRows(G, io, planes, rs.row_state) : LazyRows();
-        const Planes P = lazy.active() ? Planes{{lazy.plane(), nullptr}} : input_planes(G, io, pool, planes);
+        const Planes P = input_planes(G, io, pool, planes);
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
         std::vector<ptrdiff_t> &taps = rs.taps, &window_taps = rs.window_taps;
@@ -49,18 +47,14 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;
         // 4 and 6 bits from one plane: bytes into an L1 tile, packed from there.
-        // Where every 16-channel block is whole, the epilogue packs them in
-        // registers straight into the tensor instead.
-        const bool packed = !wide && packs_in_epilogue(io.ay.bits, C, C, 0);
-        const bool byte_tile = !wide && !packed && (io.ay.bits == 4 || io.ay.bits == 6);
+        const bool byte_tile = !wide && (io.ay.bits == 4 || io.ay.bits == 6);
         const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
                 int32_t *acc[2] = {scratch(tls.c32, kTile * C), scratch(tls.c32lo, wide ? kTile * C : 0)};
-                uint16_t *Q = scratch(tls.q, (out8 && !wide) || byte_tile || packed ? 0 : kTile * C);
+                uint16_t *Q = scratch(tls.q, (out8 && !wide) || byte_tile ? 0 : kTile * C);
                 uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
-                lazy.need(m0, mt);
                 // One u8 plane: the epilogue runs in the kernel, outputs go to
                 // the tensor (8 bits) or Q; two planes meet in the wide epilogue.
                 auto rows = [&](int p, const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
@@ -70,13 +64,9 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                                 return;
                         }
                         GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
-                        if (out8) {
+                        if (out8)
                                 e.q8 = io.y + m * C;
-                        } else if (packed) {
-                                e.pk = io.y;
-                                e.pk_bits = io.ay.bits;
-                                e.pk_first = m * C;
-                        } else if (byte_tile)
+                        else if (byte_tile)
                                 e.q8 = Q8 + (m - m0) * C;
                         else
                                 e.q16 = Q + (m - m0) * C;
@@ -95,7 +85,7 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
                                                 window_row(G, P.plane[p], pad[p], m + r, 0, C, win + r * ntaps * C);
                                         rows(p, win, ntaps * C, window_taps.data(), m, len);
                                 });
-                if ((out8 || packed) && !wide)
+                if (out8 && !wide)
                         return;
                 if (byte_tile) {
                         store_tile(Q8, io.ay.bits, m0 * C, mt * C, io.y);

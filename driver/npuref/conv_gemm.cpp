@@ -46,10 +46,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
         // 4 and 6 bits from one int32 plane: the epilogue writes bytes into a
         // tile that stays in L1, packed from there (no 16-bit tile).
-        // Where every 16-channel block is whole, the epilogue packs them in
-        // registers straight into the tensor instead.
-        const bool packed = narrow && packs_in_epilogue(io.ay.bits, cout_g, G.oc, 0);
-        const bool byte_tile = narrow && !packed && (io.ay.bits == 4 || io.ay.bits == 6);
+        const bool byte_tile = narrow && (io.ay.bits == 4 || io.ay.bits == 6);
 
         const bool pointwise = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
                                G.groups == 1 && G.c % 4 == 0;
@@ -60,15 +57,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         // A pointwise layer's 4- and 6-bit rows are unpacked tile by tile
         // into L1 as the tile's GEMM needs them, not in a pass of their own.
         const bool unpack_rows = pointwise && (io.ax.bits == 4 || io.ax.bits == 6);
-        // Other convolutions' 4- and 6-bit rows are unpacked as the tiles
-        // first read them.
-        const LazyRows lazy = !given && !pointwise && (io.ax.bits == 4 || io.ax.bits == 6)
-                                      ? LazyRows(G, io, planes, rs.row_state)
-                                      : LazyRows();
-        const Planes P = given           ? *given
-                         : unpack_rows   ? Planes{{nullptr, nullptr}}
-                         : lazy.active() ? Planes{{lazy.plane(), nullptr}}
-                                         : input_planes(G, io, pool, planes);
+        const Planes P = given ? *given : unpack_rows ? Planes{{nullptr, nullptr}} : input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
         std::vector<ptrdiff_t> &taps = rs.taps;
@@ -85,11 +74,10 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
                 uint8_t *A = scratch(tls.a, pointwise && !unpack_rows ? 0 : kTile * K4);
                 int32_t *Cp[2] = {scratch(tls.c32, kTile * cout_g), scratch(tls.c32lo, wide ? kTile * cout_g : 0)};
                 int64_t *C64 = scratch(tls.c64, split ? kTile * cout_g : 0);
-                uint16_t *Q = scratch(tls.q, (out8 && narrow) || byte_tile || packed ? 0 : kTile * G.oc);
+                uint16_t *Q = scratch(tls.q, (out8 && narrow) || byte_tile ? 0 : kTile * G.oc);
                 uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * G.oc : 0);
                 if (unpack_rows)
                         bwq::unpack_u8(io.x, io.ax.bits, m0 * G.c, mt * G.c, A);
-                lazy.need(m0, mt);
                 // The tile's residual, dequantized once for all groups and planes.
                 const Residual R = io.r ? residual_rows(io, m0, mt) : Residual{};
                 for (uint32_t g = 0; g < G.groups; g++) {
@@ -112,13 +100,9 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
                                         }
                                         GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc,
                                                        R.at(m - m0, c0)};
-                                        if (out8) {
+                                        if (out8)
                                                 e.q8 = io.y + m * G.oc + c0;
-                                        } else if (packed) {
-                                                e.pk = io.y;
-                                                e.pk_bits = io.ay.bits;
-                                                e.pk_first = m * G.oc + c0;
-                                        } else if (byte_tile)
+                                        else if (byte_tile)
                                                 e.q8 = Q8 + (m - m0) * G.oc + c0;
                                         else
                                                 e.q16 = Q + (m - m0) * G.oc + c0;
@@ -177,7 +161,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
                 }
                 if (byte_tile)
                         store_tile(Q8, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
-                else if ((!out8 && !packed) || !narrow)
+                else if (!out8 || !narrow)
                         store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
         });
 }

@@ -7,9 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
-#include "common/quant.h"
 #include "epilogue.h"
 
 namespace npuref {
@@ -51,11 +49,7 @@ using EpilogueWideFn = void (*)(const int32_t *hi, const int32_t *lo, size_t ldc
 // The epilogue fused into a GEMM (int32 accumulators, K in one call):
 // output row m, column n gets epilogue_tile's value of C[m][n] with off[n],
 // mul[n], add[n] and the residual's res[m * ldr + n] (GEMM layers only),
-// written to q8 (depths up to 8) or q16 at m * ldq + n; or, with pk set,
-// packed at pk_bits (4 or 6) as element pk_first + m * ldq + n of the
-// tensor at pk.  Packed outputs need N, ldq and pk_first multiples of 16,
-// so that a row's 16-channel blocks are whole bytes (8 at 4 bits, 12 at 6)
-// that no other row or tile shares.
+// written to q8 (depths up to 8) or q16 at m * ldq + n.
 struct GemmEpilogue {
         const int32_t *off;
         const float *mul, *add;
@@ -65,30 +59,7 @@ struct GemmEpilogue {
         uint16_t *q16;
         size_t ldq;
         Residual res{};
-        uint8_t *pk = nullptr;
-        unsigned pk_bits = 0;
-        size_t pk_first = 0;
 };
-
-// Whether outputs of N columns per row (ldq apart, the first at element
-// `first`) can be packed by the epilogue at `bits` (GemmEpilogue::pk).
-inline bool packs_in_epilogue(unsigned bits, size_t N, size_t ldq, size_t first)
-{
-        return (bits == 4 || bits == 6) && N % 16 == 0 && ldq % 16 == 0 && first % 16 == 0;
-}
-
-// A kernel's epilogue for a packed output where it does not pack in
-// registers: bytes(q, ldq) writes the M x N values as bytes to a scratch
-// tile (ldq = N), which is then packed row by row into e.pk.
-template <typename Bytes> void pack_through_bytes(const GemmEpilogue &e, size_t M, size_t N, Bytes bytes)
-{
-        thread_local std::vector<uint8_t> tile;
-        if (tile.size() < M * N)
-                tile.resize(M * N);
-        bytes(tile.data(), N);
-        for (size_t m = 0; m < M; m++)
-                bwq::pack_u8(tile.data() + m * N, e.pk_bits, e.pk_first + m * e.ldq, N, e.pk);
-}
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.
 using GemmEpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,

@@ -82,7 +82,7 @@ void depthwise_rows_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_o
 // four output pixels at a time, the taps' weights widened once per block.
 template <typename Q>
 static void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                            size_t C, size_t count, const GemmEpilogue &e, Q q)
+                            size_t C, size_t count, const GemmEpilogue &e, Q *q)
 {
         alignas(64) int32_t wv[32 * 16];
         const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
@@ -120,7 +120,7 @@ static void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_
 // row's three products (exactly: u8 x s8 into int32).
 template <typename Q>
 static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const int8_t *w, size_t C, size_t count,
-                               const GemmEpilogue &e, Q q)
+                               const GemmEpilogue &e, Q *q)
 {
         const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
         // a | b << 8 | c << 16 of three zero-extended byte lanes.
@@ -155,7 +155,7 @@ static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const 
                                 a2 = _mm512_dpbusd_epi32(a2, lanes3(v2, v3, v4), wr[ky]);
                                 a3 = _mm512_dpbusd_epi32(a3, lanes3(v3, v4, v5), wr[ky]);
                         }
-                        const Q d = q + j * e.ldq + c;
+                        Q *d = q + j * e.ldq + c;
                         finish16(a0, ov, mv, av, lo, hi, d, m, full);
                         finish16(a1, ov, mv, av, lo, hi, d + e.ldq, m, full);
                         finish16(a2, ov, mv, av, lo, hi, d + 2 * e.ldq, m, full);
@@ -190,33 +190,21 @@ void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *t
 {
         if (e.o->folded && e.off && taps_3x3_s1(step, tap_off, taps, C)) {
                 const ptrdiff_t rows[3] = {tap_off[0], tap_off[3], tap_off[6]};
-                if (e.pk && e.pk_bits == 4)
-                        depthwise3x3_fused(x, rows, w, C, count, e, PackedOut<4>{e.pk, e.pk_first});
-                else if (e.pk)
-                        depthwise3x3_fused(x, rows, w, C, count, e, PackedOut<6>{e.pk, e.pk_first});
-                else if (e.q8)
+                if (e.q8)
                         depthwise3x3_fused(x, rows, w, C, count, e, e.q8);
                 else
                         depthwise3x3_fused(x, rows, w, C, count, e, e.q16);
                 return;
         }
         if (e.o->folded && e.off && taps <= 32) {
-                if (e.pk && e.pk_bits == 4)
-                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, PackedOut<4>{e.pk, e.pk_first});
-                else if (e.pk)
-                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, PackedOut<6>{e.pk, e.pk_first});
-                else if (e.q8)
+                if (e.q8)
                         depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q8);
                 else
                         depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q16);
                 return;
         }
         depthwise_rows_avx512(x, step, tap_off, taps, w, C, count, acc);
-        if (e.pk)
-                pack_through_bytes(e, count, C, [&](uint8_t *q, size_t ldq) {
-                        epilogue_u8_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, q, ldq, e.res);
-                });
-        else if (e.q8)
+        if (e.q8)
                 epilogue_u8_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
         else
                 epilogue_u16_avx512(acc, C, count, C, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);

@@ -109,7 +109,7 @@ void gemm_u8s8_avx512vnni(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
 
 template <int MR, bool RES, typename Q>
 static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, size_t K4, size_t N, size_t n0,
-                                 const GemmEpilogue &e, Q q)
+                                 const GemmEpilogue &e, Q *q)
 {
         const int8_t *b0 = B + (n0 / 16) * K4 * 16;
         const bool two = n0 + 16 < N;
@@ -136,14 +136,14 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
 }
 
 template <bool RES, typename Q>
-static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q q)
+static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q)
 {
         for_tiles(M, N,
                   [&](auto rows, size_t m, size_t n0) { tile_epilogue<decltype(rows)::value, RES>(A, m, B, K4, N, n0, e, q); });
 }
 
 template <typename Q>
-static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q q)
+static void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q)
 {
         if (e.res.res)
                 gemm_epilogue_fused<true>(A, M, B, K4, N, e, q);
@@ -155,11 +155,7 @@ void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
                           int32_t *C, size_t ldc)
 {
         if (e.o->folded) {
-                if (e.pk && e.pk_bits == 4)
-                        gemm_epilogue_fused(A, M, B, K4, N, e, PackedOut<4>{e.pk, e.pk_first});
-                else if (e.pk)
-                        gemm_epilogue_fused(A, M, B, K4, N, e, PackedOut<6>{e.pk, e.pk_first});
-                else if (e.q8)
+                if (e.q8)
                         gemm_epilogue_fused(A, M, B, K4, N, e, e.q8);
                 else
                         gemm_epilogue_fused(A, M, B, K4, N, e, e.q16);
@@ -167,11 +163,7 @@ void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         }
         // Other activations: the tile through memory.
         gemm_u8s8_avx512vnni(A, M, B, K4, N, 0, C, ldc);
-        if (e.pk)
-                pack_through_bytes(e, M, N, [&](uint8_t *q, size_t ldq) {
-                        epilogue_u8_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, q, ldq, e.res);
-                });
-        else if (e.q8)
+        if (e.q8)
                 epilogue_u8_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
         else
                 epilogue_u16_avx512(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);

@@ -4,10 +4,7 @@
 // of a convolution.  Private to npuref.
 #pragma once
 
-#include <sched.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -70,7 +67,6 @@ inline thread_local ThreadScratch tls;
 struct RunnerScratch {
         std::vector<uint16_t> xq;
         std::vector<uint8_t> planes;
-        std::vector<uint32_t> row_state;
         std::vector<uint16_t> inq[NPU_MAX_INPUTS];
         std::vector<uint8_t> inq8[NPU_MAX_INPUTS];
         std::vector<int64_t> wsum, zw64;
@@ -214,78 +210,6 @@ inline Planes input_planes(const Geometry &G, const LayerIO &io, ThreadPool *poo
         });
         return {{store.data(), wide ? store.data() + X : nullptr}};
 }
-
-// The input of a convolution at 4 or 6 bits as one u8 plane whose image
-// rows (w x c values each) are unpacked by the first work item that reads
-// them, not in a pass of its own over the tensor: no pool barrier before
-// the layer, and a row is in cache when the item that unpacked it reads
-// it.  Each row is unpacked once: the item that claims it unpacks it, an
-// item of another thread that needs it meanwhile waits (a row is well
-// under a microsecond's work).  At 8 and 16 bits it is inactive and
-// need() does nothing.
-class LazyRows {
-public:
-        LazyRows() = default;
-        // store: the plane's bytes; state: a word per image row (both the
-        // runner's, grow-only).
-        LazyRows(const Geometry &G, const LayerIO &io, std::vector<uint8_t> &store, std::vector<uint32_t> &state)
-                : G_(&G), x_(io.x), bits_(io.ax.bits), row_(size_t(G.w) * G.c)
-        {
-                const size_t rows = size_t(G.n) * G.h;
-                store.resize(rows * row_);
-                state.assign(rows, 0);
-                plane_ = store.data();
-                state_ = state.data();
-        }
-        bool active() const { return state_ != nullptr; }
-        const uint8_t *plane() const { return plane_; }
-
-        // Unpacks (or waits for) the input rows that the windows of output
-        // pixels [m0, m0 + mt) read.
-        void need(size_t m0, size_t mt) const
-        {
-                if (!state_ || !mt)
-                        return;
-                const Geometry &G = *G_;
-                for (size_t r = m0 / G.ow, last = (m0 + mt - 1) / G.ow; r <= last; r++) {
-                        const size_t b = r / G.oh, oy = r % G.oh;
-                        for (uint32_t ky = 0; ky < G.kh; ky++) {
-                                const int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
-                                if (iy >= 0 && iy < G.h)
-                                        row(b * G.h + size_t(iy));
-                        }
-                }
-        }
-
-private:
-        enum : uint32_t { kTodo, kClaimed, kDone };
-        void row(size_t i) const
-        {
-                std::atomic_ref<uint32_t> s(state_[i]);
-                uint32_t v = s.load(std::memory_order_acquire);
-                if (v == kDone)
-                        return;
-                if (v == kTodo && s.compare_exchange_strong(v, kClaimed, std::memory_order_acquire)) {
-                        bwq::unpack_u8(x_, bits_, i * row_, row_, plane_ + i * row_);
-                        s.store(kDone, std::memory_order_release);
-                        return;
-                }
-                // Claimed by another thread: it is unpacking it now, unless
-                // it was preempted, so spin briefly, then give up the CPU.
-                for (unsigned spins = 0; s.load(std::memory_order_acquire) != kDone; spins++)
-                        if (spins < 4096)
-                                cpu_relax();
-                        else
-                                sched_yield();
-        }
-
-        const Geometry *G_ = nullptr;
-        const uint8_t *x_ = nullptr;
-        unsigned bits_ = 0;
-        size_t row_ = 0;
-        uint8_t *plane_ = nullptr;
-        uint32_t *state_ = nullptr;
-};
 
 // The output pixels whose whole window lies inside the input: rows
 // [oy0, oy1) x columns [ox0, ox1).  Those read the input in place, tap by

@@ -7,6 +7,15 @@
 
 namespace npuref {
 
+static inline void cpu_relax()
+{
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        asm volatile("yield");
+#endif
+}
+
 static void pin_self(int cpu)
 {
         cpu_set_t set;

@@ -13,16 +13,6 @@
 
 namespace npuref {
 
-// One turn of a spin-wait loop.
-inline void cpu_relax()
-{
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        asm volatile("yield");
-#endif
-}
-
 class ThreadPool {
 public:
         // cpus: empty, or one CPU per thread: [0] for the caller of

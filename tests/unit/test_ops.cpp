@@ -85,19 +85,17 @@ static void conv2d(void **state)
         check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 (columns reused)", rng, 20, 20, 3, 1, 1, 20, p1, NPU_ACT_RELU));
         check_case(d->best, d->portable, conv_case("depthwise 5x5 hardsigmoid", rng, 8, 8, 5, 1, 1, 8, p2, NPU_ACT_HARDSIGMOID));
         check_case(d->best, d->portable, conv_case("conv 1x1 sigmoid", rng, 16, 16, 1, 1, 1, 1, p0, NPU_ACT_SIGMOID));
-        // Whole 16-channel blocks: 4- and 6-bit outputs packed by the
-        // epilogue (in registers where the activation folds, else through
-        // a byte tile), on each kernel path.
-        check_case(d->best, d->portable, conv_case("conv 1x1 32->32 relu (packed)", rng, 32, 32, 1, 1, 1, 1, p0, NPU_ACT_RELU));
-        check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 8->16 (taps, packed)", rng, 8, 16, 3, 1, 1, 1, p1, NPU_ACT_NONE));
+        // Whole 16-channel blocks (no masked lanes) on each kernel path.
+        check_case(d->best, d->portable, conv_case("conv 1x1 32->32 relu (whole blocks)", rng, 32, 32, 1, 1, 1, 1, p0, NPU_ACT_RELU));
+        check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 8->16 (taps, whole blocks)", rng, 8, 16, 3, 1, 1, 1, p1, NPU_ACT_NONE));
         check_case(d->best, d->portable,
-                   conv_case("conv 3x3 groups 2 8->32 (packed per group)", rng, 8, 32, 3, 1, 1, 2, p1, NPU_ACT_RELU6));
-        check_case(d->best, d->portable, conv_case("conv 1x1 16->16 hardswish (packed)", rng, 16, 16, 1, 1, 1, 1, p0, NPU_ACT_HARDSWISH));
-        check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 32 (packed)", rng, 32, 32, 3, 1, 1, 32, p1, NPU_ACT_RELU));
-        check_case(d->best, d->portable, conv_case("depthwise 3x3 s2 16 (packed)", rng, 16, 16, 3, 2, 1, 16, p1, NPU_ACT_RELU6));
-        check_case(d->best, d->portable, conv_case("depthwise 5x5 16 (packed)", rng, 16, 16, 5, 1, 1, 16, p2, NPU_ACT_NONE));
+                   conv_case("conv 3x3 groups 2 8->32 (whole blocks per group)", rng, 8, 32, 3, 1, 1, 2, p1, NPU_ACT_RELU6));
+        check_case(d->best, d->portable, conv_case("conv 1x1 16->16 hardswish (whole blocks)", rng, 16, 16, 1, 1, 1, 1, p0, NPU_ACT_HARDSWISH));
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 32 (whole blocks)", rng, 32, 32, 3, 1, 1, 32, p1, NPU_ACT_RELU));
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 s2 16 (whole blocks)", rng, 16, 16, 3, 2, 1, 16, p1, NPU_ACT_RELU6));
+        check_case(d->best, d->portable, conv_case("depthwise 5x5 16 (whole blocks)", rng, 16, 16, 5, 1, 1, 16, p2, NPU_ACT_NONE));
         check_case(d->best, d->portable,
-                   conv_case("depthwise 3x3 16 hardsigmoid (packed)", rng, 16, 16, 3, 1, 1, 16, p1, NPU_ACT_HARDSIGMOID));
+                   conv_case("depthwise 3x3 16 hardsigmoid (whole blocks)", rng, 16, 16, 3, 1, 1, 16, p1, NPU_ACT_HARDSIGMOID));
 }
 
 // NPU_LAYER_RESIDUAL: a second input added before the activation, zero
@@ -163,9 +161,9 @@ static void fully_connected(void **state)
         check_case(d->best, d->portable,
                    fc_case("fully_connected 66000->3 (K split)", NPU_ACT_RELU, rng, random_tensor(rng, 1, 1, 1, 66000, -1, 1), 3,
                            0.01f, 0.1f));
-        // Whole 16-channel blocks: outputs at 4 and 6 bits packed by the epilogue.
+        // Whole 16-channel blocks of outputs.
         check_case(d->best, d->portable,
-                   fc_case("fully_connected 45->32 relu (packed)", NPU_ACT_RELU, rng, random_tensor(rng, 3, 3, 3, 5, -1, 1), 32,
+                   fc_case("fully_connected 45->32 relu (whole blocks)", NPU_ACT_RELU, rng, random_tensor(rng, 3, 3, 3, 5, -1, 1), 32,
                            0.3f, 0.05f));
 }
 
