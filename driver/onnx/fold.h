@@ -107,8 +107,18 @@ private:
                         return err(-ENOTSUP, what_ + ": input " + std::to_string(i) + " must be a constant");
                 const Constant &c = g_.konst(n.in[i]);
                 r->clear();
-                for (int64_t k = 0; k < c.elements(); k++)
-                        r->push_back(int64_t(c.at(size_t(k))));
+                for (int64_t k = 0; k < c.elements(); k++) {
+                        if (c.type != DType::Float) {
+                                r->push_back(c.i[size_t(k)]);
+                                continue;
+                        }
+                        // A float tensor where integers belong: whole values only.
+                        const double v = c.at(size_t(k));
+                        if (!(v >= -9.2e18 && v <= 9.2e18) || v != std::trunc(v))
+                                return err(-EINVAL, what_ + ": input " + std::to_string(i) + " holds " + std::to_string(v) +
+                                                            ", not an integer");
+                        r->push_back(int64_t(v));
+                }
                 return std::nullopt;
         }
         std::optional<Error> axis(int64_t a, size_t rank, int64_t *r, bool inclusive = false)

@@ -123,6 +123,13 @@ save('pad_residual_fold', [
      init('w2', w(8, 6, 3, 3)), init('b2', w(8)), init('i0', np.array(0, np.int64)), init('ax0', np.array([0], np.int64)),
      init('rest', np.array([-1, 8], np.int64))], shape=[1, 6, 9, 9])
 
+# Unsqueeze axes given as a float NaN where an integer belongs.
+m = onnx.load(os.path.join(out, 'pad_residual_fold.onnx'))
+for t in m.graph.initializer:
+    if t.name == 'ax0':
+        t.CopyFrom(init('ax0', np.array([np.nan], np.float32)))
+onnx.save(m, os.path.join(out, 'bad_float_axes.onnx'))
+
 # The layer that a residual Add is fused into answers to both nodes'
 # names: depth limits on the Add (whose output it writes) or on the Conv.
 for name, node in (('residual_limits_add', 'residual'), ('residual_limits_conv', 'conv2')):
