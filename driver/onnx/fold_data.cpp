@@ -292,14 +292,17 @@ std::optional<Error> Folder::data_op(Node &n, bool *handled)
                 s.insert(s.end(), x.begin() + a + 1, x.end());
                 if (!all_const(n))
                         return err(-ENOTSUP, what_ + ": Gather of a tensor that is not constant is not supported");
-                const Constant &d = g_.konst(n.in[0]), &ix = g_.konst(n.in[1]);
+                const Constant &d = g_.konst(n.in[0]);
                 Constant c;
                 c.type = d.type;
                 c.shape = s;
+                // The indices as integers, once (a float index is refused as ints() refuses it).
+                std::vector<int64_t> idx;
+                if (auto e = ints(n, 1, &idx))
+                        return e;
                 int64_t outer = product({x.begin(), x.begin() + a}), inner = product({x.begin() + a + 1, x.end()});
                 for (int64_t o = 0; o < outer; o++)
-                        for (int64_t k = 0; k < ix.elements(); k++) {
-                                int64_t j = int64_t(ix.at(size_t(k)));
+                        for (int64_t j : idx) {
                                 if (j < 0)
                                         j += x[size_t(a)];
                                 if (j < 0 || j >= x[size_t(a)])
