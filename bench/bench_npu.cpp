@@ -243,6 +243,9 @@ std::unique_ptr<NpuLayer> npu_layer(const Shape &sh, unsigned threads)
 {
         auto L = std::make_unique<NpuLayer>();
         std::string dev = "soft:threads=" + std::to_string(threads);
+        // BENCH_SOFT: more device options for the layers, e.g. pin=0.
+        if (const char *more = getenv("BENCH_SOFT"))
+                dev += std::string(",") + more;
         if (npu_device_open(dev.c_str(), &L->dev) < 0 || npu_graph_new(&L->g) < 0)
                 exit(1);
         Rng rng{7};

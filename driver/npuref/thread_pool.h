@@ -6,7 +6,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,29 +43,44 @@ public:
                 cpu_set_t saved_;
         };
         // Calls fn(i) for i in [0, n), spread over the pool and the caller;
-        // returns when all calls have returned.
+        // returns when all calls have returned.  Thread t starts on the
+        // t-th contiguous share of [0, n) (the caller is thread 0), so the
+        // same rows go to the same CPU from one layer to the next; a thread
+        // done with its share takes items from the end of the others'.
         void parallel_for(size_t n, const std::function<void(size_t)> &fn);
 
 private:
+        // One thread's share of a batch, [next, end) in one word so that
+        // its owner (from the front) and the others (from the back) claim
+        // items with one atomic operation each; a cache line of its own,
+        // so the owner's claims stay in its core.
+        struct alignas(64) Share {
+                std::atomic<uint64_t> range{0};
+        };
+        bool claim_own(unsigned t, size_t &item);
+        bool claim_other(unsigned t, size_t &item);
+        void run_items(unsigned t, const std::function<void(size_t)> &fn);
+        void leave_batch();
         void run(unsigned id);
 
         std::vector<std::thread> workers_;
         std::vector<int> cpus_;
-        void wait_idle(std::unique_lock<std::mutex> &lk);
+        std::unique_ptr<Share[]> shares_;
 
-        // mu_ guards fn_, n_, generation_, stop_ and joining a batch (busy_
-        // up); items are claimed from next_ and busy_ goes down without it.
-        std::mutex mu_;
-        std::condition_variable start_cv_, done_cv_;
+        // The batch: written by the caller before it opens the batch.
         const std::function<void(size_t)> *fn_ = nullptr;
-        size_t n_ = 0;
-        std::atomic<size_t> next_{0};
-        std::atomic<unsigned> busy_{0};  // threads inside the current batch
-        unsigned long generation_ = 0;
-        // Mirrors generation_ for workers spinning between batches.
-        std::atomic<unsigned long> published_{0};
-        bool stop_ = false;
+        // (generation << 1) | open.  A worker joins an open batch by raising
+        // busy_ and reading published_ again; the caller closes the batch
+        // once every item is claimed and then waits for busy_ to reach 0, so
+        // no worker still in a batch sees the next one's shares.
+        alignas(64) std::atomic<uint64_t> published_{0};
+        alignas(64) std::atomic<unsigned> busy_{0};
+        alignas(64) std::atomic<unsigned> sleepers_{0};  // workers asleep on start_cv_
+        std::atomic<bool> caller_asleep_{false};         // the caller asleep on done_cv_
         std::atomic<bool> stopping_{false};
+        uint64_t generation_ = 0;  // the caller's
+        std::mutex mu_;            // only for sleeping and waking
+        std::condition_variable start_cv_, done_cv_;
 };
 
 // parallel_for without a pool: runs inline.

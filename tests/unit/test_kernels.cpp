@@ -1,4 +1,6 @@
 // GEMM kernels: every instruction set against the portable one, bit for bit.
+#include <unistd.h>
+
 #include <atomic>
 
 #include "driver/npuref/kernels.h"
@@ -293,15 +295,20 @@ static void gemm_epilogue(void **)
 
 // The compute pool: every index of every batch runs exactly once, with
 // batches back to back, batches of 0 and 1 items, items of uneven length
-// (late joiners), and the pool's threads pinned or not.
+// (the others' shares taken from the back), workers that fell asleep
+// between batches (late joiners), 2 and 3 threads, pinned or not.
 static std::atomic<int> spin_sink;
 
 static void thread_pool(void **)
 {
-        for (int pinned = 0; pinned < 2; pinned++) {
-                ThreadPool pool(3, pinned ? std::vector<int>{0, 0, 0} : std::vector<int>{});
+        for (int config = 0; config < 4; config++) {
+                const unsigned threads = config < 2 ? 3 : 2;
+                const bool pinned = config % 2;
+                ThreadPool pool(threads, pinned ? std::vector<int>(threads, 0) : std::vector<int>{});
                 std::vector<std::atomic<int>> hits(64);
                 for (int batch = 0; batch < 3000; batch++) {
+                        if (batch % 500 == 499)
+                                usleep(3000);  // past the workers' spin: they sleep
                         const size_t n = size_t(batch * 7 % 65);
                         for (auto &h : hits)
                                 h.store(0);
@@ -317,7 +324,7 @@ static void thread_pool(void **)
                                         fail();
                                 }
                 }
-                print_message("thread pool (%s): 3000 batches of 0 to 64 items, each index once\n",
+                print_message("thread pool (%u threads, %s): 3000 batches of 0 to 64 items, each index once\n", threads,
                               pinned ? "pinned to one CPU" : "unpinned");
         }
 }
