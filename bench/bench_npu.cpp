@@ -295,6 +295,18 @@ struct DnnlLayer {
                 s.wait();
                 return (now_s() - t0) * 1e9;
         }
+        // What npu_model_run's host conversions do to the device's buffers
+        // between runs: the calling thread writes the layer's input and
+        // reads its output (not timed, on either side).
+        std::vector<uint8_t> host_src, host_dst;
+        void host_touch()
+        {
+                dnnl::memory &src = args.at(DNNL_ARG_SRC), &dst = args.at(DNNL_ARG_DST);
+                host_src.resize(src.get_desc().get_size(), 17);
+                host_dst.resize(dst.get_desc().get_size());
+                std::memcpy(src.get_data_handle(), host_src.data(), host_src.size());
+                std::memcpy(host_dst.data(), dst.get_data_handle(), host_dst.size());
+        }
 };
 
 DnnlLayer::DnnlLayer(const Shape &sh)
@@ -352,9 +364,12 @@ void bench_layers()
         // first, so neither block runs against the other's spinning threads.
         const int blocks = 9, warm = 3, per_block = 6, reps = blocks * per_block;
         printf("\n2. npuref at 8 bits vs oneDNN int8 (u8 x s8 -> u8, per-channel scales), median of %d runs\n"
-               "   each, in %d alternating blocks (each after %d warm-up runs) so both see the same machine\n", reps,
-               blocks, warm);
-        printf("   %-26s %3s %12s %12s %10s\n", "shape", "thr", "npuref_us", "onednn_us", "ratio");
+               "   each, in %d alternating blocks (each after %d warm-up runs) so both see the same machine.\n"
+               "   Between two runs of npuref the calling thread writes the layer's input and reads its output\n"
+               "   (npu_model_run's conversions); onednn_us is oneDNN with the same done to its buffers, the ratio's\n"
+               "   peer. untouched_us is oneDNN with its buffers left alone between runs, for comparison: with\n"
+               "   2 threads the other CPU then keeps its half of them in its own cache.\n", reps, blocks, warm);
+        printf("   %-26s %3s %12s %12s %10s %13s\n", "shape", "thr", "npuref_us", "onednn_us", "ratio", "untouched_us");
         std::vector<std::unique_ptr<NpuLayer>> keep;
         for (unsigned threads : {1u, 2u}) {
                 omp_set_num_threads(int(threads));
@@ -362,7 +377,7 @@ void bench_layers()
                         auto L = npu_layer(sh, threads);
                         npu_model_set_mode(L->m, NPU_MODE_FIXED, 8, 4, 16);
                         DnnlLayer D(sh);
-                        std::vector<double> a, b;
+                        std::vector<double> a, b, c;
                         auto settle = [] { usleep(30000); };
                         for (int i = 0; i < blocks; i++) {
                                 settle();
@@ -373,16 +388,20 @@ void bench_layers()
                                         if (j >= warm)
                                                 a.push_back(x);
                                 }
-                                settle();
-                                for (int j = 0; j < warm + per_block; j++) {
-                                        double y = D.run_ns();
-                                        if (j >= warm)
-                                                b.push_back(y);
+                                for (bool touch : {true, false}) {
+                                        settle();
+                                        for (int j = 0; j < warm + per_block; j++) {
+                                                if (touch)
+                                                        D.host_touch();
+                                                double y = D.run_ns();
+                                                if (j >= warm)
+                                                        (touch ? b : c).push_back(y);
+                                        }
                                 }
                         }
                         double ours = median(a), theirs = median(b);
-                        printf("   %-26s %3u %12.1f %12.1f %10.2f   (onednn/npuref; goal >= 0.9)\n", sh.name, threads,
-                               ours / 1e3, theirs / 1e3, theirs / ours);
+                        printf("   %-26s %3u %12.1f %12.1f %10.2f %13.1f   (onednn/npuref; goal >= 0.9)\n", sh.name, threads,
+                               ours / 1e3, theirs / 1e3, theirs / ours, median(c) / 1e3);
                         if (sh.fc && g_vnni_peak[threads] > 0) {
                                 const double macs = double(sh.n) * double(sh.c) * double(sh.oc);
                                 printf("   %-26s     npuref %.0f G MAC/s = %.2f of the VNNI peak (goal >= 0.85); oneDNN %.2f\n", "",

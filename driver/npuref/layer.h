@@ -28,7 +28,7 @@ inline size_t tile_rows(size_t M, const ThreadPool *pool)
 {
         const size_t threads = pool ? pool->threads() : 1;
         size_t t = kTile;
-        while (t > 12 && (M + t - 1) / t < 16 * threads)
+        while (t > 12 && (M + t - 1) / t < 4 * threads)
                 t /= 2;
         return t;
 }
