@@ -200,7 +200,10 @@ struct NpuLayer {
                 npu_graph_free(g);
                 npu_device_close(dev);
         }
-        // One run's device time (the job's own nanoseconds).
+        // The layer timed: 0 alone in its job, 1 between two neighbours.
+        unsigned timed = 0;
+        // One run's device time: the job's own nanoseconds, or the timed
+        // layer's when it has neighbours.
         double run_ns()
         {
                 npu_run_stats st;
@@ -208,7 +211,14 @@ struct NpuLayer {
                         fprintf(stderr, "bench: run failed\n");
                         exit(1);
                 }
-                return double(st.ns);
+                if (!timed)
+                        return double(st.ns);
+                npu_layer_stats ls;
+                if (npu_model_layer_stats(m, timed, &ls) < 0) {
+                        fprintf(stderr, "bench: no layer stats\n");
+                        exit(1);
+                }
+                return double(ls.ns);
         }
         // reps runs' device times at `bits`, after two dropped ones.
         std::vector<double> times_ns(unsigned bits, int reps)
@@ -239,7 +249,26 @@ struct Shape {
         uint32_t n, h, w, c, oc, k, s, pad, groups;
 };
 
-std::unique_ptr<NpuLayer> npu_layer(const Shape &sh, unsigned threads)
+// A 1x1 depthwise convolution (a per-channel scale): a cheap neighbour
+// that cuts its rows into the same tiles as the layer next to it.
+int scale_layer(npu_graph *g, int x, uint32_t channels, Rng &rng)
+{
+        std::vector<float> w(channels), b(channels);
+        for (auto &v : w)
+                v = 0.5f + rng.uniform(0.4f);
+        for (auto &v : b)
+                v = rng.uniform(0.1f);
+        npu_conv2d_params p{};
+        p.out_channels = channels;
+        p.kernel_h = p.kernel_w = p.stride_h = p.stride_w = 1;
+        p.groups = channels;
+        return npu_graph_conv2d(g, x, &p, w.data(), b.data());
+}
+
+// The layer alone in a job, or (neighbours) between two scale layers, as
+// inside a network: its input then comes from the device's threads, and
+// its output goes to them, instead of from and to the calling thread.
+std::unique_ptr<NpuLayer> npu_layer(const Shape &sh, unsigned threads, bool neighbours = false)
 {
         auto L = std::make_unique<NpuLayer>();
         std::string dev = "soft:threads=" + std::to_string(threads);
@@ -250,6 +279,10 @@ std::unique_ptr<NpuLayer> npu_layer(const Shape &sh, unsigned threads)
                 exit(1);
         Rng rng{7};
         int x = npu_graph_input(L->g, sh.n, sh.h, sh.w, sh.c);
+        if (neighbours) {
+                x = scale_layer(L->g, x, sh.c, rng);
+                L->timed = 1;
+        }
         size_t K = sh.fc ? size_t(sh.h) * sh.w * sh.c : size_t(sh.k) * sh.k * (sh.c / sh.groups);
         std::vector<float> w(K * sh.oc), b(sh.oc);
         for (auto &v : w)
@@ -268,6 +301,8 @@ std::unique_ptr<NpuLayer> npu_layer(const Shape &sh, unsigned threads)
                 p.groups = sh.groups;
                 y = npu_graph_conv2d(L->g, x, &p, w.data(), b.data());
         }
+        if (neighbours && y >= 0)
+                y = scale_layer(L->g, y, sh.oc, rng);
         if (y < 0)
                 exit(1);
         L->in.resize(size_t(sh.n) * sh.h * sh.w * sh.c);
@@ -364,29 +399,37 @@ void bench_layers()
         // first, so neither block runs against the other's spinning threads.
         const int blocks = 9, warm = 3, per_block = 6, reps = blocks * per_block;
         printf("\n2. npuref at 8 bits vs oneDNN int8 (u8 x s8 -> u8, per-channel scales), median of %d runs\n"
-               "   each, in %d alternating blocks (each after %d warm-up runs) so both see the same machine.\n"
-               "   Between two runs of npuref the calling thread writes the layer's input and reads its output\n"
-               "   (npu_model_run's conversions); onednn_us is oneDNN with the same done to its buffers, the ratio's\n"
-               "   peer. untouched_us is oneDNN with its buffers left alone between runs, for comparison: with\n"
-               "   2 threads the other CPU then keeps its half of them in its own cache.\n", reps, blocks, warm);
-        printf("   %-26s %3s %12s %12s %10s %13s\n", "shape", "thr", "npuref_us", "onednn_us", "ratio", "untouched_us");
+               "   each, in %d alternating blocks (each after %d warm-up runs) so all see the same machine.\n"
+               "   in network: npuref's layer between two 1x1 depthwise layers of the same job (its own time,\n"
+               "   from its layer stats), against oneDNN with its buffers left alone between runs: on both\n"
+               "   sides each thread finds its rows of the input in its own cache and leaves its rows of the\n"
+               "   output there, as inside a network.\n"
+               "   alone: npuref's layer alone in a job (the job's time), whose input the calling thread writes\n"
+               "   and whose output it reads between runs (npu_model_run's conversions), against oneDNN with the\n"
+               "   same done to its buffers: with 2 threads the other CPU's rows cross between the CPUs' caches\n"
+               "   every run.  The goal is the in-network ratio.\n", reps, blocks, warm);
+        printf("   %-26s %3s %13s %13s %8s   %13s %13s %8s\n", "shape", "thr", "net:npuref_us", "net:onednn_us", "ratio",
+               "alone:npuref", "alone:onednn", "ratio");
         std::vector<std::unique_ptr<NpuLayer>> keep;
         for (unsigned threads : {1u, 2u}) {
                 omp_set_num_threads(int(threads));
                 for (const Shape &sh : shapes) {
-                        auto L = npu_layer(sh, threads);
+                        auto L = npu_layer(sh, threads), N = npu_layer(sh, threads, true);
                         npu_model_set_mode(L->m, NPU_MODE_FIXED, 8, 4, 16);
+                        npu_model_set_mode(N->m, NPU_MODE_FIXED, 8, 4, 16);
                         DnnlLayer D(sh);
-                        std::vector<double> a, b, c;
+                        std::vector<double> a, an, b, c;
                         auto settle = [] { usleep(30000); };
                         for (int i = 0; i < blocks; i++) {
-                                settle();
-                                for (int j = 0; j < warm + per_block; j++) {
-                                        double x = L->run_ns();
-                                        if (getenv("BENCH_TRACE"))
-                                                fprintf(stderr, " %.0f%s", x / 1e3, j + 1 == warm + per_block ? " |" : "");
-                                        if (j >= warm)
-                                                a.push_back(x);
+                                for (NpuLayer *X : {L.get(), N.get()}) {
+                                        settle();
+                                        for (int j = 0; j < warm + per_block; j++) {
+                                                double x = X->run_ns();
+                                                if (getenv("BENCH_TRACE"))
+                                                        fprintf(stderr, " %.0f%s", x / 1e3, j + 1 == warm + per_block ? " |" : "");
+                                                if (j >= warm)
+                                                        (X == L.get() ? a : an).push_back(x);
+                                        }
                                 }
                                 for (bool touch : {true, false}) {
                                         settle();
@@ -399,12 +442,13 @@ void bench_layers()
                                         }
                                 }
                         }
-                        double ours = median(a), theirs = median(b);
-                        printf("   %-26s %3u %12.1f %12.1f %10.2f %13.1f   (onednn/npuref; goal >= 0.9)\n", sh.name, threads,
-                               ours / 1e3, theirs / 1e3, theirs / ours, median(c) / 1e3);
+                        const double ours = median(an), theirs = median(c), alone = median(a), alone_peer = median(b);
+                        printf("   %-26s %3u %13.1f %13.1f %8.2f   %13.1f %13.1f %8.2f   (onednn/npuref; goal >= 0.9 in network)\n",
+                               sh.name, threads, ours / 1e3, theirs / 1e3, theirs / ours, alone / 1e3, alone_peer / 1e3,
+                               alone_peer / alone);
                         if (sh.fc && g_vnni_peak[threads] > 0) {
                                 const double macs = double(sh.n) * double(sh.c) * double(sh.oc);
-                                printf("   %-26s     npuref %.0f G MAC/s = %.2f of the VNNI peak (goal >= 0.85); oneDNN %.2f\n", "",
+                                printf("   %-26s     in network: npuref %.0f G MAC/s = %.2f of the VNNI peak (goal >= 0.85); oneDNN %.2f\n", "",
                                        macs / ours, macs / ours * 1e9 / g_vnni_peak[threads], macs / theirs * 1e9 / g_vnni_peak[threads]);
                         }
                         if (threads == 1)
