@@ -22,27 +22,31 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io
         const Planes P = input_planes(G, io, pool, planes);
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
-        std::vector<ptrdiff_t> &taps = rs.taps, &window_taps = rs.window_taps;
-        taps.clear();
-        window_taps.clear();
+        LayerConsts &lc = rs.layer_consts();
+        std::vector<ptrdiff_t> &taps_new = rs.taps, &window_taps_new = rs.window_taps;
+        taps_new.clear();
+        window_taps_new.clear();
         for (uint32_t ky = 0; ky < G.kh; ky++)
                 for (uint32_t kx = 0; kx < G.kw; kx++) {
-                        taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
-                        window_taps.push_back(ptrdiff_t(window_taps.size() * C));
+                        taps_new.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
+                        window_taps_new.push_back(ptrdiff_t(window_taps_new.size() * C));
                 }
+        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new), &window_taps = publish(lc.window_taps, window_taps_new);
         const int32_t z = io.ax.qp.zero;
-        std::vector<int32_t> &zw = rs.zw;
-        std::vector<int64_t> &zw64 = rs.zw64;
-        zw.assign(C, 0);
-        zw64.resize(wide ? C : 0);
+        std::vector<int32_t> &zw_new = rs.zw;
+        std::vector<int64_t> &zw64_new = rs.zw64;
+        zw_new.assign(C, 0);
+        zw64_new.resize(wide ? C : 0);
         for (size_t t = 0; t < ntaps; t++)
                 for (size_t c = 0; c < C; c++)
-                        zw[c] += W[t * C + c];
+                        zw_new[c] += W[t * C + c];
         for (size_t c = 0; c < C; c++)
                 if (wide)
-                        zw64[c] = int64_t(z) * zw[c];
+                        zw64_new[c] = int64_t(z) * zw_new[c];
                 else
-                        zw[c] *= z;
+                        zw_new[c] *= z;
+        const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
+        const std::vector<int64_t> &zw64 = publish(lc.zw64, zw64_new);
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;

@@ -32,15 +32,18 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         // Longer rows add int32 pieces into int64.
         const bool split = KB > kKBlocks;
         const bool narrow = !wide && !split;
-        std::vector<int32_t> &zw = rs.zw;
-        std::vector<int64_t> &zw64 = rs.zw64;
-        zw.resize(narrow ? G.oc : 0);
-        zw64.resize(narrow ? 0 : G.oc);
+        LayerConsts &lc = rs.layer_consts();
+        std::vector<int32_t> &zw_new = rs.zw;
+        std::vector<int64_t> &zw64_new = rs.zw64;
+        zw_new.resize(narrow ? G.oc : 0);
+        zw64_new.resize(narrow ? 0 : G.oc);
         for (uint32_t c = 0; c < G.oc; c++)
                 if (narrow)
-                        zw[c] = int32_t(z * wsum[c]);
+                        zw_new[c] = int32_t(z * wsum[c]);
                 else
-                        zw64[c] = int64_t(z) * wsum[c];
+                        zw64_new[c] = int64_t(z) * wsum[c];
+        const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
+        const std::vector<int64_t> &zw64 = publish(lc.zw64, zw64_new);
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
@@ -60,12 +63,13 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         const Planes P = given ? *given : unpack_rows ? Planes{{nullptr, nullptr}} : input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
-        std::vector<ptrdiff_t> &taps = rs.taps;
-        taps.clear();
+        std::vector<ptrdiff_t> &taps_new = rs.taps;
+        taps_new.clear();
         if (direct)
                 for (uint32_t ky = 0; ky < G.kh; ky++)
                         for (uint32_t kx = 0; kx < G.kw; kx++)
-                                taps.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
+                                taps_new.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
+        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
         const ptrdiff_t zero_off = 0;
 
         const size_t tm = tile_rows(M, pool);

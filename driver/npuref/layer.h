@@ -64,6 +64,19 @@ inline thread_local ThreadScratch tls;
 // Grow-only scratch of a device's runner thread (the one that executes
 // jobs), kept across layers and jobs: no allocation, and no fresh pages to
 // fault in, per layer.  It grows to the largest layer the device has run.
+//
+// A layer's per-channel constants and tap offsets, which the pool's threads
+// read while the runner's own vectors are rewritten for the next layer,
+// are published per layer index (LayerConsts) and rewritten only where a
+// value changed: the next run of the same job then writes nothing there,
+// and the other CPUs' cached copies stay valid (a line the runner rewrote
+// costs another CPU a transfer of some hundreds of nanoseconds in a VM).
+struct LayerConsts {
+        std::vector<float> mul, add;
+        std::vector<int32_t> zw;
+        std::vector<int64_t> zw64;
+        std::vector<ptrdiff_t> taps, window_taps;
+};
 struct RunnerScratch {
         std::vector<uint16_t> xq;
         std::vector<uint8_t> planes;
@@ -75,8 +88,24 @@ struct RunnerScratch {
         std::vector<float> mul, add, xf;
         std::vector<uint8_t> padded;
         std::vector<int8_t> wpad;
+        std::vector<LayerConsts> consts;
+        size_t layer = 0;  // the index of the layer running (execute_job)
+        LayerConsts &layer_consts()
+        {
+                if (consts.size() <= layer)
+                        consts.resize(layer + 1);
+                return consts[layer];
+        }
 };
 inline thread_local RunnerScratch rs;
+
+// dst = src, writing dst only if a byte differs.
+template <typename T> const std::vector<T> &publish(std::vector<T> &dst, const std::vector<T> &src)
+{
+        if (dst.size() != src.size() || (!src.empty() && std::memcmp(dst.data(), src.data(), src.size() * sizeof(T))))
+                dst = src;
+        return dst;
+}
 
 // Unpacks a whole tensor to u16, in parallel chunks.
 inline void unpack_all(ThreadPool *pool, const uint8_t *src, unsigned bits, size_t count, uint16_t *dst)
@@ -170,20 +199,24 @@ inline uint64_t bias_row(const npu_layer_desc &L, unsigned input_bits, uint32_t 
 // Per-output-channel epilogue constants: y = float(acc) * mul[c] + add[c],
 // with the output quantizer folded in where it folds (epilogue.h).
 // (One layer at a time per runner thread: its vectors are the runner's.)
+// Computed in the runner's scratch, published in the layer's LayerConsts.
 struct ChannelScale {
-        std::vector<float> &mul, &add;
+        const std::vector<float> &mul, &add;
         OutQuant oq;
         ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa, const npu_layer_desc &L,
                      const bwq::QParams &out)
-                : mul(rs.mul), add(rs.add), oq(out_quant(out, L.act))
+                : mul(rs.layer_consts().mul), add(rs.layer_consts().add), oq(out_quant(out, L.act))
         {
-                mul.resize(n);
-                add.resize(n);
-                std::memcpy(mul.data(), scales, 4 * size_t(n));
-                std::memcpy(add.data(), bias, 4 * size_t(n));
+                std::vector<float> &m = rs.mul, &a = rs.add;
+                m.resize(n);
+                a.resize(n);
+                std::memcpy(m.data(), scales, 4 * size_t(n));
+                std::memcpy(a.data(), bias, 4 * size_t(n));
                 for (uint32_t c = 0; c < n; c++)
-                        mul[c] = sa * mul[c];
-                fold_channels(oq, mul.data(), add.data(), n);
+                        m[c] = sa * m[c];
+                fold_channels(oq, m.data(), a.data(), n);
+                publish(rs.layer_consts().mul, m);
+                publish(rs.layer_consts().add, a);
         }
 };
 
