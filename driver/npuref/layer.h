@@ -22,8 +22,9 @@ namespace npuref {
 constexpr size_t kTile = 48;
 
 // Output pixels per work item of a layer of M pixels: kTile, halved (to 24
-// or 12, still whole packing groups) while that leaves fewer than 16
-// items per thread, so a small layer still spreads evenly.
+// or 12, still whole packing groups) while that leaves fewer than 4 items
+// per thread, so a small layer still spreads evenly (a thread done with
+// its share takes the others' items, so a few per thread are enough).
 inline size_t tile_rows(size_t M, const ThreadPool *pool)
 {
         const size_t threads = pool ? pool->threads() : 1;
