@@ -12,14 +12,17 @@ namespace npuref {
 // accumulators per u8 plane (two at 16 bits, met in the wide epilogue), the
 // zero-point term (z * the sum of each channel's weights) folded into the
 // epilogue.
-void run_depthwise(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
+void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const uint8_t *params,
                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
 {
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
-        const size_t M = size_t(G.n) * G.oh * G.ow, C = G.c;
+        const size_t M = size_t(G0.n) * G0.oh * G0.ow, C = G0.c;
         const bool wide = io.ax.bits == 16;
         const int nplanes = wide ? 2 : 1;
-        const Planes P = input_planes(G, io, pool, planes);
+        // The input with its padding written out where that pays (padded_plane).
+        Geometry G = G0;
+        const Planes P = use_padded_plane(G0, io.ax.bits, true, pool) ? padded_plane(G0, io, pool, planes, G)
+                                                                                  : input_planes(G0, io, pool, planes);
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
         LayerConsts &lc = rs.layer_consts();

@@ -191,6 +191,17 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const bool pad = L.op == NPU_OP_CONV2D && G.groups == 1 && cin % 4 != 0 && !(G.kh == 1 && G.kw == 1) &&
                          2 * Kp <= 3 * K4 && Kp / 4 <= kKBlocks;
         if (!pad) {
+                // A padded tap-by-tap layer reads its input with the padding
+                // written out where that pays (padded_plane).
+                const uint32_t cin_g = cin / G.groups;
+                const bool direct = !(G.kh == 1 && G.kw == 1) && cin_g % 4 == 0 &&
+                                    (size_t(G.kh) * G.kw * cin_g + 3) / 4 <= kKBlocks;
+                if (direct && use_padded_plane(G, io.ax.bits, false, pool)) {
+                        Geometry Gp;
+                        const Planes P = padded_plane(G, io, pool, planes, Gp);
+                        gemm_layer(L, Gp, io, W, params, k, pool, planes, &P);
+                        return;
+                }
                 gemm_layer(L, G, io, W, params, k, pool, planes, nullptr);
                 return;
         }

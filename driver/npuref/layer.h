@@ -245,6 +245,68 @@ inline Planes input_planes(const Geometry &G, const LayerIO &io, ThreadPool *poo
         return {{store.data(), wide ? store.data() + X : nullptr}};
 }
 
+// The padded input's rows and columns: every row and column a window reads.
+inline size_t padded_h(const Geometry &G)
+{
+        return std::max<size_t>(size_t(G.h) + G.pt, size_t(G.oh - 1) * G.sh + size_t(G.kh - 1) * G.dh + 1);
+}
+inline size_t padded_w(const Geometry &G)
+{
+        return std::max<size_t>(size_t(G.w) + G.pl, size_t(G.ow - 1) * G.sw + size_t(G.kw - 1) * G.dw + 1);
+}
+
+// Where padded_plane pays, as measured: at 4 and 6 bits (the input is
+// unpacked anyway); at 8 bits at stride 1 (the copy is about the output's
+// size; a strided layer's copy of its larger input costs more than its
+// border saves) for a depthwise layer, and for a tap-by-tap GEMM layer on
+// one thread (on two, the copy's own pass over the input cost what the
+// border saved: 3x3 56x56 32->32 was 3-4% slower); and only where the
+// padding at most doubles the input's rows and columns.
+inline bool use_padded_plane(const Geometry &G, unsigned bits, bool depthwise, const ThreadPool *pool)
+{
+        const size_t hp = padded_h(G), wp = padded_w(G);
+        if ((hp == G.h && wp == G.w) || hp > 2 * size_t(G.h) || wp > 2 * size_t(G.w))
+                return false;
+        if (bits == 4 || bits == 6)
+                return true;
+        return bits == 8 && G.sh == 1 && G.sw == 1 && (depthwise || !pool || pool->threads() == 1);
+}
+
+// The input of a padded convolution at up to 8 bits as one u8 plane with
+// its zero padding written out (the zero point), copied or unpacked row by
+// row into place; Gp is the geometry over that plane (no padding, so every
+// output pixel's window lies inside it).  The border pixels then need no
+// window copies and no kernel of their own, and the interior runs are
+// whole output rows.
+inline Planes padded_plane(const Geometry &G, const LayerIO &io, ThreadPool *pool, std::vector<uint8_t> &store, Geometry &Gp)
+{
+        const size_t hp = padded_h(G), wp = padded_w(G);
+        Gp = G;
+        Gp.h = uint32_t(hp);
+        Gp.w = uint32_t(wp);
+        Gp.pt = Gp.pl = 0;
+        const size_t C = G.c, row = wp * C, rows = size_t(G.n) * hp;
+        store.resize(rows * row);
+        const uint8_t z = uint8_t(io.ax.qp.zero);
+        parallel_for(pool, rows, [&](size_t r) {
+                uint8_t *dst = store.data() + r * row;
+                const size_t b = r / hp, y = r % hp;
+                if (y < G.pt || y >= size_t(G.pt) + G.h) {
+                        std::memset(dst, z, row);
+                        return;
+                }
+                const size_t left = size_t(G.pl) * C, inside = size_t(G.w) * C;
+                std::memset(dst, z, left);
+                const size_t first = (b * G.h + (y - G.pt)) * inside;
+                if (io.ax.bits == 8)
+                        std::memcpy(dst + left, io.x + first, inside);
+                else
+                        bwq::unpack_u8(io.x, io.ax.bits, first, inside, dst + left);
+                std::memset(dst + left + inside, z, row - left - inside);
+        });
+        return {{store.data(), nullptr}};
+}
+
 // The output pixels whose whole window lies inside the input: rows
 // [oy0, oy1) x columns [ox0, ox1).  Those read the input in place, tap by
 // tap; the others (the border) read a copy of their window with the zero

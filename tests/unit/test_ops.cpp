@@ -96,6 +96,10 @@ static void conv2d(void **state)
         check_case(d->best, d->portable, conv_case("depthwise 5x5 16 (whole blocks)", rng, 16, 16, 5, 1, 1, 16, p2, NPU_ACT_NONE));
         check_case(d->best, d->portable,
                    conv_case("depthwise 3x3 16 hardsigmoid (whole blocks)", rng, 16, 16, 3, 1, 1, 16, p1, NPU_ACT_HARDSIGMOID));
+        // The padding written out (padded_plane): asymmetric pads at stride
+        // 2 tap by tap, and a dilated depthwise window.
+        check_case(d->best, d->portable, conv_case("conv 3x3 s2 asym pads 8->16 (padded)", rng, 8, 16, 3, 2, 1, 1, pa, NPU_ACT_RELU));
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 dilation 2 (padded)", rng, 16, 16, 3, 1, 2, 16, p2, NPU_ACT_NONE));
 }
 
 // NPU_LAYER_RESIDUAL: a second input added before the activation, zero
