@@ -57,9 +57,19 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         // one GEMM call covers K (no int32 split).
         const bool direct = !pointwise && cin_g % 4 == 0 && !split;
         const size_t M = size_t(G.n) * G.oh * G.ow;
+        // Weights of more than half an L2 (a fully connected layer, a wide
+        // 1x1): the work items are column chunks of up to 256 KB of weights
+        // by row tiles, chunk-major, so that each thread's contiguous share
+        // covers its own chunks, which stay in its L2 while the rows stream
+        // past them, instead of every tile reading all the weights again.
+        // Packed outputs are stored row segment by row segment, which stay
+        // whole bytes where the channels are a multiple of 4.
+        const bool chunked = pointwise && narrow && !io.r && K4 * N16 > (size_t(512) << 10) &&
+                             (!byte_tile || G.oc % 4 == 0);
         // A pointwise layer's 4- and 6-bit rows are unpacked tile by tile
-        // into L1 as the tile's GEMM needs them, not in a pass of their own.
-        const bool unpack_rows = pointwise && (io.ax.bits == 4 || io.ax.bits == 6);
+        // into L1 as the tile's GEMM needs them, not in a pass of their own
+        // (column chunks unpack them once, in a pass).
+        const bool unpack_rows = pointwise && !chunked && (io.ax.bits == 4 || io.ax.bits == 6);
         const Planes P = given ? *given : unpack_rows ? Planes{{nullptr, nullptr}} : input_planes(G, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
@@ -71,6 +81,35 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
                                 taps_new.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
         const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
         const ptrdiff_t zero_off = 0;
+
+        if (chunked) {
+                const size_t NC = std::max<size_t>(32, (size_t(256) << 10) / K4 / 32 * 32);
+                const size_t nchunks = (cout_g + NC - 1) / NC, mtiles = (M + kTile - 1) / kTile;
+                parallel_for(pool, nchunks * mtiles, [&](size_t item) {
+                        const size_t n0 = item / mtiles * NC, nc = std::min(NC, size_t(cout_g) - n0);
+                        const size_t m0 = item % mtiles * kTile, mt = std::min(kTile, M - m0);
+                        int32_t *C32 = scratch(tls.c32, kTile * nc);
+                        uint16_t *Q = scratch(tls.q, out8 || byte_tile ? 0 : kTile * nc);
+                        uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * nc : 0);
+                        GemmEpilogue e{zw.data() + n0, cs.mul.data() + n0, cs.add.data() + n0, L.act, &oq, nullptr, nullptr,
+                                       out8 ? G.oc : nc};
+                        if (out8)
+                                e.q8 = io.y + m0 * G.oc + n0;
+                        else if (byte_tile)
+                                e.q8 = Q8;
+                        else
+                                e.q16 = Q;
+                        k.gemm_epilogue(GemmA{P.plane[0] + m0 * G.c, G.c, &zero_off, 1, KB}, mt, W + n0 * K4, K4, nc, e, C32, nc);
+                        if (out8)
+                                return;
+                        for (size_t r = 0; r < mt; r++)
+                                if (byte_tile)
+                                        store_tile(Q8 + r * nc, io.ay.bits, (m0 + r) * G.oc + n0, nc, io.y);
+                                else
+                                        store_tile(Q + r * nc, io.ay.bits, (m0 + r) * G.oc + n0, nc, io.y);
+                });
+                return;
+        }
 
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {

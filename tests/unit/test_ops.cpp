@@ -169,6 +169,15 @@ static void fully_connected(void **state)
         check_case(d->best, d->portable,
                    fc_case("fully_connected 45->32 relu (whole blocks)", NPU_ACT_RELU, rng, random_tensor(rng, 3, 3, 3, 5, -1, 1), 32,
                            0.3f, 0.05f));
+        // Weights past 512 KB: column chunks of 256 KB (224 columns here) by
+        // row tiles; 600 outputs stay whole bytes at 4 and 6 bits, 602 only
+        // at 8 and 16 (at 4 and 6 they take the unchunked path).
+        check_case(d->best, d->portable,
+                   fc_case("fully_connected 1156->600 (column chunks)", NPU_ACT_NONE, rng, random_tensor(rng, 50, 2, 2, 289, -1, 1), 600,
+                           0.05f, 0.05f));
+        check_case(d->best, d->portable,
+                   fc_case("fully_connected 1156->602 relu (column chunks)", NPU_ACT_RELU, rng, random_tensor(rng, 3, 2, 2, 289, -1, 1),
+                           602, 0.05f, 0.05f));
 }
 
 static void elementwise(void **state)
