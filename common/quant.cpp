@@ -233,17 +233,19 @@ NPU_VBMI static void unpack6_vbmi(const uint8_t *src, size_t quads, uint8_t *dst
         const __m512i shifts = _mm512_set1_epi64(0x322c2620120c0600);  // bit offsets 0,6,12,18,32,38,44,50
         const __m512i mask = _mm512_set1_epi8(63);
         size_t i = 0;
-        // 64 bytes loaded for 48 used: stop while 64 are inside the tensor.
+        // 64 bytes loaded for 48 used while 64 are inside the tensor; the
+        // last blocks load only their own bytes (a masked load does not
+        // touch the bytes it leaves out), the last partial one stores only
+        // its own elements.
         for (; i + 22 <= quads; i += 16) {
                 __m512i v = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(src + 3 * i));
                 _mm512_storeu_si512(dst + 4 * i, _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts, v), mask));
         }
-        for (; i < quads; i++) {
-                uint32_t w = src[3 * i] | uint32_t(src[3 * i + 1]) << 8 | uint32_t(src[3 * i + 2]) << 16;
-                dst[4 * i] = uint8_t(w & 63);
-                dst[4 * i + 1] = uint8_t((w >> 6) & 63);
-                dst[4 * i + 2] = uint8_t((w >> 12) & 63);
-                dst[4 * i + 3] = uint8_t((w >> 18) & 63);
+        for (; i < quads; i += 16) {
+                const size_t q = quads - i < 16 ? quads - i : 16;
+                const __mmask64 in = (uint64_t(1) << (3 * q)) - 1, out = q == 16 ? ~uint64_t(0) : (uint64_t(1) << (4 * q)) - 1;
+                __m512i v = _mm512_permutexvar_epi8(idx, _mm512_maskz_loadu_epi8(in, src + 3 * i));
+                _mm512_mask_storeu_epi8(dst + 4 * i, out, _mm512_and_si512(_mm512_multishift_epi64_epi8(shifts, v), mask));
         }
 }
 
