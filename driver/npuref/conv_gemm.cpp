@@ -58,9 +58,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         const bool direct = !pointwise && cin_g % 4 == 0 && !split;
         const size_t M = size_t(G.n) * G.oh * G.ow;
         // Weights of more than half an L2 (a fully connected layer, a wide
-        // 1x1): the work items are column chunks of up to 256 KB of weights
-        // by row tiles, chunk-major, so that each thread's contiguous share
-        // covers its own chunks, which stay in its L2 while the rows stream
+        // 1x1): each thread's rows go column chunk by column chunk of up to
+        // 256 KB of weights, which stay in its L2 while its row tiles stream
         // past them, instead of every tile reading all the weights again.
         // Packed outputs are stored row segment by row segment, which stay
         // whole bytes where the channels are a multiple of 4.
@@ -83,11 +82,19 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         const ptrdiff_t zero_off = 0;
 
         if (chunked) {
+                // Items: a block of rows per thread (its share: the rows it
+                // wrote in the layer before and reads in the next stay in
+                // its cache), in it each column chunk, in that the row tiles.
                 const size_t NC = std::max<size_t>(32, (size_t(256) << 10) / K4 / 32 * 32);
-                const size_t nchunks = (cout_g + NC - 1) / NC, mtiles = (M + kTile - 1) / kTile;
-                parallel_for(pool, nchunks * mtiles, [&](size_t item) {
-                        const size_t n0 = item / mtiles * NC, nc = std::min(NC, size_t(cout_g) - n0);
-                        const size_t m0 = item % mtiles * kTile, mt = std::min(kTile, M - m0);
+                const size_t nchunks = (cout_g + NC - 1) / NC, T = pool ? pool->threads() : 1;
+                const size_t block = (M + T - 1) / T, tiles = (block + kTile - 1) / kTile;
+                parallel_for(pool, T * nchunks * tiles, [&](size_t item) {
+                        const size_t b = item / (nchunks * tiles), in_b = item % (nchunks * tiles);
+                        const size_t n0 = in_b / tiles * NC, nc = std::min(NC, size_t(cout_g) - n0);
+                        const size_t m0 = b * block + in_b % tiles * kTile, end = std::min(M, (b + 1) * block);
+                        if (m0 >= end)
+                                return;
+                        const size_t mt = std::min(kTile, end - m0);
                         int32_t *C32 = scratch(tls.c32, kTile * nc);
                         uint16_t *Q = scratch(tls.q, out8 || byte_tile ? 0 : kTile * nc);
                         uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * nc : 0);
