@@ -149,17 +149,41 @@ NPU_CLONES static void pack4_u16(const uint16_t *q, size_t n, uint8_t *dst) { pa
 NPU_CLONES static void pack6_u8(const uint8_t *q, size_t n, uint8_t *dst) { pack6_groups(q, n, dst); }
 NPU_CLONES static void pack6_u16(const uint16_t *q, size_t n, uint8_t *dst) { pack6_groups(q, n, dst); }
 
+// Copies bytes to dst with non-temporal stores where dst is 64-byte
+// aligned (the head and tail by memcpy): for outputs far larger than the
+// caches, where an ordinary store first reads the line it writes.
+NPU_AVX512BW static void stream_copy(uint8_t *dst, const uint8_t *src, size_t bytes)
+{
+        const size_t head = std::min(bytes, size_t(-reinterpret_cast<uintptr_t>(dst) & 63));
+        std::memcpy(dst, src, head);
+        size_t i = head;
+        for (; i + 64 <= bytes; i += 64)
+                _mm512_stream_si512(reinterpret_cast<__m512i *>(dst + i), _mm512_loadu_si512(src + i));
+        std::memcpy(dst + i, src + i, bytes - i);
+}
+
+// Outputs past this many bytes are written with non-temporal stores (as
+// memcpy does past a threshold of its own): they will not stay in the
+// caches anyway.
+constexpr size_t kStreamBytes = size_t(8) << 20;
+
 void quantize_pack(const float *src, size_t count, const QParams &p, unsigned bits, uint8_t *dst)
 {
         const float zero = float(p.zero), qmax = float(p.qmax);
         if (bits == 16) {
                 // Little-endian hosts store u16 as the packed format itself.
+                const bool stream = 2 * count >= kStreamBytes && have_avx512bw();
                 uint16_t tmp[1024];
                 for (size_t i = 0; i < count; i += 1024) {
                         size_t n = std::min<size_t>(1024, count - i);
                         quantize_u16(src + i, n, p.scale, zero, qmax, tmp);
-                        std::memcpy(dst + 2 * i, tmp, 2 * n);
+                        if (stream)
+                                stream_copy(dst + 2 * i, reinterpret_cast<const uint8_t *>(tmp), 2 * n);
+                        else
+                                std::memcpy(dst + 2 * i, tmp, 2 * n);
                 }
+                if (stream)
+                        _mm_sfence();
                 return;
         }
         if (bits == 8) {

@@ -138,6 +138,33 @@ static void quantize_pack_matches_scalar(void **)
         }
 }
 
+// 16 bits past 8 MB of output go out through non-temporal stores from a
+// 64-byte boundary on: every element still lands where it belongs, from
+// destinations at every alignment the head copy has to handle, and nothing
+// past the tensor is written.
+static void quantize_pack_streamed(void **)
+{
+        test::Rng rng{12};
+        const size_t n = (size_t(8) << 20) / 2 + 1027;
+        std::vector<float> x(n);
+        for (auto &v : x)
+                v = rng.uniform(-4.0f, 3.0f);
+        const QParams p = qparams(-3.0f, 2.5f, 16);
+        std::vector<uint8_t> buf(2 * n + 128);
+        for (size_t off : {size_t(0), size_t(2), size_t(62)}) {
+                uint8_t *base = buf.data() + ((64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64);
+                std::fill(buf.begin(), buf.end(), 0x5a);
+                quantize_pack(x.data(), n, p, 16, base + off);
+                for (size_t i = 0; i < n; i++) {
+                        uint16_t q;
+                        std::memcpy(&q, base + off + 2 * i, 2);
+                        if (q != quantize_one(x[i], p))
+                                fail_msg("offset %zu: element %zu is %u, not %u", off, i, q, quantize_one(x[i], p));
+                }
+                assert_int_equal(base[off + 2 * n], 0x5a);
+        }
+}
+
 // Quantization error is at most half a step inside the range.
 static void quantize_error_bound(void **)
 {
@@ -159,6 +186,7 @@ int main()
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(dynamic_quantize_linear_example), cmocka_unit_test(packed_sizes),
                 cmocka_unit_test(pack_roundtrip), cmocka_unit_test(pack_u8_matches_pack), cmocka_unit_test(quantize_pack_matches_scalar),
+                cmocka_unit_test(quantize_pack_streamed),
                 cmocka_unit_test(quantize_error_bound),
         };
         return cmocka_run_group_tests_name("quant", tests, nullptr, nullptr);
