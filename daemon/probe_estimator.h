@@ -52,8 +52,14 @@ public:
         static double noise(const std::vector<double> &v);
         // The relative change of the statistic from idle to loaded, over the
         // idle noise (the dead band's width): how clearly this probe sees
-        // load; below one it is blind.
+        // load.
         static double signal_noise(const ProbeCalibration &c);
+        // Blind: an antagonist ran and changed the statistic by less than
+        // kBlindSignalNoise times the idle noise, which is not told from the
+        // noise (at a signal/noise of about 1 a probe on this kind of VM ran
+        // and read a streaming antagonist as no load at all).
+        static constexpr double kBlindSignalNoise = 2.0;
+        static bool blind(const ProbeCalibration &c) { return !c.loaded.empty() && signal_noise(c) < kBlindSignalNoise; }
         // The statistic of a set of readings (see above).
         static double statistic(std::vector<double> v, bool higher_is_better);
         // Relative change of a statistic from an idle one (> 0: slower).

@@ -262,10 +262,10 @@ private:
                          huge_ ? "2 MiB huge" : "transparent huge (if granted)", stream ? "upper" : "lower", est_->window(),
                          100 * est_->band(), est_->slope() / 1e9);
                 detail_ = buf;
-                if (loaded && (stream ? snr_stream : snr_lat) < 1) {
+                if (ProbeEstimator::blind(stream ? cs : cl)) {
                         // Said plainly, so that nobody reads its quiet for an idle machine.
                         snprintf(buf, sizeof buf,
-                                 "; probe blind: a %.2f GB/s antagonist on another CPU changed it by less than its idle noise "
+                                 "; probe blind: a %.2f GB/s antagonist on another CPU changed it by less than twice its idle noise "
                                  "(here streaming on one CPU does not slow memory access on another), so it reads little or no load",
                                  cs.antagonist_bps / 1e9);
                         detail_ += buf;

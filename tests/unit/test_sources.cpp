@@ -505,6 +505,21 @@ static void probe_bad_readings_and_no_antagonist(void **)
         assert_true(eb.slope() == double(c.max_bps));
         for (int i = 0; i < 50; i++, t += 100000000)
                 assert_true(eb.update(t, g.idle()) <= 44 * kG);
+        // Blind below twice the idle noise, whatever the sign of the change;
+        // never without an antagonist.
+        assert_true(ProbeEstimator::blind(blind));
+        assert_false(ProbeEstimator::blind(one));
+        assert_false(ProbeEstimator::blind(c));
+        const double noise = ProbeEstimator::noise(c.idle);
+        for (double snr : {0.5, 1.0, 1.9, 2.1, 4.0}) {
+                // Loaded readings slower than idle by snr times the noise.
+                ProbeCalibration k = c;
+                const double idle_stat = ProbeEstimator::statistic(c.idle, c.higher_is_better);
+                k.loaded.assign(c.idle.size(), c.higher_is_better ? idle_stat * (1 - snr * noise) : idle_stat * (1 + snr * noise));
+                print_message("signal/noise %.2f (asked %.1f): %s\n", ProbeEstimator::signal_noise(k), snr,
+                              ProbeEstimator::blind(k) ? "blind" : "sees load");
+                assert_true(ProbeEstimator::blind(k) == (snr < 2));
+        }
 }
 
 int main()
