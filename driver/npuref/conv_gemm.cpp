@@ -11,10 +11,12 @@ namespace {
 
 // The layer on the GEMM kernel with weights W (K4 x N16 per group, in
 // 16-column blocks of 4-byte K blocks) and, when `given` is set, its input
-// already as u8 planes laid out as G says.
-void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const int8_t *W, const uint8_t *params,
+// already as u8 planes laid out as G0 says.
+void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const int8_t *W, const uint8_t *params,
                 const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes, const Planes *given)
 {
+        // The geometry over the planes read: G0's, or a padded plane's.
+        Geometry G = G0;
         const uint32_t cin_g = G.c / G.groups, cout_g = G.oc / G.groups;
         const size_t K = size_t(G.kh) * G.kw * cin_g, K4 = (K + 3) / 4 * 4, N16 = (cout_g + 15) / 16 * 16;
         const size_t KB = K4 / 4;
@@ -69,7 +71,13 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, c
         // into L1 as the tile's GEMM needs them, not in a pass of their own
         // (column chunks unpack them once, in a pass).
         const bool unpack_rows = pointwise && !chunked && (io.ax.bits == 4 || io.ax.bits == 6);
-        const Planes P = given ? *given : unpack_rows ? Planes{{nullptr, nullptr}} : input_planes(G, io, pool, planes);
+        // A padded tap-by-tap layer reads its input with the padding written
+        // out where that pays (padded_plane); from here on G is the plane's.
+        const bool padded = !given && direct && use_padded_plane(G0, io.ax.bits, false, pool);
+        const Planes P = given         ? *given
+                         : unpack_rows ? Planes{{nullptr, nullptr}}
+                         : padded      ? padded_plane(G0, io, pool, planes, G)
+                                       : input_planes(G0, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
         std::vector<ptrdiff_t> &taps_new = rs.taps;
@@ -237,17 +245,6 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         const bool pad = L.op == NPU_OP_CONV2D && G.groups == 1 && cin % 4 != 0 && !(G.kh == 1 && G.kw == 1) &&
                          2 * Kp <= 3 * K4 && Kp / 4 <= kKBlocks;
         if (!pad) {
-                // A padded tap-by-tap layer reads its input with the padding
-                // written out where that pays (padded_plane).
-                const uint32_t cin_g = cin / G.groups;
-                const bool direct = !(G.kh == 1 && G.kw == 1) && cin_g % 4 == 0 &&
-                                    (size_t(G.kh) * G.kw * cin_g + 3) / 4 <= kKBlocks;
-                if (direct && use_padded_plane(G, io.ax.bits, false, pool)) {
-                        Geometry Gp;
-                        const Planes P = padded_plane(G, io, pool, planes, Gp);
-                        gemm_layer(L, Gp, io, W, params, k, pool, planes, &P);
-                        return;
-                }
                 gemm_layer(L, G, io, W, params, k, pool, planes, nullptr);
                 return;
         }

@@ -17,6 +17,19 @@ static inline void cpu_relax()
 #endif
 }
 
+// Spins while busy() holds, for up to `us` microseconds (the clock read
+// every 64 turns); returns whether it still holds.
+template <typename Busy> static bool spin_while(Busy busy, unsigned us)
+{
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+        for (unsigned k = 0; busy(); k++) {
+                if (k % 64 == 63 && std::chrono::steady_clock::now() >= until)
+                        return true;
+                cpu_relax();
+        }
+        return false;
+}
+
 static void pin_self(int cpu)
 {
         cpu_set_t set;
@@ -134,12 +147,8 @@ void ThreadPool::run(unsigned id)
                         // up to a millisecond before sleeping, since waking a
                         // sleeping thread (tens of microseconds in a VM)
                         // costs as much as a small layer.
-                        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(1000);
-                        for (unsigned k = 0; published_.load(std::memory_order_acquire) == s && !stopping_.load(std::memory_order_relaxed); k++) {
-                                if (k % 64 == 63 && std::chrono::steady_clock::now() >= until)
-                                        break;
-                                cpu_relax();
-                        }
+                        spin_while([&] { return published_.load(std::memory_order_acquire) == s && !stopping_.load(std::memory_order_relaxed); },
+                                   1000);
                         std::unique_lock<std::mutex> lk(mu_);
                         sleepers_.fetch_add(1);
                         start_cv_.wait(lk, [&] { return published_.load() != s || stopping_.load(); });
@@ -190,13 +199,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t)> &fn)
         // still running theirs (a short spin, since they are finishing
         // their last item, then the condition variable).
         published_.store(generation_ << 1);
-        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
-        for (unsigned k = 0; busy_.load(std::memory_order_acquire) != 0; k++) {
-                if (k % 64 == 63 && std::chrono::steady_clock::now() >= until)
-                        break;
-                cpu_relax();
-        }
-        if (busy_.load() != 0) {
+        if (spin_while([&] { return busy_.load(std::memory_order_acquire) != 0; }, 200)) {
                 std::unique_lock<std::mutex> lk(mu_);
                 caller_asleep_.store(true);
                 done_cv_.wait(lk, [&] { return busy_.load() == 0; });
