@@ -82,7 +82,7 @@ $(call objs,$(ONNX_SRC)): CPPFLAGS += -DONNX_ML=1 -DONNX_NAMESPACE=onnx
 # The synthetic MobileNet-V2-shaped network of npu-run, tests and benches.
 MOBILENET_O := $(B)/driver/mobilenet/mobilenet.o
 
-$(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2
+$(B)/driver/npuref/kernels_avx2.o: CXXFLAGS += -mavx2 -mfma
 # The instruction sets of the AVX-512 kernel table (isa_supported checks the same).
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma
 $(patsubst %.cpp,$(B)/%.o,$(NPUREF_AVX512_SRC)): CXXFLAGS += $(AVX512_FLAGS)
@@ -289,7 +289,7 @@ FUZZ_SRC := $(filter-out driver/npuref/device.cpp,$(NPUREF_SRC)) common/quant.cp
 FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -ffp-contract=off -fno-math-errno
 $(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h common/*.h uapi/*.h)
 	@mkdir -p $(FUZZ_B)
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -mfma -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
 	for f in $(NPUREF_AVX512_SRC); do \
 		clang++ $(CPPFLAGS) $(FUZZ_FLAGS) $(AVX512_FLAGS) -o $(FUZZ_B)/$$(basename $$f .cpp).o -c $$f || exit 1; done
 	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_job.cpp \

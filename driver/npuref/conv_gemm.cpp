@@ -79,6 +79,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                          : padded      ? padded_plane(G0, io, pool, planes, G)
                                        : input_planes(G0, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
+        // The largest byte the GEMM reads (4- and 6-bit values are small).
+        const uint8_t amax = io.ax.bits < 8 ? uint8_t((1u << io.ax.bits) - 1) : 255;
         const Interior inner = interior(G);
         std::vector<ptrdiff_t> &taps_new = rs.taps;
         taps_new.clear();
@@ -114,7 +116,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                 e.q8 = Q8;
                         else
                                 e.q16 = Q;
-                        k.gemm_epilogue(GemmA{P.plane[0] + m0 * G.c, G.c, &zero_off, 1, KB}, mt, W + n0 * K4, K4, nc, e, C32, nc);
+                        k.gemm_epilogue(GemmA{P.plane[0] + m0 * G.c, G.c, &zero_off, 1, KB, amax}, mt, W + n0 * K4, K4, nc, e,
+                                        C32, nc);
                         if (out8)
                                 return;
                         for (size_t r = 0; r < mt; r++)
@@ -150,7 +153,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                 // Output rows [m, m + rows) of the tile: with one int32
                                 // plane the epilogue runs in the GEMM (its outputs go
                                 // straight to the tensor at 8 bits), else sums to C32.
-                                auto gemm = [&](const GemmA &a, size_t m, size_t rows) {
+                                auto gemm = [&](GemmA a, size_t m, size_t rows) {
+                                        a.amax = amax;
                                         int32_t *c = C32 + (m - m0) * cout_g;
                                         if (!narrow) {
                                                 k.gemm_u8s8(a, rows, Bg, K4, cout_g, 0, c, cout_g);
@@ -205,7 +209,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                 for (size_t kb0 = 0; kb0 < KB; kb0 += kKBlocks) {
                                         const size_t kb1 = std::min(KB, kb0 + kKBlocks);
                                         const ptrdiff_t off = ptrdiff_t(4 * kb0);
-                                        k.gemm_u8s8(GemmA{Ap, lda, &off, 1, kb1 - kb0}, mt, Bg, K4, cout_g, kb0, C32, cout_g);
+                                        k.gemm_u8s8(GemmA{Ap, lda, &off, 1, kb1 - kb0, amax}, mt, Bg, K4, cout_g, kb0, C32, cout_g);
                                         for (size_t i = 0; i < mt * cout_g; i++)
                                                 C64[i] += (p == 0 && wide ? 256 : 1) * int64_t(C32[i]);
                                 }

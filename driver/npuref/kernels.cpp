@@ -98,20 +98,13 @@ void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4
         finish_gemm(C, ldc, M, N, e);
 }
 
-void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int32_t *C,
-                        size_t ldc)
-{
-        gemm_u8s8_avx2(A, M, B, K4, N, 0, C, ldc);
-        finish_gemm(C, ldc, M, N, e);
-}
-
 bool isa_supported(Isa isa)
 {
         switch (isa) {
         case Isa::Portable:
                 return true;
         case Isa::Avx2:
-                return __builtin_cpu_supports("avx2");
+                return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         case Isa::Avx512Vnni:
                 return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&

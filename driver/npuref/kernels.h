@@ -25,6 +25,9 @@ struct GemmA {
         const ptrdiff_t *tap_off;
         unsigned taps;
         size_t kbt;
+        // The largest value A's bytes may hold (63 for 6-bit inputs, say):
+        // kernels whose byte products saturate above 127 use it.
+        uint8_t amax = 255;
 };
 
 // Weights of one group in the blocked layout [N16/16][K4/4][16][4] (int8).

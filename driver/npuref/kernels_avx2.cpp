@@ -1,20 +1,117 @@
-// u8 x s8 GEMM with AVX2: bytes widened to int16 and multiplied pairwise
-// with vpmaddwd (exact: no int16 saturation, unlike vpmaddubsw).
+// u8 x s8 GEMM with AVX2 (no VNNI), exact.
+//
+// The AVX2 multiply-add of bytes, vpmaddubsw, adds two u8 x s8 products
+// into an int16 with saturation: exact while a pair's sum fits, that is
+// for activations below 128 (127 * 128 * 2 = 32512), which 4- and 6-bit
+// inputs always are.  vpmaddwd against ones then widens the pairs into the
+// int32 sums.  Activations of up to 255 are shifted by 128 to s = a - 128
+// and multiplied as |s| times w with s's sign (vpsignb): |s| <= 128 and
+// |w| <= 127 keep every pair inside int16, and the shift comes back as 128
+// times each column's weight sum.  A weight of -128 (which vpsignb cannot
+// negate) sends its 16-column slice to the widening kernel: both bytes
+// widened to int16 and multiplied pairwise with vpmaddwd.
+//
+// Bytes below 64 (4 and 6 bits) add two K blocks' pairs in int16 (2 x
+// 63 x 128 x 2 = 32256 fits) before widening, so a lower depth takes fewer
+// instructions than 8 bits, not more.
 #include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
 
 #include "kernels.h"
 
 namespace npuref {
 
-template <int MR>
-static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, size_t N, size_t n0, size_t kb0,
-                        int32_t *C, size_t ldc)
+namespace {
+
+// How a slice's products are formed (see the file's comment).
+enum class Mode { Small2, Small, Sign };
+
+constexpr int kMR = 4;  // rows per register tile (16 columns: 2 x 8 int32 each)
+
+inline __m256i bcast4(const uint8_t *p)
+{
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        return _mm256_set1_epi32(v);
+}
+
+// The sums of an MR x 16 tile over A's K blocks, added to init (per column).
+template <Mode MODE, int MR>
+inline __attribute__((always_inline)) void accumulate(const GemmA &A, size_t m0, const int8_t *b0, __m256i init0,
+                                                      __m256i init1, __m256i (&acc)[MR][2])
 {
         const size_t lda = A.lda;
-        const int8_t *b0 = B + (n0 / 16) * K4 * 16 + kb0 * 64;
+        const __m256i ones = _mm256_set1_epi16(1), x80 = _mm256_set1_epi8(-128);
+        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {
+                acc[r][0] = init0;
+                acc[r][1] = init1;
+        }
+        for (unsigned t = 0; t < A.taps; t++) {
+                const uint8_t *a = A.base + m0 * lda + A.tap_off[t];
+                const int8_t *b = b0 + t * A.kbt * 64;
+                size_t kb = 0;
+                if constexpr (MODE == Mode::Small2) {
+                        for (; kb + 2 <= A.kbt; kb += 2) {
+                                const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + kb * 64));
+                                const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + kb * 64 + 32));
+                                const __m256i w2 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + kb * 64 + 64));
+                                const __m256i w3 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + kb * 64 + 96));
+                                _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {
+                                        const __m256i u0 = bcast4(a + r * lda + 4 * kb), u1 = bcast4(a + r * lda + 4 * kb + 4);
+                                        const __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, w0), _mm256_maddubs_epi16(u1, w2));
+                                        const __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(u0, w1), _mm256_maddubs_epi16(u1, w3));
+                                        acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(p0, ones));
+                                        acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(p1, ones));
+                                }
+                        }
+                }
+                for (; kb < A.kbt; kb++) {
+                        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + kb * 64));
+                        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + kb * 64 + 32));
+                        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {
+                                __m256i u = bcast4(a + r * lda + 4 * kb), v0 = w0, v1 = w1;
+                                if constexpr (MODE == Mode::Sign) {
+                                        const __m256i s = _mm256_xor_si256(u, x80);
+                                        u = _mm256_abs_epi8(s);
+                                        v0 = _mm256_sign_epi8(w0, s);
+                                        v1 = _mm256_sign_epi8(w1, s);
+                                }
+                                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u, v0), ones));
+                                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u, v1), ones));
+                        }
+                }
+        }
+}
+
+// 128 times the weight sums of one 16-column slice over nkb K blocks (int32
+// wraps alike), and whether any of its weights is -128.
+inline bool slice_sums128(const int8_t *b0, size_t nkb, __m256i &s0, __m256i &s1)
+{
+        const __m256i u128 = _mm256_set1_epi8(-128), ones = _mm256_set1_epi16(1);
+        __m256i any = _mm256_setzero_si256();
+        s0 = s1 = _mm256_setzero_si256();
+        for (size_t kb = 0; kb < nkb; kb++) {
+                const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b0 + kb * 64));
+                const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b0 + kb * 64 + 32));
+                // 128 x w pairs: at most 2 x 128 x 128 = 32768 in size, which
+                // only two -128s reach (-32768 fits; their slice is not used).
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(u128, w0), ones));
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(u128, w1), ones));
+                any = _mm256_or_si256(any, _mm256_or_si256(_mm256_cmpeq_epi8(w0, u128), _mm256_cmpeq_epi8(w1, u128)));
+        }
+        return !_mm256_testz_si256(any, any);
+}
+
+// The widening kernel's MR x 16 tile (any bytes, any weights), C stored.
+template <int MR>
+inline void widened_tile(const GemmA &A, size_t m0, const int8_t *b0, int32_t *C, size_t ldc, size_t left)
+{
+        const size_t lda = A.lda;
         // acc[r][q]: int32 pair sums for channels 4q..4q+3 (two per channel).
         __m256i acc[MR][4];
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
                         acc[r][q] = _mm256_setzero_si256();
         for (unsigned t = 0; t < A.taps; t++) {
@@ -24,35 +121,203 @@ static inline void tile(const GemmA &A, size_t m0, const int8_t *B, size_t K4, s
                         __m256i w[4];
                         _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
                                 w[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + kb * 64 + 16 * q)));
-                        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                                uint32_t a4;
-                                __builtin_memcpy(&a4, at + r * lda + 4 * kb, 4);
-                                __m256i a = _mm256_cvtepu8_epi16(_mm_set1_epi32(int32_t(a4)));
+                        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {
+                                const __m256i a = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(bcast4(at + r * lda + 4 * kb)));
                                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
                                         acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(a, w[q]));
                         }
                 }
         }
-        size_t left = N - n0 < 16 ? N - n0 : 16;
-        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {
                 alignas(32) int32_t t[32];
                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
                         _mm256_store_si256(reinterpret_cast<__m256i *>(t + 8 * q), acc[r][q]);
                 for (size_t n = 0; n < left; n++)
-                        C[r * ldc + n0 + n] = t[2 * n] + t[2 * n + 1];
+                        C[r * ldc + n] = t[2 * n] + t[2 * n + 1];
         }
 }
 
+// Rows [0, M) in tiles of kMR, the last rows in one tile of their own.
+template <typename Tile> inline void for_rows(size_t M, Tile tile)
+{
+        size_t m = 0;
+        for (; m + kMR <= M; m += kMR)
+                tile(std::integral_constant<int, kMR>{}, m);
+        switch (M - m) {
+        case 3: tile(std::integral_constant<int, 3>{}, m); break;
+        case 2: tile(std::integral_constant<int, 2>{}, m); break;
+        case 1: tile(std::integral_constant<int, 1>{}, m); break;
+        default: break;
+        }
+}
+
+// The 8-lane column mask of columns [j, j + 8) when `left` remain.
+inline __m256i lanes_mask(size_t left, size_t j)
+{
+        const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const int n = left > j ? int(left - j < 8 ? left - j : 8) : 0;
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+// Each 16-column slice of the GEMM: its mode chosen, then tile(mode, rows,
+// m, n0, init0, init1) for its row tiles, or widened(n0) for a slice the
+// byte kernels cannot take.
+template <typename Tile, typename Widened>
+inline void for_slices(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, Tile tile, Widened widened)
+{
+        const __m256i zero = _mm256_setzero_si256();
+        for (size_t n0 = 0; n0 < N; n0 += 16) {
+                const int8_t *b0 = B + (n0 / 16) * K4 * 16 + kb0 * 64;
+                if (A.amax < 64) {
+                        for_rows(M, [&](auto rows, size_t m) { tile(std::integral_constant<Mode, Mode::Small2>{}, rows, m, n0, zero, zero); });
+                } else if (A.amax < 128) {
+                        for_rows(M, [&](auto rows, size_t m) { tile(std::integral_constant<Mode, Mode::Small>{}, rows, m, n0, zero, zero); });
+                } else {
+                        __m256i s0, s1;
+                        if (slice_sums128(b0, A.taps * A.kbt, s0, s1)) {
+                                widened(n0);
+                                continue;
+                        }
+                        for_rows(M, [&](auto rows, size_t m) { tile(std::integral_constant<Mode, Mode::Sign>{}, rows, m, n0, s0, s1); });
+                }
+        }
+}
+
+void gemm_widened(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t n0, size_t kb0, int32_t *C,
+                  size_t ldc)
+{
+        const int8_t *b0 = B + (n0 / 16) * K4 * 16 + kb0 * 64;
+        const size_t left = N - n0 < 16 ? N - n0 : 16;
+        size_t m = 0;
+        for (; m + 2 <= M; m += 2)
+                widened_tile<2>(A, m, b0, C + m * ldc + n0, ldc, left);
+        if (m < M)
+                widened_tile<1>(A, m, b0, C + m * ldc + n0, ldc, left);
+}
+
+// The folded epilogue of 16 columns of one row in registers, as
+// epilogue.cpp's: y = fma(float(acc), mul, add) (the zero-point term
+// already in acc), the residual's fma, the clamp (vmaxps gives its second
+// operand, lo, for NaN), rounding in the current mode, saturating packs.
+struct Folded16 {
+        __m256 m0, m1, a0, a1, lo, hi, inv;
+        __m256i k0, k1, rk0, rk1;  // lanes of the columns, and of the residual's
+        size_t left, rleft;
+
+        Folded16(const GemmEpilogue &e, size_t n0, size_t N)
+        {
+                left = N - n0 < 16 ? N - n0 : 16;
+                rleft = e.res.cols_from(n0);
+                k0 = lanes_mask(left, 0);
+                k1 = lanes_mask(left, 8);
+                rk0 = lanes_mask(rleft, 0);
+                rk1 = lanes_mask(rleft, 8);
+                m0 = _mm256_maskload_ps(e.mul + n0, k0);
+                m1 = _mm256_maskload_ps(e.mul + n0 + 8, k1);
+                a0 = _mm256_maskload_ps(e.add + n0, k0);
+                a1 = _mm256_maskload_ps(e.add + n0 + 8, k1);
+                lo = _mm256_set1_ps(e.o->lo);
+                hi = _mm256_set1_ps(e.o->hi);
+                inv = _mm256_set1_ps(e.o->inv);
+        }
+
+        template <typename Q> inline void row(__m256i acc0, __m256i acc1, const float *res, Q *q) const
+        {
+                __m256 y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0), m0, a0);
+                __m256 y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1), m1, a1);
+                if (res) {
+                        y0 = _mm256_fmadd_ps(_mm256_maskload_ps(res, _mm256_and_si256(k0, rk0)), inv, y0);
+                        y1 = _mm256_fmadd_ps(_mm256_maskload_ps(res + 8, _mm256_and_si256(k1, rk1)), inv, y1);
+                }
+                y0 = _mm256_min_ps(_mm256_max_ps(y0, lo), hi);
+                y1 = _mm256_min_ps(_mm256_max_ps(y1, lo), hi);
+                // Columns 0-15 as u16, in order.
+                const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_cvtps_epi32(y0), _mm256_cvtps_epi32(y1)), 0xd8);
+                if constexpr (std::is_same_v<Q, uint8_t>) {
+                        const __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+                        if (left == 16)
+                                _mm_storeu_si128(reinterpret_cast<__m128i *>(q), b);
+                        else {
+                                alignas(16) uint8_t t[16];
+                                _mm_store_si128(reinterpret_cast<__m128i *>(t), b);
+                                std::memcpy(q, t, left);
+                        }
+                } else {
+                        if (left == 16)
+                                _mm256_storeu_si256(reinterpret_cast<__m256i *>(q), w);
+                        else {
+                                alignas(32) uint16_t t[16];
+                                _mm256_store_si256(reinterpret_cast<__m256i *>(t), w);
+                                std::memcpy(q, t, left * 2);
+                        }
+                }
+        }
+};
+
+template <typename Q>
+void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q,
+                         int32_t *C, size_t ldc)
+{
+        for_slices(
+                A, M, B, K4, N, 0,
+                [&](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1) {
+                        constexpr int MR = decltype(rows)::value;
+                        const Folded16 f(e, n0, N);
+                        // The zero-point term starts the sums (int32 wraps alike either way).
+                        if (e.off) {
+                                init0 = _mm256_sub_epi32(init0, _mm256_maskload_epi32(e.off + n0, f.k0));
+                                init1 = _mm256_sub_epi32(init1, _mm256_maskload_epi32(e.off + n0 + 8, f.k1));
+                        }
+                        __m256i acc[MR][2];
+                        accumulate<decltype(mode)::value, MR>(A, m, B + (n0 / 16) * K4 * 16, init0, init1, acc);
+                        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++)
+                                f.row(acc[r][0], acc[r][1], e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr,
+                                      q + (m + r) * e.ldq + n0);
+                },
+                [&](size_t n0) {
+                        // The slice's sums through C, then the generic epilogue.
+                        const size_t left = N - n0 < 16 ? N - n0 : 16;
+                        gemm_widened(A, M, B, K4, N, n0, 0, C, ldc);
+                        epilogue_tile(C + n0, ldc, M, left, e.off ? e.off + n0 : nullptr, e.mul + n0, e.add + n0, e.act, *e.o,
+                                      q + n0, e.ldq, e.res.at(0, n0));
+                });
+}
+
+} // namespace
+
 void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C, size_t ldc)
 {
-        constexpr int MR = 2;
-        for (size_t n0 = 0; n0 < N; n0 += 16) {
-                size_t m = 0;
-                for (; m + MR <= M; m += MR)
-                        tile<MR>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
-                for (; m < M; m++)
-                        tile<1>(A, m, B, K4, N, n0, kb0, C + m * ldc, ldc);
+        for_slices(
+                A, M, B, K4, N, kb0,
+                [&](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1) {
+                        constexpr int MR = decltype(rows)::value;
+                        __m256i acc[MR][2];
+                        accumulate<decltype(mode)::value, MR>(A, m, B + (n0 / 16) * K4 * 16 + kb0 * 64, init0, init1, acc);
+                        const size_t left = N - n0 < 16 ? N - n0 : 16;
+                        const __m256i k0 = lanes_mask(left, 0), k1 = lanes_mask(left, 8);
+                        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {
+                                _mm256_maskstore_epi32(C + (m + r) * ldc + n0, k0, acc[r][0]);
+                                _mm256_maskstore_epi32(C + (m + r) * ldc + n0 + 8, k1, acc[r][1]);
+                        }
+                },
+                [&](size_t n0) { gemm_widened(A, M, B, K4, N, n0, kb0, C, ldc); });
+}
+
+void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int32_t *C,
+                        size_t ldc)
+{
+        if (e.o->folded) {
+                if (e.q8)
+                        gemm_epilogue_fused(A, M, B, K4, N, e, e.q8, C, ldc);
+                else
+                        gemm_epilogue_fused(A, M, B, K4, N, e, e.q16, C, ldc);
+                return;
         }
+        gemm_u8s8_avx2(A, M, B, K4, N, 0, C, ldc);
+        if (e.q8)
+                epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
+        else
+                epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
 }
 
 } // namespace npuref

@@ -46,39 +46,56 @@ static void check_isa(Isa isa)
         }
         test::Rng rng{uint64_t(isa) + 1};
         const size_t shapes[][3] = {{1, 4, 1}, {7, 12, 17}, {13, 64, 32}, {6, 100, 33}, {49, 148, 96}, {3, 1028, 5}};
-        for (const auto &s : shapes) {
+        // Activations of up to amax (the kernels' byte forms: any byte, below
+        // 128, below 64, below 16), weights from -127 or from -128 (AVX2
+        // widens a slice holding -128).
+        const uint8_t amaxes[] = {255, 127, 63, 15};
+        for (const auto &s : shapes)
+                for (uint8_t amax : amaxes)
+                        for (int wlo : {-127, -128}) {
                 size_t M = s[0], K4 = s[1], N = s[2], N16 = (N + 15) / 16 * 16;
                 std::vector<uint8_t> A(M * K4);
                 std::vector<int8_t> B(N16 * K4);
-                fill_bytes(rng, A);
-                fill_weights(rng, B, -127);
+                for (auto &x : A)
+                        x = uint8_t(rng.below(uint32_t(amax) + 1));
+                A[0] = amax;
+                fill_weights(rng, B, wlo);
+                if (wlo == -128)
+                        B[B.size() - 1] = -128;  // in the last slice at least
                 std::vector<int32_t> want(M * N, -1), got(M * N, -2);
                 const ptrdiff_t zero = 0;
-                GemmA a{A.data(), K4, &zero, 1, K4 / 4};
+                GemmA a{A.data(), K4, &zero, 1, K4 / 4, amax};
                 gemm_u8s8_portable(a, M, B.data(), K4, N, 0, want.data(), N);
                 kernels_for(isa).gemm_u8s8(a, M, B.data(), K4, N, 0, got.data(), N);
                 assert_memory_equal(want.data(), got.data(), want.size() * 4);
                 // A K sub-range, as the int32 split of long rows uses.
                 if (K4 >= 8) {
                         const ptrdiff_t four = 4;
-                        GemmA sub{A.data(), K4, &four, 1, K4 / 4 - 2};
+                        GemmA sub{A.data(), K4, &four, 1, K4 / 4 - 2, amax};
                         gemm_u8s8_portable(sub, M, B.data(), K4, N, 1, want.data(), N);
                         kernels_for(isa).gemm_u8s8(sub, M, B.data(), K4, N, 1, got.data(), N);
                         assert_memory_equal(want.data(), got.data(), want.size() * 4);
                 }
                 // Taps: K4 / 4 blocks in runs of one block read at scattered
-                // offsets (backwards), rows of stride 8 overlapping.
+                // offsets (backwards), rows of stride 8 overlapping; and runs
+                // of three blocks (odd: the paired K blocks' tail).
                 std::vector<uint8_t> X(M * 8 + 4 * K4);
                 for (auto &x : X)
-                        x = uint8_t(rng.next());
+                        x = uint8_t(rng.below(uint32_t(amax) + 1));
                 std::vector<ptrdiff_t> offs(K4 / 4);
                 for (size_t t = 0; t < offs.size(); t++)
                         offs[t] = ptrdiff_t(4 * (offs.size() - 1 - t) * 3 % (4 * K4));
-                GemmA taps{X.data(), 8, offs.data(), unsigned(offs.size()), 1};
+                GemmA taps{X.data(), 8, offs.data(), unsigned(offs.size()), 1, amax};
                 gemm_u8s8_portable(taps, M, B.data(), K4, N, 0, want.data(), N);
                 kernels_for(isa).gemm_u8s8(taps, M, B.data(), K4, N, 0, got.data(), N);
                 assert_memory_equal(want.data(), got.data(), want.size() * 4);
-        }
+                if (K4 % 12 == 0) {
+                        GemmA taps3{X.data(), 8, offs.data(), unsigned(K4 / 12), 3, amax};
+                        gemm_u8s8_portable(taps3, M, B.data(), K4, N, 0, want.data(), N);
+                        kernels_for(isa).gemm_u8s8(taps3, M, B.data(), K4, N, 0, got.data(), N);
+                        assert_memory_equal(want.data(), got.data(), want.size() * 4);
+                }
+                        }
 }
 
 // The portable kernel against the definition, on a hand-checked case.
@@ -239,28 +256,36 @@ static void depthwise_rows(void **)
         assert_int_equal(a, 255 * -128 + 127);
 }
 
-// The GEMM with its epilogue fused (AVX-512 keeps the tile in registers)
-// against the portable GEMM and epilogue, for both output widths.
-static void gemm_epilogue(void **)
+// The GEMM with its epilogue fused (AVX-512 and AVX2 keep the tile in
+// registers) against the portable GEMM and epilogue, for both output
+// widths, activations of any byte and below 64, weights with and without
+// -128.
+static void check_gemm_epilogue(Isa isa)
 {
-        if (!isa_supported(Isa::Avx512Vnni)) {
-                print_message("skipped: this CPU lacks avx512vnni\n");
+        if (!isa_supported(isa)) {
+                print_message("skipped: this CPU lacks %s\n", kernels_for(isa).name);
                 skip();
         }
         test::Rng rng{23};
         const size_t shapes[][3] = {{1, 8, 5}, {7, 32, 17}, {13, 64, 32}, {50, 36, 70}};
         for (const auto &sh : shapes) {
                 const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
+                for (int form = 0; form < 3; form++) {
+                // any bytes; below 64; any bytes with a -128 weight
+                const uint8_t amax = form == 1 ? 63 : 255;
                 std::vector<uint8_t> A(M * K4);
                 std::vector<int8_t> B(N16 * K4);
-                fill_bytes(rng, A);
+                for (auto &x : A)
+                        x = uint8_t(rng.below(uint32_t(amax) + 1));
                 fill_weights(rng, B, -127);
+                if (form == 2)
+                        B[rng.below(uint32_t(B.size()))] = -128;
                 std::vector<int32_t> C(M * N);
                 Channels ch(rng, N, 10000, 1e-5f, 1e-4f);
                 std::vector<int32_t> &off = ch.off;
                 std::vector<float> &mul = ch.mul, &add = ch.add;
                 const ptrdiff_t zero = 0;
-                const GemmA a{A.data(), K4, &zero, 1, K4 / 4};
+                const GemmA a{A.data(), K4, &zero, 1, K4 / 4, amax};
                 // A residual over all columns, all but the last 5, or none.
                 std::vector<float> rv(M * (N + 1));
                 for (auto &v : rv)
@@ -280,18 +305,22 @@ static void gemm_epilogue(void **)
                                         e.q8 = w8.data();
                                         gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
                                         e.q8 = g8.data();
-                                        kernels_for(Isa::Avx512Vnni).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
+                                        kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
                                         assert_memory_equal(w8.data(), g8.data(), w8.size());
                                         e.q8 = nullptr;
                                 }
                                 e.q16 = w16.data();
                                 gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
                                 e.q16 = g16.data();
-                                kernels_for(Isa::Avx512Vnni).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
+                                kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
                                 assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
                         }
+                }
         }
 }
+
+static void gemm_epilogue_avx2(void **) { check_gemm_epilogue(Isa::Avx2); }
+static void gemm_epilogue_avx512(void **) { check_gemm_epilogue(Isa::Avx512Vnni); }
 
 // The compute pool: every index of every batch runs exactly once, with
 // batches back to back, batches of 0 and 1 items, items of uneven length
@@ -381,7 +410,8 @@ int main()
                 cmocka_unit_test(epilogues),
                 cmocka_unit_test(column_sums),
                 cmocka_unit_test(thread_pool),
-                cmocka_unit_test(gemm_epilogue),
+                cmocka_unit_test(gemm_epilogue_avx2),
+                cmocka_unit_test(gemm_epilogue_avx512),
                 cmocka_unit_test(depthwise_rows),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
