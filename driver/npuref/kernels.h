@@ -118,6 +118,8 @@ void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size
 
 void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                 size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                             size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,

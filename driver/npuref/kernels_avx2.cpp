@@ -283,6 +283,82 @@ void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, s
                 });
 }
 
+// Depthwise rows with the folded epilogue: 16 channels by four output
+// pixels at a time.  Two taps' bytes of a channel share a 32-bit lane as
+// int16, so one vpmaddwd adds both products (exact: 255 x 128 fits);
+// unpacking the two taps' 16 channels puts channels 0-3 and 8-11 in one
+// register and 4-7 and 12-15 in the other, the weights likewise.
+struct DwTaps {
+        static constexpr unsigned kMax = 32;
+        alignas(32) int16_t w[kMax / 2][2][16];  // per tap pair: the two registers' weights
+};
+
+inline __m128i load16(const uint8_t *p, size_t left)
+{
+        if (left >= 16)
+                return _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+        alignas(16) uint8_t t[16] = {};
+        std::memcpy(t, p, left);
+        return _mm_load_si128(reinterpret_cast<const __m128i *>(t));
+}
+
+inline void dw_pair(__m128i x0, __m128i x1, __m256i &lo, __m256i &hi)
+{
+        const __m256i a = _mm256_cvtepu8_epi16(x0), b = _mm256_cvtepu8_epi16(x1);
+        lo = _mm256_unpacklo_epi16(a, b);
+        hi = _mm256_unpackhi_epi16(a, b);
+}
+
+template <typename Q>
+void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
+                     size_t count, const GemmEpilogue &e, Q *q)
+{
+        DwTaps wt;
+        const unsigned pairs = (taps + 1) / 2;
+        for (size_t c = 0; c < C; c += 16) {
+                const size_t left = C - c;
+                for (unsigned p = 0; p < pairs; p++) {
+                        const unsigned t0 = 2 * p, t1 = t0 + 1;
+                        const __m128i w0 = load16(reinterpret_cast<const uint8_t *>(w + size_t(t0) * C + c), left);
+                        const __m128i w1 = t1 < taps ? load16(reinterpret_cast<const uint8_t *>(w + size_t(t1) * C + c), left)
+                                                     : _mm_setzero_si128();
+                        const __m256i a = _mm256_cvtepi8_epi16(w0), b = _mm256_cvtepi8_epi16(w1);
+                        _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][0]), _mm256_unpacklo_epi16(a, b));
+                        _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][1]), _mm256_unpackhi_epi16(a, b));
+                }
+                const Folded16 f(e, c, C);
+                const __m256i o0 = _mm256_maskload_epi32(e.off + c, f.k0), o1 = _mm256_maskload_epi32(e.off + c + 8, f.k1);
+                auto wv = [&](unsigned p, int h) { return _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][h])); };
+                // The sums of pixels j .. j + NP - 1, channels c .. c + 15.
+                auto pixels = [&](auto np, size_t j) {
+                        constexpr int NP = decltype(np)::value;
+                        __m256i lo[NP], hi[NP];
+                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) lo[i] = hi[i] = _mm256_setzero_si256();
+                        for (unsigned p = 0; p < pairs; p++) {
+                                const ptrdiff_t d0 = tap_off[2 * p], d1 = 2 * p + 1 < taps ? tap_off[2 * p + 1] : d0;
+                                const __m256i wl = wv(p, 0), wh = wv(p, 1);
+                                _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                                        const uint8_t *xp = x + (j + i) * step + c;
+                                        __m256i l, h;
+                                        dw_pair(load16(xp + d0, left), load16(xp + d1, left), l, h);
+                                        lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(l, wl));
+                                        hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(h, wh));
+                                }
+                        }
+                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                                const __m256i a0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x20), o0);
+                                const __m256i a1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x31), o1);
+                                f.row(a0, a1, nullptr, q + (j + i) * e.ldq + c);
+                        }
+                };
+                size_t j = 0;
+                for (; j + 4 <= count; j += 4)
+                        pixels(std::integral_constant<int, 4>{}, j);
+                for (; j < count; j++)
+                        pixels(std::integral_constant<int, 1>{}, j);
+        }
+}
+
 } // namespace
 
 void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C, size_t ldc)
@@ -318,6 +394,23 @@ void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, si
                 epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
         else
                 epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
+}
+
+} // namespace npuref
+
+namespace npuref {
+
+void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                             size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+{
+        if (e.o->folded && e.off && !e.res.res && taps <= DwTaps::kMax) {
+                if (e.q8)
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q8);
+                else
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q16);
+                return;
+        }
+        depthwise_epilogue_generic(x, step, tap_off, taps, w, C, count, e, acc);
 }
 
 } // namespace npuref

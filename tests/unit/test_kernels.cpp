@@ -180,10 +180,10 @@ static void check_epilogue(Isa isa)
 
 // Depthwise rows against the portable kernel: channel counts with a masked
 // tail, pixel counts not a multiple of 4, more taps than one weight chunk.
-static void depthwise_rows(void **)
+static void check_depthwise(Isa isa)
 {
-        if (!isa_supported(Isa::Avx512Vnni)) {
-                print_message("skipped: this CPU lacks avx512vnni\n");
+        if (!isa_supported(isa)) {
+                print_message("skipped: this CPU lacks %s\n", kernels_for(isa).name);
                 skip();
         }
         test::Rng rng{5};
@@ -200,7 +200,7 @@ static void depthwise_rows(void **)
                                 fill_weights(rng, w, -128);
                                 std::vector<int32_t> want(count * C, -1), got(count * C, -2);
                                 depthwise_rows_portable(x.data(), step, off.data(), taps, w.data(), C, count, want.data());
-                                kernels_for(Isa::Avx512Vnni)
+                                kernels_for(isa)
                                         .depthwise_rows(x.data(), step, off.data(), taps, w.data(), C, count, got.data());
                                 assert_memory_equal(want.data(), got.data(), want.size() * 4);
                                 // With the epilogue (fused up to 32 taps): same bytes as
@@ -216,7 +216,7 @@ static void depthwise_rows(void **)
                                         depthwise_epilogue_generic(x.data(), step, off.data(), taps, w.data(), C, count, e,
                                                                    want.data());
                                         e.q8 = g8.data();
-                                        kernels_for(Isa::Avx512Vnni)
+                                        kernels_for(isa)
                                                 .depthwise_epilogue(x.data(), step, off.data(), taps, w.data(), C, count, e,
                                                                     got.data());
                                         assert_memory_equal(w8.data(), g8.data(), w8.size());
@@ -244,7 +244,7 @@ static void depthwise_rows(void **)
                         GemmEpilogue e{zoff.data(), mul.data(), add.data(), NPU_ACT_RELU6, &o, nullptr, want.data(), C};
                         depthwise_epilogue_generic(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data());
                         e.q16 = got.data();
-                        kernels_for(Isa::Avx512Vnni).depthwise_epilogue(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data());
+                        kernels_for(isa).depthwise_epilogue(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data());
                         assert_memory_equal(want.data(), got.data(), want.size() * 2);
                 }
         // The definition on one hand-checked value: 255 * -128 + 1 * 127.
@@ -255,6 +255,9 @@ static void depthwise_rows(void **)
         depthwise_rows_portable(x, 1, off, 2, w, 1, 1, &a);
         assert_int_equal(a, 255 * -128 + 127);
 }
+
+static void depthwise_avx2(void **) { check_depthwise(Isa::Avx2); }
+static void depthwise_avx512(void **) { check_depthwise(Isa::Avx512Vnni); }
 
 // The GEMM with its epilogue fused (AVX-512 and AVX2 keep the tile in
 // registers) against the portable GEMM and epilogue, for both output
@@ -412,7 +415,8 @@ int main()
                 cmocka_unit_test(thread_pool),
                 cmocka_unit_test(gemm_epilogue_avx2),
                 cmocka_unit_test(gemm_epilogue_avx512),
-                cmocka_unit_test(depthwise_rows),
+                cmocka_unit_test(depthwise_avx2),
+                cmocka_unit_test(depthwise_avx512),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
