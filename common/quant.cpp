@@ -131,9 +131,63 @@ NPU_AVX512BW static void pack4_u8_avx512(const uint8_t *q, size_t pairs, uint8_t
         pack4_groups(q + 2 * i, pairs - i, dst + i);
 }
 
+// AVX2: the same two multiply-adds per 8 groups a lane; vpshufb packs
+// three bytes of each word within its 128-bit lane and vpermd closes the
+// gap between the lanes.  Each step stores 32 bytes of which 24 are its
+// own: it runs while the 8 after them are still this call's to write.
+#define NPU_AVX2 __attribute__((target("avx2")))
+NPU_AVX2 static void pack6_u8_avx2(const uint8_t *q, size_t quads, uint8_t *dst)
+{
+        const __m256i mul1 = _mm256_set1_epi16(0x4001), mul2 = _mm256_set1_epi32(0x10000001);
+        const __m256i three = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,  //
+                                               0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
+        const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
+        size_t i = 0;
+        for (; i + 11 <= quads; i += 8) {
+                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q + 4 * i));
+                const __m256i w = _mm256_madd_epi16(_mm256_maddubs_epi16(v, mul1), mul2);
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + 3 * i),
+                                    _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(w, three), join));
+        }
+        pack6_groups(q + 4 * i, quads - i, dst + 3 * i);
+}
+
+// 32 6-bit elements from 24 bytes: each lane takes 12 of them (the upper
+// lane loaded from 12 bytes on), vpshufb puts each 3-byte group in a
+// dword, and shifts move its four 6-bit fields to the dword's bytes.
+// Each step reads 28 bytes: it runs while they are inside the tensor.
+NPU_AVX2 static void unpack6_avx2(const uint8_t *src, size_t quads, uint8_t *dst)
+{
+        const __m256i groups = _mm256_setr_epi8(0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11,  //
+                                                0, 1, 2, 2, 3, 4, 5, 5, 6, 7, 8, 8, 9, 10, 11, 11);
+        const __m256i m0 = _mm256_set1_epi32(0x3f), m1 = _mm256_set1_epi32(0x3f00), m2 = _mm256_set1_epi32(0x3f0000),
+                      m3 = _mm256_set1_epi32(0x3f000000);
+        size_t i = 0;
+        for (; i + 10 <= quads; i += 8) {
+                const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src + 3 * i));
+                const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src + 3 * i + 12));
+                const __m256i w = _mm256_shuffle_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1), groups);
+                const __m256i v = _mm256_or_si256(
+                        _mm256_or_si256(_mm256_and_si256(w, m0), _mm256_and_si256(_mm256_slli_epi32(w, 2), m1)),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(w, 4), m2), _mm256_and_si256(_mm256_slli_epi32(w, 6), m3)));
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + 4 * i), v);
+        }
+        for (; i < quads; i++) {
+                const uint32_t w = src[3 * i] | uint32_t(src[3 * i + 1]) << 8 | uint32_t(src[3 * i + 2]) << 16;
+                for (int j = 0; j < 4; j++)
+                        dst[4 * i + j] = uint8_t((w >> (6 * j)) & 63);
+        }
+}
+
 static bool have_avx512bw()
 {
         static const bool yes = __builtin_cpu_supports("avx512bw");
+        return yes;
+}
+
+static bool have_avx2()
+{
+        static const bool yes = __builtin_cpu_supports("avx2");
         return yes;
 }
 
@@ -318,7 +372,7 @@ void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, ui
                 for (; i < count && ((first + i) & 3); i++)
                         dst[i] = get6(src, first + i);
                 const size_t quads = (count - i) / 4;
-                (have_vbmi() ? unpack6_vbmi : unpack6_quads)(src + (first + i) / 4 * 3, quads, dst + i);
+                (have_vbmi() ? unpack6_vbmi : have_avx2() ? unpack6_avx2 : unpack6_quads)(src + (first + i) / 4 * 3, quads, dst + i);
                 for (i += 4 * quads; i < count; i++)
                         dst[i] = get6(src, first + i);
                 return;
@@ -434,7 +488,7 @@ void pack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint
         case 4:
         case 6:
                 pack_narrow(src, bits, first, count, dst, have_avx512bw() ? pack4_u8_avx512 : pack4_u8,
-                            have_vbmi() ? pack6_u8_vbmi : pack6_u8);
+                            have_vbmi() ? pack6_u8_vbmi : have_avx2() ? pack6_u8_avx2 : pack6_u8);
                 return;
         default:  // 16 bits do not fit in u8 values; callers use pack
                 return;
