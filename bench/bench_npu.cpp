@@ -1,9 +1,10 @@
 // make bench: the driver side.  Every figure is measured in this run against
 // a peer on the same data and printed as a ratio; times are medians.
 //
-//   0. the machine's own limits: CPU model and family, the AVX-512 VNNI
-//      multiply-accumulate peak per core (a register-only vpdpbusd loop, 1
-//      and 2 threads) and memcpy bandwidth
+//   0. the machine's own limits: CPU model and family, the int8
+//      multiply-accumulate peak per core (a register-only vpdpbusd loop
+//      with AVX-512 VNNI, else the vpmaddubsw, vpmaddwd, vpaddd sequence of
+//      AVX2; 1 and 2 threads) and memcpy bandwidth
 //   1. quantize-and-pack per depth against memcpy of the same float buffer
 //   2. npuref at 8 bits against oneDNN's int8 primitives (u8 x s8, u8 out
 //      with per-channel scales): GEMM, 1x1, 3x3 and depthwise convolution,
@@ -60,9 +61,10 @@ double time_median(const std::function<void()> &fn, int reps, int warm = 2)
 
 // ---- 0. the machine's limits ----------------------------------------------
 
-// The VNNI peak, in MACs per second (G MAC/s for 1 and 2 threads), filled by
-// bench_machine and used by the GEMM rows.
+// The int8 MAC peak, in MACs per second for 1 and 2 threads, filled by
+// bench_machine and used by the GEMM rows; g_peak_name says which loop.
 double g_vnni_peak[3] = {0, 0, 0};
+const char *g_peak_name = "VNNI peak";
 
 // 12 independent accumulators: enough to cover vpdpbusd's latency on two
 // 512-bit pipes.  Each vpdpbusd is 64 u8 x s8 multiply-accumulates.  The loop
@@ -108,9 +110,46 @@ __attribute__((target("avx512f,avx512vnni"))) double vnni_loop(uint64_t iters)
         return double(iters) * 12 * 64 / dt;
 }
 
+// Without VNNI: the three instructions an int8 GEMM takes per 32 u8 x s8
+// products with AVX2 (vpmaddubsw into int16 pairs, vpmaddwd against ones
+// into int32, vpaddd), eight independent accumulators; in assembly for the
+// reason above.
+__attribute__((target("avx2"))) double avx2_loop(uint64_t iters)
+{
+        const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+        double t0 = now_s();
+        uint64_t n = iters;
+#define BWQ_MAC3(acc, tmp) \
+        "vpmaddubsw %[b], %[a], %%" tmp "\n\t" \
+        "vpmaddwd %[ones], %%" tmp ", %%" tmp "\n\t" \
+        "vpaddd %%" tmp ", %%" acc ", %%" acc "\n\t"
+        __asm__ volatile(
+                "vpxor %%ymm4, %%ymm4, %%ymm4\n\t"
+                "vmovdqa %%ymm4, %%ymm5\n\t"
+                "vmovdqa %%ymm4, %%ymm6\n\t"
+                "vmovdqa %%ymm4, %%ymm7\n\t"
+                "vmovdqa %%ymm4, %%ymm8\n\t"
+                "vmovdqa %%ymm4, %%ymm9\n\t"
+                "vmovdqa %%ymm4, %%ymm10\n\t"
+                "vmovdqa %%ymm4, %%ymm11\n\t"
+                "1:\n\t"
+                BWQ_MAC3("ymm4", "ymm12") BWQ_MAC3("ymm5", "ymm13") BWQ_MAC3("ymm6", "ymm14") BWQ_MAC3("ymm7", "ymm15")
+                BWQ_MAC3("ymm8", "ymm12") BWQ_MAC3("ymm9", "ymm13") BWQ_MAC3("ymm10", "ymm14") BWQ_MAC3("ymm11", "ymm15")
+                "dec %[n]\n\t"
+                "jnz 1b\n\t"
+                : [n] "+r"(n)
+                : [a] "x"(a), [b] "x"(b), [ones] "x"(ones)
+                : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+#undef BWQ_MAC3
+        double dt = now_s() - t0;
+        return double(iters) * 8 * 32 / dt;
+}
+
 // MACs per second on `threads` threads at once, each pinned to its own CPU.
 double vnni_peak(unsigned threads)
 {
+        const bool vnni = __builtin_cpu_supports("avx512vnni");
+        auto loop = vnni ? vnni_loop : avx2_loop;
         const uint64_t iters = 20000000;
         std::vector<double> rate(threads);
         std::vector<std::thread> ts;
@@ -120,8 +159,8 @@ double vnni_peak(unsigned threads)
                         CPU_ZERO(&set);
                         CPU_SET(int(t), &set);
                         pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-                        vnni_loop(iters / 10);  // clocks up
-                        rate[t] = vnni_loop(iters);
+                        loop(iters / 10);  // clocks up
+                        rate[t] = loop(iters);
                 });
         for (auto &t : ts)
                 t.join();
@@ -153,9 +192,15 @@ void bench_machine()
                std::thread::hardware_concurrency());
         printf("   AVX-512:%s%s%s%s%s\n", has("avx512f") ? " F" : " none", has("avx512_vnni") ? " VNNI" : "",
                has("avx512_bf16") ? " BF16" : "", has("avx512_fp16") ? " FP16" : "", has("avx512_vp2intersect") ? " VP2INTERSECT" : "");
-        if (!__builtin_cpu_supports("avx512vnni")) {
-                printf("   no AVX-512 VNNI: no MAC peak to compare with\n");
+        const bool vnni = __builtin_cpu_supports("avx512vnni");
+        if (!vnni && !__builtin_cpu_supports("avx2")) {
+                printf("   neither AVX-512 VNNI nor AVX2: no MAC peak to compare with\n");
                 return;
+        }
+        if (!vnni) {
+                g_peak_name = "AVX2 int8 peak";
+                printf("   no AVX-512 VNNI: the peak is AVX2's (vpmaddubsw, vpmaddwd, vpaddd per 32 MACs; vpmaddubsw's\n"
+                       "   int16 pairs saturate above 32767, so an exact kernel pays more instructions at 8 bits)\n");
         }
         for (unsigned t : {1u, 2u}) {
                 if (t > std::thread::hardware_concurrency())
@@ -164,8 +209,9 @@ void bench_machine()
                 for (int i = 0; i < 5; i++)
                         r.push_back(vnni_peak(t));
                 g_vnni_peak[t] = median(r);
-                printf("   VNNI peak (register-only vpdpbusd, %u thread%s): %.0f G MAC/s%s\n", t, t > 1 ? "s" : "",
-                       g_vnni_peak[t] / 1e9, t > 1 ? "" : " per core");
+                printf("   %s (register-only %s, %u thread%s): %.0f G MAC/s%s\n", g_peak_name,
+                       vnni ? "vpdpbusd" : "vpmaddubsw+vpmaddwd+vpaddd", t, t > 1 ? "s" : "", g_vnni_peak[t] / 1e9,
+                       t > 1 ? "" : " per core");
         }
 }
 
@@ -448,8 +494,9 @@ void bench_layers()
                                alone_peer / alone);
                         if (sh.fc && g_vnni_peak[threads] > 0) {
                                 const double macs = double(sh.n) * double(sh.c) * double(sh.oc);
-                                printf("   %-26s     in network: npuref %.0f G MAC/s = %.2f of the VNNI peak (goal >= 0.85); oneDNN %.2f\n", "",
-                                       macs / ours, macs / ours * 1e9 / g_vnni_peak[threads], macs / theirs * 1e9 / g_vnni_peak[threads]);
+                                printf("   %-26s     in network: npuref %.0f G MAC/s = %.2f of the %s (goal >= 0.85); oneDNN %.2f\n", "",
+                                       macs / ours, macs / ours * 1e9 / g_vnni_peak[threads], g_peak_name,
+                                       macs / theirs * 1e9 / g_vnni_peak[threads]);
                         }
                         if (threads == 1)
                                 keep.push_back(std::move(L));
