@@ -18,6 +18,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "kernels.h"
 
@@ -26,7 +27,7 @@ namespace npuref {
 namespace {
 
 // How a slice's products are formed (see the file's comment).
-enum class Mode { Small2, Small, Sign };
+enum class Mode { Small2, Small, Sign, SignPre };
 
 constexpr int kMR = 4;  // rows per register tile (16 columns: 2 x 8 int32 each)
 
@@ -38,9 +39,11 @@ inline __m256i bcast4(const uint8_t *p)
 }
 
 // The sums of an MR x 16 tile over A's K blocks, added to init (per column).
+// SignPre reads |a - 128| at A's bytes and a - 128 at `delta` bytes on
+// (sign_planes), instead of forming them from a.
 template <Mode MODE, int MR>
 inline __attribute__((always_inline)) void accumulate(const GemmA &A, size_t m0, const int8_t *b0, __m256i init0,
-                                                      __m256i init1, __m256i (&acc)[MR][2])
+                                                      __m256i init1, __m256i (&acc)[MR][2], ptrdiff_t delta = 0)
 {
         const size_t lda = A.lda;
         const __m256i ones = _mm256_set1_epi16(1), x80 = _mm256_set1_epi8(-128);
@@ -75,6 +78,10 @@ inline __attribute__((always_inline)) void accumulate(const GemmA &A, size_t m0,
                                 if constexpr (MODE == Mode::Sign) {
                                         const __m256i s = _mm256_xor_si256(u, x80);
                                         u = _mm256_abs_epi8(s);
+                                        v0 = _mm256_sign_epi8(w0, s);
+                                        v1 = _mm256_sign_epi8(w1, s);
+                                } else if constexpr (MODE == Mode::SignPre) {
+                                        const __m256i s = bcast4(a + r * lda + 4 * kb + delta);
                                         v0 = _mm256_sign_epi8(w0, s);
                                         v1 = _mm256_sign_epi8(w1, s);
                                 }
@@ -159,26 +166,83 @@ inline __m256i lanes_mask(size_t left, size_t j)
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
+// The bytes A's rows read, as |a - 128| followed by a - 128 (the same
+// length on), into thread-local scratch: formed once for all the GEMM's
+// column slices instead of in every slice's inner loop.  False (nothing
+// formed) where the rows read much less than the span they cover.
+struct SignPlanes {
+        std::vector<uint8_t> bytes;
+        std::vector<ptrdiff_t> taps;
+};
+inline thread_local SignPlanes sign_scratch;
+
+inline bool sign_planes(const GemmA &A, size_t M, GemmA &out, ptrdiff_t &delta)
+{
+        if (M == 0 || A.taps == 0)
+                return false;
+        ptrdiff_t lo = A.tap_off[0], hi = A.tap_off[0];
+        for (unsigned t = 1; t < A.taps; t++) {
+                lo = A.tap_off[t] < lo ? A.tap_off[t] : lo;
+                hi = A.tap_off[t] > hi ? A.tap_off[t] : hi;
+        }
+        const size_t span = size_t(hi - lo) + (M - 1) * A.lda + 4 * A.kbt, used = M * A.taps * A.kbt * 4;
+        if (span > 4 * used || span > (size_t(2) << 20))
+                return false;
+        SignPlanes &sp = sign_scratch;
+        if (sp.bytes.size() < 2 * span + 32)
+                sp.bytes.resize(2 * span + 32);
+        sp.taps.resize(A.taps);
+        for (unsigned t = 0; t < A.taps; t++)
+                sp.taps[t] = A.tap_off[t] - lo;
+        const uint8_t *src = A.base + lo;
+        uint8_t *u = sp.bytes.data(), *s = u + span;
+        const __m256i x80 = _mm256_set1_epi8(-128);
+        size_t i = 0;
+        for (; i + 32 <= span; i += 32) {
+                const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + i)), x80);
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(u + i), _mm256_abs_epi8(v));
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(s + i), v);
+        }
+        for (; i < span; i++) {
+                const int8_t v = int8_t(src[i] ^ 0x80);
+                u[i] = uint8_t(v < 0 ? -v : v);
+                s[i] = uint8_t(v);
+        }
+        out = A;
+        out.base = u;
+        out.tap_off = sp.taps.data();
+        delta = ptrdiff_t(span);
+        return true;
+}
+
 // Each 16-column slice of the GEMM: its mode chosen, then tile(mode, rows,
-// m, n0, init0, init1) for its row tiles, or widened(n0) for a slice the
-// byte kernels cannot take.
+// m, n0, init0, init1, A, delta) for its row tiles (A as the tile reads
+// it), or widened(n0) for a slice the byte kernels cannot take.
 template <typename Tile, typename Widened>
 inline void for_slices(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, Tile tile, Widened widened)
 {
         const __m256i zero = _mm256_setzero_si256();
+        // Bytes up to 255 with more than one slice: their sign planes once.
+        GemmA P;
+        ptrdiff_t delta = 0;
+        const bool pre = A.amax >= 128 && N > 16 && sign_planes(A, M, P, delta);
         for (size_t n0 = 0; n0 < N; n0 += 16) {
                 const int8_t *b0 = B + (n0 / 16) * K4 * 16 + kb0 * 64;
+                auto rows_of = [&](auto mode, const GemmA &a, __m256i i0, __m256i i1) {
+                        for_rows(M, [&](auto rows, size_t m) { tile(mode, rows, m, n0, i0, i1, a, delta); });
+                };
                 if (A.amax < 64) {
-                        for_rows(M, [&](auto rows, size_t m) { tile(std::integral_constant<Mode, Mode::Small2>{}, rows, m, n0, zero, zero); });
+                        rows_of(std::integral_constant<Mode, Mode::Small2>{}, A, zero, zero);
                 } else if (A.amax < 128) {
-                        for_rows(M, [&](auto rows, size_t m) { tile(std::integral_constant<Mode, Mode::Small>{}, rows, m, n0, zero, zero); });
+                        rows_of(std::integral_constant<Mode, Mode::Small>{}, A, zero, zero);
                 } else {
                         __m256i s0, s1;
-                        if (slice_sums128(b0, A.taps * A.kbt, s0, s1)) {
+                        if (slice_sums128(b0, A.taps * A.kbt, s0, s1))
                                 widened(n0);
-                                continue;
-                        }
-                        for_rows(M, [&](auto rows, size_t m) { tile(std::integral_constant<Mode, Mode::Sign>{}, rows, m, n0, s0, s1); });
+                        else if (pre)
+                                rows_of(std::integral_constant<Mode, Mode::SignPre>{}, P, s0, s1);
+                        else
+                                rows_of(std::integral_constant<Mode, Mode::Sign>{}, A, s0, s1);
                 }
         }
 }
@@ -260,16 +324,18 @@ void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, s
 {
         for_slices(
                 A, M, B, K4, N, 0,
-                [&](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1) {
+                [&, f = Folded16(e, 0, N)](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1,
+                                           const GemmA &a, ptrdiff_t delta) mutable {
                         constexpr int MR = decltype(rows)::value;
-                        const Folded16 f(e, n0, N);
+                        if (m == 0)  // a new slice
+                                f = Folded16(e, n0, N);
                         // The zero-point term starts the sums (int32 wraps alike either way).
                         if (e.off) {
                                 init0 = _mm256_sub_epi32(init0, _mm256_maskload_epi32(e.off + n0, f.k0));
                                 init1 = _mm256_sub_epi32(init1, _mm256_maskload_epi32(e.off + n0 + 8, f.k1));
                         }
                         __m256i acc[MR][2];
-                        accumulate<decltype(mode)::value, MR>(A, m, B + (n0 / 16) * K4 * 16, init0, init1, acc);
+                        accumulate<decltype(mode)::value, MR>(a, m, B + (n0 / 16) * K4 * 16, init0, init1, acc, delta);
                         _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++)
                                 f.row(acc[r][0], acc[r][1], e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr,
                                       q + (m + r) * e.ldq + n0);
@@ -365,10 +431,10 @@ void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t
 {
         for_slices(
                 A, M, B, K4, N, kb0,
-                [&](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1) {
+                [&](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1, const GemmA &a, ptrdiff_t delta) {
                         constexpr int MR = decltype(rows)::value;
                         __m256i acc[MR][2];
-                        accumulate<decltype(mode)::value, MR>(A, m, B + (n0 / 16) * K4 * 16 + kb0 * 64, init0, init1, acc);
+                        accumulate<decltype(mode)::value, MR>(a, m, B + (n0 / 16) * K4 * 16 + kb0 * 64, init0, init1, acc, delta);
                         const size_t left = N - n0 < 16 ? N - n0 : 16;
                         const __m256i k0 = lanes_mask(left, 0), k1 = lanes_mask(left, 8);
                         _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {
