@@ -429,6 +429,51 @@ DnnlLayer::DnnlLayer(const Shape &sh)
         s.wait();
 }
 
+// Whether the peer's u8 x s8 sums are exact on this machine: a 64 x 1024 x
+// 256 GEMM of full-range bytes to int32 against the sums in int64.  npuref's
+// are exact on every instruction set (test_kernels compares them bit for
+// bit); a peer that adds byte products in saturating int16 pairs (AVX2's
+// vpmaddubsw, without VNNI) is not, and that is part of its speed there.
+void peer_exactness()
+{
+        using namespace dnnl;
+        const memory::dim M = 64, K = 1024, N = 256;
+        engine eng{engine::kind::cpu, 0};
+        stream st{eng};
+        const memory::desc a_md({M, K}, memory::data_type::u8, memory::format_tag::ab);
+        const memory::desc b_md({K, N}, memory::data_type::s8, memory::format_tag::any);
+        const memory::desc c_md({M, N}, memory::data_type::s32, memory::format_tag::ab);
+        const matmul::primitive_desc pd(matmul::desc(a_md, b_md, c_md), eng);
+        std::vector<uint8_t> A(size_t(M * K));
+        std::vector<int8_t> B(size_t(K * N));
+        Rng rng{11};
+        for (auto &x : A)
+                x = uint8_t(rng.next() & 255);
+        for (auto &x : B)
+                x = int8_t(int(rng.next() % 255) - 127);
+        memory am(a_md, eng, A.data());
+        memory plain({{K, N}, memory::data_type::s8, memory::format_tag::ab}, eng, B.data());
+        memory bm(pd.weights_desc(), eng), cm(c_md, eng);
+        reorder(plain, bm).execute(st, plain, bm);
+        matmul(pd).execute(st, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+        st.wait();
+        const int32_t *C = static_cast<const int32_t *>(cm.get_data_handle());
+        long wrong = 0;
+        int64_t worst = 0;
+        for (memory::dim m = 0; m < M; m++)
+                for (memory::dim n = 0; n < N; n++) {
+                        int64_t e = 0;
+                        for (memory::dim k = 0; k < K; k++)
+                                e += int64_t(A[size_t(m * K + k)]) * B[size_t(k * N + n)];
+                        const int64_t d = std::llabs(e - C[m * N + n]);
+                        wrong += d != 0;
+                        worst = std::max(worst, d);
+                }
+        printf("   oneDNN's u8 x s8 sums on this machine (%s): %ld of %ld outputs of a 64x1024x256 GEMM\n"
+               "   of full-range bytes differ from the exact sums (largest error %lld); npuref's are exact.\n",
+               pd.impl_info_str(), wrong, long(M * N), static_cast<long long>(worst));
+}
+
 void bench_layers()
 {
         const Shape shapes[] = {
@@ -454,6 +499,7 @@ void bench_layers()
                "   and whose output it reads between runs (npu_model_run's conversions), against oneDNN with the\n"
                "   same done to its buffers: with 2 threads the other CPU's rows cross between the CPUs' caches\n"
                "   every run.  The goal is the in-network ratio.\n", reps, blocks, warm);
+        peer_exactness();
         printf("   %-26s %3s %13s %13s %8s   %13s %13s %8s\n", "shape", "thr", "net:npuref_us", "net:onednn_us", "ratio",
                "alone:npuref", "alone:onednn", "ratio");
         std::vector<std::unique_ptr<NpuLayer>> keep;
