@@ -375,6 +375,53 @@ inline void dw_pair(__m128i x0, __m128i x1, __m256i &lo, __m256i &hi)
         hi = _mm256_unpackhi_epi16(a, b);
 }
 
+// The sums of NP pixels (stride step) from x, 16 channels of which `left`
+// exist (FULL: all 16), over the taps in pairs.
+template <int NP, bool FULL>
+inline __attribute__((always_inline)) void dw_sums(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
+                                                   const DwTaps &wt, size_t left, __m256i (&lo)[NP], __m256i (&hi)[NP])
+{
+        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) lo[i] = hi[i] = _mm256_setzero_si256();
+        const unsigned pairs = (taps + 1) / 2;
+        for (unsigned p = 0; p < pairs; p++) {
+                const ptrdiff_t d0 = tap_off[2 * p], d1 = 2 * p + 1 < taps ? tap_off[2 * p + 1] : d0;
+                const __m256i wl = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][0]));
+                const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
+                _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                        const uint8_t *xp = x + i * step;
+                        __m256i l, h;
+                        dw_pair(load16(xp + d0, FULL ? 16 : left), load16(xp + d1, FULL ? 16 : left), l, h);
+                        lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(l, wl));
+                        hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(h, wh));
+                }
+        }
+}
+
+template <bool FULL, typename Q>
+inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const DwTaps &wt,
+                            size_t C, size_t c, size_t count, const GemmEpilogue &e, Q *q)
+{
+        const size_t left = C - c;
+        const Folded16 f(e, c, C);
+        const __m256i o0 = _mm256_maskload_epi32(e.off + c, f.k0), o1 = _mm256_maskload_epi32(e.off + c + 8, f.k1);
+        // Channels 0-7 and 8-15 in order from the two lane orders, less the zero-point term.
+        auto finish = [&](__m256i lo, __m256i hi, Q *d) {
+                f.row(_mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), o0),
+                      _mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x31), o1), nullptr, d);
+        };
+        size_t j = 0;
+        for (; j + 4 <= count; j += 4) {
+                __m256i lo[4], hi[4];
+                dw_sums<4, FULL>(x + j * step + c, step, tap_off, taps, wt, left, lo, hi);
+                _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) finish(lo[i], hi[i], q + (j + i) * e.ldq + c);
+        }
+        for (; j < count; j++) {
+                __m256i lo[1], hi[1];
+                dw_sums<1, FULL>(x + j * step + c, step, tap_off, taps, wt, left, lo, hi);
+                finish(lo[0], hi[0], q + j * e.ldq + c);
+        }
+}
+
 template <typename Q>
 void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
                      size_t count, const GemmEpilogue &e, Q *q)
@@ -392,36 +439,10 @@ void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, un
                         _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][0]), _mm256_unpacklo_epi16(a, b));
                         _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][1]), _mm256_unpackhi_epi16(a, b));
                 }
-                const Folded16 f(e, c, C);
-                const __m256i o0 = _mm256_maskload_epi32(e.off + c, f.k0), o1 = _mm256_maskload_epi32(e.off + c + 8, f.k1);
-                auto wv = [&](unsigned p, int h) { return _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][h])); };
-                // The sums of pixels j .. j + NP - 1, channels c .. c + 15.
-                auto pixels = [&](auto np, size_t j) {
-                        constexpr int NP = decltype(np)::value;
-                        __m256i lo[NP], hi[NP];
-                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) lo[i] = hi[i] = _mm256_setzero_si256();
-                        for (unsigned p = 0; p < pairs; p++) {
-                                const ptrdiff_t d0 = tap_off[2 * p], d1 = 2 * p + 1 < taps ? tap_off[2 * p + 1] : d0;
-                                const __m256i wl = wv(p, 0), wh = wv(p, 1);
-                                _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
-                                        const uint8_t *xp = x + (j + i) * step + c;
-                                        __m256i l, h;
-                                        dw_pair(load16(xp + d0, left), load16(xp + d1, left), l, h);
-                                        lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(l, wl));
-                                        hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(h, wh));
-                                }
-                        }
-                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
-                                const __m256i a0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x20), o0);
-                                const __m256i a1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x31), o1);
-                                f.row(a0, a1, nullptr, q + (j + i) * e.ldq + c);
-                        }
-                };
-                size_t j = 0;
-                for (; j + 4 <= count; j += 4)
-                        pixels(std::integral_constant<int, 4>{}, j);
-                for (; j < count; j++)
-                        pixels(std::integral_constant<int, 1>{}, j);
+                if (left >= 16)
+                        depthwise_block<true>(x, step, tap_off, taps, wt, C, c, count, e, q);
+                else
+                        depthwise_block<false>(x, step, tap_off, taps, wt, C, c, count, e, q);
         }
 }
 
