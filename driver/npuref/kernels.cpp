@@ -84,7 +84,7 @@ void depthwise_rows_portable(const uint8_t *x, size_t step, const ptrdiff_t *tap
         }
 }
 
-static void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const GemmEpilogue &e)
+void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const GemmEpilogue &e)
 {
         if (e.q8)
                 epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);

@@ -122,6 +122,8 @@ void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap
                              size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+// The generic epilogue of GemmEpilogue over C's M x N int32 sums.
+void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const GemmEpilogue &e);
 void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
                             int32_t *C, size_t ldc);
 void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int32_t *C,

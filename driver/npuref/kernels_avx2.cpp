@@ -476,16 +476,10 @@ void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, si
                         gemm_epilogue_fused(A, M, B, K4, N, e, e.q16, C, ldc);
                 return;
         }
+        // Other activations: the sums through C, then the generic epilogue.
         gemm_u8s8_avx2(A, M, B, K4, N, 0, C, ldc);
-        if (e.q8)
-                epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
-        else
-                epilogue_tile(C, ldc, M, N, e.off, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
+        finish_gemm(C, ldc, M, N, e);
 }
-
-} // namespace npuref
-
-namespace npuref {
 
 void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                              size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
