@@ -93,7 +93,7 @@ void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const GemmEpi
 }
 
 void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t)
 {
         depthwise_rows_portable(x, step, tap_off, taps, w, C, count, acc);
         finish_gemm(acc, C, count, C, e);

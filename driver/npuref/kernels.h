@@ -69,9 +69,11 @@ using GemmEpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_
                                 int32_t *C, size_t ldc);
 
 // depthwise_rows and then the epilogue of GemmEpilogue on its count x C
-// sums (acc: count x C scratch for kernels that keep them in registers).
+// sums (acc: count x C scratch for kernels that keep them in registers);
+// x's bytes are at most xmax (63 for 6-bit inputs, say).
 using DepthwiseEpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
-                                     const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+                                     const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc,
+                                     uint8_t xmax);
 
 // sums[n] = sum over k < K4 of B(n, k) for n < N: each output channel's
 // weight sum in one group's blocked layout (for the zero-point term).
@@ -117,11 +119,11 @@ void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size
                           Residual res);
 
 void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                             size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+                             size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 // The generic epilogue of GemmEpilogue over C's M x N int32 sums.
 void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const GemmEpilogue &e);
 void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,

@@ -285,16 +285,23 @@ struct Folded16 {
                 inv = _mm256_set1_ps(e.o->inv);
         }
 
-        template <typename Q> inline void row(__m256i acc0, __m256i acc1, const float *res, Q *q) const
+        // The 16 columns' values, clamped, before rounding.
+        inline void values(__m256i acc0, __m256i acc1, const float *res, __m256 &y0, __m256 &y1) const
         {
-                __m256 y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0), m0, a0);
-                __m256 y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1), m1, a1);
+                y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0), m0, a0);
+                y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1), m1, a1);
                 if (res) {
                         y0 = _mm256_fmadd_ps(_mm256_maskload_ps(res, _mm256_and_si256(k0, rk0)), inv, y0);
                         y1 = _mm256_fmadd_ps(_mm256_maskload_ps(res + 8, _mm256_and_si256(k1, rk1)), inv, y1);
                 }
                 y0 = _mm256_min_ps(_mm256_max_ps(y0, lo), hi);
                 y1 = _mm256_min_ps(_mm256_max_ps(y1, lo), hi);
+        }
+
+        template <typename Q> inline void row(__m256i acc0, __m256i acc1, const float *res, Q *q) const
+        {
+                __m256 y0, y1;
+                values(acc0, acc1, res, y0, y1);
                 // Columns 0-15 as u16, in order.
                 const __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(_mm256_cvtps_epi32(y0), _mm256_cvtps_epi32(y1)), 0xd8);
                 if constexpr (std::is_same_v<Q, uint8_t>) {
@@ -317,6 +324,25 @@ struct Folded16 {
                 }
         }
 };
+
+// 32 columns of u8 outputs of one row, all present (f0: columns 0-15, f1:
+// 16-31, acc in column order), packed in registers and stored at once.
+inline void row32(const Folded16 &f0, const Folded16 &f1, const __m256i (&acc)[4], uint8_t *q)
+{
+        __m256 y[4];
+        f0.values(acc[0], acc[1], nullptr, y[0], y[1]);
+        f1.values(acc[2], acc[3], nullptr, y[2], y[3]);
+        const __m256i p01 = _mm256_packus_epi32(_mm256_cvtps_epi32(y[0]), _mm256_cvtps_epi32(y[1]));
+        const __m256i p23 = _mm256_packus_epi32(_mm256_cvtps_epi32(y[2]), _mm256_cvtps_epi32(y[3]));
+        // Dwords of columns 0-3, 8-11, 16-19, 24-27 | 4-7, 12-15, 20-23, 28-31.
+        const __m256i b = _mm256_packus_epi16(p01, p23);
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(q), _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+inline void row32(const Folded16 &f0, const Folded16 &f1, const __m256i (&acc)[4], uint16_t *q)
+{
+        f0.row(acc[0], acc[1], nullptr, q);
+        f1.row(acc[2], acc[3], nullptr, q + 16);
+}
 
 template <typename Q>
 void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, Q *q,
@@ -422,13 +448,111 @@ inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_
         }
 }
 
+// Inputs below 128 (4 and 6 bits): 32 channels at a time as bytes, four
+// taps of a channel gathered into one dword (two byte unpacks and one word
+// unpack), so vpmaddubsw and vpmaddwd against ones add the four products as
+// the GEMM's byte kernel does (exact below 128).  The unpacks leave
+// channels 0-3 | 16-19, 4-7 | 20-23, 8-11 | 24-27 and 12-15 | 28-31 in the
+// four registers; the weights are gathered the same way once per block.
+struct DwQuads {
+        static constexpr unsigned kMax = 32;
+        alignas(32) int8_t w[kMax / 4][4][32];
+};
+
+// The four registers of 32 channels x 4 taps from four tap vectors.
+inline void dw_quads(__m256i t0, __m256i t1, __m256i t2, __m256i t3, __m256i (&q)[4])
+{
+        const __m256i lo01 = _mm256_unpacklo_epi8(t0, t1), hi01 = _mm256_unpackhi_epi8(t0, t1);
+        const __m256i lo23 = _mm256_unpacklo_epi8(t2, t3), hi23 = _mm256_unpackhi_epi8(t2, t3);
+        q[0] = _mm256_unpacklo_epi16(lo01, lo23);
+        q[1] = _mm256_unpackhi_epi16(lo01, lo23);
+        q[2] = _mm256_unpacklo_epi16(hi01, hi23);
+        q[3] = _mm256_unpackhi_epi16(hi01, hi23);
+}
+
+template <int NP>
+inline __attribute__((always_inline)) void dw_sums_quads(const uint8_t *x, size_t step, const ptrdiff_t *tap_off,
+                                                         unsigned taps, const DwQuads &wt, const __m256i (&start)[4],
+                                                         __m256i (&acc)[NP][4])
+{
+        const __m256i ones = _mm256_set1_epi16(1);
+        _Pragma("GCC unroll 2") for (int i = 0; i < NP; i++)
+                _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) acc[i][k] = start[k];
+        const unsigned groups = (taps + 3) / 4;
+        for (unsigned g = 0; g < groups; g++) {
+                ptrdiff_t d[4];
+                for (unsigned k = 0; k < 4; k++)
+                        d[k] = 4 * g + k < taps ? tap_off[4 * g + k] : tap_off[0];  // zero weights there
+                _Pragma("GCC unroll 2") for (int i = 0; i < NP; i++) {
+                        const uint8_t *xp = x + i * step;
+                        auto ld = [&](int k) { return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(xp + d[k])); };
+                        __m256i q[4];
+                        dw_quads(ld(0), ld(1), ld(2), ld(3), q);
+                        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
+                                const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[g][k]));
+                                acc[i][k] = _mm256_add_epi32(acc[i][k], _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], w), ones));
+                        }
+                }
+        }
+}
+
+// Whole 32-channel blocks [c, c + 32) of count pixels with bytes below 128.
+template <typename Q>
+void depthwise_quads(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
+                     size_t c, size_t count, const GemmEpilogue &e, Q *q)
+{
+        DwQuads wt;
+        const unsigned groups = (taps + 3) / 4;
+        for (unsigned g = 0; g < groups; g++) {
+                auto tap = [&](unsigned t) {
+                        return t < taps ? _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w + size_t(t) * C + c))
+                                        : _mm256_setzero_si256();
+                };
+                __m256i v[4];
+                dw_quads(tap(4 * g), tap(4 * g + 1), tap(4 * g + 2), tap(4 * g + 3), v);
+                for (int k = 0; k < 4; k++)
+                        _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[g][k]), v[k]);
+        }
+        const Folded16 f0(e, c, C), f1(e, c + 16, C);
+        // The zero-point terms, negated, in the accumulators' lane order
+        // (columns 0-3 | 16-19, 4-7 | 20-23, 8-11 | 24-27, 12-15 | 28-31).
+        __m256i o[4], start[4];
+        for (int k = 0; k < 4; k++)
+                o[k] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_loadu_si256(reinterpret_cast<const __m256i *>(e.off + c + 8 * k)));
+        start[0] = _mm256_permute2x128_si256(o[0], o[2], 0x20);
+        start[1] = _mm256_permute2x128_si256(o[0], o[2], 0x31);
+        start[2] = _mm256_permute2x128_si256(o[1], o[3], 0x20);
+        start[3] = _mm256_permute2x128_si256(o[1], o[3], 0x31);
+        auto finish = [&](const __m256i (&a)[4], Q *d) {
+                const __m256i ordered[4] = {_mm256_permute2x128_si256(a[0], a[1], 0x20), _mm256_permute2x128_si256(a[2], a[3], 0x20),
+                                            _mm256_permute2x128_si256(a[0], a[1], 0x31), _mm256_permute2x128_si256(a[2], a[3], 0x31)};
+                row32(f0, f1, ordered, d);
+        };
+        size_t j = 0;
+        for (; j + 2 <= count; j += 2) {
+                __m256i acc[2][4];
+                dw_sums_quads<2>(x + j * step + c, step, tap_off, taps, wt, start, acc);
+                finish(acc[0], q + j * e.ldq + c);
+                finish(acc[1], q + (j + 1) * e.ldq + c);
+        }
+        if (j < count) {
+                __m256i acc[1][4];
+                dw_sums_quads<1>(x + j * step + c, step, tap_off, taps, wt, start, acc);
+                finish(acc[0], q + j * e.ldq + c);
+        }
+}
+
 template <typename Q>
 void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
-                     size_t count, const GemmEpilogue &e, Q *q)
+                     size_t count, const GemmEpilogue &e, Q *q, uint8_t xmax)
 {
         DwTaps wt;
         const unsigned pairs = (taps + 1) / 2;
-        for (size_t c = 0; c < C; c += 16) {
+        size_t c = 0;
+        if (xmax < 128)  // whole 32-channel blocks as bytes
+                for (; c + 32 <= C; c += 32)
+                        depthwise_quads(x, step, tap_off, taps, w, C, c, count, e, q);
+        for (; c < C; c += 16) {
                 const size_t left = C - c;
                 for (unsigned p = 0; p < pairs; p++) {
                         const unsigned t0 = 2 * p, t1 = t0 + 1;
@@ -482,16 +606,16 @@ void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, si
 }
 
 void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                             size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+                             size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax)
 {
         if (e.o->folded && e.off && !e.res.res && taps <= DwTaps::kMax) {
                 if (e.q8)
-                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q8);
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q8, xmax);
                 else
-                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q16);
+                        depthwise_fused(x, step, tap_off, taps, w, C, count, e, e.q16, xmax);
                 return;
         }
-        depthwise_epilogue_generic(x, step, tap_off, taps, w, C, count, e, acc);
+        depthwise_epilogue_generic(x, step, tap_off, taps, w, C, count, e, acc, xmax);
 }
 
 } // namespace npuref

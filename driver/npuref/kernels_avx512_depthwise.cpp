@@ -186,7 +186,7 @@ static bool taps_3x3_s1(size_t step, const ptrdiff_t *tap_off, unsigned taps, si
 }
 
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t)
 {
         if (e.o->folded && e.off && taps_3x3_s1(step, tap_off, taps, C)) {
                 const ptrdiff_t rows[3] = {tap_off[0], tap_off[3], tap_off[6]};

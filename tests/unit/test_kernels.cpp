@@ -187,8 +187,11 @@ static void check_depthwise(Isa isa)
                 skip();
         }
         test::Rng rng{5};
-        for (size_t C : {size_t(3), size_t(16), size_t(40)})
-                for (unsigned taps : {1u, 9u, 49u})
+        // Inputs of any byte, and below 64 and 16 (AVX2 takes 32-channel
+        // blocks of inputs below 128 as bytes, four taps to a dword).
+        for (uint8_t xmax : {uint8_t(255), uint8_t(127), uint8_t(15)})
+        for (size_t C : {size_t(3), size_t(16), size_t(40), size_t(64)})
+                for (unsigned taps : {1u, 9u, 31u, 49u})
                         for (size_t count : {size_t(1), size_t(7), size_t(12)}) {
                                 const size_t step = 2 * C;  // stride 2
                                 std::vector<ptrdiff_t> off(taps);
@@ -196,8 +199,16 @@ static void check_depthwise(Isa isa)
                                         off[t] = ptrdiff_t((t % 7) * C + (t / 7) * 20 * C);
                                 std::vector<uint8_t> x(count * step + 7 * C + 140 * C);
                                 std::vector<int8_t> w(taps * C);
-                                fill_bytes(rng, x);
+                                for (auto &v : x)
+                                        v = uint8_t(rng.below(uint32_t(xmax) + 1));
                                 fill_weights(rng, w, -128);
+                                // 31 taps: every input at xmax against weights of -128 and
+                                // 127, the largest pair sums the int16 step must hold.
+                                if (taps == 31) {
+                                        std::fill(x.begin(), x.end(), xmax);
+                                        for (size_t i = 0; i < w.size(); i++)
+                                                w[i] = int8_t(i % 2 ? 127 : -128);
+                                }
                                 std::vector<int32_t> want(count * C, -1), got(count * C, -2);
                                 depthwise_rows_portable(x.data(), step, off.data(), taps, w.data(), C, count, want.data());
                                 kernels_for(isa)
@@ -218,7 +229,7 @@ static void check_depthwise(Isa isa)
                                         e.q8 = g8.data();
                                         kernels_for(isa)
                                                 .depthwise_epilogue(x.data(), step, off.data(), taps, w.data(), C, count, e,
-                                                                    got.data());
+                                                                    got.data(), xmax);
                                         assert_memory_equal(w8.data(), g8.data(), w8.size());
                                 }
                         }
@@ -244,7 +255,7 @@ static void check_depthwise(Isa isa)
                         GemmEpilogue e{zoff.data(), mul.data(), add.data(), NPU_ACT_RELU6, &o, nullptr, want.data(), C};
                         depthwise_epilogue_generic(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data());
                         e.q16 = got.data();
-                        kernels_for(isa).depthwise_epilogue(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data());
+                        kernels_for(isa).depthwise_epilogue(x.data(), C, off.data(), 9, w.data(), C, count, e, acc.data(), 255);
                         assert_memory_equal(want.data(), got.data(), want.size() * 2);
                 }
         // The definition on one hand-checked value: 255 * -128 + 1 * 127.
