@@ -1,4 +1,5 @@
-// u8 x s8 GEMM with AVX2 (no VNNI), exact.
+// u8 x s8 GEMM and depthwise rows with AVX2 (no VNNI), exact, with the
+// folded epilogue in registers.
 //
 // The AVX2 multiply-add of bytes, vpmaddubsw, adds two u8 x s8 products
 // into an int16 with saturation: exact while a pair's sum fits, that is
@@ -13,7 +14,9 @@
 //
 // Bytes below 64 (4 and 6 bits) add two K blocks' pairs in int16 (2 x
 // 63 x 128 x 2 = 32256 fits) before widening, so a lower depth takes fewer
-// instructions than 8 bits, not more.
+// instructions than 8 bits, not more.  The depthwise rows do the same
+// below 128 (four taps of a channel gathered into a dword) and multiply
+// int16 pairs of any bytes with vpmaddwd otherwise.
 #include <immintrin.h>
 
 #include <cstring>
