@@ -133,22 +133,27 @@ NPU_AVX512BW static void pack4_u8_avx512(const uint8_t *q, size_t pairs, uint8_t
 
 // AVX2: the same two multiply-adds per 8 groups a lane; vpshufb packs
 // three bytes of each word within its 128-bit lane and vpermd closes the
-// gap between the lanes.  Each step stores 32 bytes of which 24 are its
-// own: it runs while the 8 after them are still this call's to write.
+// gap between the lanes: 32 values below 64 become the register's first 24
+// bytes (the last 8 are left over).
 #define NPU_AVX2 __attribute__((target("avx2")))
-NPU_AVX2 static void pack6_u8_avx2(const uint8_t *q, size_t quads, uint8_t *dst)
+NPU_AVX2 static inline __m256i pack6_avx2(__m256i v)
 {
         const __m256i mul1 = _mm256_set1_epi16(0x4001), mul2 = _mm256_set1_epi32(0x10000001);
         const __m256i three = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,  //
                                                0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
         const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
+        const __m256i w = _mm256_madd_epi16(_mm256_maddubs_epi16(v, mul1), mul2);
+        return _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(w, three), join);
+}
+
+// Each step stores 32 bytes of which 24 are its own: it runs while the 8
+// after them are still this call's to write.
+NPU_AVX2 static void pack6_u8_avx2(const uint8_t *q, size_t quads, uint8_t *dst)
+{
         size_t i = 0;
-        for (; i + 11 <= quads; i += 8) {
-                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(q + 4 * i));
-                const __m256i w = _mm256_madd_epi16(_mm256_maddubs_epi16(v, mul1), mul2);
+        for (; i + 11 <= quads; i += 8)
                 _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + 3 * i),
-                                    _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(w, three), join));
-        }
+                                    pack6_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(q + 4 * i))));
         pack6_groups(q + 4 * i, quads - i, dst + 3 * i);
 }
 
@@ -224,7 +229,7 @@ constexpr size_t kStreamBytes = size_t(8) << 20;
 // 4 and 6 bits with AVX2, 32 elements a step: quantize_to's operations on
 // four registers of floats (the division, round to nearest in the current
 // mode, the zero point, the clamp with NaN to 0), the bytes packed in
-// registers as pack6_u8_avx2 and pack4 do, no byte buffer between.
+// registers (pack6_avx2, and pack4's multiply-add), no byte buffer between.
 NPU_AVX2 static inline __m256i quantize32_avx2(const float *src, __m256 scale, __m256 zero, __m256 qmax)
 {
         __m256i q[4];
@@ -255,15 +260,8 @@ NPU_AVX2 static size_t quantize_pack_avx2(const float *src, size_t n, float scal
                 }
                 return i;
         }
-        const __m256i mul1 = _mm256_set1_epi16(0x4001), mul2 = _mm256_set1_epi32(0x10000001);
-        const __m256i three = _mm256_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1,  //
-                                               0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1);
-        const __m256i join = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, 3, 7);
-        for (; i + 44 <= n; i += 32) {
-                const __m256i w = _mm256_madd_epi16(_mm256_maddubs_epi16(quantize32_avx2(src + i, s, z, m), mul1), mul2);
-                _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + i / 4 * 3),
-                                    _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(w, three), join));
-        }
+        for (; i + 44 <= n; i += 32)
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + i / 4 * 3), pack6_avx2(quantize32_avx2(src + i, s, z, m)));
         return i;
 }
 
