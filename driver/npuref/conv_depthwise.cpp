@@ -56,8 +56,6 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         // 4 and 6 bits from one plane: bytes into an L1 tile, packed from there.
         const bool byte_tile = !wide && (io.ay.bits == 4 || io.ay.bits == 6);
         const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
-        // The largest byte the kernel reads (4- and 6-bit values are small).
-        const uint8_t xmax = io.ax.bits < 8 ? uint8_t((1u << io.ax.bits) - 1) : 255;
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
@@ -79,7 +77,7 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
                                 e.q8 = Q8 + (m - m0) * C;
                         else
                                 e.q16 = Q + (m - m0) * C;
-                        k.depthwise_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, a, xmax);
+                        k.depthwise_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, a, io.ax.max_byte());
                 };
                 for (int p = 0; p < nplanes; p++)
                         for_runs(

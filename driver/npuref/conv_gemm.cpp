@@ -79,8 +79,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                          : padded      ? padded_plane(G0, io, pool, planes, G)
                                        : input_planes(G0, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
-        // The largest byte the GEMM reads (4- and 6-bit values are small).
-        const uint8_t amax = io.ax.bits < 8 ? uint8_t((1u << io.ax.bits) - 1) : 255;
+        const uint8_t amax = io.ax.max_byte();
         const Interior inner = interior(G);
         std::vector<ptrdiff_t> &taps_new = rs.taps;
         taps_new.clear();

@@ -353,18 +353,18 @@ void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, s
 {
         for_slices(
                 A, M, B, K4, N, 0,
-                [&, f = Folded16(e, 0, N)](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1,
-                                           const GemmA &a, ptrdiff_t delta) mutable {
+                [&, f = Folded16(e, 0, N), start0 = __m256i(), start1 = __m256i()](
+                        auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1, const GemmA &a,
+                        ptrdiff_t delta) mutable {
                         constexpr int MR = decltype(rows)::value;
-                        if (m == 0)  // a new slice
+                        if (m == 0) {  // a new slice: its constants, and the zero-point term
+                                       // starting its sums (int32 wraps alike either way)
                                 f = Folded16(e, n0, N);
-                        // The zero-point term starts the sums (int32 wraps alike either way).
-                        if (e.off) {
-                                init0 = _mm256_sub_epi32(init0, _mm256_maskload_epi32(e.off + n0, f.k0));
-                                init1 = _mm256_sub_epi32(init1, _mm256_maskload_epi32(e.off + n0 + 8, f.k1));
+                                start0 = e.off ? _mm256_sub_epi32(init0, _mm256_maskload_epi32(e.off + n0, f.k0)) : init0;
+                                start1 = e.off ? _mm256_sub_epi32(init1, _mm256_maskload_epi32(e.off + n0 + 8, f.k1)) : init1;
                         }
                         __m256i acc[MR][2];
-                        accumulate<decltype(mode)::value, MR>(a, m, B + (n0 / 16) * K4 * 16, init0, init1, acc, delta);
+                        accumulate<decltype(mode)::value, MR>(a, m, B + (n0 / 16) * K4 * 16, start0, start1, acc, delta);
                         _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++)
                                 f.row(acc[r][0], acc[r][1], e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr,
                                       q + (m + r) * e.ldq + n0);
@@ -408,9 +408,13 @@ inline void dw_pair(__m128i x0, __m128i x1, __m256i &lo, __m256i &hi)
 // exist (FULL: all 16), over the taps in pairs.
 template <int NP, bool FULL>
 inline __attribute__((always_inline)) void dw_sums(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
-                                                   const DwTaps &wt, size_t left, __m256i (&lo)[NP], __m256i (&hi)[NP])
+                                                   const DwTaps &wt, size_t left, __m256i start_lo, __m256i start_hi,
+                                                   __m256i (&lo)[NP], __m256i (&hi)[NP])
 {
-        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) lo[i] = hi[i] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                lo[i] = start_lo;
+                hi[i] = start_hi;
+        }
         const unsigned pairs = (taps + 1) / 2;
         for (unsigned p = 0; p < pairs; p++) {
                 const ptrdiff_t d0 = tap_off[2 * p], d1 = 2 * p + 1 < taps ? tap_off[2 * p + 1] : d0;
@@ -426,27 +430,43 @@ inline __attribute__((always_inline)) void dw_sums(const uint8_t *x, size_t step
         }
 }
 
+// Channels [c, c + 16) of count pixels, of which `left` exist (FULL: 16).
 template <bool FULL, typename Q>
-inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const DwTaps &wt,
+inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                             size_t C, size_t c, size_t count, const GemmEpilogue &e, Q *q)
 {
         const size_t left = C - c;
+        DwTaps wt;
+        const unsigned pairs = (taps + 1) / 2;
+        for (unsigned p = 0; p < pairs; p++) {
+                const unsigned t0 = 2 * p, t1 = t0 + 1;
+                const __m128i w0 = load16(reinterpret_cast<const uint8_t *>(w + size_t(t0) * C + c), left);
+                const __m128i w1 = t1 < taps ? load16(reinterpret_cast<const uint8_t *>(w + size_t(t1) * C + c), left)
+                                             : _mm_setzero_si128();
+                const __m256i a = _mm256_cvtepi8_epi16(w0), b = _mm256_cvtepi8_epi16(w1);
+                _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][0]), _mm256_unpacklo_epi16(a, b));
+                _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][1]), _mm256_unpackhi_epi16(a, b));
+        }
         const Folded16 f(e, c, C);
-        const __m256i o0 = _mm256_maskload_epi32(e.off + c, f.k0), o1 = _mm256_maskload_epi32(e.off + c + 8, f.k1);
-        // Channels 0-7 and 8-15 in order from the two lane orders, less the zero-point term.
+        // The zero-point terms, negated, in the two lane orders (channels 0-3 |
+        // 8-11 and 4-7 | 12-15), start the sums.
+        const __m256i zero = _mm256_setzero_si256();
+        const __m256i o0 = _mm256_sub_epi32(zero, _mm256_maskload_epi32(e.off + c, f.k0));
+        const __m256i o1 = _mm256_sub_epi32(zero, _mm256_maskload_epi32(e.off + c + 8, f.k1));
+        const __m256i start_lo = _mm256_permute2x128_si256(o0, o1, 0x20), start_hi = _mm256_permute2x128_si256(o0, o1, 0x31);
+        // Channels 0-7 and 8-15 in order from the two lane orders.
         auto finish = [&](__m256i lo, __m256i hi, Q *d) {
-                f.row(_mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), o0),
-                      _mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x31), o1), nullptr, d);
+                f.row(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31), nullptr, d);
         };
         size_t j = 0;
         for (; j + 4 <= count; j += 4) {
                 __m256i lo[4], hi[4];
-                dw_sums<4, FULL>(x + j * step + c, step, tap_off, taps, wt, left, lo, hi);
+                dw_sums<4, FULL>(x + j * step + c, step, tap_off, taps, wt, left, start_lo, start_hi, lo, hi);
                 _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) finish(lo[i], hi[i], q + (j + i) * e.ldq + c);
         }
         for (; j < count; j++) {
                 __m256i lo[1], hi[1];
-                dw_sums<1, FULL>(x + j * step + c, step, tap_off, taps, wt, left, lo, hi);
+                dw_sums<1, FULL>(x + j * step + c, step, tap_off, taps, wt, left, start_lo, start_hi, lo, hi);
                 finish(lo[0], hi[0], q + j * e.ldq + c);
         }
 }
@@ -549,28 +569,15 @@ template <typename Q>
 void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
                      size_t count, const GemmEpilogue &e, Q *q, uint8_t xmax)
 {
-        DwTaps wt;
-        const unsigned pairs = (taps + 1) / 2;
         size_t c = 0;
         if (xmax < 128)  // whole 32-channel blocks as bytes
                 for (; c + 32 <= C; c += 32)
                         depthwise_quads(x, step, tap_off, taps, w, C, c, count, e, q);
-        for (; c < C; c += 16) {
-                const size_t left = C - c;
-                for (unsigned p = 0; p < pairs; p++) {
-                        const unsigned t0 = 2 * p, t1 = t0 + 1;
-                        const __m128i w0 = load16(reinterpret_cast<const uint8_t *>(w + size_t(t0) * C + c), left);
-                        const __m128i w1 = t1 < taps ? load16(reinterpret_cast<const uint8_t *>(w + size_t(t1) * C + c), left)
-                                                     : _mm_setzero_si128();
-                        const __m256i a = _mm256_cvtepi8_epi16(w0), b = _mm256_cvtepi8_epi16(w1);
-                        _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][0]), _mm256_unpacklo_epi16(a, b));
-                        _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][1]), _mm256_unpackhi_epi16(a, b));
-                }
-                if (left >= 16)
-                        depthwise_block<true>(x, step, tap_off, taps, wt, C, c, count, e, q);
+        for (; c < C; c += 16)
+                if (C - c >= 16)
+                        depthwise_block<true>(x, step, tap_off, taps, w, C, c, count, e, q);
                 else
-                        depthwise_block<false>(x, step, tap_off, taps, wt, C, c, count, e, q);
-        }
+                        depthwise_block<false>(x, step, tap_off, taps, w, C, c, count, e, q);
 }
 
 } // namespace

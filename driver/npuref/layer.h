@@ -40,6 +40,9 @@ constexpr size_t kKBlocks = 16384;
 struct Act {
         unsigned bits;
         bwq::QParams qp;
+        // The largest byte its u8 planes hold: 4- and 6-bit values are
+        // small, which byte kernels that saturate above 127 use.
+        uint8_t max_byte() const { return bits < 8 ? uint8_t((1u << bits) - 1) : 255; }
 };
 
 // Grow-only scratch of one thread, kept across layers and jobs.
