@@ -81,11 +81,17 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const uint8_t amax = io.ax.max_byte();
         const Interior inner = interior(G);
+        // A tap's K blocks are its pixel's channels; where a window row's
+        // pixels lie side by side with nothing between their channels (no
+        // dilation, one group), the row's taps are one run of kw times as
+        // many blocks: fewer, longer inner loops.
+        const bool row_runs = G.dw == 1 && cin_g == G.c;
+        const size_t kbt = row_runs ? size_t(G.kw) * cin_g / 4 : cin_g / 4;
         std::vector<ptrdiff_t> &taps_new = rs.taps;
         taps_new.clear();
         if (direct)
                 for (uint32_t ky = 0; ky < G.kh; ky++)
-                        for (uint32_t kx = 0; kx < G.kw; kx++)
+                        for (uint32_t kx = 0; kx < (row_runs ? 1 : G.kw); kx++)
                                 taps_new.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
         const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
         const ptrdiff_t zero_off = 0;
@@ -183,7 +189,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                                 [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                                         const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
                                                         gemm(GemmA{plane + ((b * G.h + iy) * G.w + ix) * G.c + size_t(g) * cin_g,
-                                                                   size_t(G.sw) * G.c, taps.data(), unsigned(taps.size()), cin_g / 4},
+                                                                   size_t(G.sw) * G.c, taps.data(), unsigned(taps.size()), kbt},
                                                              m, len);
                                                 },
                                                 [&](size_t m, size_t len) {
