@@ -64,6 +64,8 @@ double time_median(const std::function<void()> &fn, int reps, int warm = 2)
 // The int8 MAC peak, in MACs per second for 1 and 2 threads, filled by
 // bench_machine and used by the GEMM rows; g_peak_name says which loop.
 double g_vnni_peak[3] = {0, 0, 0};
+// Without VNNI: the exact 8-bit sequence's peak (avx2_exact_loop), else 0.
+double g_exact_peak[3] = {0, 0, 0};
 const char *g_peak_name = "VNNI peak";
 
 // 12 independent accumulators: enough to cover vpdpbusd's latency on two
@@ -145,11 +147,49 @@ __attribute__((target("avx2"))) double avx2_loop(uint64_t iters)
         return double(iters) * 8 * 32 / dt;
 }
 
+// The exact form of the same 32 products when activations reach 255 (the
+// AVX2 kernel's 8-bit path): vpsignb gives the weights the sign of a - 128,
+// vpmaddubsw multiplies them by |a - 128|, then vpmaddwd and vpaddd as
+// above.  Its rate against avx2_loop's is the most an exact 8-bit kernel
+// can reach against a saturating one on this machine.
+__attribute__((target("avx2"))) double avx2_exact_loop(uint64_t iters)
+{
+        const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), s = _mm256_set1_epi8(-5),
+                      ones = _mm256_set1_epi16(1);
+        double t0 = now_s();
+        uint64_t n = iters;
+#define BWQ_MAC4(acc, tmp) \
+        "vpsignb %[s], %[b], %%" tmp "\n\t" \
+        "vpmaddubsw %%" tmp ", %[a], %%" tmp "\n\t" \
+        "vpmaddwd %[ones], %%" tmp ", %%" tmp "\n\t" \
+        "vpaddd %%" tmp ", %%" acc ", %%" acc "\n\t"
+        __asm__ volatile(
+                "vpxor %%ymm4, %%ymm4, %%ymm4\n\t"
+                "vmovdqa %%ymm4, %%ymm5\n\t"
+                "vmovdqa %%ymm4, %%ymm6\n\t"
+                "vmovdqa %%ymm4, %%ymm7\n\t"
+                "vmovdqa %%ymm4, %%ymm8\n\t"
+                "vmovdqa %%ymm4, %%ymm9\n\t"
+                "vmovdqa %%ymm4, %%ymm10\n\t"
+                "vmovdqa %%ymm4, %%ymm11\n\t"
+                "1:\n\t"
+                BWQ_MAC4("ymm4", "ymm12") BWQ_MAC4("ymm5", "ymm13") BWQ_MAC4("ymm6", "ymm14") BWQ_MAC4("ymm7", "ymm15")
+                BWQ_MAC4("ymm8", "ymm12") BWQ_MAC4("ymm9", "ymm13") BWQ_MAC4("ymm10", "ymm14") BWQ_MAC4("ymm11", "ymm15")
+                "dec %[n]\n\t"
+                "jnz 1b\n\t"
+                : [n] "+r"(n)
+                : [a] "x"(a), [b] "x"(b), [s] "x"(s), [ones] "x"(ones)
+                : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+#undef BWQ_MAC4
+        double dt = now_s() - t0;
+        return double(iters) * 8 * 32 / dt;
+}
+
 // MACs per second on `threads` threads at once, each pinned to its own CPU.
-double vnni_peak(unsigned threads)
+double vnni_peak(unsigned threads, bool exact = false)
 {
         const bool vnni = __builtin_cpu_supports("avx512vnni");
-        auto loop = vnni ? vnni_loop : avx2_loop;
+        auto loop = vnni ? vnni_loop : exact ? avx2_exact_loop : avx2_loop;
         const uint64_t iters = 20000000;
         std::vector<double> rate(threads);
         std::vector<std::thread> ts;
@@ -212,6 +252,15 @@ void bench_machine()
                 printf("   %s (register-only %s, %u thread%s): %.0f G MAC/s%s\n", g_peak_name,
                        vnni ? "vpdpbusd" : "vpmaddubsw+vpmaddwd+vpaddd", t, t > 1 ? "s" : "", g_vnni_peak[t] / 1e9,
                        t > 1 ? "" : " per core");
+                if (vnni)
+                        continue;
+                r.clear();
+                for (int i = 0; i < 5; i++)
+                        r.push_back(vnni_peak(t, true));
+                g_exact_peak[t] = median(r);
+                printf("   exact 8-bit sequence (register-only vpsignb+vpmaddubsw+vpmaddwd+vpaddd, %u thread%s): %.0f G MAC/s\n"
+                       "      = %.2f of the AVX2 int8 peak: the ceiling of npuref's exact 8-bit kernel against a saturating one\n",
+                       t, t > 1 ? "s" : "", g_exact_peak[t] / 1e9, g_exact_peak[t] / g_vnni_peak[t]);
         }
 }
 
@@ -543,6 +592,9 @@ void bench_layers()
                                 printf("   %-26s     in network: npuref %.0f G MAC/s = %.2f of the %s (goal >= 0.85); oneDNN %.2f\n", "",
                                        macs / ours, macs / ours * 1e9 / g_vnni_peak[threads], g_peak_name,
                                        macs / theirs * 1e9 / g_vnni_peak[threads]);
+                                if (g_exact_peak[threads] > 0)
+                                        printf("   %-26s     npuref = %.2f of the exact 8-bit sequence's peak\n", "",
+                                               macs / ours * 1e9 / g_exact_peak[threads]);
                         }
                         if (threads == 1)
                                 keep.push_back(std::move(L));
