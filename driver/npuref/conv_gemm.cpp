@@ -45,6 +45,15 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                 else
                         zw64_new[c] = int64_t(z) * wsum[c];
         const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
+        // 128 times the weight sums, for kernels that shift 8-bit inputs by
+        // 128 (GemmEpilogue::sums128); none where a weight is -128.
+        std::vector<int32_t> &s128_new = rs.s128;
+        s128_new.clear();
+        if (narrow && io.ax.max_byte() >= 128 && !std::memchr(W, 0x80, size_t(G.groups) * K4 * N16))
+                for (uint32_t c = 0; c < G.oc; c++)
+                        s128_new.push_back(int32_t(uint32_t(wsum[c]) * 128u));
+        const std::vector<int32_t> &s128 = publish(lc.s128, s128_new);
+        const int32_t *sums128 = s128.empty() ? nullptr : s128.data();
         const std::vector<int64_t> &zw64 = publish(lc.zw64, zw64_new);
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
@@ -115,6 +124,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                         uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * nc : 0);
                         GemmEpilogue e{zw.data() + n0, cs.mul.data() + n0, cs.add.data() + n0, L.act, &oq, nullptr, nullptr,
                                        out8 ? G.oc : nc};
+                        e.sums128 = sums128 ? sums128 + n0 : nullptr;
                         if (out8)
                                 e.q8 = io.y + m0 * G.oc + n0;
                         else if (byte_tile)
@@ -166,7 +176,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                                 return;
                                         }
                                         GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc,
-                                                       R.at(m - m0, c0)};
+                                                       R.at(m - m0, c0), sums128 ? sums128 + c0 : nullptr};
                                         if (out8)
                                                 e.q8 = io.y + m * G.oc + c0;
                                         else if (byte_tile)

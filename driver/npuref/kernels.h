@@ -62,6 +62,11 @@ struct GemmEpilogue {
         uint16_t *q16;
         size_t ldq;
         Residual res{};
+        // 128 times each column's weight sum over the call's K blocks (int32
+        // wraps alike), given only where no weight is -128; kernels that
+        // shift 8-bit activations by 128 (AVX2) start their sums there
+        // instead of summing the weights in every call.  Null: they do.
+        const int32_t *sums128 = nullptr;
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.

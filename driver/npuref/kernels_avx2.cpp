@@ -221,8 +221,10 @@ inline bool sign_planes(const GemmA &A, size_t M, GemmA &out, ptrdiff_t &delta)
 // Each 16-column slice of the GEMM: its mode chosen, then tile(mode, rows,
 // m, n0, init0, init1, A, delta) for its row tiles (A as the tile reads
 // it), or widened(n0) for a slice the byte kernels cannot take.
+// sums128: GemmEpilogue's (null: each slice's weights are summed here).
 template <typename Tile, typename Widened>
-inline void for_slices(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, Tile tile, Widened widened)
+inline void for_slices(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, const int32_t *sums128,
+                       Tile tile, Widened widened)
 {
         const __m256i zero = _mm256_setzero_si256();
         // Bytes up to 255 with more than one slice: their sign planes once.
@@ -240,7 +242,11 @@ inline void for_slices(const GemmA &A, size_t M, const int8_t *B, size_t K4, siz
                         rows_of(std::integral_constant<Mode, Mode::Small>{}, A, zero, zero);
                 } else {
                         __m256i s0, s1;
-                        if (slice_sums128(b0, A.taps * A.kbt, s0, s1))
+                        if (sums128) {
+                                s0 = _mm256_maskload_epi32(sums128 + n0, lanes_mask(N - n0, 0));
+                                s1 = _mm256_maskload_epi32(sums128 + n0 + 8, lanes_mask(N - n0, 8));
+                        }
+                        if (!sums128 && slice_sums128(b0, A.taps * A.kbt, s0, s1))
                                 widened(n0);
                         else if (pre)
                                 rows_of(std::integral_constant<Mode, Mode::SignPre>{}, P, s0, s1);
@@ -352,7 +358,7 @@ void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, s
                          int32_t *C, size_t ldc)
 {
         for_slices(
-                A, M, B, K4, N, 0,
+                A, M, B, K4, N, 0, e.sums128,
                 [&, f = Folded16(e, 0, N), start0 = __m256i(), start1 = __m256i()](
                         auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1, const GemmA &a,
                         ptrdiff_t delta) mutable {
@@ -585,7 +591,7 @@ void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, un
 void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C, size_t ldc)
 {
         for_slices(
-                A, M, B, K4, N, kb0,
+                A, M, B, K4, N, kb0, nullptr,
                 [&](auto mode, auto rows, size_t m, size_t n0, __m256i init0, __m256i init1, const GemmA &a, ptrdiff_t delta) {
                         constexpr int MR = decltype(rows)::value;
                         __m256i acc[MR][2];

@@ -77,7 +77,7 @@ inline thread_local ThreadScratch tls;
 // costs another CPU a transfer of some hundreds of nanoseconds in a VM).
 struct LayerConsts {
         std::vector<float> mul, add;
-        std::vector<int32_t> zw;
+        std::vector<int32_t> zw, s128;
         std::vector<int64_t> zw64;
         std::vector<ptrdiff_t> taps, window_taps;
 };
@@ -87,7 +87,7 @@ struct RunnerScratch {
         std::vector<uint16_t> inq[NPU_MAX_INPUTS];
         std::vector<uint8_t> inq8[NPU_MAX_INPUTS];
         std::vector<int64_t> wsum, zw64;
-        std::vector<int32_t> zw;
+        std::vector<int32_t> zw, s128;
         std::vector<ptrdiff_t> taps, window_taps;
         std::vector<float> mul, add, xf;
         std::vector<uint8_t> padded;

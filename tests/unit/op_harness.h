@@ -31,6 +31,9 @@ struct Case {
         std::vector<std::pair<float, float>> in_range;
         std::pair<float, float> out_range{0, 0};
         bool unit_weight_scale = false;
+        // Packed weight bytes set to -128 after packing (which never writes
+        // it), as a job's buffer may: the instruction sets must still agree.
+        std::vector<size_t> min_weights;
 };
 
 struct RunOut {
@@ -49,5 +52,8 @@ RunOut run_case(npu_device *dev, const Case &cs, const Tensor &ref, unsigned bit
 // error / bound.
 double check_against(npu_device *best, npu_device *portable, const Case &cs, const Tensor &ref);
 void check_case(npu_device *best, npu_device *portable, const Case &cs);
+// All 16 depth pairs on both devices: identical bytes only (for cases the
+// float reference does not describe, such as min_weights).
+void check_isas_agree(npu_device *best, npu_device *portable, const Case &cs);
 
 } // namespace test

@@ -300,6 +300,11 @@ static void check_gemm_epilogue(Isa isa)
                 std::vector<float> &mul = ch.mul, &add = ch.add;
                 const ptrdiff_t zero = 0;
                 const GemmA a{A.data(), K4, &zero, 1, K4 / 4, amax};
+                std::vector<int64_t> sums(N);
+                column_sums_portable(B.data(), K4, N, sums.data());
+                std::vector<int32_t> s128(N);
+                for (size_t n = 0; n < N; n++)
+                        s128[n] = int32_t(uint32_t(sums[n]) * 128u);
                 // A residual over all columns, all but the last 5, or none.
                 std::vector<float> rv(M * (N + 1));
                 for (auto &v : rv)
@@ -315,19 +320,27 @@ static void check_gemm_epilogue(Isa isa)
                                 std::vector<uint16_t> w16(M * ldq, 1), g16(M * ldq, 1);
                                 GemmEpilogue e{off.data(), fm.data(), fa.data(), act, &o, nullptr, nullptr, ldq,
                                                rc ? Residual{rv.data(), N + 1, rc} : Residual{}};
-                                if (bits <= 8) {
-                                        e.q8 = w8.data();
+                                // Without a -128 weight, also with the weight sums given
+                                // (the kernel's own sums otherwise).
+                                for (const int32_t *given : {static_cast<const int32_t *>(nullptr), static_cast<const int32_t *>(s128.data())}) {
+                                        if (given && form == 2)
+                                                continue;
+                                        e.sums128 = given;
+                                        if (bits <= 8) {
+                                                e.q8 = w8.data();
+                                                gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
+                                                e.q8 = g8.data();
+                                                kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
+                                                assert_memory_equal(w8.data(), g8.data(), w8.size());
+                                                e.q8 = nullptr;
+                                        }
+                                        e.q16 = w16.data();
                                         gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
-                                        e.q8 = g8.data();
+                                        e.q16 = g16.data();
                                         kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
-                                        assert_memory_equal(w8.data(), g8.data(), w8.size());
-                                        e.q8 = nullptr;
+                                        assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
+                                        e.q16 = nullptr;
                                 }
-                                e.q16 = w16.data();
-                                gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
-                                e.q16 = g16.data();
-                                kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
-                                assert_memory_equal(w16.data(), g16.data(), w16.size() * 2);
                         }
                 }
         }

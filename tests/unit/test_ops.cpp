@@ -180,6 +180,26 @@ static void fully_connected(void **state)
                            602, 0.05f, 0.05f));
 }
 
+// A weight byte of -128, which the driver's packing never writes but a
+// job's buffer may hold (the AVX2 8-bit kernel cannot negate it and takes
+// another path for its 16 columns): both instruction sets agree.
+static void minimum_weight(void **state)
+{
+        auto *d = static_cast<Devices *>(*state);
+        test::Rng rng{303};
+        uint32_t p1[4] = {1, 1, 1, 1}, p0[4] = {0, 0, 0, 0};
+        Case c3 = conv_case("conv 3x3 32->40, a -128 weight", rng, 32, 40, 3, 1, 1, 1, p1, NPU_ACT_RELU);
+        c3.min_weights = {5, 288 * 20 + 100};
+        check_isas_agree(d->best, d->portable, c3);
+        Case c1 = conv_case("conv 1x1 32->20, a -128 weight", rng, 32, 20, 1, 1, 1, 1, p0, NPU_ACT_NONE, 12);
+        c1.min_weights = {32 * 17 + 3};
+        check_isas_agree(d->best, d->portable, c1);
+        Case fc = fc_case("fully_connected 1156->600, -128s", NPU_ACT_NONE, rng, random_tensor(rng, 9, 2, 2, 289, -1, 1), 600,
+                          0.05f, 0.05f);
+        fc.min_weights = {1156 * 300 + 9, 1156 * 599};
+        check_isas_agree(d->best, d->portable, fc);
+}
+
 static void elementwise(void **state)
 {
         auto *d = static_cast<Devices *>(*state);
@@ -241,6 +261,7 @@ int main()
                 cmocka_unit_test(conv2d),
                 cmocka_unit_test(conv2d_residual),
                 cmocka_unit_test(fully_connected),
+                cmocka_unit_test(minimum_weight),
                 cmocka_unit_test(elementwise),
                 cmocka_unit_test(pools),
                 cmocka_unit_test(resize),
