@@ -334,22 +334,6 @@ struct Folded16 {
         }
 };
 
-// Two rows' 16 columns of u8 outputs, all present, packed together: one
-// byte pack and one dword permute for both rows.
-inline void rows2_u8(const Folded16 &f, const __m256i (&a0)[2], const __m256i (&a1)[2], const float *r0, const float *r1,
-                     uint8_t *q0, uint8_t *q1)
-{
-        __m256 y[4];
-        f.values(a0[0], a0[1], r0, y[0], y[1]);
-        f.values(a1[0], a1[1], r1, y[2], y[3]);
-        const __m256i p0 = _mm256_packus_epi32(_mm256_cvtps_epi32(y[0]), _mm256_cvtps_epi32(y[1]));
-        const __m256i p1 = _mm256_packus_epi32(_mm256_cvtps_epi32(y[2]), _mm256_cvtps_epi32(y[3]));
-        // Dwords: row 0's columns 0-3, 8-11, row 1's 0-3, 8-11 | the same of 4-7, 12-15.
-        const __m256i b = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(p0, p1), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(q0), _mm256_castsi256_si128(b));
-        _mm_storeu_si128(reinterpret_cast<__m128i *>(q1), _mm256_extracti128_si256(b, 1));
-}
-
 // 32 columns of u8 outputs of one row, all present (f0: columns 0-15, f1:
 // 16-31, acc in column order), packed in registers and stored at once.
 inline void row32(const Folded16 &f0, const Folded16 &f1, const __m256i (&acc)[4], uint8_t *q)
@@ -387,15 +371,9 @@ void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, s
                         }
                         __m256i acc[MR][2];
                         accumulate<decltype(mode)::value, MR>(a, m, B + (n0 / 16) * K4 * 16, start0, start1, acc, delta);
-                        auto res = [&](int r) { return e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr; };
-                        int r = 0;
-                        if constexpr (std::is_same_v<Q, uint8_t>)
-                                if (f.left == 16)
-                                        _Pragma("GCC unroll 2") for (; r + 2 <= MR; r += 2)
-                                                rows2_u8(f, acc[r], acc[r + 1], res(r), res(r + 1), q + (m + r) * e.ldq + n0,
-                                                         q + (m + r + 1) * e.ldq + n0);
-                        _Pragma("GCC unroll 4") for (; r < MR; r++)
-                                f.row(acc[r][0], acc[r][1], res(r), q + (m + r) * e.ldq + n0);
+                        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++)
+                                f.row(acc[r][0], acc[r][1], e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr,
+                                      q + (m + r) * e.ldq + n0);
                 },
                 [&](size_t n0) {
                         // The slice's sums through C, then the generic epilogue.
