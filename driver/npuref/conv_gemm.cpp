@@ -49,7 +49,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // 128 (GemmEpilogue::sums128); none where a weight is -128.
         std::vector<int32_t> &s128_new = rs.s128;
         s128_new.clear();
-        if (narrow && io.ax.max_byte() >= 128 && !std::memchr(W, 0x80, size_t(G.groups) * K4 * N16))
+        const uint8_t amax = io.ax.max_byte();
+        if (narrow && amax >= 128 && !std::memchr(W, 0x80, size_t(G.groups) * K4 * N16))
                 for (uint32_t c = 0; c < G.oc; c++)
                         s128_new.push_back(int32_t(uint32_t(wsum[c]) * 128u));
         const std::vector<int32_t> &s128 = publish(lc.s128, s128_new);
@@ -88,7 +89,6 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                          : padded      ? padded_plane(G0, io, pool, planes, G)
                                        : input_planes(G0, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
-        const uint8_t amax = io.ax.max_byte();
         const Interior inner = interior(G);
         // A tap's K blocks are its pixel's channels; where a window row's
         // pixels lie side by side with nothing between their channels (no
