@@ -277,9 +277,16 @@ struct Folded16 {
         __m256i k0, k1, rk0, rk1;  // lanes of the columns, and of the residual's
         size_t left, rleft;
 
+        // Partial rows of whole dwords (left a multiple of 4 bytes at u8, of
+        // 2 at u16) are stored with dword masks, others through memcpy.
+        __m128i store8;
+        __m256i store16;
+
         Folded16(const GemmEpilogue &e, size_t n0, size_t N)
         {
                 left = N - n0 < 16 ? N - n0 : 16;
+                store8 = _mm_cmpgt_epi32(_mm_set1_epi32(left % 4 ? 0 : int(left / 4)), _mm_setr_epi32(0, 1, 2, 3));
+                store16 = lanes_mask(left % 2 ? 0 : left / 2, 0);
                 rleft = e.res.cols_from(n0);
                 k0 = lanes_mask(left, 0);
                 k1 = lanes_mask(left, 8);
@@ -317,6 +324,8 @@ struct Folded16 {
                         const __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
                         if (left == 16)
                                 _mm_storeu_si128(reinterpret_cast<__m128i *>(q), b);
+                        else if (left % 4 == 0)
+                                _mm_maskstore_epi32(reinterpret_cast<int *>(q), store8, b);
                         else {
                                 alignas(16) uint8_t t[16];
                                 _mm_store_si128(reinterpret_cast<__m128i *>(t), b);
@@ -325,6 +334,8 @@ struct Folded16 {
                 } else {
                         if (left == 16)
                                 _mm256_storeu_si256(reinterpret_cast<__m256i *>(q), w);
+                        else if (left % 2 == 0)
+                                _mm256_maskstore_epi32(reinterpret_cast<int *>(q), store16, w);
                         else {
                                 alignas(32) uint16_t t[16];
                                 _mm256_store_si256(reinterpret_cast<__m256i *>(t), w);
@@ -403,6 +414,39 @@ inline __m128i load16(const uint8_t *p, size_t left)
         return _mm_load_si128(reinterpret_cast<const __m128i *>(t));
 }
 
+// How a 16-channel depthwise block reads its pixels' bytes: all 16; fewer
+// in whole dwords (a masked load); fewer, from the 16 bytes that end where
+// the block does (the pixel's earlier channels, shifted down); or through
+// a copy.  Lanes past the block's channels are zero but for Dwords, whose
+// weights there are zero.
+enum class Part { Full, Dwords, Back, Copy };
+
+struct PartLoad {
+        size_t left;
+        __m128i dwords, shift;
+
+        explicit PartLoad(size_t left_) : left(left_)
+        {
+                dwords = _mm_cmpgt_epi32(_mm_set1_epi32(int(left / 4)), _mm_setr_epi32(0, 1, 2, 3));
+                alignas(16) int8_t t[16];
+                for (size_t i = 0; i < 16; i++)
+                        t[i] = int8_t(i < left ? int(i + 16 - left) : -128);
+                shift = _mm_load_si128(reinterpret_cast<const __m128i *>(t));
+        }
+
+        template <Part P> inline __m128i load(const uint8_t *p) const
+        {
+                if constexpr (P == Part::Full)
+                        return _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+                else if constexpr (P == Part::Dwords)
+                        return _mm_maskload_epi32(reinterpret_cast<const int *>(p), dwords);
+                else if constexpr (P == Part::Back)
+                        return _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p + left - 16)), shift);
+                else
+                        return load16(p, left);
+        }
+};
+
 inline void dw_pair(__m128i x0, __m128i x1, __m256i &lo, __m256i &hi)
 {
         const __m256i a = _mm256_cvtepu8_epi16(x0), b = _mm256_cvtepu8_epi16(x1);
@@ -410,11 +454,11 @@ inline void dw_pair(__m128i x0, __m128i x1, __m256i &lo, __m256i &hi)
         hi = _mm256_unpackhi_epi16(a, b);
 }
 
-// The sums of NP pixels (stride step) from x, 16 channels of which `left`
-// exist (FULL: all 16), over the taps in pairs.
-template <int NP, bool FULL>
+// The sums of NP pixels (stride step) from x, 16 channels read as P says,
+// over the taps in pairs.
+template <int NP, Part P>
 inline __attribute__((always_inline)) void dw_sums(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
-                                                   const DwTaps &wt, size_t left, __m256i start_lo, __m256i start_hi,
+                                                   const DwTaps &wt, const PartLoad &pl, __m256i start_lo, __m256i start_hi,
                                                    __m256i (&lo)[NP], __m256i (&hi)[NP])
 {
         _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
@@ -429,15 +473,16 @@ inline __attribute__((always_inline)) void dw_sums(const uint8_t *x, size_t step
                 _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
                         const uint8_t *xp = x + i * step;
                         __m256i l, h;
-                        dw_pair(load16(xp + d0, FULL ? 16 : left), load16(xp + d1, FULL ? 16 : left), l, h);
+                        dw_pair(pl.load<P>(xp + d0), pl.load<P>(xp + d1), l, h);
                         lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(l, wl));
                         hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(h, wh));
                 }
         }
 }
 
-// Channels [c, c + 16) of count pixels, of which `left` exist (FULL: 16).
-template <bool FULL, typename Q>
+// Channels [c, c + 16) of count pixels, of which `left` exist (P: how
+// they are read).
+template <Part P, typename Q>
 inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                             size_t C, size_t c, size_t count, const GemmEpilogue &e, Q *q)
 {
@@ -454,6 +499,7 @@ inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_
                 _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][1]), _mm256_unpackhi_epi16(a, b));
         }
         const Folded16 f(e, c, C);
+        const PartLoad pl(left);
         // The zero-point terms, negated, in the two lane orders (channels 0-3 |
         // 8-11 and 4-7 | 12-15), start the sums.
         const __m256i zero = _mm256_setzero_si256();
@@ -467,12 +513,12 @@ inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_
         size_t j = 0;
         for (; j + 4 <= count; j += 4) {
                 __m256i lo[4], hi[4];
-                dw_sums<4, FULL>(x + j * step + c, step, tap_off, taps, wt, left, start_lo, start_hi, lo, hi);
+                dw_sums<4, P>(x + j * step + c, step, tap_off, taps, wt, pl, start_lo, start_hi, lo, hi);
                 _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) finish(lo[i], hi[i], q + (j + i) * e.ldq + c);
         }
         for (; j < count; j++) {
                 __m256i lo[1], hi[1];
-                dw_sums<1, FULL>(x + j * step + c, step, tap_off, taps, wt, left, start_lo, start_hi, lo, hi);
+                dw_sums<1, P>(x + j * step + c, step, tap_off, taps, wt, pl, start_lo, start_hi, lo, hi);
                 finish(lo[0], hi[0], q + j * e.ldq + c);
         }
 }
@@ -581,9 +627,13 @@ void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, un
                         depthwise_quads(x, step, tap_off, taps, w, C, c, count, e, q);
         for (; c < C; c += 16)
                 if (C - c >= 16)
-                        depthwise_block<true>(x, step, tap_off, taps, w, C, c, count, e, q);
+                        depthwise_block<Part::Full>(x, step, tap_off, taps, w, C, c, count, e, q);
+                else if ((C - c) % 4 == 0)
+                        depthwise_block<Part::Dwords>(x, step, tap_off, taps, w, C, c, count, e, q);
+                else if (c >= 16)  // the 16 bytes before the block's end are the pixel's
+                        depthwise_block<Part::Back>(x, step, tap_off, taps, w, C, c, count, e, q);
                 else
-                        depthwise_block<false>(x, step, tap_off, taps, w, C, c, count, e, q);
+                        depthwise_block<Part::Copy>(x, step, tap_off, taps, w, C, c, count, e, q);
 }
 
 } // namespace

@@ -178,8 +178,10 @@ static void check_epilogue(Isa isa)
         }
 }
 
-// Depthwise rows against the portable kernel: channel counts with a masked
-// tail, pixel counts not a multiple of 4, more taps than one weight chunk.
+// Depthwise rows against the portable kernel: channel counts whose last
+// 16-channel block is whole (16, 64), whole dwords (8, 40), neither with
+// channels before it (42) or without (3); pixel counts not a multiple of
+// 4, more taps than one weight chunk.
 static void check_depthwise(Isa isa)
 {
         if (!isa_supported(isa)) {
@@ -190,7 +192,7 @@ static void check_depthwise(Isa isa)
         // Inputs of any byte, and below 64 and 16 (AVX2 takes 32-channel
         // blocks of inputs below 128 as bytes, four taps to a dword).
         for (uint8_t xmax : {uint8_t(255), uint8_t(127), uint8_t(15)})
-        for (size_t C : {size_t(3), size_t(16), size_t(40), size_t(64)})
+        for (size_t C : {size_t(3), size_t(8), size_t(16), size_t(40), size_t(42), size_t(64)})
                 for (unsigned taps : {1u, 9u, 31u, 49u})
                         for (size_t count : {size_t(1), size_t(7), size_t(12)}) {
                                 const size_t step = 2 * C;  // stride 2
@@ -281,7 +283,7 @@ static void check_gemm_epilogue(Isa isa)
                 skip();
         }
         test::Rng rng{23};
-        const size_t shapes[][3] = {{1, 8, 5}, {7, 32, 17}, {13, 64, 32}, {50, 36, 70}};
+        const size_t shapes[][3] = {{1, 8, 5}, {7, 32, 17}, {13, 64, 32}, {50, 36, 70}, {9, 20, 40}};
         for (const auto &sh : shapes) {
                 const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
                 for (int form = 0; form < 3; form++) {
