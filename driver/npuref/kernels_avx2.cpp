@@ -8,15 +8,17 @@
 // int32 sums.  Activations of up to 255 are shifted by 128 to s = a - 128
 // and multiplied as |s| times w with s's sign (vpsignb): |s| <= 128 and
 // |w| <= 127 keep every pair inside int16, and the shift comes back as 128
-// times each column's weight sum.  A weight of -128 (which vpsignb cannot
-// negate) sends its 16-column slice to the widening kernel: both bytes
-// widened to int16 and multiplied pairwise with vpmaddwd.
+// times each column's weight sum (the layer's, GemmEpilogue::sums128, or
+// summed here).  A weight of -128 (which vpsignb cannot negate) sends its
+// 16-column slice to the widening kernel: both bytes widened to int16 and
+// multiplied pairwise with vpmaddwd.
 //
 // Bytes below 64 (4 and 6 bits) add two K blocks' pairs in int16 (2 x
 // 63 x 128 x 2 = 32256 fits) before widening, so a lower depth takes fewer
 // instructions than 8 bits, not more.  The depthwise rows do the same
 // below 128 (four taps of a channel gathered into a dword) and multiply
-// int16 pairs of any bytes with vpmaddwd otherwise.
+// int16 pairs of any bytes with vpmaddwd otherwise; a last block of fewer
+// than 16 channels reads them with masks or shifts (Part), not copies.
 #include <immintrin.h>
 
 #include <cstring>
