@@ -112,78 +112,59 @@ __attribute__((target("avx512f,avx512vnni"))) double vnni_loop(uint64_t iters)
         return double(iters) * 12 * 64 / dt;
 }
 
-// Without VNNI: the three instructions an int8 GEMM takes per 32 u8 x s8
-// products with AVX2 (vpmaddubsw into int16 pairs, vpmaddwd against ones
-// into int32, vpaddd), eight independent accumulators; in assembly for the
-// reason above.
-__attribute__((target("avx2"))) double avx2_loop(uint64_t iters)
-{
-        const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
-        double t0 = now_s();
-        uint64_t n = iters;
-#define BWQ_MAC3(acc, tmp) \
-        "vpmaddubsw %[b], %[a], %%" tmp "\n\t" \
-        "vpmaddwd %[ones], %%" tmp ", %%" tmp "\n\t" \
+// Without VNNI, one loop per sequence of AVX2 instructions for 32 u8 x s8
+// products (MAC(acc, tmp): into ymm tmp, added to ymm acc), over eight
+// independent accumulators; in assembly for the reason above.
+#define BWQ_AVX2_LOOP(name, MAC)                                                                                          \
+        __attribute__((target("avx2"))) double name(uint64_t iters)                                                      \
+        {                                                                                                                \
+                const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), s = _mm256_set1_epi8(-5),               \
+                              ones = _mm256_set1_epi16(1);                                                               \
+                double t0 = now_s();                                                                                     \
+                uint64_t n = iters;                                                                                      \
+                __asm__ volatile("vpxor %%ymm4, %%ymm4, %%ymm4\n\t"                                                      \
+                                 "vmovdqa %%ymm4, %%ymm5\n\t"                                                            \
+                                 "vmovdqa %%ymm4, %%ymm6\n\t"                                                            \
+                                 "vmovdqa %%ymm4, %%ymm7\n\t"                                                            \
+                                 "vmovdqa %%ymm4, %%ymm8\n\t"                                                            \
+                                 "vmovdqa %%ymm4, %%ymm9\n\t"                                                            \
+                                 "vmovdqa %%ymm4, %%ymm10\n\t"                                                           \
+                                 "vmovdqa %%ymm4, %%ymm11\n\t"                                                           \
+                                 "1:\n\t"                                                                              \
+                                 MAC("ymm4", "ymm12") MAC("ymm5", "ymm13") MAC("ymm6", "ymm14") MAC("ymm7", "ymm15")     \
+                                 MAC("ymm8", "ymm12") MAC("ymm9", "ymm13") MAC("ymm10", "ymm14") MAC("ymm11", "ymm15")   \
+                                 "dec %[n]\n\t"                                                                        \
+                                 "jnz 1b\n\t"                                                                          \
+                                 : [n] "+r"(n)                                                                           \
+                                 : [a] "x"(a), [b] "x"(b), [s] "x"(s), [ones] "x"(ones)                                  \
+                                 : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",   \
+                                   "xmm14", "xmm15", "cc");                                                              \
+                double dt = now_s() - t0;                                                                                \
+                return double(iters) * 8 * 32 / dt;                                                                      \
+        }
+
+// The three instructions an int8 GEMM takes per 32 products with AVX2:
+// vpmaddubsw into int16 pairs, vpmaddwd against ones into int32, vpaddd.
+#define BWQ_MAC3(acc, tmp)                                                                                                \
+        "vpmaddubsw %[b], %[a], %%" tmp "\n\t"                                                                            \
+        "vpmaddwd %[ones], %%" tmp ", %%" tmp "\n\t"                                                                      \
         "vpaddd %%" tmp ", %%" acc ", %%" acc "\n\t"
-        __asm__ volatile(
-                "vpxor %%ymm4, %%ymm4, %%ymm4\n\t"
-                "vmovdqa %%ymm4, %%ymm5\n\t"
-                "vmovdqa %%ymm4, %%ymm6\n\t"
-                "vmovdqa %%ymm4, %%ymm7\n\t"
-                "vmovdqa %%ymm4, %%ymm8\n\t"
-                "vmovdqa %%ymm4, %%ymm9\n\t"
-                "vmovdqa %%ymm4, %%ymm10\n\t"
-                "vmovdqa %%ymm4, %%ymm11\n\t"
-                "1:\n\t"
-                BWQ_MAC3("ymm4", "ymm12") BWQ_MAC3("ymm5", "ymm13") BWQ_MAC3("ymm6", "ymm14") BWQ_MAC3("ymm7", "ymm15")
-                BWQ_MAC3("ymm8", "ymm12") BWQ_MAC3("ymm9", "ymm13") BWQ_MAC3("ymm10", "ymm14") BWQ_MAC3("ymm11", "ymm15")
-                "dec %[n]\n\t"
-                "jnz 1b\n\t"
-                : [n] "+r"(n)
-                : [a] "x"(a), [b] "x"(b), [ones] "x"(ones)
-                : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
-#undef BWQ_MAC3
-        double dt = now_s() - t0;
-        return double(iters) * 8 * 32 / dt;
-}
+BWQ_AVX2_LOOP(avx2_loop, BWQ_MAC3)
 
 // The exact form of the same 32 products when activations reach 255 (the
 // AVX2 kernel's 8-bit path): vpsignb gives the weights the sign of a - 128,
 // vpmaddubsw multiplies them by |a - 128|, then vpmaddwd and vpaddd as
 // above.  Its rate against avx2_loop's is the most an exact 8-bit kernel
 // can reach against a saturating one on this machine.
-__attribute__((target("avx2"))) double avx2_exact_loop(uint64_t iters)
-{
-        const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), s = _mm256_set1_epi8(-5),
-                      ones = _mm256_set1_epi16(1);
-        double t0 = now_s();
-        uint64_t n = iters;
-#define BWQ_MAC4(acc, tmp) \
-        "vpsignb %[s], %[b], %%" tmp "\n\t" \
-        "vpmaddubsw %%" tmp ", %[a], %%" tmp "\n\t" \
-        "vpmaddwd %[ones], %%" tmp ", %%" tmp "\n\t" \
+#define BWQ_MAC4(acc, tmp)                                                                                                \
+        "vpsignb %[s], %[b], %%" tmp "\n\t"                                                                               \
+        "vpmaddubsw %%" tmp ", %[a], %%" tmp "\n\t"                                                                       \
+        "vpmaddwd %[ones], %%" tmp ", %%" tmp "\n\t"                                                                      \
         "vpaddd %%" tmp ", %%" acc ", %%" acc "\n\t"
-        __asm__ volatile(
-                "vpxor %%ymm4, %%ymm4, %%ymm4\n\t"
-                "vmovdqa %%ymm4, %%ymm5\n\t"
-                "vmovdqa %%ymm4, %%ymm6\n\t"
-                "vmovdqa %%ymm4, %%ymm7\n\t"
-                "vmovdqa %%ymm4, %%ymm8\n\t"
-                "vmovdqa %%ymm4, %%ymm9\n\t"
-                "vmovdqa %%ymm4, %%ymm10\n\t"
-                "vmovdqa %%ymm4, %%ymm11\n\t"
-                "1:\n\t"
-                BWQ_MAC4("ymm4", "ymm12") BWQ_MAC4("ymm5", "ymm13") BWQ_MAC4("ymm6", "ymm14") BWQ_MAC4("ymm7", "ymm15")
-                BWQ_MAC4("ymm8", "ymm12") BWQ_MAC4("ymm9", "ymm13") BWQ_MAC4("ymm10", "ymm14") BWQ_MAC4("ymm11", "ymm15")
-                "dec %[n]\n\t"
-                "jnz 1b\n\t"
-                : [n] "+r"(n)
-                : [a] "x"(a), [b] "x"(b), [s] "x"(s), [ones] "x"(ones)
-                : "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
+BWQ_AVX2_LOOP(avx2_exact_loop, BWQ_MAC4)
+#undef BWQ_MAC3
 #undef BWQ_MAC4
-        double dt = now_s() - t0;
-        return double(iters) * 8 * 32 / dt;
-}
+#undef BWQ_AVX2_LOOP
 
 // MACs per second on `threads` threads at once, each pinned to its own CPU.
 double vnni_peak(unsigned threads, bool exact = false)
