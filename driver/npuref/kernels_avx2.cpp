@@ -287,7 +287,7 @@ struct Folded16 {
         Folded16(const GemmEpilogue &e, size_t n0, size_t N)
         {
                 left = N - n0 < 16 ? N - n0 : 16;
-                store8 = _mm_cmpgt_epi32(_mm_set1_epi32(left % 4 ? 0 : int(left / 4)), _mm_setr_epi32(0, 1, 2, 3));
+                store8 = _mm256_castsi256_si128(lanes_mask(left % 4 ? 0 : left / 4, 0));
                 store16 = lanes_mask(left % 2 ? 0 : left / 2, 0);
                 rleft = e.res.cols_from(n0);
                 k0 = lanes_mask(left, 0);
@@ -429,7 +429,7 @@ struct PartLoad {
 
         explicit PartLoad(size_t left_) : left(left_)
         {
-                dwords = _mm_cmpgt_epi32(_mm_set1_epi32(int(left / 4)), _mm_setr_epi32(0, 1, 2, 3));
+                dwords = _mm256_castsi256_si128(lanes_mask(left / 4, 0));
                 alignas(16) int8_t t[16];
                 for (size_t i = 0; i < 16; i++)
                         t[i] = int8_t(i < left ? int(i + 16 - left) : -128);
