@@ -268,8 +268,12 @@ layering:
 	@echo "== tests/layering_test.sh"; bash tests/layering_test.sh
 
 # The Debian packages, lintian, then a booted systemd with them installed.
+# The tree it boots is fetched (once) while the packages build.
 packaging:
-	@$(MAKE) --no-print-directory deb
+	@mkdir -p $(B); B=$(B) bash tests/packaging/nspawn_tree.sh > $(B)/nspawn-tree.log 2>&1 & tree=$$!; \
+	$(MAKE) --no-print-directory deb; rc=$$?; \
+	wait $$tree || { echo "not ok - the nspawn tree: $$(cat $(B)/nspawn-tree.log)"; exit 1; }; \
+	cat $(B)/nspawn-tree.log; exit $$rc
 	@echo "== tests/packaging/systemd_test.sh (a booted Debian 12 in systemd-nspawn)"; B=$(B) bash tests/packaging/systemd_test.sh
 
 check: all

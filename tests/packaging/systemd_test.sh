@@ -10,35 +10,22 @@ set -u
 B=${B:-build}
 ROOT=$(pwd)
 DEBS="$ROOT/$B/deb"
-CACHE="$ROOT/$B/nspawn"
-TREE="$CACHE/bookworm"
-# What the packages need at run time, in the tree from the start: nothing
-# is downloaded when the test runs once the tree is cached.
-INCLUDE=systemd,dbus,libbpf1,libdrm2,liburing2,libonnx1,libprotobuf32,libdrm-dev
+TREE="$ROOT/$B/nspawn/bookworm"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok - $1"; }
 bad() { fail=$((fail + 1)); echo "not ok - $1"; }
 die() { echo "not ok - $1"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "the booted-systemd test needs root (systemd-nspawn, debootstrap)"
-for t in debootstrap systemd-nspawn nsenter; do
+for t in systemd-nspawn nsenter; do
 	command -v "$t" >/dev/null || die "$t is not installed (make deps installs it)"
 done
 ls "$DEBS"/bwqd_*.deb >/dev/null 2>&1 || die "no packages in $DEBS: run make deb first"
 
-# ---- the tree ----------------------------------------------------------------
-if [ ! -e "$TREE/.bwq-include" ] || [ "$(cat "$TREE/.bwq-include")" != "$INCLUDE" ]; then
-	mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-	[ -z "$mirror" ] && mirror=$(awk '$1 == "deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-	[ -z "$mirror" ] && die "no Debian mirror in the apt sources"
-	echo "# debootstrap bookworm from $mirror into $TREE (once; about a minute)"
-	rm -rf "$TREE" "$TREE.tmp"
-	mkdir -p "$CACHE"
-	debootstrap --variant=minbase --include="$INCLUDE" bookworm "$TREE.tmp" "$mirror" > "$CACHE/debootstrap.log" 2>&1 ||
-		die "debootstrap failed: $(tail -3 "$CACHE/debootstrap.log")"
-	echo "$INCLUDE" > "$TREE.tmp/.bwq-include"
-	mv "$TREE.tmp" "$TREE"
-fi
+# ---- the tree (tests/packaging/nspawn_tree.sh; `make packaging` has it
+# made while the packages build) ------------------------------------------------
+out=$(B="$B" bash "$ROOT/tests/packaging/nspawn_tree.sh" 2>&1) || die "$out"
+[ -n "$out" ] && echo "$out"
 
 # ---- boot ---------------------------------------------------------------------
 T=$(mktemp -d /tmp/bwq-nspawn-XXXXXX)
