@@ -1,11 +1,107 @@
 // Depthwise CONV2D on the depthwise row kernels, and its int64 form.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "layer.h"
 
 namespace npuref {
+
+namespace {
+
+// 16-bit inputs on Kernels::depthwise16_epilogue, which reads the u16
+// values as they are: the input with its padding written out (the zero
+// point) where it has any, so every window lies inside it; no byte planes,
+// no window copies, the epilogue in the kernel.
+void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const uint8_t *params,
+                     const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &store)
+{
+        const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
+        const size_t M = size_t(G0.n) * G0.oh * G0.ow, C = G0.c, ntaps = size_t(G0.kh) * G0.kw;
+        const uint16_t z = uint16_t(io.ax.qp.zero);
+        Geometry G = G0;
+        const uint8_t *X = io.x;
+        const size_t hp = padded_h(G0), wp = padded_w(G0);
+        if (hp != G0.h || wp != G0.w) {
+                G.h = uint32_t(hp);
+                G.w = uint32_t(wp);
+                G.pt = G.pl = 0;
+                const size_t row = wp * C, rows = size_t(G0.n) * hp;
+                store.resize(2 * rows * row);
+                auto fill = [z](uint8_t *d, size_t n) {
+                        for (size_t i = 0; i < n; i++)
+                                std::memcpy(d + 2 * i, &z, 2);
+                };
+                parallel_for(pool, rows, [&](size_t r) {
+                        uint8_t *dst = store.data() + 2 * r * row;
+                        const size_t b = r / hp, y = r % hp;
+                        if (y < G0.pt || y >= size_t(G0.pt) + G0.h) {
+                                fill(dst, row);
+                                return;
+                        }
+                        const size_t left = size_t(G0.pl) * C, inside = size_t(G0.w) * C;
+                        fill(dst, left);
+                        std::memcpy(dst + 2 * left, io.x + 2 * (b * G0.h + (y - G0.pt)) * inside, 2 * inside);
+                        fill(dst + 2 * (left + inside), row - left - inside);
+                });
+                X = store.data();
+        }
+        LayerConsts &lc = rs.layer_consts();
+        std::vector<ptrdiff_t> &taps_new = rs.taps;
+        taps_new.clear();
+        for (uint32_t ky = 0; ky < G.kh; ky++)
+                for (uint32_t kx = 0; kx < G.kw; kx++)
+                        taps_new.push_back(ptrdiff_t(2 * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
+        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
+        // z times each channel's weight sum: at most 65535 x 32 x 128.
+        std::vector<int32_t> &zw_new = rs.zw;
+        zw_new.assign(C, 0);
+        for (size_t t = 0; t < ntaps; t++)
+                for (size_t c = 0; c < C; c++)
+                        zw_new[c] += W[t * C + c];
+        for (size_t c = 0; c < C; c++)
+                zw_new[c] *= int32_t(z);
+        const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
+        const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
+        // 8 bits into the tensor, 16 into it where it is 2-byte aligned;
+        // else a tile (u8 at 4 and 6 bits) packed from there.
+        const bool out8 = io.ay.bits == 8, out16 = io.ay.bits == 16 && uintptr_t(io.y) % 2 == 0;
+        const bool byte_tile = io.ay.bits == 4 || io.ay.bits == 6;
+        const Interior inner = interior(G);
+        const size_t tm = tile_rows(M, pool);
+        parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
+                const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
+                int32_t *acc = scratch(tls.c32, kTile * C);
+                uint16_t *Q = scratch(tls.q, out8 || out16 || byte_tile ? 0 : kTile * C);
+                uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
+                for_runs(
+                        G, inner, m0, mt,
+                        [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
+                                GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
+                                if (out8)
+                                        e.q8 = io.y + m * C;
+                                else if (byte_tile)
+                                        e.q8 = Q8 + (m - m0) * C;
+                                else if (out16)
+                                        e.q16 = reinterpret_cast<uint16_t *>(io.y) + m * C;
+                                else
+                                        e.q16 = Q + (m - m0) * C;
+                                const uint8_t *x = X + 2 * ((b * G.h + oy * G.sh) * G.w + ox * G.sw) * C;
+                                k.depthwise16_epilogue(x, 2 * size_t(G.sw) * C, taps.data(), unsigned(ntaps), W, C, len, e,
+                                                       acc + (m - m0) * C);
+                        },
+                        // Every window lies inside the padded input.
+                        [&](size_t, size_t) { std::abort(); });
+                if (byte_tile)
+                        store_tile(Q8, io.ay.bits, m0 * C, mt * C, io.y);
+                else if (!out8 && !out16)
+                        store_tile(Q, io.ay.bits, m0 * C, mt * C, io.y);
+        });
+}
+
+} // namespace
 
 // Depthwise CONV2D: weights [kh][kw][c] and the input read in place for
 // interior pixels (border pixels from a copy of their window), int32
@@ -15,6 +111,10 @@ namespace npuref {
 void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const uint8_t *params,
                    const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes)
 {
+        if (io.ax.bits == 16 && k.depthwise16_epilogue && size_t(G0.kh) * G0.kw <= kDepthwise16MaxTaps) {
+                run_depthwise16(L, G0, io, params, k, pool, planes);
+                return;
+        }
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G0.n) * G0.oh * G0.ow, C = G0.c;
         const bool wide = io.ax.bits == 16;

@@ -80,6 +80,16 @@ using DepthwiseEpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdif
                                      const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc,
                                      uint8_t xmax);
 
+// depthwise_epilogue over 16-bit inputs: x holds u16 values (little-endian)
+// and step and tap_off count bytes; up to 32 taps (DwTaps), e.off is the
+// zero-point term z * each channel's weight sum (int32 up to 255 taps),
+// and the sums are exact in int32, so the outputs are those of the two
+// byte planes met in epilogue_wide.  Null in a table: the layer splits the
+// input into planes.
+using Depthwise16EpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
+                                       const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+constexpr unsigned kDepthwise16MaxTaps = 32;
+
 // sums[n] = sum over k < K4 of B(n, k) for n < N: each output channel's
 // weight sum in one group's blocked layout (for the zero-point term).
 using ColumnSumsFn = void (*)(const int8_t *B, size_t K4, size_t N, int64_t *sums);
@@ -93,6 +103,7 @@ struct Kernels {
         GemmEpilogueFn gemm_epilogue;
         DepthwiseEpilogueFn depthwise_epilogue;
         ColumnSumsFn column_sums;
+        Depthwise16EpilogueFn depthwise16_epilogue;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -127,6 +138,8 @@ void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *
                                 size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                              size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
+void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 // The generic epilogue of GemmEpilogue over C's M x N int32 sums.

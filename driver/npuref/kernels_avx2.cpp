@@ -19,6 +19,9 @@
 // below 128 (four taps of a channel gathered into a dword) and multiply
 // int16 pairs of any bytes with vpmaddwd otherwise; a last block of fewer
 // than 16 channels reads them with masks or shifts (Part), not copies.
+// 16-bit depthwise inputs are read as u16, shifted into int16 and
+// multiplied in pairs with vpmaddwd (depthwise16_block), not split into
+// two byte planes.
 #include <immintrin.h>
 
 #include <cstring>
@@ -402,9 +405,26 @@ void gemm_epilogue_fused(const GemmA &A, size_t M, const int8_t *B, size_t K4, s
 // int16, so one vpmaddwd adds both products (exact: 255 x 128 fits);
 // unpacking the two taps' 16 channels puts channels 0-3 and 8-11 in one
 // register and 4-7 and 12-15 in the other, the weights likewise.
+inline __m128i load16(const uint8_t *p, size_t left);
+
 struct DwTaps {
         static constexpr unsigned kMax = 32;
         alignas(32) int16_t w[kMax / 2][2][16];  // per tap pair: the two registers' weights
+
+        // Channels [c, c + 16) of weights [taps][C], zero past C.
+        DwTaps(const int8_t *wts, unsigned taps, size_t C, size_t c)
+        {
+                const size_t left = C - c;
+                for (unsigned p = 0; p < (taps + 1) / 2; p++) {
+                        const unsigned t0 = 2 * p, t1 = t0 + 1;
+                        const __m128i w0 = load16(reinterpret_cast<const uint8_t *>(wts + size_t(t0) * C + c), left);
+                        const __m128i w1 = t1 < taps ? load16(reinterpret_cast<const uint8_t *>(wts + size_t(t1) * C + c), left)
+                                                     : _mm_setzero_si128();
+                        const __m256i a = _mm256_cvtepi8_epi16(w0), b = _mm256_cvtepi8_epi16(w1);
+                        _mm256_store_si256(reinterpret_cast<__m256i *>(w[p][0]), _mm256_unpacklo_epi16(a, b));
+                        _mm256_store_si256(reinterpret_cast<__m256i *>(w[p][1]), _mm256_unpackhi_epi16(a, b));
+                }
+        }
 };
 
 inline __m128i load16(const uint8_t *p, size_t left)
@@ -489,17 +509,7 @@ inline void depthwise_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_
                             size_t C, size_t c, size_t count, const GemmEpilogue &e, Q *q)
 {
         const size_t left = C - c;
-        DwTaps wt;
-        const unsigned pairs = (taps + 1) / 2;
-        for (unsigned p = 0; p < pairs; p++) {
-                const unsigned t0 = 2 * p, t1 = t0 + 1;
-                const __m128i w0 = load16(reinterpret_cast<const uint8_t *>(w + size_t(t0) * C + c), left);
-                const __m128i w1 = t1 < taps ? load16(reinterpret_cast<const uint8_t *>(w + size_t(t1) * C + c), left)
-                                             : _mm_setzero_si128();
-                const __m256i a = _mm256_cvtepi8_epi16(w0), b = _mm256_cvtepi8_epi16(w1);
-                _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][0]), _mm256_unpacklo_epi16(a, b));
-                _mm256_store_si256(reinterpret_cast<__m256i *>(wt.w[p][1]), _mm256_unpackhi_epi16(a, b));
-        }
+        const DwTaps wt(w, taps, C, c);
         const Folded16 f(e, c, C);
         const PartLoad pl(left);
         // The zero-point terms, negated, in the two lane orders (channels 0-3 |
@@ -638,7 +648,125 @@ void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, un
                         depthwise_block<Part::Copy>(x, step, tap_off, taps, w, C, c, count, e, q);
 }
 
+// 16-bit inputs (u16, little-endian) read as they are, not split into
+// two byte planes: each value shifted by 32768 into int16 (x ^ 0x8000),
+// two taps of a channel paired in a 32-bit lane as in depthwise_block, one
+// vpmaddwd adding both products (2 x 32768 x 128 fits).  The shift comes
+// back as 32768 times each channel's weight sum, which starts the sums
+// with the zero-point term.  Up to 255 taps the exact sum of (x - z) * w
+// fits int32, so float(sum) is the wide epilogue's float of its int64.
+enum class Part16 { Full, Dwords, Copy };
+
+template <Part16 P> inline __m256i load16x16(const uint8_t *p, size_t left, __m256i dwords)
+{
+        const __m256i x8000 = _mm256_set1_epi16(-32768);
+        __m256i v;
+        if constexpr (P == Part16::Full) {
+                v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p));
+        } else if constexpr (P == Part16::Dwords) {
+                v = _mm256_maskload_epi32(reinterpret_cast<const int *>(p), dwords);
+        } else {
+                alignas(32) uint16_t t[16] = {};
+                std::memcpy(t, p, 2 * left);
+                v = _mm256_load_si256(reinterpret_cast<const __m256i *>(t));
+        }
+        return _mm256_xor_si256(v, x8000);
+}
+
+// Channels [c, c + 16) of count pixels; with Q = int32_t the exact sums
+// go to q (ldq C) for the generic epilogue instead.
+template <Part16 P, typename Q>
+inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                              size_t C, size_t c, size_t count, const GemmEpilogue &e, Q *q)
+{
+        const size_t left = C - c;
+        const DwTaps wt(w, taps, C, c);
+        const unsigned pairs = (taps + 1) / 2;
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256i wsum_lo = _mm256_setzero_si256(), wsum_hi = _mm256_setzero_si256();
+        for (unsigned p = 0; p < pairs; p++) {
+                const __m256i wl = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][0]));
+                const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
+                wsum_lo = _mm256_add_epi32(wsum_lo, _mm256_madd_epi16(wl, ones));
+                wsum_hi = _mm256_add_epi32(wsum_hi, _mm256_madd_epi16(wh, ones));
+        }
+        const __m256i k0 = lanes_mask(left, 0), k1 = lanes_mask(left, 8);
+        // 32768 x the weight sums less the zero-point term start the sums,
+        // in the lanes' order (channels 0-3 | 8-11 and 4-7 | 12-15).
+        const __m256i o0 = _mm256_maskload_epi32(e.off + c, k0), o1 = _mm256_maskload_epi32(e.off + c + 8, k1);
+        const __m256i start_lo = _mm256_sub_epi32(_mm256_slli_epi32(wsum_lo, 15), _mm256_permute2x128_si256(o0, o1, 0x20));
+        const __m256i start_hi = _mm256_sub_epi32(_mm256_slli_epi32(wsum_hi, 15), _mm256_permute2x128_si256(o0, o1, 0x31));
+        const __m256i dwords = lanes_mask(left / 2, 0);
+        const Folded16 f(e, c, C);
+        auto finish = [&](__m256i lo, __m256i hi, Q *d) {
+                const __m256i a0 = _mm256_permute2x128_si256(lo, hi, 0x20), a1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+                if constexpr (std::is_same_v<Q, int32_t>) {
+                        _mm256_maskstore_epi32(d, k0, a0);
+                        _mm256_maskstore_epi32(d + 8, k1, a1);
+                } else {
+                        f.row(a0, a1, nullptr, d);
+                }
+        };
+        size_t j = 0;
+        auto sums = [&](auto np, size_t j0) {
+                constexpr int NP = decltype(np)::value;
+                __m256i lo[NP], hi[NP];
+                for (int i = 0; i < NP; i++) {
+                        lo[i] = start_lo;
+                        hi[i] = start_hi;
+                }
+                for (unsigned p = 0; p < pairs; p++) {
+                        const ptrdiff_t d0 = tap_off[2 * p], d1 = 2 * p + 1 < taps ? tap_off[2 * p + 1] : d0;
+                        const __m256i wl = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][0]));
+                        const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
+                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                                const uint8_t *xp = x + (j0 + i) * step + 2 * c;
+                                const __m256i a = load16x16<P>(xp + d0, left, dwords), b = load16x16<P>(xp + d1, left, dwords);
+                                lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
+                                hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
+                        }
+                }
+                for (int i = 0; i < NP; i++)
+                        finish(lo[i], hi[i], q + (j0 + i) * (std::is_same_v<Q, int32_t> ? C : e.ldq) + c);
+        };
+        for (; j + 4 <= count; j += 4)
+                sums(std::integral_constant<int, 4>{}, j);
+        for (; j < count; j++)
+                sums(std::integral_constant<int, 1>{}, j);
+}
+
+template <typename Q>
+void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
+                       size_t count, const GemmEpilogue &e, Q *q)
+{
+        for (size_t c = 0; c < C; c += 16)
+                if (C - c >= 16)
+                        depthwise16_block<Part16::Full>(x, step, tap_off, taps, w, C, c, count, e, q);
+                else if ((C - c) % 2 == 0)
+                        depthwise16_block<Part16::Dwords>(x, step, tap_off, taps, w, C, c, count, e, q);
+                else
+                        depthwise16_block<Part16::Copy>(x, step, tap_off, taps, w, C, c, count, e, q);
+}
+
 } // namespace
+
+void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+{
+        if (e.o->folded && !e.res.res) {
+                if (e.q8)
+                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q8);
+                else
+                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q16);
+                return;
+        }
+        // Other activations: the exact sums through acc, then the generic epilogue.
+        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, acc);
+        if (e.q8)
+                epilogue_tile(acc, C, count, C, nullptr, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
+        else
+                epilogue_tile(acc, C, count, C, nullptr, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
+}
 
 void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C, size_t ldc)
 {

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 
 #include "driver/npuref/kernels.h"
 #include "driver/npuref/thread_pool.h"
@@ -269,6 +270,85 @@ static void check_depthwise(Isa isa)
         assert_int_equal(a, 255 * -128 + 127);
 }
 
+// 16-bit depthwise rows read as u16 (AVX2's depthwise16_epilogue) against
+// the two byte planes of the same values met in the wide epilogue: channel
+// counts with a whole last block (16), whole dwords (8, 24, 42) or an odd
+// number (3, 7, 21); up to 32 taps; the extremes (every input 0 or 65535
+// against weights of -128 and 127, a zero point of 0 or 65535); folded
+// and unfolded activations, u8 and u16 outputs.
+static void depthwise16_avx2(void **)
+{
+        const Kernels &k = kernels_for(Isa::Avx2);
+        if (!isa_supported(Isa::Avx2) || !k.depthwise16_epilogue) {
+                print_message("skipped: this CPU lacks avx2\n");
+                skip();
+        }
+        test::Rng rng{16};
+        int cases = 0;
+        for (size_t C : {size_t(3), size_t(7), size_t(8), size_t(16), size_t(21), size_t(24), size_t(42)})
+                for (unsigned taps : {1u, 9u, 25u, 32u})
+                        for (int fill : {-1, 0, 1})  // random, all 0, all 65535
+                                for (size_t count : {size_t(1), size_t(6)}) {
+                                        const size_t step = 2 * C;  // stride 2, in values
+                                        std::vector<ptrdiff_t> off(taps), off16(taps);
+                                        for (unsigned t = 0; t < taps; t++) {
+                                                off[t] = ptrdiff_t((t % 5) * C + (t / 5) * 13 * C);
+                                                off16[t] = 2 * off[t];
+                                        }
+                                        const size_t X = count * step + 4 * C + 6 * 13 * C + C;
+                                        std::vector<uint16_t> x(X);
+                                        std::vector<uint8_t> xb(2 * X), hi(X), lo(X);
+                                        for (auto &v : x)
+                                                v = fill < 0 ? uint16_t(rng.below(65536)) : fill ? 65535 : 0;
+                                        for (size_t i = 0; i < X; i++) {
+                                                std::memcpy(&xb[2 * i], &x[i], 2);
+                                                hi[i] = uint8_t(x[i] >> 8);
+                                                lo[i] = uint8_t(x[i]);
+                                        }
+                                        std::vector<int8_t> w(taps * C);
+                                        fill_weights(rng, w, -128);
+                                        if (fill >= 0)
+                                                for (size_t i = 0; i < w.size(); i++)
+                                                        w[i] = int8_t(i % 3 ? -128 : 127);
+                                        const int32_t z = fill == 0 ? 65535 : fill == 1 ? 0 : int32_t(rng.below(65536));
+                                        std::vector<int32_t> zw(C, 0);
+                                        std::vector<int64_t> zw64(C);
+                                        for (size_t c = 0; c < C; c++) {
+                                                for (unsigned t = 0; t < taps; t++)
+                                                        zw[c] += w[t * C + c];
+                                                zw64[c] = int64_t(z) * zw[c];
+                                                zw[c] = int32_t(zw64[c]);
+                                        }
+                                        std::vector<int32_t> ah(count * C), al(count * C), acc(count * C);
+                                        depthwise_rows_portable(hi.data(), step, off.data(), taps, w.data(), C, count, ah.data());
+                                        depthwise_rows_portable(lo.data(), step, off.data(), taps, w.data(), C, count, al.data());
+                                        Channels ch(rng, C, 0, 1e-8f, 1e-6f);
+                                        for (uint8_t act : {NPU_ACT_RELU, NPU_ACT_NONE, NPU_ACT_HARDSWISH})
+                                                for (unsigned bits : {8u, 16u}) {
+                                                        std::vector<float> mul = ch.mul, add = ch.add;
+                                                        const OutQuant o = out_quant(bwq::qparams(-2.0f, 3.0f, bits), act);
+                                                        fold_channels(o, mul.data(), add.data(), C);
+                                                        std::vector<uint16_t> want(count * C, 1), got16(count * C, 2);
+                                                        std::vector<uint8_t> got8(count * C, 3);
+                                                        epilogue_wide(ah.data(), al.data(), C, count, C, zw64.data(), mul.data(),
+                                                                      add.data(), act, o, want.data(), C, {});
+                                                        GemmEpilogue e{zw.data(), mul.data(), add.data(), act, &o, nullptr, nullptr, C};
+                                                        if (bits == 8)
+                                                                e.q8 = got8.data();
+                                                        else
+                                                                e.q16 = got16.data();
+                                                        k.depthwise16_epilogue(xb.data(), 2 * step, off16.data(), taps, w.data(), C,
+                                                                               count, e, acc.data());
+                                                        if (bits == 8)
+                                                                for (size_t i = 0; i < got8.size(); i++)
+                                                                        got16[i] = got8[i];
+                                                        assert_memory_equal(want.data(), got16.data(), want.size() * 2);
+                                                        cases++;
+                                                }
+                                }
+        print_message("%d 16-bit depthwise cases: the same outputs as two byte planes\n", cases);
+}
+
 static void depthwise_avx2(void **) { check_depthwise(Isa::Avx2); }
 static void depthwise_avx512(void **) { check_depthwise(Isa::Avx512Vnni); }
 
@@ -443,6 +523,7 @@ int main()
                 cmocka_unit_test(gemm_epilogue_avx512),
                 cmocka_unit_test(depthwise_avx2),
                 cmocka_unit_test(depthwise_avx512),
+                cmocka_unit_test(depthwise16_avx2),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }

@@ -100,6 +100,12 @@ static void conv2d(void **state)
         // 2 tap by tap, and a dilated depthwise window.
         check_case(d->best, d->portable, conv_case("conv 3x3 s2 asym pads 8->16 (padded)", rng, 8, 16, 3, 2, 1, 1, pa, NPU_ACT_RELU));
         check_case(d->best, d->portable, conv_case("depthwise 3x3 dilation 2 (padded)", rng, 16, 16, 3, 1, 2, 16, p2, NPU_ACT_NONE));
+        // Odd channel counts (AVX2 reads a 16-bit block of them through a
+        // copy), asymmetric pads, a window of more taps than the 16-bit
+        // AVX2 kernel takes (7x7: the byte planes).
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 s1 7 (odd channels)", rng, 7, 7, 3, 1, 1, 7, p1, NPU_ACT_RELU));
+        check_case(d->best, d->portable, conv_case("depthwise 3x3 s2 asym pads 21", rng, 21, 21, 3, 2, 1, 21, pa, NPU_ACT_RELU6));
+        check_case(d->best, d->portable, conv_case("depthwise 7x7 24 (49 taps)", rng, 24, 24, 7, 1, 1, 24, p2, NPU_ACT_NONE));
 }
 
 // NPU_LAYER_RESIDUAL: a second input added before the activation, zero
