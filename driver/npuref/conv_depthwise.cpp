@@ -20,33 +20,8 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G0.n) * G0.oh * G0.ow, C = G0.c, ntaps = size_t(G0.kh) * G0.kw;
         const uint16_t z = uint16_t(io.ax.qp.zero);
-        Geometry G = G0;
-        const uint8_t *X = io.x;
-        const size_t hp = padded_h(G0), wp = padded_w(G0);
-        if (hp != G0.h || wp != G0.w) {
-                G.h = uint32_t(hp);
-                G.w = uint32_t(wp);
-                G.pt = G.pl = 0;
-                const size_t row = wp * C, rows = size_t(G0.n) * hp;
-                store.resize(2 * rows * row);
-                auto fill = [z](uint8_t *d, size_t n) {
-                        for (size_t i = 0; i < n; i++)
-                                std::memcpy(d + 2 * i, &z, 2);
-                };
-                parallel_for(pool, rows, [&](size_t r) {
-                        uint8_t *dst = store.data() + 2 * r * row;
-                        const size_t b = r / hp, y = r % hp;
-                        if (y < G0.pt || y >= size_t(G0.pt) + G0.h) {
-                                fill(dst, row);
-                                return;
-                        }
-                        const size_t left = size_t(G0.pl) * C, inside = size_t(G0.w) * C;
-                        fill(dst, left);
-                        std::memcpy(dst + 2 * left, io.x + 2 * (b * G0.h + (y - G0.pt)) * inside, 2 * inside);
-                        fill(dst + 2 * (left + inside), row - left - inside);
-                });
-                X = store.data();
-        }
+        Geometry G;
+        const uint8_t *X = padded_plane16(G0, io, pool, store, G);
         LayerConsts &lc = rs.layer_consts();
         std::vector<ptrdiff_t> &taps_new = rs.taps;
         taps_new.clear();

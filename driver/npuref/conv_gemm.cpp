@@ -1,6 +1,7 @@
 // CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernels.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "layer.h"
@@ -9,12 +10,99 @@ namespace npuref {
 
 namespace {
 
+// 16-bit inputs on Kernels::gemm16_epilogue, which reads the u16 values as
+// they are: a 1x1 layer's rows in place, a convolution whose groups hold
+// whole K blocks tap by tap from the input with its padding written out.
+// No byte planes, no window copies, the epilogue in the kernel.  False
+// where the layer is not of that kind (or the table has no such kernel).
+bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const int8_t *W, const uint8_t *params,
+                  const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &store)
+{
+        const uint32_t cin_g = G0.c / G0.groups, cout_g = G0.oc / G0.groups;
+        const bool pointwise = G0.kh == 1 && G0.kw == 1 && G0.sh == 1 && G0.sw == 1 && G0.pt == 0 && G0.pl == 0 &&
+                               G0.groups == 1 && G0.c % 4 == 0;
+        if (!k.gemm16_epilogue || !(pointwise || cin_g % 4 == 0))
+                return false;
+        const size_t K4 = size_t(G0.kh) * G0.kw * cin_g, N16 = (cout_g + 15) / 16 * 16;
+        const int64_t z = io.ax.qp.zero;
+        std::vector<int64_t> &wsum = rs.wsum;
+        wsum.resize(G0.oc);
+        for (uint32_t g = 0; g < G0.groups; g++)
+                k.column_sums(W + g * K4 * N16, K4, cout_g, wsum.data() + size_t(g) * cout_g);
+        LayerConsts &lc = rs.layer_consts();
+        std::vector<int64_t> &shift_new = rs.zw64;
+        shift_new.resize(G0.oc);
+        for (uint32_t c = 0; c < G0.oc; c++)
+                shift_new[c] = (32768 - z) * wsum[c];
+        const std::vector<int64_t> &shift = publish(lc.zw64, shift_new);
+        const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G0.oc), G0.oc, io.ax.qp.scale, L, io.ay.qp);
+        const OutQuant &oq = cs.oq;
+        // Folded 8-bit outputs straight into the tensor; others through a
+        // u16 tile packed from there.
+        const bool out8 = io.ay.bits == 8 && oq.folded;
+        Geometry G = G0;
+        const uint8_t *X = pointwise ? io.x : padded_plane16(G0, io, pool, store, G);
+        // Tap offsets in bytes; a window row's taps one run where its pixels
+        // lie side by side (as gemm_layer's).
+        const bool row_runs = G.dw == 1 && cin_g == G.c;
+        const size_t kbt = pointwise ? K4 / 4 : row_runs ? size_t(G.kw) * cin_g / 4 : cin_g / 4;
+        std::vector<ptrdiff_t> &taps_new = rs.taps;
+        taps_new.clear();
+        if (pointwise)
+                taps_new.push_back(0);
+        else
+                for (uint32_t ky = 0; ky < G.kh; ky++)
+                        for (uint32_t kx = 0; kx < (row_runs ? 1 : G.kw); kx++)
+                                taps_new.push_back(ptrdiff_t(2 * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
+        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
+        const Interior inner = interior(G);
+        const size_t M = size_t(G.n) * G.oh * G.ow, tm = tile_rows(M, pool);
+        parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
+                const size_t m0 = item * tm, mt = std::min(tm, M - m0);
+                uint16_t *Q = scratch(tls.q, out8 ? 0 : kTile * G.oc);
+                int64_t *C64 = scratch(tls.c64, oq.folded ? 0 : kTile * cout_g);
+                const Residual R = io.r ? residual_rows(io, m0, mt) : Residual{};
+                for (uint32_t g = 0; g < G.groups; g++) {
+                        const uint32_t c0 = g * cout_g;
+                        auto gemm = [&](const GemmA &a, size_t m, size_t rows) {
+                                GemmEpilogue e{nullptr, cs.mul.data() + c0, cs.add.data() + c0, L.act, &oq, nullptr, nullptr,
+                                               G.oc, R.at(m - m0, c0)};
+                                e.shift64 = shift.data() + c0;
+                                if (out8)
+                                        e.q8 = io.y + m * G.oc + c0;
+                                else
+                                        e.q16 = Q + (m - m0) * G.oc + c0;
+                                k.gemm16_epilogue(a, rows, W + g * K4 * N16, K4, cout_g, e, C64, cout_g);
+                        };
+                        if (pointwise) {
+                                gemm(GemmA{X + 2 * m0 * G.c, 2 * size_t(G.c), taps.data(), 1, kbt}, m0, mt);
+                                continue;
+                        }
+                        for_runs(
+                                G, inner, m0, mt,
+                                [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
+                                        const size_t px = (b * G.h + oy * G.sh) * G.w + ox * G.sw;
+                                        gemm(GemmA{X + 2 * (px * G.c + size_t(g) * cin_g), 2 * size_t(G.sw) * G.c, taps.data(),
+                                                   unsigned(taps.size()), kbt},
+                                             m, len);
+                                },
+                                // Every window lies inside the padded input.
+                                [&](size_t, size_t) { std::abort(); });
+                }
+                if (!out8)
+                        store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
+        });
+        return true;
+}
+
 // The layer on the GEMM kernel with weights W (K4 x N16 per group, in
 // 16-column blocks of 4-byte K blocks) and, when `given` is set, its input
 // already as u8 planes laid out as G0 says.
 void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const int8_t *W, const uint8_t *params,
                 const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes, const Planes *given)
 {
+        if (io.ax.bits == 16 && !given && gemm16_layer(L, G0, io, W, params, k, pool, planes))
+                return;
         // The geometry over the planes read: G0's, or a padded plane's.
         Geometry G = G0;
         const uint32_t cin_g = G.c / G.groups, cout_g = G.oc / G.groups;

@@ -67,6 +67,10 @@ struct GemmEpilogue {
         // shift 8-bit activations by 128 (AVX2) start their sums there
         // instead of summing the weights in every call.  Null: they do.
         const int32_t *sums128 = nullptr;
+        // 16-bit kernels that shift u16 inputs into int16 (x ^ 0x8000, AVX2):
+        // (32768 - z) times each column's weight sum, which turns their sums
+        // into those of (x - z) w.
+        const int64_t *shift64 = nullptr;
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.
@@ -90,6 +94,16 @@ using Depthwise16EpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrd
                                        const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 constexpr unsigned kDepthwise16MaxTaps = 32;
 
+// gemm_epilogue over 16-bit inputs: A's values are u16 (little-endian),
+// its lda and tap offsets count bytes and a K block is 4 values (8
+// bytes); e.shift64 given, e.off unused; exact for any K, so the outputs
+// are those of the two byte planes met in epilogue_wide.  C (ldc): M x N
+// int64 scratch for activations the kernel does not fold.  Outputs to q8
+// only for folded activations.  Null in a table: the layer splits the
+// input into planes.
+using Gemm16EpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
+                                  int64_t *C, size_t ldc);
+
 // sums[n] = sum over k < K4 of B(n, k) for n < N: each output channel's
 // weight sum in one group's blocked layout (for the zero-point term).
 using ColumnSumsFn = void (*)(const int8_t *B, size_t K4, size_t N, int64_t *sums);
@@ -104,6 +118,7 @@ struct Kernels {
         DepthwiseEpilogueFn depthwise_epilogue;
         ColumnSumsFn column_sums;
         Depthwise16EpilogueFn depthwise16_epilogue;
+        Gemm16EpilogueFn gemm16_epilogue;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -140,6 +155,8 @@ void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap
                              size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int64_t *C,
+                          size_t ldc);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 // The generic epilogue of GemmEpilogue over C's M x N int32 sums.

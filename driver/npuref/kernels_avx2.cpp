@@ -24,6 +24,7 @@
 // two byte planes.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -164,6 +165,15 @@ template <typename Tile> inline void for_rows(size_t M, Tile tile)
         case 1: tile(std::integral_constant<int, 1>{}, m); break;
         default: break;
         }
+}
+
+// Eight int64 values known to fit int32, narrowed (lanes off in k: 0).
+inline __m256i narrow8(const int64_t *p, __m256i k)
+{
+        alignas(32) int32_t t[8];
+        for (int i = 0; i < 8; i++)
+                t[i] = int32_t(p[i]);
+        return _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i *>(t)), k);
 }
 
 // The 8-lane column mask of columns [j, j + 8) when `left` remain.
@@ -309,8 +319,13 @@ struct Folded16 {
         // The 16 columns' values, clamped, before rounding.
         inline void values(__m256i acc0, __m256i acc1, const float *res, __m256 &y0, __m256 &y1) const
         {
-                y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc0), m0, a0);
-                y1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc1), m1, a1);
+                values(_mm256_cvtepi32_ps(acc0), _mm256_cvtepi32_ps(acc1), res, y0, y1);
+        }
+        // The same from the sums already rounded to float.
+        inline void values(__m256 s0, __m256 s1, const float *res, __m256 &y0, __m256 &y1) const
+        {
+                y0 = _mm256_fmadd_ps(s0, m0, a0);
+                y1 = _mm256_fmadd_ps(s1, m1, a1);
                 if (res) {
                         y0 = _mm256_fmadd_ps(_mm256_maskload_ps(res, _mm256_and_si256(k0, rk0)), inv, y0);
                         y1 = _mm256_fmadd_ps(_mm256_maskload_ps(res + 8, _mm256_and_si256(k1, rk1)), inv, y1);
@@ -319,7 +334,8 @@ struct Folded16 {
                 y1 = _mm256_min_ps(_mm256_max_ps(y1, lo), hi);
         }
 
-        template <typename Q> inline void row(__m256i acc0, __m256i acc1, const float *res, Q *q) const
+        // One row's outputs from its int32 sums (ACC __m256i) or float sums (__m256).
+        template <typename Q, typename ACC> inline void row(ACC acc0, ACC acc1, const float *res, Q *q) const
         {
                 __m256 y0, y1;
                 values(acc0, acc1, res, y0, y1);
@@ -748,7 +764,144 @@ void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, 
                         depthwise16_block<Part16::Copy>(x, step, tap_off, taps, w, C, c, count, e, q);
 }
 
+// The 16-bit GEMM: A's values are u16, read as they are.  A K block of
+// four values is broadcast as 8 bytes and shifted into int16 (x ^ 0x8000);
+// the weights widened to int16 are 4 columns x 4 values per register, so
+// vpmaddwd gives each column two pair sums per block (4 registers per row
+// for 16 columns; MR = 2 rows keep 8 accumulators and the 4 weights in
+// registers).  The sum of (x - z) w is those sums plus (32768 - z) times
+// the column's weight sum (GemmEpilogue::shift64).  Up to kInt16Blocks
+// blocks (256 values) that sum fits int32 (256 x 65535 x 128 < 2^31) and
+// is formed there.  Longer rows add each chunk's column sums, exact in
+// int32 over up to kChunk16 blocks (508 x 32768 x 128 < 2^31), into
+// doubles, exact below 2^53.  Either way the float, rounded once from the
+// exact value, is the wide epilogue's float of its int64.
+constexpr size_t kInt16Blocks = 64, kChunk16 = 127;
+
+// Columns 0-7 and 8-15 of one row from its four pair-sum registers.
+inline void column_sums16(const __m256i (&a)[4], __m256i &c0, __m256i &c1)
+{
+        // hadd: columns 0 1 4 5 | 2 3 6 7 (and 8-15 alike); 64-bit order 0 2 1 3.
+        c0 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a[0], a[1]), 0xd8);
+        c1 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a[2], a[3]), 0xd8);
+}
+
+// The pair sums of MR rows x 16 columns over K blocks [kb0, kb1) of the
+// runs (block index over all taps), from zero.
+template <int MR>
+inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, const int8_t *b0, size_t kb0, size_t kb1,
+                                                  __m256i (&acc)[MR][4])
+{
+        const __m256i x8000 = _mm256_set1_epi16(-32768);
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] = _mm256_setzero_si256();
+        for (size_t i = kb0; i < kb1;) {
+                const size_t t = i / A.kbt, kb = i % A.kbt, n = std::min(A.kbt - kb, kb1 - i);
+                const uint8_t *a = A.base + m0 * A.lda + A.tap_off[t] + 8 * kb;
+                const int8_t *b = b0 + i * 64;
+                for (size_t j = 0; j < n; j++) {
+                        __m256i w[4];
+                        _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+                                w[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + j * 64 + 16 * q)));
+                        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {
+                                long long v;
+                                std::memcpy(&v, a + r * A.lda + 8 * j, 8);
+                                const __m256i x = _mm256_xor_si256(_mm256_set1_epi64x(v), x8000);
+                                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
+                                        acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(x, w[q]));
+                        }
+                }
+                i += n;
+        }
+}
+
+// The exact sums of (x - z) w of MR rows x 16 columns, row r's passed to
+// out(r, sums 0-7, sums 8-15): as int32 (one chunk) or rounded to float
+// (several); or, with C, stored there as int64.
+template <int MR, typename Out>
+inline void tile16(const GemmA &A, size_t m0, const int8_t *b0, const int64_t *shift, const __m256i (&k)[2], int64_t *C,
+                   size_t ldc, size_t left, Out out)
+{
+        const size_t nkb = size_t(A.taps) * A.kbt;
+        __m256i acc[MR][4];
+        if (nkb <= kInt16Blocks && !C) {
+                // (32768 - z) x the weight sums: at most 2^15 x 256 x 128.
+                const __m256i st0 = narrow8(shift, k[0]), st1 = narrow8(shift + 8, k[1]);
+                sums16<MR>(A, m0, b0, 0, nkb, acc);
+                _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+                {
+                        __m256i c0, c1;
+                        column_sums16(acc[r], c0, c1);
+                        out(r, _mm256_add_epi32(c0, st0), _mm256_add_epi32(c1, st1));
+                }
+                return;
+        }
+        alignas(32) double tot[MR][16];
+        for (int r = 0; r < MR; r++)
+                for (size_t c = 0; c < 16; c++)
+                        tot[r][c] = c < left ? double(shift[c]) : 0.0;
+        for (size_t kb0 = 0; kb0 < nkb; kb0 += kChunk16) {
+                sums16<MR>(A, m0, b0, kb0, std::min(nkb, kb0 + kChunk16), acc);
+                _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
+                {
+                        __m256i c[2];
+                        column_sums16(acc[r], c[0], c[1]);
+                        for (int h = 0; h < 4; h++) {
+                                const __m128i part = h % 2 ? _mm256_extracti128_si256(c[h / 2], 1) : _mm256_castsi256_si128(c[h / 2]);
+                                double *d = tot[r] + 4 * h;
+                                _mm256_store_pd(d, _mm256_add_pd(_mm256_load_pd(d), _mm256_cvtepi32_pd(part)));
+                        }
+                }
+        }
+        if (C) {
+                for (int r = 0; r < MR; r++)
+                        for (size_t c = 0; c < left; c++)
+                                C[(m0 + r) * ldc + c] = int64_t(tot[r][c]);
+                return;
+        }
+        auto f32 = [&](const double *d) {
+                return _mm256_set_m128(_mm256_cvtpd_ps(_mm256_load_pd(d + 4)), _mm256_cvtpd_ps(_mm256_load_pd(d)));
+        };
+        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) out(r, f32(tot[r]), f32(tot[r] + 8));
+}
+
 } // namespace
+
+void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int64_t *C,
+                          size_t ldc)
+{
+        // Unfolded activations: the exact sums through C, then the generic epilogue.
+        int64_t *c64 = e.o->folded ? nullptr : C;
+        for (size_t n0 = 0; n0 < N; n0 += 16) {
+                const int8_t *b0 = B + (n0 / 16) * K4 * 16;
+                const size_t left = N - n0 < 16 ? N - n0 : 16;
+                const Folded16 f(e, n0, N);
+                const __m256i k[2] = {f.k0, f.k1};
+                const int64_t *shift = e.shift64 + n0;
+                alignas(32) int64_t sh[16] = {};
+                if (left < 16) {  // the shift read within its N columns
+                        std::memcpy(sh, shift, 8 * left);
+                        shift = sh;
+                }
+                auto rows = [&](auto mr, size_t m) {
+                        constexpr int MR = decltype(mr)::value;
+                        tile16<MR>(A, m, b0, shift, k, c64 ? c64 + n0 : nullptr, ldc, left, [&](int r, auto s0, auto s1) {
+                                const float *res = e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr;
+                                if (e.q8)
+                                        f.row(s0, s1, res, e.q8 + (m + r) * e.ldq + n0);
+                                else
+                                        f.row(s0, s1, res, e.q16 + (m + r) * e.ldq + n0);
+                        });
+                };
+                size_t m = 0;
+                for (; m + 2 <= M; m += 2)
+                        rows(std::integral_constant<int, 2>{}, m);
+                if (m < M)
+                        rows(std::integral_constant<int, 1>{}, m);
+        }
+        if (c64)
+                epilogue_tile(c64, ldc, M, N, nullptr, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
+}
 
 void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)

@@ -310,6 +310,41 @@ inline Planes padded_plane(const Geometry &G, const LayerIO &io, ThreadPool *poo
         return {{store.data(), nullptr}};
 }
 
+// A 16-bit input (u16 values) with its padding written out (the zero
+// point) where it has any, for the kernels that read u16 values as they
+// are: every window lies inside it.  Gp is the geometry over it.
+inline const uint8_t *padded_plane16(const Geometry &G, const LayerIO &io, ThreadPool *pool, std::vector<uint8_t> &store,
+                                     Geometry &Gp)
+{
+        const size_t hp = padded_h(G), wp = padded_w(G);
+        Gp = G;
+        if (hp == G.h && wp == G.w)
+                return io.x;
+        Gp.h = uint32_t(hp);
+        Gp.w = uint32_t(wp);
+        Gp.pt = Gp.pl = 0;
+        const size_t C = G.c, row = wp * C, rows = size_t(G.n) * hp;
+        store.resize(2 * rows * row);
+        const uint16_t z = uint16_t(io.ax.qp.zero);
+        auto fill = [z](uint8_t *d, size_t n) {
+                for (size_t i = 0; i < n; i++)
+                        std::memcpy(d + 2 * i, &z, 2);
+        };
+        parallel_for(pool, rows, [&](size_t r) {
+                uint8_t *dst = store.data() + 2 * r * row;
+                const size_t b = r / hp, y = r % hp;
+                if (y < G.pt || y >= size_t(G.pt) + G.h) {
+                        fill(dst, row);
+                        return;
+                }
+                const size_t left = size_t(G.pl) * C, inside = size_t(G.w) * C;
+                fill(dst, left);
+                std::memcpy(dst + 2 * left, io.x + 2 * (b * G.h + (y - G.pt)) * inside, 2 * inside);
+                fill(dst + 2 * (left + inside), row - left - inside);
+        });
+        return store.data();
+}
+
 // The output pixels whose whole window lies inside the input: rows
 // [oy0, oy1) x columns [ox0, ox1).  Those read the input in place, tap by
 // tap; the others (the border) read a copy of their window with the zero

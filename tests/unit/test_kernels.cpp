@@ -270,6 +270,20 @@ static void check_depthwise(Isa isa)
         assert_int_equal(a, 255 * -128 + 127);
 }
 
+// 16-bit values as a tensor holds them (little-endian bytes) and as the
+// two byte planes that the 16-bit kernels must agree with.
+struct U16Planes {
+        std::vector<uint8_t> bytes, hi, lo;
+        explicit U16Planes(const std::vector<uint16_t> &x) : bytes(2 * x.size()), hi(x.size()), lo(x.size())
+        {
+                for (size_t i = 0; i < x.size(); i++) {
+                        std::memcpy(&bytes[2 * i], &x[i], 2);
+                        hi[i] = uint8_t(x[i] >> 8);
+                        lo[i] = uint8_t(x[i]);
+                }
+        }
+};
+
 // 16-bit depthwise rows read as u16 (AVX2's depthwise16_epilogue) against
 // the two byte planes of the same values met in the wide epilogue: channel
 // counts with a whole last block (16), whole dwords (8, 24, 42) or an odd
@@ -297,14 +311,10 @@ static void depthwise16_avx2(void **)
                                         }
                                         const size_t X = count * step + 4 * C + 6 * 13 * C + C;
                                         std::vector<uint16_t> x(X);
-                                        std::vector<uint8_t> xb(2 * X), hi(X), lo(X);
                                         for (auto &v : x)
                                                 v = fill < 0 ? uint16_t(rng.below(65536)) : fill ? 65535 : 0;
-                                        for (size_t i = 0; i < X; i++) {
-                                                std::memcpy(&xb[2 * i], &x[i], 2);
-                                                hi[i] = uint8_t(x[i] >> 8);
-                                                lo[i] = uint8_t(x[i]);
-                                        }
+                                        const U16Planes xp(x);
+                                        const std::vector<uint8_t> &xb = xp.bytes, &hi = xp.hi, &lo = xp.lo;
                                         std::vector<int8_t> w(taps * C);
                                         fill_weights(rng, w, -128);
                                         if (fill >= 0)
@@ -428,6 +438,100 @@ static void check_gemm_epilogue(Isa isa)
         }
 }
 
+// The 16-bit GEMM reading u16 values (AVX2's gemm16_epilogue) against the
+// two byte planes of the same values through the portable GEMM, met in
+// the wide epilogue: K within the int32 sum (256 values) and past it
+// (chunks of 508 values, added in doubles), 5 and 40 columns, an odd row
+// count, a tap run split across the input; random values, values near the
+// zero point (where an error of one in a sum shows in the outputs) and
+// the extremes (every input 0 against weights of -128 with zero point
+// 65535, every input 65535 against 127 with zero point 0: a chunk of 512
+// values would overflow int32, and so would a whole sum of 264); folded
+// and unfolded activations with and without a residual; u8 and u16 outputs.
+static void gemm16_avx2(void **)
+{
+        const Kernels &k = kernels_for(Isa::Avx2);
+        if (!isa_supported(Isa::Avx2) || !k.gemm16_epilogue) {
+                print_message("skipped: this CPU lacks avx2\n");
+                skip();
+        }
+        test::Rng rng{1616};
+        int cases = 0;
+        const size_t shapes[][3] = {{1, 8, 5}, {7, 256, 17}, {5, 264, 40}, {3, 1028, 5}};  // M, K4, N
+        for (const auto &sh : shapes)
+                for (int fill : {-1, 0, 1, 2})  // random, all 0, all 65535, near z
+                        for (unsigned taps : {1u, 2u}) {
+                                const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
+                                if (K4 % (4 * taps))
+                                        continue;
+                                // Row m's run t at m * lda + t * 3 * K4 / taps values: rows
+                                // overlap, runs lie apart.
+                                const size_t run = K4 / taps, lda = K4 + 12, X = M * lda + taps * 3 * run;
+                                std::vector<ptrdiff_t> off(taps), off16(taps);
+                                for (unsigned t = 0; t < taps; t++) {
+                                        off[t] = ptrdiff_t(t * 3 * run);
+                                        off16[t] = 2 * off[t];
+                                }
+                                std::vector<uint16_t> x(X);
+                                const int64_t z = fill == 0 ? 65535 : fill == 1 ? 0 : int64_t(rng.below(65536 - 600)) + 300;
+                                for (auto &v : x)
+                                        v = fill < 0    ? uint16_t(rng.below(65536))
+                                            : fill == 2 ? uint16_t(z - 300 + int64_t(rng.below(601)))
+                                            : fill      ? 65535
+                                                        : 0;
+                                const U16Planes xp(x);
+                                const std::vector<uint8_t> &xb = xp.bytes, &hi = xp.hi, &lo = xp.lo;
+                                std::vector<int8_t> B(N16 * K4);
+                                fill_weights(rng, B, -128);
+                                // The largest sums: 0 - 65535 times -128, 65535 - 0 times 127.
+                                if (fill == 0 || fill == 1)
+                                        std::fill(B.begin(), B.end(), int8_t(fill ? 127 : -128));
+                                std::vector<int64_t> wsum(N), zw(N), shift(N);
+                                column_sums_portable(B.data(), K4, N, wsum.data());
+                                for (size_t n = 0; n < N; n++) {
+                                        zw[n] = z * wsum[n];
+                                        shift[n] = (32768 - z) * wsum[n];
+                                }
+                                std::vector<int32_t> ch(M * N), cl(M * N);
+                                gemm_u8s8_portable(GemmA{hi.data(), lda, off.data(), taps, run / 4}, M, B.data(), K4, N, 0, ch.data(), N);
+                                gemm_u8s8_portable(GemmA{lo.data(), lda, off.data(), taps, run / 4}, M, B.data(), K4, N, 0, cl.data(), N);
+                                const GemmA a16{xb.data(), 2 * lda, off16.data(), taps, run / 4};
+                                Channels chs(rng, N, 0, fill == 2 ? 1e-4f : 1e-9f, fill == 2 ? 1e-3f : 1e-7f);
+                                std::vector<float> rv(M * N);
+                                for (auto &v : rv)
+                                        v = rng.uniform(-3.0f, 3.0f);
+                                std::vector<int64_t> C64(M * N);
+                                for (uint8_t act : {NPU_ACT_RELU, NPU_ACT_NONE, NPU_ACT_HARDSWISH})
+                                        for (bool res : {false, true})
+                                                for (unsigned bits : {8u, 16u}) {
+                                                        const OutQuant o = out_quant(bwq::qparams(-4.0f, 7.0f, bits), act);
+                                                        if (bits == 8 && !o.folded)
+                                                                continue;  // u8 outputs only folded
+                                                        std::vector<float> mul = chs.mul, add = chs.add;
+                                                        fold_channels(o, mul.data(), add.data(), N);
+                                                        const Residual R = res ? Residual{rv.data(), N, N} : Residual{};
+                                                        const size_t ldq = N + 3;
+                                                        std::vector<uint16_t> want(M * ldq, 1), got16(M * ldq, 1);
+                                                        std::vector<uint8_t> got8(M * ldq, 1);
+                                                        epilogue_wide(ch.data(), cl.data(), N, M, N, zw.data(), mul.data(), add.data(),
+                                                                      act, o, want.data(), ldq, R);
+                                                        GemmEpilogue e{nullptr, mul.data(), add.data(), act, &o, nullptr, nullptr, ldq, R};
+                                                        e.shift64 = shift.data();
+                                                        if (bits == 8)
+                                                                e.q8 = got8.data();
+                                                        else
+                                                                e.q16 = got16.data();
+                                                        k.gemm16_epilogue(a16, M, B.data(), K4, N, e, C64.data(), N);
+                                                        if (bits == 8)
+                                                                for (size_t i = 0; i < got8.size(); i++)
+                                                                        got16[i] = got8[i];
+                                                        assert_memory_equal(want.data(), got16.data(), want.size() * 2);
+                                                        cases++;
+                                                }
+                        }
+        print_message("%d 16-bit GEMM cases: the same outputs as two byte planes\n", cases);
+}
+
 static void gemm_epilogue_avx2(void **) { check_gemm_epilogue(Isa::Avx2); }
 static void gemm_epilogue_avx512(void **) { check_gemm_epilogue(Isa::Avx512Vnni); }
 
@@ -524,6 +628,7 @@ int main()
                 cmocka_unit_test(depthwise_avx2),
                 cmocka_unit_test(depthwise_avx512),
                 cmocka_unit_test(depthwise16_avx2),
+                cmocka_unit_test(gemm16_avx2),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
