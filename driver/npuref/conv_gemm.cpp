@@ -37,9 +37,10 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         const std::vector<int64_t> &shift = publish(lc.zw64, shift_new);
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G0.oc), G0.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
-        // Folded 8-bit outputs straight into the tensor; others through a
-        // u16 tile packed from there.
-        const bool out8 = io.ay.bits == 8 && oq.folded;
+        // Folded 8-bit outputs straight into the tensor, 16-bit ones too
+        // where it is 2-byte aligned; others through a u16 tile packed from
+        // there.
+        const bool out8 = io.ay.bits == 8 && oq.folded, out16 = io.ay.bits == 16 && uintptr_t(io.y) % 2 == 0;
         Geometry G = G0;
         const uint8_t *X = pointwise ? io.x : padded_plane16(G0, io, pool, store, G);
         // Tap offsets in bytes; a window row's taps one run where its pixels
@@ -59,7 +60,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         const size_t M = size_t(G.n) * G.oh * G.ow, tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
-                uint16_t *Q = scratch(tls.q, out8 ? 0 : kTile * G.oc);
+                uint16_t *Q = scratch(tls.q, out8 || out16 ? 0 : kTile * G.oc);
                 int64_t *C64 = scratch(tls.c64, oq.folded ? 0 : kTile * cout_g);
                 const Residual R = io.r ? residual_rows(io, m0, mt) : Residual{};
                 for (uint32_t g = 0; g < G.groups; g++) {
@@ -70,6 +71,8 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                                 e.shift64 = shift.data() + c0;
                                 if (out8)
                                         e.q8 = io.y + m * G.oc + c0;
+                                else if (out16)
+                                        e.q16 = reinterpret_cast<uint16_t *>(io.y) + m * G.oc + c0;
                                 else
                                         e.q16 = Q + (m - m0) * G.oc + c0;
                                 k.gemm16_epilogue(a, rows, W + g * K4 * N16, K4, cout_g, e, C64, cout_g);
@@ -89,7 +92,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                                 // Every window lies inside the padded input.
                                 [&](size_t, size_t) { std::abort(); });
                 }
-                if (!out8)
+                if (!out8 && !out16)
                         store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
         });
         return true;
