@@ -1,7 +1,6 @@
 // Depthwise CONV2D on the depthwise row kernels, and its int64 form.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "layer.h"
@@ -11,17 +10,18 @@ namespace npuref {
 namespace {
 
 // 16-bit inputs on Kernels::depthwise16_epilogue, which reads the u16
-// values as they are: the input with its padding written out (the zero
-// point) where it has any, so every window lies inside it; no byte planes,
-// no window copies, the epilogue in the kernel.
+// values as they are (no byte planes), the epilogue in the kernel: the
+// interior pixels' windows in place, the border's from copies.
 void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const uint8_t *params,
                      const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &store)
 {
         const int8_t *W = reinterpret_cast<const int8_t *>(params + L.weight_offset);
         const size_t M = size_t(G0.n) * G0.oh * G0.ow, C = G0.c, ntaps = size_t(G0.kh) * G0.kw;
         const uint16_t z = uint16_t(io.ax.qp.zero);
-        Geometry G;
-        const uint8_t *X = padded_plane16(G0, io, pool, store, G);
+        // The padding written out at stride 1 (the copy is about the
+        // output's size); else border windows copied.
+        Geometry G = G0;
+        const uint8_t *X = G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G) : io.x;
         LayerConsts &lc = rs.layer_consts();
         std::vector<ptrdiff_t> &taps_new = rs.taps;
         taps_new.clear();
@@ -29,6 +29,11 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
                 for (uint32_t kx = 0; kx < G.kw; kx++)
                         taps_new.push_back(ptrdiff_t(2 * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
         const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
+        std::vector<ptrdiff_t> &window_taps_new = rs.window_taps;
+        window_taps_new.clear();
+        for (size_t t = 0; t < ntaps; t++)
+                window_taps_new.push_back(ptrdiff_t(2 * t * C));
+        const std::vector<ptrdiff_t> &window_taps = publish(lc.window_taps, window_taps_new);
         // z times each channel's weight sum: at most 65535 x 32 x 128.
         std::vector<int32_t> &zw_new = rs.zw;
         zw_new.assign(C, 0);
@@ -51,24 +56,30 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
                 int32_t *acc = scratch(tls.c32, kTile * C);
                 uint16_t *Q = scratch(tls.q, out8 || out16 || byte_tile ? 0 : kTile * C);
                 uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
+                auto rows = [&](const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
+                        GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
+                        if (out8)
+                                e.q8 = io.y + m * C;
+                        else if (byte_tile)
+                                e.q8 = Q8 + (m - m0) * C;
+                        else if (out16)
+                                e.q16 = reinterpret_cast<uint16_t *>(io.y) + m * C;
+                        else
+                                e.q16 = Q + (m - m0) * C;
+                        k.depthwise16_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, acc + (m - m0) * C);
+                };
                 for_runs(
                         G, inner, m0, mt,
                         [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
-                                GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
-                                if (out8)
-                                        e.q8 = io.y + m * C;
-                                else if (byte_tile)
-                                        e.q8 = Q8 + (m - m0) * C;
-                                else if (out16)
-                                        e.q16 = reinterpret_cast<uint16_t *>(io.y) + m * C;
-                                else
-                                        e.q16 = Q + (m - m0) * C;
-                                const uint8_t *x = X + 2 * ((b * G.h + oy * G.sh) * G.w + ox * G.sw) * C;
-                                k.depthwise16_epilogue(x, 2 * size_t(G.sw) * C, taps.data(), unsigned(ntaps), W, C, len, e,
-                                                       acc + (m - m0) * C);
+                                const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
+                                rows(X + 2 * ((b * G.h + iy) * G.w + ix) * C, 2 * size_t(G.sw) * C, taps.data(), m, len);
                         },
-                        // Every window lies inside the padded input.
-                        [&](size_t, size_t) { std::abort(); });
+                        [&](size_t m, size_t len) {
+                                uint8_t *win = scratch(tls.a, 2 * len * ntaps * C);
+                                for (size_t r = 0; r < len; r++)
+                                        window_row16(G, X, z, m + r, 0, C, win + 2 * r * ntaps * C);
+                                rows(win, 2 * ntaps * C, window_taps.data(), m, len);
+                        });
                 if (byte_tile)
                         store_tile(Q8, io.ay.bits, m0 * C, mt * C, io.y);
                 else if (!out8 && !out16)

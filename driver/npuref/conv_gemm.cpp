@@ -359,8 +359,38 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                 return;
         }
         const size_t N16 = (cout + 15) / 16 * 16;
+        // Weight k = tap * cin + c moves to tap * cpad + c; the pad rows are zero.
+        std::vector<int8_t> &wp = rs.wpad;
+        wp.assign(Kp * N16, 0);
+        for (size_t nb = 0; nb < N16 / 16; nb++)
+                for (size_t t = 0; t < taps; t++)
+                        for (uint32_t c = 0; c < cin; c++) {
+                                const size_t ko = t * cin + c, kn = t * cpad + c;
+                                const int8_t *s = W + nb * K4 * 16 + ko / 4 * 64 + ko % 4;
+                                int8_t *d = wp.data() + nb * Kp * 16 + kn / 4 * 64 + kn % 4;
+                                for (int col = 0; col < 16; col++)
+                                        d[col * 4] = s[col * 4];
+                        }
+        Geometry Gp = G;
+        Gp.c = cpad;
         const size_t X = size_t(G.n) * G.h * G.w;
         const bool wide = io.ax.bits == 16;
+        if (wide && k.gemm16_epilogue) {
+                // 16 bits read as u16 (gemm16_layer): one copy, its pixels' pad
+                // channels zero.
+                std::vector<uint8_t> &store = rs.padded;
+                store.resize(2 * X * cpad);
+                parallel_for(pool, (X + 4095) / 4096, [&](size_t i) {
+                        for (size_t x = i * 4096, e = std::min(X, x + 4096); x < e; x++) {
+                                std::memcpy(store.data() + 2 * x * cpad, io.x + 2 * x * cin, 2 * cin);
+                                std::memset(store.data() + 2 * (x * cpad + cin), 0, 2 * (cpad - cin));
+                        }
+                });
+                LayerIO io16 = io;
+                io16.x = store.data();
+                gemm16_layer(L, Gp, io16, wp.data(), params, k, pool, planes);
+                return;
+        }
         const Planes P0 = input_planes(G, io, pool, planes);
         std::vector<uint8_t> &store = rs.padded;
         store.resize(X * cpad * (wide ? 2 : 1));
@@ -392,20 +422,6 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                         }
                 });
         }
-        // Weight k = tap * cin + c moves to tap * cpad + c; the pad rows are zero.
-        std::vector<int8_t> &wp = rs.wpad;
-        wp.assign(Kp * N16, 0);
-        for (size_t nb = 0; nb < N16 / 16; nb++)
-                for (size_t t = 0; t < taps; t++)
-                        for (uint32_t c = 0; c < cin; c++) {
-                                const size_t ko = t * cin + c, kn = t * cpad + c;
-                                const int8_t *s = W + nb * K4 * 16 + ko / 4 * 64 + ko % 4;
-                                int8_t *d = wp.data() + nb * Kp * 16 + kn / 4 * 64 + kn % 4;
-                                for (int col = 0; col < 16; col++)
-                                        d[col * 4] = s[col * 4];
-                        }
-        Geometry Gp = G;
-        Gp.c = cpad;
         gemm_layer(L, Gp, io, wp.data(), params, k, pool, planes, &P);
 }
 

@@ -481,6 +481,25 @@ inline void window_row(const Geometry &G, const uint8_t *plane, uint8_t pad, siz
         }
 }
 
+// window_row over a 16-bit input (u16 values; plane, row and the pad value
+// z as such): row [tap][cn] of 2-byte values.
+inline void window_row16(const Geometry &G, const uint8_t *plane, uint16_t z, size_t m, size_t c0, size_t cn, uint8_t *row)
+{
+        const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
+        for (uint32_t ky = 0; ky < G.kh; ky++) {
+                const int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
+                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                        const int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
+                        uint8_t *dst = row + 2 * (size_t(ky) * G.kw + kx) * cn;
+                        if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
+                                for (size_t c = 0; c < cn; c++)
+                                        std::memcpy(dst + 2 * c, &z, 2);
+                        else
+                                std::memcpy(dst, plane + 2 * (((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c + c0), 2 * cn);
+                }
+        }
+}
+
 // The op families (conv_gemm.cpp, conv_depthwise.cpp, float_ops.cpp).
 void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &io, const uint8_t *params,
                     const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &planes);
