@@ -1,7 +1,6 @@
 // CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernels.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "layer.h"
@@ -11,9 +10,9 @@ namespace npuref {
 namespace {
 
 // 16-bit inputs on Kernels::gemm16_epilogue, which reads the u16 values as
-// they are: a 1x1 layer's rows in place, a convolution whose groups hold
-// whole K blocks tap by tap from the input with its padding written out.
-// No byte planes, no window copies, the epilogue in the kernel.  False
+// they are (no byte planes), the epilogue in the kernel: a 1x1 layer's rows
+// in place, a convolution whose groups hold whole K blocks tap by tap
+// (interior windows in place, the border's from copies).  False
 // where the layer is not of that kind (or the table has no such kernel).
 bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, const int8_t *W, const uint8_t *params,
                   const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &store)
@@ -41,8 +40,10 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         // where it is 2-byte aligned; others through a u16 tile packed from
         // there.
         const bool out8 = io.ay.bits == 8 && oq.folded, out16 = io.ay.bits == 16 && uintptr_t(io.y) % 2 == 0;
+        // A convolution's padding written out at stride 1 (the copy is about
+        // the output's size); else its border windows copied.
         Geometry G = G0;
-        const uint8_t *X = pointwise ? io.x : padded_plane16(G0, io, pool, store, G);
+        const uint8_t *X = !pointwise && G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G) : io.x;
         // Tap offsets in bytes; a window row's taps one run where its pixels
         // lie side by side (as gemm_layer's).
         const bool row_runs = G.dw == 1 && cin_g == G.c;
@@ -57,6 +58,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                                 taps_new.push_back(ptrdiff_t(2 * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
         const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
         const Interior inner = interior(G);
+        const ptrdiff_t zero_off = 0;
         const size_t M = size_t(G.n) * G.oh * G.ow, tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
@@ -84,13 +86,17 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                         for_runs(
                                 G, inner, m0, mt,
                                 [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
-                                        const size_t px = (b * G.h + oy * G.sh) * G.w + ox * G.sw;
+                                        const size_t px = (b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl;
                                         gemm(GemmA{X + 2 * (px * G.c + size_t(g) * cin_g), 2 * size_t(G.sw) * G.c, taps.data(),
                                                    unsigned(taps.size()), kbt},
                                              m, len);
                                 },
-                                // Every window lies inside the padded input.
-                                [&](size_t, size_t) { std::abort(); });
+                                [&](size_t m, size_t len) {
+                                        uint8_t *A = scratch(tls.a, 2 * len * K4);
+                                        for (size_t r = 0; r < len; r++)
+                                                window_row16(G, X, uint16_t(z), m + r, size_t(g) * cin_g, cin_g, A + 2 * r * K4);
+                                        gemm(GemmA{A, 2 * K4, &zero_off, 1, K4 / 4}, m, len);
+                                });
                 }
                 if (!out8 && !out16)
                         store_tile(Q, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
