@@ -795,11 +795,14 @@ inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, con
         const __m256i x8000 = _mm256_set1_epi16(-32768);
         _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
                 _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] = _mm256_setzero_si256();
-        for (size_t i = kb0; i < kb1;) {
-                const size_t t = i / A.kbt, kb = i % A.kbt, n = std::min(A.kbt - kb, kb1 - i);
-                const uint8_t *a = A.base + m0 * A.lda + A.tap_off[t] + 8 * kb;
-                const int8_t *b = b0 + i * 64;
-                for (size_t j = 0; j < n; j++) {
+        // Run t holds blocks [t * kbt, (t + 1) * kbt); the part of it in [kb0, kb1).
+        for (unsigned t = 0; t < A.taps; t++) {
+                const size_t first = size_t(t) * A.kbt, lo = std::max(kb0, first), hi = std::min(kb1, first + A.kbt);
+                if (lo >= hi)
+                        continue;
+                const uint8_t *a = A.base + m0 * A.lda + A.tap_off[t] + 8 * (lo - first);
+                const int8_t *b = b0 + lo * 64;
+                for (size_t j = 0; j < hi - lo; j++) {
                         __m256i w[4];
                         _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
                                 w[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + j * 64 + 16 * q)));
@@ -811,7 +814,6 @@ inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, con
                                         acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(x, w[q]));
                         }
                 }
-                i += n;
         }
 }
 
