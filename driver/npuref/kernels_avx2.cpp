@@ -764,54 +764,75 @@ void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, 
                         depthwise16_block<Part16::Copy>(x, step, tap_off, taps, w, C, c, count, e, q);
 }
 
-// The 16-bit GEMM: A's values are u16, read as they are.  A K block of
-// four values is broadcast as 8 bytes and shifted into int16 (x ^ 0x8000);
-// the weights widened to int16 are 4 columns x 4 values per register, so
-// vpmaddwd gives each column two pair sums per block (4 registers per row
-// for 16 columns; MR = 2 rows keep 8 accumulators and the 4 weights in
-// registers).  The sum of (x - z) w is those sums plus (32768 - z) times
-// the column's weight sum (GemmEpilogue::shift64).  Up to kInt16Blocks
-// blocks (256 values) that sum fits int32 (256 x 65535 x 128 < 2^31) and
-// is formed there.  Longer rows add each chunk's column sums, exact in
-// int32 over up to kChunk16 blocks (508 x 32768 x 128 < 2^31), into
-// doubles, exact below 2^53.  Either way the float, rounded once from the
-// exact value, is the wide epilogue's float of its int64.
+// The 16-bit GEMM: A's values are u16, read as they are.  A pair of
+// values is broadcast as 4 bytes and shifted into int16 (x ^ 0x8000); the
+// slice's weights, widened to int16 once per call (Weights16), hold 8
+// columns x the same pair of K per register, so one vpmaddwd adds both
+// products of a pair into each column's int32 lane: 2 accumulators per
+// row for 16 columns, MR = 3 rows with 4 weight registers.  The sum of
+// (x - z) w is those sums plus (32768 - z) times the column's weight sum
+// (GemmEpilogue::shift64).  Up to kInt16Blocks blocks (256 values) that
+// sum fits int32 (256 x 65535 x 128 < 2^31) and is formed there.  Longer
+// rows add each chunk's sums, exact in int32 over up to kChunk16 blocks
+// (508 x 32768 x 128 < 2^31), into doubles, exact below 2^53.  Either way
+// the float, rounded once from the exact value, is the wide epilogue's
+// float of its int64.
 constexpr size_t kInt16Blocks = 64, kChunk16 = 127;
+constexpr int kMR16 = 3;
 
-// Columns 0-7 and 8-15 of one row from its four pair-sum registers.
-inline void column_sums16(const __m256i (&a)[4], __m256i &c0, __m256i &c1)
-{
-        // hadd: columns 0 1 4 5 | 2 3 6 7 (and 8-15 alike); 64-bit order 0 2 1 3.
-        c0 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a[0], a[1]), 0xd8);
-        c1 = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a[2], a[3]), 0xd8);
-}
+// One slice's weights as int16: per K block, for K pairs (0, 1) and (2, 3),
+// columns 0-7 and 8-15, each column's two weights side by side.
+struct Weights16 {
+        std::vector<int16_t> w;
+        void fill(const int8_t *b0, size_t nkb)
+        {
+                if (w.size() < nkb * 64 + 16)
+                        w.resize(nkb * 64 + 16);
+                // Per 128-bit lane (4 columns x 4 bytes): pair (0, 1) of each
+                // column into the low 8 bytes, pair (2, 3) into the high 8.
+                const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
+                                                      12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+                for (size_t kb = 0; kb < nkb; kb++)
+                        for (int h = 0; h < 2; h++) {
+                                // Columns 8h..8h+7: 64-bit order (pair 0: 0-3, 4-7; pair 1: 0-3, 4-7).
+                                const __m256i v = _mm256_permute4x64_epi64(
+                                        _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b0 + kb * 64 + 32 * h)), pick),
+                                        0xd8);
+                                int16_t *d = w.data() + kb * 64;
+                                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 16 * h), _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)));
+                                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 32 + 16 * h),
+                                                    _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)));
+                        }
+        }
+};
+inline thread_local Weights16 weights16;
 
-// The pair sums of MR rows x 16 columns over K blocks [kb0, kb1) of the
-// runs (block index over all taps), from zero.
+// The column sums of MR rows x 16 columns (columns 0-7, 8-15) over K blocks
+// [kb0, kb1) of the runs (block index over all taps), from zero.
 template <int MR>
-inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, const int8_t *b0, size_t kb0, size_t kb1,
-                                                  __m256i (&acc)[MR][4])
+inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, const int16_t *w16, size_t kb0, size_t kb1,
+                                                  __m256i (&acc)[MR][2])
 {
         const __m256i x8000 = _mm256_set1_epi16(-32768);
-        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
-                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++) acc[r][q] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
         // Run t holds blocks [t * kbt, (t + 1) * kbt); the part of it in [kb0, kb1).
         for (unsigned t = 0; t < A.taps; t++) {
                 const size_t first = size_t(t) * A.kbt, lo = std::max(kb0, first), hi = std::min(kb1, first + A.kbt);
                 if (lo >= hi)
                         continue;
                 const uint8_t *a = A.base + m0 * A.lda + A.tap_off[t] + 8 * (lo - first);
-                const int8_t *b = b0 + lo * 64;
+                const int16_t *b = w16 + lo * 64;
                 for (size_t j = 0; j < hi - lo; j++) {
                         __m256i w[4];
                         _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
-                                w[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(b + j * 64 + 16 * q)));
-                        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) {
-                                long long v;
-                                std::memcpy(&v, a + r * A.lda + 8 * j, 8);
-                                const __m256i x = _mm256_xor_si256(_mm256_set1_epi64x(v), x8000);
-                                _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
-                                        acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(x, w[q]));
+                                w[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + j * 64 + 16 * q));
+                        _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++) {
+                                const __m256i x01 = _mm256_xor_si256(bcast4(a + r * A.lda + 8 * j), x8000);
+                                const __m256i x23 = _mm256_xor_si256(bcast4(a + r * A.lda + 8 * j + 4), x8000);
+                                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x01, w[0]));
+                                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x01, w[1]));
+                                acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x23, w[2]));
+                                acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x23, w[3]));
                         }
                 }
         }
@@ -821,21 +842,17 @@ inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, con
 // out(r, sums 0-7, sums 8-15): as int32 (one chunk) or rounded to float
 // (several); or, with C, stored there as int64.
 template <int MR, typename Out>
-inline void tile16(const GemmA &A, size_t m0, const int8_t *b0, const int64_t *shift, const __m256i (&k)[2], int64_t *C,
+inline void tile16(const GemmA &A, size_t m0, const int16_t *w16, const int64_t *shift, const __m256i (&k)[2], int64_t *C,
                    size_t ldc, size_t left, Out out)
 {
         const size_t nkb = size_t(A.taps) * A.kbt;
-        __m256i acc[MR][4];
+        __m256i acc[MR][2];
         if (nkb <= kInt16Blocks && !C) {
                 // (32768 - z) x the weight sums: at most 2^15 x 256 x 128.
                 const __m256i st0 = narrow8(shift, k[0]), st1 = narrow8(shift + 8, k[1]);
-                sums16<MR>(A, m0, b0, 0, nkb, acc);
-                _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
-                {
-                        __m256i c0, c1;
-                        column_sums16(acc[r], c0, c1);
-                        out(r, _mm256_add_epi32(c0, st0), _mm256_add_epi32(c1, st1));
-                }
+                sums16<MR>(A, m0, w16, 0, nkb, acc);
+                _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++)
+                        out(r, _mm256_add_epi32(acc[r][0], st0), _mm256_add_epi32(acc[r][1], st1));
                 return;
         }
         alignas(32) double tot[MR][16];
@@ -843,17 +860,13 @@ inline void tile16(const GemmA &A, size_t m0, const int8_t *b0, const int64_t *s
                 for (size_t c = 0; c < 16; c++)
                         tot[r][c] = c < left ? double(shift[c]) : 0.0;
         for (size_t kb0 = 0; kb0 < nkb; kb0 += kChunk16) {
-                sums16<MR>(A, m0, b0, kb0, std::min(nkb, kb0 + kChunk16), acc);
-                _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++)
-                {
-                        __m256i c[2];
-                        column_sums16(acc[r], c[0], c[1]);
+                sums16<MR>(A, m0, w16, kb0, std::min(nkb, kb0 + kChunk16), acc);
+                _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++)
                         for (int h = 0; h < 4; h++) {
-                                const __m128i part = h % 2 ? _mm256_extracti128_si256(c[h / 2], 1) : _mm256_castsi256_si128(c[h / 2]);
+                                const __m128i part = h % 2 ? _mm256_extracti128_si256(acc[r][h / 2], 1) : _mm256_castsi256_si128(acc[r][h / 2]);
                                 double *d = tot[r] + 4 * h;
                                 _mm256_store_pd(d, _mm256_add_pd(_mm256_load_pd(d), _mm256_cvtepi32_pd(part)));
                         }
-                }
         }
         if (C) {
                 for (int r = 0; r < MR; r++)
@@ -864,7 +877,7 @@ inline void tile16(const GemmA &A, size_t m0, const int8_t *b0, const int64_t *s
         auto f32 = [&](const double *d) {
                 return _mm256_set_m128(_mm256_cvtpd_ps(_mm256_load_pd(d + 4)), _mm256_cvtpd_ps(_mm256_load_pd(d)));
         };
-        _Pragma("GCC unroll 2") for (int r = 0; r < MR; r++) out(r, f32(tot[r]), f32(tot[r] + 8));
+        _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++) out(r, f32(tot[r]), f32(tot[r] + 8));
 }
 
 } // namespace
@@ -874,8 +887,10 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
 {
         // Unfolded activations: the exact sums through C, then the generic epilogue.
         int64_t *c64 = e.o->folded ? nullptr : C;
+        const size_t nkb = size_t(A.taps) * A.kbt;
+        Weights16 &w16 = weights16;
         for (size_t n0 = 0; n0 < N; n0 += 16) {
-                const int8_t *b0 = B + (n0 / 16) * K4 * 16;
+                w16.fill(B + (n0 / 16) * K4 * 16, nkb);
                 const size_t left = N - n0 < 16 ? N - n0 : 16;
                 const Folded16 f(e, n0, N);
                 const __m256i k[2] = {f.k0, f.k1};
@@ -887,7 +902,7 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
                 }
                 auto rows = [&](auto mr, size_t m) {
                         constexpr int MR = decltype(mr)::value;
-                        tile16<MR>(A, m, b0, shift, k, c64 ? c64 + n0 : nullptr, ldc, left, [&](int r, auto s0, auto s1) {
+                        tile16<MR>(A, m, w16.w.data(), shift, k, c64 ? c64 + n0 : nullptr, ldc, left, [&](int r, auto s0, auto s1) {
                                 const float *res = e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr;
                                 if (e.q8)
                                         f.row(s0, s1, res, e.q8 + (m + r) * e.ldq + n0);
@@ -896,9 +911,11 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
                         });
                 };
                 size_t m = 0;
-                for (; m + 2 <= M; m += 2)
+                for (; m + kMR16 <= M; m += kMR16)
+                        rows(std::integral_constant<int, kMR16>{}, m);
+                if (M - m == 2)
                         rows(std::integral_constant<int, 2>{}, m);
-                if (m < M)
+                else if (M - m == 1)
                         rows(std::integral_constant<int, 1>{}, m);
         }
         if (c64)
