@@ -9,6 +9,36 @@ namespace npuref {
 
 namespace {
 
+// A depthwise layer's tap offsets in place (taps) and in a window copy
+// (window_taps), for values of `bytes` bytes, published in the layer's
+// constants.
+struct DepthwiseTaps {
+        const std::vector<ptrdiff_t> &taps, &window_taps;
+};
+DepthwiseTaps depthwise_taps(const Geometry &G, size_t bytes)
+{
+        const size_t C = G.c;
+        std::vector<ptrdiff_t> &taps_new = rs.taps, &window_taps_new = rs.window_taps;
+        taps_new.clear();
+        window_taps_new.clear();
+        for (uint32_t ky = 0; ky < G.kh; ky++)
+                for (uint32_t kx = 0; kx < G.kw; kx++) {
+                        taps_new.push_back(ptrdiff_t(bytes * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
+                        window_taps_new.push_back(ptrdiff_t(bytes * window_taps_new.size() * C));
+                }
+        LayerConsts &lc = rs.layer_consts();
+        return {publish(lc.taps, taps_new), publish(lc.window_taps, window_taps_new)};
+}
+
+// Each channel's weight sum over the taps of weights [taps][C].
+void channel_weight_sums(const int8_t *W, size_t ntaps, size_t C, std::vector<int64_t> &sums)
+{
+        sums.assign(C, 0);
+        for (size_t t = 0; t < ntaps; t++)
+                for (size_t c = 0; c < C; c++)
+                        sums[c] += W[t * C + c];
+}
+
 // 16-bit inputs on Kernels::depthwise16_epilogue, which reads the u16
 // values as they are (no byte planes), the epilogue in the kernel: the
 // interior pixels' windows in place, the border's from copies.
@@ -22,27 +52,13 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
         // output's size); else border windows copied.
         Geometry G = G0;
         const uint8_t *X = G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G) : io.x;
-        LayerConsts &lc = rs.layer_consts();
-        std::vector<ptrdiff_t> &taps_new = rs.taps;
-        taps_new.clear();
-        for (uint32_t ky = 0; ky < G.kh; ky++)
-                for (uint32_t kx = 0; kx < G.kw; kx++)
-                        taps_new.push_back(ptrdiff_t(2 * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
-        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
-        std::vector<ptrdiff_t> &window_taps_new = rs.window_taps;
-        window_taps_new.clear();
-        for (size_t t = 0; t < ntaps; t++)
-                window_taps_new.push_back(ptrdiff_t(2 * t * C));
-        const std::vector<ptrdiff_t> &window_taps = publish(lc.window_taps, window_taps_new);
-        // z times each channel's weight sum: at most 65535 x 32 x 128.
-        std::vector<int32_t> &zw_new = rs.zw;
-        zw_new.assign(C, 0);
-        for (size_t t = 0; t < ntaps; t++)
-                for (size_t c = 0; c < C; c++)
-                        zw_new[c] += W[t * C + c];
+        const DepthwiseTaps dt = depthwise_taps(G, 2);
+        // (32768 - z) times each channel's weight sum (GemmEpilogue::shift64).
+        std::vector<int64_t> &shift_new = rs.wsum;
+        channel_weight_sums(W, ntaps, C, shift_new);
         for (size_t c = 0; c < C; c++)
-                zw_new[c] *= int32_t(z);
-        const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
+                shift_new[c] *= 32768 - int64_t(z);
+        const std::vector<int64_t> &shift = publish(rs.layer_consts().zw64, shift_new);
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         // 8 bits into the tensor, 16 into it where it is 2-byte aligned;
@@ -57,7 +73,8 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
                 uint16_t *Q = scratch(tls.q, out8 || out16 || byte_tile ? 0 : kTile * C);
                 uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
                 auto rows = [&](const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
-                        GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
+                        GemmEpilogue e{nullptr, cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
+                        e.shift64 = shift.data();
                         if (out8)
                                 e.q8 = io.y + m * C;
                         else if (byte_tile)
@@ -72,13 +89,13 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
                         G, inner, m0, mt,
                         [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                 const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
-                                rows(X + 2 * ((b * G.h + iy) * G.w + ix) * C, 2 * size_t(G.sw) * C, taps.data(), m, len);
+                                rows(X + 2 * ((b * G.h + iy) * G.w + ix) * C, 2 * size_t(G.sw) * C, dt.taps.data(), m, len);
                         },
                         [&](size_t m, size_t len) {
                                 uint8_t *win = scratch(tls.a, 2 * len * ntaps * C);
                                 for (size_t r = 0; r < len; r++)
                                         window_row16(G, X, z, m + r, 0, C, win + 2 * r * ntaps * C);
-                                rows(win, 2 * ntaps * C, window_taps.data(), m, len);
+                                rows(win, 2 * ntaps * C, dt.window_taps.data(), m, len);
                         });
                 if (byte_tile)
                         store_tile(Q8, io.ay.bits, m0 * C, mt * C, io.y);
@@ -112,28 +129,20 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
         LayerConsts &lc = rs.layer_consts();
-        std::vector<ptrdiff_t> &taps_new = rs.taps, &window_taps_new = rs.window_taps;
-        taps_new.clear();
-        window_taps_new.clear();
-        for (uint32_t ky = 0; ky < G.kh; ky++)
-                for (uint32_t kx = 0; kx < G.kw; kx++) {
-                        taps_new.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
-                        window_taps_new.push_back(ptrdiff_t(window_taps_new.size() * C));
-                }
-        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new), &window_taps = publish(lc.window_taps, window_taps_new);
+        const DepthwiseTaps dt = depthwise_taps(G, 1);
+        const std::vector<ptrdiff_t> &taps = dt.taps, &window_taps = dt.window_taps;
         const int32_t z = io.ax.qp.zero;
+        std::vector<int64_t> &wsum = rs.wsum;
+        channel_weight_sums(W, ntaps, C, wsum);
         std::vector<int32_t> &zw_new = rs.zw;
         std::vector<int64_t> &zw64_new = rs.zw64;
-        zw_new.assign(C, 0);
+        zw_new.resize(wide ? 0 : C);
         zw64_new.resize(wide ? C : 0);
-        for (size_t t = 0; t < ntaps; t++)
-                for (size_t c = 0; c < C; c++)
-                        zw_new[c] += W[t * C + c];
         for (size_t c = 0; c < C; c++)
                 if (wide)
-                        zw64_new[c] = int64_t(z) * zw_new[c];
+                        zw64_new[c] = int64_t(z) * wsum[c];
                 else
-                        zw_new[c] *= z;
+                        zw_new[c] = int32_t(z * wsum[c]);
         const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
         const std::vector<int64_t> &zw64 = publish(lc.zw64, zw64_new);
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);

@@ -9,6 +9,32 @@ namespace npuref {
 
 namespace {
 
+// A 1x1 convolution (or FC) whose rows are read in place: stride 1, no
+// padding, one group, whole K blocks.
+bool is_pointwise(const Geometry &G)
+{
+        return G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 && G.groups == 1 && G.c % 4 == 0;
+}
+
+// A tap-by-tap layer's runs: each tap's K blocks are its pixel's channels;
+// where a window row's pixels lie side by side with nothing between their
+// channels (no dilation, one group), the row's taps are one run of kw
+// times as many blocks: fewer, longer inner loops.  The runs' offsets
+// (values of `bytes` bytes) are published in the layer's constants; the
+// return value is the K blocks per run.
+size_t tap_runs(const Geometry &G, size_t bytes, const std::vector<ptrdiff_t> *&taps)
+{
+        const uint32_t cin_g = G.c / G.groups;
+        const bool row_runs = G.dw == 1 && cin_g == G.c;
+        std::vector<ptrdiff_t> &taps_new = rs.taps;
+        taps_new.clear();
+        for (uint32_t ky = 0; ky < G.kh; ky++)
+                for (uint32_t kx = 0; kx < (row_runs ? 1 : G.kw); kx++)
+                        taps_new.push_back(ptrdiff_t(bytes * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
+        taps = &publish(rs.layer_consts().taps, taps_new);
+        return row_runs ? size_t(G.kw) * cin_g / 4 : cin_g / 4;
+}
+
 // 16-bit inputs on Kernels::gemm16_epilogue, which reads the u16 values as
 // they are (no byte planes), the epilogue in the kernel: a 1x1 layer's rows
 // in place, a convolution whose groups hold whole K blocks tap by tap
@@ -18,8 +44,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                   const Kernels &k, ThreadPool *pool, std::vector<uint8_t> &store)
 {
         const uint32_t cin_g = G0.c / G0.groups, cout_g = G0.oc / G0.groups;
-        const bool pointwise = G0.kh == 1 && G0.kw == 1 && G0.sh == 1 && G0.sw == 1 && G0.pt == 0 && G0.pl == 0 &&
-                               G0.groups == 1 && G0.c % 4 == 0;
+        const bool pointwise = is_pointwise(G0);
         if (!k.gemm16_epilogue || !(pointwise || cin_g % 4 == 0))
                 return false;
         const size_t K4 = size_t(G0.kh) * G0.kw * cin_g, N16 = (cout_g + 15) / 16 * 16;
@@ -44,21 +69,11 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         // the output's size); else its border windows copied.
         Geometry G = G0;
         const uint8_t *X = !pointwise && G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G) : io.x;
-        // Tap offsets in bytes; a window row's taps one run where its pixels
-        // lie side by side (as gemm_layer's).
-        const bool row_runs = G.dw == 1 && cin_g == G.c;
-        const size_t kbt = pointwise ? K4 / 4 : row_runs ? size_t(G.kw) * cin_g / 4 : cin_g / 4;
-        std::vector<ptrdiff_t> &taps_new = rs.taps;
-        taps_new.clear();
-        if (pointwise)
-                taps_new.push_back(0);
-        else
-                for (uint32_t ky = 0; ky < G.kh; ky++)
-                        for (uint32_t kx = 0; kx < (row_runs ? 1 : G.kw); kx++)
-                                taps_new.push_back(ptrdiff_t(2 * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
-        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
-        const Interior inner = interior(G);
+        // A 1x1 layer's rows are one run; a convolution's taps as tap_runs says.
         const ptrdiff_t zero_off = 0;
+        const std::vector<ptrdiff_t> *taps = nullptr;
+        const size_t kbt = pointwise ? K4 / 4 : tap_runs(G, 2, taps);
+        const Interior inner = interior(G);
         const size_t M = size_t(G.n) * G.oh * G.ow, tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
@@ -80,15 +95,15 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                                 k.gemm16_epilogue(a, rows, W + g * K4 * N16, K4, cout_g, e, C64, cout_g);
                         };
                         if (pointwise) {
-                                gemm(GemmA{X + 2 * m0 * G.c, 2 * size_t(G.c), taps.data(), 1, kbt}, m0, mt);
+                                gemm(GemmA{X + 2 * m0 * G.c, 2 * size_t(G.c), &zero_off, 1, kbt}, m0, mt);
                                 continue;
                         }
                         for_runs(
                                 G, inner, m0, mt,
                                 [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                         const size_t px = (b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl;
-                                        gemm(GemmA{X + 2 * (px * G.c + size_t(g) * cin_g), 2 * size_t(G.sw) * G.c, taps.data(),
-                                                   unsigned(taps.size()), kbt},
+                                        gemm(GemmA{X + 2 * (px * G.c + size_t(g) * cin_g), 2 * size_t(G.sw) * G.c, taps->data(),
+                                                   unsigned(taps->size()), kbt},
                                              m, len);
                                 },
                                 [&](size_t m, size_t len) {
@@ -160,8 +175,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // tile that stays in L1, packed from there (no 16-bit tile).
         const bool byte_tile = narrow && (io.ay.bits == 4 || io.ay.bits == 6);
 
-        const bool pointwise = G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 &&
-                               G.groups == 1 && G.c % 4 == 0;
+        const bool pointwise = is_pointwise(G);
         // Tap by tap: each tap's K blocks hold whole input channels, and
         // one GEMM call covers K (no int32 split).
         const bool direct = !pointwise && cin_g % 4 == 0 && !split;
@@ -187,19 +201,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                        : input_planes(G0, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
         const Interior inner = interior(G);
-        // A tap's K blocks are its pixel's channels; where a window row's
-        // pixels lie side by side with nothing between their channels (no
-        // dilation, one group), the row's taps are one run of kw times as
-        // many blocks: fewer, longer inner loops.
-        const bool row_runs = G.dw == 1 && cin_g == G.c;
-        const size_t kbt = row_runs ? size_t(G.kw) * cin_g / 4 : cin_g / 4;
-        std::vector<ptrdiff_t> &taps_new = rs.taps;
-        taps_new.clear();
-        if (direct)
-                for (uint32_t ky = 0; ky < G.kh; ky++)
-                        for (uint32_t kx = 0; kx < (row_runs ? 1 : G.kw); kx++)
-                                taps_new.push_back(ptrdiff_t((size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
-        const std::vector<ptrdiff_t> &taps = publish(lc.taps, taps_new);
+        const std::vector<ptrdiff_t> *taps = nullptr;
+        const size_t kbt = direct ? tap_runs(G, 1, taps) : 0;
         const ptrdiff_t zero_off = 0;
 
         if (chunked) {
@@ -296,7 +299,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                                 [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                                         const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
                                                         gemm(GemmA{plane + ((b * G.h + iy) * G.w + ix) * G.c + size_t(g) * cin_g,
-                                                                   size_t(G.sw) * G.c, taps.data(), unsigned(taps.size()), kbt},
+                                                                   size_t(G.sw) * G.c, taps->data(), unsigned(taps->size()), kbt},
                                                              m, len);
                                                 },
                                                 [&](size_t m, size_t len) {

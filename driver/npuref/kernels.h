@@ -68,8 +68,8 @@ struct GemmEpilogue {
         // instead of summing the weights in every call.  Null: they do.
         const int32_t *sums128 = nullptr;
         // 16-bit kernels that shift u16 inputs into int16 (x ^ 0x8000, AVX2):
-        // (32768 - z) times each column's weight sum, which turns their sums
-        // into those of (x - z) w.
+        // (32768 - z) times each column's (channel's) weight sum, which turns
+        // their sums into those of (x - z) w.
         const int64_t *shift64 = nullptr;
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
@@ -85,11 +85,10 @@ using DepthwiseEpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdif
                                      uint8_t xmax);
 
 // depthwise_epilogue over 16-bit inputs: x holds u16 values (little-endian)
-// and step and tap_off count bytes; up to 32 taps (DwTaps), e.off is the
-// zero-point term z * each channel's weight sum (int32 up to 255 taps),
-// and the sums are exact in int32, so the outputs are those of the two
-// byte planes met in epilogue_wide.  Null in a table: the layer splits the
-// input into planes.
+// and step and tap_off count bytes; up to 32 taps (DwTaps); e.shift64
+// given, e.off unused; the sums are exact in int32, so the outputs are
+// those of the two byte planes met in epilogue_wide.  Null in a table: the
+// layer splits the input into planes.
 using Depthwise16EpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
                                        const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
 constexpr unsigned kDepthwise16MaxTaps = 32;

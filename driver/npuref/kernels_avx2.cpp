@@ -19,9 +19,9 @@
 // below 128 (four taps of a channel gathered into a dword) and multiply
 // int16 pairs of any bytes with vpmaddwd otherwise; a last block of fewer
 // than 16 channels reads them with masks or shifts (Part), not copies.
-// 16-bit depthwise inputs are read as u16, shifted into int16 and
-// multiplied in pairs with vpmaddwd (depthwise16_block), not split into
-// two byte planes.
+// 16-bit inputs are read as u16, shifted into int16 and multiplied in
+// pairs with vpmaddwd (depthwise16_block, and the 16-bit GEMM's sums16),
+// not split into two byte planes.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -667,10 +667,10 @@ void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, un
 // 16-bit inputs (u16, little-endian) read as they are, not split into
 // two byte planes: each value shifted by 32768 into int16 (x ^ 0x8000),
 // two taps of a channel paired in a 32-bit lane as in depthwise_block, one
-// vpmaddwd adding both products (2 x 32768 x 128 fits).  The shift comes
-// back as 32768 times each channel's weight sum, which starts the sums
-// with the zero-point term.  Up to 255 taps the exact sum of (x - z) * w
-// fits int32, so float(sum) is the wide epilogue's float of its int64.
+// vpmaddwd adding both products (2 x 32768 x 128 fits).  (32768 - z)
+// times each channel's weight sum (GemmEpilogue::shift64) starts the sums,
+// which are then those of (x - z) * w: exact in int32 up to 255 taps, so
+// float(sum) is the wide epilogue's float of its int64.
 enum class Part16 { Full, Dwords, Copy };
 
 template <Part16 P> inline __m256i load16x16(const uint8_t *p, size_t left, __m256i dwords)
@@ -698,20 +698,13 @@ inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *ta
         const size_t left = C - c;
         const DwTaps wt(w, taps, C, c);
         const unsigned pairs = (taps + 1) / 2;
-        const __m256i ones = _mm256_set1_epi16(1);
-        __m256i wsum_lo = _mm256_setzero_si256(), wsum_hi = _mm256_setzero_si256();
-        for (unsigned p = 0; p < pairs; p++) {
-                const __m256i wl = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][0]));
-                const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
-                wsum_lo = _mm256_add_epi32(wsum_lo, _mm256_madd_epi16(wl, ones));
-                wsum_hi = _mm256_add_epi32(wsum_hi, _mm256_madd_epi16(wh, ones));
-        }
         const __m256i k0 = lanes_mask(left, 0), k1 = lanes_mask(left, 8);
-        // 32768 x the weight sums less the zero-point term start the sums,
-        // in the lanes' order (channels 0-3 | 8-11 and 4-7 | 12-15).
-        const __m256i o0 = _mm256_maskload_epi32(e.off + c, k0), o1 = _mm256_maskload_epi32(e.off + c + 8, k1);
-        const __m256i start_lo = _mm256_sub_epi32(_mm256_slli_epi32(wsum_lo, 15), _mm256_permute2x128_si256(o0, o1, 0x20));
-        const __m256i start_hi = _mm256_sub_epi32(_mm256_slli_epi32(wsum_hi, 15), _mm256_permute2x128_si256(o0, o1, 0x31));
+        // (32768 - z) x the weight sums (at most 2^15 x 32 x 128) start the
+        // sums, in the lanes' order (channels 0-3 | 8-11 and 4-7 | 12-15).
+        alignas(32) int64_t sh[16] = {};
+        std::memcpy(sh, e.shift64 + c, 8 * (left < 16 ? left : 16));
+        const __m256i o0 = narrow8(sh, k0), o1 = narrow8(sh + 8, k1);
+        const __m256i start_lo = _mm256_permute2x128_si256(o0, o1, 0x20), start_hi = _mm256_permute2x128_si256(o0, o1, 0x31);
         const __m256i dwords = lanes_mask(left / 2, 0);
         const Folded16 f(e, c, C);
         auto finish = [&](__m256i lo, __m256i hi, Q *d) {

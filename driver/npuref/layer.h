@@ -310,6 +310,13 @@ inline Planes padded_plane(const Geometry &G, const LayerIO &io, ThreadPool *poo
         return {{store.data(), nullptr}};
 }
 
+// n u16 values z from d on (a byte pointer: u16 tensors may be unaligned).
+inline void fill_u16(uint8_t *d, uint16_t z, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                std::memcpy(d + 2 * i, &z, 2);
+}
+
 // A 16-bit input (u16 values) with its padding written out (the zero
 // point) where it has any, for the kernels that read u16 values as they
 // are: every window lies inside it.  Gp is the geometry over it.
@@ -326,21 +333,17 @@ inline const uint8_t *padded_plane16(const Geometry &G, const LayerIO &io, Threa
         const size_t C = G.c, row = wp * C, rows = size_t(G.n) * hp;
         store.resize(2 * rows * row);
         const uint16_t z = uint16_t(io.ax.qp.zero);
-        auto fill = [z](uint8_t *d, size_t n) {
-                for (size_t i = 0; i < n; i++)
-                        std::memcpy(d + 2 * i, &z, 2);
-        };
         parallel_for(pool, rows, [&](size_t r) {
                 uint8_t *dst = store.data() + 2 * r * row;
                 const size_t b = r / hp, y = r % hp;
                 if (y < G.pt || y >= size_t(G.pt) + G.h) {
-                        fill(dst, row);
+                        fill_u16(dst, z, row);
                         return;
                 }
                 const size_t left = size_t(G.pl) * C, inside = size_t(G.w) * C;
-                fill(dst, left);
+                fill_u16(dst, z, left);
                 std::memcpy(dst + 2 * left, io.x + 2 * (b * G.h + (y - G.pt)) * inside, 2 * inside);
-                fill(dst + 2 * (left + inside), row - left - inside);
+                fill_u16(dst + 2 * (left + inside), z, row - left - inside);
         });
         return store.data();
 }
@@ -492,8 +495,7 @@ inline void window_row16(const Geometry &G, const uint8_t *plane, uint16_t z, si
                         const int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
                         uint8_t *dst = row + 2 * (size_t(ky) * G.kw + kx) * cn;
                         if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
-                                for (size_t c = 0; c < cn; c++)
-                                        std::memcpy(dst + 2 * c, &z, 2);
+                                fill_u16(dst, z, cn);
                         else
                                 std::memcpy(dst, plane + 2 * (((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c + c0), 2 * cn);
                 }

@@ -321,13 +321,13 @@ static void depthwise16_avx2(void **)
                                                 for (size_t i = 0; i < w.size(); i++)
                                                         w[i] = int8_t(i % 3 ? -128 : 127);
                                         const int32_t z = fill == 0 ? 65535 : fill == 1 ? 0 : int32_t(rng.below(65536));
-                                        std::vector<int32_t> zw(C, 0);
-                                        std::vector<int64_t> zw64(C);
+                                        std::vector<int64_t> zw64(C), shift(C);
                                         for (size_t c = 0; c < C; c++) {
+                                                int64_t sum = 0;
                                                 for (unsigned t = 0; t < taps; t++)
-                                                        zw[c] += w[t * C + c];
-                                                zw64[c] = int64_t(z) * zw[c];
-                                                zw[c] = int32_t(zw64[c]);
+                                                        sum += w[t * C + c];
+                                                zw64[c] = int64_t(z) * sum;
+                                                shift[c] = (32768 - int64_t(z)) * sum;
                                         }
                                         std::vector<int32_t> ah(count * C), al(count * C), acc(count * C);
                                         depthwise_rows_portable(hi.data(), step, off.data(), taps, w.data(), C, count, ah.data());
@@ -342,7 +342,8 @@ static void depthwise16_avx2(void **)
                                                         std::vector<uint8_t> got8(count * C, 3);
                                                         epilogue_wide(ah.data(), al.data(), C, count, C, zw64.data(), mul.data(),
                                                                       add.data(), act, o, want.data(), C, {});
-                                                        GemmEpilogue e{zw.data(), mul.data(), add.data(), act, &o, nullptr, nullptr, C};
+                                                        GemmEpilogue e{nullptr, mul.data(), add.data(), act, &o, nullptr, nullptr, C};
+                                                        e.shift64 = shift.data();
                                                         if (bits == 8)
                                                                 e.q8 = got8.data();
                                                         else
