@@ -1,5 +1,6 @@
 // CONV2D (any groups but depthwise) and FULLY_CONNECTED on the GEMM kernels.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -59,6 +60,10 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         for (uint32_t c = 0; c < G0.oc; c++)
                 shift_new[c] = (32768 - z) * wsum[c];
         const std::vector<int64_t> &shift = publish(lc.zw64, shift_new);
+        // W's contents hold for this run of the layer: one stamp for all its
+        // calls (kernels that lay the weights out anew do it once per thread).
+        static std::atomic<uint64_t> stamps{0};
+        const uint64_t stamp = ++stamps;
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G0.oc), G0.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         // Folded 8-bit outputs straight into the tensor, 16-bit ones too
@@ -86,6 +91,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                                 GemmEpilogue e{nullptr, cs.mul.data() + c0, cs.add.data() + c0, L.act, &oq, nullptr, nullptr,
                                                G.oc, R.at(m - m0, c0)};
                                 e.shift64 = shift.data() + c0;
+                                e.stamp = stamp;
                                 if (out8)
                                         e.q8 = io.y + m * G.oc + c0;
                                 else if (out16)

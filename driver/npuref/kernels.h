@@ -71,6 +71,12 @@ struct GemmEpilogue {
         // (32768 - z) times each column's (channel's) weight sum, which turns
         // their sums into those of (x - z) w.
         const int64_t *shift64 = nullptr;
+        // 16-bit GEMM kernels that lay B out anew (AVX2's int16 pairs): a
+        // nonzero stamp says that B's contents stay as they are for every
+        // call with the same stamp and B (one stamp per layer run, say), so
+        // each thread lays a slice out once for all those calls; 0: each
+        // call lays out its own.
+        uint64_t stamp = 0;
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.

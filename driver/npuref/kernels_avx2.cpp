@@ -168,12 +168,14 @@ template <typename Tile> inline void for_rows(size_t M, Tile tile)
 }
 
 // Eight int64 values known to fit int32, narrowed (lanes off in k: 0).
+// In registers: a vector load of eight scalar stores would wait for them.
 inline __m256i narrow8(const int64_t *p, __m256i k)
 {
-        alignas(32) int32_t t[8];
-        for (int i = 0; i < 8; i++)
-                t[i] = int32_t(p[i]);
-        return _mm256_and_si256(_mm256_load_si256(reinterpret_cast<const __m256i *>(t)), k);
+        const __m256 a = _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+        const __m256 b = _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 4)));
+        // Low dwords: a0 a1 b0 b1 | a2 a3 b2 b3, then in order.
+        const __m256i lo = _mm256_castps_si256(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+        return _mm256_and_si256(_mm256_permute4x64_epi64(lo, 0xd8), k);
 }
 
 // The 8-lane column mask of columns [j, j + 8) when `left` remain.
@@ -182,6 +184,36 @@ inline __m256i lanes_mask(size_t left, size_t j)
         const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         const int n = left > j ? int(left - j < 8 ? left - j : 8) : 0;
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+// The bytes [lo, lo + span) past A.base that rows [0, M) read, each run
+// `run` bytes long; false where that span is much more than they read
+// (more than 4 times), or more than 2 MB.
+inline bool read_span(const GemmA &A, size_t M, size_t run, ptrdiff_t &lo, size_t &span)
+{
+        if (M == 0 || A.taps == 0)
+                return false;
+        lo = A.tap_off[0];
+        ptrdiff_t hi = A.tap_off[0];
+        for (unsigned t = 1; t < A.taps; t++) {
+                lo = A.tap_off[t] < lo ? A.tap_off[t] : lo;
+                hi = A.tap_off[t] > hi ? A.tap_off[t] : hi;
+        }
+        span = size_t(hi - lo) + (M - 1) * A.lda + run;
+        const size_t used = M * A.taps * run;
+        return span <= 4 * used && span <= (size_t(2) << 20);
+}
+
+// A copy of A (base and tap offsets) reading `bytes` instead of A.base + lo.
+inline GemmA moved(const GemmA &A, ptrdiff_t lo, const uint8_t *bytes, std::vector<ptrdiff_t> &taps)
+{
+        taps.resize(A.taps);
+        for (unsigned t = 0; t < A.taps; t++)
+                taps[t] = A.tap_off[t] - lo;
+        GemmA out = A;
+        out.base = bytes;
+        out.tap_off = taps.data();
+        return out;
 }
 
 // The bytes A's rows read, as |a - 128| followed by a - 128 (the same
@@ -196,22 +228,13 @@ inline thread_local SignPlanes sign_scratch;
 
 inline bool sign_planes(const GemmA &A, size_t M, GemmA &out, ptrdiff_t &delta)
 {
-        if (M == 0 || A.taps == 0)
-                return false;
-        ptrdiff_t lo = A.tap_off[0], hi = A.tap_off[0];
-        for (unsigned t = 1; t < A.taps; t++) {
-                lo = A.tap_off[t] < lo ? A.tap_off[t] : lo;
-                hi = A.tap_off[t] > hi ? A.tap_off[t] : hi;
-        }
-        const size_t span = size_t(hi - lo) + (M - 1) * A.lda + 4 * A.kbt, used = M * A.taps * A.kbt * 4;
-        if (span > 4 * used || span > (size_t(2) << 20))
+        ptrdiff_t lo;
+        size_t span;
+        if (!read_span(A, M, 4 * A.kbt, lo, span))
                 return false;
         SignPlanes &sp = sign_scratch;
         if (sp.bytes.size() < 2 * span + 32)
                 sp.bytes.resize(2 * span + 32);
-        sp.taps.resize(A.taps);
-        for (unsigned t = 0; t < A.taps; t++)
-                sp.taps[t] = A.tap_off[t] - lo;
         const uint8_t *src = A.base + lo;
         uint8_t *u = sp.bytes.data(), *s = u + span;
         const __m256i x80 = _mm256_set1_epi8(-128);
@@ -226,9 +249,7 @@ inline bool sign_planes(const GemmA &A, size_t M, GemmA &out, ptrdiff_t &delta)
                 u[i] = uint8_t(v < 0 ? -v : v);
                 s[i] = uint8_t(v);
         }
-        out = A;
-        out.base = u;
-        out.tap_off = sp.taps.data();
+        out = moved(A, lo, u, sp.taps);
         delta = ptrdiff_t(span);
         return true;
 }
@@ -758,56 +779,131 @@ void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, 
 }
 
 // The 16-bit GEMM: A's values are u16, read as they are.  A pair of
-// values is broadcast as 4 bytes and shifted into int16 (x ^ 0x8000); the
-// slice's weights, widened to int16 once per call (Weights16), hold 8
-// columns x the same pair of K per register, so one vpmaddwd adds both
-// products of a pair into each column's int32 lane: 2 accumulators per
-// row for 16 columns, MR = 3 rows with 4 weight registers.  The sum of
-// (x - z) w is those sums plus (32768 - z) times the column's weight sum
-// (GemmEpilogue::shift64).  Up to kInt16Blocks blocks (256 values) that
-// sum fits int32 (256 x 65535 x 128 < 2^31) and is formed there.  Longer
-// rows add each chunk's sums, exact in int32 over up to kChunk16 blocks
-// (508 x 32768 x 128 < 2^31), into doubles, exact below 2^53.  Either way
-// the float, rounded once from the exact value, is the wide epilogue's
-// float of its int64.
+// values is broadcast as 4 bytes, shifted into int16 (x ^ 0x8000, once per
+// call over the span the rows read: shifted16); the slice's weights,
+// widened to int16 (Weights16), hold 8 columns x the same pair of K per
+// register, so one vpmaddwd adds both products of a pair into each
+// column's int32 lane: 2 accumulators per row for 16 columns, 3 or 4 rows
+// (kMR16) with 4 weight registers.  The sum of (x - z) w is those sums
+// plus (32768 - z) times the column's weight sum (GemmEpilogue::shift64).
+// Up to kInt16Blocks blocks (256 values) that sum fits int32 (256 x 65535
+// x 128 < 2^31) and is formed there.  Longer rows add each chunk's sums,
+// exact in int32 over up to kChunk16 blocks (508 x 32768 x 128 < 2^31),
+// into doubles, exact below 2^53.  Either way the float, rounded once from
+// the exact value, is the wide epilogue's float of its int64.
 constexpr size_t kInt16Blocks = 64, kChunk16 = 127;
-constexpr int kMR16 = 3;
+// Rows per tile: 3 with the shift in the loop (its constant takes a
+// register), 4 where the values come shifted.
+constexpr int kMR16 = 3, kMR16Shifted = 4;
 
 // One slice's weights as int16: per K block, for K pairs (0, 1) and (2, 3),
 // columns 0-7 and 8-15, each column's two weights side by side.
+inline void lay_out16(const int8_t *b0, size_t nkb, int16_t *d)
+{
+        // Per 128-bit lane (4 columns x 4 bytes): pair (0, 1) of each
+        // column into the low 8 bytes, pair (2, 3) into the high 8.
+        const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12,
+                                              13, 2, 3, 6, 7, 10, 11, 14, 15);
+        for (size_t kb = 0; kb < nkb; kb++)
+                for (int h = 0; h < 2; h++) {
+                        // Columns 8h..8h+7: 64-bit order (pair 0: 0-3, 4-7; pair 1: 0-3, 4-7).
+                        const __m256i v = _mm256_permute4x64_epi64(
+                                _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b0 + kb * 64 + 32 * h)), pick),
+                                0xd8);
+                        int16_t *o = d + kb * 64;
+                        _mm256_storeu_si256(reinterpret_cast<__m256i *>(o + 16 * h), _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)));
+                        _mm256_storeu_si256(reinterpret_cast<__m256i *>(o + 32 + 16 * h),
+                                            _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)));
+                }
+}
+
+// A thread's int16 slices.  With GemmEpilogue::stamp, a group's slices
+// (up to kCached16 bytes of them, which stay in its L2) are laid out once
+// per stamp and B, as the calls first need them; otherwise (no stamp, or
+// larger weights, which the int8 slices stream past at half the bytes)
+// every call lays out its own.
+constexpr size_t kCached16 = size_t(256) << 10;
+template <typename T> T *grown(std::vector<T> &v, size_t n)
+{
+        if (v.size() < n)
+                v.resize(n);
+        return v.data();
+}
 struct Weights16 {
-        std::vector<int16_t> w;
-        void fill(const int8_t *b0, size_t nkb)
+        std::vector<int16_t> cached, one;
+        std::vector<uint8_t> ready;  // per slice of `cached`
+        const int8_t *B = nullptr;
+        size_t K4 = 0;
+        uint64_t stamp = 0;
+
+        // Slice n0 / 16 of B (N columns) over K blocks [0, nkb).
+        const int16_t *slice(const int8_t *b, size_t k4, size_t N, size_t n0, size_t nkb, uint64_t st)
         {
-                if (w.size() < nkb * 64 + 16)
-                        w.resize(nkb * 64 + 16);
-                // Per 128-bit lane (4 columns x 4 bytes): pair (0, 1) of each
-                // column into the low 8 bytes, pair (2, 3) into the high 8.
-                const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9,
-                                                      12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
-                for (size_t kb = 0; kb < nkb; kb++)
-                        for (int h = 0; h < 2; h++) {
-                                // Columns 8h..8h+7: 64-bit order (pair 0: 0-3, 4-7; pair 1: 0-3, 4-7).
-                                const __m256i v = _mm256_permute4x64_epi64(
-                                        _mm256_shuffle_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(b0 + kb * 64 + 32 * h)), pick),
-                                        0xd8);
-                                int16_t *d = w.data() + kb * 64;
-                                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 16 * h), _mm256_cvtepi8_epi16(_mm256_castsi256_si128(v)));
-                                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + 32 + 16 * h),
-                                                    _mm256_cvtepi8_epi16(_mm256_extracti128_si256(v, 1)));
-                        }
+                const size_t slices = (N + 15) / 16, s = n0 / 16;
+                const int8_t *b0 = b + s * k4 * 16;
+                if (!st || slices * k4 * 32 > kCached16) {
+                        lay_out16(b0, nkb, grown(one, nkb * 64));
+                        return one.data();
+                }
+                if (st != stamp || b != B || k4 != K4) {
+                        B = b;
+                        K4 = k4;
+                        stamp = st;
+                        ready.assign(slices, 0);
+                }
+                if (ready.size() < slices)
+                        ready.resize(slices, 0);
+                int16_t *d = grown(cached, slices * k4 * 16) + s * k4 * 16;
+                if (!ready[s]) {
+                        lay_out16(b0, k4 / 4, d);
+                        ready[s] = 1;
+                }
+                return d;
         }
 };
 inline thread_local Weights16 weights16;
 
+// A's values shifted into int16 (x ^ 0x8000) over the span its rows read,
+// into thread-local scratch: once per call instead of in every slice's
+// and every overlapping tap's inner loop.  False (nothing formed) where
+// the rows read much less than the span they cover.
+struct Shifted16 {
+        std::vector<uint8_t> bytes;
+        std::vector<ptrdiff_t> taps;
+};
+inline thread_local Shifted16 shifted_scratch;
+
+inline bool shifted16(const GemmA &A, size_t M, GemmA &out)
+{
+        ptrdiff_t lo;
+        size_t span;
+        if (!read_span(A, M, 8 * A.kbt, lo, span))
+                return false;
+        Shifted16 &sc = shifted_scratch;
+        uint8_t *d = grown(sc.bytes, span + 32);
+        const uint8_t *src = A.base + lo;
+        const __m256i x8000 = _mm256_set1_epi16(-32768);
+        size_t i = 0;
+        for (; i + 32 <= span; i += 32)
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + i),
+                                    _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + i)), x8000));
+        for (; i < span; i += 2) {  // whole values: lo, lda, the runs count even bytes
+                d[i] = src[i];
+                d[i + 1] = uint8_t(src[i + 1] ^ 0x80);
+        }
+        out = moved(A, lo, d, sc.taps);
+        return true;
+}
+
 // The column sums of MR rows x 16 columns (columns 0-7, 8-15) over K blocks
 // [kb0, kb1) of the runs (block index over all taps), from zero.
-template <int MR>
+// SHIFTED: A's values already shifted into int16 (shifted16).
+template <int MR, bool SHIFTED>
 inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, const int16_t *w16, size_t kb0, size_t kb1,
                                                   __m256i (&acc)[MR][2])
 {
         const __m256i x8000 = _mm256_set1_epi16(-32768);
-        _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
         // Run t holds blocks [t * kbt, (t + 1) * kbt); the part of it in [kb0, kb1).
         for (unsigned t = 0; t < A.taps; t++) {
                 const size_t first = size_t(t) * A.kbt, lo = std::max(kb0, first), hi = std::min(kb1, first + A.kbt);
@@ -819,9 +915,12 @@ inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, con
                         __m256i w[4];
                         _Pragma("GCC unroll 4") for (int q = 0; q < 4; q++)
                                 w[q] = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(b + j * 64 + 16 * q));
-                        _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++) {
-                                const __m256i x01 = _mm256_xor_si256(bcast4(a + r * A.lda + 8 * j), x8000);
-                                const __m256i x23 = _mm256_xor_si256(bcast4(a + r * A.lda + 8 * j + 4), x8000);
+                        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) {
+                                __m256i x01 = bcast4(a + r * A.lda + 8 * j), x23 = bcast4(a + r * A.lda + 8 * j + 4);
+                                if constexpr (!SHIFTED) {
+                                        x01 = _mm256_xor_si256(x01, x8000);
+                                        x23 = _mm256_xor_si256(x23, x8000);
+                                }
                                 acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x01, w[0]));
                                 acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x01, w[1]));
                                 acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x23, w[2]));
@@ -834,18 +933,17 @@ inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, con
 // The exact sums of (x - z) w of MR rows x 16 columns, row r's passed to
 // out(r, sums 0-7, sums 8-15): as int32 (one chunk) or rounded to float
 // (several); or, with C, stored there as int64.
-template <int MR, typename Out>
-inline void tile16(const GemmA &A, size_t m0, const int16_t *w16, const int64_t *shift, const __m256i (&k)[2], int64_t *C,
+// st: the shift narrowed to int32 (used where it fits: one chunk).
+template <int MR, bool SHIFTED, typename Out>
+inline void tile16(const GemmA &A, size_t m0, const int16_t *w16, const int64_t *shift, const __m256i (&st)[2], int64_t *C,
                    size_t ldc, size_t left, Out out)
 {
         const size_t nkb = size_t(A.taps) * A.kbt;
         __m256i acc[MR][2];
         if (nkb <= kInt16Blocks && !C) {
-                // (32768 - z) x the weight sums: at most 2^15 x 256 x 128.
-                const __m256i st0 = narrow8(shift, k[0]), st1 = narrow8(shift + 8, k[1]);
-                sums16<MR>(A, m0, w16, 0, nkb, acc);
-                _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++)
-                        out(r, _mm256_add_epi32(acc[r][0], st0), _mm256_add_epi32(acc[r][1], st1));
+                sums16<MR, SHIFTED>(A, m0, w16, 0, nkb, acc);
+                _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++)
+                        out(r, _mm256_add_epi32(acc[r][0], st[0]), _mm256_add_epi32(acc[r][1], st[1]));
                 return;
         }
         alignas(32) double tot[MR][16];
@@ -853,8 +951,8 @@ inline void tile16(const GemmA &A, size_t m0, const int16_t *w16, const int64_t 
                 for (size_t c = 0; c < 16; c++)
                         tot[r][c] = c < left ? double(shift[c]) : 0.0;
         for (size_t kb0 = 0; kb0 < nkb; kb0 += kChunk16) {
-                sums16<MR>(A, m0, w16, kb0, std::min(nkb, kb0 + kChunk16), acc);
-                _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++)
+                sums16<MR, SHIFTED>(A, m0, w16, kb0, std::min(nkb, kb0 + kChunk16), acc);
+                _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++)
                         for (int h = 0; h < 4; h++) {
                                 const __m128i part = h % 2 ? _mm256_extracti128_si256(acc[r][h / 2], 1) : _mm256_castsi256_si128(acc[r][h / 2]);
                                 double *d = tot[r] + 4 * h;
@@ -870,7 +968,7 @@ inline void tile16(const GemmA &A, size_t m0, const int16_t *w16, const int64_t 
         auto f32 = [&](const double *d) {
                 return _mm256_set_m128(_mm256_cvtpd_ps(_mm256_load_pd(d + 4)), _mm256_cvtpd_ps(_mm256_load_pd(d)));
         };
-        _Pragma("GCC unroll 3") for (int r = 0; r < MR; r++) out(r, f32(tot[r]), f32(tot[r] + 8));
+        _Pragma("GCC unroll 4") for (int r = 0; r < MR; r++) out(r, f32(tot[r]), f32(tot[r] + 8));
 }
 
 } // namespace
@@ -881,29 +979,44 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         // Unfolded activations: the exact sums through C, then the generic epilogue.
         int64_t *c64 = e.o->folded ? nullptr : C;
         const size_t nkb = size_t(A.taps) * A.kbt;
-        Weights16 &w16 = weights16;
+        // The values shifted once for all slices and taps where that pays.
+        GemmA S;
+        const bool pre = shifted16(A, M, S);
+        const GemmA &a = pre ? S : A;
         for (size_t n0 = 0; n0 < N; n0 += 16) {
-                w16.fill(B + (n0 / 16) * K4 * 16, nkb);
+                const int16_t *w16 = weights16.slice(B, K4, N, n0, nkb, e.stamp);
                 const size_t left = N - n0 < 16 ? N - n0 : 16;
                 const Folded16 f(e, n0, N);
-                const __m256i k[2] = {f.k0, f.k1};
                 const int64_t *shift = e.shift64 + n0;
                 alignas(32) int64_t sh[16] = {};
                 if (left < 16) {  // the shift read within its N columns
                         std::memcpy(sh, shift, 8 * left);
                         shift = sh;
                 }
+                // (32768 - z) x the weight sums, at most 2^15 x 256 x 128 in
+                // int32 where K is one chunk.
+                const __m256i st[2] = {narrow8(shift, f.k0), narrow8(shift + 8, f.k1)};
                 auto rows = [&](auto mr, size_t m) {
                         constexpr int MR = decltype(mr)::value;
-                        tile16<MR>(A, m, w16.w.data(), shift, k, c64 ? c64 + n0 : nullptr, ldc, left, [&](int r, auto s0, auto s1) {
+                        auto out = [&](int r, auto s0, auto s1) {
                                 const float *res = e.res.res ? e.res.res + (m + r) * e.res.ldr + n0 : nullptr;
                                 if (e.q8)
                                         f.row(s0, s1, res, e.q8 + (m + r) * e.ldq + n0);
                                 else
                                         f.row(s0, s1, res, e.q16 + (m + r) * e.ldq + n0);
-                        });
+                        };
+                        int64_t *c = c64 ? c64 + n0 : nullptr;
+                        if constexpr (MR == kMR16Shifted)  // only where the values come shifted
+                                tile16<MR, true>(a, m, w16, shift, st, c, ldc, left, out);
+                        else if (pre)
+                                tile16<MR, true>(a, m, w16, shift, st, c, ldc, left, out);
+                        else
+                                tile16<MR, false>(a, m, w16, shift, st, c, ldc, left, out);
                 };
                 size_t m = 0;
+                if (pre)
+                        for (; m + kMR16Shifted <= M; m += kMR16Shifted)
+                                rows(std::integral_constant<int, kMR16Shifted>{}, m);
                 for (; m + kMR16 <= M; m += kMR16)
                         rows(std::integral_constant<int, kMR16>{}, m);
                 if (M - m == 2)

@@ -442,8 +442,11 @@ static void check_gemm_epilogue(Isa isa)
 // The 16-bit GEMM reading u16 values (AVX2's gemm16_epilogue) against the
 // two byte planes of the same values through the portable GEMM, met in
 // the wide epilogue: K within the int32 sum (256 values) and past it
-// (chunks of 508 values, added in doubles), 5 and 40 columns, an odd row
-// count, a tap run split across the input; random values, values near the
+// (chunks of 508 values, added in doubles), 5 to 136 columns (the last
+// more int16 weights than a thread keeps), row counts that leave each
+// tail of the row tiles, a tap run split across the input (near: the
+// values shifted in a copy; far apart: in the loop), weights laid out per
+// call and once per stamp; random values, values near the
 // zero point (where an error of one in a sum shows in the outputs) and
 // the extremes (every input 0 against weights of -128 with zero point
 // 65535, every input 65535 against 127 with zero point 0: a chunk of 512
@@ -458,19 +461,22 @@ static void gemm16_avx2(void **)
         }
         test::Rng rng{1616};
         int cases = 0;
-        const size_t shapes[][3] = {{1, 8, 5}, {7, 256, 17}, {5, 264, 40}, {3, 1028, 5}};  // M, K4, N
+        uint64_t stamp = 0;
+        const size_t shapes[][3] = {{1, 8, 5}, {7, 256, 17}, {6, 264, 40}, {3, 1028, 5}, {2, 2048, 136}};  // M, K4, N
         for (const auto &sh : shapes)
                 for (int fill : {-1, 0, 1, 2})  // random, all 0, all 65535, near z
-                        for (unsigned taps : {1u, 2u}) {
+                        for (unsigned spread : {0u, 3u, 64u}) {
+                                // Row m's run t at m * lda + t * spread * K4 / taps values:
+                                // rows overlap, runs lie apart (far apart at 64: the kernel
+                                // shifts the values in its loop, not in a copy of the span).
+                                const unsigned taps = spread ? 2 : 1;
                                 const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
-                                if (K4 % (4 * taps))
+                                if (K4 % (4 * taps) || (K4 > 1100 && fill >= 0))
                                         continue;
-                                // Row m's run t at m * lda + t * 3 * K4 / taps values: rows
-                                // overlap, runs lie apart.
-                                const size_t run = K4 / taps, lda = K4 + 12, X = M * lda + taps * 3 * run;
+                                const size_t run = K4 / taps, lda = K4 + 12, X = M * lda + taps * spread * run;
                                 std::vector<ptrdiff_t> off(taps), off16(taps);
                                 for (unsigned t = 0; t < taps; t++) {
-                                        off[t] = ptrdiff_t(t * 3 * run);
+                                        off[t] = ptrdiff_t(t * spread * run);
                                         off16[t] = 2 * off[t];
                                 }
                                 std::vector<uint16_t> x(X);
@@ -522,12 +528,20 @@ static void gemm16_avx2(void **)
                                                                 e.q8 = got8.data();
                                                         else
                                                                 e.q16 = got16.data();
-                                                        k.gemm16_epilogue(a16, M, B.data(), K4, N, e, C64.data(), N);
-                                                        if (bits == 8)
-                                                                for (size_t i = 0; i < got8.size(); i++)
-                                                                        got16[i] = got8[i];
-                                                        assert_memory_equal(want.data(), got16.data(), want.size() * 2);
-                                                        cases++;
+                                                        // Weights laid out per call, and once per stamp
+                                                        // (a fresh one: the same B pointer held other
+                                                        // weights in the case before).
+                                                        for (uint64_t st : {uint64_t(0), ++stamp}) {
+                                                                e.stamp = st;
+                                                                std::fill(got8.begin(), got8.end(), 1);
+                                                                std::fill(got16.begin(), got16.end(), 1);
+                                                                k.gemm16_epilogue(a16, M, B.data(), K4, N, e, C64.data(), N);
+                                                                if (bits == 8)
+                                                                        for (size_t i = 0; i < got8.size(); i++)
+                                                                                got16[i] = got8[i];
+                                                                assert_memory_equal(want.data(), got16.data(), want.size() * 2);
+                                                                cases++;
+                                                        }
                                                 }
                         }
         print_message("%d 16-bit GEMM cases: the same outputs as two byte planes\n", cases);
