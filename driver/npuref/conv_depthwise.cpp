@@ -49,9 +49,11 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
         const size_t M = size_t(G0.n) * G0.oh * G0.ow, C = G0.c, ntaps = size_t(G0.kh) * G0.kw;
         const uint16_t z = uint16_t(io.ax.qp.zero);
         // The padding written out at stride 1 (the copy is about the
-        // output's size); else border windows copied.
+        // output's size); else border windows copied.  Copies hold the
+        // values shifted into int16 (xs: X does).
         Geometry G = G0;
-        const uint8_t *X = G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G) : io.x;
+        bool xs = false;
+        const uint8_t *X = G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G, xs) : io.x;
         const DepthwiseTaps dt = depthwise_taps(G, 2);
         // (32768 - z) times each channel's weight sum (GemmEpilogue::shift64).
         std::vector<int64_t> &shift_new = rs.wsum;
@@ -72,7 +74,7 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
                 int32_t *acc = scratch(tls.c32, kTile * C);
                 uint16_t *Q = scratch(tls.q, out8 || out16 || byte_tile ? 0 : kTile * C);
                 uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
-                auto rows = [&](const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
+                auto rows = [&](const uint8_t *x, bool shifted, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
                         GemmEpilogue e{nullptr, cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
                         e.shift64 = shift.data();
                         if (out8)
@@ -83,19 +85,19 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
                                 e.q16 = reinterpret_cast<uint16_t *>(io.y) + m * C;
                         else
                                 e.q16 = Q + (m - m0) * C;
-                        k.depthwise16_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, acc + (m - m0) * C);
+                        k.depthwise16_epilogue(x, step, offs, unsigned(ntaps), W, C, len, e, acc + (m - m0) * C, shifted);
                 };
                 for_runs(
                         G, inner, m0, mt,
                         [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                 const size_t iy = oy * G.sh - G.pt, ix = ox * G.sw - G.pl;
-                                rows(X + 2 * ((b * G.h + iy) * G.w + ix) * C, 2 * size_t(G.sw) * C, dt.taps.data(), m, len);
+                                rows(X + 2 * ((b * G.h + iy) * G.w + ix) * C, xs, 2 * size_t(G.sw) * C, dt.taps.data(), m, len);
                         },
                         [&](size_t m, size_t len) {
                                 uint8_t *win = scratch(tls.a, 2 * len * ntaps * C);
                                 for (size_t r = 0; r < len; r++)
-                                        window_row16(G, X, z, m + r, 0, C, win + 2 * r * ntaps * C);
-                                rows(win, 2 * ntaps * C, dt.window_taps.data(), m, len);
+                                        window_row16(G, X, xs, xs ? uint16_t(z ^ 0x8000) : z, m + r, 0, C, win + 2 * r * ntaps * C);
+                                rows(win, true, 2 * ntaps * C, dt.window_taps.data(), m, len);
                         });
                 if (byte_tile)
                         store_tile(Q8, io.ay.bits, m0 * C, mt * C, io.y);

@@ -71,9 +71,11 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         // there.
         const bool out8 = io.ay.bits == 8 && oq.folded, out16 = io.ay.bits == 16 && uintptr_t(io.y) % 2 == 0;
         // A convolution's padding written out at stride 1 (the copy is about
-        // the output's size); else its border windows copied.
+        // the output's size); else its border windows copied.  Copies hold
+        // the values shifted into int16 (xs: X does).
         Geometry G = G0;
-        const uint8_t *X = !pointwise && G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G) : io.x;
+        bool xs = false;
+        const uint8_t *X = !pointwise && G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G, xs) : io.x;
         // A 1x1 layer's rows are one run; a convolution's taps as tap_runs says.
         const ptrdiff_t zero_off = 0;
         const std::vector<ptrdiff_t> *taps = nullptr;
@@ -108,15 +110,19 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                                 G, inner, m0, mt,
                                 [&](size_t m, size_t b, size_t oy, size_t ox, size_t len) {
                                         const size_t px = (b * G.h + oy * G.sh - G.pt) * G.w + ox * G.sw - G.pl;
-                                        gemm(GemmA{X + 2 * (px * G.c + size_t(g) * cin_g), 2 * size_t(G.sw) * G.c, taps->data(),
-                                                   unsigned(taps->size()), kbt},
-                                             m, len);
+                                        GemmA a{X + 2 * (px * G.c + size_t(g) * cin_g), 2 * size_t(G.sw) * G.c, taps->data(),
+                                                unsigned(taps->size()), kbt};
+                                        a.shifted = xs;
+                                        gemm(a, m, len);
                                 },
                                 [&](size_t m, size_t len) {
                                         uint8_t *A = scratch(tls.a, 2 * len * K4);
                                         for (size_t r = 0; r < len; r++)
-                                                window_row16(G, X, uint16_t(z), m + r, size_t(g) * cin_g, cin_g, A + 2 * r * K4);
-                                        gemm(GemmA{A, 2 * K4, &zero_off, 1, K4 / 4}, m, len);
+                                                window_row16(G, X, xs, uint16_t(xs ? z ^ 0x8000 : z), m + r, size_t(g) * cin_g, cin_g,
+                                                             A + 2 * r * K4);
+                                        GemmA a{A, 2 * K4, &zero_off, 1, K4 / 4};
+                                        a.shifted = true;
+                                        gemm(a, m, len);
                                 });
                 }
                 if (!out8 && !out16)

@@ -28,6 +28,9 @@ struct GemmA {
         // The largest value A's bytes may hold (63 for 6-bit inputs, say):
         // kernels whose byte products saturate above 127 use it.
         uint8_t amax = 255;
+        // 16-bit kernels (gemm16_epilogue): the u16 values come already
+        // shifted into int16 (x ^ 0x8000), as the layers' copies hold them.
+        bool shifted = false;
 };
 
 // Weights of one group in the blocked layout [N16/16][K4/4][16][4] (int8).
@@ -90,13 +93,15 @@ using DepthwiseEpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdif
                                      const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc,
                                      uint8_t xmax);
 
-// depthwise_epilogue over 16-bit inputs: x holds u16 values (little-endian)
-// and step and tap_off count bytes; up to 32 taps (DwTaps); e.shift64
-// given, e.off unused; the sums are exact in int32, so the outputs are
-// those of the two byte planes met in epilogue_wide.  Null in a table: the
-// layer splits the input into planes.
+// depthwise_epilogue over 16-bit inputs: x holds u16 values (little-endian;
+// with `shifted`, already shifted into int16: x ^ 0x8000) and step and
+// tap_off count bytes; up to 32 taps (DwTaps); e.shift64 given, e.off
+// unused; the sums are exact in int32, so the outputs are those of the two
+// byte planes met in epilogue_wide.  Null in a table: the layer splits the
+// input into planes.
 using Depthwise16EpilogueFn = void (*)(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps,
-                                       const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+                                       const int8_t *w, size_t C, size_t count, const GemmEpilogue &e, int32_t *acc,
+                                       bool shifted);
 constexpr unsigned kDepthwise16MaxTaps = 32;
 
 // gemm_epilogue over 16-bit inputs: A's values are u16 (little-endian),
@@ -159,7 +164,7 @@ void depthwise_epilogue_generic(const uint8_t *x, size_t step, const ptrdiff_t *
 void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                              size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc);
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted);
 void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int64_t *C,
                           size_t ldc);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,

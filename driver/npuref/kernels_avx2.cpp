@@ -694,7 +694,8 @@ void depthwise_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, un
 // float(sum) is the wide epilogue's float of its int64.
 enum class Part16 { Full, Dwords, Copy };
 
-template <Part16 P> inline __m256i load16x16(const uint8_t *p, size_t left, __m256i dwords)
+// SHIFTED: the values come shifted (x ^ 0x8000 done by the layer's copy).
+template <Part16 P, bool SHIFTED> inline __m256i load16x16(const uint8_t *p, size_t left, __m256i dwords)
 {
         const __m256i x8000 = _mm256_set1_epi16(-32768);
         __m256i v;
@@ -707,12 +708,12 @@ template <Part16 P> inline __m256i load16x16(const uint8_t *p, size_t left, __m2
                 std::memcpy(t, p, 2 * left);
                 v = _mm256_load_si256(reinterpret_cast<const __m256i *>(t));
         }
-        return _mm256_xor_si256(v, x8000);
+        return SHIFTED ? v : _mm256_xor_si256(v, x8000);
 }
 
 // Channels [c, c + 16) of count pixels; with Q = int32_t the exact sums
 // go to q (ldq C) for the generic epilogue instead.
-template <Part16 P, typename Q>
+template <Part16 P, bool SHIFTED, typename Q>
 inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                               size_t C, size_t c, size_t count, const GemmEpilogue &e, Q *q)
 {
@@ -751,7 +752,7 @@ inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *ta
                         const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
                         _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
                                 const uint8_t *xp = x + (j0 + i) * step + 2 * c;
-                                const __m256i a = load16x16<P>(xp + d0, left, dwords), b = load16x16<P>(xp + d1, left, dwords);
+                                const __m256i a = load16x16<P, SHIFTED>(xp + d0, left, dwords), b = load16x16<P, SHIFTED>(xp + d1, left, dwords);
                                 lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
                                 hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
                         }
@@ -765,17 +766,26 @@ inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *ta
                 sums(std::integral_constant<int, 1>{}, j);
 }
 
-template <typename Q>
+template <bool SHIFTED, typename Q>
 void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
                        size_t count, const GemmEpilogue &e, Q *q)
 {
         for (size_t c = 0; c < C; c += 16)
                 if (C - c >= 16)
-                        depthwise16_block<Part16::Full>(x, step, tap_off, taps, w, C, c, count, e, q);
+                        depthwise16_block<Part16::Full, SHIFTED>(x, step, tap_off, taps, w, C, c, count, e, q);
                 else if ((C - c) % 2 == 0)
-                        depthwise16_block<Part16::Dwords>(x, step, tap_off, taps, w, C, c, count, e, q);
+                        depthwise16_block<Part16::Dwords, SHIFTED>(x, step, tap_off, taps, w, C, c, count, e, q);
                 else
-                        depthwise16_block<Part16::Copy>(x, step, tap_off, taps, w, C, c, count, e, q);
+                        depthwise16_block<Part16::Copy, SHIFTED>(x, step, tap_off, taps, w, C, c, count, e, q);
+}
+template <typename Q>
+void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w, size_t C,
+                       size_t count, const GemmEpilogue &e, Q *q, bool shifted)
+{
+        if (shifted)
+                depthwise16_fused<true>(x, step, tap_off, taps, w, C, count, e, q);
+        else
+                depthwise16_fused<false>(x, step, tap_off, taps, w, C, count, e, q);
 }
 
 // The 16-bit GEMM: A's values are u16, read as they are.  A pair of
@@ -979,10 +989,11 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         // Unfolded activations: the exact sums through C, then the generic epilogue.
         int64_t *c64 = e.o->folded ? nullptr : C;
         const size_t nkb = size_t(A.taps) * A.kbt;
-        // The values shifted once for all slices and taps where that pays.
+        // The values shifted once for all slices and taps (by the layer's
+        // copy, or here) where that pays.
         GemmA S;
-        const bool pre = shifted16(A, M, S);
-        const GemmA &a = pre ? S : A;
+        const bool pre = A.shifted || shifted16(A, M, S);
+        const GemmA &a = A.shifted || !pre ? A : S;
         for (size_t n0 = 0; n0 < N; n0 += 16) {
                 const int16_t *w16 = weights16.slice(B, K4, N, n0, nkb, e.stamp);
                 const size_t left = N - n0 < 16 ? N - n0 : 16;
@@ -1029,17 +1040,17 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
 }
 
 void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
-                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc)
+                               size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted)
 {
         if (e.o->folded && !e.res.res) {
                 if (e.q8)
-                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q8);
+                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q8, shifted);
                 else
-                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q16);
+                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q16, shifted);
                 return;
         }
         // Other activations: the exact sums through acc, then the generic epilogue.
-        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, acc);
+        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, acc, shifted);
         if (e.q8)
                 epilogue_tile(acc, C, count, C, nullptr, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
         else

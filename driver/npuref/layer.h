@@ -317,22 +317,39 @@ inline void fill_u16(uint8_t *d, uint16_t z, size_t n)
                 std::memcpy(d + 2 * i, &z, 2);
 }
 
+// n u16 values from s to d, shifted into int16 (x ^ 0x8000: x - 32768),
+// as the 16-bit kernels multiply them (GemmA::shifted).
+inline void copy_shifted16(uint8_t *d, const uint8_t *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                uint16_t v;
+                std::memcpy(&v, s + 2 * i, 2);
+                v ^= 0x8000;
+                std::memcpy(d + 2 * i, &v, 2);
+        }
+}
+
 // A 16-bit input (u16 values) with its padding written out (the zero
 // point) where it has any, for the kernels that read u16 values as they
-// are: every window lies inside it.  Gp is the geometry over it.
+// are: every window lies inside it.  Gp is the geometry over it.  The
+// copy holds the values shifted into int16 (copy_shifted16), the padding
+// too, and `shifted` says so; where there is no padding the input itself
+// is returned, as it is.
 inline const uint8_t *padded_plane16(const Geometry &G, const LayerIO &io, ThreadPool *pool, std::vector<uint8_t> &store,
-                                     Geometry &Gp)
+                                     Geometry &Gp, bool &shifted)
 {
         const size_t hp = padded_h(G), wp = padded_w(G);
         Gp = G;
+        shifted = false;
         if (hp == G.h && wp == G.w)
                 return io.x;
+        shifted = true;
         Gp.h = uint32_t(hp);
         Gp.w = uint32_t(wp);
         Gp.pt = Gp.pl = 0;
         const size_t C = G.c, row = wp * C, rows = size_t(G.n) * hp;
         store.resize(2 * rows * row);
-        const uint16_t z = uint16_t(io.ax.qp.zero);
+        const uint16_t z = uint16_t(io.ax.qp.zero ^ 0x8000);
         parallel_for(pool, rows, [&](size_t r) {
                 uint8_t *dst = store.data() + 2 * r * row;
                 const size_t b = r / hp, y = r % hp;
@@ -342,7 +359,7 @@ inline const uint8_t *padded_plane16(const Geometry &G, const LayerIO &io, Threa
                 }
                 const size_t left = size_t(G.pl) * C, inside = size_t(G.w) * C;
                 fill_u16(dst, z, left);
-                std::memcpy(dst + 2 * left, io.x + 2 * (b * G.h + (y - G.pt)) * inside, 2 * inside);
+                copy_shifted16(dst + 2 * left, io.x + 2 * (b * G.h + (y - G.pt)) * inside, inside);
                 fill_u16(dst + 2 * (left + inside), z, row - left - inside);
         });
         return store.data();
@@ -484,20 +501,28 @@ inline void window_row(const Geometry &G, const uint8_t *plane, uint8_t pad, siz
         }
 }
 
-// window_row over a 16-bit input (u16 values; plane, row and the pad value
-// z as such): row [tap][cn] of 2-byte values.
-inline void window_row16(const Geometry &G, const uint8_t *plane, uint16_t z, size_t m, size_t c0, size_t cn, uint8_t *row)
+// window_row over a 16-bit input (u16 values, and z the zero point, as
+// such; or both shifted, `shifted`): row [tap][cn] of 2-byte values,
+// shifted into int16 (copy_shifted16).
+inline void window_row16(const Geometry &G, const uint8_t *plane, bool shifted, uint16_t z, size_t m, size_t c0, size_t cn,
+                         uint8_t *row)
 {
+        const uint16_t pad = shifted ? z : uint16_t(z ^ 0x8000);
         const size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);
         for (uint32_t ky = 0; ky < G.kh; ky++) {
                 const int64_t iy = int64_t(oy * G.sh) - G.pt + int64_t(ky) * G.dh;
                 for (uint32_t kx = 0; kx < G.kw; kx++) {
                         const int64_t ix = int64_t(ox * G.sw) - G.pl + int64_t(kx) * G.dw;
                         uint8_t *dst = row + 2 * (size_t(ky) * G.kw + kx) * cn;
-                        if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w)
-                                fill_u16(dst, z, cn);
+                        if (iy < 0 || iy >= G.h || ix < 0 || ix >= G.w) {
+                                fill_u16(dst, pad, cn);
+                                continue;
+                        }
+                        const uint8_t *src = plane + 2 * (((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c + c0);
+                        if (shifted)
+                                std::memcpy(dst, src, 2 * cn);
                         else
-                                std::memcpy(dst, plane + 2 * (((b * G.h + size_t(iy)) * G.w + size_t(ix)) * G.c + c0), 2 * cn);
+                                copy_shifted16(dst, src, cn);
                 }
         }
 }

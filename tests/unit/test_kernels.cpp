@@ -272,12 +272,16 @@ static void check_depthwise(Isa isa)
 
 // 16-bit values as a tensor holds them (little-endian bytes) and as the
 // two byte planes that the 16-bit kernels must agree with.
+// (`shifted`: the values as the layers' copies hold them, x ^ 0x8000.)
 struct U16Planes {
-        std::vector<uint8_t> bytes, hi, lo;
-        explicit U16Planes(const std::vector<uint16_t> &x) : bytes(2 * x.size()), hi(x.size()), lo(x.size())
+        std::vector<uint8_t> bytes, shifted, hi, lo;
+        explicit U16Planes(const std::vector<uint16_t> &x)
+            : bytes(2 * x.size()), shifted(2 * x.size()), hi(x.size()), lo(x.size())
         {
                 for (size_t i = 0; i < x.size(); i++) {
+                        const uint16_t s = x[i] ^ 0x8000;
                         std::memcpy(&bytes[2 * i], &x[i], 2);
+                        std::memcpy(&shifted[2 * i], &s, 2);
                         hi[i] = uint8_t(x[i] >> 8);
                         lo[i] = uint8_t(x[i]);
                 }
@@ -289,7 +293,8 @@ struct U16Planes {
 // counts with a whole last block (16), whole dwords (8, 24, 42) or an odd
 // number (3, 7, 21); up to 32 taps; the extremes (every input 0 or 65535
 // against weights of -128 and 127, a zero point of 0 or 65535); folded
-// and unfolded activations, u8 and u16 outputs.
+// and unfolded activations, u8 and u16 outputs; the values as they are
+// and shifted into int16 (as the layers' copies hold them).
 static void depthwise16_avx2(void **)
 {
         const Kernels &k = kernels_for(Isa::Avx2);
@@ -348,13 +353,18 @@ static void depthwise16_avx2(void **)
                                                                 e.q8 = got8.data();
                                                         else
                                                                 e.q16 = got16.data();
-                                                        k.depthwise16_epilogue(xb.data(), 2 * step, off16.data(), taps, w.data(), C,
-                                                                               count, e, acc.data());
-                                                        if (bits == 8)
-                                                                for (size_t i = 0; i < got8.size(); i++)
-                                                                        got16[i] = got8[i];
-                                                        assert_memory_equal(want.data(), got16.data(), want.size() * 2);
-                                                        cases++;
+                                                        for (bool shifted : {false, true}) {
+                                                                std::fill(got8.begin(), got8.end(), 3);
+                                                                std::fill(got16.begin(), got16.end(), 2);
+                                                                k.depthwise16_epilogue(shifted ? xp.shifted.data() : xb.data(), 2 * step,
+                                                                                       off16.data(), taps, w.data(), C, count, e, acc.data(),
+                                                                                       shifted);
+                                                                if (bits == 8)
+                                                                        for (size_t i = 0; i < got8.size(); i++)
+                                                                                got16[i] = got8[i];
+                                                                assert_memory_equal(want.data(), got16.data(), want.size() * 2);
+                                                                cases++;
+                                                        }
                                                 }
                                 }
         print_message("%d 16-bit depthwise cases: the same outputs as two byte planes\n", cases);
@@ -446,12 +456,13 @@ static void check_gemm_epilogue(Isa isa)
 // more int16 weights than a thread keeps), row counts that leave each
 // tail of the row tiles, a tap run split across the input (near: the
 // values shifted in a copy; far apart: in the loop), weights laid out per
-// call and once per stamp; random values, values near the
-// zero point (where an error of one in a sum shows in the outputs) and
-// the extremes (every input 0 against weights of -128 with zero point
-// 65535, every input 65535 against 127 with zero point 0: a chunk of 512
-// values would overflow int32, and so would a whole sum of 264); folded
-// and unfolded activations with and without a residual; u8 and u16 outputs.
+// call and once per stamp, the values as they are and shifted into int16;
+// random values, values near the zero point (where an error of one in a
+// sum shows in the outputs) and the extremes (every input 0 against
+// weights of -128 with zero point 65535, every input 65535 against 127
+// with zero point 0: a chunk of 512 values would overflow int32, and so
+// would a whole sum of 264); folded and unfolded activations with and
+// without a residual; u8 and u16 outputs.
 static void gemm16_avx2(void **)
 {
         const Kernels &k = kernels_for(Isa::Avx2);
@@ -503,6 +514,8 @@ static void gemm16_avx2(void **)
                                 gemm_u8s8_portable(GemmA{hi.data(), lda, off.data(), taps, run / 4}, M, B.data(), K4, N, 0, ch.data(), N);
                                 gemm_u8s8_portable(GemmA{lo.data(), lda, off.data(), taps, run / 4}, M, B.data(), K4, N, 0, cl.data(), N);
                                 const GemmA a16{xb.data(), 2 * lda, off16.data(), taps, run / 4};
+                                GemmA s16{xp.shifted.data(), 2 * lda, off16.data(), taps, run / 4};
+                                s16.shifted = true;
                                 Channels chs(rng, N, 0, fill == 2 ? 1e-4f : 1e-9f, fill == 2 ? 1e-3f : 1e-7f);
                                 std::vector<float> rv(M * N);
                                 for (auto &v : rv)
@@ -531,11 +544,13 @@ static void gemm16_avx2(void **)
                                                         // Weights laid out per call, and once per stamp
                                                         // (a fresh one: the same B pointer held other
                                                         // weights in the case before).
-                                                        for (uint64_t st : {uint64_t(0), ++stamp}) {
-                                                                e.stamp = st;
+                                                        // Runs: the values as they are with no stamp and
+                                                        // with a fresh one, then shifted.
+                                                        for (int run = 0; run < 3; run++) {
+                                                                e.stamp = run == 1 ? ++stamp : 0;
                                                                 std::fill(got8.begin(), got8.end(), 1);
                                                                 std::fill(got16.begin(), got16.end(), 1);
-                                                                k.gemm16_epilogue(a16, M, B.data(), K4, N, e, C64.data(), N);
+                                                                k.gemm16_epilogue(run == 2 ? s16 : a16, M, B.data(), K4, N, e, C64.data(), N);
                                                                 if (bits == 8)
                                                                         for (size_t i = 0; i < got8.size(); i++)
                                                                                 got16[i] = got8[i];
