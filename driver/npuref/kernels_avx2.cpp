@@ -945,7 +945,7 @@ inline __attribute__((always_inline)) void sums16(const GemmA &A, size_t m0, con
 // (several); or, with C, stored there as int64.
 // st: the shift narrowed to int32 (used where it fits: one chunk).
 template <int MR, bool SHIFTED, typename Out>
-inline void tile16(const GemmA &A, size_t m0, const int16_t *w16, const int64_t *shift, const __m256i (&st)[2], int64_t *C,
+inline __attribute__((always_inline)) void tile16(const GemmA &A, size_t m0, const int16_t *w16, const int64_t *shift, const __m256i (&st)[2], int64_t *C,
                    size_t ldc, size_t left, Out out)
 {
         const size_t nkb = size_t(A.taps) * A.kbt;
