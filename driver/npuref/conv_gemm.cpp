@@ -36,6 +36,35 @@ size_t tap_runs(const Geometry &G, size_t bytes, const std::vector<ptrdiff_t> *&
         return row_runs ? size_t(G.kw) * cin_g / 4 : cin_g / 4;
 }
 
+// Pixels [x0, x1) of an input of X pixels of cin values of type T (bytes,
+// or u16 values little-endian), copied to dst with cpad values per pixel,
+// those past cin zero.  Up to 4 channels a pixel is one word read (the
+// values past its channels masked off) while the read stays inside the
+// input.
+template <typename T, typename Word>
+void pad_channels(const uint8_t *src, uint8_t *dst, size_t X, uint32_t cin, uint32_t cpad, size_t x0, size_t x1)
+{
+        static_assert(sizeof(Word) == 4 * sizeof(T));
+        constexpr size_t V = sizeof(T);
+        size_t x = x0;
+        if (cpad == 4 && cin < 4) {
+                const size_t safe = X * cin >= 4 ? (X * cin - 4) / cin + 1 : 0;
+                const Word keep = Word(~Word(0)) >> (8 * V * (4 - cin));
+                for (; x < std::min(x1, safe); x++) {
+                        Word v;
+                        std::memcpy(&v, src + x * cin * V, sizeof v);
+                        v &= keep;
+                        std::memcpy(dst + x * 4 * V, &v, sizeof v);
+                }
+        }
+        for (; x < x1; x++) {
+                for (size_t b = 0; b < cin * V; b++)
+                        dst[x * cpad * V + b] = src[x * cin * V + b];
+                for (size_t b = cin * V; b < cpad * V; b++)
+                        dst[x * cpad * V + b] = 0;
+        }
+}
+
 // 16-bit inputs on Kernels::gemm16_epilogue, which reads the u16 values as
 // they are (no byte planes), the epilogue in the kernel: a 1x1 layer's rows
 // in place, a convolution whose groups hold whole K blocks tap by tap
@@ -402,10 +431,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                 std::vector<uint8_t> &store = rs.padded;
                 store.resize(2 * X * cpad);
                 parallel_for(pool, (X + 4095) / 4096, [&](size_t i) {
-                        for (size_t x = i * 4096, e = std::min(X, x + 4096); x < e; x++) {
-                                std::memcpy(store.data() + 2 * x * cpad, io.x + 2 * x * cin, 2 * cin);
-                                std::memset(store.data() + 2 * (x * cpad + cin), 0, 2 * (cpad - cin));
-                        }
+                        pad_channels<uint16_t, uint64_t>(io.x, store.data(), X, cin, cpad, i * 4096, std::min(X, (i + 1) * 4096));
                 });
                 LayerIO io16 = io;
                 io16.x = store.data();
@@ -420,27 +446,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                 const uint8_t *src = P0.plane[p];
                 uint8_t *dst = const_cast<uint8_t *>(P.plane[p]);
                 parallel_for(pool, (X + 4095) / 4096, [&](size_t i) {
-                        const size_t e = std::min(X, (i + 1) * 4096);
-                        size_t x = i * 4096;
-                        // Up to 4 channels: a pixel as one word read (the bytes
-                        // past its channels masked off) while the read stays
-                        // inside the plane.
-                        if (cpad == 4) {
-                                const size_t safe = X * cin >= 4 ? (X * cin - 4) / cin + 1 : 0;
-                                const uint32_t keep = cin == 3 ? 0xffffffu : cin == 2 ? 0xffffu : 0xffu;
-                                for (; x < std::min(e, safe); x++) {
-                                        uint32_t v;
-                                        std::memcpy(&v, src + x * cin, 4);
-                                        v &= keep;
-                                        std::memcpy(dst + x * 4, &v, 4);
-                                }
-                        }
-                        for (; x < e; x++) {
-                                for (uint32_t c = 0; c < cin; c++)
-                                        dst[x * cpad + c] = src[x * cin + c];
-                                for (uint32_t c = cin; c < cpad; c++)
-                                        dst[x * cpad + c] = 0;
-                        }
+                        pad_channels<uint8_t, uint32_t>(src, dst, X, cin, cpad, i * 4096, std::min(X, (i + 1) * 4096));
                 });
         }
         gemm_layer(L, Gp, io, wp.data(), params, k, pool, planes, &P);

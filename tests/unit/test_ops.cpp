@@ -69,6 +69,8 @@ static void conv2d(void **state)
         // the last pixels of the plane byte by byte.
         check_case(d->best, d->portable, conv_case("conv 5x5 s2 3->24 (channels padded)", rng, 3, 24, 5, 2, 1, 1, p2, NPU_ACT_RELU, 16));
         check_case(d->best, d->portable, conv_case("conv 3x3 s1 3->5 (channels padded)", rng, 3, 5, 3, 1, 1, 1, p1, NPU_ACT_NONE));
+        check_case(d->best, d->portable, conv_case("conv 3x3 s2 2->8 (channels padded)", rng, 2, 8, 3, 2, 1, 1, pa, NPU_ACT_RELU));
+        check_case(d->best, d->portable, conv_case("conv 3x3 s1 1->6 (channels padded)", rng, 1, 6, 3, 1, 1, 1, p1, NPU_ACT_NONE));
         check_case(d->best, d->portable, conv_case("conv 1x1 8->33 (in place)", rng, 8, 33, 1, 1, 1, 1, p0, NPU_ACT_NONE));
         // Whole 4-byte K blocks per tap: the padded input read tap by tap.
         check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 8->12 (taps)", rng, 8, 12, 3, 1, 1, 1, p1, NPU_ACT_RELU6));
