@@ -747,12 +747,15 @@ inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *ta
                         hi[i] = start_hi;
                 }
                 for (unsigned p = 0; p < pairs; p++) {
-                        const ptrdiff_t d0 = tap_off[2 * p], d1 = 2 * p + 1 < taps ? tap_off[2 * p + 1] : d0;
+                        // An odd last tap pairs with zeros (its pair's weight is zero).
+                        const bool single = 2 * p + 1 == taps;
+                        const ptrdiff_t d0 = tap_off[2 * p], d1 = single ? d0 : tap_off[2 * p + 1];
                         const __m256i wl = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][0]));
                         const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
                         _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
                                 const uint8_t *xp = x + (j0 + i) * step + 2 * c;
-                                const __m256i a = load16x16<P, SHIFTED>(xp + d0, left, dwords), b = load16x16<P, SHIFTED>(xp + d1, left, dwords);
+                                const __m256i a = load16x16<P, SHIFTED>(xp + d0, left, dwords);
+                                const __m256i b = single ? _mm256_setzero_si256() : load16x16<P, SHIFTED>(xp + d1, left, dwords);
                                 lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
                                 hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
                         }
