@@ -719,7 +719,6 @@ inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *ta
 {
         const size_t left = C - c;
         const DwTaps wt(w, taps, C, c);
-        const unsigned pairs = (taps + 1) / 2;
         const __m256i k0 = lanes_mask(left, 0), k1 = lanes_mask(left, 8);
         // (32768 - z) x the weight sums (at most 2^15 x 32 x 128) start the
         // sums, in the lanes' order (channels 0-3 | 8-11 and 4-7 | 12-15).
@@ -746,18 +745,26 @@ inline void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *ta
                         lo[i] = start_lo;
                         hi[i] = start_hi;
                 }
-                for (unsigned p = 0; p < pairs; p++) {
-                        // An odd last tap pairs with zeros (its pair's weight is zero).
-                        const bool single = 2 * p + 1 == taps;
-                        const ptrdiff_t d0 = tap_off[2 * p], d1 = single ? d0 : tap_off[2 * p + 1];
+                for (unsigned p = 0; p < taps / 2; p++) {
+                        const ptrdiff_t d0 = tap_off[2 * p], d1 = tap_off[2 * p + 1];
                         const __m256i wl = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][0]));
                         const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
                         _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
                                 const uint8_t *xp = x + (j0 + i) * step + 2 * c;
-                                const __m256i a = load16x16<P, SHIFTED>(xp + d0, left, dwords);
-                                const __m256i b = single ? _mm256_setzero_si256() : load16x16<P, SHIFTED>(xp + d1, left, dwords);
+                                const __m256i a = load16x16<P, SHIFTED>(xp + d0, left, dwords), b = load16x16<P, SHIFTED>(xp + d1, left, dwords);
                                 lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wl));
                                 hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wh));
+                        }
+                }
+                if (taps % 2) {  // the last tap, paired with zeros (its pair's weights are zero)
+                        const unsigned p = taps / 2;
+                        const __m256i wl = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][0]));
+                        const __m256i wh = _mm256_load_si256(reinterpret_cast<const __m256i *>(wt.w[p][1]));
+                        const __m256i zero = _mm256_setzero_si256();
+                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                                const __m256i a = load16x16<P, SHIFTED>(x + (j0 + i) * step + 2 * c + tap_off[2 * p], left, dwords);
+                                lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(a, zero), wl));
+                                hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(a, zero), wh));
                         }
                 }
                 for (int i = 0; i < NP; i++)
