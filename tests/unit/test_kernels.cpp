@@ -46,7 +46,9 @@ static void check_isa(Isa isa)
                 skip();
         }
         test::Rng rng{uint64_t(isa) + 1};
-        const size_t shapes[][3] = {{1, 4, 1}, {7, 12, 17}, {13, 64, 32}, {6, 100, 33}, {49, 148, 96}, {3, 1028, 5}};
+        // N: last slices of 1, 5, 8 and 9 columns, and whole ones.
+        const size_t shapes[][3] = {{1, 4, 1},     {7, 12, 17},  {13, 64, 32}, {6, 100, 33},
+                                    {49, 148, 96}, {3, 1028, 5}, {10, 12, 24}, {10, 20, 25}};
         // Activations of up to amax (the kernels' byte forms: any byte, below
         // 128, below 64, below 16), weights from -127 or from -128 (AVX2
         // widens a slice holding -128).
@@ -384,7 +386,7 @@ static void check_gemm_epilogue(Isa isa)
                 skip();
         }
         test::Rng rng{23};
-        const size_t shapes[][3] = {{1, 8, 5}, {7, 32, 17}, {13, 64, 32}, {50, 36, 70}, {9, 20, 40}};
+        const size_t shapes[][3] = {{1, 8, 5}, {7, 32, 17}, {13, 64, 32}, {50, 36, 70}, {9, 20, 40}, {6, 16, 25}};
         for (const auto &sh : shapes) {
                 const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
                 for (int form = 0; form < 3; form++) {
