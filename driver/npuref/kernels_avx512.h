@@ -28,6 +28,42 @@ static inline void store_q(uint16_t *d, __mmask16 m, bool full, __m512i q)
                 _mm512_mask_cvtusepi32_storeu_epi16(d, m, q);
 }
 
+// The folded epilogue's rounded value of 16 accumulators (int32 lanes,
+// not yet saturated to the output's width); with a residual row `res`, its
+// values times inv (1 / step) added in one fused multiply-add, as
+// epilogue.cpp's plus_residual, in the lanes of rm.  LO0: the lower bound
+// is 0 and the caller saturates to unsigned, which then does the max's
+// work: vminps(hi, y) passes a NaN on (its second operand), which converts
+// to INT32_MIN and saturates to 0 = lo, as round_clamped's !(v >= lo); a
+// negative y rounds to at most 0 and saturates to 0.
+template <bool LO0>
+static inline __m512i folded16(__m512i a, __m512 mv, __m512 av, __m512 lo, __m512 hi, const float *res, __mmask16 rm,
+                               __m512 inv)
+{
+        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), mv, av);
+        if (res)
+                y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(rm, res), inv, y);
+        if constexpr (LO0)
+                y = _mm512_min_ps(hi, y);
+        else
+                y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        return _mm512_cvtps_epi32(y);
+}
+
+// Two rows of 32 u8 outputs from their four vectors of folded16 values
+// (row r, columns 0-15 and 16-31), saturated as store_q does: two
+// vpackssdw and a vpackuswb leave each 128-bit lane L holding the dwords
+// of r0c0, r0c1, r1c0, r1c1 for columns 4L..4L+3, and one vpermd puts
+// them in row order.  Four vpmovusdb cost more on every AVX-512 core.
+static inline void store_rows32(uint8_t *d0, uint8_t *d1, __m512i r0c0, __m512i r0c1, __m512i r1c0, __m512i r1c1)
+{
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(r0c0, r0c1), _mm512_packs_epi32(r1c0, r1c1));
+        b = _mm512_permutexvar_epi32(order, b);
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(d0), _mm512_castsi512_si256(b));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(d1), _mm512_extracti64x4_epi64(b, 1));
+}
+
 // The folded epilogue applied to 16 accumulators in registers; with a
 // residual row `res`, its values times inv (1 / step) added in one fused
 // multiply-add, as epilogue.cpp's plus_residual, in the lanes of rm.

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #include "driver/npuref/kernels.h"
@@ -420,6 +421,9 @@ static void check_gemm_epilogue(Isa isa)
                                 const OutQuant o = out_quant(bwq::qparams(-4.0f, 7.0f, bits), act);
                                 std::vector<float> fm(mul), fa(add);
                                 fold_channels(o, fm.data(), fa.data(), N);
+                                // A NaN channel: every kernel clamps it to the lower bound
+                                // as round_clamped does.
+                                fa[N / 2] = std::nanf("");
                                 const size_t ldq = N + 3;
                                 std::vector<uint8_t> w8(M * ldq, 1), g8(M * ldq, 1);
                                 std::vector<uint16_t> w16(M * ldq, 1), g16(M * ldq, 1);
