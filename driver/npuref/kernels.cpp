@@ -142,7 +142,7 @@ const Kernels &kernels_for(Isa isa)
                                      depthwise16_epilogue_avx2, gemm16_epilogue_avx2};
         static const Kernels avx512 = {Isa::Avx512Vnni,    "avx512vnni",        gemm_u8s8_avx512vnni,
                                        depthwise_rows_avx512, epilogue_wide_avx512, gemm_epilogue_avx512,
-                                       depthwise_epilogue_avx512, column_sums_avx512, nullptr, nullptr};
+                                       depthwise_epilogue_avx512, column_sums_avx512, depthwise16_epilogue_avx512, nullptr};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

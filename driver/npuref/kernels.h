@@ -70,7 +70,8 @@ struct GemmEpilogue {
         // shift 8-bit activations by 128 (AVX2) start their sums there
         // instead of summing the weights in every call.  Null: they do.
         const int32_t *sums128 = nullptr;
-        // 16-bit kernels that shift u16 inputs into int16 (x ^ 0x8000, AVX2):
+        // 16-bit kernels that shift u16 inputs into int16 (x ^ 0x8000; AVX2, and
+        // AVX-512 depthwise):
         // (32768 - z) times each column's (channel's) weight sum, which turns
         // their sums into those of (x - z) w.
         const int64_t *shift64 = nullptr;
@@ -165,10 +166,31 @@ void depthwise_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap
                              size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
 void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted);
+void depthwise16_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                                 size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted);
 void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int64_t *C,
                           size_t ldc);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, uint8_t xmax = 255);
+// The end of a 16-bit depthwise kernel: fused(q) writes q8 or q16 where
+// the epilogue folds (no residual), else the exact int32 sums to acc
+// (count x C) for the generic epilogue.
+template <typename Fused>
+inline void depthwise16_finish(Fused fused, const GemmEpilogue &e, int32_t *acc, size_t C, size_t count)
+{
+        if (e.o->folded && !e.res.res) {
+                if (e.q8)
+                        fused(e.q8);
+                else
+                        fused(e.q16);
+                return;
+        }
+        fused(acc);
+        if (e.q8)
+                epilogue_tile(acc, C, count, C, nullptr, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
+        else
+                epilogue_tile(acc, C, count, C, nullptr, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
+}
 // The generic epilogue of GemmEpilogue over C's M x N int32 sums.
 void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const GemmEpilogue &e);
 void gemm_epilogue_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,

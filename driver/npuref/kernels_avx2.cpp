@@ -1052,19 +1052,8 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
 void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted)
 {
-        if (e.o->folded && !e.res.res) {
-                if (e.q8)
-                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q8, shifted);
-                else
-                        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, e.q16, shifted);
-                return;
-        }
-        // Other activations: the exact sums through acc, then the generic epilogue.
-        depthwise16_fused(x, step, tap_off, taps, w, C, count, e, acc, shifted);
-        if (e.q8)
-                epilogue_tile(acc, C, count, C, nullptr, e.mul, e.add, e.act, *e.o, e.q8, e.ldq, e.res);
-        else
-                epilogue_tile(acc, C, count, C, nullptr, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
+        depthwise16_finish([&](auto *q) { depthwise16_fused(x, step, tap_off, taps, w, C, count, e, q, shifted); }, e, acc, C,
+                           count);
 }
 
 void gemm_u8s8_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C, size_t ldc)

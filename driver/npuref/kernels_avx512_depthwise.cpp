@@ -172,6 +172,142 @@ static void depthwise3x3_fused(const uint8_t *x, const ptrdiff_t rows[3], const 
         }
 }
 
+// 16-bit inputs (u16, little-endian) read as they are: each value shifted
+// into int16 (x ^ 0x8000, unless the layer's copy did it), two taps of a
+// channel paired in a 32-bit lane (vpunpcklwd / vpunpckhwd of the two
+// taps' 32 channels), one vpdpwssd adding both products to the lane: 32
+// products per instruction, exact (2 x 32768 x 128 per pair; (32768 - z)
+// times the weight sums, at most 2^27, start the sums; 16 pairs fit int32).
+// The unpacks leave channels 0-3, 8-11, 16-19, 24-27 in `lo` and the others
+// in `hi`; two vpermt2q put them back in order for the epilogue.
+struct Dw16Taps {
+        static constexpr unsigned kMax = kDepthwise16MaxTaps;
+        __m512i w[kMax / 2][2];  // per tap pair: lo's and hi's weight pairs
+
+        Dw16Taps(const int8_t *wts, unsigned taps, size_t C, size_t c, __mmask32 m)
+        {
+                for (unsigned p = 0; p < (taps + 1) / 2; p++) {
+                        const unsigned t0 = 2 * p, t1 = t0 + 1;
+                        const __m512i a = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, wts + size_t(t0) * C + c));
+                        const __m512i b = t1 < taps ? _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, wts + size_t(t1) * C + c))
+                                                    : _mm512_setzero_si512();
+                        w[p][0] = _mm512_unpacklo_epi16(a, b);
+                        w[p][1] = _mm512_unpackhi_epi16(a, b);
+                }
+        }
+};
+
+// lo | hi's lanes (see Dw16Taps) as channels 0-15 and 16-31, and back.
+static inline void dw16_order(__m512i lo, __m512i hi, __m512i &c0, __m512i &c1)
+{
+        c0 = _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi);
+        c1 = _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), hi);
+}
+static inline void dw16_lanes(__m512i c0, __m512i c1, __m512i &lo, __m512i &hi)
+{
+        lo = _mm512_permutex2var_epi64(c0, _mm512_setr_epi64(0, 1, 4, 5, 8, 9, 12, 13), c1);
+        hi = _mm512_permutex2var_epi64(c0, _mm512_setr_epi64(2, 3, 6, 7, 10, 11, 14, 15), c1);
+}
+
+// Channels [c, c + 32) of count pixels, NP at a time; with Q = int32_t the
+// exact sums go to q (ldq C) for the generic epilogue instead.
+template <bool SHIFTED, typename Q>
+static void depthwise16_block(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                              size_t C, size_t c, size_t count, const GemmEpilogue &e, Q *q)
+{
+        const size_t left = C - c < 32 ? C - c : 32;
+        const __mmask32 m = left == 32 ? ~__mmask32(0) : (__mmask32(1) << left) - 1;
+        const __mmask16 m0 = column_mask(left), m1 = column_mask(left > 16 ? left - 16 : 0);
+        const Dw16Taps wt(w, taps, C, c, m);
+        // The shift terms (below 2^27) narrowed to int32, in the lanes' order.
+        auto shift = [&](size_t k, __mmask16 mk) {
+                const __mmask8 a = __mmask8(mk), b = __mmask8(mk >> 8);
+                const __m256i s0 = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(a, e.shift64 + c + k));
+                const __m256i s1 = _mm512_cvtepi64_epi32(_mm512_maskz_loadu_epi64(b, e.shift64 + c + k + 8));
+                return _mm512_inserti64x4(_mm512_castsi256_si512(s0), s1, 1);
+        };
+        __m512i start_lo, start_hi;
+        dw16_lanes(shift(0, m0), shift(16, m1), start_lo, start_hi);
+        const __m512i x8000 = _mm512_set1_epi16(-32768);
+        auto load = [&](const uint8_t *p) {
+                const __m512i v = _mm512_maskz_loadu_epi16(m, p);
+                return SHIFTED ? v : _mm512_xor_si512(v, x8000);  // lanes past C: weights 0
+        };
+        const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi);
+        const __m512 mv0 = _mm512_maskz_loadu_ps(m0, e.mul + c), av0 = _mm512_maskz_loadu_ps(m0, e.add + c);
+        const __m512 mv1 = _mm512_maskz_loadu_ps(m1, e.mul + c + 16), av1 = _mm512_maskz_loadu_ps(m1, e.add + c + 16);
+        const __m512i zero = _mm512_setzero_si512();
+        auto finish = [&](__m512i a_lo, __m512i a_hi, Q *d) {
+                __m512i c0, c1;
+                dw16_order(a_lo, a_hi, c0, c1);
+                if constexpr (std::is_same_v<Q, int32_t>) {
+                        _mm512_mask_storeu_epi32(d, m0, c0);
+                        _mm512_mask_storeu_epi32(d + 16, m1, c1);
+                } else {
+                        finish16(c0, zero, mv0, av0, lo, hi, d, m0, left >= 16);
+                        if (left > 16)
+                                finish16(c1, zero, mv1, av1, lo, hi, d + 16, m1, left == 32);
+                }
+        };
+        auto sums = [&](auto np, size_t j0) {
+                constexpr int NP = decltype(np)::value;
+                __m512i a_lo[NP], a_hi[NP];
+                for (int i = 0; i < NP; i++) {
+                        a_lo[i] = start_lo;
+                        a_hi[i] = start_hi;
+                }
+                const uint8_t *xj = x + j0 * step + 2 * c;
+                for (unsigned p = 0; p < taps / 2; p++) {
+                        const ptrdiff_t d0 = tap_off[2 * p], d1 = tap_off[2 * p + 1];
+                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                                const __m512i a = load(xj + i * step + d0), b = load(xj + i * step + d1);
+                                a_lo[i] = _mm512_dpwssd_epi32(a_lo[i], _mm512_unpacklo_epi16(a, b), wt.w[p][0]);
+                                a_hi[i] = _mm512_dpwssd_epi32(a_hi[i], _mm512_unpackhi_epi16(a, b), wt.w[p][1]);
+                        }
+                }
+                if (taps % 2) {  // the last tap, paired with zeros (its pair's weights are zero)
+                        const unsigned p = taps / 2;
+                        _Pragma("GCC unroll 4") for (int i = 0; i < NP; i++) {
+                                const __m512i a = load(xj + i * step + tap_off[2 * p]);
+                                a_lo[i] = _mm512_dpwssd_epi32(a_lo[i], _mm512_unpacklo_epi16(a, zero), wt.w[p][0]);
+                                a_hi[i] = _mm512_dpwssd_epi32(a_hi[i], _mm512_unpackhi_epi16(a, zero), wt.w[p][1]);
+                        }
+                }
+                for (int i = 0; i < NP; i++)
+                        finish(a_lo[i], a_hi[i], q + (j0 + i) * (std::is_same_v<Q, int32_t> ? C : e.ldq) + c);
+        };
+        size_t j = 0;
+        for (; j + 4 <= count; j += 4)
+                sums(std::integral_constant<int, 4>{}, j);
+        for (; j < count; j++)
+                sums(std::integral_constant<int, 1>{}, j);
+}
+
+template <bool SHIFTED, typename Q>
+static void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                              size_t C, size_t count, const GemmEpilogue &e, Q *q)
+{
+        for (size_t c = 0; c < C; c += 32)
+                depthwise16_block<SHIFTED>(x, step, tap_off, taps, w, C, c, count, e, q);
+}
+
+template <typename Q>
+static void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                              size_t C, size_t count, const GemmEpilogue &e, Q *q, bool shifted)
+{
+        if (shifted)
+                depthwise16_fused<true>(x, step, tap_off, taps, w, C, count, e, q);
+        else
+                depthwise16_fused<false>(x, step, tap_off, taps, w, C, count, e, q);
+}
+
+void depthwise16_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
+                                 size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted)
+{
+        depthwise16_finish([&](auto *q) { depthwise16_fused(x, step, tap_off, taps, w, C, count, e, q, shifted); }, e, acc, C,
+                           count);
+}
+
 // Taps of a 3x3 window at stride 1 and dilation 1 read in place: three
 // kernel rows of three adjacent pixels.
 static bool taps_3x3_s1(size_t step, const ptrdiff_t *tap_off, unsigned taps, size_t C)

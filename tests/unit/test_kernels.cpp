@@ -291,23 +291,25 @@ struct U16Planes {
         }
 };
 
-// 16-bit depthwise rows read as u16 (AVX2's depthwise16_epilogue) against
-// the two byte planes of the same values met in the wide epilogue: channel
-// counts with a whole last block (16), whole dwords (8, 24, 42) or an odd
-// number (3, 7, 21); up to 32 taps; the extremes (every input 0 or 65535
-// against weights of -128 and 127, a zero point of 0 or 65535); folded
-// and unfolded activations, u8 and u16 outputs; the values as they are
-// and shifted into int16 (as the layers' copies hold them).
-static void depthwise16_avx2(void **)
+// 16-bit depthwise rows read as u16 (depthwise16_epilogue of AVX2 and of
+// AVX-512) against the two byte planes of the same values met in the wide
+// epilogue: channel counts with whole last blocks of 16 or 32 (16, 32,
+// 48), whole dwords (8, 24, 42) or an odd number (3, 7, 17, 21); up to 32
+// taps; the extremes (every input 0 or 65535 against weights of -128 and
+// 127, a zero point of 0 or 65535); folded and unfolded activations, u8
+// and u16 outputs; the values as they are and shifted into int16 (as the
+// layers' copies hold them).
+static void check_depthwise16(Isa isa)
 {
-        const Kernels &k = kernels_for(Isa::Avx2);
-        if (!isa_supported(Isa::Avx2) || !k.depthwise16_epilogue) {
-                print_message("skipped: this CPU lacks avx2\n");
+        const Kernels &k = kernels_for(isa);
+        if (!isa_supported(isa)) {
+                print_message("skipped: this CPU lacks %s\n", k.name);
                 skip();
         }
+        assert_non_null(k.depthwise16_epilogue);
         test::Rng rng{16};
         int cases = 0;
-        for (size_t C : {size_t(3), size_t(7), size_t(8), size_t(16), size_t(21), size_t(24), size_t(42)})
+        for (size_t C : {size_t(3), size_t(7), size_t(8), size_t(16), size_t(17), size_t(21), size_t(24), size_t(32), size_t(42), size_t(48)})
                 for (unsigned taps : {1u, 9u, 25u, 32u})
                         for (int fill : {-1, 0, 1})  // random, all 0, all 65535
                                 for (size_t count : {size_t(1), size_t(6)}) {
@@ -370,8 +372,10 @@ static void depthwise16_avx2(void **)
                                                         }
                                                 }
                                 }
-        print_message("%d 16-bit depthwise cases: the same outputs as two byte planes\n", cases);
+        print_message("%s: %d 16-bit depthwise cases, the same outputs as two byte planes\n", k.name, cases);
 }
+static void depthwise16_avx2(void **) { check_depthwise16(Isa::Avx2); }
+static void depthwise16_avx512(void **) { check_depthwise16(Isa::Avx512Vnni); }
 
 static void depthwise_avx2(void **) { check_depthwise(Isa::Avx2); }
 static void depthwise_avx512(void **) { check_depthwise(Isa::Avx512Vnni); }
@@ -664,6 +668,7 @@ int main()
                 cmocka_unit_test(depthwise_avx2),
                 cmocka_unit_test(depthwise_avx512),
                 cmocka_unit_test(depthwise16_avx2),
+                cmocka_unit_test(depthwise16_avx512),
                 cmocka_unit_test(gemm16_avx2),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
