@@ -53,7 +53,7 @@ COMMON_A := $(B)/libbwqcommon.a
 
 # npuref, the software NPU: an archive whose entry point is npuref.h.
 NPUREF_AVX512_SRC := driver/npuref/kernels_avx512_gemm.cpp driver/npuref/kernels_avx512_epilogue.cpp \
-	driver/npuref/kernels_avx512_depthwise.cpp
+	driver/npuref/kernels_avx512_depthwise.cpp driver/npuref/kernels_avx512_gemm16.cpp
 NPUREF_SRC := driver/npuref/kernels.cpp driver/npuref/kernels_avx2.cpp \
 	$(NPUREF_AVX512_SRC) driver/npuref/thread_pool.cpp driver/npuref/validate.cpp \
 	driver/npuref/execute.cpp driver/npuref/conv_gemm.cpp driver/npuref/conv_depthwise.cpp driver/npuref/float_ops.cpp \

@@ -65,6 +65,13 @@ void pad_channels(const uint8_t *src, uint8_t *dst, size_t X, uint32_t cin, uint
         }
 }
 
+// Whether 16-bit inputs of a group of K4 x N16 weights go to the table's
+// gemm16_epilogue (else: byte planes).
+bool gemm16_takes(const Kernels &k, size_t K4, size_t N16)
+{
+        return k.gemm16_epilogue && (!k.gemm16_max_weights || K4 * N16 <= k.gemm16_max_weights);
+}
+
 // 16-bit inputs on Kernels::gemm16_epilogue, which reads the u16 values as
 // they are (no byte planes), the epilogue in the kernel: a 1x1 layer's rows
 // in place, a convolution whose groups hold whole K blocks tap by tap
@@ -75,9 +82,9 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
 {
         const uint32_t cin_g = G0.c / G0.groups, cout_g = G0.oc / G0.groups;
         const bool pointwise = is_pointwise(G0);
-        if (!k.gemm16_epilogue || !(pointwise || cin_g % 4 == 0))
-                return false;
         const size_t K4 = size_t(G0.kh) * G0.kw * cin_g, N16 = (cout_g + 15) / 16 * 16;
+        if (!gemm16_takes(k, K4, N16) || !(pointwise || cin_g % 4 == 0))
+                return false;
         const int64_t z = io.ax.qp.zero;
         std::vector<int64_t> &wsum = rs.wsum;
         wsum.resize(G0.oc);
@@ -425,7 +432,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         Gp.c = cpad;
         const size_t X = size_t(G.n) * G.h * G.w;
         const bool wide = io.ax.bits == 16;
-        if (wide && k.gemm16_epilogue) {
+        if (wide && gemm16_takes(k, Kp, N16)) {
                 // 16 bits read as u16 (gemm16_layer): one copy, its pixels' pad
                 // channels zero.
                 std::vector<uint8_t> &store = rs.padded;

@@ -130,6 +130,13 @@ struct Kernels {
         ColumnSumsFn column_sums;
         Depthwise16EpilogueFn depthwise16_epilogue;
         Gemm16EpilogueFn gemm16_epilogue;
+        // One group's int8 weight bytes (K4 x N16) above which a layer
+        // splits 16-bit inputs into byte planes for gemm_epilogue instead
+        // of gemm16_epilogue (0: never).  Where the 8-bit kernel runs at
+        // twice the 16-bit one's rate (AVX-512 VNNI), the planes cost the
+        // same MACs, and past what a thread keeps of int16 weights their
+        // column chunks cost less.
+        size_t gemm16_max_weights;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
@@ -168,6 +175,11 @@ void depthwise16_epilogue_avx2(const uint8_t *x, size_t step, const ptrdiff_t *t
                                size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted);
 void depthwise16_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,
                                  size_t C, size_t count, const GemmEpilogue &e, int32_t *acc, bool shifted);
+// The AVX-512 table's gemm16_max_weights: the int8 size of the int16
+// weights a thread keeps laid out (gemm16.h's kCached16).
+constexpr size_t kGemm16MaxWeightsAvx512 = size_t(128) << 10;
+void gemm16_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
+                            int64_t *C, size_t ldc);
 void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e, int64_t *C,
                           size_t ldc);
 void depthwise_epilogue_avx512(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, unsigned taps, const int8_t *w,

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "gemm16.h"
 
 namespace npuref {
 
@@ -184,36 +185,6 @@ inline __m256i lanes_mask(size_t left, size_t j)
         const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         const int n = left > j ? int(left - j < 8 ? left - j : 8) : 0;
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
-}
-
-// The bytes [lo, lo + span) past A.base that rows [0, M) read, each run
-// `run` bytes long; false where that span is much more than they read
-// (more than 4 times), or more than 2 MB.
-inline bool read_span(const GemmA &A, size_t M, size_t run, ptrdiff_t &lo, size_t &span)
-{
-        if (M == 0 || A.taps == 0)
-                return false;
-        lo = A.tap_off[0];
-        ptrdiff_t hi = A.tap_off[0];
-        for (unsigned t = 1; t < A.taps; t++) {
-                lo = A.tap_off[t] < lo ? A.tap_off[t] : lo;
-                hi = A.tap_off[t] > hi ? A.tap_off[t] : hi;
-        }
-        span = size_t(hi - lo) + (M - 1) * A.lda + run;
-        const size_t used = M * A.taps * run;
-        return span <= 4 * used && span <= (size_t(2) << 20);
-}
-
-// A copy of A (base and tap offsets) reading `bytes` instead of A.base + lo.
-inline GemmA moved(const GemmA &A, ptrdiff_t lo, const uint8_t *bytes, std::vector<ptrdiff_t> &taps)
-{
-        taps.resize(A.taps);
-        for (unsigned t = 0; t < A.taps; t++)
-                taps[t] = A.tap_off[t] - lo;
-        GemmA out = A;
-        out.base = bytes;
-        out.tap_off = taps.data();
-        return out;
 }
 
 // The bytes A's rows read, as |a - 128| followed by a - 128 (the same
@@ -806,12 +777,7 @@ void depthwise16_fused(const uint8_t *x, size_t step, const ptrdiff_t *tap_off, 
 // column's int32 lane: 2 accumulators per row for 16 columns, 3 or 4 rows
 // (kMR16) with 4 weight registers.  The sum of (x - z) w is those sums
 // plus (32768 - z) times the column's weight sum (GemmEpilogue::shift64).
-// Up to kInt16Blocks blocks (256 values) that sum fits int32 (256 x 65535
-// x 128 < 2^31) and is formed there.  Longer rows add each chunk's sums,
-// exact in int32 over up to kChunk16 blocks (508 x 32768 x 128 < 2^31),
-// into doubles, exact below 2^53.  Either way the float, rounded once from
-// the exact value, is the wide epilogue's float of its int64.
-constexpr size_t kInt16Blocks = 64, kChunk16 = 127;
+// That sum is exact as gemm16.h says.
 // Rows per tile: 3 with the shift in the loop (its constant takes a
 // register), 4 where the values come shifted.
 constexpr int kMR16 = 3, kMR16Shifted = 4;
@@ -837,82 +803,18 @@ inline void lay_out16(const int8_t *b0, size_t nkb, int16_t *d)
                 }
 }
 
-// A thread's int16 slices.  With GemmEpilogue::stamp, a group's slices
-// (up to kCached16 bytes of them, which stay in its L2) are laid out once
-// per stamp and B, as the calls first need them; otherwise (no stamp, or
-// larger weights, which the int8 slices stream past at half the bytes)
-// every call lays out its own.
-constexpr size_t kCached16 = size_t(256) << 10;
-template <typename T> T *grown(std::vector<T> &v, size_t n)
-{
-        if (v.size() < n)
-                v.resize(n);
-        return v.data();
-}
-struct Weights16 {
-        std::vector<int16_t> cached, one;
-        std::vector<uint8_t> ready;  // per slice of `cached`
-        const int8_t *B = nullptr;
-        size_t K4 = 0;
-        uint64_t stamp = 0;
-
-        // Slice n0 / 16 of B (N columns) over K blocks [0, nkb).
-        const int16_t *slice(const int8_t *b, size_t k4, size_t N, size_t n0, size_t nkb, uint64_t st)
-        {
-                const size_t slices = (N + 15) / 16, s = n0 / 16;
-                const int8_t *b0 = b + s * k4 * 16;
-                if (!st || slices * k4 * 32 > kCached16) {
-                        lay_out16(b0, nkb, grown(one, nkb * 64));
-                        return one.data();
-                }
-                if (st != stamp || b != B || k4 != K4) {
-                        B = b;
-                        K4 = k4;
-                        stamp = st;
-                        ready.assign(slices, 0);
-                }
-                if (ready.size() < slices)
-                        ready.resize(slices, 0);
-                int16_t *d = grown(cached, slices * k4 * 16) + s * k4 * 16;
-                if (!ready[s]) {
-                        lay_out16(b0, k4 / 4, d);
-                        ready[s] = 1;
-                }
-                return d;
-        }
-};
-inline thread_local Weights16 weights16;
-
-// A's values shifted into int16 (x ^ 0x8000) over the span its rows read,
-// into thread-local scratch: once per call instead of in every slice's
-// and every overlapping tap's inner loop.  False (nothing formed) where
-// the rows read much less than the span they cover.
-struct Shifted16 {
-        std::vector<uint8_t> bytes;
-        std::vector<ptrdiff_t> taps;
-};
-inline thread_local Shifted16 shifted_scratch;
-
+// A thread's int16 slices, and its values shifted once per call.
+inline thread_local Weights16<lay_out16> weights16;
 inline bool shifted16(const GemmA &A, size_t M, GemmA &out)
 {
-        ptrdiff_t lo;
-        size_t span;
-        if (!read_span(A, M, 8 * A.kbt, lo, span))
-                return false;
-        Shifted16 &sc = shifted_scratch;
-        uint8_t *d = grown(sc.bytes, span + 32);
-        const uint8_t *src = A.base + lo;
-        const __m256i x8000 = _mm256_set1_epi16(-32768);
-        size_t i = 0;
-        for (; i + 32 <= span; i += 32)
-                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + i),
-                                    _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + i)), x8000));
-        for (; i < span; i += 2) {  // whole values: lo, lda, the runs count even bytes
-                d[i] = src[i];
-                d[i + 1] = uint8_t(src[i + 1] ^ 0x80);
-        }
-        out = moved(A, lo, d, sc.taps);
-        return true;
+        return shifted_span(A, M, out, [](const uint8_t *src, uint8_t *d, size_t n) {
+                const __m256i x8000 = _mm256_set1_epi16(-32768);
+                size_t i = 0;
+                for (; i + 32 <= n; i += 32)
+                        _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + i),
+                                            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + i)), x8000));
+                return i;
+        });
 }
 
 // The column sums of MR rows x 16 columns (columns 0-7, 8-15) over K blocks

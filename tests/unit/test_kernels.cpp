@@ -459,12 +459,14 @@ static void check_gemm_epilogue(Isa isa)
         }
 }
 
-// The 16-bit GEMM reading u16 values (AVX2's gemm16_epilogue) against the
-// two byte planes of the same values through the portable GEMM, met in
-// the wide epilogue: K within the int32 sum (256 values) and past it
-// (chunks of 508 values, added in doubles), 5 to 136 columns (the last
-// more int16 weights than a thread keeps), row counts that leave each
-// tail of the row tiles, a tap run split across the input (near: the
+// The 16-bit GEMM reading u16 values (gemm16_epilogue of AVX2 and of
+// AVX-512) against the two byte planes of the same values through the
+// portable GEMM, met in the wide epilogue: K within the int32 sum (256
+// values) and past it (chunks of 508 values, added in doubles), 5 to 136
+// columns (the last more int16 weights than a thread keeps; 17, 33 and 40
+// leave a second 16-column slice of 1, 1 and 8 in a 32-column tile), row
+// counts that leave each tail of the row tiles (3- and 4-row tiles on
+// AVX2, 8-row on AVX-512), a tap run split across the input (near: the
 // values shifted in a copy; far apart: in the loop), weights laid out per
 // call and once per stamp, the values as they are and shifted into int16;
 // random values, values near the zero point (where an error of one in a
@@ -473,17 +475,19 @@ static void check_gemm_epilogue(Isa isa)
 // with zero point 0: a chunk of 512 values would overflow int32, and so
 // would a whole sum of 264); folded and unfolded activations with and
 // without a residual; u8 and u16 outputs.
-static void gemm16_avx2(void **)
+static void check_gemm16(Isa isa)
 {
-        const Kernels &k = kernels_for(Isa::Avx2);
-        if (!isa_supported(Isa::Avx2) || !k.gemm16_epilogue) {
-                print_message("skipped: this CPU lacks avx2\n");
+        const Kernels &k = kernels_for(isa);
+        if (!isa_supported(isa)) {
+                print_message("skipped: this CPU lacks %s\n", k.name);
                 skip();
         }
+        assert_non_null(k.gemm16_epilogue);
         test::Rng rng{1616};
         int cases = 0;
         uint64_t stamp = 0;
-        const size_t shapes[][3] = {{1, 8, 5}, {7, 256, 17}, {6, 264, 40}, {3, 1028, 5}, {2, 2048, 136}};  // M, K4, N
+        const size_t shapes[][3] = {{1, 8, 5},     {7, 256, 17},  {6, 264, 40},  {3, 1028, 5},
+                                    {2, 2048, 136}, {13, 64, 48}, {9, 304, 33}, {17, 16, 32}};  // M, K4, N
         for (const auto &sh : shapes)
                 for (int fill : {-1, 0, 1, 2})  // random, all 0, all 65535, near z
                         for (unsigned spread : {0u, 3u, 64u}) {
@@ -569,8 +573,10 @@ static void gemm16_avx2(void **)
                                                         }
                                                 }
                         }
-        print_message("%d 16-bit GEMM cases: the same outputs as two byte planes\n", cases);
+        print_message("%s: %d 16-bit GEMM cases, the same outputs as two byte planes\n", k.name, cases);
 }
+static void gemm16_avx2(void **) { check_gemm16(Isa::Avx2); }
+static void gemm16_avx512(void **) { check_gemm16(Isa::Avx512Vnni); }
 
 static void gemm_epilogue_avx2(void **) { check_gemm_epilogue(Isa::Avx2); }
 static void gemm_epilogue_avx512(void **) { check_gemm_epilogue(Isa::Avx512Vnni); }
@@ -670,6 +676,7 @@ int main()
                 cmocka_unit_test(depthwise16_avx2),
                 cmocka_unit_test(depthwise16_avx512),
                 cmocka_unit_test(gemm16_avx2),
+                cmocka_unit_test(gemm16_avx512),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
