@@ -222,6 +222,10 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // 4 and 6 bits from one int32 plane: the epilogue writes bytes into a
         // tile that stays in L1, packed from there (no 16-bit tile).
         const bool byte_tile = narrow && (io.ay.bits == 4 || io.ay.bits == 6);
+        // Or straight into the packed tensor, where the kernel packs them
+        // in its registers (folded activations) and each group's rows are
+        // whole bytes.
+        const bool pack_out = byte_tile && oq.folded && (k.gemm_packs >> io.ay.bits & 1) && size_t(cout_g) * io.ay.bits % 8 == 0;
 
         const bool pointwise = is_pointwise(G);
         // Tap by tap: each tap's K blocks hold whole input channels, and
@@ -325,12 +329,17 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                         }
                                         GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc,
                                                        R.at(m - m0, c0), sums128 ? sums128 + c0 : nullptr};
-                                        if (out8)
+                                        if (out8) {
                                                 e.q8 = io.y + m * G.oc + c0;
-                                        else if (byte_tile)
+                                        } else if (pack_out) {
+                                                e.q8 = io.y;
+                                                e.pack_bits = uint8_t(io.ay.bits);
+                                                e.pack_first = m * G.oc + c0;
+                                        } else if (byte_tile) {
                                                 e.q8 = Q8 + (m - m0) * G.oc + c0;
-                                        else
+                                        } else {
                                                 e.q16 = Q + (m - m0) * G.oc + c0;
+                                        }
                                         k.gemm_epilogue(a, rows, Bg, K4, cout_g, e, c, cout_g);
                                 };
                                 // Border windows copied into rows of A.
@@ -384,6 +393,8 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                 k.epilogue_wide(Cp[0], Cp[1], cout_g, mt, cout_g, zw64.data() + c0, mul, add, L.act, oq, Q + c0,
                                                 G.oc, R.at(0, c0));
                 }
+                if (pack_out)
+                        return;
                 if (byte_tile)
                         store_tile(Q8, io.ay.bits, m0 * G.oc, mt * G.oc, io.y);
                 else if (!out8 || !narrow)

@@ -81,6 +81,12 @@ struct GemmEpilogue {
         // each thread lays a slice out once for all those calls; 0: each
         // call lays out its own.
         uint64_t stamp = 0;
+        // 4 (folded activations, where the table's gemm_packs says so):
+        // q8 is a packed tensor (bwq::pack_u8's layout), output (m, n) its
+        // element pack_first + m * ldq + n; pack_first, ldq and N are whole
+        // bytes' worth of elements (multiples of 2 at 4 bits, of 4 at 6).
+        uint8_t pack_bits = 0;
+        size_t pack_first = 0;
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.
@@ -137,6 +143,9 @@ struct Kernels {
         // same MACs, and past what a thread keeps of int16 weights their
         // column chunks cost less.
         size_t gemm16_max_weights;
+        // The output depths (bit d for d bits) whose packed tensors
+        // gemm_epilogue writes itself (GemmEpilogue::pack_bits).
+        unsigned gemm_packs;
 };
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,

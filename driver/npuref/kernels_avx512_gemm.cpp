@@ -127,21 +127,32 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
         auto res = [&](int r, size_t n) { return RES ? e.res.res + (m0 + r) * e.res.ldr + n : nullptr; };
         const __mmask16 r0 = column_mask(e.res.cols_from(n0)), r1 = column_mask(e.res.cols_from(n1));
         if constexpr (std::is_same_v<Q, uint8_t>) {
-                if (left1 >= 16) {
-                        // 32 u8 columns: rows in pairs, packed together.
-                        const __m512 mv1 = _mm512_loadu_ps(e.mul + n1), av1 = _mm512_loadu_ps(e.add + n1);
+                if (left1 >= 16 || e.pack_bits) {
+                        // 32 u8 columns, or 4-bit ones: rows in pairs, packed
+                        // together.
+                        const __m512 mv1 = _mm512_maskz_loadu_ps(k1, e.mul + n1), av1 = _mm512_maskz_loadu_ps(k1, e.add + n1);
                         __m512i y0[MR], y1[MR];
                         auto rows = [&](auto lo0) {
                                 constexpr bool LO0 = decltype(lo0)::value;
                                 _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                                        y0[r] = folded16<LO0>(acc0[r], mv0, av0, lo, hi, res(r, n0), r0, inv);
-                                        y1[r] = folded16<LO0>(acc1[r], mv1, av1, lo, hi, res(r, n1), r1, inv);
+                                        y0[r] = folded16<LO0>(acc0[r], mv0, av0, lo, hi, res(r, n0), k0 & r0, inv);
+                                        y1[r] = folded16<LO0>(acc1[r], mv1, av1, lo, hi, res(r, n1), k1 & r1, inv);
                                 }
                         };
                         if (e.o->lo == 0.0f)
                                 rows(std::true_type{});
                         else
                                 rows(std::false_type{});
+                        if (e.pack_bits) {  // 4 bits (gemm_packs)
+                                auto dst = [&](int r) { return q + (e.pack_first + (m0 + r) * e.ldq + n0) / 2; };
+                                const size_t bytes = (left0 < 32 ? left0 : 32) / 2;
+                                _Pragma("GCC unroll 4") for (int r = 0; r + 1 < MR; r += 2)
+                                        store_packed4_rows32(rows32_bytes(y0[r], y1[r], y0[r + 1], y1[r + 1]), dst(r), dst(r + 1), bytes);
+                                if (MR % 2)
+                                        store_packed4_rows32(rows32_bytes(y0[MR - 1], y1[MR - 1], zero, zero), dst(MR - 1), nullptr,
+                                                             bytes);
+                                return;
+                        }
                         Q *d = q + m0 * e.ldq + n0;
                         _Pragma("GCC unroll 4") for (int r = 0; r + 1 < MR; r += 2)
                                 store_rows32(d + r * e.ldq, d + (r + 1) * e.ldq, y0[r], y1[r], y0[r + 1], y1[r + 1]);

@@ -384,6 +384,29 @@ static void depthwise_avx512(void **) { check_depthwise(Isa::Avx512Vnni); }
 // registers) against the portable GEMM and epilogue, for both output
 // widths, activations of any byte and below 64, weights with and without
 // -128.
+// The kernel's packed 4- and 6-bit outputs (GemmEpilogue::pack_bits)
+// against the portable u8 outputs `want` (ldq) packed by bwq::pack_u8:
+// rows ldq + 4 elements apart from element 8 on, so each row starts
+// mid-tensor; the elements between the rows stay as they were (zero).
+static void check_packed(Isa isa, const GemmA &a, size_t M, const std::vector<int8_t> &B, size_t K4, size_t N,
+                         GemmEpilogue e, std::vector<int32_t> &C, const std::vector<uint8_t> &want, size_t ldq,
+                         unsigned bits)
+{
+        const size_t ldp = N + 4, first = 8, total = first + M * ldp;
+        std::vector<uint8_t> u(total, 0);
+        for (size_t m = 0; m < M; m++)
+                std::memcpy(&u[first + m * ldp], &want[m * ldq], N);
+        std::vector<uint8_t> packed(bwq::packed_bytes(total, bits)), got(packed.size(), 0);
+        bwq::pack_u8(u.data(), bits, 0, total, packed.data());
+        e.q8 = got.data();
+        e.q16 = nullptr;
+        e.ldq = ldp;
+        e.pack_bits = uint8_t(bits);
+        e.pack_first = first;
+        kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
+        assert_memory_equal(packed.data(), got.data(), packed.size());
+}
+
 static void check_gemm_epilogue(Isa isa)
 {
         if (!isa_supported(isa)) {
@@ -419,7 +442,7 @@ static void check_gemm_epilogue(Isa isa)
                 std::vector<float> rv(M * (N + 1));
                 for (auto &v : rv)
                         v = rng.uniform(-3.0f, 3.0f);
-                for (unsigned bits : {4u, 8u, 16u})
+                for (unsigned bits : {4u, 6u, 8u, 16u})
                         for (uint8_t act : {NPU_ACT_NONE, NPU_ACT_RELU6, NPU_ACT_HARDSWISH})
                         for (size_t rc : {size_t(0), N, N > 5 ? N - 5 : N}) {
                                 const OutQuant o = out_quant(bwq::qparams(-4.0f, 7.0f, bits), act);
@@ -447,6 +470,8 @@ static void check_gemm_epilogue(Isa isa)
                                                 assert_memory_equal(w8.data(), g8.data(), w8.size());
                                                 e.q8 = nullptr;
                                         }
+                                        if (bits < 8 && o.folded && (kernels_for(isa).gemm_packs >> bits & 1) && N * bits % 8 == 0)
+                                                check_packed(isa, a, M, B, K4, N, e, C, w8, ldq, bits);
                                         e.q16 = w16.data();
                                         gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
                                         e.q16 = g16.data();
