@@ -70,21 +70,20 @@ struct GemmEpilogue {
         // shift 8-bit activations by 128 (AVX2) start their sums there
         // instead of summing the weights in every call.  Null: they do.
         const int32_t *sums128 = nullptr;
-        // 16-bit kernels that shift u16 inputs into int16 (x ^ 0x8000; AVX2, and
-        // AVX-512 depthwise):
+        // 16-bit kernels, which shift u16 inputs into int16 (x ^ 0x8000):
         // (32768 - z) times each column's (channel's) weight sum, which turns
         // their sums into those of (x - z) w.
         const int64_t *shift64 = nullptr;
-        // 16-bit GEMM kernels that lay B out anew (AVX2's int16 pairs): a
+        // 16-bit GEMM kernels, which lay B out anew as int16 pairs: a
         // nonzero stamp says that B's contents stay as they are for every
         // call with the same stamp and B (one stamp per layer run, say), so
         // each thread lays a slice out once for all those calls; 0: each
         // call lays out its own.
         uint64_t stamp = 0;
-        // 4 (folded activations, where the table's gemm_packs says so):
-        // q8 is a packed tensor (bwq::pack_u8's layout), output (m, n) its
-        // element pack_first + m * ldq + n; pack_first, ldq and N are whole
-        // bytes' worth of elements (multiples of 2 at 4 bits, of 4 at 6).
+        // A depth below 8 (folded activations, where the table's
+        // gemm_packs says so): q8 is a packed tensor (bwq::pack_u8's
+        // layout), output (m, n) its element pack_first + m * ldq + n;
+        // pack_first, ldq and N are whole bytes' worth of elements.
         uint8_t pack_bits = 0;
         size_t pack_first = 0;
 };

@@ -28,19 +28,22 @@ static inline void store_q(uint16_t *d, __mmask16 m, bool full, __m512i q)
                 _mm512_mask_cvtusepi32_storeu_epi16(d, m, q);
 }
 
-// The folded epilogue's rounded value of 16 accumulators (int32 lanes,
-// not yet saturated to the output's width); with a residual row `res`, its
+static inline __m512 as_float(__m512 s) { return s; }
+static inline __m512 as_float(__m512i s) { return _mm512_cvtepi32_ps(s); }
+
+// The folded epilogue's rounded value of 16 sums (int32 lanes, or floats
+// rounded once from exact wider sums), not yet saturated to the output's
+// width; with a residual row `res`, its
 // values times inv (1 / step) added in one fused multiply-add, as
 // epilogue.cpp's plus_residual, in the lanes of rm.  LO0: the lower bound
 // is 0 and the caller saturates to unsigned, which then does the max's
 // work: vminps(hi, y) passes a NaN on (its second operand), which converts
 // to INT32_MIN and saturates to 0 = lo, as round_clamped's !(v >= lo); a
 // negative y rounds to at most 0 and saturates to 0.
-template <bool LO0>
-static inline __m512i folded16(__m512i a, __m512 mv, __m512 av, __m512 lo, __m512 hi, const float *res, __mmask16 rm,
-                               __m512 inv)
+template <bool LO0, typename S>
+static inline __m512i folded16(S a, __m512 mv, __m512 av, __m512 lo, __m512 hi, const float *res, __mmask16 rm, __m512 inv)
 {
-        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), mv, av);
+        __m512 y = _mm512_fmadd_ps(as_float(a), mv, av);
         if (res)
                 y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(rm, res), inv, y);
         if constexpr (LO0)
@@ -98,11 +101,7 @@ template <typename Q>
 static inline void finish16(__m512i a, __m512i ov, __m512 mv, __m512 av, __m512 lo, __m512 hi, Q *d, __mmask16 m, bool full,
                             const float *res = nullptr, __mmask16 rm = 0, __m512 inv = _mm512_setzero_ps())
 {
-        __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(a, ov)), mv, av);
-        if (res)
-                y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m & rm, res), inv, y);
-        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-        store_q(d, m, full, _mm512_cvtps_epi32(y));
+        store_q(d, m, full, folded16<false>(_mm512_sub_epi32(a, ov), mv, av, lo, hi, res, m & rm, inv));
 }
 
 } // namespace npuref

@@ -170,22 +170,6 @@ inline __attribute__((always_inline)) void tile16(const GemmA &A, size_t m0, con
         _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) out(r, f32(tot[r][0], tot[r][1]), f32(tot[r][2], tot[r][3]));
 }
 
-inline __m512 as_float(__m512 s) { return s; }
-inline __m512 as_float(__m512i s) { return _mm512_cvtepi32_ps(s); }
-
-// The folded epilogue of 16 columns' sums (int32, or float rounded from
-// the exact sums) into q.
-template <typename S, typename Q>
-inline void finish_sums(S s, __m512 mv, __m512 av, __m512 lo, __m512 hi, Q *d, __mmask16 m, bool full, const float *res,
-                        __mmask16 rm, __m512 inv)
-{
-        __m512 y = _mm512_fmadd_ps(as_float(s), mv, av);
-        if (res)
-                y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m & rm, res), inv, y);
-        y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
-        store_q(d, m, full, _mm512_cvtps_epi32(y));
-}
-
 constexpr int kMR16 = 8;
 
 } // namespace
@@ -222,10 +206,11 @@ void gemm16_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4
                                 const float *res = e.res.res ? e.res.res + (m + r) * e.res.ldr : nullptr;
                                 auto put = [&](auto *q) {
                                         q += (m + r) * e.ldq;
-                                        finish_sums(s0, mv0, av0, lo, hi, q + n0, k0, left >= 16, res ? res + n0 : nullptr, r0, inv);
+                                        store_q(q + n0, k0, left >= 16,
+                                                folded16<false>(s0, mv0, av0, lo, hi, res ? res + n0 : nullptr, k0 & r0, inv));
                                         if (two)
-                                                finish_sums(s1, mv1, av1, lo, hi, q + n1, k1, left == 32, res ? res + n1 : nullptr,
-                                                            r1, inv);
+                                                store_q(q + n1, k1, left == 32,
+                                                        folded16<false>(s1, mv1, av1, lo, hi, res ? res + n1 : nullptr, k1 & r1, inv));
                                 };
                                 if (e.q8)
                                         put(e.q8);

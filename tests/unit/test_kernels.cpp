@@ -380,11 +380,7 @@ static void depthwise16_avx512(void **) { check_depthwise16(Isa::Avx512Vnni); }
 static void depthwise_avx2(void **) { check_depthwise(Isa::Avx2); }
 static void depthwise_avx512(void **) { check_depthwise(Isa::Avx512Vnni); }
 
-// The GEMM with its epilogue fused (AVX-512 and AVX2 keep the tile in
-// registers) against the portable GEMM and epilogue, for both output
-// widths, activations of any byte and below 64, weights with and without
-// -128.
-// The kernel's packed 4- and 6-bit outputs (GemmEpilogue::pack_bits)
+// The kernel's packed outputs below 8 bits (GemmEpilogue::pack_bits)
 // against the portable u8 outputs `want` (ldq) packed by bwq::pack_u8:
 // rows ldq + 4 elements apart from element 8 on, so each row starts
 // mid-tensor; the elements between the rows stay as they were (zero).
@@ -407,6 +403,10 @@ static void check_packed(Isa isa, const GemmA &a, size_t M, const std::vector<in
         assert_memory_equal(packed.data(), got.data(), packed.size());
 }
 
+// The GEMM with its epilogue fused (AVX-512 and AVX2 keep the tile in
+// registers) against the portable GEMM and epilogue, for both output
+// widths, activations of any byte and below 64, weights with and without
+// -128, a NaN channel, and packed outputs where the table packs them.
 static void check_gemm_epilogue(Isa isa)
 {
         if (!isa_supported(isa)) {
