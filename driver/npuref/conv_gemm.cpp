@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "layer.h"
@@ -219,6 +220,16 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
+        // The largest int32 sum (x - z) w the kernel can make: |x w| over K
+        // values and the zero-point term.
+        bool bounded = false;
+        if (narrow && oq.folded) {
+                int64_t zw_max = 0;
+                for (int32_t v : zw)
+                        zw_max = std::max<int64_t>(zw_max, std::llabs(int64_t(v)));
+                const double acc_max = std::min(double(K) * amax * 128 + double(zw_max), 2147483648.0);
+                bounded = folded_bounded(cs.mul.data(), cs.add.data(), G.oc, acc_max);
+        }
         // 4 and 6 bits from one int32 plane: the epilogue writes bytes into a
         // tile that stays in L1, packed from there (no 16-bit tile).
         const bool byte_tile = narrow && (io.ay.bits == 4 || io.ay.bits == 6);
@@ -277,6 +288,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                         GemmEpilogue e{zw.data() + n0, cs.mul.data() + n0, cs.add.data() + n0, L.act, &oq, nullptr, nullptr,
                                        out8 ? G.oc : nc};
                         e.sums128 = sums128 ? sums128 + n0 : nullptr;
+                        e.bounded = bounded;
                         if (out8)
                                 e.q8 = io.y + m0 * G.oc + n0;
                         else if (byte_tile)
@@ -329,6 +341,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                         }
                                         GemmEpilogue e{zw.data() + c0, mul, add, L.act, &oq, nullptr, nullptr, G.oc,
                                                        R.at(m - m0, c0), sums128 ? sums128 + c0 : nullptr};
+                                        e.bounded = bounded;
                                         if (out8) {
                                                 e.q8 = io.y + m * G.oc + c0;
                                         } else if (pack_out) {

@@ -30,6 +30,17 @@ void fold_channels(const OutQuant &o, float *mul, float *add, size_t n)
         }
 }
 
+bool folded_bounded(const float *mul, const float *add, size_t n, double acc_max)
+{
+        // In doubles, with room for the float rounding of acc and of the fma.
+        const double limit = 0.99 * double(1 << 30);
+        for (size_t c = 0; c < n; c++)
+                if (!std::isfinite(mul[c]) || !std::isfinite(add[c]) ||
+                    !(std::fabs(double(mul[c])) * acc_max + std::fabs(double(add[c])) < limit))
+                        return false;
+        return true;
+}
+
 namespace {
 
 // Inlined into each clone, which compiles them for its own instruction set.

@@ -55,6 +55,10 @@ template <typename F> inline __attribute__((always_inline)) decltype(auto) with_
 }
 // Folds the quantizer into per-channel mul and add when o.folded.
 void fold_channels(const OutQuant &o, float *mul, float *add, size_t n);
+// Whether fma(float(acc), mul[c], add[c]) is finite and below 2^30 in
+// magnitude for every channel c < n and every |acc| <= acc_max
+// (GemmEpilogue::bounded).
+bool folded_bounded(const float *mul, const float *add, size_t n, double acc_max);
 
 // A residual (NPU_LAYER_RESIDUAL): the value res[r * ldr + c] of each
 // output of the first rc columns, already dequantized (its real value),

@@ -86,6 +86,13 @@ struct GemmEpilogue {
         // pack_first, ldq and N are whole bytes' worth of elements.
         uint8_t pack_bits = 0;
         size_t pack_first = 0;
+        // Every value the folded epilogue computes, sum * mul + add (the
+        // residual aside), is finite and below 2^30 in magnitude for any sum
+        // the call can make (folded_bounded): converting it to int32 cannot
+        // overflow, so where the output's upper bound is its largest byte a
+        // kernel that narrows with saturation may leave the upper clamp to
+        // the narrowing.
+        bool bounded = false;
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.

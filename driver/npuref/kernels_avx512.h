@@ -39,17 +39,21 @@ static inline __m512 as_float(__m512i s) { return _mm512_cvtepi32_ps(s); }
 // is 0 and the caller saturates to unsigned, which then does the max's
 // work: vminps(hi, y) passes a NaN on (its second operand), which converts
 // to INT32_MIN and saturates to 0 = lo, as round_clamped's !(v >= lo); a
-// negative y rounds to at most 0 and saturates to 0.
-template <bool LO0, typename S>
+// negative y rounds to at most 0 and saturates to 0.  HI_SAT: the caller
+// saturates to unsigned bytes, hi is at least 255 and y, unless a NaN, is
+// within int32 (GemmEpilogue::bounded), so the saturation does the min's
+// work too: a NaN still converts to INT32_MIN (with LO0) or becomes lo in
+// vmaxps(y, lo), which passes its second operand on.
+template <bool LO0, bool HI_SAT = false, typename S>
 static inline __m512i folded16(S a, __m512 mv, __m512 av, __m512 lo, __m512 hi, const float *res, __mmask16 rm, __m512 inv)
 {
         __m512 y = _mm512_fmadd_ps(as_float(a), mv, av);
         if (res)
                 y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(rm, res), inv, y);
-        if constexpr (LO0)
-                y = _mm512_min_ps(hi, y);
-        else
-                y = _mm512_min_ps(_mm512_max_ps(y, lo), hi);
+        if constexpr (!LO0)
+                y = _mm512_max_ps(y, lo);
+        if constexpr (!HI_SAT)
+                y = _mm512_min_ps(hi, y);  // a NaN left (LO0) passes on
         return _mm512_cvtps_epi32(y);
 }
 

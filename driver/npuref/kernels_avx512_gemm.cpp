@@ -132,17 +132,24 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
                         // together.
                         const __m512 mv1 = _mm512_maskz_loadu_ps(k1, e.mul + n1), av1 = _mm512_maskz_loadu_ps(k1, e.add + n1);
                         __m512i y0[MR], y1[MR];
-                        auto rows = [&](auto lo0) {
-                                constexpr bool LO0 = decltype(lo0)::value;
+                        auto rows = [&](auto lo0, auto hi_sat) {
+                                constexpr bool LO0 = decltype(lo0)::value, HI_SAT = decltype(hi_sat)::value;
                                 _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                                        y0[r] = folded16<LO0>(acc0[r], mv0, av0, lo, hi, res(r, n0), k0 & r0, inv);
-                                        y1[r] = folded16<LO0>(acc1[r], mv1, av1, lo, hi, res(r, n1), k1 & r1, inv);
+                                        y0[r] = folded16<LO0, HI_SAT>(acc0[r], mv0, av0, lo, hi, res(r, n0), k0 & r0, inv);
+                                        y1[r] = folded16<LO0, HI_SAT>(acc1[r], mv1, av1, lo, hi, res(r, n1), k1 & r1, inv);
                                 }
                         };
-                        if (e.o->lo == 0.0f)
-                                rows(std::true_type{});
+                        // Bytes (not 4-bit codes) of values within int32 whose
+                        // upper bound is 255: the narrowing clamps them.
+                        const bool hi_sat = !RES && e.bounded && !e.pack_bits && e.o->hi >= 255.0f;
+                        if (e.o->lo == 0.0f && hi_sat)
+                                rows(std::true_type{}, std::true_type{});
+                        else if (e.o->lo == 0.0f)
+                                rows(std::true_type{}, std::false_type{});
+                        else if (hi_sat)
+                                rows(std::false_type{}, std::true_type{});
                         else
-                                rows(std::false_type{});
+                                rows(std::false_type{}, std::false_type{});
                         if (e.pack_bits) {  // 4 bits (gemm_packs)
                                 auto dst = [&](int r) { return q + (e.pack_first + (m0 + r) * e.ldq + n0) / 2; };
                                 const size_t bytes = (left0 < 32 ? left0 : 32) / 2;

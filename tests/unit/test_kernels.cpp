@@ -403,6 +403,39 @@ static void check_packed(Isa isa, const GemmA &a, size_t M, const std::vector<in
         assert_memory_equal(packed.data(), got.data(), packed.size());
 }
 
+// GemmEpilogue::bounded at 8 bits: the same bytes as the portable epilogue
+// with the values as they are (a few past 255), with 64 times their spread
+// (most past 255, which the narrowing clamps where the kernel leaves the
+// clamp to it) and, where folded_bounded says no (values past 2^31, which
+// would convert to INT32_MIN), with the flag cleared as the layer clears it.
+static void check_bounded(Isa isa, const GemmA &a, size_t M, const std::vector<int8_t> &B, size_t K4, size_t N,
+                          GemmEpilogue e, const std::vector<float> &fm, const std::vector<float> &fa, std::vector<int32_t> &C,
+                          size_t ldq)
+{
+        const double acc_max = double(K4) * 255 * 128 + 10000;
+        for (float gain : {1.0f, 64.0f, 1e8f}) {
+                std::vector<float> m(fm), ad(fa);
+                for (size_t n = 0; n < N; n++)
+                        if (n != N / 2) {  // the NaN channel stays
+                                m[n] *= gain;
+                                ad[n] *= gain;
+                        }
+                ad[N / 2] = 0.0f;
+                const bool ok = folded_bounded(m.data(), ad.data(), N, acc_max);
+                assert_true(ok == (gain < 1e3f));
+                ad[N / 2] = fa[N / 2];
+                e.mul = m.data();
+                e.add = ad.data();
+                e.bounded = ok;
+                std::vector<uint8_t> want(M * ldq, 1), got(M * ldq, 1);
+                e.q8 = want.data();
+                gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
+                e.q8 = got.data();
+                kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
+                assert_memory_equal(want.data(), got.data(), want.size());
+        }
+}
+
 // The GEMM with its epilogue fused (AVX-512 and AVX2 keep the tile in
 // registers) against the portable GEMM and epilogue, for both output
 // widths, activations of any byte and below 64, weights with and without
@@ -470,6 +503,8 @@ static void check_gemm_epilogue(Isa isa)
                                                 assert_memory_equal(w8.data(), g8.data(), w8.size());
                                                 e.q8 = nullptr;
                                         }
+                                        if (bits == 8 && o.folded && !given)
+                                                check_bounded(isa, a, M, B, K4, N, e, fm, fa, C, ldq);
                                         if (bits < 8 && o.folded && (kernels_for(isa).gemm_packs >> bits & 1) && N * bits % 8 == 0)
                                                 check_packed(isa, a, M, B, K4, N, e, C, w8, ldq, bits);
                                         e.q16 = w16.data();
