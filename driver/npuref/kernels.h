@@ -89,9 +89,9 @@ struct GemmEpilogue {
         // Every value the folded epilogue computes, sum * mul + add (the
         // residual aside), is finite and below 2^30 in magnitude for any sum
         // the call can make (folded_bounded): converting it to int32 cannot
-        // overflow, so where the output's upper bound is its largest byte a
-        // kernel that narrows with saturation may leave the upper clamp to
-        // the narrowing.
+        // overflow, so a kernel that narrows to bytes with saturation may
+        // apply the upper bound to the bytes instead (rounding and
+        // saturating never decrease, so they commute with the minimum).
         bool bounded = false;
 };
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is

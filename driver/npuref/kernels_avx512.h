@@ -39,12 +39,14 @@ static inline __m512 as_float(__m512i s) { return _mm512_cvtepi32_ps(s); }
 // is 0 and the caller saturates to unsigned, which then does the max's
 // work: vminps(hi, y) passes a NaN on (its second operand), which converts
 // to INT32_MIN and saturates to 0 = lo, as round_clamped's !(v >= lo); a
-// negative y rounds to at most 0 and saturates to 0.  HI_SAT: the caller
-// saturates to unsigned bytes, hi is at least 255 and y, unless a NaN, is
-// within int32 (GemmEpilogue::bounded), so the saturation does the min's
-// work too: a NaN still converts to INT32_MIN (with LO0) or becomes lo in
-// vmaxps(y, lo), which passes its second operand on.
-template <bool LO0, bool HI_SAT = false, typename S>
+// negative y rounds to at most 0 and saturates to 0.  HI_BYTES: y, unless
+// a NaN, is within int32 (GemmEpilogue::bounded) and the caller narrows to
+// unsigned bytes with saturation and then takes their minimum with the
+// byte of hi rounded (hi_byte): rounding and saturating never decrease, so
+// they commute with the minimum and give the bytes vminps(hi, y) would
+// have given.  A NaN still converts to INT32_MIN and saturates to 0 (LO0)
+// or becomes lo in vmaxps(y, lo), which passes its second operand on.
+template <bool LO0, bool HI_BYTES = false, typename S>
 static inline __m512i folded16(S a, __m512 mv, __m512 av, __m512 lo, __m512 hi, const float *res, __mmask16 rm, __m512 inv)
 {
         __m512 y = _mm512_fmadd_ps(as_float(a), mv, av);
@@ -52,7 +54,7 @@ static inline __m512i folded16(S a, __m512 mv, __m512 av, __m512 lo, __m512 hi, 
                 y = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(rm, res), inv, y);
         if constexpr (!LO0)
                 y = _mm512_max_ps(y, lo);
-        if constexpr (!HI_SAT)
+        if constexpr (!HI_BYTES)
                 y = _mm512_min_ps(hi, y);  // a NaN left (LO0) passes on
         return _mm512_cvtps_epi32(y);
 }
@@ -68,9 +70,14 @@ static inline __m512i rows32_bytes(__m512i r0c0, __m512i r0c1, __m512i r1c0, __m
         const __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(r0c0, r0c1), _mm512_packs_epi32(r1c0, r1c1));
         return _mm512_permutexvar_epi32(order, b);
 }
-static inline void store_rows32(uint8_t *d0, uint8_t *d1, __m512i r0c0, __m512i r0c1, __m512i r1c0, __m512i r1c1)
+// The byte of hi as cvtps2dq and the saturation make it (HI_BYTES).
+static inline __m512i hi_byte(float hi)
 {
-        const __m512i b = rows32_bytes(r0c0, r0c1, r1c0, r1c1);
+        return _mm512_set1_epi8(char(uint8_t(hi >= 255.0f ? 255.0f : __builtin_nearbyintf(hi))));
+}
+// Two rows of rows32_bytes to d0 and d1.
+static inline void store_rows32(uint8_t *d0, uint8_t *d1, __m512i b)
+{
         _mm256_storeu_si256(reinterpret_cast<__m256i *>(d0), _mm512_castsi512_si256(b));
         _mm256_storeu_si256(reinterpret_cast<__m256i *>(d1), _mm512_extracti64x4_epi64(b, 1));
 }

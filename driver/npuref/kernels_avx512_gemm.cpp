@@ -132,42 +132,46 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
                         // together.
                         const __m512 mv1 = _mm512_maskz_loadu_ps(k1, e.mul + n1), av1 = _mm512_maskz_loadu_ps(k1, e.add + n1);
                         __m512i y0[MR], y1[MR];
-                        auto rows = [&](auto lo0, auto hi_sat) {
-                                constexpr bool LO0 = decltype(lo0)::value, HI_SAT = decltype(hi_sat)::value;
+                        auto rows = [&](auto lo0, auto hi_bytes) {
+                                constexpr bool LO0 = decltype(lo0)::value, HI_BYTES = decltype(hi_bytes)::value;
                                 _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
-                                        y0[r] = folded16<LO0, HI_SAT>(acc0[r], mv0, av0, lo, hi, res(r, n0), k0 & r0, inv);
-                                        y1[r] = folded16<LO0, HI_SAT>(acc1[r], mv1, av1, lo, hi, res(r, n1), k1 & r1, inv);
+                                        y0[r] = folded16<LO0, HI_BYTES>(acc0[r], mv0, av0, lo, hi, res(r, n0), k0 & r0, inv);
+                                        y1[r] = folded16<LO0, HI_BYTES>(acc1[r], mv1, av1, lo, hi, res(r, n1), k1 & r1, inv);
                                 }
                         };
-                        // Bytes (not 4-bit codes) of values within int32 whose
-                        // upper bound is 255: the narrowing clamps them.
-                        const bool hi_sat = !RES && e.bounded && !e.pack_bits && e.o->hi >= 255.0f;
-                        if (e.o->lo == 0.0f && hi_sat)
+                        // Values within int32: the upper bound as a byte
+                        // minimum after the narrowing, one per 64 outputs
+                        // instead of a vminps per 16.
+                        const bool hi_bytes = !RES && e.bounded;
+                        if (e.o->lo == 0.0f && hi_bytes)
                                 rows(std::true_type{}, std::true_type{});
                         else if (e.o->lo == 0.0f)
                                 rows(std::true_type{}, std::false_type{});
-                        else if (hi_sat)
+                        else if (hi_bytes)
                                 rows(std::false_type{}, std::true_type{});
                         else
                                 rows(std::false_type{}, std::false_type{});
+                        // Two rows' bytes, their upper bound applied (a no-op
+                        // without HI_BYTES: vminps did it).
+                        const __m512i hb = hi_bytes ? hi_byte(e.o->hi) : _mm512_set1_epi8(char(0xff));
+                        auto bytes2 = [&](int r, __m512i c0, __m512i c1) {
+                                return _mm512_min_epu8(rows32_bytes(y0[r], y1[r], c0, c1), hb);
+                        };
                         if (e.pack_bits) {  // 4 bits (gemm_packs)
                                 auto dst = [&](int r) { return q + (e.pack_first + (m0 + r) * e.ldq + n0) / 2; };
                                 const size_t bytes = (left0 < 32 ? left0 : 32) / 2;
                                 _Pragma("GCC unroll 4") for (int r = 0; r + 1 < MR; r += 2)
-                                        store_packed4_rows32(rows32_bytes(y0[r], y1[r], y0[r + 1], y1[r + 1]), dst(r), dst(r + 1), bytes);
+                                        store_packed4_rows32(bytes2(r, y0[r + 1], y1[r + 1]), dst(r), dst(r + 1), bytes);
                                 if (MR % 2)
-                                        store_packed4_rows32(rows32_bytes(y0[MR - 1], y1[MR - 1], zero, zero), dst(MR - 1), nullptr,
-                                                             bytes);
+                                        store_packed4_rows32(bytes2(MR - 1, zero, zero), dst(MR - 1), nullptr, bytes);
                                 return;
                         }
                         Q *d = q + m0 * e.ldq + n0;
                         _Pragma("GCC unroll 4") for (int r = 0; r + 1 < MR; r += 2)
-                                store_rows32(d + r * e.ldq, d + (r + 1) * e.ldq, y0[r], y1[r], y0[r + 1], y1[r + 1]);
-                        if (MR % 2) {
-                                const __m512i z = _mm512_setzero_si512();
-                                store_q(d + (MR - 1) * e.ldq, 0xffff, true, _mm512_max_epi32(y0[MR - 1], z));
-                                store_q(d + (MR - 1) * e.ldq + 16, 0xffff, true, _mm512_max_epi32(y1[MR - 1], z));
-                        }
+                                store_rows32(d + r * e.ldq, d + (r + 1) * e.ldq, bytes2(r, y0[r + 1], y1[r + 1]));
+                        if (MR % 2)
+                                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + (MR - 1) * e.ldq),
+                                                    _mm512_castsi512_si256(bytes2(MR - 1, zero, zero)));
                         return;
                 }
         }

@@ -403,14 +403,16 @@ static void check_packed(Isa isa, const GemmA &a, size_t M, const std::vector<in
         assert_memory_equal(packed.data(), got.data(), packed.size());
 }
 
-// GemmEpilogue::bounded at 8 bits: the same bytes as the portable epilogue
-// with the values as they are (a few past 255), with 64 times their spread
-// (most past 255, which the narrowing clamps where the kernel leaves the
-// clamp to it) and, where folded_bounded says no (values past 2^31, which
-// would convert to INT32_MIN), with the flag cleared as the layer clears it.
+// GemmEpilogue::bounded (the upper bound applied to the narrowed bytes):
+// the same bytes as the portable epilogue with the values as they are (a
+// few past the upper bound), with 64 times their spread (most past it) and,
+// where folded_bounded says no (values past 2^31, which would convert to
+// INT32_MIN), with the flag cleared as the layer clears it; u8 outputs of
+// 4, 6 and 8 bits (upper bounds 15, 63, 255, and RELU6's below them), and
+// packed ones where the table packs.
 static void check_bounded(Isa isa, const GemmA &a, size_t M, const std::vector<int8_t> &B, size_t K4, size_t N,
                           GemmEpilogue e, const std::vector<float> &fm, const std::vector<float> &fa, std::vector<int32_t> &C,
-                          size_t ldq)
+                          size_t ldq, unsigned bits)
 {
         const double acc_max = double(K4) * 255 * 128 + 10000;
         for (float gain : {1.0f, 64.0f, 1e8f}) {
@@ -433,6 +435,8 @@ static void check_bounded(Isa isa, const GemmA &a, size_t M, const std::vector<i
                 e.q8 = got.data();
                 kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
                 assert_memory_equal(want.data(), got.data(), want.size());
+                if (bits < 8 && (kernels_for(isa).gemm_packs >> bits & 1) && N * bits % 8 == 0)
+                        check_packed(isa, a, M, B, K4, N, e, C, want, ldq, bits);
         }
 }
 
@@ -503,8 +507,8 @@ static void check_gemm_epilogue(Isa isa)
                                                 assert_memory_equal(w8.data(), g8.data(), w8.size());
                                                 e.q8 = nullptr;
                                         }
-                                        if (bits == 8 && o.folded && !given)
-                                                check_bounded(isa, a, M, B, K4, N, e, fm, fa, C, ldq);
+                                        if (bits <= 8 && o.folded && !given)
+                                                check_bounded(isa, a, M, B, K4, N, e, fm, fa, C, ldq, bits);
                                         if (bits < 8 && o.folded && (kernels_for(isa).gemm_packs >> bits & 1) && N * bits % 8 == 0)
                                                 check_packed(isa, a, M, B, K4, N, e, C, w8, ldq, bits);
                                         e.q16 = w16.data();
