@@ -94,6 +94,15 @@ struct GemmEpilogue {
         // saturating never decrease, so they commute with the minimum).
         bool bounded = false;
 };
+
+// A folded bound (OutQuant lo or hi, 0 to 255 at u8 outputs) as the byte
+// that rounding (round-half-even, as cvtps2dq) and saturation make of it:
+// where GemmEpilogue::bounded holds, the bytes' minimum and maximum with
+// these are the clamp's.
+inline uint8_t bound_byte(float v)
+{
+        return uint8_t(v >= 255.0f ? 255.0f : v <= 0.0f ? 0.0f : __builtin_nearbyintf(v));
+}
 // gemm_u8s8 over K blocks [0, taps * kbt), then the epilogue; C (ldc) is
 // scratch for kernels that do not keep the tile in registers.
 using GemmEpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,

@@ -70,11 +70,6 @@ static inline __m512i rows32_bytes(__m512i r0c0, __m512i r0c1, __m512i r1c0, __m
         const __m512i b = _mm512_packus_epi16(_mm512_packs_epi32(r0c0, r0c1), _mm512_packs_epi32(r1c0, r1c1));
         return _mm512_permutexvar_epi32(order, b);
 }
-// The byte of hi as cvtps2dq and the saturation make it (HI_BYTES).
-static inline __m512i hi_byte(float hi)
-{
-        return _mm512_set1_epi8(char(uint8_t(hi >= 255.0f ? 255.0f : __builtin_nearbyintf(hi))));
-}
 // Two rows of rows32_bytes to d0 and d1.
 static inline void store_rows32(uint8_t *d0, uint8_t *d1, __m512i b)
 {

@@ -153,7 +153,7 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
                                 rows(std::false_type{}, std::false_type{});
                         // Two rows' bytes, their upper bound applied (a no-op
                         // without HI_BYTES: vminps did it).
-                        const __m512i hb = hi_bytes ? hi_byte(e.o->hi) : _mm512_set1_epi8(char(0xff));
+                        const __m512i hb = _mm512_set1_epi8(char(hi_bytes ? bound_byte(e.o->hi) : 255));
                         auto bytes2 = [&](int r, __m512i c0, __m512i c1) {
                                 return _mm512_min_epu8(rows32_bytes(y0[r], y1[r], c0, c1), hb);
                         };
