@@ -80,14 +80,17 @@ static inline void store_rows32(uint8_t *d0, uint8_t *d1, __m512i b)
 // Two rows of up to 32 values below 16, as rows32_bytes leaves them,
 // packed at 4 bits as bwq::pack_u8 packs a tensor and stored to d0 and d1
 // (d1 null: row 0 only), `bytes` bytes each (left / 2 of `left` columns):
-// vpmaddubsw makes lo + 16 hi of each byte pair, vpmovwb keeps the low
-// bytes.  Whole rows of 32 values without masks (a masked store costs more
-// on some cores).  (6 bits packed here, with two multiply-adds, vpshufb and
-// vpermd, took 1.00-1.07 of the time of the tile packed from L1 after the
-// kernel, whose vpermb does in one step what those two do.)
+// a 16-bit shift and an or make lo | hi << 4 in the low byte of each byte
+// pair (both below 16), vpmovwb keeps the low bytes; no multiply, which
+// would take a slot of vpdpbusd's pipes.  Whole rows of 32 values without
+// masks (a masked store costs more on some cores).  (6 bits packed here
+// took 1.00-1.07 of the time of the tile packed from L1 after the kernel
+// with two multiply-adds, vpshufb and vpermd, and 1.06-1.10 with one
+// multiply-add and shifts: the pass's vpermb does in one step what those
+// do, and its multiplies run while vpdpbusd's pipes are idle.)
 static inline void store_packed4_rows32(__m512i b, uint8_t *d0, uint8_t *d1, size_t bytes)
 {
-        const __m256i v = _mm512_cvtepi16_epi8(_mm512_maddubs_epi16(b, _mm512_set1_epi16(0x1001)));
+        const __m256i v = _mm512_cvtepi16_epi8(_mm512_or_si512(b, _mm512_srli_epi16(b, 4)));
         if (bytes == 16) {
                 _mm_storeu_si128(reinterpret_cast<__m128i *>(d0), _mm256_castsi256_si128(v));
                 if (d1)
