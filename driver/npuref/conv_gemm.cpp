@@ -220,8 +220,9 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         const bool out8 = io.ay.bits == 8;  // the epilogue writes the tensor itself
-        // The largest int32 sum (x - z) w the kernel can make: |x w| over K
-        // values and the zero-point term.
+        // GemmEpilogue::bounded: the folded values of the largest int32 sum
+        // the kernel can make (|x w| over K values, and the zero-point term)
+        // stay well within int32 in every channel.
         bool bounded = false;
         if (narrow && oq.folded) {
                 int64_t zw_max = 0;

@@ -42,7 +42,7 @@ static inline __m512 as_float(__m512i s) { return _mm512_cvtepi32_ps(s); }
 // negative y rounds to at most 0 and saturates to 0.  HI_BYTES: y, unless
 // a NaN, is within int32 (GemmEpilogue::bounded) and the caller narrows to
 // unsigned bytes with saturation and then takes their minimum with the
-// byte of hi rounded (hi_byte): rounding and saturating never decrease, so
+// byte of hi rounded (bound_byte): rounding and saturating never decrease, so
 // they commute with the minimum and give the bytes vminps(hi, y) would
 // have given.  A NaN still converts to INT32_MIN and saturates to 0 (LO0)
 // or becomes lo in vmaxps(y, lo), which passes its second operand on.
