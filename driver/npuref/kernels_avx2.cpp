@@ -204,10 +204,8 @@ inline bool sign_planes(const GemmA &A, size_t M, GemmA &out, ptrdiff_t &delta)
         if (!read_span(A, M, 4 * A.kbt, lo, span))
                 return false;
         SignPlanes &sp = sign_scratch;
-        if (sp.bytes.size() < 2 * span + 32)
-                sp.bytes.resize(2 * span + 32);
         const uint8_t *src = A.base + lo;
-        uint8_t *u = sp.bytes.data(), *s = u + span;
+        uint8_t *u = grown(sp.bytes, 2 * span + 32), *s = u + span;
         const __m256i x80 = _mm256_set1_epi8(-128);
         size_t i = 0;
         for (; i + 32 <= span; i += 32) {

@@ -6,8 +6,26 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace npuref {
+
+// f(std::integral_constant<int, R>{}) for R = rows, 1 to 8: a row tile's
+// height as a compile-time constant (the last tile's too).
+template <typename F> static inline void with_rows(size_t rows, F f)
+{
+        switch (rows) {
+        case 8: f(std::integral_constant<int, 8>{}); break;
+        case 7: f(std::integral_constant<int, 7>{}); break;
+        case 6: f(std::integral_constant<int, 6>{}); break;
+        case 5: f(std::integral_constant<int, 5>{}); break;
+        case 4: f(std::integral_constant<int, 4>{}); break;
+        case 3: f(std::integral_constant<int, 3>{}); break;
+        case 2: f(std::integral_constant<int, 2>{}); break;
+        case 1: f(std::integral_constant<int, 1>{}); break;
+        default: break;
+        }
+}
 
 // The lanes of a 16-channel group that exist when `left` channels remain.
 static inline __mmask16 column_mask(size_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }

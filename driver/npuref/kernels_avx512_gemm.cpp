@@ -86,16 +86,7 @@ template <typename Tile> static inline void for_tiles(size_t M, size_t N, Tile t
                 size_t m = 0;
                 for (; m + kMR <= M; m += kMR)
                         tile(std::integral_constant<int, kMR>{}, m, n0);
-                switch (M - m) {
-                case 7: tile(std::integral_constant<int, 7>{}, m, n0); break;
-                case 6: tile(std::integral_constant<int, 6>{}, m, n0); break;
-                case 5: tile(std::integral_constant<int, 5>{}, m, n0); break;
-                case 4: tile(std::integral_constant<int, 4>{}, m, n0); break;
-                case 3: tile(std::integral_constant<int, 3>{}, m, n0); break;
-                case 2: tile(std::integral_constant<int, 2>{}, m, n0); break;
-                case 1: tile(std::integral_constant<int, 1>{}, m, n0); break;
-                default: break;
-                }
+                with_rows(M - m, [&](auto rows) { tile(rows, m, n0); });
         }
 }
 

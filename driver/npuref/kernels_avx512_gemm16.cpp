@@ -226,16 +226,7 @@ void gemm16_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4
                 size_t m = 0;
                 for (; m + kMR16 <= M; m += kMR16)
                         rows(std::integral_constant<int, kMR16>{}, m);
-                switch (M - m) {
-                case 7: rows(std::integral_constant<int, 7>{}, m); break;
-                case 6: rows(std::integral_constant<int, 6>{}, m); break;
-                case 5: rows(std::integral_constant<int, 5>{}, m); break;
-                case 4: rows(std::integral_constant<int, 4>{}, m); break;
-                case 3: rows(std::integral_constant<int, 3>{}, m); break;
-                case 2: rows(std::integral_constant<int, 2>{}, m); break;
-                case 1: rows(std::integral_constant<int, 1>{}, m); break;
-                default: break;
-                }
+                with_rows(M - m, [&](auto mr) { rows(mr, m); });
         }
         if (c64)
                 epilogue_tile(c64, ldc, M, N, nullptr, e.mul, e.add, e.act, *e.o, e.q16, e.ldq, e.res);
