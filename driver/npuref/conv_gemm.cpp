@@ -255,12 +255,33 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // A pointwise layer's 4- and 6-bit rows are unpacked tile by tile
         // into L1 as the tile's GEMM needs them, not in a pass of their own
         // (column chunks unpack them once, in a pass).
-        const bool unpack_rows = pointwise && !chunked && (io.ax.bits == 4 || io.ax.bits == 6);
+        // At 4 bits, kernels that unpack rows in registers read them packed
+        // (GemmA::nibbles), with the weights' K blocks in the order they
+        // need: the pass writes every unpacked byte and the GEMM reads it
+        // back, which costs more than the vpandd and vpsrld on each row's 8
+        // values per 32 output channels until the channels outnumber the
+        // input's twice over.
+        const bool nibbles = !given && pointwise && !chunked && io.ax.bits == 4 && k.gemm_nibbles && narrow && cin_g % 8 == 0 &&
+                             cout_g <= 2 * K;
+        const bool unpack_rows = pointwise && !chunked && !nibbles && (io.ax.bits == 4 || io.ax.bits == 6);
+        const int8_t *Wk = W;
+        if (nibbles) {
+                // Reordered once for the weights a job brings, and again
+                // only when they differ from the last job's.
+                const size_t bytes = size_t(G.groups) * K4 * N16;
+                if (lc.wsrc.size() != bytes || std::memcmp(lc.wsrc.data(), W, bytes)) {
+                        lc.wsrc.assign(W, W + bytes);
+                        lc.wnib.resize(bytes);
+                        for (uint32_t g = 0; g < G.groups; g++)
+                                nibble_order(W + g * K4 * N16, K4, N16, lc.wnib.data() + g * K4 * N16);
+                }
+                Wk = lc.wnib.data();
+        }
         // A padded tap-by-tap layer reads its input with the padding written
         // out where that pays (padded_plane); from here on G is the plane's.
         const bool padded = !given && direct && use_padded_plane(G0, io.ax.bits, false, pool);
         const Planes P = given         ? *given
-                         : unpack_rows ? Planes{{nullptr, nullptr}}
+                         : unpack_rows || nibbles ? Planes{{nullptr, nullptr}}
                          : padded      ? padded_plane(G0, io, pool, planes, G)
                                        : input_planes(G0, io, pool, planes);
         const uint8_t pad_value[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
@@ -322,7 +343,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                 // The tile's residual, dequantized once for all groups and planes.
                 const Residual R = io.r ? residual_rows(io, m0, mt) : Residual{};
                 for (uint32_t g = 0; g < G.groups; g++) {
-                        const int8_t *Bg = W + g * K4 * N16;
+                        const int8_t *Bg = Wk + g * K4 * N16;
                         const uint32_t c0 = g * cout_g;
                         const float *mul = cs.mul.data() + c0, *add = cs.add.data() + c0;
                         if (split)
@@ -381,6 +402,12 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                                 }
                                 const uint8_t *Ap = A;
                                 size_t lda = K4;
+                                if (nibbles) {
+                                        GemmA a{io.x + (m0 * G.c + size_t(g) * cin_g) / 2, G.c / 2, &zero_off, 1, KB};
+                                        a.nibbles = true;
+                                        gemm(a, m0, mt);
+                                        continue;
+                                }
                                 if (pointwise) {
                                         Ap = unpack_rows ? A : plane + m0 * G.c;
                                         lda = G.c;

@@ -12,6 +12,13 @@ void gemm_u8s8_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, si
                         for (unsigned t = 0; t < A.taps; t++) {
                                 const uint8_t *a = A.base + m * A.lda + A.tap_off[t];
                                 const int8_t *bt = b + t * A.kbt * 64;
+                                if (A.nibbles) {
+                                        for (size_t j = 0; j < A.kbt; j++)
+                                                for (size_t i = 0; i < 4; i++)
+                                                        acc += (a[2 * (j & ~size_t(1)) + i] >> (4 * (j & 1)) & 15) *
+                                                               int32_t(bt[j * 64 + i]);
+                                        continue;
+                                }
                                 for (size_t j = 0; j < A.kbt; j++)
                                         for (size_t i = 0; i < 4; i++)
                                                 acc += int32_t(a[4 * j + i]) * int32_t(bt[j * 64 + i]);
@@ -84,6 +91,21 @@ void depthwise_rows_portable(const uint8_t *x, size_t step, const ptrdiff_t *tap
         }
 }
 
+void nibble_order(const int8_t *B, size_t K4, size_t N16, int8_t *dst)
+{
+        // K value k of a pair's 8 is at block k / 4, byte k % 4 of its lane.
+        for (size_t nb = 0; nb < N16 / 16; nb++)
+                for (size_t kb = 0; kb < K4 / 4; kb += 2) {
+                        const int8_t *s = B + nb * K4 * 16 + kb * 64;
+                        int8_t *d = dst + nb * K4 * 16 + kb * 64;
+                        for (size_t n = 0; n < 16; n++)
+                                for (size_t i = 0; i < 4; i++) {
+                                        d[n * 4 + i] = s[(2 * i / 4) * 64 + n * 4 + 2 * i % 4];
+                                        d[64 + n * 4 + i] = s[((2 * i + 1) / 4) * 64 + n * 4 + (2 * i + 1) % 4];
+                                }
+                }
+}
+
 void finish_gemm(const int32_t *C, size_t ldc, size_t M, size_t N, const GemmEpilogue &e)
 {
         if (e.q8)
@@ -136,14 +158,14 @@ const Kernels &kernels_for(Isa isa)
         static const Kernels portable = {Isa::Portable,          "portable",         gemm_u8s8_portable,
                                          depthwise_rows_portable, epilogue_wide,      gemm_epilogue_portable,
                                          depthwise_epilogue_generic, column_sums_portable,
-                                         nullptr, nullptr, 0, 0};
+                                         nullptr, nullptr, 0, 0, false};
         static const Kernels avx2 = {Isa::Avx2,      "avx2",        gemm_u8s8_avx2,           depthwise_rows_portable,
                                      epilogue_wide, gemm_epilogue_avx2, depthwise_epilogue_avx2, column_sums_portable,
-                                     depthwise16_epilogue_avx2, gemm16_epilogue_avx2, 0, 0};
+                                     depthwise16_epilogue_avx2, gemm16_epilogue_avx2, 0, 0, false};
         static const Kernels avx512 = {Isa::Avx512Vnni,    "avx512vnni",        gemm_u8s8_avx512vnni,
                                        depthwise_rows_avx512, epilogue_wide_avx512, gemm_epilogue_avx512,
                                        depthwise_epilogue_avx512, column_sums_avx512, depthwise16_epilogue_avx512, gemm16_epilogue_avx512,
-                                       kGemm16MaxWeightsAvx512, 1u << 4};
+                                       kGemm16MaxWeightsAvx512, 1u << 4, true};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

@@ -31,6 +31,13 @@ struct GemmA {
         // 16-bit kernels (gemm16_epilogue): the u16 values come already
         // shifted into int16 (x ^ 0x8000), as the layers' copies hold them.
         bool shifted = false;
+        // 4-bit values, two to a byte (bwq::pack_u8's layout, the low
+        // nibble first), for tables with gemm_nibbles: lda and tap_off
+        // count bytes, kbt is even, and K blocks 2i and 2i + 1 of a run
+        // are the low and the high nibbles of its 4 bytes at 4i (values
+        // 8i, 8i + 2, 8i + 4, 8i + 6 and 8i + 1, ..., 8i + 7).  B holds
+        // each pair of K blocks in that order (nibble_order).
+        bool nibbles = false;
 };
 
 // Weights of one group in the blocked layout [N16/16][K4/4][16][4] (int8).
@@ -161,7 +168,15 @@ struct Kernels {
         // The output depths (bit d for d bits) whose packed tensors
         // gemm_epilogue writes itself (GemmEpilogue::pack_bits).
         unsigned gemm_packs;
+        // gemm_u8s8 and gemm_epilogue take GemmA::nibbles, unpacking 4-bit
+        // rows in registers.
+        bool gemm_nibbles;
 };
+
+// B (one group's K4 x N16, K4 a multiple of 8) with each pair of K blocks
+// in the order GemmA::nibbles reads them: the even K values of the pair's
+// 8, then the odd ones.
+void nibble_order(const int8_t *B, size_t K4, size_t N16, int8_t *dst);
 
 // The best table this CPU runs, or the one NPUREF_ISA (portable, avx2,
 // avx512vnni) asks for if the CPU has it.

@@ -34,7 +34,43 @@ static inline __attribute__((always_inline)) void accumulate(const GemmA &A, siz
         for (unsigned t = 0; t < A.taps; t++) {
                 const uint8_t *a = A.base + m0 * lda + A.tap_off[t];
                 const size_t kt = t * A.kbt * 64;
-                if (two) {
+                if (A.nibbles) {
+                        // Four bytes of 4-bit values a row per pair of K
+                        // blocks: their low nibbles, and their high ones
+                        // shifted down (a vpandd and a vpsrld, which run
+                        // beside vpdpbusd), instead of a pass that writes
+                        // them out as bytes and this loop reading those.
+                        auto pairs = [&](auto two_c) {
+                                constexpr bool TWO = decltype(two_c)::value;
+                                const __m512i low = _mm512_set1_epi8(15);
+                                for (size_t kb = 0; kb < A.kbt; kb += 2) {
+                                        const int8_t *p0 = b0 + kt + kb * 64, *p1 = b1 + kt + kb * 64;
+                                        const __m512i w0 = _mm512_loadu_si512(p0), w0h = _mm512_loadu_si512(p0 + 64);
+                                        __m512i w1 = w0, w1h = w0h;
+                                        if constexpr (TWO) {
+                                                w1 = _mm512_loadu_si512(p1);
+                                                w1h = _mm512_loadu_si512(p1 + 64);
+                                        }
+                                        _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
+                                                int32_t a4;
+                                                __builtin_memcpy(&a4, a + r * lda + 2 * kb, 4);
+                                                const __m512i av = _mm512_set1_epi32(a4);
+                                                const __m512i lo = _mm512_and_si512(av, low);
+                                                const __m512i hi = _mm512_and_si512(_mm512_srli_epi32(av, 4), low);
+                                                acc0[r] = _mm512_dpbusd_epi32(acc0[r], lo, w0);
+                                                if constexpr (TWO)
+                                                        acc1[r] = _mm512_dpbusd_epi32(acc1[r], lo, w1);
+                                                acc0[r] = _mm512_dpbusd_epi32(acc0[r], hi, w0h);
+                                                if constexpr (TWO)
+                                                        acc1[r] = _mm512_dpbusd_epi32(acc1[r], hi, w1h);
+                                        }
+                                }
+                        };
+                        if (two)
+                                pairs(std::true_type{});
+                        else
+                                pairs(std::false_type{});
+                } else if (two) {
                         for (size_t kb = 0; kb < A.kbt; kb++) {
                                 __m512i w0 = _mm512_loadu_si512(b0 + kt + kb * 64);
                                 __m512i w1 = _mm512_loadu_si512(b1 + kt + kb * 64);

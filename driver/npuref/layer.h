@@ -77,6 +77,7 @@ inline thread_local ThreadScratch tls;
 // costs another CPU a transfer of some hundreds of nanoseconds in a VM).
 struct LayerConsts {
         std::vector<float> mul, add;
+        std::vector<int8_t> wsrc, wnib;  // the weights, and in nibble_order
         std::vector<int32_t> zw, s128;
         std::vector<int64_t> zw64;
         std::vector<ptrdiff_t> taps, window_taps;

@@ -523,6 +523,59 @@ static void check_gemm_epilogue(Isa isa)
         }
 }
 
+// 4-bit rows read packed (GemmA::nibbles, the weights in nibble_order)
+// against the same values unpacked through the portable GEMM: the portable
+// kernel's reading of them (the definition), then the table's GEMM and its
+// fused epilogue with u8 and packed 4-bit outputs.  Rows of K / 2 bytes at
+// an offset into the tensor (a tile's rows), the last of them ending the
+// buffer; 1 to 8 rows and last slices of 8, 16 and 24 columns.
+static void check_nibbles(Isa isa)
+{
+        const Kernels &k = kernels_for(isa);
+        if (!isa_supported(isa) || !k.gemm_nibbles) {
+                print_message("skipped: %s\n", isa_supported(isa) ? "this table unpacks 4-bit rows in a pass" : "this CPU lacks the table");
+                skip();
+        }
+        test::Rng rng{31};
+        const size_t shapes[][3] = {{1, 8, 5}, {7, 16, 17}, {13, 64, 32}, {9, 24, 40}, {20, 32, 64}, {8, 128, 8}};
+        for (const auto &sh : shapes) {
+                const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16, first = 3;
+                std::vector<uint8_t> A(M * K4), P(bwq::packed_bytes((first + M) * K4, 4));
+                for (auto &x : A)
+                        x = uint8_t(rng.below(16));
+                A[0] = 15;
+                bwq::pack_u8(A.data(), 4, first * K4, M * K4, P.data());
+                std::vector<int8_t> B(N16 * K4), Bn(B.size());
+                fill_weights(rng, B, -128);
+                nibble_order(B.data(), K4, N16, Bn.data());
+                const ptrdiff_t zero = 0;
+                const GemmA a{A.data(), K4, &zero, 1, K4 / 4, 15};
+                GemmA an{P.data() + first * K4 / 2, K4 / 2, &zero, 1, K4 / 4, 15};
+                an.nibbles = true;
+                std::vector<int32_t> want(M * N, -1), got(M * N, -2);
+                gemm_u8s8_portable(a, M, B.data(), K4, N, 0, want.data(), N);
+                gemm_u8s8_portable(an, M, Bn.data(), K4, N, 0, got.data(), N);
+                assert_memory_equal(want.data(), got.data(), want.size() * 4);
+                std::fill(got.begin(), got.end(), -2);
+                k.gemm_u8s8(an, M, Bn.data(), K4, N, 0, got.data(), N);
+                assert_memory_equal(want.data(), got.data(), want.size() * 4);
+
+                Channels ch(rng, N, 1000, 1e-3f, 1e-2f);
+                const OutQuant o = out_quant(bwq::qparams(-1.0f, 1.0f, 4), NPU_ACT_NONE);
+                fold_channels(o, ch.mul.data(), ch.add.data(), N);
+                std::vector<int32_t> C(M * N);
+                std::vector<uint8_t> w8(M * N, 1), g8(M * N, 1);
+                GemmEpilogue e{ch.off.data(), ch.mul.data(), ch.add.data(), NPU_ACT_NONE, &o, w8.data(), nullptr, N};
+                gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
+                e.q8 = g8.data();
+                k.gemm_epilogue(an, M, Bn.data(), K4, N, e, C.data(), N);
+                assert_memory_equal(w8.data(), g8.data(), w8.size());
+                if ((k.gemm_packs >> 4 & 1) && N % 2 == 0)
+                        check_packed(isa, an, M, Bn, K4, N, e, C, w8, N, 4);
+        }
+}
+static void nibbles_avx512(void **) { check_nibbles(Isa::Avx512Vnni); }
+
 // The 16-bit GEMM reading u16 values (gemm16_epilogue of AVX2 and of
 // AVX-512) against the two byte planes of the same values through the
 // portable GEMM, met in the wide epilogue: K within the int32 sum (256
@@ -741,6 +794,7 @@ int main()
                 cmocka_unit_test(depthwise16_avx512),
                 cmocka_unit_test(gemm16_avx2),
                 cmocka_unit_test(gemm16_avx512),
+                cmocka_unit_test(nibbles_avx512),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
