@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 
+#include <emmintrin.h>
+
 #include "layer.h"
 
 namespace npuref {
@@ -76,6 +78,28 @@ template <typename T> inline void max_into(T *__restrict best, const T *__restri
                 best[i] = best[i] > q[i] ? best[i] : q[i];
 }
 
+// Bytes 16 at a time (SSE2, every x86-64 CPU), the last 16 overlapping the
+// ones before where n is not a multiple: a maximum taken twice is the same,
+// so a pixel's few channels (28, say) take two instructions, not a vector
+// and a scalar tail.
+inline void max_into(uint8_t *__restrict best, const uint8_t *__restrict q, size_t n)
+{
+        if (n < 16) {
+                for (size_t i = 0; i < n; i++)
+                        best[i] = best[i] > q[i] ? best[i] : q[i];
+                return;
+        }
+        auto at = [&](size_t i) {
+                __m128i *d = reinterpret_cast<__m128i *>(best + i);
+                _mm_storeu_si128(d, _mm_max_epu8(_mm_loadu_si128(d), _mm_loadu_si128(reinterpret_cast<const __m128i *>(q + i))));
+        };
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16)
+                at(i);
+        if (i < n)
+                at(n - 16);
+}
+
 } // namespace
 
 void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &tin,
@@ -118,6 +142,14 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 lerp_x = lerp_table(y.w, L.stride_w, x.w);
                 lerp_y = lerp_table(y.h, L.stride_h, x.h);
         }
+        // A MAXPOOL whose output has its input's grid and no activation:
+        // dequantizing a code and quantizing it back gives the code itself
+        // (the two roundings err by far less than half a step) where the
+        // scale is a normal float well inside the range (1 / scale finite).
+        const bwq::QParams &qx = inact[0].qp, &qy = ay.qp;
+        const bool tied = L.op == NPU_OP_MAXPOOL && L.act == NPU_ACT_NONE && inact[0].bits == ay.bits &&
+                          qx.scale == qy.scale && qx.zero == qy.zero && qx.qmax == qy.qmax && qx.scale >= 0x1p-100f &&
+                          qx.scale <= 0x1p100f;
         const size_t tm = tile_rows(M, pool);
         // ADD of two byte inputs to at most 8 bits: one pass, no float tile.
         const bool add8 = L.op == NPU_OP_ADD && in[0].b && in[1].b && ay.bits <= 8;
@@ -198,21 +230,47 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                         }
                                         for (size_t i = 0; i < len; i++) {
                                                 auto *d = best + (r + i) * C;
-                                                std::fill(d, d + C, 0);
                                                 const int64_t ix0 = x0 + int64_t(i * L.stride_w);
-                                                for (int64_t ix = std::max(ix0, lo); ix < std::min(ix0 + kw, hi); ix++)
+                                                const int64_t a = std::max(ix0, lo), e = std::min(ix0 + kw, hi);
+                                                if (a >= e) {
+                                                        std::fill(d, d + C, 0);
+                                                        continue;
+                                                }
+                                                std::copy(V + size_t(a - lo) * C, V + size_t(a - lo + 1) * C, d);
+                                                for (int64_t ix = a + 1; ix < e; ix++)
                                                         max_into(d, V + size_t(ix - lo) * C, C);
                                         }
                                         r += len;
                                         if ((ox += len) == y.w && (ox = 0, ++oy == y.h))
                                                 oy = 0, b++;
                                 }
-                                dequantize_row(best, n, in[0].qp, F);
                         };
-                        if (in[0].b)
-                                pool_max(scratch(tls.b8, n), in[0].b, scratch(tls.v8, size_t(x.w) * C));
-                        else
-                                pool_max(scratch(tls.q2, n), in[0].w, scratch(tls.v16, size_t(x.w) * C));
+                        // Output codes on the input's grid (its ranges tied, as
+                        // the compiler ties them, at the same depth) are the
+                        // window's largest input code: the float path would
+                        // dequantize and quantize it back to itself.
+                        if (tied && in[0].b) {
+                                uint8_t *best = ay.bits == 8 ? ydst + m0 * C : scratch(tls.b8, n);
+                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C));
+                                if (ay.bits < 8)
+                                        store_tile(best, ay.bits, m0 * C, n, ydst);
+                                return;
+                        }
+                        if (tied) {
+                                uint16_t *best = scratch(tls.q2, n);
+                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C));
+                                store_tile(best, ay.bits, m0 * C, n, ydst);
+                                return;
+                        }
+                        if (in[0].b) {
+                                uint8_t *best = scratch(tls.b8, n);
+                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C));
+                                dequantize_row(best, n, in[0].qp, F);
+                        } else {
+                                uint16_t *best = scratch(tls.q2, n);
+                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C));
+                                dequantize_row(best, n, in[0].qp, F);
+                        }
                         break;
                 }
                 case NPU_OP_AVGPOOL: {  // per channel, in double, window pixels in order

@@ -238,6 +238,10 @@ static void pools(void **state)
         Case mp{"maxpool 3x3 s2 p1", NPU_OP_MAXPOOL, NPU_ACT_NONE, {random_tensor(rng, 1, 9, 8, 4, -1, 1)}};
         mp.k = 3, mp.s = 2, mp.pt = mp.pl = mp.pb = mp.pr = 1;
         check_case(d->best, d->portable, mp);
+        // 28 channels (the byte maximum's overlapping last 16), odd width.
+        Case mp2{"maxpool 2x2 s2, 28 channels", NPU_OP_MAXPOOL, NPU_ACT_NONE, {random_tensor(rng, 1, 6, 7, 28, -2, 1)}};
+        mp2.k = 2, mp2.s = 2;
+        check_case(d->best, d->portable, mp2);
         Case ap{"avgpool 3x3 s1 p1 (pads excluded)", NPU_OP_AVGPOOL, NPU_ACT_NONE, {random_tensor(rng, 1, 6, 6, 3, -1, 2)}};
         ap.k = 3, ap.pt = ap.pl = ap.pb = ap.pr = 1;
         check_case(d->best, d->portable, ap);
