@@ -163,7 +163,10 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
                                 constexpr bool LO0 = decltype(lo0)::value, HI_BYTES = decltype(hi_bytes)::value;
                                 _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {
                                         y0[r] = folded16<LO0, HI_BYTES>(acc0[r], mv0, av0, lo, hi, res(r, n0), k0 & r0, inv);
-                                        y1[r] = folded16<LO0, HI_BYTES>(acc1[r], mv1, av1, lo, hi, res(r, n1), k1 & r1, inv);
+                                        // A last slice of up to 16 columns (4-bit
+                                        // outputs) has no second group to finish.
+                                        y1[r] = two ? folded16<LO0, HI_BYTES>(acc1[r], mv1, av1, lo, hi, res(r, n1), k1 & r1, inv)
+                                                    : zero;
                                 }
                         };
                         // Values within int32: the upper bound as a byte
