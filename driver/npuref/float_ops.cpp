@@ -100,6 +100,33 @@ inline void max_into(uint8_t *__restrict best, const uint8_t *__restrict q, size
                 at(n - 16);
 }
 
+// max_into on bytes of two 4-bit codes each (bwq::pack_u8's layout): each
+// nibble's maximum, the low ones and the high ones masked apart (a high
+// nibble orders its byte when the low bits are zero).
+inline void max_nibbles(uint8_t *__restrict best, const uint8_t *__restrict q, size_t n)
+{
+        auto one = [](uint8_t a, uint8_t b) {
+                return uint8_t(std::max(a & 0x0f, b & 0x0f) | std::max(a & 0xf0, b & 0xf0));
+        };
+        if (n < 16) {
+                for (size_t i = 0; i < n; i++)
+                        best[i] = one(best[i], q[i]);
+                return;
+        }
+        const __m128i low = _mm_set1_epi8(0x0f), high = _mm_set1_epi8(char(0xf0));
+        auto at = [&](size_t i) {
+                __m128i *d = reinterpret_cast<__m128i *>(best + i);
+                const __m128i a = _mm_loadu_si128(d), b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(q + i));
+                _mm_storeu_si128(d, _mm_or_si128(_mm_max_epu8(_mm_and_si128(a, low), _mm_and_si128(b, low)),
+                                                 _mm_max_epu8(_mm_and_si128(a, high), _mm_and_si128(b, high))));
+        };
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16)
+                at(i);
+        if (i < n)
+                at(n - 16);
+}
+
 } // namespace
 
 void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &tin,
@@ -108,9 +135,19 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
 {
         const npu_tensor_desc &x = *tin[0];
         const size_t M = size_t(y.n) * y.h * y.w, C = y.c;
+        // A MAXPOOL whose output has its input's grid and no activation:
+        // dequantizing a code and quantizing it back gives the code itself
+        // (the two roundings err by far less than half a step) where the
+        // scale is a normal float well inside the range (1 / scale finite).
+        // At 4 bits with whole bytes per pixel it pools the packed bytes.
+        const bwq::QParams &qx = inact[0].qp, &qy = ay.qp;
+        const bool tied = L.op == NPU_OP_MAXPOOL && L.act == NPU_ACT_NONE && inact[0].bits == ay.bits &&
+                          qx.scale == qy.scale && qx.zero == qy.zero && qx.qmax == qy.qmax && qx.scale >= 0x1p-100f &&
+                          qx.scale <= 0x1p100f;
+        const bool tied4 = tied && ay.bits == 4 && C % 2 == 0;
         std::vector<In> in(tin.size());
         for (size_t i = 0; i < tin.size(); i++)
-                in[i] = prepare_input(src[i], inact[i], tensor_elements(*tin[i]), i, pool);
+                in[i] = tied4 ? In{src[i], nullptr, qx} : prepare_input(src[i], inact[i], tensor_elements(*tin[i]), i, pool);
         const OutQuant oq = out_quant(ay.qp, L.act);
         // The input pixels of a pool's window (padding skipped), row by row.
         auto in_window = [&](size_t b, size_t oy, size_t ox, auto f) {
@@ -142,14 +179,6 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 lerp_x = lerp_table(y.w, L.stride_w, x.w);
                 lerp_y = lerp_table(y.h, L.stride_h, x.h);
         }
-        // A MAXPOOL whose output has its input's grid and no activation:
-        // dequantizing a code and quantizing it back gives the code itself
-        // (the two roundings err by far less than half a step) where the
-        // scale is a normal float well inside the range (1 / scale finite).
-        const bwq::QParams &qx = inact[0].qp, &qy = ay.qp;
-        const bool tied = L.op == NPU_OP_MAXPOOL && L.act == NPU_ACT_NONE && inact[0].bits == ay.bits &&
-                          qx.scale == qy.scale && qx.zero == qy.zero && qx.qmax == qy.qmax && qx.scale >= 0x1p-100f &&
-                          qx.scale <= 0x1p100f;
         const size_t tm = tile_rows(M, pool);
         // ADD of two byte inputs to at most 8 bits: one pass, no float tile.
         const bool add8 = L.op == NPU_OP_ADD && in[0].b && in[1].b && ay.bits <= 8;
@@ -213,7 +242,9 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         // column maxima of the input rows its windows cover, then
                         // each pixel's maximum over its window's columns.  Pixels
                         // outside the input are skipped; an empty window gives 0.
-                        auto pool_max = [&](auto *best, const auto *q, auto *V) {
+                        // P elements per pixel (C, or C / 2 bytes of packed
+                        // 4-bit codes), their maximum by mx.
+                        auto pool_max = [&](auto *best, const auto *q, auto *V, size_t P, auto mx) {
                                 const int64_t W = x.w, H = x.h, kw = L.kernel_w;
                                 size_t ox = m0 % y.w, oy = (m0 / y.w) % y.h, b = m0 / (size_t(y.w) * y.h);
                                 for (size_t r = 0; r < mt;) {
@@ -221,24 +252,24 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                         const int64_t x0 = int64_t(ox * L.stride_w) - L.pad_left;
                                         const int64_t lo = std::max<int64_t>(0, x0);
                                         const int64_t hi = std::clamp<int64_t>(x0 + int64_t((len - 1) * L.stride_w) + kw, lo, W);
-                                        const size_t span = size_t(hi - lo) * C;
+                                        const size_t span = size_t(hi - lo) * P;
                                         std::fill(V, V + span, 0);
                                         for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
                                                 const int64_t iy = int64_t(oy * L.stride_h) - L.pad_top + ky;
                                                 if (iy >= 0 && iy < H)
-                                                        max_into(V, q + ((b * x.h + size_t(iy)) * x.w + size_t(lo)) * C, span);
+                                                        mx(V, q + ((b * x.h + size_t(iy)) * x.w + size_t(lo)) * P, span);
                                         }
                                         for (size_t i = 0; i < len; i++) {
-                                                auto *d = best + (r + i) * C;
+                                                auto *d = best + (r + i) * P;
                                                 const int64_t ix0 = x0 + int64_t(i * L.stride_w);
                                                 const int64_t a = std::max(ix0, lo), e = std::min(ix0 + kw, hi);
                                                 if (a >= e) {
-                                                        std::fill(d, d + C, 0);
+                                                        std::fill(d, d + P, 0);
                                                         continue;
                                                 }
-                                                std::copy(V + size_t(a - lo) * C, V + size_t(a - lo + 1) * C, d);
+                                                std::copy(V + size_t(a - lo) * P, V + size_t(a - lo + 1) * P, d);
                                                 for (int64_t ix = a + 1; ix < e; ix++)
-                                                        max_into(d, V + size_t(ix - lo) * C, C);
+                                                        mx(d, V + size_t(ix - lo) * P, P);
                                         }
                                         r += len;
                                         if ((ox += len) == y.w && (ox = 0, ++oy == y.h))
@@ -249,26 +280,31 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         // the compiler ties them, at the same depth) are the
                         // window's largest input code: the float path would
                         // dequantize and quantize it back to itself.
+                        auto mx = [](auto *d, const auto *q, size_t k) { max_into(d, q, k); };
+                        if (tied4) {  // m0 * C is even
+                                pool_max(ydst + m0 * C / 2, in[0].b, scratch(tls.v8, size_t(x.w) * C / 2), C / 2, max_nibbles);
+                                return;
+                        }
                         if (tied && in[0].b) {
                                 uint8_t *best = ay.bits == 8 ? ydst + m0 * C : scratch(tls.b8, n);
-                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C));
+                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C), C, mx);
                                 if (ay.bits < 8)
                                         store_tile(best, ay.bits, m0 * C, n, ydst);
                                 return;
                         }
                         if (tied) {
                                 uint16_t *best = scratch(tls.q2, n);
-                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C));
+                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C), C, mx);
                                 store_tile(best, ay.bits, m0 * C, n, ydst);
                                 return;
                         }
                         if (in[0].b) {
                                 uint8_t *best = scratch(tls.b8, n);
-                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C));
+                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C), C, mx);
                                 dequantize_row(best, n, in[0].qp, F);
                         } else {
                                 uint16_t *best = scratch(tls.q2, n);
-                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C));
+                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C), C, mx);
                                 dequantize_row(best, n, in[0].qp, F);
                         }
                         break;

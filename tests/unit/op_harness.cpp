@@ -360,11 +360,18 @@ double check_against(npu_device *best, npu_device *portable, const Case &cs, con
                 for (unsigned bo : {4u, 6u, 8u, 16u}) {
                         RunOut a = run_identical(best, portable, cs, ref, bi, bo);
 
-                        const float sy = step(ref.v, bo);
+                        // Steps of the ranges the job gives: the case's own where
+                        // it sets them, else the values'.
+                        const float sy = cs.out_range.first != cs.out_range.second
+                                                 ? bwq::qparams(cs.out_range.first, cs.out_range.second, bo).scale
+                                                 : step(ref.v, bo);
                         std::vector<float> ex;
                         std::vector<double> in_max;  // max |x| of each input, once per case
-                        for (const auto &t : cs.in) {
-                                ex.push_back(step(t.v, bi) / 2);
+                        for (size_t i = 0; i < cs.in.size(); i++) {
+                                const auto &t = cs.in[i];
+                                ex.push_back((i < cs.in_range.size() ? bwq::qparams(cs.in_range[i].first, cs.in_range[i].second, bi).scale
+                                                                     : step(t.v, bi)) /
+                                             2);
                                 in_max.push_back(max_abs(t.v));
                         }
                         for (size_t i = 0; i < ref.size(); i++) {

@@ -242,6 +242,16 @@ static void pools(void **state)
         Case mp2{"maxpool 2x2 s2, 28 channels", NPU_OP_MAXPOOL, NPU_ACT_NONE, {random_tensor(rng, 1, 6, 7, 28, -2, 1)}};
         mp2.k = 2, mp2.s = 2;
         check_case(d->best, d->portable, mp2);
+        // Output ranges tied to the input's, as the compiler ties them: at
+        // one depth the codes' maximum (4 bits: of the packed nibbles where
+        // a pixel is whole bytes, 28 channels; unpacked for 5).
+        for (uint32_t c : {28u, 5u}) {
+                Case mt{"maxpool 3x3 s2 p1, tied ranges", NPU_OP_MAXPOOL, NPU_ACT_NONE, {random_tensor(rng, 1, 9, 11, c, -2, 1)}};
+                mt.k = 3, mt.s = 2, mt.pt = mt.pl = mt.pb = mt.pr = 1;
+                mt.in_range = {{-2.0f, 1.0f}};
+                mt.out_range = {-2.0f, 1.0f};
+                check_case(d->best, d->portable, mt);
+        }
         Case ap{"avgpool 3x3 s1 p1 (pads excluded)", NPU_OP_AVGPOOL, NPU_ACT_NONE, {random_tensor(rng, 1, 6, 6, 3, -1, 2)}};
         ap.k = 3, ap.pt = ap.pl = ap.pb = ap.pr = 1;
         check_case(d->best, d->portable, ap);
