@@ -124,10 +124,18 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         const size_t M = size_t(G0.n) * G0.oh * G0.ow, C = G0.c;
         const bool wide = io.ax.bits == 16;
         const int nplanes = wide ? 2 : 1;
+        // 4- and 6-bit inputs in bands (depthwise_bands): no whole-tensor copy.
+        const bool bands = io.ax.bits == 4 || io.ax.bits == 6;
         // The input with its padding written out where that pays (padded_plane).
         Geometry G = G0;
-        const Planes P = use_padded_plane(G0, io.ax.bits, true, pool) ? padded_plane(G0, io, pool, planes, G)
-                                                                                  : input_planes(G0, io, pool, planes);
+        if (bands) {
+                G.h = uint32_t(padded_h(G0));
+                G.w = uint32_t(padded_w(G0));
+                G.pt = G.pl = 0;
+        }
+        const Planes P = bands ? Planes{{nullptr, nullptr}}
+                         : use_padded_plane(G0, io.ax.bits, true, pool) ? padded_plane(G0, io, pool, planes, G)
+                                                                          : input_planes(G0, io, pool, planes);
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
         LayerConsts &lc = rs.layer_consts();
@@ -153,6 +161,60 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         // 4 and 6 bits from one plane: bytes into an L1 tile, packed from there.
         const bool byte_tile = !wide && (io.ay.bits == 4 || io.ay.bits == 6);
         const uint8_t pad[2] = {uint8_t(wide ? z >> 8 : z), uint8_t(z)};
+        if (bands) {
+                // Items of T whole output rows of one image.  Each unpacks the
+                // padded input rows its windows read into a band of its
+                // thread's (zero points around it, as padded_plane writes
+                // them) and runs every pixel of its rows as interior.  A band
+                // stays in L2 and repeats (kh - 1) dh + 1 - sh of its rows
+                // with the next item's: T is the least of the rows that
+                // keep that at a quarter of the rows read, of those that
+                // leave each thread 4 items, and of those whose band fits in
+                // 256 KB.
+                const size_t sh = G0.sh, reach = size_t(G0.kh - 1) * G0.dh + 1, rowb = size_t(G.w) * C;
+                const size_t threads = pool ? pool->threads() : 1, rows_all = size_t(G0.n) * G0.oh;
+                size_t T = reach > sh ? (4 * (reach - sh) + sh - 1) / sh : 1;
+                T = std::min(T, std::max<size_t>(1, rows_all / (4 * threads)));
+                while (T > 1 && ((T - 1) * sh + reach) * rowb > (size_t(256) << 10))
+                        T--;
+                const size_t per_image = (G0.oh + T - 1) / T, ow = G0.ow;
+                parallel_for(pool, size_t(G0.n) * per_image, [&](size_t item) {
+                        const size_t b = item / per_image, oy0 = item % per_image * T;
+                        const size_t oy1 = std::min<size_t>(G0.oh, oy0 + T), y0 = oy0 * sh, y1 = (oy1 - 1) * sh + reach;
+                        uint8_t *band = scratch(tls.band, (y1 - y0) * rowb);
+                        const size_t left = size_t(G0.pl) * C, inside = size_t(G0.w) * C;
+                        for (size_t y = y0; y < y1; y++) {
+                                uint8_t *dst = band + (y - y0) * rowb;
+                                if (y < G0.pt || y >= size_t(G0.pt) + G0.h) {
+                                        std::memset(dst, z, rowb);
+                                        continue;
+                                }
+                                std::memset(dst, z, left);
+                                bwq::unpack_u8(io.x, io.ax.bits, (b * G0.h + (y - G0.pt)) * inside, inside, dst + left);
+                                std::memset(dst + left + inside, z, rowb - left - inside);
+                        }
+                        int32_t *acc = scratch(tls.c32, ow * C);
+                        uint16_t *Q = scratch(tls.q, out8 || byte_tile ? 0 : ow * C);
+                        uint8_t *Q8 = scratch(tls.q8, byte_tile ? ow * C : 0);
+                        for (size_t oy = oy0; oy < oy1; oy++) {
+                                const size_t m = (b * G0.oh + oy) * ow;
+                                GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
+                                if (out8)
+                                        e.q8 = io.y + m * C;
+                                else if (byte_tile)
+                                        e.q8 = Q8;
+                                else
+                                        e.q16 = Q;
+                                k.depthwise_epilogue(band + (oy * sh - y0) * rowb, size_t(G0.sw) * C, taps.data(), unsigned(ntaps), W,
+                                                     C, ow, e, acc, io.ax.max_byte());
+                                if (byte_tile)
+                                        store_tile(Q8, io.ay.bits, m * C, ow * C, io.y);
+                                else if (!out8)
+                                        store_tile(Q, io.ay.bits, m * C, ow * C, io.y);
+                        }
+                });
+                return;
+        }
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
