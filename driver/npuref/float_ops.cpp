@@ -16,25 +16,59 @@ namespace npuref {
 namespace {
 
 // One input as the op reads it: u8 values (8 bits in place, 4 and 6
-// unpacked) or u16 (16 bits in place, or copied when misaligned).
+// unpacked where the op reads them, or all at once for a MAXPOOL's
+// windows) or u16 (16 bits in place, or copied when misaligned).
 struct In {
         const uint8_t *b = nullptr;
         const uint16_t *w = nullptr;
         bwq::QParams qp{};
+        size_t base = 0;                  // the element b[0] holds
+        const uint8_t *packed = nullptr;  // 4 and 6 bits, unpacked by bytes()
+        unsigned bits = 0;
+        int slot = 0;  // its thread scratch for bytes()
 
+        // Elements [first, first + n) as u8 values: in place, or unpacked
+        // into the calling thread's scratch (valid until its next call).
+        const uint8_t *bytes(size_t first, size_t n) const
+        {
+                if (!packed)
+                        return b + (first - base);
+                uint8_t *u = scratch(tls.in8[slot], n);
+                bwq::unpack_u8(packed, bits, first, n, u);
+                return u;
+        }
+        // Elements [first, first + n) unpacked once for the reads that
+        // follow (a tile's rows), in the thread's scratch of `slot`.
+        In view(size_t first, size_t n, int s) const
+        {
+                if (!packed)
+                        return *this;
+                In v = *this;
+                v.slot = s;
+                v.b = v.bytes(first, n);
+                v.base = first;
+                v.packed = nullptr;
+                return v;
+        }
         void deq(size_t first, size_t n, float *y) const
         {
-                if (b)
-                        dequantize_row(b + first, n, qp, y);
+                if (b || packed)
+                        dequantize_row(bytes(first, n), n, qp, y);
                 else
                         dequantize_row(w + first, n, qp, y);
         }
 };
 
-In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, ThreadPool *pool)
+In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, ThreadPool *pool, bool whole)
 {
         In in;
         in.qp = a.qp;
+        in.slot = int(i % 2);
+        if ((a.bits == 4 || a.bits == 6) && !whole) {
+                in.packed = src;
+                in.bits = a.bits;
+                return in;
+        }
         if (a.bits == 8) {
                 in.b = src;
         } else if (a.bits == 16 && reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) == 0) {
@@ -145,9 +179,14 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                           qx.scale == qy.scale && qx.zero == qy.zero && qx.qmax == qy.qmax && qx.scale >= 0x1p-100f &&
                           qx.scale <= 0x1p100f;
         const bool tied4 = tied && ay.bits == 4 && C % 2 == 0;
+        // 4- and 6-bit inputs unpacked tile by tile where an op reads its
+        // rows in order (ADD, MUL, CONCAT, bilinear RESIZE), else all at once.
+        const bool whole = !(L.op == NPU_OP_ADD || L.op == NPU_OP_MUL || L.op == NPU_OP_CONCAT ||
+                             (L.op == NPU_OP_RESIZE && L.kernel_h != 1));
         std::vector<In> in(tin.size());
         for (size_t i = 0; i < tin.size(); i++)
-                in[i] = tied4 ? In{src[i], nullptr, qx} : prepare_input(src[i], inact[i], tensor_elements(*tin[i]), i, pool);
+                in[i] = tied4 ? In{src[i], nullptr, qx}
+                              : prepare_input(src[i], inact[i], tensor_elements(*tin[i]), i, pool, whole);
         const OutQuant oq = out_quant(ay.qp, L.act);
         // The input pixels of a pool's window (padding skipped), row by row.
         auto in_window = [&](size_t b, size_t oy, size_t ox, auto f) {
@@ -181,12 +220,12 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         }
         const size_t tm = tile_rows(M, pool);
         // ADD of two byte inputs to at most 8 bits: one pass, no float tile.
-        const bool add8 = L.op == NPU_OP_ADD && in[0].b && in[1].b && ay.bits <= 8;
+        const bool add8 = L.op == NPU_OP_ADD && (in[0].b || in[0].packed) && (in[1].b || in[1].packed) && ay.bits <= 8;
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0), n = mt * C;
                 if (add8) {
                         uint8_t *q = ay.bits == 8 ? ydst + m0 * C : scratch(tls.q8, n);
-                        add_quantize(in[0].b + m0 * C, in[0].qp, in[1].b + m0 * C, in[1].qp, n, L.act, oq, q);
+                        add_quantize(in[0].bytes(m0 * C, n), in[0].qp, in[1].bytes(m0 * C, n), in[1].qp, n, L.act, oq, q);
                         if (ay.bits < 8)
                                 store_tile(q, ay.bits, m0 * C, n, ydst);
                         return;
@@ -349,16 +388,16 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                 in[0].deq(((b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w) * x.c + blk * C, C, F + r * C);
                         });
                         break;
-                case NPU_OP_CONCAT:
-                        each_row([&](size_t r, size_t m, size_t, size_t, size_t) {
-                                size_t base = 0;
-                                for (size_t i = 0; i < in.size(); i++) {
-                                        const size_t ci = tin[i]->c;
-                                        in[i].deq(m * ci, ci, F + r * C + base);
-                                        base += ci;
-                                }
-                        });
+                case NPU_OP_CONCAT: {
+                        size_t base = 0;
+                        for (size_t i = 0; i < in.size(); i++) {
+                                const size_t ci = tin[i]->c;
+                                const In v = in[i].view(m0 * ci, mt * ci, 0);
+                                each_row([&](size_t r, size_t m, size_t, size_t, size_t) { v.deq(m * ci, ci, F + r * C + base); });
+                                base += ci;
+                        }
                         break;
+                }
                 }
                 // The tile quantized: in place at 8 bits, through a byte tile
                 // at 4 and 6, a 16-bit one at 16.

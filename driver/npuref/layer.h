@@ -54,7 +54,7 @@ template <typename T> T *scratch(std::vector<T> &v, size_t n)
 }
 
 struct ThreadScratch {
-        std::vector<uint8_t> a, q8, b8, v8, band;
+        std::vector<uint8_t> a, q8, b8, v8, band, in8[2];
         std::vector<int32_t> c32, c32lo;
         std::vector<int64_t> c64;
         std::vector<uint16_t> q, q2, v16;
