@@ -262,9 +262,10 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // need: the pass writes every unpacked byte and the GEMM reads it
         // back, which costs more than the vpandd and vpsrld on each row's 8
         // values per 32 output channels until the channels outnumber the
-        // input's twice over.
+        // input's twice over; with 16 or fewer channels those three serve
+        // two vpdpbusd instead of four, and cost more than the pass.
         const bool nibbles = !given && pointwise && !chunked && io.ax.bits == 4 && k.gemm_nibbles && narrow && cin_g % 8 == 0 &&
-                             cout_g <= 2 * K;
+                             cout_g > 16 && cout_g <= 2 * K;
         const bool unpack_rows = pointwise && !chunked && !nibbles && (io.ax.bits == 4 || io.ax.bits == 6);
         const int8_t *Wk = W;
         if (nibbles) {
