@@ -164,13 +164,12 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         if (bands) {
                 // Items of T whole output rows of one image.  Each unpacks the
                 // padded input rows its windows read into a band of its
-                // thread's (zero points around it, as padded_plane writes
-                // them) and runs every pixel of its rows as interior.  A band
-                // stays in L2 and repeats (kh - 1) dh + 1 - sh of its rows
-                // with the next item's: T is the least of the rows that
-                // keep that at a quarter of the rows read, of those that
-                // leave each thread 4 items, and of those whose band fits in
-                // 256 KB.
+                // thread's (padded_row, as padded_plane writes them) and
+                // runs every pixel of its rows as interior.  A band stays in
+                // L2 and repeats (kh - 1) dh + 1 - sh of its rows with the
+                // next item's: T is the least of the rows that keep that at
+                // a quarter of the rows read, of those that leave each
+                // thread 4 items, and of those whose band fits in 256 KB.
                 const size_t sh = G0.sh, reach = size_t(G0.kh - 1) * G0.dh + 1, rowb = size_t(G.w) * C;
                 const size_t threads = pool ? pool->threads() : 1, rows_all = size_t(G0.n) * G0.oh;
                 size_t T = reach > sh ? (4 * (reach - sh) + sh - 1) / sh : 1;
@@ -182,17 +181,8 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
                         const size_t b = item / per_image, oy0 = item % per_image * T;
                         const size_t oy1 = std::min<size_t>(G0.oh, oy0 + T), y0 = oy0 * sh, y1 = (oy1 - 1) * sh + reach;
                         uint8_t *band = scratch(tls.band, (y1 - y0) * rowb);
-                        const size_t left = size_t(G0.pl) * C, inside = size_t(G0.w) * C;
-                        for (size_t y = y0; y < y1; y++) {
-                                uint8_t *dst = band + (y - y0) * rowb;
-                                if (y < G0.pt || y >= size_t(G0.pt) + G0.h) {
-                                        std::memset(dst, z, rowb);
-                                        continue;
-                                }
-                                std::memset(dst, z, left);
-                                bwq::unpack_u8(io.x, io.ax.bits, (b * G0.h + (y - G0.pt)) * inside, inside, dst + left);
-                                std::memset(dst + left + inside, z, rowb - left - inside);
-                        }
+                        for (size_t y = y0; y < y1; y++)
+                                padded_row(G0, io, uint8_t(z), b, y, rowb, band + (y - y0) * rowb);
                         int32_t *acc = scratch(tls.c32, ow * C);
                         uint16_t *Q = scratch(tls.q, out8 || byte_tile ? 0 : ow * C);
                         uint8_t *Q8 = scratch(tls.q8, byte_tile ? ow * C : 0);

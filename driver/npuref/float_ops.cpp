@@ -39,13 +39,12 @@ struct In {
         }
         // Elements [first, first + n) unpacked once for the reads that
         // follow (a tile's rows), in the thread's scratch of `slot`.
-        In view(size_t first, size_t n, int s) const
+        In view(size_t first, size_t n) const
         {
                 if (!packed)
                         return *this;
                 In v = *this;
-                v.slot = s;
-                v.b = v.bytes(first, n);
+                v.b = bytes(first, n);
                 v.base = first;
                 v.packed = nullptr;
                 return v;
@@ -112,20 +111,21 @@ template <typename T> inline void max_into(T *__restrict best, const T *__restri
                 best[i] = best[i] > q[i] ? best[i] : q[i];
 }
 
-// Bytes 16 at a time (SSE2, every x86-64 CPU), the last 16 overlapping the
-// ones before where n is not a multiple: a maximum taken twice is the same,
-// so a pixel's few channels (28, say) take two instructions, not a vector
-// and a scalar tail.
-inline void max_into(uint8_t *__restrict best, const uint8_t *__restrict q, size_t n)
+// best[i] = f(best[i], q[i]) over bytes, 16 at a time with vf (SSE2, every
+// x86-64 CPU), the last 16 overlapping the ones before where n is not a
+// multiple: f is a maximum, which taken twice is the same, so a pixel's
+// few channels (28, say) take two steps, not a vector and a scalar tail.
+template <typename F, typename VF>
+inline void max_bytes(uint8_t *__restrict best, const uint8_t *__restrict q, size_t n, F f, VF vf)
 {
         if (n < 16) {
                 for (size_t i = 0; i < n; i++)
-                        best[i] = best[i] > q[i] ? best[i] : q[i];
+                        best[i] = f(best[i], q[i]);
                 return;
         }
         auto at = [&](size_t i) {
                 __m128i *d = reinterpret_cast<__m128i *>(best + i);
-                _mm_storeu_si128(d, _mm_max_epu8(_mm_loadu_si128(d), _mm_loadu_si128(reinterpret_cast<const __m128i *>(q + i))));
+                _mm_storeu_si128(d, vf(_mm_loadu_si128(d), _mm_loadu_si128(reinterpret_cast<const __m128i *>(q + i))));
         };
         size_t i = 0;
         for (; i + 16 <= n; i += 16)
@@ -134,31 +134,24 @@ inline void max_into(uint8_t *__restrict best, const uint8_t *__restrict q, size
                 at(n - 16);
 }
 
+inline void max_into(uint8_t *__restrict best, const uint8_t *__restrict q, size_t n)
+{
+        max_bytes(best, q, n, [](uint8_t a, uint8_t b) { return a > b ? a : b; },
+                  [](__m128i a, __m128i b) { return _mm_max_epu8(a, b); });
+}
+
 // max_into on bytes of two 4-bit codes each (bwq::pack_u8's layout): each
 // nibble's maximum, the low ones and the high ones masked apart (a high
 // nibble orders its byte when the low bits are zero).
 inline void max_nibbles(uint8_t *__restrict best, const uint8_t *__restrict q, size_t n)
 {
-        auto one = [](uint8_t a, uint8_t b) {
-                return uint8_t(std::max(a & 0x0f, b & 0x0f) | std::max(a & 0xf0, b & 0xf0));
-        };
-        if (n < 16) {
-                for (size_t i = 0; i < n; i++)
-                        best[i] = one(best[i], q[i]);
-                return;
-        }
         const __m128i low = _mm_set1_epi8(0x0f), high = _mm_set1_epi8(char(0xf0));
-        auto at = [&](size_t i) {
-                __m128i *d = reinterpret_cast<__m128i *>(best + i);
-                const __m128i a = _mm_loadu_si128(d), b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(q + i));
-                _mm_storeu_si128(d, _mm_or_si128(_mm_max_epu8(_mm_and_si128(a, low), _mm_and_si128(b, low)),
-                                                 _mm_max_epu8(_mm_and_si128(a, high), _mm_and_si128(b, high))));
-        };
-        size_t i = 0;
-        for (; i + 16 <= n; i += 16)
-                at(i);
-        if (i < n)
-                at(n - 16);
+        max_bytes(
+                best, q, n, [](uint8_t a, uint8_t b) { return uint8_t(std::max(a & 0x0f, b & 0x0f) | std::max(a & 0xf0, b & 0xf0)); },
+                [&](__m128i a, __m128i b) {
+                        return _mm_or_si128(_mm_max_epu8(_mm_and_si128(a, low), _mm_and_si128(b, low)),
+                                            _mm_max_epu8(_mm_and_si128(a, high), _mm_and_si128(b, high)));
+                });
 }
 
 } // namespace
@@ -392,7 +385,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         size_t base = 0;
                         for (size_t i = 0; i < in.size(); i++) {
                                 const size_t ci = tin[i]->c;
-                                const In v = in[i].view(m0 * ci, mt * ci, 0);
+                                const In v = in[i].view(m0 * ci, mt * ci);
                                 each_row([&](size_t r, size_t m, size_t, size_t, size_t) { v.deq(m * ci, ci, F + r * C + base); });
                                 base += ci;
                         }

@@ -276,6 +276,25 @@ inline bool use_padded_plane(const Geometry &G, unsigned bits, bool depthwise, c
         return bits == 8 && G.sh == 1 && G.sw == 1 && (depthwise || !pool || pool->threads() == 1);
 }
 
+// Row y of image b of the padded input (zero padding pt above, pl left)
+// at up to 8 bits as `row` u8 values: the zero point z where it is padding,
+// the input's row copied or unpacked between.
+inline void padded_row(const Geometry &G, const LayerIO &io, uint8_t z, size_t b, size_t y, size_t row, uint8_t *dst)
+{
+        if (y < G.pt || y >= size_t(G.pt) + G.h) {
+                std::memset(dst, z, row);
+                return;
+        }
+        const size_t C = G.c, left = size_t(G.pl) * C, inside = size_t(G.w) * C;
+        std::memset(dst, z, left);
+        const size_t first = (b * G.h + (y - G.pt)) * inside;
+        if (io.ax.bits == 8)
+                std::memcpy(dst + left, io.x + first, inside);
+        else
+                bwq::unpack_u8(io.x, io.ax.bits, first, inside, dst + left);
+        std::memset(dst + left + inside, z, row - left - inside);
+}
+
 // The input of a padded convolution at up to 8 bits as one u8 plane with
 // its zero padding written out (the zero point), copied or unpacked row by
 // row into place; Gp is the geometry over that plane (no padding, so every
@@ -292,22 +311,7 @@ inline Planes padded_plane(const Geometry &G, const LayerIO &io, ThreadPool *poo
         const size_t C = G.c, row = wp * C, rows = size_t(G.n) * hp;
         store.resize(rows * row);
         const uint8_t z = uint8_t(io.ax.qp.zero);
-        parallel_for(pool, rows, [&](size_t r) {
-                uint8_t *dst = store.data() + r * row;
-                const size_t b = r / hp, y = r % hp;
-                if (y < G.pt || y >= size_t(G.pt) + G.h) {
-                        std::memset(dst, z, row);
-                        return;
-                }
-                const size_t left = size_t(G.pl) * C, inside = size_t(G.w) * C;
-                std::memset(dst, z, left);
-                const size_t first = (b * G.h + (y - G.pt)) * inside;
-                if (io.ax.bits == 8)
-                        std::memcpy(dst + left, io.x + first, inside);
-                else
-                        bwq::unpack_u8(io.x, io.ax.bits, first, inside, dst + left);
-                std::memset(dst + left + inside, z, row - left - inside);
-        });
+        parallel_for(pool, rows, [&](size_t r) { padded_row(G, io, z, r / hp, r % hp, row, store.data() + r * row); });
         return {{store.data(), nullptr}};
 }
 
