@@ -261,11 +261,16 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // (GemmA::nibbles), with the weights' K blocks in the order they
         // need: the pass writes every unpacked byte and the GEMM reads it
         // back, which costs more than the vpandd and vpsrld on each row's 8
-        // values per 32 output channels until the channels outnumber the
-        // input's twice over; with 16 or fewer channels those three serve
-        // two vpdpbusd instead of four, and cost more than the pass.
+        // values per 32 output channels while the outputs are at most as
+        // many as the inputs (56x56 64->32: 3.5% faster, 32->32: 2%,
+        // 64->64: 0.5%; 40x40 64->128 and 28x28 32->48 0-3% slower); with
+        // 16 or fewer channels those three serve two vpdpbusd instead of
+        // four, and cost more than the pass.  The reordered weights are
+        // compared with the job's on every run (2 K N bytes): from 512
+        // rows on that is under 1% of the layer's M K N multiply-adds
+        // (7x7 512->512 took 10% longer, 14x14 256->256 2%).
         const bool nibbles = !given && pointwise && !chunked && io.ax.bits == 4 && k.gemm_nibbles && narrow && cin_g % 8 == 0 &&
-                             cout_g > 16 && cout_g <= 2 * K;
+                             cout_g > 16 && cout_g <= K && M >= 512;
         const bool unpack_rows = pointwise && !chunked && !nibbles && (io.ax.bits == 4 || io.ax.bits == 6);
         const int8_t *Wk = W;
         if (nibbles) {
