@@ -51,7 +51,9 @@ struct In {
         }
         void deq(size_t first, size_t n, float *y) const
         {
-                if (b || packed)
+                if (packed)
+                        dequantize_packed(packed, bits, first, n, qp, y);
+                else if (b)
                         dequantize_row(bytes(first, n), n, qp, y);
                 else
                         dequantize_row(w + first, n, qp, y);

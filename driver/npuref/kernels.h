@@ -251,6 +251,13 @@ void gemm_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, si
 void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, const GemmEpilogue &e,
                           int32_t *C, size_t ldc);
 
+// Elements [first, first + n) of a packed 4-bit tensor (bwq::pack_u8's
+// layout) as lut[value]: 32 at a time, the nibbles spread to dword
+// indices for one vpermps each 16 (no unpacked bytes stored and read
+// back), the last ones 16 at a time with masked loads and stores (no
+// byte read past the elements' own).
+void lookup4_avx512(const uint8_t *packed, size_t first, size_t n, const float lut[16], float *y);
+
 void column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums);
 void column_sums_avx512(const int8_t *B, size_t K4, size_t N, int64_t *sums);
 

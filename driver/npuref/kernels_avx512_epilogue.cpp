@@ -165,4 +165,29 @@ void epilogue_wide_avx512(const int32_t *hi, const int32_t *lo, size_t ldc, size
         });
 }
 
+void lookup4_avx512(const uint8_t *packed, size_t first, size_t n, const float lut[16], float *y)
+{
+        auto one = [&](size_t e) { return lut[packed[e >> 1] >> (4 * (e & 1)) & 15]; };
+        size_t i = 0;
+        if ((first & 1) && n)
+                y[i++] = one(first);
+        const __m512 table = _mm512_loadu_ps(lut);
+        const __m128i low = _mm_set1_epi8(15);
+        const uint8_t *src = packed + (first + i) / 2;
+        for (; i + 32 <= n; i += 32, src += 16) {
+                const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src));
+                const __m128i lo = _mm_and_si128(x, low), hi = _mm_and_si128(_mm_srli_epi16(x, 4), low);
+                _mm512_storeu_ps(y + i, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), table));
+                _mm512_storeu_ps(y + i + 16, _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi)), table));
+        }
+        // The last up to 31: 16 at a time, the bytes and floats masked.
+        for (; i < n; i += 16, src += 8) {
+                const size_t k = n - i < 16 ? n - i : 16;
+                const __m128i x = _mm_maskz_loadu_epi8(__mmask16((1u << (k + 1) / 2) - 1), src);
+                const __m128i lo = _mm_and_si128(x, low), hi = _mm_and_si128(_mm_srli_epi16(x, 4), low);
+                _mm512_mask_storeu_ps(y + i, __mmask16((1u << k) - 1),
+                                      _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), table));
+        }
+}
+
 } // namespace npuref

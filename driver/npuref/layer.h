@@ -172,6 +172,25 @@ struct LayerIO {
         uint32_t rc = 0;
 };
 
+// Elements [first, first + n) of a packed 4- or 6-bit tensor as
+// dequantize_row's floats.  4 bits where the CPU has AVX-512: a table of
+// the 16 values' floats (dequantize_row's own), looked up straight from
+// the nibbles; else unpacked into the thread's scratch first.
+inline void dequantize_packed(const uint8_t *packed, unsigned bits, size_t first, size_t n, const bwq::QParams &p, float *y)
+{
+        static const bool lookup = isa_supported(Isa::Avx512Vnni);
+        if (bits == 4 && lookup) {
+                static const uint8_t values[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+                float lut[16];
+                dequantize_row(values, 16, p, lut);
+                lookup4_avx512(packed, first, n, lut, y);
+                return;
+        }
+        uint8_t *u = scratch(tls.r8, n);
+        bwq::unpack_u8(packed, bits, first, n, u);
+        dequantize_row(u, n, p, y);
+}
+
 // Output rows [m0, m0 + rows) of a residual as floats, [rows][io.rc]:
 // each value's real value (dequantize_row's).
 inline Residual residual_rows(const LayerIO &io, size_t m0, size_t rows)
@@ -185,9 +204,7 @@ inline Residual residual_rows(const LayerIO &io, size_t m0, size_t rows)
                 bwq::unpack_u16(io.r, 16, first, count, u);
                 dequantize_row(u, count, io.ar.qp, R);
         } else {
-                uint8_t *u = scratch(tls.r8, count);
-                bwq::unpack_u8(io.r, io.ar.bits, first, count, u);
-                dequantize_row(u, count, io.ar.qp, R);
+                dequantize_packed(io.r, io.ar.bits, first, count, io.ar.qp, R);
         }
         return Residual{R, rc, rc};
 }

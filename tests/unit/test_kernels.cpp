@@ -576,6 +576,34 @@ static void check_nibbles(Isa isa)
 }
 static void nibbles_avx512(void **) { check_nibbles(Isa::Avx512Vnni); }
 
+// 4-bit elements looked up straight from the packed bytes (lookup4_avx512)
+// against bwq::unpack_u8 and the table, for every start parity and counts
+// 0 to 100 (the 32-wide loop, the 16-wide masked tail, both), the tensor
+// ending with the last element's byte; the floats past n stay as they were.
+static void lookup4(void **)
+{
+        if (!isa_supported(Isa::Avx512Vnni)) {
+                print_message("skipped: this CPU lacks %s\n", kernels_for(Isa::Avx512Vnni).name);
+                skip();
+        }
+        test::Rng rng{47};
+        float lut[16];
+        for (auto &v : lut)
+                v = rng.uniform(-3.0f, 3.0f);
+        for (size_t first = 0; first < 4; first++)
+                for (size_t n = 0; n <= 100; n++) {
+                        std::vector<uint8_t> packed(bwq::packed_bytes(first + n, 4)), u(n + 1);
+                        for (auto &b : packed)
+                                b = uint8_t(rng.below(256));
+                        bwq::unpack_u8(packed.data(), 4, first, n, u.data());
+                        std::vector<float> want(n + 8, -7.0f), got(n + 8, -7.0f);
+                        for (size_t i = 0; i < n; i++)
+                                want[i] = lut[u[i]];
+                        lookup4_avx512(packed.data(), first, n, lut, got.data());
+                        assert_memory_equal(want.data(), got.data(), want.size() * sizeof(float));
+                }
+}
+
 // The 16-bit GEMM reading u16 values (gemm16_epilogue of AVX2 and of
 // AVX-512) against the two byte planes of the same values through the
 // portable GEMM, met in the wide epilogue: K within the int32 sum (256
@@ -795,6 +823,7 @@ int main()
                 cmocka_unit_test(gemm16_avx2),
                 cmocka_unit_test(gemm16_avx512),
                 cmocka_unit_test(nibbles_avx512),
+                cmocka_unit_test(lookup4),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
