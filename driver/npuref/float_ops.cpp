@@ -216,8 +216,22 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         const size_t tm = tile_rows(M, pool);
         // ADD of two byte inputs to at most 8 bits: one pass, no float tile.
         const bool add8 = L.op == NPU_OP_ADD && (in[0].b || in[0].packed) && (in[1].b || in[1].packed) && ay.bits <= 8;
+        // All three at 4 bits: 256 pairs of codes, so add_quantize's output
+        // for each, looked up straight from the packed inputs.
+        const Lookup2x4Fn lookup = add8 && in[0].bits == 4 && in[1].bits == 4 && ay.bits == 4 ? lookup2x4_vbmi() : nullptr;
+        uint8_t table[256];
+        if (lookup) {
+                uint8_t qa[256], qb[256];
+                for (unsigned i = 0; i < 256; i++)
+                        qa[i] = uint8_t(i & 15), qb[i] = uint8_t(i >> 4);
+                add_quantize(qa, in[0].qp, qb, in[1].qp, 256, L.act, oq, table);
+        }
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0), n = mt * C;
+                if (lookup) {
+                        lookup(in[0].packed, in[1].packed, m0 * C, n, table, ydst);
+                        return;
+                }
                 if (add8) {
                         uint8_t *q = ay.bits == 8 ? ydst + m0 * C : scratch(tls.q8, n);
                         add_quantize(in[0].bytes(m0 * C, n), in[0].qp, in[1].bytes(m0 * C, n), in[1].qp, n, L.act, oq, q);

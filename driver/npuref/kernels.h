@@ -258,6 +258,17 @@ void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
 // byte read past the elements' own).
 void lookup4_avx512(const uint8_t *packed, size_t first, size_t n, const float lut[16], float *y);
 
+// y = table[a | b << 4] for elements [first, first + n) of three packed
+// 4-bit tensors (first even; an odd n only where it reaches the end of y,
+// whose last byte keeps its high nibble), with AVX-512 VBMI: the index
+// bytes of 128 elements from 64 bytes of each input (two shifts, two
+// vpternlogd), the 256-entry table in four registers (two vpermi2b and a
+// blend on the index's top bit), the results' nibbles joined again.
+// Null where the CPU lacks VBMI.
+using Lookup2x4Fn = void (*)(const uint8_t *a, const uint8_t *b, size_t first, size_t n, const uint8_t table[256],
+                             uint8_t *y);
+Lookup2x4Fn lookup2x4_vbmi();
+
 void column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums);
 void column_sums_avx512(const int8_t *B, size_t K4, size_t N, int64_t *sums);
 

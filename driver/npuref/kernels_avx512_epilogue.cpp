@@ -190,4 +190,47 @@ void lookup4_avx512(const uint8_t *packed, size_t first, size_t n, const float l
         }
 }
 
+#define NPU_VBMI __attribute__((target("avx512vbmi")))
+
+// table[idx] of 64 index bytes: bits 0-6 pick from t0:t1 or t2:t3, bit 7
+// which pair.
+NPU_VBMI static inline __m512i look256(__m512i idx, const __m512i (&t)[4])
+{
+        return _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), _mm512_permutex2var_epi8(t[0], idx, t[1]),
+                                      _mm512_permutex2var_epi8(t[2], idx, t[3]));
+}
+
+// 64 bytes of results from 64 bytes of each input (128 elements).  0xe4:
+// the first operand's bits where the third's are set, else the second's.
+NPU_VBMI static inline __m512i look2x4(__m512i va, __m512i vb, const __m512i (&t)[4])
+{
+        const __m512i low = _mm512_set1_epi8(15);
+        const __m512i even = _mm512_ternarylogic_epi32(va, _mm512_slli_epi16(vb, 4), low, 0xe4);
+        const __m512i odd = _mm512_ternarylogic_epi32(_mm512_srli_epi16(va, 4), vb, low, 0xe4);
+        return _mm512_or_si512(look256(even, t), _mm512_slli_epi16(look256(odd, t), 4));
+}
+
+NPU_VBMI static void lookup2x4(const uint8_t *a, const uint8_t *b, size_t first, size_t n, const uint8_t table[256], uint8_t *y)
+{
+        const __m512i t[4] = {_mm512_loadu_si512(table), _mm512_loadu_si512(table + 64), _mm512_loadu_si512(table + 128),
+                              _mm512_loadu_si512(table + 192)};
+        const size_t bytes = n / 2;
+        a += first / 2, b += first / 2, y += first / 2;
+        size_t i = 0;
+        for (; i + 64 <= bytes; i += 64)
+                _mm512_storeu_si512(y + i, look2x4(_mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i), t));
+        if (i < bytes) {
+                const __mmask64 m = (uint64_t(1) << (bytes - i)) - 1;
+                _mm512_mask_storeu_epi8(y + i, m, look2x4(_mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i), t));
+        }
+        if (n % 2)
+                y[bytes] = uint8_t((y[bytes] & 0xf0) | table[(a[bytes] & 15) | (b[bytes] & 15) << 4]);
+}
+
+Lookup2x4Fn lookup2x4_vbmi()
+{
+        static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
+        return vbmi ? lookup2x4 : nullptr;
+}
+
 } // namespace npuref

@@ -576,6 +576,38 @@ static void check_nibbles(Isa isa)
 }
 static void nibbles_avx512(void **) { check_nibbles(Isa::Avx512Vnni); }
 
+// Pairs of 4-bit elements looked up in a 256-entry table (lookup2x4_vbmi)
+// against the table read element by element: starts 0, 2 and 70, 0 to 300
+// elements (the 128-element loop, the masked tail, an odd last element
+// whose byte's high nibble stays), every byte outside them as it was.
+static void lookup2x4(void **)
+{
+        const Lookup2x4Fn f = lookup2x4_vbmi();
+        if (!f) {
+                print_message("skipped: this CPU lacks AVX-512 VBMI\n");
+                skip();
+        }
+        test::Rng rng{53};
+        uint8_t table[256];
+        for (auto &v : table)
+                v = uint8_t(rng.below(16));
+        for (size_t first : {size_t(0), size_t(2), size_t(70)})
+                for (size_t n = 0; n <= 300; n++) {
+                        const size_t bytes = bwq::packed_bytes(first + n, 4);
+                        std::vector<uint8_t> a(bytes), b(bytes), y(bytes), want;
+                        for (size_t i = 0; i < bytes; i++)
+                                a[i] = uint8_t(rng.below(256)), b[i] = uint8_t(rng.below(256)), y[i] = uint8_t(rng.below(256));
+                        want = y;
+                        for (size_t e = first; e < first + n; e++) {
+                                const unsigned sh = 4 * (e & 1);
+                                const uint8_t v = table[(a[e / 2] >> sh & 15) | (b[e / 2] >> sh & 15) << 4];
+                                want[e / 2] = uint8_t((want[e / 2] & ~(15u << sh)) | v << sh);
+                        }
+                        f(a.data(), b.data(), first, n, table, y.data());
+                        assert_memory_equal(want.data(), y.data(), bytes);
+                }
+}
+
 // 4-bit elements looked up straight from the packed bytes (lookup4_avx512)
 // against bwq::unpack_u8 and the table, for every start parity and counts
 // 0 to 100 (the 32-wide loop, the 16-wide masked tail, both), the tensor
@@ -824,6 +856,7 @@ int main()
                 cmocka_unit_test(gemm16_avx512),
                 cmocka_unit_test(nibbles_avx512),
                 cmocka_unit_test(lookup4),
+                cmocka_unit_test(lookup2x4),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
