@@ -4,6 +4,7 @@
 // of rows into floats, computes and quantizes the tile with the float
 // epilogue, and writes it packed: no 16-bit copy of an input or output.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
@@ -156,6 +157,12 @@ inline void max_nibbles(uint8_t *__restrict best, const uint8_t *__restrict q, s
                 });
 }
 
+bool map4_supported()
+{
+        static const bool yes = isa_supported(Isa::Avx512Vnni);
+        return yes;
+}
+
 } // namespace
 
 void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &tin,
@@ -174,9 +181,19 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                           qx.scale == qy.scale && qx.zero == qy.zero && qx.qmax == qy.qmax && qx.scale >= 0x1p-100f &&
                           qx.scale <= 0x1p100f;
         const bool tied4 = tied && ay.bits == 4 && C % 2 == 0;
+        // 4-bit inputs to a 4-bit output through an op that only moves
+        // values (CONCAT, a nearest RESIZE, DEPTH_TO_SPACE): each input's
+        // 16 codes' outputs (dequantize_row and epilogue_float of them, so
+        // the same bytes by construction) make a map, and the tile's bytes
+        // are mapped from the packed codes with no floats in between.
+        bool mapped = ay.bits == 4 && map4_supported() &&
+                      (L.op == NPU_OP_CONCAT || (L.op == NPU_OP_RESIZE && L.kernel_h == 1) || L.op == NPU_OP_DEPTH_TO_SPACE);
+        for (const Act &a : inact)
+                mapped = mapped && a.bits == 4;
         // 4- and 6-bit inputs unpacked tile by tile where an op reads its
-        // rows in order (ADD, MUL, CONCAT, bilinear RESIZE), else all at once.
-        const bool whole = !(L.op == NPU_OP_ADD || L.op == NPU_OP_MUL || L.op == NPU_OP_CONCAT ||
+        // rows in order (ADD, MUL, CONCAT, bilinear RESIZE), else all at
+        // once; mapped ones read packed.
+        const bool whole = !(mapped || L.op == NPU_OP_ADD || L.op == NPU_OP_MUL || L.op == NPU_OP_CONCAT ||
                              (L.op == NPU_OP_RESIZE && L.kernel_h != 1));
         std::vector<In> in(tin.size());
         for (size_t i = 0; i < tin.size(); i++)
@@ -226,6 +243,15 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         qa[i] = uint8_t(i & 15), qb[i] = uint8_t(i >> 4);
                 add_quantize(qa, in[0].qp, qb, in[1].qp, 256, L.act, oq, table);
         }
+        // The code maps of `mapped` inputs.
+        std::vector<std::array<uint8_t, 16>> &maps = rs.maps4;
+        maps.resize(mapped ? in.size() : 0);
+        for (size_t i = 0; i < maps.size(); i++) {
+                static const uint8_t codes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+                float f[16];
+                dequantize_row(codes, 16, in[i].qp, f);
+                epilogue_float(f, 16, L.act, oq, maps[i].data());
+        }
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0), n = mt * C;
                 if (lookup) {
@@ -249,6 +275,31 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                                         oy = 0, b++;
                         }
                 };
+                if (mapped) {
+                        uint8_t *Q8 = scratch(tls.q8, n);
+                        auto map = [&](size_t i, size_t first, size_t count, uint8_t *d) {
+                                map4_avx512(in[i].packed, first, count, maps[i].data(), d);
+                        };
+                        if (L.op == NPU_OP_RESIZE) {
+                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
+                                        map(0, ((b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w) * C, C, Q8 + r * C);
+                                });
+                        } else if (L.op == NPU_OP_DEPTH_TO_SPACE) {
+                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
+                                        const size_t blk = (oy % L.stride_h) * L.stride_w + ox % L.stride_w;
+                                        map(0, ((b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w) * x.c + blk * C, C, Q8 + r * C);
+                                });
+                        } else {
+                                size_t base = 0;
+                                for (size_t i = 0; i < in.size(); i++) {
+                                        const size_t ci = tin[i]->c;
+                                        each_row([&](size_t r, size_t m, size_t, size_t, size_t) { map(i, m * ci, ci, Q8 + r * C + base); });
+                                        base += ci;
+                                }
+                        }
+                        store_tile(Q8, 4, m0 * C, n, ydst);
+                        return;
+                }
                 switch (L.op) {
                 case NPU_OP_ADD: {  // sa (qa - za) + sb (qb - zb): one rounding each
                         float *G = scratch(tls.f2, n);

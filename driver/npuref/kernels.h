@@ -258,6 +258,12 @@ void gemm_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
 // byte read past the elements' own).
 void lookup4_avx512(const uint8_t *packed, size_t first, size_t n, const float lut[16], float *y);
 
+// y[i] = map[code] for elements [first, first + n) of a packed 4-bit
+// tensor, as bytes: 64 at a time, each byte widened to a word holding its
+// two nibbles, one vpshufb through the 16-byte map; the last up to 63
+// with masked loads and stores (no byte read past the elements' own).
+void map4_avx512(const uint8_t *packed, size_t first, size_t n, const uint8_t map[16], uint8_t *y);
+
 // y = table[a | b << 4] for elements [first, first + n) of three packed
 // 4-bit tensors (first even; an odd n only where it reaches the end of y,
 // whose last byte keeps its high nibble), with AVX-512 VBMI: the index

@@ -190,6 +190,30 @@ void lookup4_avx512(const uint8_t *packed, size_t first, size_t n, const float l
         }
 }
 
+// 64 bytes of codes from the nibbles of 32 (x, zero-extended to words),
+// through `map` (in each 128-bit lane).
+static inline __m512i map_words(__m512i x, __m512i map)
+{
+        const __m512i v = _mm512_ternarylogic_epi32(x, _mm512_slli_epi16(x, 4), _mm512_set1_epi16(0x000f), 0xe4);
+        return _mm512_shuffle_epi8(map, _mm512_and_si512(v, _mm512_set1_epi16(0x0f0f)));
+}
+
+void map4_avx512(const uint8_t *packed, size_t first, size_t n, const uint8_t map[16], uint8_t *y)
+{
+        size_t i = 0;
+        if ((first & 1) && n)
+                y[i++] = map[packed[first >> 1] >> 4];
+        const __m512i m = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i *>(map)));
+        const uint8_t *src = packed + (first + i) / 2;
+        for (; i + 64 <= n; i += 64, src += 32)
+                _mm512_storeu_si512(y + i, map_words(_mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(src))), m));
+        if (i < n) {
+                const size_t k = n - i;
+                const __m256i x = _mm256_maskz_loadu_epi8(__mmask32((uint64_t(1) << (k + 1) / 2) - 1), src);
+                _mm512_mask_storeu_epi8(y + i, (uint64_t(1) << k) - 1, map_words(_mm512_cvtepu8_epi16(x), m));
+        }
+}
+
 #define NPU_VBMI __attribute__((target("avx512vbmi")))
 
 // table[idx] of 64 index bytes: bits 0-6 pick from t0:t1 or t2:t3, bit 7

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -91,6 +92,7 @@ struct RunnerScratch {
         std::vector<int32_t> zw, s128;
         std::vector<ptrdiff_t> taps, window_taps;
         std::vector<float> mul, add, xf;
+        std::vector<std::array<uint8_t, 16>> maps4;  // float_ops' 4-bit code maps
         std::vector<uint8_t> padded;
         std::vector<int8_t> wpad;
         std::vector<LayerConsts> consts;

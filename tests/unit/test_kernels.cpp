@@ -608,6 +608,34 @@ static void lookup2x4(void **)
                 }
 }
 
+// 4-bit codes mapped to bytes straight from the packed bytes (map4_avx512)
+// against bwq::unpack_u8 and the map: start parities 0-3, 0 to 200
+// elements, the tensor ending with the last element's byte, the bytes past
+// n as they were.
+static void map4(void **)
+{
+        if (!isa_supported(Isa::Avx512Vnni)) {
+                print_message("skipped: this CPU lacks %s\n", kernels_for(Isa::Avx512Vnni).name);
+                skip();
+        }
+        test::Rng rng{59};
+        uint8_t map[16];
+        for (auto &v : map)
+                v = uint8_t(rng.below(256));
+        for (size_t first = 0; first < 4; first++)
+                for (size_t n = 0; n <= 200; n++) {
+                        std::vector<uint8_t> packed(bwq::packed_bytes(first + n, 4)), u(n + 1);
+                        for (auto &b : packed)
+                                b = uint8_t(rng.below(256));
+                        bwq::unpack_u8(packed.data(), 4, first, n, u.data());
+                        std::vector<uint8_t> want(n + 8, 0xa5), got(n + 8, 0xa5);
+                        for (size_t i = 0; i < n; i++)
+                                want[i] = map[u[i]];
+                        map4_avx512(packed.data(), first, n, map, got.data());
+                        assert_memory_equal(want.data(), got.data(), want.size());
+                }
+}
+
 // 4-bit elements looked up straight from the packed bytes (lookup4_avx512)
 // against bwq::unpack_u8 and the table, for every start parity and counts
 // 0 to 100 (the 32-wide loop, the 16-wide masked tail, both), the tensor
@@ -857,6 +885,7 @@ int main()
                 cmocka_unit_test(nibbles_avx512),
                 cmocka_unit_test(lookup4),
                 cmocka_unit_test(lookup2x4),
+                cmocka_unit_test(map4),
         };
         return cmocka_run_group_tests_name("kernels", tests, nullptr, nullptr);
 }
