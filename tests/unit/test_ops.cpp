@@ -234,6 +234,11 @@ static void elementwise(void **state)
                  {random_tensor(rng, 1, 3, 3, 3, -1, 1), random_tensor(rng, 1, 3, 3, 5, 0, 4),
                   random_tensor(rng, 1, 3, 3, 1, -3, 0)}};
         check_case(d->best, d->portable, cat);
+        // 1640 pixels of 8 + 3 channels: tiles of 192 rows (float_ops'
+        // narrow rows), the last one partial, on both devices' threads.
+        Case cat2{"concat of 2, narrow rows", NPU_OP_CONCAT, NPU_ACT_NONE,
+                  {random_tensor(rng, 2, 20, 41, 8, -1, 1), random_tensor(rng, 2, 20, 41, 3, 0, 2)}};
+        check_case(d->best, d->portable, cat2);
 }
 
 static void pools(void **state)
