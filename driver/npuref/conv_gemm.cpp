@@ -135,7 +135,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
                 uint16_t *Q = scratch(tls.q, out8 || out16 ? 0 : kTile * G.oc);
                 int64_t *C64 = scratch(tls.c64, oq.folded ? 0 : kTile * cout_g);
-                const Residual R = io.r ? residual_rows(io, m0, mt) : Residual{};
+                const Residual R = io.r ? residual_rows(io, k, m0, mt) : Residual{};
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const uint32_t c0 = g * cout_g;
                         auto gemm = [&](const GemmA &a, size_t m, size_t rows) {
@@ -361,7 +361,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                 if (unpack_rows)
                         bwq::unpack_u8(io.x, io.ax.bits, m0 * G.c, mt * G.c, A);
                 // The tile's residual, dequantized once for all groups and planes.
-                const Residual R = io.r ? residual_rows(io, m0, mt) : Residual{};
+                const Residual R = io.r ? residual_rows(io, k, m0, mt) : Residual{};
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const int8_t *Bg = Wk + g * K4 * N16;
                         const uint32_t c0 = g * cout_g;

@@ -101,7 +101,7 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                                 src.push_back(bos[t.bo_index].data + t.offset);
                                 inact.push_back(act[L.inputs[i]]);
                         }
-                        run_float_layer(L, in, src, inact, y, act[L.output], ydst, pool);
+                        run_float_layer(L, in, src, inact, y, act[L.output], ydst, k, pool);
                 }
                 r.ns = bwq::monotonic_ns() - t0;
                 std::memcpy(rbase + sizeof(npu_job_result) + l * sizeof(npu_layer_result), &r, sizeof r);

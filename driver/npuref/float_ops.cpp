@@ -27,6 +27,7 @@ struct In {
         const uint8_t *packed = nullptr;  // 4 and 6 bits, unpacked by bytes()
         unsigned bits = 0;
         int slot = 0;  // its thread scratch for bytes()
+        bool lookups4 = false;  // the table's (dequantize_packed)
 
         // Elements [first, first + n) as u8 values: in place, or unpacked
         // into the calling thread's scratch (valid until its next call).
@@ -53,7 +54,7 @@ struct In {
         void deq(size_t first, size_t n, float *y) const
         {
                 if (packed)
-                        dequantize_packed(packed, bits, first, n, qp, y);
+                        dequantize_packed(lookups4, packed, bits, first, n, qp, y);
                 else if (b)
                         dequantize_row(bytes(first, n), n, qp, y);
                 else
@@ -61,11 +62,12 @@ struct In {
         }
 };
 
-In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, ThreadPool *pool, bool whole)
+In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, ThreadPool *pool, bool whole, bool lookups4)
 {
         In in;
         in.qp = a.qp;
         in.slot = int(i % 2);
+        in.lookups4 = lookups4;
         if ((a.bits == 4 || a.bits == 6) && !whole) {
                 in.packed = src;
                 in.bits = a.bits;
@@ -157,17 +159,11 @@ inline void max_nibbles(uint8_t *__restrict best, const uint8_t *__restrict q, s
                 });
 }
 
-bool map4_supported()
-{
-        static const bool yes = isa_supported(Isa::Avx512Vnni);
-        return yes;
-}
-
 } // namespace
 
 void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &tin,
                      const std::vector<const uint8_t *> &src, const std::vector<Act> &inact, const npu_tensor_desc &y,
-                     const Act &ay, uint8_t *ydst, ThreadPool *pool)
+                     const Act &ay, uint8_t *ydst, const Kernels &k, ThreadPool *pool)
 {
         const npu_tensor_desc &x = *tin[0];
         const size_t M = size_t(y.n) * y.h * y.w, C = y.c;
@@ -186,7 +182,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         // 16 codes' outputs (dequantize_row and epilogue_float of them, so
         // the same bytes by construction) make a map, and the tile's bytes
         // are mapped from the packed codes with no floats in between.
-        bool mapped = ay.bits == 4 && map4_supported() &&
+        bool mapped = ay.bits == 4 && k.lookups4 &&
                       (L.op == NPU_OP_CONCAT || (L.op == NPU_OP_RESIZE && L.kernel_h == 1) || L.op == NPU_OP_DEPTH_TO_SPACE);
         for (const Act &a : inact)
                 mapped = mapped && a.bits == 4;
@@ -198,7 +194,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         std::vector<In> in(tin.size());
         for (size_t i = 0; i < tin.size(); i++)
                 in[i] = tied4 ? In{src[i], nullptr, qx}
-                              : prepare_input(src[i], inact[i], tensor_elements(*tin[i]), i, pool, whole);
+                              : prepare_input(src[i], inact[i], tensor_elements(*tin[i]), i, pool, whole, k.lookups4);
         const OutQuant oq = out_quant(ay.qp, L.act);
         // The input pixels of a pool's window (padding skipped), row by row.
         auto in_window = [&](size_t b, size_t oy, size_t ox, auto f) {
@@ -241,7 +237,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         const bool add8 = L.op == NPU_OP_ADD && (in[0].b || in[0].packed) && (in[1].b || in[1].packed) && ay.bits <= 8;
         // All three at 4 bits: 256 pairs of codes, so add_quantize's output
         // for each, looked up straight from the packed inputs.
-        const Lookup2x4Fn lookup = add8 && in[0].bits == 4 && in[1].bits == 4 && ay.bits == 4 ? lookup2x4_vbmi() : nullptr;
+        const Lookup2x4Fn lookup = add8 && in[0].bits == 4 && in[1].bits == 4 && ay.bits == 4 && k.lookups4 ? lookup2x4_vbmi() : nullptr;
         uint8_t table[256];
         if (lookup) {
                 uint8_t qa[256], qb[256];

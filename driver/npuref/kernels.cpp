@@ -158,14 +158,14 @@ const Kernels &kernels_for(Isa isa)
         static const Kernels portable = {Isa::Portable,          "portable",         gemm_u8s8_portable,
                                          depthwise_rows_portable, epilogue_wide,      gemm_epilogue_portable,
                                          depthwise_epilogue_generic, column_sums_portable,
-                                         nullptr, nullptr, 0, 0, false};
+                                         nullptr, nullptr, 0, 0, false, false};
         static const Kernels avx2 = {Isa::Avx2,      "avx2",        gemm_u8s8_avx2,           depthwise_rows_portable,
                                      epilogue_wide, gemm_epilogue_avx2, depthwise_epilogue_avx2, column_sums_portable,
-                                     depthwise16_epilogue_avx2, gemm16_epilogue_avx2, 0, 0, false};
+                                     depthwise16_epilogue_avx2, gemm16_epilogue_avx2, 0, 0, false, false};
         static const Kernels avx512 = {Isa::Avx512Vnni,    "avx512vnni",        gemm_u8s8_avx512vnni,
                                        depthwise_rows_avx512, epilogue_wide_avx512, gemm_epilogue_avx512,
                                        depthwise_epilogue_avx512, column_sums_avx512, depthwise16_epilogue_avx512, gemm16_epilogue_avx512,
-                                       kGemm16MaxWeightsAvx512, 1u << 4, true};
+                                       kGemm16MaxWeightsAvx512, 1u << 4, true, true};
         switch (isa) {
         case Isa::Avx512Vnni:
                 return avx512;

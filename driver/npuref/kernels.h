@@ -171,6 +171,16 @@ struct Kernels {
         // gemm_u8s8 and gemm_epilogue take GemmA::nibbles, unpacking 4-bit
         // rows in registers.
         bool gemm_nibbles;
+        // 4-bit codes looked up straight from the packed bytes: as floats
+        // from a 16-float table (lookup4_avx512: residuals, float ops'
+        // inputs), as bytes from a 16-byte map (map4_avx512: CONCAT,
+        // nearest RESIZE, DEPTH_TO_SPACE to 4 bits), and pairs of them from
+        // a 256-byte table (ADD to 4 bits, where lookup2x4_vbmi has a
+        // kernel).  False: the layers unpack the codes and compute as at
+        // other depths (the same bytes: the tables are computed by that
+        // code).  The layers call the kernels directly: through a pointer
+        // the per-row calls of a CONCAT took 7% longer.
+        bool lookups4;
 };
 
 // B (one group's K4 x N16, K4 a multiple of 8) with each pair of K blocks

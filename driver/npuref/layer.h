@@ -175,13 +175,14 @@ struct LayerIO {
 };
 
 // Elements [first, first + n) of a packed 4- or 6-bit tensor as
-// dequantize_row's floats.  4 bits where the CPU has AVX-512: a table of
-// the 16 values' floats (dequantize_row's own), looked up straight from
-// the nibbles; else unpacked into the thread's scratch first.
-inline void dequantize_packed(const uint8_t *packed, unsigned bits, size_t first, size_t n, const bwq::QParams &p, float *y)
+// dequantize_row's floats.  4 bits where the table looks codes up
+// (Kernels::lookups4): the 16 values' floats (dequantize_row's own) looked
+// up straight from the nibbles; else unpacked into the thread's scratch
+// first.
+inline void dequantize_packed(bool lookups4, const uint8_t *packed, unsigned bits, size_t first, size_t n,
+                              const bwq::QParams &p, float *y)
 {
-        static const bool lookup = isa_supported(Isa::Avx512Vnni);
-        if (bits == 4 && lookup) {
+        if (bits == 4 && lookups4) {
                 static const uint8_t values[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
                 float lut[16];
                 dequantize_row(values, 16, p, lut);
@@ -195,7 +196,7 @@ inline void dequantize_packed(const uint8_t *packed, unsigned bits, size_t first
 
 // Output rows [m0, m0 + rows) of a residual as floats, [rows][io.rc]:
 // each value's real value (dequantize_row's).
-inline Residual residual_rows(const LayerIO &io, size_t m0, size_t rows)
+inline Residual residual_rows(const LayerIO &io, const Kernels &k, size_t m0, size_t rows)
 {
         const size_t rc = io.rc, first = m0 * rc, count = rows * rc;
         float *R = scratch(tls.res, count);
@@ -206,7 +207,7 @@ inline Residual residual_rows(const LayerIO &io, size_t m0, size_t rows)
                 bwq::unpack_u16(io.r, 16, first, count, u);
                 dequantize_row(u, count, io.ar.qp, R);
         } else {
-                dequantize_packed(io.r, io.ar.bits, first, count, io.ar.qp, R);
+                dequantize_packed(k.lookups4, io.r, io.ar.bits, first, count, io.ar.qp, R);
         }
         return Residual{R, rc, rc};
 }
@@ -561,6 +562,6 @@ void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &
 // A float layer's inputs are the packed tensors (src[i] at inact[i]).
 void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor_desc *> &in,
                      const std::vector<const uint8_t *> &src, const std::vector<Act> &inact,
-                     const npu_tensor_desc &y, const Act &ay, uint8_t *ydst, ThreadPool *pool);
+                     const npu_tensor_desc &y, const Act &ay, uint8_t *ydst, const Kernels &k, ThreadPool *pool);
 
 } // namespace npuref
