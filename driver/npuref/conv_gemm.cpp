@@ -66,18 +66,6 @@ void pad_channels(const uint8_t *src, uint8_t *dst, size_t X, uint32_t cin, uint
         }
 }
 
-// Rows per work item of a 1x1 layer on one int32 plane without a residual:
-// twice kTile where that leaves at least 8 items per thread.  Each item
-// costs about 45 ns of its own (the claim, the scratch, the GEMM call's
-// setup), which at 56x56 with 32 to 64 channels is 2-7% of the layer (at
-// any depth); with 128 to 512 channels it is lost in the layer's time
-// (28x28 256->256, 512->128 and 56x56 128->128 took the same).
-size_t pointwise_tile_rows(size_t M, const ThreadPool *pool)
-{
-        const size_t threads = pool ? pool->threads() : 1;
-        return M >= 2 * kTile * 8 * threads ? 2 * kTile : tile_rows(M, pool);
-}
-
 // Whether 16-bit inputs of a group of K4 x N16 weights go to the table's
 // gemm16_epilogue (else: byte planes).
 bool gemm16_takes(const Kernels &k, size_t K4, size_t N16)
@@ -350,7 +338,12 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                 return;
         }
 
-        const size_t tm = pointwise && narrow && !io.r ? pointwise_tile_rows(M, pool) : tile_rows(M, pool);
+        // A 1x1 layer on one int32 plane without a residual: items of twice
+        // kTile rows (tile_rows' item cost is 2-7% of a 56x56 layer with
+        // 32 to 64 channels, at any depth; with 128 to 512 it is lost in the
+        // layer's time: 28x28 256->256, 512->128 and 56x56 128->128 took
+        // the same).
+        const size_t tm = tile_rows(M, pool, pointwise && narrow && !io.r ? 2 * kTile : 0);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
                 uint8_t *A = scratch(tls.a, pointwise && !unpack_rows ? 0 : tm * K4);

@@ -27,7 +27,8 @@ struct In {
         const uint8_t *packed = nullptr;  // 4 and 6 bits, unpacked by bytes()
         unsigned bits = 0;
         int slot = 0;  // its thread scratch for bytes()
-        bool lookups4 = false;  // the table's (dequantize_packed)
+        bool lookups4 = false;  // packed 4-bit codes looked up through lut
+        float lut[16] = {};     // their floats (code_floats4), where lookups4
 
         // Elements [first, first + n) as u8 values: in place, or unpacked
         // into the calling thread's scratch (valid until its next call).
@@ -54,7 +55,7 @@ struct In {
         void deq(size_t first, size_t n, float *y) const
         {
                 if (packed)
-                        dequantize_packed(lookups4, packed, bits, first, n, qp, y);
+                        dequantize_packed(lookups4 ? lut : nullptr, packed, bits, first, n, qp, y);
                 else if (b)
                         dequantize_row(bytes(first, n), n, qp, y);
                 else
@@ -67,10 +68,12 @@ In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, Threa
         In in;
         in.qp = a.qp;
         in.slot = int(i % 2);
-        in.lookups4 = lookups4;
         if ((a.bits == 4 || a.bits == 6) && !whole) {
                 in.packed = src;
                 in.bits = a.bits;
+                in.lookups4 = lookups4 && a.bits == 4;
+                if (in.lookups4)
+                        code_floats4(a.qp, in.lut);
                 return in;
         }
         if (a.bits == 8) {
@@ -196,6 +199,14 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 in[i] = tied4 ? In{src[i], nullptr, qx}
                               : prepare_input(src[i], inact[i], tensor_elements(*tin[i]), i, pool, whole, k.lookups4);
         const OutQuant oq = out_quant(ay.qp, L.act);
+        // The first input element that output pixel (b, oy, ox) of a
+        // nearest RESIZE or a DEPTH_TO_SPACE copies, with the C after it.
+        auto source = [&](size_t b, size_t oy, size_t ox) {
+                const size_t px = (b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w;
+                if (L.op == NPU_OP_DEPTH_TO_SPACE)
+                        return px * x.c + ((oy % L.stride_h) * L.stride_w + ox % L.stride_w) * C;
+                return px * C;
+        };
         // The input pixels of a pool's window (padding skipped), row by row.
         auto in_window = [&](size_t b, size_t oy, size_t ox, auto f) {
                 for (uint32_t ky = 0; ky < L.kernel_h; ky++) {
@@ -228,11 +239,8 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         }
         // Tiles of at least 2048 values where the rows are narrow (a
         // 16-channel RESIZE: 768 values a tile cost 10% in each tile's calls
-        // and packing), while each thread keeps 8 of them.
-        size_t tm = tile_rows(M, pool);
-        const size_t threads = pool ? pool->threads() : 1;
-        while (tm * C < 2048 && M / (2 * tm) >= 8 * threads)
-                tm *= 2;
+        // and packing).
+        const size_t tm = tile_rows(M, pool, (2048 + C - 1) / C);
         // ADD of two byte inputs to at most 8 bits: one pass, no float tile.
         const bool add8 = L.op == NPU_OP_ADD && (in[0].b || in[0].packed) && (in[1].b || in[1].packed) && ay.bits <= 8;
         // All three at 4 bits: 256 pairs of codes, so add_quantize's output
@@ -249,9 +257,8 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         std::vector<std::array<uint8_t, 16>> &maps = rs.maps4;
         maps.resize(mapped ? in.size() : 0);
         for (size_t i = 0; i < maps.size(); i++) {
-                static const uint8_t codes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
                 float f[16];
-                dequantize_row(codes, 16, in[i].qp, f);
+                code_floats4(in[i].qp, f);
                 epilogue_float(f, 16, L.act, oq, maps[i].data());
         }
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
@@ -282,15 +289,8 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         auto map = [&](size_t i, size_t first, size_t count, uint8_t *d) {
                                 map4_avx512(in[i].packed, first, count, maps[i].data(), d);
                         };
-                        if (L.op == NPU_OP_RESIZE) {
-                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
-                                        map(0, ((b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w) * C, C, Q8 + r * C);
-                                });
-                        } else if (L.op == NPU_OP_DEPTH_TO_SPACE) {
-                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
-                                        const size_t blk = (oy % L.stride_h) * L.stride_w + ox % L.stride_w;
-                                        map(0, ((b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w) * x.c + blk * C, C, Q8 + r * C);
-                                });
+                        if (L.op != NPU_OP_CONCAT) {
+                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) { map(0, source(b, oy, ox), C, Q8 + r * C); });
                         } else {
                                 size_t base = 0;
                                 for (size_t i = 0; i < in.size(); i++) {
@@ -430,9 +430,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 case NPU_OP_RESIZE: {
                         auto px = [&](size_t b, size_t iy, size_t ix) { return ((b * x.h + iy) * x.w + ix) * C; };
                         if (L.kernel_h == 1) {  // nearest: the pixel it repeats
-                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
-                                        in[0].deq(px(b, oy / L.stride_h, ox / L.stride_w), C, F + r * C);
-                                });
+                                each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) { in[0].deq(source(b, oy, ox), C, F + r * C); });
                                 break;
                         }
                         // Bilinear, half-pixel centres, edges clamped (ONNX linear,
@@ -445,10 +443,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         break;
                 }
                 case NPU_OP_DEPTH_TO_SPACE:
-                        each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
-                                const size_t blk = (oy % L.stride_h) * L.stride_w + ox % L.stride_w;
-                                in[0].deq(((b * x.h + oy / L.stride_h) * x.w + ox / L.stride_w) * x.c + blk * C, C, F + r * C);
-                        });
+                        each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) { in[0].deq(source(b, oy, ox), C, F + r * C); });
                         break;
                 case NPU_OP_CONCAT: {
                         size_t base = 0;

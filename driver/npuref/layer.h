@@ -26,12 +26,17 @@ constexpr size_t kTile = 48;
 // or 12, still whole packing groups) while that leaves fewer than 4 items
 // per thread, so a small layer still spreads evenly (a thread done with
 // its share takes the others' items, so a few per thread are enough).
-inline size_t tile_rows(size_t M, const ThreadPool *pool)
+// With `least`, doubled while below it and 8 items per thread remain:
+// each item costs some 45 ns of its own (the claim, the scratch, the
+// calls' setup), which narrow rows feel.
+inline size_t tile_rows(size_t M, const ThreadPool *pool, size_t least = 0)
 {
         const size_t threads = pool ? pool->threads() : 1;
         size_t t = kTile;
         while (t > 12 && (M + t - 1) / t < 4 * threads)
                 t /= 2;
+        while (t < least && M / (2 * t) >= 8 * threads)
+                t *= 2;
         return t;
 }
 
@@ -174,18 +179,21 @@ struct LayerIO {
         uint32_t rc = 0;
 };
 
+// The floats of the 16 4-bit codes at p: dequantize_row's own.
+inline void code_floats4(const bwq::QParams &p, float lut[16])
+{
+        static const uint8_t codes[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+        dequantize_row(codes, 16, p, lut);
+}
+
 // Elements [first, first + n) of a packed 4- or 6-bit tensor as
-// dequantize_row's floats.  4 bits where the table looks codes up
-// (Kernels::lookups4): the 16 values' floats (dequantize_row's own) looked
-// up straight from the nibbles; else unpacked into the thread's scratch
-// first.
-inline void dequantize_packed(bool lookups4, const uint8_t *packed, unsigned bits, size_t first, size_t n,
+// dequantize_row's floats.  4 bits with `lut` (code_floats4's, given where
+// the table looks codes up: Kernels::lookups4): looked up straight from
+// the nibbles; else unpacked into the thread's scratch first.
+inline void dequantize_packed(const float *lut, const uint8_t *packed, unsigned bits, size_t first, size_t n,
                               const bwq::QParams &p, float *y)
 {
-        if (bits == 4 && lookups4) {
-                static const uint8_t values[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-                float lut[16];
-                dequantize_row(values, 16, p, lut);
+        if (bits == 4 && lut) {
                 lookup4_avx512(packed, first, n, lut, y);
                 return;
         }
@@ -207,7 +215,10 @@ inline Residual residual_rows(const LayerIO &io, const Kernels &k, size_t m0, si
                 bwq::unpack_u16(io.r, 16, first, count, u);
                 dequantize_row(u, count, io.ar.qp, R);
         } else {
-                dequantize_packed(k.lookups4, io.r, io.ar.bits, first, count, io.ar.qp, R);
+                float lut[16];
+                if (k.lookups4)
+                        code_floats4(io.ar.qp, lut);
+                dequantize_packed(k.lookups4 ? lut : nullptr, io.r, io.ar.bits, first, count, io.ar.qp, R);
         }
         return Residual{R, rc, rc};
 }

@@ -608,10 +608,29 @@ static void lookup2x4(void **)
                 }
 }
 
-// 4-bit codes mapped to bytes straight from the packed bytes (map4_avx512)
-// against bwq::unpack_u8 and the map: start parities 0-3, 0 to 200
-// elements, the tensor ending with the last element's byte, the bytes past
-// n as they were.
+// A 16-entry table looked up straight from packed 4-bit codes (`look`:
+// map4_avx512 or lookup4_avx512) against bwq::unpack_u8 and the table:
+// start parities 0-3, 0 to max_n elements, the tensor ending with the last
+// element's byte, the values past n as they were (`fill`).
+template <typename T, typename Look>
+static void check_codes4(test::Rng &rng, Look look, const T (&table)[16], size_t max_n, T fill)
+{
+        for (size_t first = 0; first < 4; first++)
+                for (size_t n = 0; n <= max_n; n++) {
+                        std::vector<uint8_t> packed(bwq::packed_bytes(first + n, 4)), u(n + 1);
+                        for (auto &b : packed)
+                                b = uint8_t(rng.below(256));
+                        bwq::unpack_u8(packed.data(), 4, first, n, u.data());
+                        std::vector<T> want(n + 8, fill), got(n + 8, fill);
+                        for (size_t i = 0; i < n; i++)
+                                want[i] = table[u[i]];
+                        look(packed.data(), first, n, table, got.data());
+                        assert_memory_equal(want.data(), got.data(), want.size() * sizeof(T));
+                }
+}
+
+// 4-bit codes mapped to bytes (map4_avx512): up to 200 elements, so the
+// 64-wide loop, the masked tail and both.
 static void map4(void **)
 {
         if (!isa_supported(Isa::Avx512Vnni)) {
@@ -622,24 +641,11 @@ static void map4(void **)
         uint8_t map[16];
         for (auto &v : map)
                 v = uint8_t(rng.below(256));
-        for (size_t first = 0; first < 4; first++)
-                for (size_t n = 0; n <= 200; n++) {
-                        std::vector<uint8_t> packed(bwq::packed_bytes(first + n, 4)), u(n + 1);
-                        for (auto &b : packed)
-                                b = uint8_t(rng.below(256));
-                        bwq::unpack_u8(packed.data(), 4, first, n, u.data());
-                        std::vector<uint8_t> want(n + 8, 0xa5), got(n + 8, 0xa5);
-                        for (size_t i = 0; i < n; i++)
-                                want[i] = map[u[i]];
-                        map4_avx512(packed.data(), first, n, map, got.data());
-                        assert_memory_equal(want.data(), got.data(), want.size());
-                }
+        check_codes4(rng, map4_avx512, map, 200, uint8_t(0xa5));
 }
 
-// 4-bit elements looked up straight from the packed bytes (lookup4_avx512)
-// against bwq::unpack_u8 and the table, for every start parity and counts
-// 0 to 100 (the 32-wide loop, the 16-wide masked tail, both), the tensor
-// ending with the last element's byte; the floats past n stay as they were.
+// 4-bit codes looked up as floats (lookup4_avx512): up to 100 elements, so
+// the 32-wide loop, the 16-wide masked tail and both.
 static void lookup4(void **)
 {
         if (!isa_supported(Isa::Avx512Vnni)) {
@@ -650,18 +656,7 @@ static void lookup4(void **)
         float lut[16];
         for (auto &v : lut)
                 v = rng.uniform(-3.0f, 3.0f);
-        for (size_t first = 0; first < 4; first++)
-                for (size_t n = 0; n <= 100; n++) {
-                        std::vector<uint8_t> packed(bwq::packed_bytes(first + n, 4)), u(n + 1);
-                        for (auto &b : packed)
-                                b = uint8_t(rng.below(256));
-                        bwq::unpack_u8(packed.data(), 4, first, n, u.data());
-                        std::vector<float> want(n + 8, -7.0f), got(n + 8, -7.0f);
-                        for (size_t i = 0; i < n; i++)
-                                want[i] = lut[u[i]];
-                        lookup4_avx512(packed.data(), first, n, lut, got.data());
-                        assert_memory_equal(want.data(), got.data(), want.size() * sizeof(float));
-                }
+        check_codes4(rng, lookup4_avx512, lut, 100, -7.0f);
 }
 
 // The 16-bit GEMM reading u16 values (gemm16_epilogue of AVX2 and of
