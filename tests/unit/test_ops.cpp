@@ -91,7 +91,8 @@ static void conv2d(void **state)
         check_case(d->best, d->portable, conv_case("conv 1x1 32->32 relu (whole blocks)", rng, 32, 32, 1, 1, 1, 1, p0, NPU_ACT_RELU));
         // 1624 rows: 4-bit inputs with as many outputs as inputs or fewer
         // are read packed by the AVX-512 GEMM (GemmA::nibbles), and the
-        // items are 96 rows (pointwise_tile_rows), the last one partial.
+        // items are 96 rows (tile_rows with a least of 2 kTile), the last one
+        // partial.
         check_case(d->best, d->portable,
                    conv_case("conv 1x1 32->24 (packed 4-bit rows, 96-row items)", rng, 32, 24, 1, 1, 1, 1, p0, NPU_ACT_NONE, 28));
         check_case(d->best, d->portable, conv_case("conv 3x3 s1 p1 8->16 (taps, whole blocks)", rng, 8, 16, 3, 1, 1, 1, p1, NPU_ACT_NONE));
