@@ -236,10 +236,11 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         const bool byte_tile = narrow && (io.ay.bits == 4 || io.ay.bits == 6);
         // Or straight into the packed tensor, where the kernel packs them
         // in its registers (folded activations) and each group's rows are
-        // whole 32-column slices: a last slice of fewer columns (24, 36 or
-        // 40 channels, say) stores masked parts of rows, which took 1.05
-        // to 1.5 times the layer's time with the tile packed after it.
-        const bool pack_out = byte_tile && oq.folded && (k.gemm_packs >> io.ay.bits & 1) && cout_g % 32 == 0;
+        // whole 32-column slices, or one block of 16 (four rows a vector):
+        // a last slice of fewer columns (24, 36 or 40 channels, say) stores
+        // masked parts of rows, which took 1.05 to 1.5 times the layer's
+        // time with the tile packed after it.
+        const bool pack_out = byte_tile && oq.folded && (k.gemm_packs >> io.ay.bits & 1) && (cout_g % 32 == 0 || cout_g == 16);
 
         const bool pointwise = is_pointwise(G);
         // Tap by tap: each tap's K blocks hold whole input channels, and

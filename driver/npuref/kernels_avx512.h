@@ -121,6 +121,44 @@ static inline void store_packed4_rows32(__m512i b, uint8_t *d0, uint8_t *d1, siz
                 _mm_mask_storeu_epi8(d1, m, _mm256_extracti128_si256(v, 1));
 }
 
+// Four rows of 16 u8 outputs, as rows32_bytes leaves them from one vector
+// a row, stored to d, d + ld, ...: the first n rows (1-4), as one 64-byte
+// store where the rows lie back to back.
+static inline void store_rows16x4(__m512i b, uint8_t *d, size_t ld, int n)
+{
+        if (ld == 16) {
+                _mm512_mask_storeu_epi8(d, n == 4 ? ~__mmask64(0) : (__mmask64(1) << (16 * n)) - 1, b);
+                return;
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i *>(d), _mm512_castsi512_si128(b));
+        if (n > 1)
+                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + ld), _mm512_extracti32x4_epi32(b, 1));
+        if (n > 2)
+                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 2 * ld), _mm512_extracti32x4_epi32(b, 2));
+        if (n > 3)
+                _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 3 * ld), _mm512_extracti32x4_epi32(b, 3));
+}
+
+// The same four rows' values (below 16) packed at 4 bits, 8 bytes a row,
+// to d, d + ld (bytes), ...: one 32-byte store where the rows lie back to
+// back.
+static inline void store_packed4_rows16x4(__m512i b, uint8_t *d, size_t ld, int n)
+{
+        const __m256i v = _mm512_cvtepi16_epi8(_mm512_or_si512(b, _mm512_srli_epi16(b, 4)));
+        if (ld == 8) {
+                _mm256_mask_storeu_epi8(d, n == 4 ? ~__mmask32(0) : (__mmask32(1) << (8 * n)) - 1, v);
+                return;
+        }
+        const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+        _mm_storel_epi64(reinterpret_cast<__m128i *>(d), lo);
+        if (n > 1)
+                _mm_storeh_pd(reinterpret_cast<double *>(d + ld), _mm_castsi128_pd(lo));
+        if (n > 2)
+                _mm_storel_epi64(reinterpret_cast<__m128i *>(d + 2 * ld), hi);
+        if (n > 3)
+                _mm_storeh_pd(reinterpret_cast<double *>(d + 3 * ld), _mm_castsi128_pd(hi));
+}
+
 // The folded epilogue applied to 16 accumulators in registers; with a
 // residual row `res`, its values times inv (1 / step) added in one fused
 // multiply-add, as epilogue.cpp's plus_residual, in the lanes of rm.

@@ -154,9 +154,12 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
         auto res = [&](int r, size_t n) { return RES ? e.res.res + (m0 + r) * e.res.ldr + n : nullptr; };
         const __mmask16 r0 = column_mask(e.res.cols_from(n0)), r1 = column_mask(e.res.cols_from(n1));
         if constexpr (std::is_same_v<Q, uint8_t>) {
-                if (left1 >= 16 || e.pack_bits) {
+                // One whole block of 16 columns (a layer or group of 16
+                // outputs): four rows narrowed together.
+                const bool quad = !two && left0 == 16;
+                if (left1 >= 16 || e.pack_bits || quad) {
                         // 32 u8 columns, or 4-bit ones: rows in pairs, packed
-                        // together.
+                        // together; 16 columns: rows in fours.
                         const __m512 mv1 = _mm512_maskz_loadu_ps(k1, e.mul + n1), av1 = _mm512_maskz_loadu_ps(k1, e.add + n1);
                         __m512i y0[MR], y1[MR];
                         auto rows = [&](auto lo0, auto hi_bytes) {
@@ -187,6 +190,20 @@ static inline void tile_epilogue(const GemmA &A, size_t m0, const int8_t *B, siz
                         auto bytes2 = [&](int r, __m512i c0, __m512i c1) {
                                 return _mm512_min_epu8(rows32_bytes(y0[r], y1[r], c0, c1), hb);
                         };
+                        if (quad) {
+                                // rows32_bytes of four rows' one vector each:
+                                // rows r..r+3 in bytes 0-15, 16-31, 32-47, 48-63.
+                                auto y = [&](int r) { return r < MR ? y0[r] : zero; };
+                                _Pragma("GCC unroll 2") for (int r = 0; r < MR; r += 4) {
+                                        const __m512i b = _mm512_min_epu8(rows32_bytes(y(r), y(r + 1), y(r + 2), y(r + 3)), hb);
+                                        const int n = MR - r < 4 ? MR - r : 4;
+                                        if (e.pack_bits)
+                                                store_packed4_rows16x4(b, q + (e.pack_first + (m0 + r) * e.ldq + n0) / 2, e.ldq / 2, n);
+                                        else
+                                                store_rows16x4(b, q + (m0 + r) * e.ldq + n0, e.ldq, n);
+                                }
+                                return;
+                        }
                         if (e.pack_bits) {  // 4 bits (gemm_packs)
                                 auto dst = [&](int r) { return q + (e.pack_first + (m0 + r) * e.ldq + n0) / 2; };
                                 const size_t bytes = (left0 < 32 ? left0 : 32) / 2;

@@ -382,18 +382,22 @@ static void depthwise_avx512(void **) { check_depthwise(Isa::Avx512Vnni); }
 
 // The kernel's packed outputs below 8 bits (GemmEpilogue::pack_bits)
 // against the portable u8 outputs `want` (ldq) packed by bwq::pack_u8:
-// rows ldq + 4 elements apart from element 8 on, so each row starts
-// mid-tensor; the elements between the rows stay as they were (zero).
+// rows N + 4 elements apart (or, `apart` false, back to back) from element
+// 8 on, so each row starts mid-tensor, and the elements between the rows
+// stay as they were (zero).
 static void check_packed(Isa isa, const GemmA &a, size_t M, const std::vector<int8_t> &B, size_t K4, size_t N,
                          GemmEpilogue e, std::vector<int32_t> &C, const std::vector<uint8_t> &want, size_t ldq,
-                         unsigned bits)
+                         unsigned bits, bool apart = true)
 {
-        const size_t ldp = N + 4, first = 8, total = first + M * ldp;
+        const size_t ldp = apart ? N + 4 : N, first = 8, total = first + M * ldp;
         std::vector<uint8_t> u(total, 0);
         for (size_t m = 0; m < M; m++)
                 std::memcpy(&u[first + m * ldp], &want[m * ldq], N);
-        std::vector<uint8_t> packed(bwq::packed_bytes(total, bits)), got(packed.size(), 0);
+        // 32 bytes past the tensor, which stay as they were.
+        std::vector<uint8_t> packed(bwq::packed_bytes(total, bits) + 32), got(packed.size(), 0);
         bwq::pack_u8(u.data(), bits, 0, total, packed.data());
+        std::fill(packed.end() - 32, packed.end(), 0x5a);
+        std::fill(got.end() - 32, got.end(), 0x5a);
         e.q8 = got.data();
         e.q16 = nullptr;
         e.ldq = ldp;
@@ -436,7 +440,7 @@ static void check_bounded(Isa isa, const GemmA &a, size_t M, const std::vector<i
                 kernels_for(isa).gemm_epilogue(a, M, B.data(), K4, N, e, C.data(), N);
                 assert_memory_equal(want.data(), got.data(), want.size());
                 if (bits < 8 && (kernels_for(isa).gemm_packs >> bits & 1) && N * bits % 8 == 0)
-                        check_packed(isa, a, M, B, K4, N, e, C, want, ldq, bits);
+                        check_packed(isa, a, M, B, K4, N, e, C, want, ldq, bits, ldq != N);
         }
 }
 
@@ -451,7 +455,11 @@ static void check_gemm_epilogue(Isa isa)
                 skip();
         }
         test::Rng rng{23};
-        const size_t shapes[][3] = {{1, 8, 5}, {7, 32, 17}, {13, 64, 32}, {50, 36, 70}, {9, 20, 40}, {6, 16, 25}};
+        // M, K4, N, and the elements between output rows: 16 columns (a
+        // whole last block: four rows a vector) with rows back to back and
+        // apart, after a 32-column slice, in 1 to 3 row tiles.
+        const size_t shapes[][4] = {{1, 8, 5, 3},   {7, 32, 17, 3}, {13, 64, 32, 3}, {50, 36, 70, 3}, {9, 20, 40, 3},
+                                    {6, 16, 25, 3}, {11, 16, 16, 0}, {10, 24, 16, 3}, {21, 24, 48, 3}, {23, 8, 16, 0}};
         for (const auto &sh : shapes) {
                 const size_t M = sh[0], K4 = sh[1], N = sh[2], N16 = (N + 15) / 16 * 16;
                 for (int form = 0; form < 3; form++) {
@@ -488,9 +496,10 @@ static void check_gemm_epilogue(Isa isa)
                                 // A NaN channel: every kernel clamps it to the lower bound
                                 // as round_clamped does.
                                 fa[N / 2] = std::nanf("");
-                                const size_t ldq = N + 3;
-                                std::vector<uint8_t> w8(M * ldq, 1), g8(M * ldq, 1);
-                                std::vector<uint16_t> w16(M * ldq, 1), g16(M * ldq, 1);
+                                const size_t ldq = N + sh[3];
+                                // 64 values past the last row, which stay as they were.
+                                std::vector<uint8_t> w8(M * ldq + 64, 1), g8(M * ldq + 64, 1);
+                                std::vector<uint16_t> w16(M * ldq + 64, 1), g16(M * ldq + 64, 1);
                                 GemmEpilogue e{off.data(), fm.data(), fa.data(), act, &o, nullptr, nullptr, ldq,
                                                rc ? Residual{rv.data(), N + 1, rc} : Residual{}};
                                 // Without a -128 weight, also with the weight sums given
@@ -510,7 +519,7 @@ static void check_gemm_epilogue(Isa isa)
                                         if (bits <= 8 && o.folded && !given)
                                                 check_bounded(isa, a, M, B, K4, N, e, fm, fa, C, ldq, bits);
                                         if (bits < 8 && o.folded && (kernels_for(isa).gemm_packs >> bits & 1) && N * bits % 8 == 0)
-                                                check_packed(isa, a, M, B, K4, N, e, C, w8, ldq, bits);
+                                                check_packed(isa, a, M, B, K4, N, e, C, w8, ldq, bits, ldq != N);
                                         e.q16 = w16.data();
                                         gemm_epilogue_portable(a, M, B.data(), K4, N, e, C.data(), N);
                                         e.q16 = g16.data();
