@@ -581,20 +581,33 @@ void bench_layers()
                                 keep.push_back(std::move(L));
                 }
         }
-        printf("\n3. other depths vs the 8-bit path (npuref, 1 thread, median of %d, the depths in %d alternating\n"
-               "   blocks of %d runs so that each sees the same machine)\n", reps, blocks, per_block);
-        printf("   %-26s %10s %10s %10s %10s\n", "shape", "8b_us", "4b/8b", "6b/8b", "16b/8b");
+        printf("\n3. other depths vs the 8-bit path (npuref, 1 thread, the depths in %d alternating blocks of %d\n"
+               "   runs so that each sees the same machine): each block's median against its 8-bit median, the\n"
+               "   median of those ratios over the blocks and (in brackets) their least and greatest, which\n"
+               "   show how much the machine moved; 8b_us is the median of all %d 8-bit runs\n",
+               blocks, per_block, reps);
+        printf("   %-26s %10s %17s %17s %17s\n", "shape", "8b_us", "4b/8b", "6b/8b", "16b/8b");
         for (size_t i = 0; i < keep.size(); i++) {
                 const unsigned depths[] = {8, 4, 6, 16};
-                std::vector<double> t[4];
-                for (int b = 0; b < blocks; b++)
+                std::vector<double> all8, ratio[4];
+                for (int b = 0; b < blocks; b++) {
+                        double block[4];
                         for (int d = 0; d < 4; d++) {
                                 std::vector<double> r = keep[i]->times_ns(depths[d], per_block);
-                                t[d].insert(t[d].end(), r.begin(), r.end());
+                                block[d] = median(r);
+                                if (d == 0)
+                                        all8.insert(all8.end(), r.begin(), r.end());
                         }
-                const double t8 = median(t[0]), t4 = median(t[1]), t6 = median(t[2]), t16 = median(t[3]);
-                printf("   %-26s %10.1f %10.2f %10.2f %10.2f   (time ratios; goal 4b, 6b <= 1.05)\n", shapes[i].name, t8 / 1e3,
-                       t4 / t8, t6 / t8, t16 / t8);
+                        for (int d = 1; d < 4; d++)
+                                ratio[d].push_back(block[d] / block[0]);
+                }
+                char col[4][40];
+                for (int d = 1; d < 4; d++)
+                        snprintf(col[d], sizeof col[d], "%.2f (%.2f-%.2f)", median(ratio[d]),
+                                 *std::min_element(ratio[d].begin(), ratio[d].end()),
+                                 *std::max_element(ratio[d].begin(), ratio[d].end()));
+                printf("   %-26s %10.1f %17s %17s %17s   (time ratios; goal 4b, 6b <= 1.05)\n", shapes[i].name,
+                       median(all8) / 1e3, col[1], col[2], col[3]);
         }
 }
 
