@@ -3,7 +3,9 @@
 # 8 bits against ONNX Runtime's float CPU run of the same file on the same
 # input, 1 and 2 threads, in alternating blocks; medians and the ratio
 # (goal: npuref <= 0.5 of ONNX Runtime's time), and the model's load and
-# compile time.  ONNX Runtime and the models come from scripts/test-deps.sh.
+# compile time; the other depths as the median (and range) of each block's
+# ratio to its own 8-bit run.  ONNX Runtime and the models come from
+# scripts/test-deps.sh.
 set -u
 B=${B:-build}
 NPM=${NPM_DIR:-build/npm}
@@ -60,12 +62,16 @@ EOF
 		l=$(printf '%s\n' "${load[@]}" | med)
 		printf '   %-34s %4s %12.3f %12.3f %8.2f %10.3f s   (npuref/ort; goal <= 0.5; input %s)\n' \
 			"${name:0:34}" "$thr" "$n" "$r" "$(awk "BEGIN { print $n / $r }")" "$l" "$dims"
-		n4=$(printf '%s\n' "${npu4[@]}" | med)
-		n6=$(printf '%s\n' "${npu6[@]}" | med)
-		n16=$(printf '%s\n' "${npu16[@]}" | med)
-		printf '   %-34s %4s   4 bits %.3f ms = %.2f, 6 bits %.3f ms = %.2f, 16 bits %.3f ms = %.2f of the 8-bit time   (goal: 4 bits <= 1.00)\n' \
-			"" "$thr" "$n4" "$(awk "BEGIN { print $n4 / $n }")" "$n6" "$(awk "BEGIN { print $n6 / $n }")" \
-			"$n16" "$(awk "BEGIN { print $n16 / $n }")"
+		# Each depth against the 8-bit run of its own block (the same state
+		# of the machine): the median of the blocks' ratios, and their range.
+		ratios() {
+			local -n xs=$1
+			for i in "${!xs[@]}"; do awk "BEGIN { print ${xs[$i]} / ${npu[$i]} }"; done |
+				sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+					printf "%.2f (%.2f-%.2f)", m, v[1], v[NR] }'
+		}
+		printf '   %-34s %4s   4 bits %s, 6 bits %s, 16 bits %s of the 8-bit time   (goal: 4 bits <= 1.00)\n' \
+			"" "$thr" "$(ratios npu4)" "$(ratios npu6)" "$(ratios npu16)"
 	done
 done
 echo "   (M-LSD runs its peak step, Equal, Cast and Mul, on the host after the device's layers)"
