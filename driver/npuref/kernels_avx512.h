@@ -95,20 +95,23 @@ static inline void store_rows32(uint8_t *d0, uint8_t *d1, __m512i b)
         _mm256_storeu_si256(reinterpret_cast<__m256i *>(d1), _mm512_extracti64x4_epi64(b, 1));
 }
 
+// 64 values below 16 packed at 4 bits as bwq::pack_u8 packs a tensor
+// (32 bytes): a 16-bit shift and an or make lo | hi << 4 in the low byte
+// of each byte pair (both below 16), vpmovwb keeps the low bytes; no
+// multiply, which would take a slot of vpdpbusd's pipes.  (6 bits packed
+// in the kernel took 1.00-1.07 of the time of the tile packed from L1
+// after it with two multiply-adds, vpshufb and vpermd, and 1.06-1.10 with
+// one multiply-add and shifts: the pass's vpermb does in one step what
+// those do, and its multiplies run while vpdpbusd's pipes are idle.)
+static inline __m256i packed4_bytes(__m512i b) { return _mm512_cvtepi16_epi8(_mm512_or_si512(b, _mm512_srli_epi16(b, 4))); }
+
 // Two rows of up to 32 values below 16, as rows32_bytes leaves them,
-// packed at 4 bits as bwq::pack_u8 packs a tensor and stored to d0 and d1
-// (d1 null: row 0 only), `bytes` bytes each (left / 2 of `left` columns):
-// a 16-bit shift and an or make lo | hi << 4 in the low byte of each byte
-// pair (both below 16), vpmovwb keeps the low bytes; no multiply, which
-// would take a slot of vpdpbusd's pipes.  Whole rows of 32 values without
-// masks (a masked store costs more on some cores).  (6 bits packed here
-// took 1.00-1.07 of the time of the tile packed from L1 after the kernel
-// with two multiply-adds, vpshufb and vpermd, and 1.06-1.10 with one
-// multiply-add and shifts: the pass's vpermb does in one step what those
-// do, and its multiplies run while vpdpbusd's pipes are idle.)
+// packed (packed4_bytes) and stored to d0 and d1 (d1 null: row 0 only),
+// `bytes` bytes each (left / 2 of `left` columns).  Whole rows of 32
+// values without masks (a masked store costs more on some cores).
 static inline void store_packed4_rows32(__m512i b, uint8_t *d0, uint8_t *d1, size_t bytes)
 {
-        const __m256i v = _mm512_cvtepi16_epi8(_mm512_or_si512(b, _mm512_srli_epi16(b, 4)));
+        const __m256i v = packed4_bytes(b);
         if (bytes == 16) {
                 _mm_storeu_si128(reinterpret_cast<__m128i *>(d0), _mm256_castsi256_si128(v));
                 if (d1)
@@ -139,12 +142,12 @@ static inline void store_rows16x4(__m512i b, uint8_t *d, size_t ld, int n)
                 _mm_storeu_si128(reinterpret_cast<__m128i *>(d + 3 * ld), _mm512_extracti32x4_epi32(b, 3));
 }
 
-// The same four rows' values (below 16) packed at 4 bits, 8 bytes a row,
-// to d, d + ld (bytes), ...: one 32-byte store where the rows lie back to
-// back.
+// The same four rows' values (below 16) packed (packed4_bytes), 8 bytes a
+// row, to d, d + ld (bytes), ...: one 32-byte store where the rows lie
+// back to back.
 static inline void store_packed4_rows16x4(__m512i b, uint8_t *d, size_t ld, int n)
 {
-        const __m256i v = _mm512_cvtepi16_epi8(_mm512_or_si512(b, _mm512_srli_epi16(b, 4)));
+        const __m256i v = packed4_bytes(b);
         if (ld == 8) {
                 _mm256_mask_storeu_epi8(d, n == 4 ? ~__mmask32(0) : (__mmask32(1) << (8 * n)) - 1, v);
                 return;

@@ -215,10 +215,13 @@ inline Residual residual_rows(const LayerIO &io, const Kernels &k, size_t m0, si
                 bwq::unpack_u16(io.r, 16, first, count, u);
                 dequantize_row(u, count, io.ar.qp, R);
         } else {
+                // 4-bit codes looked up where the table does (their 16
+                // floats, per tile: cheaper than the tile's lookups).
+                const bool look = k.lookups4 && io.ar.bits == 4;
                 float lut[16];
-                if (k.lookups4)
+                if (look)
                         code_floats4(io.ar.qp, lut);
-                dequantize_packed(k.lookups4 ? lut : nullptr, io.r, io.ar.bits, first, count, io.ar.qp, R);
+                dequantize_packed(look ? lut : nullptr, io.r, io.ar.bits, first, count, io.ar.qp, R);
         }
         return Residual{R, rc, rc};
 }

@@ -40,12 +40,18 @@ struct Channels {
         }
 };
 
-static void check_isa(Isa isa)
+// Skips the calling test, saying why, where this CPU cannot run the table.
+static void skip_without(Isa isa)
 {
         if (!isa_supported(isa)) {
                 print_message("skipped: this CPU lacks %s\n", kernels_for(isa).name);
                 skip();
         }
+}
+
+static void check_isa(Isa isa)
+{
+        skip_without(isa);
         test::Rng rng{uint64_t(isa) + 1};
         // N: last slices of 1, 5, 8 and 9 columns, and whole ones.
         const size_t shapes[][3] = {{1, 4, 1},     {7, 12, 17},  {13, 64, 32}, {6, 100, 33},
@@ -188,10 +194,7 @@ static void check_epilogue(Isa isa)
 // 4, more taps than one weight chunk.
 static void check_depthwise(Isa isa)
 {
-        if (!isa_supported(isa)) {
-                print_message("skipped: this CPU lacks %s\n", kernels_for(isa).name);
-                skip();
-        }
+        skip_without(isa);
         test::Rng rng{5};
         // Inputs of any byte, and below 64 and 16 (AVX2 takes 32-channel
         // blocks of inputs below 128 as bytes, four taps to a dword).
@@ -302,10 +305,7 @@ struct U16Planes {
 static void check_depthwise16(Isa isa)
 {
         const Kernels &k = kernels_for(isa);
-        if (!isa_supported(isa)) {
-                print_message("skipped: this CPU lacks %s\n", k.name);
-                skip();
-        }
+        skip_without(isa);
         assert_non_null(k.depthwise16_epilogue);
         test::Rng rng{16};
         int cases = 0;
@@ -450,10 +450,7 @@ static void check_bounded(Isa isa, const GemmA &a, size_t M, const std::vector<i
 // -128, a NaN channel, and packed outputs where the table packs them.
 static void check_gemm_epilogue(Isa isa)
 {
-        if (!isa_supported(isa)) {
-                print_message("skipped: this CPU lacks %s\n", kernels_for(isa).name);
-                skip();
-        }
+        skip_without(isa);
         test::Rng rng{23};
         // M, K4, N, and the elements between output rows: 16 columns (a
         // whole last block: four rows a vector) with rows back to back and
@@ -642,10 +639,7 @@ static void check_codes4(test::Rng &rng, Look look, const T (&table)[16], size_t
 // 64-wide loop, the masked tail and both.
 static void map4(void **)
 {
-        if (!isa_supported(Isa::Avx512Vnni)) {
-                print_message("skipped: this CPU lacks %s\n", kernels_for(Isa::Avx512Vnni).name);
-                skip();
-        }
+        skip_without(Isa::Avx512Vnni);
         test::Rng rng{59};
         uint8_t map[16];
         for (auto &v : map)
@@ -657,10 +651,7 @@ static void map4(void **)
 // the 32-wide loop, the 16-wide masked tail and both.
 static void lookup4(void **)
 {
-        if (!isa_supported(Isa::Avx512Vnni)) {
-                print_message("skipped: this CPU lacks %s\n", kernels_for(Isa::Avx512Vnni).name);
-                skip();
-        }
+        skip_without(Isa::Avx512Vnni);
         test::Rng rng{47};
         float lut[16];
         for (auto &v : lut)
@@ -687,10 +678,7 @@ static void lookup4(void **)
 static void check_gemm16(Isa isa)
 {
         const Kernels &k = kernels_for(isa);
-        if (!isa_supported(isa)) {
-                print_message("skipped: this CPU lacks %s\n", k.name);
-                skip();
-        }
+        skip_without(isa);
         assert_non_null(k.gemm16_epilogue);
         test::Rng rng{1616};
         int cases = 0;
@@ -830,10 +818,7 @@ static void thread_pool(void **)
 // and more K blocks than one int32 piece holds.
 static void column_sums(void **)
 {
-        if (!isa_supported(Isa::Avx512Vnni)) {
-                print_message("skipped: this CPU lacks avx512vnni\n");
-                skip();
-        }
+        skip_without(Isa::Avx512Vnni);
         test::Rng rng{31};
         const size_t shapes[][2] = {{4, 5}, {400, 17}, {36, 33}, {4 * 65540, 16}};
         for (const auto &sh : shapes) {
@@ -859,10 +844,7 @@ static void column_sums(void **)
 // (The AVX2 and portable tables use the generic epilogue itself.)
 static void epilogues(void **)
 {
-        if (!isa_supported(Isa::Avx512Vnni)) {
-                print_message("skipped: this CPU lacks avx512vnni\n");
-                skip();
-        }
+        skip_without(Isa::Avx512Vnni);
         check_epilogue(Isa::Avx512Vnni);
 }
 
