@@ -533,9 +533,17 @@ void bench_layers()
         printf("   %-26s %3s %13s %13s %8s   %13s %13s %8s\n", "shape", "thr", "net:npuref_us", "net:onednn_us", "ratio",
                "alone:npuref", "alone:onednn", "ratio");
         std::vector<std::unique_ptr<NpuLayer>> keep;
+        std::vector<const char *> kept;
+        // BENCH_SHAPE: only the shapes whose name contains it; BENCH_THREADS:
+        // only that thread count (both to look at one figure closely).
+        const char *only = getenv("BENCH_SHAPE"), *only_thr = getenv("BENCH_THREADS");
         for (unsigned threads : {1u, 2u}) {
+                if (only_thr && unsigned(atoi(only_thr)) != threads)
+                        continue;
                 omp_set_num_threads(int(threads));
                 for (const Shape &sh : shapes) {
+                        if (only && !strstr(sh.name, only))
+                                continue;
                         auto L = npu_layer(sh, threads), N = npu_layer(sh, threads, true);
                         npu_model_set_mode(L->m, NPU_MODE_FIXED, 8, 4, 16);
                         npu_model_set_mode(N->m, NPU_MODE_FIXED, 8, 4, 16);
@@ -559,6 +567,8 @@ void bench_layers()
                                                 if (touch)
                                                         D.host_touch();
                                                 double y = D.run_ns();
+                                                if (getenv("BENCH_TRACE"))
+                                                        fprintf(stderr, " %.0f%s", y / 1e3, j + 1 == warm + per_block ? " |" : "");
                                                 if (j >= warm)
                                                         (touch ? b : c).push_back(y);
                                         }
@@ -577,8 +587,10 @@ void bench_layers()
                                         printf("   %-26s     npuref = %.2f of the exact 8-bit sequence's peak\n", "",
                                                macs / ours * 1e9 / g_exact_peak[threads]);
                         }
-                        if (threads == 1)
+                        if (threads == 1) {
                                 keep.push_back(std::move(L));
+                                kept.push_back(sh.name);
+                        }
                 }
         }
         printf("\n3. other depths vs the 8-bit path (npuref, 1 thread, the depths in %d alternating blocks of %d\n"
@@ -606,7 +618,7 @@ void bench_layers()
                         snprintf(col[d], sizeof col[d], "%.2f (%.2f-%.2f)", median(ratio[d]),
                                  *std::min_element(ratio[d].begin(), ratio[d].end()),
                                  *std::max_element(ratio[d].begin(), ratio[d].end()));
-                printf("   %-26s %10.1f %17s %17s %17s   (time ratios; goal 4b, 6b <= 1.05)\n", shapes[i].name,
+                printf("   %-26s %10.1f %17s %17s %17s   (time ratios; goal 4b, 6b <= 1.05)\n", kept[i],
                        median(all8) / 1e3, col[1], col[2], col[3]);
         }
 }

@@ -18,6 +18,28 @@ bool is_pointwise(const Geometry &G)
         return G.kh == 1 && G.kw == 1 && G.sh == 1 && G.sw == 1 && G.pt == 0 && G.pl == 0 && G.groups == 1 && G.c % 4 == 0;
 }
 
+// Each output channel's weight sum (the zero-point term) for the layer's
+// groups, into wsum; returns whether a weight is -128.  Weights of 128 KB
+// or more are summed on the pool's threads, 64 KB a work item: the sums
+// are read again on every run, and one thread reading a 1 MB layer's
+// weights while the others wait took a tenth of its 2-thread time.
+bool weight_sums(const Kernels &k, ThreadPool *pool, const int8_t *W, uint32_t groups, size_t K4, size_t N16,
+                 uint32_t cout_g, int64_t *wsum)
+{
+        const size_t per_group = N16 / 16, blocks = size_t(groups) * per_group, block_bytes = K4 * 16;
+        const size_t step = std::max<size_t>(1, (size_t(64) << 10) / block_bytes);
+        std::atomic<bool> m128{false};
+        parallel_for(blocks * block_bytes >= (size_t(128) << 10) ? pool : nullptr, (blocks + step - 1) / step, [&](size_t i) {
+                for (size_t b = i * step; b < std::min(blocks, (i + 1) * step); b++) {
+                        const size_t g = b / per_group, n0 = b % per_group * 16;
+                        if (k.column_sums(W + (g * per_group + n0 / 16) * block_bytes, K4, std::min<size_t>(16, cout_g - n0),
+                                          wsum + g * cout_g + n0))
+                                m128.store(true, std::memory_order_relaxed);
+                }
+        });
+        return m128.load(std::memory_order_relaxed);
+}
+
 // A tap-by-tap layer's runs: each tap's K blocks are its pixel's channels;
 // where a window row's pixels lie side by side with nothing between their
 // channels (no dilation, one group), the row's taps are one run of kw
@@ -89,8 +111,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         const int64_t z = io.ax.qp.zero;
         std::vector<int64_t> &wsum = rs.wsum;
         wsum.resize(G0.oc);
-        for (uint32_t g = 0; g < G0.groups; g++)
-                k.column_sums(W + g * K4 * N16, K4, cout_g, wsum.data() + size_t(g) * cout_g);
+        weight_sums(k, pool, W, G0.groups, K4, N16, cout_g, wsum.data());
         LayerConsts &lc = rs.layer_consts();
         std::vector<int64_t> &shift_new = rs.zw64;
         shift_new.resize(G0.oc);
@@ -188,8 +209,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // Sum of each output channel's weights, for the zero-point term.
         std::vector<int64_t> &wsum = rs.wsum;
         wsum.resize(G.oc);
-        for (uint32_t g = 0; g < G.groups; g++)
-                k.column_sums(W + g * K4 * N16, K4, cout_g, wsum.data() + size_t(g) * cout_g);
+        const bool has_m128 = weight_sums(k, pool, W, G.groups, K4, N16, cout_g, wsum.data());
         // Up to 65536 K bytes each plane's sums fit int32: one plane is the
         // whole accumulator, two (16 bits) meet in the wide epilogue.
         // Longer rows add int32 pieces into int64.
@@ -211,7 +231,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         std::vector<int32_t> &s128_new = rs.s128;
         s128_new.clear();
         const uint8_t amax = io.ax.max_byte();
-        if (narrow && amax >= 128 && !std::memchr(W, 0x80, size_t(G.groups) * K4 * N16))
+        if (narrow && amax >= 128 && !has_m128)
                 for (uint32_t c = 0; c < G.oc; c++)
                         s128_new.push_back(int32_t(uint32_t(wsum[c]) * 128u));
         const std::vector<int32_t> &s128 = publish(lc.s128, s128_new);

@@ -1,5 +1,7 @@
 #include "kernels.h"
 
+#include <cstring>
+
 namespace npuref {
 
 void gemm_u8s8_portable(const GemmA &A, size_t M, const int8_t *B, size_t K4, size_t N, size_t kb0, int32_t *C,
@@ -64,7 +66,7 @@ static void block_lanes(const int8_t *block, size_t KB, int64_t lanes[64])
         }
 }
 
-void column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums)
+bool column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums)
 {
         for (size_t nb = 0; nb * 16 < N; nb++) {
                 int64_t lanes[64];
@@ -72,6 +74,7 @@ void column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums)
                 for (size_t j = 0; j < 16 && nb * 16 + j < N; j++)
                         sums[nb * 16 + j] = lanes[4 * j] + lanes[4 * j + 1] + lanes[4 * j + 2] + lanes[4 * j + 3];
         }
+        return std::memchr(B, 0x80, (N + 15) / 16 * 16 * K4) != nullptr;
 }
 
 NPU_CLONES

@@ -145,7 +145,9 @@ using Gemm16EpilogueFn = void (*)(const GemmA &A, size_t M, const int8_t *B, siz
 
 // sums[n] = sum over k < K4 of B(n, k) for n < N: each output channel's
 // weight sum in one group's blocked layout (for the zero-point term).
-using ColumnSumsFn = void (*)(const int8_t *B, size_t K4, size_t N, int64_t *sums);
+// Returns whether a byte of B's (N + 15) / 16 blocks is -128 (padding
+// included), which GemmEpilogue::sums128 rules out: the same read of B.
+using ColumnSumsFn = bool (*)(const int8_t *B, size_t K4, size_t N, int64_t *sums);
 
 struct Kernels {
         Isa isa;
@@ -285,8 +287,8 @@ using Lookup2x4Fn = void (*)(const uint8_t *a, const uint8_t *b, size_t first, s
                              uint8_t *y);
 Lookup2x4Fn lookup2x4_vbmi();
 
-void column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums);
-void column_sums_avx512(const int8_t *B, size_t K4, size_t N, int64_t *sums);
+bool column_sums_portable(const int8_t *B, size_t K4, size_t N, int64_t *sums);
+bool column_sums_avx512(const int8_t *B, size_t K4, size_t N, int64_t *sums);
 
 // acc[c] += (x[c] - z) * w[c] for c < C: one tap of a depthwise window, in
 // int64 (16-bit inputs, or more taps than int32 holds).

@@ -814,22 +814,33 @@ static void thread_pool(void **)
         }
 }
 
-// Weight sums per output channel, AVX-512 against portable: channel tails
-// and more K blocks than one int32 piece holds.
+// Weight sums per output channel, AVX-512 against portable: channel tails,
+// K blocks in and out of the four-chain loop's steps, and more K blocks
+// than one int32 piece holds.  Both say whether a byte is -128: none, or
+// one at the first byte, the last, in a tail K block, in a padding column.
 static void column_sums(void **)
 {
         skip_without(Isa::Avx512Vnni);
         test::Rng rng{31};
-        const size_t shapes[][2] = {{4, 5}, {400, 17}, {36, 33}, {4 * 65540, 16}};
+        const size_t shapes[][2] = {{4, 5}, {400, 17}, {36, 33}, {4 * 65540, 16}, {28, 48}, {20, 16}};
         for (const auto &sh : shapes) {
                 const size_t K4 = sh[0], N = sh[1], N16 = (N + 15) / 16 * 16;
                 std::vector<int8_t> B(N16 * K4);
-                fill_weights(rng, B, -128);
-                std::vector<int64_t> want(N + 1, 7), got(N + 1, 7);
-                column_sums_portable(B.data(), K4, N, want.data());
-                kernels_for(Isa::Avx512Vnni).column_sums(B.data(), K4, N, got.data());
-                assert_memory_equal(want.data(), got.data(), want.size() * 8);
-                assert_int_equal(got[N], 7);  // nothing past N
+                // -127..127, then one -128 where `at` says (none for -1).
+                fill_weights(rng, B, -127);
+                const size_t tail = (K4 / 4 - 1) * 64, pad = N % 16 ? 4 * (N % 16) : 0;
+                for (long at : {-1L, 0L, long(B.size()) - 1, long(tail + 5), long(pad)}) {
+                        std::vector<int8_t> Bm = B;
+                        if (at >= 0)
+                                Bm[size_t(at)] = -128;
+                        std::vector<int64_t> want(N + 1, 7), got(N + 1, 7);
+                        const bool want_m = column_sums_portable(Bm.data(), K4, N, want.data());
+                        const bool got_m = kernels_for(Isa::Avx512Vnni).column_sums(Bm.data(), K4, N, got.data());
+                        assert_memory_equal(want.data(), got.data(), want.size() * 8);
+                        assert_int_equal(got[N], 7);  // nothing past N
+                        assert_int_equal(want_m, at >= 0);
+                        assert_int_equal(got_m, at >= 0);
+                }
         }
         // The definition: channel 1 of K4 = 8 with weights 1..8 -> 36.
         std::vector<int8_t> B(16 * 8, 0);
