@@ -220,20 +220,22 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         std::vector<int64_t> &zw64_new = rs.zw64;
         zw_new.resize(narrow ? G.oc : 0);
         zw64_new.resize(narrow ? 0 : G.oc);
-        for (uint32_t c = 0; c < G.oc; c++)
-                if (narrow)
+        // (Loops without branches or calls in them: the compiler
+        // vectorizes them, and a 1024-channel layer runs them every time.)
+        if (narrow)
+                for (uint32_t c = 0; c < G.oc; c++)
                         zw_new[c] = int32_t(z * wsum[c]);
-                else
+        else
+                for (uint32_t c = 0; c < G.oc; c++)
                         zw64_new[c] = int64_t(z) * wsum[c];
         const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
         // 128 times the weight sums, for kernels that shift 8-bit inputs by
         // 128 (GemmEpilogue::sums128); none where a weight is -128.
         std::vector<int32_t> &s128_new = rs.s128;
-        s128_new.clear();
         const uint8_t amax = io.ax.max_byte();
-        if (narrow && amax >= 128 && !has_m128)
-                for (uint32_t c = 0; c < G.oc; c++)
-                        s128_new.push_back(int32_t(uint32_t(wsum[c]) * 128u));
+        s128_new.resize(narrow && amax >= 128 && !has_m128 ? G.oc : 0);
+        for (size_t c = 0; c < s128_new.size(); c++)
+                s128_new[c] = int32_t(uint32_t(wsum[c]) * 128u);
         const std::vector<int32_t> &s128 = publish(lc.s128, s128_new);
         const int32_t *sums128 = s128.empty() ? nullptr : s128.data();
         const std::vector<int64_t> &zw64 = publish(lc.zw64, zw64_new);
