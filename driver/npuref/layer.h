@@ -296,7 +296,8 @@ inline size_t padded_w(const Geometry &G)
 // Where padded_plane pays, as measured: at 4 and 6 bits (the input is
 // unpacked anyway); at 8 bits at stride 1 (the copy is about the output's
 // size; a strided layer's copy of its larger input costs more than its
-// border saves) for a depthwise layer, and for a tap-by-tap GEMM layer on
+// border saves) for a depthwise layer (which writes it band by band,
+// run_depthwise), and for a tap-by-tap GEMM layer on
 // one thread (on two, the copy's own pass over the input cost what the
 // border saved: 3x3 56x56 32->32 was 3-4% slower); and only where the
 // padding at most doubles the input's rows and columns.
