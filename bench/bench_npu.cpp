@@ -45,20 +45,6 @@ double median(std::vector<double> v)
         return v[v.size() / 2];
 }
 
-// Median seconds of fn over `reps` runs after `warm` runs.
-double time_median(const std::function<void()> &fn, int reps, int warm = 2)
-{
-        for (int i = 0; i < warm; i++)
-                fn();
-        std::vector<double> t;
-        for (int i = 0; i < reps; i++) {
-                double t0 = now_s();
-                fn();
-                t.push_back(now_s() - t0);
-        }
-        return median(t);
-}
-
 // ---- 0. the machine's limits ----------------------------------------------
 
 // The int8 MAC peak, in MACs per second for 1 and 2 threads, filled by
@@ -253,14 +239,42 @@ void bench_quantize()
         for (auto &x : src)
                 x = rng.uniform(3.0f);
         std::vector<uint8_t> packed(n * 2);
-        double tm = time_median([&] { std::memcpy(dst.data(), src.data(), n * 4); }, 9);
-        printf("\n1. quantize-and-pack vs memcpy of the same %zu MiB float buffer (median of 9)\n", n * 4 >> 20);
-        printf("   memcpy: %.2f GB/s of floats\n", n * 4 / tm / 1e9);
-        printf("   %5s %14s %14s %10s\n", "bits", "GB/s floats", "Gelem/s", "vs memcpy");
-        for (unsigned bits : {4u, 6u, 8u, 16u}) {
-                bwq::QParams p = bwq::qparams(-3.0f, 3.0f, bits);
-                double tq = time_median([&] { bwq::quantize_pack(src.data(), n, p, bits, packed.data()); }, 9);
-                printf("   %5u %14.2f %14.2f %10.2f   (goal >= 0.9)\n", bits, n * 4 / tq / 1e9, n / tq / 1e9, tm / tq);
+        // Rounds of memcpy and then each depth once, after a warm-up round:
+        // each depth's ratio is the median over the rounds of its time
+        // against the same round's memcpy, so a host that changes speed
+        // from one second to the next moves both sides of a ratio alike.
+        const unsigned depths[] = {4, 6, 8, 16};
+        const int rounds = 15;
+        auto timed = [](const std::function<void()> &fn) {
+                double t0 = now_s();
+                fn();
+                return now_s() - t0;
+        };
+        std::vector<double> tm, tq[4], ratio[4];
+        for (int r = -1; r < rounds; r++) {
+                const double m = timed([&] { std::memcpy(dst.data(), src.data(), n * 4); });
+                for (int d = 0; d < 4; d++) {
+                        const bwq::QParams p = bwq::qparams(-3.0f, 3.0f, depths[d]);
+                        const double q = timed([&] { bwq::quantize_pack(src.data(), n, p, depths[d], packed.data()); });
+                        if (r >= 0) {
+                                tq[d].push_back(q);
+                                ratio[d].push_back(m / q);
+                        }
+                }
+                if (r >= 0)
+                        tm.push_back(m);
+        }
+        printf("\n1. quantize-and-pack vs memcpy of the same %zu MiB float buffer: %d rounds of memcpy and each\n"
+               "   depth once; medians, and each depth's ratio to its round's memcpy (their range in brackets)\n",
+               n * 4 >> 20, rounds);
+        printf("   memcpy: %.2f GB/s of floats\n", n * 4 / median(tm) / 1e9);
+        printf("   %5s %14s %14s %18s\n", "bits", "GB/s floats", "Gelem/s", "vs memcpy");
+        for (int d = 0; d < 4; d++) {
+                char col[40];
+                snprintf(col, sizeof col, "%.2f (%.2f-%.2f)", median(ratio[d]), *std::min_element(ratio[d].begin(), ratio[d].end()),
+                         *std::max_element(ratio[d].begin(), ratio[d].end()));
+                printf("   %5u %14.2f %14.2f %18s   (goal >= 0.9)\n", depths[d], n * 4 / median(tq[d]) / 1e9,
+                       n / median(tq[d]) / 1e9, col);
         }
 }
 
