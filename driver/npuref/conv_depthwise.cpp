@@ -129,7 +129,7 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         // (use_padded_plane).  At 8 bits a padded copy of the whole input
         // took 1.12-1.45 of the bands' time for 3x3 56x56x144 on one
         // thread, 1.24-1.30 on two (it leaves L2 before it is read).
-        const bool bands = io.ax.bits == 4 || io.ax.bits == 6 || (io.ax.bits == 8 && use_padded_plane(G0, 8, true, pool));
+        const bool bands = io.ax.bits == 4 || io.ax.bits == 6 || use_padded_plane(G0, io.ax.bits, true, pool);
         // The bands' geometry: the padded input's.
         Geometry G = G0;
         if (bands) {

@@ -32,8 +32,7 @@ bool weight_sums(const Kernels &k, ThreadPool *pool, const int8_t *W, uint32_t g
         parallel_for(blocks * block_bytes >= (size_t(128) << 10) ? pool : nullptr, (blocks + step - 1) / step, [&](size_t i) {
                 for (size_t b = i * step; b < std::min(blocks, (i + 1) * step); b++) {
                         const size_t g = b / per_group, n0 = b % per_group * 16;
-                        if (k.column_sums(W + (g * per_group + n0 / 16) * block_bytes, K4, std::min<size_t>(16, cout_g - n0),
-                                          wsum + g * cout_g + n0))
+                        if (k.column_sums(W + b * block_bytes, K4, std::min<size_t>(16, cout_g - n0), wsum + g * cout_g + n0))
                                 m128.store(true, std::memory_order_relaxed);
                 }
         });
