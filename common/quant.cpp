@@ -314,19 +314,25 @@ static inline uint8_t get6(const uint8_t *src, size_t e)
         return uint8_t((w >> off) & 63);
 }
 
+// Sets the bits of `mask` in *byte to v's, leaving the others: atomically,
+// because a caller packing the neighbouring range (another thread's tile
+// whose boundary falls inside a packing group) may be setting the byte's
+// other bits at the same time.  Each writer clears and sets only its own
+// bits, so neither read-modify-write can lose the other's.
+static inline void put_bits(uint8_t *byte, unsigned mask, unsigned v)
+{
+        __atomic_fetch_and(byte, uint8_t(~mask), __ATOMIC_RELAXED);
+        __atomic_fetch_or(byte, uint8_t(v & mask), __ATOMIC_RELAXED);
+}
+
 static inline void put6(uint8_t *dst, size_t e, uint32_t v)
 {
-        size_t byte = 6 * e / 8;
-        unsigned off = unsigned(6 * e % 8);
+        const size_t byte = 6 * e / 8;
+        const unsigned off = unsigned(6 * e % 8);
         v &= 63;
-        if (off <= 2) {
-                dst[byte] = uint8_t((dst[byte] & ~(63u << off)) | v << off);
-                return;
-        }
-        uint32_t w = dst[byte] | uint32_t(dst[byte + 1]) << 8;
-        w = (w & ~(63u << off)) | v << off;
-        dst[byte] = uint8_t(w);
-        dst[byte + 1] = uint8_t(w >> 8);
+        put_bits(dst + byte, (63u << off) & 0xff, (v << off) & 0xff);
+        if (off > 2)
+                put_bits(dst + byte + 1, 63u >> (8 - off), v >> (8 - off));
 }
 
 // 64 4-bit elements from 32 bytes: each byte widened to 16 bits holds its
@@ -478,17 +484,17 @@ static void pack8(const uint16_t *q, size_t n, uint8_t *dst)
                 dst[i] = uint8_t(q[i]);
 }
 
-// Element by element, keeping the neighbours that share a byte.
+// Element by element, keeping the neighbours that share a byte (put_bits:
+// a neighbouring range's caller may be writing them at the same time).
 template <typename Q> static void pack_slow(const Q *src, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
         for (size_t i = 0; i < count; i++) {
-                size_t e = first + i;
-                if (bits == 4) {
-                        uint8_t &b = dst[e >> 1];
-                        b = (e & 1) ? uint8_t((b & 0x0f) | (src[i] & 0xf) << 4) : uint8_t((b & 0xf0) | (src[i] & 0xf));
-                } else {
-                        put6(dst, e, src[i]);
-                }
+                const size_t e = first + i;
+                const unsigned v = unsigned(src[i]);
+                if (bits == 4)
+                        put_bits(dst + (e >> 1), (e & 1) ? 0xf0u : 0x0fu, (e & 1) ? (v & 15) << 4 : v & 15);
+                else
+                        put6(dst, e, v);
         }
 }
 

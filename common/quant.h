@@ -28,9 +28,10 @@ void unpack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, ui
 void unpack_u16(const uint8_t *src, unsigned bits, size_t first, size_t count, uint16_t *dst);
 // 16-bit elements [0, n) of a tensor as two u8 planes: q = 256 hi + lo.
 void split_u16(const uint8_t *src, size_t n, uint8_t *hi, uint8_t *lo);
-// Pack count values into elements [first, first + count); `first` must be a
-// multiple of the packing group (2 at 4 bits, 4 at 6 bits) unless count
-// reaches the end, and groups are only written whole by their owner.
+// Pack count values into elements [first, first + count) of a packed tensor.
+// Any range: where it starts or ends inside a packing group (2 elements at
+// 4 bits, 4 at 6 bits) only its own elements' bits of the shared bytes
+// change, atomically, so threads may pack neighbouring ranges at once.
 void pack(const uint16_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst);
 // The same from u8 values, at 4, 6 or 8 bits.
 void pack_u8(const uint8_t *src, unsigned bits, size_t first, size_t count, uint8_t *dst);

@@ -139,7 +139,10 @@ inline void unpack_all_u8(ThreadPool *pool, const uint8_t *src, unsigned bits, s
         });
 }
 
-// Writes one tile of quantized outputs and is the only writer of its groups.
+// Writes one tile of quantized outputs.  Where its ends fall inside packing
+// groups (a depthwise band's rows of 21 channels at 6 bits, say) the
+// neighbouring tiles' threads share those bytes: the packers set only
+// their own elements' bits of them, atomically (bwq::pack_u8).
 inline void store_tile(const uint16_t *q, unsigned bits, size_t first, size_t count, uint8_t *dst)
 {
         bwq::pack(q, bits, first, count, dst);

@@ -1,6 +1,8 @@
 // Quantization and packing (DESIGN §5.3).
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <thread>
 
 #include "common/quant.h"
 #include "test_util.h"
@@ -112,6 +114,58 @@ static void pack_u8_matches_pack(void **)
 // The vectorised host path equals the scalar definition, at every depth,
 // with whole and partial vector blocks (the 6-bit AVX-512 VBMI packer takes
 // 16 groups at a time, the rest goes the generic way).
+// Two threads packing neighbouring ranges of one tensor whose boundary
+// falls inside a packing group (a depthwise layer's output rows of odd
+// channels, say): each writes only its own elements' bits of the bytes
+// they share.  Both start together on every round and write their ranges
+// 16 times over; a read-modify-write that is not atomic loses the other's
+// bits now and then, which the check after each round sees.
+static void pack_neighbours_concurrently(void **)
+{
+        for (unsigned bits : {4u, 6u}) {
+                // Elements [0, 9) and [9, 16): at 6 bits element 8 is bits
+                // 48-53, element 9 bits 54-59 (byte 6 shared); at 4 bits
+                // elements 8 and 9 share byte 4.
+                const size_t split = 9, total = 16;
+                uint8_t buf[16];
+                uint8_t a[total], b[total];
+                std::atomic<int> go{0}, done{0};
+                const int rounds = 20000;
+                size_t lost = 0;
+                std::thread other([&] {
+                        for (int r = 1; r <= rounds; r++) {
+                                while (go.load(std::memory_order_acquire) < r)
+                                        ;
+                                for (int k = 0; k < 16; k++)
+                                        pack_u8(b + split, bits, split, total - split, buf);
+                                done.fetch_add(1, std::memory_order_acq_rel);
+                        }
+                });
+                for (int r = 1; r <= rounds; r++) {
+                        // New values every round, and the buffer's old bytes
+                        // the complement of the new ones.
+                        for (size_t i = 0; i < total; i++)
+                                a[i] = b[i] = uint8_t((i * 7 + r) & ((1u << bits) - 1));
+                        uint8_t neg[total];
+                        for (size_t i = 0; i < total; i++)
+                                neg[i] = uint8_t(~a[i] & ((1u << bits) - 1));
+                        pack_u8(neg, bits, 0, total, buf);
+                        go.store(r, std::memory_order_release);
+                        for (int k = 0; k < 16; k++)
+                                pack_u8(a, bits, 0, split, buf);
+                        while (done.load(std::memory_order_acquire) < r)
+                                ;
+                        uint8_t back[total];
+                        unpack_u8(buf, bits, 0, total, back);
+                        lost += std::memcmp(back, a, total) != 0;
+                }
+                other.join();
+                if (lost)
+                        print_error("%u bits: %zu of %d rounds lost a neighbour's bits\n", bits, lost, rounds);
+                assert_int_equal(lost, 0);
+        }
+}
+
 static void quantize_pack_matches_scalar(void **)
 {
         test::Rng rng{11};
@@ -185,7 +239,7 @@ int main()
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(dynamic_quantize_linear_example), cmocka_unit_test(packed_sizes),
-                cmocka_unit_test(pack_roundtrip), cmocka_unit_test(pack_u8_matches_pack), cmocka_unit_test(quantize_pack_matches_scalar),
+                cmocka_unit_test(pack_roundtrip), cmocka_unit_test(pack_u8_matches_pack), cmocka_unit_test(pack_neighbours_concurrently), cmocka_unit_test(quantize_pack_matches_scalar),
                 cmocka_unit_test(quantize_pack_streamed),
                 cmocka_unit_test(quantize_error_bound),
         };
