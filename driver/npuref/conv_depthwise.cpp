@@ -18,7 +18,7 @@ struct DepthwiseTaps {
 DepthwiseTaps depthwise_taps(const Geometry &G, size_t bytes)
 {
         const size_t C = G.c;
-        std::vector<ptrdiff_t> &taps_new = rs.taps, &window_taps_new = rs.window_taps;
+        std::vector<ptrdiff_t> &taps_new = rs().taps, &window_taps_new = rs().window_taps;
         taps_new.clear();
         window_taps_new.clear();
         for (uint32_t ky = 0; ky < G.kh; ky++)
@@ -26,7 +26,7 @@ DepthwiseTaps depthwise_taps(const Geometry &G, size_t bytes)
                         taps_new.push_back(ptrdiff_t(bytes * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * C));
                         window_taps_new.push_back(ptrdiff_t(bytes * window_taps_new.size() * C));
                 }
-        LayerConsts &lc = rs.layer_consts();
+        LayerConsts &lc = rs().layer_consts();
         return {publish(lc.taps, taps_new), publish(lc.window_taps, window_taps_new)};
 }
 
@@ -56,11 +56,11 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
         const uint8_t *X = G0.sh == 1 && G0.sw == 1 ? padded_plane16(G0, io, pool, store, G, xs) : io.x;
         const DepthwiseTaps dt = depthwise_taps(G, 2);
         // (32768 - z) times each channel's weight sum (GemmEpilogue::shift64).
-        std::vector<int64_t> &shift_new = rs.wsum;
+        std::vector<int64_t> &shift_new = rs().wsum;
         channel_weight_sums(W, ntaps, C, shift_new);
         for (size_t c = 0; c < C; c++)
                 shift_new[c] *= 32768 - int64_t(z);
-        const std::vector<int64_t> &shift = publish(rs.layer_consts().zw64, shift_new);
+        const std::vector<int64_t> &shift = publish(rs().layer_consts().zw64, shift_new);
         const ChannelScale cs(params + L.scale_offset, params + bias_row(L, io.ax.bits, G.oc), G.oc, io.ax.qp.scale, L, io.ay.qp);
         const OutQuant &oq = cs.oq;
         // 8 bits into the tensor, 16 into it where it is 2-byte aligned;
@@ -71,9 +71,9 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
-                int32_t *acc = scratch(tls.c32, kTile * C);
-                uint16_t *Q = scratch(tls.q, out8 || out16 || byte_tile ? 0 : kTile * C);
-                uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
+                int32_t *acc = scratch(tls().c32, kTile * C);
+                uint16_t *Q = scratch(tls().q, out8 || out16 || byte_tile ? 0 : kTile * C);
+                uint8_t *Q8 = scratch(tls().q8, byte_tile ? kTile * C : 0);
                 auto rows = [&](const uint8_t *x, bool shifted, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
                         GemmEpilogue e{nullptr, cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
                         e.shift64 = shift.data();
@@ -94,7 +94,7 @@ void run_depthwise16(const npu_layer_desc &L, const Geometry &G0, const LayerIO 
                                 rows(X + 2 * ((b * G.h + iy) * G.w + ix) * C, xs, 2 * size_t(G.sw) * C, dt.taps.data(), m, len);
                         },
                         [&](size_t m, size_t len) {
-                                uint8_t *win = scratch(tls.a, 2 * len * ntaps * C);
+                                uint8_t *win = scratch(tls().a, 2 * len * ntaps * C);
                                 for (size_t r = 0; r < len; r++)
                                         window_row16(G, X, xs, xs ? uint16_t(z ^ 0x8000) : z, m + r, 0, C, win + 2 * r * ntaps * C);
                                 rows(win, true, 2 * ntaps * C, dt.window_taps.data(), m, len);
@@ -140,14 +140,14 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         const Planes P = bands ? Planes{{nullptr, nullptr}} : input_planes(G0, io, pool, planes);
         const Interior inner = interior(G);
         const size_t ntaps = size_t(G.kh) * G.kw;
-        LayerConsts &lc = rs.layer_consts();
+        LayerConsts &lc = rs().layer_consts();
         const DepthwiseTaps dt = depthwise_taps(G, 1);
         const std::vector<ptrdiff_t> &taps = dt.taps, &window_taps = dt.window_taps;
         const int32_t z = io.ax.qp.zero;
-        std::vector<int64_t> &wsum = rs.wsum;
+        std::vector<int64_t> &wsum = rs().wsum;
         channel_weight_sums(W, ntaps, C, wsum);
-        std::vector<int32_t> &zw_new = rs.zw;
-        std::vector<int64_t> &zw64_new = rs.zw64;
+        std::vector<int32_t> &zw_new = rs().zw;
+        std::vector<int64_t> &zw64_new = rs().zw64;
         zw_new.resize(wide ? 0 : C);
         zw64_new.resize(wide ? C : 0);
         for (size_t c = 0; c < C; c++)
@@ -182,12 +182,12 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
                 parallel_for(pool, size_t(G0.n) * per_image, [&](size_t item) {
                         const size_t b = item / per_image, oy0 = item % per_image * T;
                         const size_t oy1 = std::min<size_t>(G0.oh, oy0 + T), y0 = oy0 * sh, y1 = (oy1 - 1) * sh + reach;
-                        uint8_t *band = scratch(tls.band, (y1 - y0) * rowb);
+                        uint8_t *band = scratch(tls().band, (y1 - y0) * rowb);
                         for (size_t y = y0; y < y1; y++)
                                 padded_row(G0, io, uint8_t(z), b, y, rowb, band + (y - y0) * rowb);
-                        int32_t *acc = scratch(tls.c32, ow * C);
-                        uint16_t *Q = scratch(tls.q, out8 || byte_tile ? 0 : ow * C);
-                        uint8_t *Q8 = scratch(tls.q8, byte_tile ? ow * C : 0);
+                        int32_t *acc = scratch(tls().c32, ow * C);
+                        uint16_t *Q = scratch(tls().q, out8 || byte_tile ? 0 : ow * C);
+                        uint8_t *Q8 = scratch(tls().q8, byte_tile ? ow * C : 0);
                         for (size_t oy = oy0; oy < oy1; oy++) {
                                 const size_t m = (b * G0.oh + oy) * ow;
                                 GemmEpilogue e{zw.data(), cs.mul.data(), cs.add.data(), L.act, &oq, nullptr, nullptr, C};
@@ -210,9 +210,9 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
         const size_t tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t tile) {
                 const size_t m0 = tile * tm, mt = std::min(tm, M - m0);
-                int32_t *acc[2] = {scratch(tls.c32, kTile * C), scratch(tls.c32lo, wide ? kTile * C : 0)};
-                uint16_t *Q = scratch(tls.q, (out8 && !wide) || byte_tile ? 0 : kTile * C);
-                uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * C : 0);
+                int32_t *acc[2] = {scratch(tls().c32, kTile * C), scratch(tls().c32lo, wide ? kTile * C : 0)};
+                uint16_t *Q = scratch(tls().q, (out8 && !wide) || byte_tile ? 0 : kTile * C);
+                uint8_t *Q8 = scratch(tls().q8, byte_tile ? kTile * C : 0);
                 // One u8 plane: the epilogue runs in the kernel, outputs go to
                 // the tensor (8 bits) or Q; two planes meet in the wide epilogue.
                 auto rows = [&](int p, const uint8_t *x, size_t step, const ptrdiff_t *offs, size_t m, size_t len) {
@@ -238,7 +238,7 @@ void run_depthwise(const npu_layer_desc &L, const Geometry &G0, const LayerIO &i
                                         rows(p, x, size_t(G.sw) * C, taps.data(), m, len);
                                 },
                                 [&](size_t m, size_t len) {
-                                        uint8_t *win = scratch(tls.a, len * ntaps * C);
+                                        uint8_t *win = scratch(tls().a, len * ntaps * C);
                                         for (size_t r = 0; r < len; r++)
                                                 window_row(G, P.plane[p], pad[p], m + r, 0, C, win + r * ntaps * C);
                                         rows(p, win, ntaps * C, window_taps.data(), m, len);
@@ -266,8 +266,8 @@ void run_depthwise64(const npu_layer_desc &L, const Geometry &G, const LayerIO &
         const OutQuant &oq = cs.oq;
         parallel_for(pool, (M + kTile - 1) / kTile, [&](size_t tile) {
                 const size_t m0 = tile * kTile, mt = std::min(kTile, M - m0);
-                uint16_t *Q = scratch(tls.q, kTile * C);
-                int64_t *acc = scratch(tls.c64, C);
+                uint16_t *Q = scratch(tls().q, kTile * C);
+                int64_t *acc = scratch(tls().c64, C);
                 for (size_t r = 0; r < mt; r++) {
                         size_t m = m0 + r;
                         size_t ox = m % G.ow, oy = (m / G.ow) % G.oh, b = m / (size_t(G.ow) * G.oh);

@@ -49,12 +49,12 @@ size_t tap_runs(const Geometry &G, size_t bytes, const std::vector<ptrdiff_t> *&
 {
         const uint32_t cin_g = G.c / G.groups;
         const bool row_runs = G.dw == 1 && cin_g == G.c;
-        std::vector<ptrdiff_t> &taps_new = rs.taps;
+        std::vector<ptrdiff_t> &taps_new = rs().taps;
         taps_new.clear();
         for (uint32_t ky = 0; ky < G.kh; ky++)
                 for (uint32_t kx = 0; kx < (row_runs ? 1 : G.kw); kx++)
                         taps_new.push_back(ptrdiff_t(bytes * (size_t(ky) * G.dh * G.w + size_t(kx) * G.dw) * G.c));
-        taps = &publish(rs.layer_consts().taps, taps_new);
+        taps = &publish(rs().layer_consts().taps, taps_new);
         return row_runs ? size_t(G.kw) * cin_g / 4 : cin_g / 4;
 }
 
@@ -108,11 +108,11 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         if (!gemm16_takes(k, K4, N16) || !(pointwise || cin_g % 4 == 0))
                 return false;
         const int64_t z = io.ax.qp.zero;
-        std::vector<int64_t> &wsum = rs.wsum;
+        std::vector<int64_t> &wsum = rs().wsum;
         wsum.resize(G0.oc);
         weight_sums(k, pool, W, G0.groups, K4, N16, cout_g, wsum.data());
-        LayerConsts &lc = rs.layer_consts();
-        std::vector<int64_t> &shift_new = rs.zw64;
+        LayerConsts &lc = rs().layer_consts();
+        std::vector<int64_t> &shift_new = rs().zw64;
         shift_new.resize(G0.oc);
         for (uint32_t c = 0; c < G0.oc; c++)
                 shift_new[c] = (32768 - z) * wsum[c];
@@ -141,8 +141,8 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
         const size_t M = size_t(G.n) * G.oh * G.ow, tm = tile_rows(M, pool);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
-                uint16_t *Q = scratch(tls.q, out8 || out16 ? 0 : kTile * G.oc);
-                int64_t *C64 = scratch(tls.c64, oq.folded ? 0 : kTile * cout_g);
+                uint16_t *Q = scratch(tls().q, out8 || out16 ? 0 : kTile * G.oc);
+                int64_t *C64 = scratch(tls().c64, oq.folded ? 0 : kTile * cout_g);
                 const Residual R = io.r ? residual_rows(io, k, m0, mt) : Residual{};
                 for (uint32_t g = 0; g < G.groups; g++) {
                         const uint32_t c0 = g * cout_g;
@@ -173,7 +173,7 @@ bool gemm16_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io
                                         gemm(a, m, len);
                                 },
                                 [&](size_t m, size_t len) {
-                                        uint8_t *A = scratch(tls.a, 2 * len * K4);
+                                        uint8_t *A = scratch(tls().a, 2 * len * K4);
                                         for (size_t r = 0; r < len; r++)
                                                 window_row16(G, X, xs, uint16_t(xs ? z ^ 0x8000 : z), m + r, size_t(g) * cin_g, cin_g,
                                                              A + 2 * r * K4);
@@ -206,7 +206,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         const int nplanes = wide ? 2 : 1;
 
         // Sum of each output channel's weights, for the zero-point term.
-        std::vector<int64_t> &wsum = rs.wsum;
+        std::vector<int64_t> &wsum = rs().wsum;
         wsum.resize(G.oc);
         const bool has_m128 = weight_sums(k, pool, W, G.groups, K4, N16, cout_g, wsum.data());
         // Up to 65536 K bytes each plane's sums fit int32: one plane is the
@@ -214,9 +214,9 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         // Longer rows add int32 pieces into int64.
         const bool split = KB > kKBlocks;
         const bool narrow = !wide && !split;
-        LayerConsts &lc = rs.layer_consts();
-        std::vector<int32_t> &zw_new = rs.zw;
-        std::vector<int64_t> &zw64_new = rs.zw64;
+        LayerConsts &lc = rs().layer_consts();
+        std::vector<int32_t> &zw_new = rs().zw;
+        std::vector<int64_t> &zw64_new = rs().zw64;
         zw_new.resize(narrow ? G.oc : 0);
         zw64_new.resize(narrow ? 0 : G.oc);
         // (Loops without branches or calls in them: the compiler
@@ -230,7 +230,7 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         const std::vector<int32_t> &zw = publish(lc.zw, zw_new);
         // 128 times the weight sums, for kernels that shift 8-bit inputs by
         // 128 (GemmEpilogue::sums128); none where a weight is -128.
-        std::vector<int32_t> &s128_new = rs.s128;
+        std::vector<int32_t> &s128_new = rs().s128;
         const uint8_t amax = io.ax.max_byte();
         s128_new.resize(narrow && amax >= 128 && !has_m128 ? G.oc : 0);
         for (size_t c = 0; c < s128_new.size(); c++)
@@ -334,9 +334,9 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
                         if (m0 >= end)
                                 return;
                         const size_t mt = std::min(kTile, end - m0);
-                        int32_t *C32 = scratch(tls.c32, kTile * nc);
-                        uint16_t *Q = scratch(tls.q, out8 || byte_tile ? 0 : kTile * nc);
-                        uint8_t *Q8 = scratch(tls.q8, byte_tile ? kTile * nc : 0);
+                        int32_t *C32 = scratch(tls().c32, kTile * nc);
+                        uint16_t *Q = scratch(tls().q, out8 || byte_tile ? 0 : kTile * nc);
+                        uint8_t *Q8 = scratch(tls().q8, byte_tile ? kTile * nc : 0);
                         GemmEpilogue e{zw.data() + n0, cs.mul.data() + n0, cs.add.data() + n0, L.act, &oq, nullptr, nullptr,
                                        out8 ? G.oc : nc};
                         e.sums128 = sums128 ? sums128 + n0 : nullptr;
@@ -368,11 +368,11 @@ void gemm_layer(const npu_layer_desc &L, const Geometry &G0, const LayerIO &io, 
         const size_t tm = tile_rows(M, pool, pointwise && narrow && !io.r ? 2 * kTile : 0);
         parallel_for(pool, (M + tm - 1) / tm, [&](size_t item) {
                 const size_t m0 = item * tm, mt = std::min(tm, M - m0);
-                uint8_t *A = scratch(tls.a, pointwise && !unpack_rows ? 0 : tm * K4);
-                int32_t *Cp[2] = {scratch(tls.c32, tm * cout_g), scratch(tls.c32lo, wide ? tm * cout_g : 0)};
-                int64_t *C64 = scratch(tls.c64, split ? tm * cout_g : 0);
-                uint16_t *Q = scratch(tls.q, (out8 && narrow) || byte_tile ? 0 : tm * G.oc);
-                uint8_t *Q8 = scratch(tls.q8, byte_tile ? tm * G.oc : 0);
+                uint8_t *A = scratch(tls().a, pointwise && !unpack_rows ? 0 : tm * K4);
+                int32_t *Cp[2] = {scratch(tls().c32, tm * cout_g), scratch(tls().c32lo, wide ? tm * cout_g : 0)};
+                int64_t *C64 = scratch(tls().c64, split ? tm * cout_g : 0);
+                uint16_t *Q = scratch(tls().q, (out8 && narrow) || byte_tile ? 0 : tm * G.oc);
+                uint8_t *Q8 = scratch(tls().q8, byte_tile ? tm * G.oc : 0);
                 if (unpack_rows)
                         bwq::unpack_u8(io.x, io.ax.bits, m0 * G.c, mt * G.c, A);
                 // The tile's residual, dequantized once for all groups and planes.
@@ -504,7 +504,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         }
         const size_t N16 = (cout + 15) / 16 * 16;
         // Weight k = tap * cin + c moves to tap * cpad + c; the pad rows are zero.
-        std::vector<int8_t> &wp = rs.wpad;
+        std::vector<int8_t> &wp = rs().wpad;
         wp.assign(Kp * N16, 0);
         for (size_t nb = 0; nb < N16 / 16; nb++)
                 for (size_t t = 0; t < taps; t++)
@@ -522,7 +522,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
         if (wide && gemm16_takes(k, Kp, N16)) {
                 // 16 bits read as u16 (gemm16_layer): one copy, its pixels' pad
                 // channels zero.
-                std::vector<uint8_t> &store = rs.padded;
+                std::vector<uint8_t> &store = rs().padded;
                 store.resize(2 * X * cpad);
                 parallel_for(pool, (X + 4095) / 4096, [&](size_t i) {
                         pad_channels<uint16_t, uint64_t>(io.x, store.data(), X, cin, cpad, i * 4096, std::min(X, (i + 1) * 4096));
@@ -533,7 +533,7 @@ void run_gemm_layer(const npu_layer_desc &L, const Geometry &G, const LayerIO &i
                 return;
         }
         const Planes P0 = input_planes(G, io, pool, planes);
-        std::vector<uint8_t> &store = rs.padded;
+        std::vector<uint8_t> &store = rs().padded;
         store.resize(X * cpad * (wide ? 2 : 1));
         Planes P{{store.data(), wide ? store.data() + X * cpad : nullptr}};
         for (int p = 0; p < (wide ? 2 : 1); p++) {

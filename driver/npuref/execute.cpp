@@ -52,11 +52,11 @@ int execute_job(const Job &job, const BufferView *bos, const bwq_page *page, con
                 if (job.tensors[i].bits)
                         act[i] = make_act(job.tensors[i], job.tensors[i].bits);
 
-        std::vector<uint16_t> &xq = rs.xq;
-        std::vector<uint8_t> &planes = rs.planes;
+        std::vector<uint16_t> &xq = rs().xq;
+        std::vector<uint8_t> &planes = rs().planes;
         for (size_t l = 0; l < job.layers.size(); l++) {
                 const npu_layer_desc &L = job.layers[l];
-                rs.layer = l;
+                rs().layer = l;
                 const uint64_t t0 = bwq::monotonic_ns();
                 const npu_tensor_desc &y = job.tensors[L.output];
                 act[L.output] = make_act(y, resolve_bits(L, page));

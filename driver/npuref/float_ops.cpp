@@ -36,7 +36,7 @@ struct In {
         {
                 if (!packed)
                         return b + (first - base);
-                uint8_t *u = scratch(tls.in8[slot], n);
+                uint8_t *u = scratch(tls().in8[slot], n);
                 bwq::unpack_u8(packed, bits, first, n, u);
                 return u;
         }
@@ -81,13 +81,13 @@ In prepare_input(const uint8_t *src, const Act &a, size_t count, size_t i, Threa
         } else if (a.bits == 16 && reinterpret_cast<uintptr_t>(src) % alignof(uint16_t) == 0) {
                 in.w = reinterpret_cast<const uint16_t *>(src);
         } else if (a.bits == 16) {
-                rs.inq[i].resize(count);
-                unpack_all(pool, src, 16, count, rs.inq[i].data());
-                in.w = rs.inq[i].data();
+                rs().inq[i].resize(count);
+                unpack_all(pool, src, 16, count, rs().inq[i].data());
+                in.w = rs().inq[i].data();
         } else {
-                rs.inq8[i].resize(count);
-                unpack_all_u8(pool, src, a.bits, count, rs.inq8[i].data());
-                in.b = rs.inq8[i].data();
+                rs().inq8[i].resize(count);
+                unpack_all_u8(pool, src, a.bits, count, rs().inq8[i].data());
+                in.b = rs().inq8[i].data();
         }
         return in;
 }
@@ -227,8 +227,8 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
         float *xf = nullptr;
         if (L.op == NPU_OP_RESIZE && L.kernel_h != 1) {
                 const size_t X = tensor_elements(x);
-                rs.xf.resize(X);
-                xf = rs.xf.data();
+                rs().xf.resize(X);
+                xf = rs().xf.data();
                 constexpr size_t chunk = 1 << 16;
                 parallel_for(pool, (X + chunk - 1) / chunk, [&](size_t c) {
                         const size_t first = c * chunk;
@@ -254,7 +254,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 add_quantize(qa, in[0].qp, qb, in[1].qp, 256, L.act, oq, table);
         }
         // The code maps of `mapped` inputs.
-        std::vector<std::array<uint8_t, 16>> &maps = rs.maps4;
+        std::vector<std::array<uint8_t, 16>> &maps = rs().maps4;
         maps.resize(mapped ? in.size() : 0);
         for (size_t i = 0; i < maps.size(); i++) {
                 float f[16];
@@ -268,13 +268,13 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         return;
                 }
                 if (add8) {
-                        uint8_t *q = ay.bits == 8 ? ydst + m0 * C : scratch(tls.q8, n);
+                        uint8_t *q = ay.bits == 8 ? ydst + m0 * C : scratch(tls().q8, n);
                         add_quantize(in[0].bytes(m0 * C, n), in[0].qp, in[1].bytes(m0 * C, n), in[1].qp, n, L.act, oq, q);
                         if (ay.bits < 8)
                                 store_tile(q, ay.bits, m0 * C, n, ydst);
                         return;
                 }
-                float *F = scratch(tls.f, n);
+                float *F = scratch(tls().f, n);
                 // Each op leaves the tile's values in F, row r at F + r * C.
                 auto each_row = [&](auto f) {
                         size_t ox = m0 % y.w, oy = (m0 / y.w) % y.h, b = m0 / (size_t(y.w) * y.h);
@@ -285,7 +285,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         }
                 };
                 if (mapped) {
-                        uint8_t *Q8 = scratch(tls.q8, n);
+                        uint8_t *Q8 = scratch(tls().q8, n);
                         auto map = [&](size_t i, size_t first, size_t count, uint8_t *d) {
                                 map4_avx512(in[i].packed, first, count, maps[i].data(), d);
                         };
@@ -304,7 +304,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 }
                 switch (L.op) {
                 case NPU_OP_ADD: {  // sa (qa - za) + sb (qb - zb): one rounding each
-                        float *G = scratch(tls.f2, n);
+                        float *G = scratch(tls().f2, n);
                         in[0].deq(m0 * C, n, F);
                         in[1].deq(m0 * C, n, G);
                         add_rows(F, G, n);
@@ -312,7 +312,7 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 }
                 case NPU_OP_MUL: {
                         const bool bcast = tin[1]->h == 1 && tin[1]->w == 1 && (y.h != 1 || y.w != 1);
-                        float *G = scratch(tls.f2, n);
+                        float *G = scratch(tls().f2, n);
                         in[0].deq(m0 * C, n, F);
                         if (bcast)
                                 each_row([&](size_t r, size_t, size_t b, size_t, size_t) { in[1].deq(b * C, C, G + r * C); });
@@ -323,8 +323,8 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 }
                 case NPU_OP_GLOBAL_AVGPOOL: {  // per channel, in double, pixels in order
                         const size_t hw = size_t(x.h) * x.w;
-                        double *S = scratch(tls.d, C);
-                        float *D = scratch(tls.f2, C);
+                        double *S = scratch(tls().d, C);
+                        float *D = scratch(tls().f2, C);
                         each_row([&](size_t r, size_t, size_t b, size_t, size_t) {
                                 std::fill(S, S + C, 0.0);
                                 for (size_t q = 0; q < hw; q++) {
@@ -383,36 +383,36 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                         // dequantize and quantize it back to itself.
                         auto mx = [](auto *d, const auto *q, size_t k) { max_into(d, q, k); };
                         if (tied4) {  // m0 * C is even
-                                pool_max(ydst + m0 * C / 2, in[0].b, scratch(tls.v8, size_t(x.w) * C / 2), C / 2, max_nibbles);
+                                pool_max(ydst + m0 * C / 2, in[0].b, scratch(tls().v8, size_t(x.w) * C / 2), C / 2, max_nibbles);
                                 return;
                         }
                         if (tied && in[0].b) {
-                                uint8_t *best = ay.bits == 8 ? ydst + m0 * C : scratch(tls.b8, n);
-                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C), C, mx);
+                                uint8_t *best = ay.bits == 8 ? ydst + m0 * C : scratch(tls().b8, n);
+                                pool_max(best, in[0].b, scratch(tls().v8, size_t(x.w) * C), C, mx);
                                 if (ay.bits < 8)
                                         store_tile(best, ay.bits, m0 * C, n, ydst);
                                 return;
                         }
                         if (tied) {
-                                uint16_t *best = scratch(tls.q2, n);
-                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C), C, mx);
+                                uint16_t *best = scratch(tls().q2, n);
+                                pool_max(best, in[0].w, scratch(tls().v16, size_t(x.w) * C), C, mx);
                                 store_tile(best, ay.bits, m0 * C, n, ydst);
                                 return;
                         }
                         if (in[0].b) {
-                                uint8_t *best = scratch(tls.b8, n);
-                                pool_max(best, in[0].b, scratch(tls.v8, size_t(x.w) * C), C, mx);
+                                uint8_t *best = scratch(tls().b8, n);
+                                pool_max(best, in[0].b, scratch(tls().v8, size_t(x.w) * C), C, mx);
                                 dequantize_row(best, n, in[0].qp, F);
                         } else {
-                                uint16_t *best = scratch(tls.q2, n);
-                                pool_max(best, in[0].w, scratch(tls.v16, size_t(x.w) * C), C, mx);
+                                uint16_t *best = scratch(tls().q2, n);
+                                pool_max(best, in[0].w, scratch(tls().v16, size_t(x.w) * C), C, mx);
                                 dequantize_row(best, n, in[0].qp, F);
                         }
                         break;
                 }
                 case NPU_OP_AVGPOOL: {  // per channel, in double, window pixels in order
-                        double *S = scratch(tls.d, C);
-                        float *D = scratch(tls.f2, C);
+                        double *S = scratch(tls().d, C);
+                        float *D = scratch(tls().f2, C);
                         each_row([&](size_t r, size_t, size_t b, size_t oy, size_t ox) {
                                 std::fill(S, S + C, 0.0);
                                 size_t cnt = 0;
@@ -461,11 +461,11 @@ void run_float_layer(const npu_layer_desc &L, const std::vector<const npu_tensor
                 if (ay.bits == 8) {
                         epilogue_float(F, n, L.act, oq, ydst + m0 * C);
                 } else if (ay.bits < 8) {
-                        uint8_t *Q8 = scratch(tls.q8, n);
+                        uint8_t *Q8 = scratch(tls().q8, n);
                         epilogue_float(F, n, L.act, oq, Q8);
                         store_tile(Q8, ay.bits, m0 * C, n, ydst);
                 } else {
-                        uint16_t *Q = scratch(tls.q, n);
+                        uint16_t *Q = scratch(tls().q, n);
                         epilogue_float(F, n, L.act, oq, Q);
                         store_tile(Q, ay.bits, m0 * C, n, ydst);
                 }

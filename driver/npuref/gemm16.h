@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "per_thread.h"
 
 namespace npuref {
 namespace {
@@ -112,7 +113,6 @@ struct Shifted16 {
         std::vector<uint8_t> bytes;
         std::vector<ptrdiff_t> taps;
 };
-inline thread_local Shifted16 shifted_scratch;
 
 template <typename XorBulk> inline bool shifted_span(const GemmA &A, size_t M, GemmA &out, XorBulk xor_bulk)
 {
@@ -120,7 +120,7 @@ template <typename XorBulk> inline bool shifted_span(const GemmA &A, size_t M, G
         size_t span;
         if (!read_span(A, M, 8 * A.kbt, lo, span))
                 return false;
-        Shifted16 &sc = shifted_scratch;
+        Shifted16 &sc = PerThread<Shifted16>::get();
         uint8_t *d = grown(sc.bytes, span + 64);
         const uint8_t *src = A.base + lo;
         for (size_t i = xor_bulk(src, d, span); i < span; i += 2) {  // whole values: lo, lda, the runs count even bytes

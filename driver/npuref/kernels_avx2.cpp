@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "per_thread.h"
 #include "gemm16.h"
 
 namespace npuref {
@@ -195,7 +196,6 @@ struct SignPlanes {
         std::vector<uint8_t> bytes;
         std::vector<ptrdiff_t> taps;
 };
-inline thread_local SignPlanes sign_scratch;
 
 inline bool sign_planes(const GemmA &A, size_t M, GemmA &out, ptrdiff_t &delta)
 {
@@ -203,7 +203,7 @@ inline bool sign_planes(const GemmA &A, size_t M, GemmA &out, ptrdiff_t &delta)
         size_t span;
         if (!read_span(A, M, 4 * A.kbt, lo, span))
                 return false;
-        SignPlanes &sp = sign_scratch;
+        SignPlanes &sp = PerThread<SignPlanes>::get();
         const uint8_t *src = A.base + lo;
         uint8_t *u = grown(sp.bytes, 2 * span + 32), *s = u + span;
         const __m256i x80 = _mm256_set1_epi8(-128);
@@ -801,8 +801,8 @@ inline void lay_out16(const int8_t *b0, size_t nkb, int16_t *d)
                 }
 }
 
-// A thread's int16 slices, and its values shifted once per call.
-inline thread_local Weights16<lay_out16> weights16;
+// The values shifted once per call (the thread's int16 slices of the
+// weights: PerThread<Weights16<lay_out16>>).
 inline bool shifted16(const GemmA &A, size_t M, GemmA &out)
 {
         return shifted_span(A, M, out, [](const uint8_t *src, uint8_t *d, size_t n) {
@@ -905,7 +905,7 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         const bool pre = A.shifted || shifted16(A, M, S);
         const GemmA &a = A.shifted || !pre ? A : S;
         for (size_t n0 = 0; n0 < N; n0 += 16) {
-                const int16_t *w16 = weights16.slice(B, K4, N, n0, nkb, e.stamp);
+                const int16_t *w16 = PerThread<Weights16<lay_out16>>::get().slice(B, K4, N, n0, nkb, e.stamp);
                 const size_t left = N - n0 < 16 ? N - n0 : 16;
                 const Folded16 f(e, n0, N);
                 const int64_t *shift = e.shift64 + n0;

@@ -25,6 +25,7 @@
 
 #include "gemm16.h"
 #include "kernels.h"
+#include "per_thread.h"
 #include "kernels_avx512.h"
 
 namespace npuref {
@@ -46,8 +47,6 @@ void lay_out16_avx512(const int8_t *b0, size_t nkb, int16_t *d)
                 _mm512_storeu_si512(d + kb * 64 + 32, _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(v, 1)));
         }
 }
-
-inline thread_local Weights16<lay_out16_avx512> weights16;
 
 inline bool shifted16(const GemmA &A, size_t M, GemmA &out)
 {
@@ -186,10 +185,11 @@ void gemm16_epilogue_avx512(const GemmA &A, size_t M, const int8_t *B, size_t K4
         const bool pre = A.shifted || shifted16(A, M, S);
         const GemmA &a = A.shifted || !pre ? A : S;
         const __m512 lo = _mm512_set1_ps(e.o->lo), hi = _mm512_set1_ps(e.o->hi), inv = _mm512_set1_ps(e.o->inv);
+        Weights16<lay_out16_avx512> &slices = PerThread<Weights16<lay_out16_avx512>>::get();
         for (size_t n0 = 0; n0 < N; n0 += 32) {
                 const bool two = n0 + 16 < N;
-                const int16_t *w0 = weights16.slice(B, K4, N, n0, nkb, e.stamp, 0);
-                const int16_t *w1 = two ? weights16.slice(B, K4, N, n0 + 16, nkb, e.stamp, 1) : nullptr;
+                const int16_t *w0 = slices.slice(B, K4, N, n0, nkb, e.stamp, 0);
+                const int16_t *w1 = two ? slices.slice(B, K4, N, n0 + 16, nkb, e.stamp, 1) : nullptr;
                 const size_t left = std::min<size_t>(N - n0, 32), n1 = n0 + 16;
                 const __mmask16 k0 = column_mask(left), k1 = column_mask(left > 16 ? left - 16 : 0);
                 // The shift terms, zero past the columns; at most 2^15 x 256 x

@@ -13,6 +13,7 @@
 #include "epilogue.h"
 #include "job.h"
 #include "kernels.h"
+#include "per_thread.h"
 #include "thread_pool.h"
 #include "uapi/npu_accel.h"
 
@@ -69,7 +70,8 @@ struct ThreadScratch {
         std::vector<uint16_t> r16;
         std::vector<double> d;
 };
-inline thread_local ThreadScratch tls;
+// The calling thread's scratch.
+inline ThreadScratch &tls() { return PerThread<ThreadScratch>::get(); }
 
 // Grow-only scratch of a device's runner thread (the one that executes
 // jobs), kept across layers and jobs: no allocation, and no fresh pages to
@@ -109,7 +111,8 @@ struct RunnerScratch {
                 return consts[layer];
         }
 };
-inline thread_local RunnerScratch rs;
+// The runner thread's scratch.
+inline RunnerScratch &rs() { return PerThread<RunnerScratch>::get(); }
 
 // dst = src, writing dst only if a byte differs.
 template <typename T> const std::vector<T> &publish(std::vector<T> &dst, const std::vector<T> &src)
@@ -200,7 +203,7 @@ inline void dequantize_packed(const float *lut, const uint8_t *packed, unsigned 
                 lookup4_avx512(packed, first, n, lut, y);
                 return;
         }
-        uint8_t *u = scratch(tls.r8, n);
+        uint8_t *u = scratch(tls().r8, n);
         bwq::unpack_u8(packed, bits, first, n, u);
         dequantize_row(u, n, p, y);
 }
@@ -210,11 +213,11 @@ inline void dequantize_packed(const float *lut, const uint8_t *packed, unsigned 
 inline Residual residual_rows(const LayerIO &io, const Kernels &k, size_t m0, size_t rows)
 {
         const size_t rc = io.rc, first = m0 * rc, count = rows * rc;
-        float *R = scratch(tls.res, count);
+        float *R = scratch(tls().res, count);
         if (io.ar.bits == 8) {
                 dequantize_row(io.r + first, count, io.ar.qp, R);
         } else if (io.ar.bits == 16) {
-                uint16_t *u = scratch(tls.r16, count);
+                uint16_t *u = scratch(tls().r16, count);
                 bwq::unpack_u16(io.r, 16, first, count, u);
                 dequantize_row(u, count, io.ar.qp, R);
         } else {
@@ -247,9 +250,9 @@ struct ChannelScale {
         OutQuant oq;
         ChannelScale(const uint8_t *scales, const uint8_t *bias, uint32_t n, float sa, const npu_layer_desc &L,
                      const bwq::QParams &out)
-                : mul(rs.layer_consts().mul), add(rs.layer_consts().add), oq(out_quant(out, L.act))
+                : mul(rs().layer_consts().mul), add(rs().layer_consts().add), oq(out_quant(out, L.act))
         {
-                std::vector<float> &m = rs.mul, &a = rs.add;
+                std::vector<float> &m = rs().mul, &a = rs().add;
                 m.resize(n);
                 a.resize(n);
                 std::memcpy(m.data(), scales, 4 * size_t(n));
@@ -257,8 +260,8 @@ struct ChannelScale {
                 for (uint32_t c = 0; c < n; c++)
                         m[c] = sa * m[c];
                 fold_channels(oq, m.data(), a.data(), n);
-                publish(rs.layer_consts().mul, m);
-                publish(rs.layer_consts().add, a);
+                publish(rs().layer_consts().mul, m);
+                publish(rs().layer_consts().add, a);
         }
 };
 
