@@ -22,7 +22,7 @@ tls=$(( $(readelf -lW "$so" | awk '$1 == "TLS" { print $6 }') + 0 ))
 if /usr/bin/python3 -c 'import ctypes, sys
 lib = ctypes.CDLL(sys.argv[1])
 dev = ctypes.c_void_p()
-if lib.npu_device_open(b"soft:threads=2", ctypes.byref(dev)) != 0:
+if lib.npu_device_open(b"soft:threads=1", ctypes.byref(dev)) != 0:
     sys.exit("npu_device_open failed")
 lib.npu_device_close(dev)' "$so"; then
 	pass=$((pass + 1)); echo "ok - loads with dlopen and opens a device (TLS block ${tls:-0} bytes)"
