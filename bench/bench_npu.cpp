@@ -441,10 +441,6 @@ struct DnnlLayer {
         void host_touch()
         {
                 dnnl::memory &src = args.at(DNNL_ARG_SRC), &dst = args.at(DNNL_ARG_DST);
-                if (host_src.empty()) {
-                        host_src.resize(src.get_desc().get_size());
-                        random_bytes(host_src.data(), host_src.size(), 17, false);
-                }
                 host_dst.resize(dst.get_desc().get_size());
                 std::memcpy(src.get_data_handle(), host_src.data(), host_src.size());
                 std::memcpy(host_dst.data(), dst.get_data_handle(), host_dst.size());
@@ -487,10 +483,12 @@ DnnlLayer::DnnlLayer(const Shape &sh)
                         {DNNL_ARG_BIAS, memory(bias, eng)}, {DNNL_ARG_DST, memory(pd.dst_desc(), eng)}};
                 prim = std::make_unique<convolution_forward>(pd);
         }
-        // The input the in-network runs read (the host-touched runs write
-        // the same bytes over it).
+        // The input: the in-network runs read it as it is, the host-touched
+        // runs write the same bytes over it first.
         const dnnl::memory &src = args.at(DNNL_ARG_SRC);
-        random_bytes(src.get_data_handle(), src.get_desc().get_size(), 17, false);
+        host_src.resize(src.get_desc().get_size());
+        random_bytes(host_src.data(), host_src.size(), 17, false);
+        std::memcpy(src.get_data_handle(), host_src.data(), host_src.size());
         s.wait();
 }
 
@@ -511,11 +509,8 @@ void peer_exactness()
         const matmul::primitive_desc pd(matmul::desc(a_md, b_md, c_md), eng);
         std::vector<uint8_t> A(size_t(M * K));
         std::vector<int8_t> B(size_t(K * N));
-        Rng rng{11};
-        for (auto &x : A)
-                x = uint8_t(rng.next() & 255);
-        for (auto &x : B)
-                x = int8_t(int(rng.next() % 255) - 127);
+        random_bytes(A.data(), A.size(), 11, false);
+        random_bytes(B.data(), B.size(), 12, true);
         memory am(a_md, eng, A.data());
         memory plain({{K, N}, memory::data_type::s8, memory::format_tag::ab}, eng, B.data());
         memory bm(pd.weights_desc(), eng), cm(c_md, eng);

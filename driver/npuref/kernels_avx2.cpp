@@ -904,8 +904,9 @@ void gemm16_epilogue_avx2(const GemmA &A, size_t M, const int8_t *B, size_t K4, 
         GemmA S;
         const bool pre = A.shifted || shifted16(A, M, S);
         const GemmA &a = A.shifted || !pre ? A : S;
+        Weights16<lay_out16> &slices = PerThread<Weights16<lay_out16>>::get();
         for (size_t n0 = 0; n0 < N; n0 += 16) {
-                const int16_t *w16 = PerThread<Weights16<lay_out16>>::get().slice(B, K4, N, n0, nkb, e.stamp);
+                const int16_t *w16 = slices.slice(B, K4, N, n0, nkb, e.stamp);
                 const size_t left = N - n0 < 16 ? N - n0 : 16;
                 const Folded16 f(e, n0, N);
                 const int64_t *shift = e.shift64 + n0;
