@@ -167,7 +167,7 @@ CONFORMANCE := $(B)/tests/test_onnx_conformance
 BENCH_BIN := $(B)/bench/bench_npu
 PROGRAMS := $(LIBNPU_SO) $(LIBNPU_A) $(NPU_RUN) $(NPU_CALIBRATE) $(BWQD) $(BWQCTL) $(BWQ_STREAM) $(B)/bwqd.service
 
-.PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke manlint calibration \
+.PHONY: all build check demo bench fuzz install deps clean unit-tests conformance integration fuzz-smoke fuzz-smoke-job fuzz-smoke-onnx fuzz-smoke-config fuzz-smoke-bus manlint calibration \
 	layering bench-build fuzz-build test-deps onnx-models deb packaging
 
 # make deps runs alone, before any compiler starts: the sub-make reads
@@ -296,14 +296,18 @@ check: all
 FUZZ_B := build-fuzz
 FUZZ_SRC := $(filter-out driver/npuref/device.cpp,$(NPUREF_SRC)) common/quant.cpp common/job_error.cpp
 FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -ffp-contract=off -fno-math-errno
-$(FUZZ_B)/fuzz_job: tests/fuzz/fuzz_job.cpp $(FUZZ_SRC) $(wildcard driver/npuref/*.h common/*.h uapi/*.h)
-	@mkdir -p $(FUZZ_B)
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -mavx2 -mfma -o $(FUZZ_B)/kernels_avx2.o -c driver/npuref/kernels_avx2.cpp
-	for f in $(NPUREF_AVX512_SRC); do \
-		clang++ $(CPPFLAGS) $(FUZZ_FLAGS) $(AVX512_FLAGS) -o $(FUZZ_B)/$$(basename $$f .cpp).o -c $$f || exit 1; done
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_job.cpp \
-		$(filter-out %kernels_avx2.cpp $(NPUREF_AVX512_SRC),$(FUZZ_SRC)) \
-		$(FUZZ_B)/kernels_avx2.o $(patsubst driver/npuref/%.cpp,$(FUZZ_B)/%.o,$(NPUREF_AVX512_SRC)) -pthread
+# One instrumented object per source (make -j builds them side by side; the
+# kernels took minutes compiled one after another), the ISA flags per file
+# as the main build has them.
+FUZZ_O := $(FUZZ_B)/obj
+fuzz_objs = $(patsubst %.cpp,$(FUZZ_O)/%.o,$(1))
+$(FUZZ_O)/%.o: %.cpp
+	@mkdir -p $(@D)
+	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) $(FUZZ_ISA) -DONNX_ML=1 -DONNX_NAMESPACE=onnx -MMD -MP -c $< -o $@
+$(FUZZ_O)/driver/npuref/kernels_avx2.o: FUZZ_ISA := -mavx2 -mfma
+$(call fuzz_objs,$(NPUREF_AVX512_SRC)): FUZZ_ISA := $(AVX512_FLAGS)
+$(FUZZ_B)/fuzz_job: $(call fuzz_objs,tests/fuzz/fuzz_job.cpp $(FUZZ_SRC))
+	clang++ $(FUZZ_FLAGS) -o $@ $^ -pthread
 
 FUZZ_SEEDS := $(FUZZ_B)/seeds-job
 $(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/unit/test_util.h uapi/npu_accel.h
@@ -314,21 +318,17 @@ $(FUZZ_SEEDS)/.stamp: tests/fuzz/make_seeds.cpp tests/unit/test_util.cpp tests/u
 	@touch $@
 
 FUZZ_CONFIG_SRC := daemon/config.cpp daemon/config_keys.cpp common/units.cpp common/text.cpp common/file.cpp daemon/replay_source.cpp
-$(FUZZ_B)/fuzz_config: tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC) $(wildcard daemon/*.h common/*.h)
-	@mkdir -p $(FUZZ_B)
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC)
+$(FUZZ_B)/fuzz_config: $(call fuzz_objs,tests/fuzz/fuzz_config.cpp $(FUZZ_CONFIG_SRC))
+	clang++ $(FUZZ_FLAGS) -o $@ $^
 
 FUZZ_BUS_SRC := daemon/bus_args.cpp daemon/config.cpp daemon/config_keys.cpp common/units.cpp common/text.cpp common/file.cpp
-$(FUZZ_B)/fuzz_bus: tests/fuzz/fuzz_bus.cpp $(FUZZ_BUS_SRC) $(wildcard daemon/*.h common/*.h)
-	@mkdir -p $(FUZZ_B)
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_bus.cpp $(FUZZ_BUS_SRC) -lsystemd
+$(FUZZ_B)/fuzz_bus: $(call fuzz_objs,tests/fuzz/fuzz_bus.cpp $(FUZZ_BUS_SRC))
+	clang++ $(FUZZ_FLAGS) -o $@ $^ -lsystemd
 
 # The model frontend with the part of libnpu that builds graphs.
 FUZZ_ONNX_SRC := $(filter-out driver/onnx/calibrate.cpp,$(ONNX_SRC)) driver/libnpu/graph.cpp driver/libnpu/reference.cpp common/weights.cpp
-$(FUZZ_B)/fuzz_onnx: tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC) $(wildcard driver/onnx/*.h driver/onnx/include/npu/*.h common/*.h)
-	@mkdir -p $(FUZZ_B)
-	clang++ $(CPPFLAGS) $(FUZZ_FLAGS) -DONNX_ML=1 -DONNX_NAMESPACE=onnx -o $@ tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC) \
-		$(ONNX_PROTO_LIBS) -pthread
+$(FUZZ_B)/fuzz_onnx: $(call fuzz_objs,tests/fuzz/fuzz_onnx.cpp $(FUZZ_ONNX_SRC))
+	clang++ $(FUZZ_FLAGS) -o $@ $^ $(ONNX_PROTO_LIBS) -pthread
 FUZZ_ONNX_SEEDS := $(FUZZ_B)/seeds-onnx
 $(FUZZ_ONNX_SEEDS)/.stamp: tests/fuzz/make_onnx_seeds.sh tests/onnx/make_models.py
 	sh tests/fuzz/make_onnx_seeds.sh $(FUZZ_ONNX_SEEDS)
@@ -344,14 +344,24 @@ define run_fuzzer
 	@echo "$(1): no crash"
 endef
 
+-include $(patsubst %.o,%.d,$(call fuzz_objs,$(sort tests/fuzz/fuzz_job.cpp tests/fuzz/fuzz_config.cpp tests/fuzz/fuzz_bus.cpp \
+	tests/fuzz/fuzz_onnx.cpp $(FUZZ_SRC) $(FUZZ_CONFIG_SRC) $(FUZZ_BUS_SRC) $(FUZZ_ONNX_SRC))))
+
 fuzz-build: $(FUZZ_B)/fuzz_job $(FUZZ_B)/fuzz_config $(FUZZ_B)/fuzz_bus $(FUZZ_B)/fuzz_onnx $(FUZZ_SEEDS)/.stamp $(FUZZ_ONNX_SEEDS)/.stamp
 
+# Each fuzzer is one process on one CPU: make -j runs them side by side,
+# each one's lines together (--output-sync).
 fuzz-smoke: deps
 	@$(MAKE) --no-print-directory $(JOBS) fuzz-build
+	@$(MAKE) --no-print-directory $(JOBS) --output-sync=target fuzz-smoke-job fuzz-smoke-onnx fuzz-smoke-config fuzz-smoke-bus
+fuzz-smoke-job:
 	$(call run_fuzzer,fuzz_job,20,$(FUZZ_SEEDS))
-	$(call run_fuzzer,fuzz_config,10,tests/fuzz/seeds-config)
-	$(call run_fuzzer,fuzz_bus,10,tests/fuzz/seeds-bus)
+fuzz-smoke-onnx:
 	$(call run_fuzzer,fuzz_onnx,20,$(FUZZ_ONNX_SEEDS))
+fuzz-smoke-config:
+	$(call run_fuzzer,fuzz_config,10,tests/fuzz/seeds-config)
+fuzz-smoke-bus:
+	$(call run_fuzzer,fuzz_bus,10,tests/fuzz/seeds-bus)
 
 fuzz: deps
 	@$(MAKE) --no-print-directory fuzz-build
