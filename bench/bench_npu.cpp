@@ -244,12 +244,12 @@ CrossRead cross_cpu_read()
         return cr;
 }
 
-void print_cross_read(const char *before, const char *after)
+void print_cross_read(const char *before)
 {
         const CrossRead cr = cross_cpu_read();
         if (cr.local_gbs > 0)
-                printf("%sCPU 0 reading 256 KB that CPU 1 just wrote: %.0f GB/s, %.2f of reading its own writes (%.0f GB/s)%s\n",
-                       before, cr.cross_gbs, cr.cross_gbs / cr.local_gbs, cr.local_gbs, after);
+                printf("%sCPU 0 reading 256 KB that CPU 1 just wrote: %.0f GB/s, %.2f of reading its own writes (%.0f GB/s)\n",
+                       before, cr.cross_gbs, cr.cross_gbs / cr.local_gbs, cr.local_gbs);
 }
 
 std::string cpuinfo_field(const char *key)
@@ -272,7 +272,7 @@ void bench_machine()
         printf("   cpu: %s; vendor %s, family %s, model %s; %u CPUs\n", cpuinfo_field("model name").c_str(),
                cpuinfo_field("vendor_id").c_str(), cpuinfo_field("cpu family").c_str(), cpuinfo_field("model\t").c_str(),
                std::thread::hardware_concurrency());
-        print_cross_read("   ", "");
+        print_cross_read("   ");
         printf("   AVX-512:%s%s%s%s%s\n", has("avx512f") ? " F" : " none", has("avx512_vnni") ? " VNNI" : "",
                has("avx512_bf16") ? " BF16" : "", has("avx512_fp16") ? " FP16" : "", has("avx512_vp2intersect") ? " VP2INTERSECT" : "");
         const bool vnni = __builtin_cpu_supports("avx512vnni");
@@ -647,7 +647,7 @@ void bench_layers()
                 if (only_thr && unsigned(atoi(only_thr)) != threads)
                         continue;
                 if (threads > 1)
-                        print_cross_read("   two threads, the CPUs now: ", "");
+                        print_cross_read("   two threads, the CPUs now: ");
                 omp_set_num_threads(int(threads));
                 for (const Shape &sh : shapes) {
                         if (only && !strstr(sh.name, only))
