@@ -153,6 +153,16 @@ BWQ_AVX2_LOOP(avx2_exact_loop, BWQ_MAC4)
 #undef BWQ_MAC4
 #undef BWQ_AVX2_LOOP
 
+// Pins the calling thread to one CPU (best effort: a refused pin leaves it
+// where it is).
+void pin_self(int cpu)
+{
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
 // MACs per second on `threads` threads at once, each pinned to its own CPU.
 double vnni_peak(unsigned threads, bool exact = false)
 {
@@ -163,10 +173,7 @@ double vnni_peak(unsigned threads, bool exact = false)
         std::vector<std::thread> ts;
         for (unsigned t = 0; t < threads; t++)
                 ts.emplace_back([&, t] {
-                        cpu_set_t set;
-                        CPU_ZERO(&set);
-                        CPU_SET(int(t), &set);
-                        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+                        pin_self(int(t));
                         loop(iters / 10);  // clocks up
                         rate[t] = loop(iters);
                 });
@@ -199,12 +206,6 @@ CrossRead cross_cpu_read()
         std::atomic<int> turn{0};
         std::vector<double> cross, local;
         volatile uint64_t sink = 0;
-        auto pin = [](int cpu) {
-                cpu_set_t set;
-                CPU_ZERO(&set);
-                CPU_SET(cpu, &set);
-                pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-        };
         auto read_lines = [&] {
                 uint64_t sum = 0;
                 for (size_t i = 0; i < n; i += 64)
@@ -212,7 +213,7 @@ CrossRead cross_cpu_read()
                 sink = sink + sum;
         };
         std::thread writer([&] {
-                pin(1);
+                pin_self(1);
                 for (int i = 0; i < rounds; i++) {
                         while (turn.load() != 2 * i + 1)
                                 ;
@@ -222,7 +223,7 @@ CrossRead cross_cpu_read()
         });
         cpu_set_t saved;
         pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
-        pin(0);
+        pin_self(0);
         for (int i = 0; i < rounds; i++) {
                 turn.store(2 * i + 1);
                 while (turn.load() != 2 * i + 2)
